@@ -1,0 +1,45 @@
+using System.Globalization;
+using Elastic.Training.Reports;
+using Spectre.Console;
+
+namespace Elastic.Cli;
+
+/// <summary>A live progress bar (step, loss, tokens/s, ETA) on a terminal; periodic plain lines when output is redirected.</summary>
+internal static class TrainingProgress
+{
+    public static async Task<T> Show<T>(int totalSteps, Func<Action<StepRecord, EvalRecord?>, Task<T>> run)
+    {
+        if (!AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            var every = Math.Max(1, totalSteps / 20);
+            return await run((step, eval) =>
+            {
+                if (step.Step % every == 0 || step.Step == totalSteps || eval is not null)
+                    Console.WriteLine(Describe(step, eval, totalSteps));
+            });
+        }
+
+        T result = default!;
+        await AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask("starting", maxValue: totalSteps);
+                result = await run((step, eval) =>
+                {
+                    task.Description = Markup.Escape(Describe(step, eval, totalSteps));
+                    task.Value = step.Step;
+                });
+                task.StopTask();
+            });
+        return result;
+    }
+
+    private static string Describe(StepRecord step, EvalRecord? eval, int totalSteps)
+    {
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"step {step.Step}/{totalSteps}  loss {step.Loss:F4}  lr {step.LearningRate:0.###e+0}  {step.TokensPerSecond:N0} tok/s");
+        return eval is null ? text : text + string.Create(CultureInfo.InvariantCulture, $"  held-out {eval.Loss:F4}");
+    }
+}

@@ -1,0 +1,57 @@
+using System.IO.Compression;
+
+namespace Elastic.Training.Data;
+
+/// <summary>Where a corpus comes from: a text bundled with the engine, a text file, or a file of uint16 token ids.</summary>
+public static class CorpusSource
+{
+    public const string BundledPrefix = "bundled:";
+
+    /// <summary>Texts shipped inside the engine (see Training/Data/Corpus for their licences).</summary>
+    public static IReadOnlyList<string> BundledNames { get; } = ["kjv"];
+
+    /// <summary>Returns why <paramref name="source"/> cannot be read, or null when it can.</summary>
+    public static string? Check(string source, string format, string baseDirectory)
+    {
+        if (string.IsNullOrWhiteSpace(source)) return "must name a bundled corpus or a file";
+        if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
+        {
+            var name = source[BundledPrefix.Length..];
+            if (!BundledNames.Contains(name)) return $"unknown bundled corpus; known: {string.Join(", ", BundledNames.Select(n => BundledPrefix + n))}";
+            return format == "text" ? null : "bundled corpora are text; use data.format 'text'";
+        }
+        var path = Path.GetFullPath(source, baseDirectory);
+        if (!File.Exists(path)) return $"file not found ({path})";
+        if (format == "uint16" && new FileInfo(path).Length % 2 != 0) return "a uint16 token file must have an even number of bytes";
+        return null;
+    }
+
+    /// <summary>Reads the whole corpus as token ids. Token ids not below <paramref name="vocab"/> are rejected.</summary>
+    public static ushort[] ReadTokens(string source, string format, ITokenizer tokenizer, int vocab)
+    {
+        ushort[] tokens;
+        if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
+            tokens = tokenizer.Encode(ReadBundledText(source[BundledPrefix.Length..]));
+        else if (format == "text")
+            tokens = tokenizer.Encode(File.ReadAllText(source));
+        else
+        {
+            var bytes = File.ReadAllBytes(source);
+            tokens = new ushort[bytes.Length / 2];
+            for (var i = 0; i < tokens.Length; i++) tokens[i] = (ushort)(bytes[2 * i] | bytes[2 * i + 1] << 8);
+        }
+        for (var i = 0; i < tokens.Length; i++)
+            if (tokens[i] >= vocab)
+                throw new InvalidDataException($"data.source {source}: token id {tokens[i]} at position {i} is not below model.vocab {vocab}");
+        return tokens;
+    }
+
+    public static string ReadBundledText(string name)
+    {
+        using var stream = typeof(CorpusSource).Assembly.GetManifestResourceStream($"Elastic.Training.Corpus.{name}.txt.gz")
+            ?? throw new ArgumentException($"unknown bundled corpus '{name}'", nameof(name));
+        using var gzip = new GZipStream(stream, CompressionMode.Decompress);
+        using var reader = new StreamReader(gzip);
+        return reader.ReadToEnd();
+    }
+}

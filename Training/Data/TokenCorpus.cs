@@ -1,0 +1,49 @@
+using Elastic.Training.Specs;
+
+namespace Elastic.Training.Data;
+
+/// <summary>A tokenized corpus split into a training part and a held-out tail.</summary>
+public sealed class TokenCorpus
+{
+    private TokenCorpus(ITokenizer tokenizer, TokenDataset train, TokenDataset heldOut)
+    {
+        Tokenizer = tokenizer;
+        Train = train;
+        HeldOut = heldOut;
+    }
+
+    public ITokenizer Tokenizer { get; }
+    /// <summary>Shuffled per epoch, addressed by global sample index.</summary>
+    public TokenDataset Train { get; }
+    /// <summary>Read in order for evaluation.</summary>
+    public TokenDataset HeldOut { get; }
+
+    /// <summary>Loads the spec's data; a corpus too small for one window in either split is a spec error.</summary>
+    public static TokenCorpus Load(TrainingSpec spec)
+    {
+        var tokenizer = Tokenizers.Create(spec.Data.Tokenizer);
+        ushort[] tokens;
+        try
+        {
+            tokens = CorpusSource.ReadTokens(spec.Data.Source, spec.Data.Format, tokenizer, spec.Model.Vocab);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new SpecValidationException([new SpecError("data.source", spec.Data.Source, e.Message)]);
+        }
+        return FromTokens(spec, tokenizer, tokens);
+    }
+
+    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, ushort[] tokens)
+    {
+        var window = spec.Model.Context + 1;
+        var heldOutLength = (int)Math.Ceiling(tokens.Length * spec.Data.HeldOutFraction);
+        var trainLength = tokens.Length - heldOutLength;
+        var train = new TokenDataset(tokens, 0, trainLength, window, spec.Seed);
+        var heldOut = new TokenDataset(tokens, trainLength, heldOutLength, window, spec.Seed);
+        if (train.Count == 0 || heldOut.Count == 0)
+            throw new SpecValidationException([new SpecError("data.source", spec.Data.Source,
+                $"{tokens.Length} tokens are too few for one window of model.context {spec.Model.Context} + 1 in both the training split and the held-out split (data.heldOutFraction {spec.Data.HeldOutFraction})")]);
+        return new TokenCorpus(tokenizer, train, heldOut);
+    }
+}

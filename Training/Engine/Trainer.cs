@@ -1,0 +1,169 @@
+using Elastic.Training.Data;
+using Elastic.Training.Model;
+using Elastic.Training.Optim;
+using Elastic.Training.Specs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Elastic.Training.Engine;
+
+/// <summary>
+/// The step mechanics of one model replica on one device. A step is split in two halves so that data
+/// parallelism can sit between them: <see cref="AccumulateBlock"/> runs forward/backward over a tree-aligned
+/// range of micro-batches and sums their gradients in the canonical tree order; <see cref="ApplyUpdate"/>
+/// takes the sum over all micro-batches (combined with <see cref="CombineBlocks"/>) and applies scaling,
+/// clipping and AdamW. <see cref="Step"/> does both on one device. Must be used from one device thread.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly TokenCorpus _corpus;
+    private readonly FlatGradients _gradients;
+    private readonly AdamW _optimizer;
+    private readonly LearningRateSchedule _schedule;
+    private readonly Device _device;
+
+    public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null)
+    {
+        Spec = spec;
+        _corpus = corpus;
+        _device = device ?? CPU;
+        Model = new GptModel(spec.Model, spec.Seed);
+        Model.to(_device);
+        Model.train();
+        var parameters = Model.ParametersByName();
+        _gradients = new FlatGradients(parameters, _device);
+        _optimizer = new AdamW(parameters, spec.Optimizer);
+        _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
+        ParameterCount = _gradients.Length;
+    }
+
+    public TrainingSpec Spec { get; }
+    public GptModel Model { get; }
+    public ITokenizer Tokenizer => _corpus.Tokenizer;
+    public long ParameterCount { get; }
+    public int MicroBatchesPerStep => Spec.Batch.MicroBatchesPerStep;
+    public long TokensPerStep => (long)Spec.Batch.Global * Spec.Model.Context;
+
+    /// <summary>One full optimizer step (1-based) over all micro-batches on this device.</summary>
+    public StepResult Step(long step)
+    {
+        var sum = _gradients.Rent();
+        try
+        {
+            var lossSum = AccumulateBlock(step, 0, MicroBatchesPerStep, sum);
+            return ApplyUpdate(step, sum, lossSum);
+        }
+        finally
+        {
+            _gradients.Release(sum);
+        }
+    }
+
+    /// <summary>
+    /// Forward and backward over micro-batches [first, first + count) of <paramref name="step"/>, their
+    /// gradient sum written into <paramref name="target"/> (a flat buffer from <see cref="RentGradient"/>).
+    /// Returns the sum of their losses, in the same tree order.
+    /// </summary>
+    public double AccumulateBlock(long step, int first, int count, Tensor target)
+    {
+        var losses = new double[count];
+        PairwiseTree.ReduceInto(first, first + count, target,
+            (micro, buffer) => losses[micro - first] = ForwardBackward(step, micro, buffer),
+            (into, other) => into.add_(other),
+            _gradients.Rent, _gradients.Release);
+        return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a + b);
+    }
+
+    /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
+    public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>
+        PairwiseTree.Reduce(0, blocks.Count, i => blocks[i], (a, b) => a.add_(b));
+
+    /// <summary>Averages the summed gradient over the step's micro-batches, clips it, and takes an AdamW step.</summary>
+    public StepResult ApplyUpdate(long step, Tensor gradientSum, double lossSum)
+    {
+        using var scope = NewDisposeScope();
+        var m = MicroBatchesPerStep;
+        gradientSum.mul_(1.0 / m);
+        var norm = (double)gradientSum.norm().item<float>();
+        var clip = Spec.Optimizer.ClipNorm;
+        if (clip > 0 && norm > clip) gradientSum.mul_(clip / (norm + 1e-6));
+        _gradients.BindTo(gradientSum);
+        var lr = _schedule.At(step);
+        _optimizer.Step(lr);
+        return new StepResult(step, lossSum / m, lr, norm);
+    }
+
+    public Tensor RentGradient() => _gradients.Rent();
+
+    public void ReleaseGradient(Tensor buffer) => _gradients.Release(buffer);
+
+    /// <summary>Mean loss over the first eval.batches micro-batches of the held-out split, in order, without dropout.</summary>
+    public double EvaluateHeldOut()
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Model.eval();
+        try
+        {
+            var heldOut = _corpus.HeldOut;
+            var micro = Spec.Batch.Micro;
+            var batches = Math.Max(1, Math.Min(Spec.Eval.Batches, heldOut.Count / micro));
+            var total = 0.0;
+            for (var i = 0; i < batches; i++)
+            {
+                var windows = Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray();
+                var (inputs, targets) = Batch(heldOut, windows);
+                total += Model.Loss(inputs, targets, keys: null).item<float>();
+            }
+            return total / batches;
+        }
+        finally
+        {
+            Model.train();
+        }
+    }
+
+    public string ParameterDigest() => Engine.ParameterDigest.Compute(Model);
+
+    /// <summary>Global sample indices of micro-batch <paramref name="micro"/> of step <paramref name="step"/> (1-based).</summary>
+    public long[] SamplesOf(long step, int micro)
+    {
+        var (global, b) = (Spec.Batch.Global, Spec.Batch.Micro);
+        var first = (step - 1) * global + (long)micro * b;
+        return Enumerable.Range(0, b).Select(j => first + j).ToArray();
+    }
+
+    private double ForwardBackward(long step, int micro, Tensor target)
+    {
+        using var scope = NewDisposeScope();
+        target.zero_();
+        _gradients.BindTo(target);
+        var samples = SamplesOf(step, micro);
+        var train = _corpus.Train;
+        var (inputs, targets) = Batch(train, samples.Select(train.WindowOf).ToArray());
+        using var keys = Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null;
+        var loss = Model.Loss(inputs, targets, keys);
+        loss.backward();
+        return loss.item<float>();
+    }
+
+    private (Tensor Inputs, Tensor Targets) Batch(TokenDataset data, int[] windows)
+    {
+        var width = data.Window;
+        var ids = new long[windows.Length * width];
+        for (var i = 0; i < windows.Length; i++)
+        {
+            var tokens = data.WindowTokens(windows[i]);
+            for (var j = 0; j < width; j++) ids[i * width + j] = tokens[j];
+        }
+        var all = tensor(ids, [windows.Length, width], device: _device);
+        return (all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1));
+    }
+
+    public void Dispose()
+    {
+        _gradients.Dispose();
+        _optimizer.Dispose();
+        Model.Dispose();
+    }
+}

@@ -1,0 +1,93 @@
+using System.Text;
+using Elastic.Training.Data;
+using Elastic.Training.Specs;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Elastic.Training.Model;
+
+/// <summary>
+/// A GPT decoder-only transformer with GPT-2 parameter names (wte, wpe, h.N.*, ln_f, lm_head) and
+/// GPT-2 initialisation: normal(0, 0.02), residual projections scaled by 1/sqrt(2 x layers), zero biases,
+/// unit LayerNorm gains. Each parameter is initialised from its own generator keyed by (seed, name), so a
+/// parameter's initial value does not depend on which others exist or on the order they are created in.
+/// </summary>
+public sealed class GptModel : nn.Module
+{
+    private readonly Embedding _wte;
+    private readonly Embedding _wpe;
+    private readonly ModuleList<TransformerBlock> _blocks;
+    private readonly LayerNorm _lnF;
+    private readonly Linear? _lmHead;
+
+    public GptModel(ModelSpec spec, ulong seed) : base("GPT")
+    {
+        Spec = spec;
+        _wte = nn.Embedding(spec.Vocab, spec.DModel);
+        _wpe = nn.Embedding(spec.Context, spec.DModel);
+        _blocks = nn.ModuleList(Enumerable.Range(0, spec.Layers)
+            .Select(_ => new TransformerBlock(spec.DModel, spec.Heads, spec.FfnSize, spec.Dropout)).ToArray());
+        _lnF = nn.LayerNorm(spec.DModel);
+        register_module("wte", _wte);
+        register_module("wpe", _wpe);
+        register_module("h", _blocks);
+        register_module("ln_f", _lnF);
+        if (!spec.TiedEmbeddings)
+        {
+            _lmHead = nn.Linear(spec.DModel, spec.Vocab, hasBias: false);
+            register_module("lm_head", _lmHead);
+        }
+        Initialize(seed);
+    }
+
+    public ModelSpec Spec { get; }
+
+    /// <summary>Parameters sorted by name (ordinal): the canonical order for digests, flat buffers and checkpoints.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> ParametersByName() =>
+        named_parameters().OrderBy(p => p.name, StringComparer.Ordinal).ToList();
+
+    /// <summary>Logits [batch, time, vocab] for token ids [batch, time].</summary>
+    public Tensor forward(Tensor tokens, DropoutKeys? keys)
+    {
+        using var scope = NewDisposeScope();
+        var t = tokens.shape[1];
+        var positions = arange(t, dtype: ScalarType.Int64, device: tokens.device);
+        var x = Dropout.Apply(_wte.call(tokens).add(_wpe.call(positions)), Spec.Dropout, training, keys);
+        foreach (var block in _blocks) x = block.forward(x, keys);
+        x = _lnF.call(x);
+        var logits = _lmHead is null ? nn.functional.linear(x, _wte.weight!) : _lmHead.call(x);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Mean next-token cross-entropy of a batch.</summary>
+    public Tensor Loss(Tensor tokens, Tensor targets, DropoutKeys? keys)
+    {
+        using var scope = NewDisposeScope();
+        var logits = forward(tokens, keys);
+        return nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), targets.reshape(-1)).MoveToOuterDisposeScope();
+    }
+
+    private void Initialize(ulong seed)
+    {
+        using var noGrad = no_grad();
+        var residualStd = 0.02 / Math.Sqrt(2.0 * Spec.Layers);
+        foreach (var (name, p) in ParametersByName())
+        {
+            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else if (name.StartsWith("ln_", StringComparison.Ordinal) || name.Contains(".ln_", StringComparison.Ordinal)) p.fill_(1.0);
+            else
+            {
+                using var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Init, NameKey(name)), CPU);
+                p.normal_(0, name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? residualStd : 0.02, generator);
+            }
+        }
+    }
+
+    /// <summary>FNV-1a of the UTF-8 name: a stable key (string.GetHashCode is randomised per process).</summary>
+    private static ulong NameKey(string name)
+    {
+        var h = 14695981039346656037UL;
+        foreach (var b in Encoding.UTF8.GetBytes(name)) h = (h ^ b) * 1099511628211UL;
+        return h;
+    }
+}

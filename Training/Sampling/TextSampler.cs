@@ -1,0 +1,45 @@
+using Elastic.Training.Data;
+using Elastic.Training.Model;
+using static TorchSharp.torch;
+
+namespace Elastic.Training.Sampling;
+
+/// <summary>Generates text from a prompt with temperature and top-k sampling, reproducibly for a seed.</summary>
+public static class TextSampler
+{
+    public static string Sample(GptModel model, ITokenizer tokenizer, string prompt, int tokens,
+        double temperature = 0.8, int topK = 40, ulong seed = 1)
+    {
+        if (tokens < 0) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "must not be negative");
+        if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be positive");
+        var context = model.Spec.Context;
+        var ids = tokenizer.Encode(prompt).Select(t => (int)t).ToList();
+        if (ids.Count == 0) ids.Add(tokenizer.Encode("\n")[0]);
+        using var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Sampling), CPU);
+        using var noGrad = no_grad();
+        var wasTraining = model.training;
+        model.eval();
+        try
+        {
+            for (var i = 0; i < tokens; i++)
+            {
+                using var scope = NewDisposeScope();
+                var window = ids.Skip(Math.Max(0, ids.Count - context)).Select(t => (long)t).ToArray();
+                var input = tensor(window, [1, window.Length]);
+                var logits = model.forward(input, keys: null)[0, -1].div(temperature);
+                if (topK > 0 && topK < logits.shape[0])
+                {
+                    var (values, _) = logits.topk(topK);
+                    logits = logits.masked_fill(logits.lt(values[-1]), double.NegativeInfinity);
+                }
+                var next = multinomial(nn.functional.softmax(logits, 0), 1, generator: generator);
+                ids.Add((int)next.item<long>());
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+        return tokenizer.Decode(ids.ToArray());
+    }
+}

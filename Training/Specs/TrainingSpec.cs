@@ -1,0 +1,90 @@
+namespace Elastic.Training.Specs;
+
+/// <summary>
+/// What a user asks the engine to train. The trajectory of a run is a function of this spec alone
+/// (seed included): the number of devices that run it never enters the math.
+/// </summary>
+public sealed record TrainingSpec
+{
+    /// <summary>A label for reports and run folders.</summary>
+    public string Name { get; init; } = "job";
+    public ulong Seed { get; init; } = 1234;
+    /// <summary>Optimizer steps to run.</summary>
+    public int Steps { get; init; } = 100;
+    public ModelSpec Model { get; init; } = new();
+    public DataSpec Data { get; init; } = new();
+    public BatchSpec Batch { get; init; } = new();
+    public OptimizerSpec Optimizer { get; init; } = new();
+    public EvalSpec Eval { get; init; } = new();
+    public RuntimeSpec Runtime { get; init; } = new();
+}
+
+/// <summary>A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP).</summary>
+public sealed record ModelSpec
+{
+    public int Layers { get; init; } = 4;
+    public int DModel { get; init; } = 128;
+    public int Heads { get; init; } = 4;
+    /// <summary>Hidden size of the MLP; 0 means 4 x dModel.</summary>
+    public int Ffn { get; init; }
+    public int Vocab { get; init; } = 256;
+    /// <summary>Context length in tokens.</summary>
+    public int Context { get; init; } = 128;
+    public double Dropout { get; init; } = 0.1;
+    /// <summary>Share the token embedding with the output projection.</summary>
+    public bool TiedEmbeddings { get; init; } = true;
+
+    public int FfnSize => Ffn == 0 ? 4 * DModel : Ffn;
+}
+
+public sealed record DataSpec
+{
+    /// <summary><c>bundled:kjv</c>, or a path (relative to the spec file) to a text file or a uint16 token file.</summary>
+    public string Source { get; init; } = "bundled:kjv";
+    /// <summary><c>text</c> (tokenized with <see cref="Tokenizer"/>) or <c>uint16</c> (pre-tokenized little-endian ids).</summary>
+    public string Format { get; init; } = "text";
+    /// <summary>Only <c>byte</c> today (UTF-8 bytes, vocabulary 256).</summary>
+    public string Tokenizer { get; init; } = "byte";
+    /// <summary>The tail fraction of the token stream held out for evaluation.</summary>
+    public double HeldOutFraction { get; init; } = 0.02;
+}
+
+/// <summary>Global batch B = micro x micro-batches per step; gradients of the micro-batches are accumulated.</summary>
+public sealed record BatchSpec
+{
+    /// <summary>Samples per optimizer step (B).</summary>
+    public int Global { get; init; } = 16;
+    /// <summary>Samples per forward/backward pass (b).</summary>
+    public int Micro { get; init; } = 4;
+
+    public int MicroBatchesPerStep => Micro == 0 ? 0 : Global / Micro;
+}
+
+/// <summary>AdamW with linear warmup and cosine decay, and global-norm gradient clipping.</summary>
+public sealed record OptimizerSpec
+{
+    public double Lr { get; init; } = 3e-3;
+    public double MinLr { get; init; } = 3e-4;
+    public int WarmupSteps { get; init; } = 10;
+    public double WeightDecay { get; init; } = 0.1;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.95;
+    public double Eps { get; init; } = 1e-8;
+    /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
+    public double ClipNorm { get; init; } = 1.0;
+}
+
+public sealed record EvalSpec
+{
+    /// <summary>Evaluate held-out loss every this many steps (and after the last); 0 only after the last.</summary>
+    public int Every { get; init; } = 50;
+    /// <summary>Held-out micro-batches per evaluation.</summary>
+    public int Batches { get; init; } = 4;
+}
+
+/// <summary>How each device computes. Part of the spec because results are bitwise reproducible only for a fixed value.</summary>
+public sealed record RuntimeSpec
+{
+    /// <summary>Intra-op CPU threads per device.</summary>
+    public int ThreadsPerDevice { get; init; } = 1;
+}
