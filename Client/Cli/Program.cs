@@ -1,10 +1,3 @@
-// The `elastic` command line: a table of contents of its commands.
-using System.CommandLine;
-using Elastic.Cli.Commands;
+using Elastic.Cli;
 
-var root = new RootCommand("Elastic: elastic distributed training of transformer models")
-{
-    TrainCommand.Create(),
-    SampleCommand.Create(),
-};
-return await root.Parse(args).InvokeAsync();
+return await ElasticCommandLine.Create().Parse(args).InvokeAsync();

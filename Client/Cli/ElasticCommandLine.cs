@@ -1,0 +1,14 @@
+using System.CommandLine;
+using Elastic.Cli.Commands;
+
+namespace Elastic.Cli;
+
+/// <summary>The `elastic` command tree (Program.cs runs it; tests invoke it in-process).</summary>
+public static class ElasticCommandLine
+{
+    public static RootCommand Create() => new("Elastic: elastic distributed training of transformer models")
+    {
+        TrainCommand.Create(),
+        SampleCommand.Create(),
+    };
+}

@@ -1,0 +1,30 @@
+using Elastic.Training.Data;
+using Elastic.Training.Engine;
+using Elastic.Training.Specs;
+
+namespace Elastic.Tests;
+
+/// <summary>Small specs and helpers shared by the engine tests.</summary>
+internal static class TestSpecs
+{
+    private static readonly Lazy<ushort[]> BundledTokens = new(() =>
+        new ByteTokenizer().Encode(CorpusSource.ReadBundledText("kjv")));
+
+    /// <summary>A model small enough for a step to take milliseconds on one thread.</summary>
+    public static TrainingSpec Tiny(int steps = 10, int global = 16, int micro = 4, double dropout = 0.1, ulong seed = 7) => new()
+    {
+        Name = "test",
+        Seed = seed,
+        Steps = steps,
+        Model = new ModelSpec { Layers = 2, DModel = 32, Heads = 4, Vocab = 256, Context = 32, Dropout = dropout },
+        Batch = new BatchSpec { Global = global, Micro = micro },
+        Optimizer = new OptimizerSpec { Lr = 3e-3, MinLr = 3e-4, WarmupSteps = Math.Min(2, steps) },
+        Eval = new EvalSpec { Every = 0, Batches = 2 },
+    };
+
+    /// <summary>The bundled corpus, tokenized once per test process.</summary>
+    public static TokenCorpus Corpus(TrainingSpec spec) => TokenCorpus.FromTokens(spec, new ByteTokenizer(), BundledTokens.Value);
+
+    /// <summary>Runs tensor work on a dedicated one-thread device, as the service does.</summary>
+    public static Task<T> OnDevice<T>(Func<T> work) => DeviceThread.Run("test-device", 1, work);
+}
