@@ -1,6 +1,5 @@
 using System.Globalization;
 using Elastic.Training.Reports;
-using Spectre.Console;
 
 namespace Elastic.Cli;
 
@@ -9,7 +8,7 @@ internal static class LossSummary
 {
     private const string Bars = "▁▂▃▄▅▆▇█";
 
-    public static void Print(RunReport report, int width = 60)
+    public static void Print(CliOutput console, RunReport report, int width = 60)
     {
         var steps = report.Steps;
         if (steps.Count == 0) return;
@@ -23,10 +22,10 @@ internal static class LossSummary
         var line = new string(buckets.Select(v => Bars[hi > lo ? (int)Math.Round((v - lo) / (hi - lo) * (Bars.Length - 1)) : 0]).ToArray());
         var best = steps.MinBy(s => s.Loss)!;
         var inv = CultureInfo.InvariantCulture;
-        AnsiConsole.WriteLine();
-        AnsiConsole.WriteLine(string.Create(inv, $"loss  {line}  {steps[0].Loss:F3} -> {steps[^1].Loss:F3} (best {best.Loss:F3} at step {best.Step})"));
+        console.Plain.WriteLine();
+        console.Plain.WriteLine(string.Create(inv, $"loss  {line}  {steps[0].Loss:F3} -> {steps[^1].Loss:F3} (best {best.Loss:F3} at step {best.Step})"));
         if (report.HeldOut.Count > 0)
-            AnsiConsole.WriteLine("held-out loss: " + string.Join(", ", report.HeldOut.Select(e => string.Create(inv, $"{e.Loss:F3} @ {e.Step}"))));
-        AnsiConsole.WriteLine(string.Create(inv, $"{steps.Count} steps in {report.WallSeconds:F1} s, {report.TokensPerSecond:N0} tokens/s, {report.Parameters:N0} parameters"));
+            console.Plain.WriteLine("held-out loss: " + string.Join(", ", report.HeldOut.Select(e => string.Create(inv, $"{e.Loss:F3} @ {e.Step}"))));
+        console.Plain.WriteLine(string.Create(inv, $"{steps.Count} steps in {report.WallSeconds:F1} s, {report.TokensPerSecond:N0} tokens/s, {report.Parameters:N0} parameters"));
     }
 }

@@ -7,20 +7,20 @@ namespace Elastic.Cli;
 /// <summary>A live progress bar (step, loss, tokens/s, ETA) on a terminal; periodic plain lines when output is redirected.</summary>
 internal static class TrainingProgress
 {
-    public static async Task<T> Show<T>(int totalSteps, Func<Action<StepRecord, EvalRecord?>, Task<T>> run)
+    public static async Task<T> Show<T>(CliOutput console, int totalSteps, Func<Action<StepRecord, EvalRecord?>, Task<T>> run)
     {
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
+        if (!console.Ansi.Profile.Capabilities.Interactive)
         {
             var every = Math.Max(1, totalSteps / 20);
             return await run((step, eval) =>
             {
                 if (step.Step % every == 0 || step.Step == totalSteps || eval is not null)
-                    Console.WriteLine(Describe(step, eval, totalSteps));
+                    console.Plain.WriteLine(Describe(step, eval, totalSteps));
             });
         }
 
         T result = default!;
-        await AnsiConsole.Progress()
+        await console.Ansi.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .StartAsync(async context =>

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Elastic.Training.Specs;
 using Spectre.Console;
 
@@ -7,31 +8,28 @@ namespace Elastic.Cli.Commands;
 internal static class CommandRunner
 {
     public const int InvalidInput = 2;
+    public const int Cancelled = 130;
 
-    public static async Task<int> Run(Func<Task<int>> command)
+    public static async Task<int> Run(ParseResult parse, Func<CliOutput, Task<int>> command)
     {
+        var output = CliOutput.From(parse);
         try
         {
-            return await command();
+            return await command(output);
         }
-        catch (SpecValidationException e)
+        catch (Exception e) when (e is SpecValidationException or CliException)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-            return InvalidInput;
-        }
-        catch (CliException e)
-        {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return InvalidInput;
         }
         catch (OperationCanceledException)
         {
-            AnsiConsole.MarkupLine("[yellow]cancelled[/]");
-            return 130;
+            output.Ansi.MarkupLine("[yellow]cancelled[/]");
+            return Cancelled;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return 1;
         }
     }

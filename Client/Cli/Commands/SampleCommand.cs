@@ -17,7 +17,7 @@ internal static class SampleCommand
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0: all)", DefaultValueFactory = _ => 40 };
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 1UL };
         var command = new Command("sample", "Generate text from a trained model") { run, prompt, tokens, temperature, topK, seed };
-        command.SetAction((parse, _) => CommandRunner.Run(async () =>
+        command.SetAction((parse, _) => CommandRunner.Run(parse, async console =>
         {
             var (t, temp, k) = (parse.GetValue(tokens), parse.GetValue(temperature), parse.GetValue(topK));
             if (t < 0) throw new CliException($"--tokens {t}: must not be negative");
@@ -29,7 +29,7 @@ internal static class SampleCommand
                 var (spec, model) = folder.Load();
                 using (model) return TextSampler.Sample(model, Tokenizers.Create(spec.Data.Tokenizer), parse.GetValue(prompt)!, t, temp, k, parse.GetValue(seed));
             });
-            Console.WriteLine(text);
+            console.Plain.WriteLine(text);
             return 0;
         }));
         return command;

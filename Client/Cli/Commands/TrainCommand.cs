@@ -19,12 +19,12 @@ internal static class TrainCommand
         var prompt = new Option<string>("--prompt") { Description = "Prompt for the text sample printed after training", DefaultValueFactory = _ => "And God said" };
         var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after training (0: none)", DefaultValueFactory = _ => 200 };
         var command = new Command("train", "Train a model locally from a job spec") { spec, report, output, prompt, sampleTokens };
-        command.SetAction((parse, cancellation) => CommandRunner.Run(() => Execute(
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, console => Execute(console,
             parse.GetValue(spec)!, parse.GetValue(report), parse.GetValue(output), parse.GetValue(prompt)!, parse.GetValue(sampleTokens), cancellation)));
         return command;
     }
 
-    private static async Task<int> Execute(FileInfo specFile, FileInfo? reportFile, DirectoryInfo? outDir, string prompt, int sampleTokens, CancellationToken cancellation)
+    private static async Task<int> Execute(CliOutput console, FileInfo specFile, FileInfo? reportFile, DirectoryInfo? outDir, string prompt, int sampleTokens, CancellationToken cancellation)
     {
         if (sampleTokens < 0) throw new CliException($"--sample-tokens {sampleTokens}: must not be negative");
         var spec = SpecJson.Load(specFile.FullName);
@@ -32,8 +32,8 @@ internal static class TrainCommand
         var reportPath = reportFile?.FullName ?? run.ReportFile;
         var corpus = TokenCorpus.Load(spec);
 
-        AnsiConsole.MarkupLineInterpolated($"[bold]{spec.Name}[/]: {spec.Model.Layers} layers, d={spec.Model.DModel}, {spec.Model.Heads} heads, context {spec.Model.Context}; batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}; {spec.Steps} steps on 1 device ({spec.Runtime.ThreadsPerDevice} thread{(spec.Runtime.ThreadsPerDevice == 1 ? "" : "s")})");
-        var (report, sample) = await TrainingProgress.Show(spec.Steps, onStep => DeviceThread.Run("device-0", spec.Runtime.ThreadsPerDevice, () =>
+        console.Ansi.MarkupLineInterpolated($"[bold]{spec.Name}[/]: {spec.Model.Layers} layers, d={spec.Model.DModel}, {spec.Model.Heads} heads, context {spec.Model.Context}; batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}; {spec.Steps} steps on 1 device ({spec.Runtime.ThreadsPerDevice} thread{(spec.Runtime.ThreadsPerDevice == 1 ? "" : "s")})");
+        var (report, sample) = await TrainingProgress.Show(console, spec.Steps, onStep => DeviceThread.Run("device-0", spec.Runtime.ThreadsPerDevice, () =>
         {
             using var trainer = new Trainer(spec, corpus);
             var result = TrainingLoop.Run(trainer, onStep, cancellation);
@@ -43,15 +43,15 @@ internal static class TrainCommand
         }));
         report.WriteTo(reportPath);
 
-        LossSummary.Print(report);
+        LossSummary.Print(console, report);
         if (sample is not null)
         {
-            AnsiConsole.WriteLine();
-            AnsiConsole.Write(new Panel(new Text(sample)) { Header = new PanelHeader($"sample (prompt \"{prompt}\")") });
+            console.Ansi.WriteLine();
+            console.Ansi.Write(new Panel(new Text(sample)) { Header = new PanelHeader($"sample (prompt \"{prompt}\")") });
         }
-        Console.WriteLine($"report: {reportPath}");
-        Console.WriteLine($"model:  {run.Path} (elastic sample --run {run.Path})");
-        Console.WriteLine($"finalParameterDigest: {report.FinalParameterDigest}");
-        return report.Completed ? 0 : 130;
+        console.Plain.WriteLine($"report: {reportPath}");
+        console.Plain.WriteLine($"model:  {run.Path} (elastic sample --run {run.Path})");
+        console.Plain.WriteLine($"finalParameterDigest: {report.FinalParameterDigest}");
+        return report.Completed ? 0 : CommandRunner.Cancelled;
     }
 }

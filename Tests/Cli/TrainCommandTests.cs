@@ -1,0 +1,65 @@
+using Elastic.Cli;
+using Elastic.Training.Reports;
+
+namespace Elastic.Tests.Cli;
+
+public sealed class TrainCommandTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("elastic-cli-").FullName;
+
+    [Fact]
+    public async Task A_bad_spec_is_refused_with_every_error_and_nothing_is_written()
+    {
+        var spec = Path.Combine(_folder, "bad.json");
+        File.WriteAllText(spec, """
+            { "name": "bad", "steps": -5, "model": { "dModel": 30, "heads": 4 }, "batch": { "global": 10, "micro": 4 } }
+            """);
+        var output = new StringWriter();
+        var runFolder = Path.Combine(_folder, "run");
+        var exit = await Invoke(output, "train", spec, "--out", runFolder, "--report", Path.Combine(_folder, "report.json"));
+        Assert.Equal(2, exit);
+        var text = output.ToString();
+        Assert.Contains("steps = -5", text);
+        Assert.Contains("model.dModel = 30", text);
+        Assert.Contains("batch.global = 10", text);
+        Assert.DoesNotContain("   at ", text);
+        Assert.False(Directory.Exists(runFolder));
+        Assert.False(File.Exists(Path.Combine(_folder, "report.json")));
+    }
+
+    [Fact]
+    public async Task Train_writes_a_report_and_a_model_that_sample_can_use()
+    {
+        var spec = Path.Combine(_folder, "small.json");
+        File.WriteAllText(spec, """
+            { "name": "small", "steps": 3, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 4, "micro": 2 }, "optimizer": { "warmupSteps": 1 }, "eval": { "every": 2, "batches": 1 } }
+            """);
+        var run = Path.Combine(_folder, "run");
+        var reportPath = Path.Combine(_folder, "report.json");
+        Assert.Equal(0, await Invoke(new StringWriter(), "train", spec, "--out", run, "--report", reportPath, "--sample-tokens", "5"));
+        var report = RunReport.Read(reportPath);
+        Assert.Equal(3, report.Steps.Count);
+        Assert.Equal([2L, 3L], report.HeldOut.Select(e => e.Step));
+        Assert.Matches("^[0-9a-f]{64}$", report.FinalParameterDigest);
+        Assert.True(report.Completed);
+
+        var sampled = new StringWriter();
+        Assert.Equal(0, await Invoke(sampled, "sample", "--run", run, "--prompt", "In the", "--tokens", "10"));
+        Assert.StartsWith("In the", sampled.ToString());
+    }
+
+    [Fact]
+    public async Task Sample_without_a_trained_model_names_the_folder()
+    {
+        var output = new StringWriter();
+        Assert.Equal(2, await Invoke(output, "sample", "--run", _folder));
+        Assert.Contains(_folder, output.ToString());
+        Assert.Contains("no trained model", output.ToString());
+    }
+
+    private static Task<int> Invoke(StringWriter output, params string[] args) =>
+        ElasticCommandLine.Create().Parse(args).InvokeAsync(new() { Output = output, Error = output });
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}

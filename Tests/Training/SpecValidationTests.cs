@@ -1,0 +1,61 @@
+using Elastic.Training.Specs;
+
+namespace Elastic.Tests.Training;
+
+public sealed class SpecValidationTests
+{
+    [Fact]
+    public void Every_error_is_listed_with_its_field_and_value()
+    {
+        var spec = TestSpecs.Tiny() with
+        {
+            Steps = 0,
+            Model = new ModelSpec { DModel = 100, Heads = 3, Dropout = 1.5, Vocab = 100 },
+            Batch = new BatchSpec { Global = 96, Micro = 5 },
+            Optimizer = new OptimizerSpec { Lr = -1, Beta2 = 1.0 },
+            Data = new DataSpec { Source = "no/such/file.txt" },
+        };
+        var errors = SpecValidator.Validate(spec, Path.GetTempPath());
+        var byField = errors.ToDictionary(e => e.Field, e => e);
+        Assert.Equal("0", byField["steps"].Value);
+        Assert.Contains("not divisible by model.heads 3", byField["model.dModel"].Message);
+        Assert.Equal("1.5", byField["model.dropout"].Value);
+        Assert.Equal("100", byField["model.vocab"].Value);
+        Assert.Contains("not divisible by batch.micro 5", byField["batch.global"].Message);
+        Assert.Equal("96", byField["batch.global"].Value);
+        Assert.Equal("-1", byField["optimizer.lr"].Value);
+        Assert.Equal("1", byField["optimizer.beta2"].Value);
+        Assert.Contains("file not found", byField["data.source"].Message);
+        var e = new SpecValidationException(errors);
+        Assert.Contains("batch.global = 96: is not divisible by batch.micro 5", e.Message);
+        Assert.Contains($"({errors.Count} errors)", e.Message);
+    }
+
+    [Fact]
+    public void The_example_specs_are_valid()
+    {
+        foreach (var name in new[] { "tiny.json", "demo.json" })
+        {
+            var spec = SpecJson.Load(Path.Combine(RepoPaths.Root, "examples", name));
+            Assert.Empty(SpecValidator.Validate(spec, RepoPaths.Root));
+        }
+    }
+
+    [Fact]
+    public void Unknown_fields_are_rejected_by_name()
+    {
+        var e = Assert.Throws<SpecValidationException>(() => SpecJson.Parse("""{ "model": { "layers": 2, "dmodle": 64 } }"""));
+        var error = Assert.Single(e.Errors);
+        Assert.Equal("model.dmodle", error.Field);
+        Assert.Contains("unknown field", error.Message);
+    }
+
+    [Fact]
+    public void Malformed_json_is_rejected_with_its_location()
+    {
+        var e = Assert.Throws<SpecValidationException>(() => SpecJson.Parse("{ \"steps\": \"many\" }"));
+        var error = Assert.Single(e.Errors);
+        Assert.Equal("steps", error.Field);
+        Assert.Contains("line 1", error.Message);
+    }
+}

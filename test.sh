@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the whole test suite from a fresh clone: restores and builds everything (warnings are errors),
+# runs every test, and ends with one summary line: "N passed, N failed[, N skipped]".
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+results="$root/artifacts/test-results"
+rm -rf "$results"
+
+if ! dotnet build Elastic.sln -c Release --nologo -v q; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+dotnet test Tests/Elastic.Tests.csproj -c Release --no-build --nologo \
+  --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" --results-directory "$results"
+status=$?
+
+trx="$results/results.trx"
+if [ ! -f "$trx" ]; then
+  echo "no test results were written"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+counters=$(grep -o '<Counters [^>]*>' "$trx")
+count() { printf '%s' "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+passed=$(count passed); failed=$(( $(count failed) + $(count error) + $(count timeout) + $(count aborted) )); skipped=$(count notExecuted)
+summary="$passed passed, $failed failed"
+[ "${skipped:-0}" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then exit 1; fi
