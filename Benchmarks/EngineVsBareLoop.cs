@@ -3,7 +3,7 @@ using System.Globalization;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 

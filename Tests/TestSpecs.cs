@@ -1,6 +1,6 @@
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 
 namespace Elastic.Tests;
 

@@ -1,5 +1,5 @@
 using Elastic.Training.Model;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using TorchSharp;
 
 namespace Elastic.Cli;

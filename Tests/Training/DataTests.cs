@@ -1,5 +1,5 @@
 using Elastic.Training.Data;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 
 namespace Elastic.Tests.Training;
 

@@ -1,4 +1,5 @@
-using Elastic.Training.Specs;
+using Elastic.Specs;
+using Elastic.Training.Engine;
 
 namespace Elastic.Tests.Training;
 
@@ -15,7 +16,7 @@ public sealed class SpecValidationTests
             Optimizer = new OptimizerSpec { Lr = -1, Beta2 = 1.0 },
             Data = new DataSpec { Source = "no/such/file.txt" },
         };
-        var errors = SpecValidator.Validate(spec, Path.GetTempPath());
+        var errors = JobValidation.Validate(spec);
         var byField = errors.ToDictionary(e => e.Field, e => e);
         Assert.Equal("0", byField["steps"].Value);
         Assert.Contains("not divisible by model.heads 3", byField["model.dModel"].Message);
@@ -25,7 +26,7 @@ public sealed class SpecValidationTests
         Assert.Equal("96", byField["batch.global"].Value);
         Assert.Equal("-1", byField["optimizer.lr"].Value);
         Assert.Equal("1", byField["optimizer.beta2"].Value);
-        Assert.Contains("file not found", byField["data.source"].Message);
+        Assert.Contains("absolute path", byField["data.source"].Message);
         var e = new SpecValidationException(errors);
         Assert.Contains("batch.global = 96: is not divisible by batch.micro 5", e.Message);
         Assert.Contains($"({errors.Count} errors)", e.Message);
@@ -36,8 +37,27 @@ public sealed class SpecValidationTests
     {
         foreach (var name in new[] { "tiny.json", "demo.json" })
         {
-            var spec = SpecJson.Load(Path.Combine(RepoPaths.Root, "examples", name));
-            Assert.Empty(SpecValidator.Validate(spec, RepoPaths.Root));
+            var spec = SpecJson.Read(Path.Combine(RepoPaths.Root, "examples", name));
+            Assert.Empty(JobValidation.Validate(spec));
+        }
+    }
+
+    [Fact]
+    public void A_relative_data_path_resolves_against_the_spec_file_and_must_exist()
+    {
+        var folder = Directory.CreateTempSubdirectory("elastic-spec-").FullName;
+        try
+        {
+            var file = Path.Combine(folder, "job.json");
+            File.WriteAllText(file, """{ "data": { "source": "corpus/missing.txt" } }""");
+            var spec = SpecJson.Read(file);
+            Assert.Equal(Path.Combine(folder, "corpus", "missing.txt"), spec.Data.Source);
+            var error = Assert.Single(JobValidation.Validate(spec));
+            Assert.Equal(("data.source", spec.Data.Source, "file not found"), (error.Field, error.Value, error.Message));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
         }
     }
 

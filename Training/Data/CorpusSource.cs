@@ -1,17 +1,18 @@
 using System.IO.Compression;
+using Elastic.Specs;
 
 namespace Elastic.Training.Data;
 
 /// <summary>Where a corpus comes from: a text bundled with the engine, a text file, or a file of uint16 token ids.</summary>
 public static class CorpusSource
 {
-    public const string BundledPrefix = "bundled:";
+    private const string BundledPrefix = DataSpec.BundledPrefix;
 
     /// <summary>Texts shipped inside the engine (see Training/Data/Corpus for their licences).</summary>
     public static IReadOnlyList<string> BundledNames { get; } = ["kjv"];
 
     /// <summary>Returns why <paramref name="source"/> cannot be read, or null when it can.</summary>
-    public static string? Check(string source, string format, string baseDirectory)
+    public static string? Check(string source, string format)
     {
         if (string.IsNullOrWhiteSpace(source)) return "must name a bundled corpus or a file";
         if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
@@ -20,9 +21,9 @@ public static class CorpusSource
             if (!BundledNames.Contains(name)) return $"unknown bundled corpus; known: {string.Join(", ", BundledNames.Select(n => BundledPrefix + n))}";
             return format == "text" ? null : "bundled corpora are text; use data.format 'text'";
         }
-        var path = Path.GetFullPath(source, baseDirectory);
-        if (!File.Exists(path)) return $"file not found ({path})";
-        if (format == "uint16" && new FileInfo(path).Length % 2 != 0) return "a uint16 token file must have an even number of bytes";
+        if (!Path.IsPathFullyQualified(source)) return "a file source must be an absolute path here";
+        if (!File.Exists(source)) return "file not found";
+        if (format == "uint16" && new FileInfo(source).Length % 2 != 0) return "a uint16 token file must have an even number of bytes";
         return null;
     }
 

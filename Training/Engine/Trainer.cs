@@ -1,7 +1,7 @@
 using Elastic.Training.Data;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using Elastic.Training.Data;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

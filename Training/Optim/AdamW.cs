@@ -1,4 +1,4 @@
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,4 +1,4 @@
-using Elastic.Training.Specs;
+using Elastic.Specs;
 
 namespace Elastic.Training.Optim;
 

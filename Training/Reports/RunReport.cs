@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 
 namespace Elastic.Training.Reports;
 

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using Spectre.Console;
 
 namespace Elastic.Cli.Commands;

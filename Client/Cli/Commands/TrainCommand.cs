@@ -3,7 +3,7 @@ using Elastic.Training.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Reports;
 using Elastic.Training.Sampling;
-using Elastic.Training.Specs;
+using Elastic.Specs;
 using Spectre.Console;
 
 namespace Elastic.Cli.Commands;
@@ -27,7 +27,8 @@ internal static class TrainCommand
     private static async Task<int> Execute(CliOutput console, FileInfo specFile, FileInfo? reportFile, DirectoryInfo? outDir, string prompt, int sampleTokens, CancellationToken cancellation)
     {
         if (sampleTokens < 0) throw new CliException($"--sample-tokens {sampleTokens}: must not be negative");
-        var spec = SpecJson.Load(specFile.FullName);
+        var spec = SpecJson.Read(specFile.FullName);
+        JobValidation.ThrowIfInvalid(spec);
         var run = outDir is null ? RunFolder.ForSpec(spec) : new RunFolder(outDir.FullName);
         var reportPath = reportFile?.FullName ?? run.ReportFile;
         var corpus = TokenCorpus.Load(spec);

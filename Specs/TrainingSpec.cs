@@ -1,4 +1,4 @@
-namespace Elastic.Training.Specs;
+namespace Elastic.Specs;
 
 /// <summary>
 /// What a user asks the engine to train. The trajectory of a run is a function of this spec alone
@@ -39,6 +39,9 @@ public sealed record ModelSpec
 
 public sealed record DataSpec
 {
+    /// <summary>Sources that start with this name a corpus bundled with the engine.</summary>
+    public const string BundledPrefix = "bundled:";
+
     /// <summary><c>bundled:kjv</c>, or a path (relative to the spec file) to a text file or a uint16 token file.</summary>
     public string Source { get; init; } = "bundled:kjv";
     /// <summary><c>text</c> (tokenized with <see cref="Tokenizer"/>) or <c>uint16</c> (pre-tokenized little-endian ids).</summary>

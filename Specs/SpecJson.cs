@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Elastic.Training.Specs;
+namespace Elastic.Specs;
 
 /// <summary>Reads and writes specs as JSON (camelCase; unknown fields are errors, so typos never pass silently).</summary>
 public static class SpecJson
@@ -33,17 +33,16 @@ public static class SpecJson
         }
     }
 
-    /// <summary>Reads, parses and validates a spec file; relative data paths resolve against the file's folder.</summary>
-    public static TrainingSpec Load(string path)
+    /// <summary>Reads and parses a spec file; a relative data path is made absolute against the file's folder.</summary>
+    public static TrainingSpec Read(string path)
     {
         if (!File.Exists(path))
             throw new SpecValidationException([new SpecError("spec", path, "file not found")]);
         var spec = Parse(File.ReadAllText(path));
+        var source = spec.Data.Source;
+        if (string.IsNullOrWhiteSpace(source) || source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal)) return spec;
         var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        SpecValidator.ThrowIfInvalid(spec, folder);
-        return spec.Data.Source.StartsWith(Data.CorpusSource.BundledPrefix, StringComparison.Ordinal)
-            ? spec
-            : spec with { Data = spec.Data with { Source = Path.GetFullPath(spec.Data.Source, folder) } };
+        return spec with { Data = spec.Data with { Source = Path.GetFullPath(source, folder) } };
     }
 
     public static string Serialize(TrainingSpec spec) => JsonSerializer.Serialize(spec, Options);

@@ -1,4 +1,4 @@
-namespace Elastic.Training.Specs;
+namespace Elastic.Specs;
 
 /// <summary>One problem with a spec: the field (dotted path), the offending value, and what is wrong.</summary>
 public sealed record SpecError(string Field, string? Value, string Message)

@@ -1,20 +1,17 @@
 using System.Globalization;
-using Elastic.Training.Data;
 
-namespace Elastic.Training.Specs;
+namespace Elastic.Specs;
 
-/// <summary>Checks a spec and reports every error at once, naming each field and its value.</summary>
+/// <summary>
+/// Checks a spec on its own and reports every error at once, naming each field and its value. Whether
+/// the data source can be read is checked where it is read (the engine adds those errors to these).
+/// </summary>
 public static class SpecValidator
 {
-    /// <summary>Throws <see cref="SpecValidationException"/> listing every problem, or returns when the spec is valid.</summary>
-    /// <param name="baseDirectory">Where relative data paths are resolved (the spec file's folder).</param>
-    public static void ThrowIfInvalid(TrainingSpec spec, string baseDirectory)
-    {
-        var errors = Validate(spec, baseDirectory);
-        if (errors.Count > 0) throw new SpecValidationException(errors);
-    }
+    /// <summary>Tokenizers a spec can name, with their vocabulary sizes.</summary>
+    public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int> { ["byte"] = 256 };
 
-    public static IReadOnlyList<SpecError> Validate(TrainingSpec spec, string baseDirectory)
+    public static List<SpecError> Validate(TrainingSpec spec)
     {
         var errors = new List<SpecError>();
         void Fail(string field, object? value, string message) =>
@@ -35,14 +32,14 @@ public static class SpecValidator
 
         var d = spec.Data;
         if (d.Format is not ("text" or "uint16")) Fail("data.format", d.Format, "must be 'text' or 'uint16'");
-        if (!Tokenizers.IsKnown(d.Tokenizer)) Fail("data.tokenizer", d.Tokenizer, $"unknown tokenizer; known: {string.Join(", ", Tokenizers.Names)}");
-        else if (d.Format == "text" && m.Vocab < Tokenizers.Create(d.Tokenizer).VocabSize)
-            Fail("model.vocab", m.Vocab, $"is smaller than the vocabulary of tokenizer '{d.Tokenizer}' ({Tokenizers.Create(d.Tokenizer).VocabSize})");
+        if (!TokenizerVocabularies.TryGetValue(d.Tokenizer, out var tokenizerVocab))
+            Fail("data.tokenizer", d.Tokenizer, $"unknown tokenizer; known: {string.Join(", ", TokenizerVocabularies.Keys)}");
+        else if (d.Format == "text" && m.Vocab < tokenizerVocab)
+            Fail("model.vocab", m.Vocab, $"is smaller than the vocabulary of tokenizer '{d.Tokenizer}' ({tokenizerVocab})");
         if (m.Vocab < 2 || m.Vocab > 65536) Fail("model.vocab", m.Vocab, "must be in [2, 65536]");
         if (d.HeldOutFraction is <= 0 or >= 0.5 || double.IsNaN(d.HeldOutFraction))
             Fail("data.heldOutFraction", d.HeldOutFraction, "must be in (0, 0.5)");
-        var sourceError = CorpusSource.Check(d.Source, d.Format, baseDirectory);
-        if (sourceError is not null) Fail("data.source", d.Source, sourceError);
+        if (string.IsNullOrWhiteSpace(d.Source)) Fail("data.source", d.Source, "must name a bundled corpus or a file");
 
         var b = spec.Batch;
         if (b.Global < 1) Fail("batch.global", b.Global, "must be at least 1");
