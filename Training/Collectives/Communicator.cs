@@ -1,0 +1,205 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using Elastic.Training.Engine;
+
+namespace Elastic.Training.Collectives;
+
+/// <summary>
+/// Collectives among the ranks of one group over point-to-point links. Calls block the calling (device)
+/// thread; every call completes or throws <see cref="CollectiveException"/> within <see cref="Timeout"/>,
+/// so a dead or stalled peer never hangs a step. Sums are taken in the canonical pairwise tree over rank
+/// indices, so every rank gets the same bits as <see cref="Trainer.CombineBlocks"/> on one device.
+/// All ranks must issue the same sequence of calls.
+/// </summary>
+public sealed class Communicator : IDisposable
+{
+    private const int HeaderBytes = 16;
+    private readonly IPeerLink?[] _links;
+    private readonly long[] _sent;
+    private readonly long[] _received;
+    private byte[][] _scratch = [];
+
+    /// <param name="links">One link per rank, indexed by rank; null at this rank's own index.</param>
+    public Communicator(string group, int rank, IPeerLink?[] links, TimeSpan timeout)
+    {
+        if (rank < 0 || rank >= links.Length) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"not a rank of a group of {links.Length}");
+        Group = group;
+        Rank = rank;
+        Timeout = timeout;
+        _links = links;
+        _sent = new long[links.Length];
+        _received = new long[links.Length];
+    }
+
+    public string Group { get; }
+    public int Rank { get; }
+    public int WorldSize => _links.Length;
+    public TimeSpan Timeout { get; }
+
+    /// <summary>Element range [offset, offset + count) of the fp32 chunk that <paramref name="rank"/> reduces.</summary>
+    public (int Offset, int Count) ChunkOf(int rank, int floats) =>
+        ((int)((long)rank * floats / WorldSize), (int)((long)(rank + 1) * floats / WorldSize - (long)rank * floats / WorldSize));
+
+    public void Send(int peer, ReadOnlyMemory<byte> data) => Exchange("send", [new(peer, ct => SendFrame(peer, data, ct))]);
+
+    public void Receive(int peer, Memory<byte> into) => Exchange("receive", [new(peer, ct => ReceiveFrame(peer, into, ct))]);
+
+    /// <summary>Copies <paramref name="data"/> from <paramref name="root"/> to every rank.</summary>
+    public void Broadcast(Memory<byte> data, int root) => Exchange("broadcast", Rank == root
+        ? Others().Select(p => new PeerOperation(p, ct => SendFrame(p, data, ct))).ToArray()
+        : [new(root, ct => ReceiveFrame(root, data, ct))]);
+
+    /// <summary>Every rank contributes <paramref name="mine"/>; <paramref name="all"/> receives all contributions in rank order.</summary>
+    public void AllGather(ReadOnlyMemory<byte> mine, Memory<byte> all)
+    {
+        var size = mine.Length;
+        if (all.Length != size * WorldSize) throw new ArgumentException($"expected {size * WorldSize} bytes for {WorldSize} ranks of {size}", nameof(all));
+        mine.CopyTo(all.Slice(Rank * size, size));
+        Exchange("all-gather", Others().SelectMany(p => new PeerOperation[]
+        {
+            new(p, ct => SendFrame(p, mine, ct)),
+            new(p, ct => ReceiveFrame(p, all.Slice(p * size, size), ct)),
+        }).ToArray());
+    }
+
+    /// <summary>
+    /// Sums fp32 buffers across ranks: afterwards this rank's chunk (<see cref="ChunkOf"/>) of <paramref name="floats"/>
+    /// holds the tree sum of that chunk over all ranks; other chunks are left as they were.
+    /// </summary>
+    public void ReduceScatterSum(Memory<byte> floats)
+    {
+        var count = FloatCount(floats);
+        var (mine, mineCount) = ChunkOf(Rank, count);
+        var received = Scratch(mineCount * sizeof(float));
+        Exchange("reduce-scatter", Others().SelectMany(p =>
+        {
+            var (offset, length) = ChunkOf(p, count);
+            return new PeerOperation[]
+            {
+                new(p, ct => SendFrame(p, floats.Slice(offset * sizeof(float), length * sizeof(float)), ct)),
+                new(p, ct => ReceiveFrame(p, received[p], ct)),
+            };
+        }).ToArray());
+        var own = floats.Slice(mine * sizeof(float), mineCount * sizeof(float));
+        var sum = PairwiseTree.Reduce(0, WorldSize, r => r == Rank ? own : received[r].AsMemory(),
+            (left, right) =>
+            {
+                FloatMath.AddInto(MemoryMarshal.Cast<byte, float>(left.Span), MemoryMarshal.Cast<byte, float>(right.Span));
+                return left;
+            });
+        if (!sum.Equals(own)) sum.CopyTo(own);
+    }
+
+    /// <summary>Fills every rank's chunk of <paramref name="floats"/> from the rank that owns it (the second half of an all-reduce).</summary>
+    public void AllGatherChunks(Memory<byte> floats)
+    {
+        var count = FloatCount(floats);
+        var (mine, mineCount) = ChunkOf(Rank, count);
+        Exchange("all-gather", Others().SelectMany(p =>
+        {
+            var (offset, length) = ChunkOf(p, count);
+            return new PeerOperation[]
+            {
+                new(p, ct => SendFrame(p, floats.Slice(mine * sizeof(float), mineCount * sizeof(float)), ct)),
+                new(p, ct => ReceiveFrame(p, floats.Slice(offset * sizeof(float), length * sizeof(float)), ct)),
+            };
+        }).ToArray());
+    }
+
+    /// <summary>Sums fp32 buffers across ranks in canonical tree order; every rank ends with identical bits.</summary>
+    public void AllReduceSum(Memory<byte> floats)
+    {
+        ReduceScatterSum(floats);
+        AllGatherChunks(floats);
+    }
+
+    /// <summary>Sums one double per rank in canonical tree order (step losses).</summary>
+    public double AllReduceSum(double value)
+    {
+        var all = new byte[sizeof(double) * WorldSize];
+        var mine = new byte[sizeof(double)];
+        BinaryPrimitives.WriteDoubleLittleEndian(mine, value);
+        AllGather(mine, all);
+        return PairwiseTree.Reduce(0, WorldSize, r => BinaryPrimitives.ReadDoubleLittleEndian(all.AsSpan(r * sizeof(double))), (a, b) => a + b);
+    }
+
+    public void Dispose()
+    {
+        foreach (var link in _links) link?.Dispose();
+    }
+
+    /// <summary>One receive buffer per peer for reduce-scatter, kept between steps (a step reduces same-sized gradients).</summary>
+    private byte[][] Scratch(int bytes)
+    {
+        if (_scratch.Length != WorldSize || _scratch.Any(b => b.Length != bytes))
+            _scratch = Enumerable.Range(0, WorldSize).Select(_ => new byte[bytes]).ToArray();
+        return _scratch;
+    }
+
+    private IEnumerable<int> Others() => Enumerable.Range(0, WorldSize).Where(r => r != Rank);
+
+    private static int FloatCount(Memory<byte> floats) =>
+        floats.Length % sizeof(float) == 0 ? floats.Length / sizeof(float) : throw new ArgumentException("not a whole number of fp32 values", nameof(floats));
+
+    private IPeerLink Link(int peer) =>
+        _links[peer] ?? throw new ArgumentException($"rank {Rank} has no link to rank {peer}", nameof(peer));
+
+    private async Task SendFrame(int peer, ReadOnlyMemory<byte> data, CancellationToken cancellation)
+    {
+        var header = new byte[HeaderBytes];
+        BinaryPrimitives.WriteInt64LittleEndian(header, _sent[peer]++);
+        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(8), data.Length);
+        var link = Link(peer);
+        await link.SendAsync(header, cancellation).ConfigureAwait(false);
+        await link.SendAsync(data, cancellation).ConfigureAwait(false);
+    }
+
+    private async Task ReceiveFrame(int peer, Memory<byte> into, CancellationToken cancellation)
+    {
+        var header = new byte[HeaderBytes];
+        var link = Link(peer);
+        await link.ReceiveAsync(header, cancellation).ConfigureAwait(false);
+        var (sequence, length) = (BinaryPrimitives.ReadInt64LittleEndian(header), BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8)));
+        var expected = _received[peer]++;
+        if (sequence != expected || length != into.Length)
+            throw new CollectiveException($"{Group}: rank {peer} sent message {sequence} of {length} bytes; rank {Rank} expected message {expected} of {into.Length} bytes (the ranks disagree on the sequence of collectives)");
+        await link.ReceiveAsync(into, cancellation).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs the point-to-point operations of one collective concurrently; the first failure cancels the rest.</summary>
+    private void Exchange(string collective, PeerOperation[] operations)
+    {
+        using var deadline = new CancellationTokenSource(Timeout);
+        var tasks = operations.Select(op => Guard(op.Run, deadline)).ToArray();
+        try
+        {
+            Task.WaitAll(tasks);
+        }
+        catch (AggregateException)
+        {
+            var failure = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
+            var stalled = operations.Where((_, i) => !tasks[i].IsCompletedSuccessfully).Select(op => op.Peer).Distinct();
+            throw failure switch
+            {
+                CollectiveException e => e,
+                null => new CollectiveException($"{Group}: {collective} on rank {Rank} did not complete within {Timeout.TotalSeconds:0.#} s; waiting on rank(s) {string.Join(", ", stalled)}"),
+                var e => new CollectiveException($"{Group}: {collective} on rank {Rank} failed: {e.Message}", e),
+            };
+        }
+    }
+
+    private static async Task Guard(Func<CancellationToken, Task> operation, CancellationTokenSource deadline)
+    {
+        try
+        {
+            await operation(deadline.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            await deadline.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private sealed record PeerOperation(int Peer, Func<CancellationToken, Task> Run);
+}
