@@ -3,7 +3,7 @@ using System.Globalization;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
-using Elastic.Specs;
+using Elastic.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
 

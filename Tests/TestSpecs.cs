@@ -1,6 +1,6 @@
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
-using Elastic.Specs;
+using Elastic.Jobs;
 
 namespace Elastic.Tests;
 

@@ -1,5 +1,5 @@
 using Elastic.Training.Model;
-using Elastic.Specs;
+using Elastic.Jobs;
 using TorchSharp;
 
 namespace Elastic.Cli;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Elastic.Training.Reports;
+using Elastic.Jobs.Reports;
 using Spectre.Console;
 
 namespace Elastic.Cli;

@@ -1,5 +1,5 @@
 using Elastic.Cli;
-using Elastic.Training.Reports;
+using Elastic.Jobs.Reports;
 
 namespace Elastic.Tests.Cli;
 

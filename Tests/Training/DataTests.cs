@@ -1,5 +1,5 @@
 using Elastic.Training.Data;
-using Elastic.Specs;
+using Elastic.Jobs;
 
 namespace Elastic.Tests.Training;
 

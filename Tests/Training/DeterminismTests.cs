@@ -1,5 +1,5 @@
 using Elastic.Training.Engine;
-using Elastic.Training.Reports;
+using Elastic.Jobs.Reports;
 
 namespace Elastic.Tests.Training;
 

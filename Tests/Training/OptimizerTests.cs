@@ -1,5 +1,5 @@
 using Elastic.Training.Optim;
-using Elastic.Specs;
+using Elastic.Jobs;
 using Parameter = TorchSharp.Modules.Parameter;
 using AdamW = Elastic.Training.Optim.AdamW;
 using static TorchSharp.torch;

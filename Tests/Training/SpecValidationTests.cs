@@ -1,4 +1,4 @@
-using Elastic.Specs;
+using Elastic.Jobs;
 using Elastic.Training.Engine;
 
 namespace Elastic.Tests.Training;

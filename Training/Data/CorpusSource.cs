@@ -1,5 +1,5 @@
 using System.IO.Compression;
-using Elastic.Specs;
+using Elastic.Jobs;
 
 namespace Elastic.Training.Data;
 

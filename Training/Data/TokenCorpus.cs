@@ -1,4 +1,4 @@
-using Elastic.Specs;
+using Elastic.Jobs;
 
 namespace Elastic.Training.Data;
 

@@ -1,7 +1,7 @@
 using Elastic.Training.Data;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
-using Elastic.Specs;
+using Elastic.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Elastic.Training.Reports;
+using Elastic.Jobs.Reports;
 
 namespace Elastic.Training.Engine;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using Elastic.Training.Data;
-using Elastic.Specs;
+using Elastic.Jobs;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

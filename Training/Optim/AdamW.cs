@@ -1,4 +1,4 @@
-using Elastic.Specs;
+using Elastic.Jobs;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

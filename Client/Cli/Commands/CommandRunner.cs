@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Elastic.Specs;
+using Elastic.Jobs;
 using Spectre.Console;
 
 namespace Elastic.Cli.Commands;

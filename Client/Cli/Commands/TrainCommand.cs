@@ -1,9 +1,9 @@
 using System.CommandLine;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
-using Elastic.Training.Reports;
+using Elastic.Jobs.Reports;
 using Elastic.Training.Sampling;
-using Elastic.Specs;
+using Elastic.Jobs;
 using Spectre.Console;
 
 namespace Elastic.Cli.Commands;

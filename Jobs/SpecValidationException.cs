@@ -1,4 +1,4 @@
-namespace Elastic.Specs;
+namespace Elastic.Jobs;
 
 /// <summary>A spec was rejected; <see cref="Errors"/> lists every problem found, not just the first.</summary>
 public sealed class SpecValidationException(IReadOnlyList<SpecError> errors)

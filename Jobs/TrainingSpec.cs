@@ -1,4 +1,4 @@
-namespace Elastic.Specs;
+namespace Elastic.Jobs;
 
 /// <summary>
 /// What a user asks the engine to train. The trajectory of a run is a function of this spec alone

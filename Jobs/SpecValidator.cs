@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Elastic.Specs;
+namespace Elastic.Jobs;
 
 /// <summary>
 /// Checks a spec on its own and reports every error at once, naming each field and its value. Whether

@@ -1,4 +1,4 @@
-namespace Elastic.Specs;
+namespace Elastic.Jobs;
 
 /// <summary>One problem with a spec: the field (dotted path), the offending value, and what is wrong.</summary>
 public sealed record SpecError(string Field, string? Value, string Message)

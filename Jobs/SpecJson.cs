@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Elastic.Specs;
+namespace Elastic.Jobs;
 
 /// <summary>Reads and writes specs as JSON (camelCase; unknown fields are errors, so typos never pass silently).</summary>
 public static class SpecJson

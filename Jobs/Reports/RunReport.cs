@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Elastic.Specs;
+using Elastic.Jobs;
 
-namespace Elastic.Training.Reports;
+namespace Elastic.Jobs.Reports;
 
 /// <summary>Everything a run did, written as JSON: enough to compare two runs bit for bit and to plot them.</summary>
 public sealed record RunReport
