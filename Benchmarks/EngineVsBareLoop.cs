@@ -29,7 +29,7 @@ internal static class EngineVsBareLoop
             Runtime = new RuntimeSpec { ThreadsPerDevice = 1 },
         };
         var corpus = TokenCorpus.Load(spec);
-        var (engine, bare) = await DeviceThread.Run("bench-device", spec.Runtime.ThreadsPerDevice, () => Measure(spec, corpus, rounds, stepsPerRound));
+        var (engine, bare) = await DeviceWorker.RunOnce("bench-device", spec.Runtime.ThreadsPerDevice, () => Measure(spec, corpus, rounds, stepsPerRound));
 
         var tokensPerStep = (double)spec.Batch.Global * spec.Model.Context;
         var (engineMs, bareMs) = (Statistics.Median(engine), Statistics.Median(bare));

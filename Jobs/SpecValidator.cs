@@ -11,6 +11,20 @@ public static class SpecValidator
     /// <summary>Tokenizers a spec can name, with their vocabulary sizes.</summary>
     public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int> { ["byte"] = 256 };
 
+    /// <summary>
+    /// The data-parallel widths a job may run at, widest first: powers of two in [devices.min, devices.max] that
+    /// divide the micro-batches per step (so every replica's block is a subtree of the accumulation tree).
+    /// </summary>
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec)
+    {
+        var microBatches = spec.Batch.MicroBatchesPerStep;
+        var widths = new List<int>();
+        for (var dp = 1; dp <= Math.Min(spec.Devices.Max, microBatches); dp *= 2)
+            if (dp >= spec.Devices.Min && microBatches % dp == 0) widths.Add(dp);
+        widths.Reverse();
+        return widths;
+    }
+
     public static List<SpecError> Validate(TrainingSpec spec)
     {
         var errors = new List<SpecError>();
@@ -60,6 +74,11 @@ public static class SpecValidator
 
         if (spec.Eval.Every < 0) Fail("eval.every", spec.Eval.Every, "must not be negative");
         if (spec.Eval.Batches < 1) Fail("eval.batches", spec.Eval.Batches, "must be at least 1");
+        var devices = spec.Devices;
+        if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
+        if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
+        else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
+            Fail("devices.min", devices.Min, $"no data-parallel width in [devices.min {devices.Min}, devices.max {devices.Max}] is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro})");
         if (spec.Runtime.ThreadsPerDevice < 1) Fail("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice, "must be at least 1");
         return errors;
     }

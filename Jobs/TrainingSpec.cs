@@ -17,6 +17,7 @@ public sealed record TrainingSpec
     public OptimizerSpec Optimizer { get; init; } = new();
     public EvalSpec Eval { get; init; } = new();
     public RuntimeSpec Runtime { get; init; } = new();
+    public DeviceSpec Devices { get; init; } = new();
 }
 
 /// <summary>A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP).</summary>
@@ -83,6 +84,13 @@ public sealed record EvalSpec
     public int Every { get; init; } = 50;
     /// <summary>Held-out micro-batches per evaluation.</summary>
     public int Batches { get; init; } = 4;
+}
+
+/// <summary>How many devices the job may use; the service picks a data-parallel width in [min, max] that the free devices allow.</summary>
+public sealed record DeviceSpec
+{
+    public int Min { get; init; } = 1;
+    public int Max { get; init; } = 64;
 }
 
 /// <summary>How each device computes. Part of the spec because results are bitwise reproducible only for a fixed value.</summary>

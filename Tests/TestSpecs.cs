@@ -26,5 +26,5 @@ internal static class TestSpecs
     public static TokenCorpus Corpus(TrainingSpec spec) => TokenCorpus.FromTokens(spec, new ByteTokenizer(), BundledTokens.Value);
 
     /// <summary>Runs tensor work on a dedicated one-thread device, as the service does.</summary>
-    public static Task<T> OnDevice<T>(Func<T> work) => DeviceThread.Run("test-device", 1, work);
+    public static Task<T> OnDevice<T>(Func<T> work) => DeviceWorker.RunOnce("test-device", 1, work);
 }

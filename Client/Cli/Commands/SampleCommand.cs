@@ -24,7 +24,7 @@ internal static class SampleCommand
             if (!(temp > 0)) throw new CliException($"--temperature {temp}: must be positive");
             if (k < 0) throw new CliException($"--top-k {k}: must not be negative");
             var folder = new RunFolder(parse.GetValue(run)!.FullName);
-            var text = await DeviceThread.Run("device-0", 1, () =>
+            var text = await DeviceWorker.RunOnce("device-0", 1, () =>
             {
                 var (spec, model) = folder.Load();
                 using (model) return TextSampler.Sample(model, Tokenizers.Create(spec.Data.Tokenizer), parse.GetValue(prompt)!, t, temp, k, parse.GetValue(seed));

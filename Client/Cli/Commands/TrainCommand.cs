@@ -34,7 +34,7 @@ internal static class TrainCommand
         var corpus = TokenCorpus.Load(spec);
 
         console.Ansi.MarkupLineInterpolated($"[bold]{spec.Name}[/]: {spec.Model.Layers} layers, d={spec.Model.DModel}, {spec.Model.Heads} heads, context {spec.Model.Context}; batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}; {spec.Steps} steps on 1 device ({spec.Runtime.ThreadsPerDevice} thread{(spec.Runtime.ThreadsPerDevice == 1 ? "" : "s")})");
-        var (report, sample) = await TrainingProgress.Show(console, spec.Steps, onStep => DeviceThread.Run("device-0", spec.Runtime.ThreadsPerDevice, () =>
+        var (report, sample) = await TrainingProgress.Show(console, spec.Steps, onStep => DeviceWorker.RunOnce("device-0", spec.Runtime.ThreadsPerDevice, () =>
         {
             using var trainer = new Trainer(spec, corpus);
             var result = TrainingLoop.Run(trainer, onStep, cancellation);

@@ -1,0 +1,88 @@
+using System.Runtime.CompilerServices;
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+using Orleans.Runtime.Messaging;
+
+namespace Elastic.Client;
+
+/// <summary>
+/// Submits, watches and controls training jobs on an Elastic cluster. Every failure surfaces as an
+/// <see cref="ElasticException"/> subtype with a message fit for a user.
+/// </summary>
+public sealed class ElasticClient(IGrainFactory grains)
+{
+    private static readonly TimeSpan LongPoll = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Submits a job. Submitting the same spec again under the same <paramref name="idempotencyKey"/> returns the
+    /// same job id (safe to retry); another spec under that key is refused. Without a key every call creates a job.
+    /// </summary>
+    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default) =>
+        Call(async () =>
+        {
+            var result = await Registry.Submit(spec, idempotencyKey ?? Guid.NewGuid().ToString("N")).WaitAsync(cancellation);
+            if (result.Errors.Count > 0) throw new JobSpecRejectedException(result.Errors);
+            if (result.IdempotencyConflict is { } conflict) throw new IdempotencyConflictException(conflict);
+            return result.JobId!;
+        });
+
+    public Task<JobStatus> GetStatusAsync(string jobId, CancellationToken cancellation = default) =>
+        Call(async () => await Job(jobId).GetStatus().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
+
+    /// <summary>Stops the job at its next step boundary.</summary>
+    public Task<JobStatus> CancelAsync(string jobId, CancellationToken cancellation = default) =>
+        Call(async () => await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
+
+    public Task<IReadOnlyList<JobStatus>> ListAsync(CancellationToken cancellation = default) =>
+        Call(() => Registry.List().WaitAsync(cancellation));
+
+    /// <summary>The cluster's silos and their devices.</summary>
+    public Task<IReadOnlyList<SiloInventory>> GetInventoryAsync(CancellationToken cancellation = default) =>
+        Call(() => grains.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory().WaitAsync(cancellation));
+
+    /// <summary>The run report (the same shape as a local run's).</summary>
+    public Task<RunReport> GetReportAsync(string jobId, CancellationToken cancellation = default) =>
+        Call(async () => await Job(jobId).GetReport().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
+
+    /// <summary>Progress as it happens: committed steps, held-out losses, plan changes and other events, until the job ends.</summary>
+    public async IAsyncEnumerable<JobProgress> WatchAsync(string jobId, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        var (afterStep, afterEvent) = (0L, 0L);
+        while (true)
+        {
+            var progress = await Call(async () => await Job(jobId).WaitForProgress(afterStep, afterEvent, LongPoll).WaitAsync(cancellation)
+                ?? throw new JobNotFoundException(jobId));
+            if (progress.Steps.Count > 0) afterStep = progress.Steps[^1].Step;
+            if (progress.Events.Count > 0) afterEvent = progress.Events[^1].Index;
+            yield return progress;
+            if (progress.Status.State.IsTerminal()) yield break;
+        }
+    }
+
+    /// <summary>Waits until the job ends and returns its final status.</summary>
+    public async Task<JobStatus> WaitForCompletionAsync(string jobId, CancellationToken cancellation = default)
+    {
+        JobStatus? last = null;
+        await foreach (var progress in WatchAsync(jobId, cancellation)) last = progress.Status;
+        return last!;
+    }
+
+    private IJobRegistryGrain Registry => grains.GetGrain<IJobRegistryGrain>(IJobRegistryGrain.DefaultKey);
+
+    private IJobGrain Job(string jobId) =>
+        string.IsNullOrWhiteSpace(jobId) ? throw new JobNotFoundException(jobId) : grains.GetGrain<IJobGrain>(jobId);
+
+    /// <summary>Translates transport failures into <see cref="ClusterUnavailableException"/>; our own exceptions pass through.</summary>
+    private static async Task<T> Call<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException or OrleansMessageRejectionException or TimeoutException or GatewayTooBusyException)
+        {
+            throw new ClusterUnavailableException($"the cluster did not answer: {e.Message}", e);
+        }
+    }
+}

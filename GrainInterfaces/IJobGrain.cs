@@ -1,0 +1,24 @@
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+
+namespace Elastic.GrainInterfaces;
+
+/// <summary>One job (key: job id): its state machine, plans and generations, and the commit of every step.</summary>
+[Alias("Elastic.IJobGrain")]
+public interface IJobGrain : IGrainWithStringKey
+{
+    /// <summary>Called once by the registry after validation.</summary>
+    [Alias("Start")] Task Start(TrainingSpec spec, DateTimeOffset submittedAt);
+
+    /// <summary>Null when no job has this id.</summary>
+    [Alias("GetStatus")] Task<JobStatus?> GetStatus();
+
+    /// <summary>Waits up to <paramref name="maxWait"/> for steps after <paramref name="afterStep"/> or events after <paramref name="afterEvent"/>.</summary>
+    [Alias("WaitForProgress")] Task<JobProgress?> WaitForProgress(long afterStep, long afterEvent, TimeSpan maxWait);
+
+    /// <summary>Stops the job at the next step boundary; a no-op for a finished job.</summary>
+    [Alias("Cancel")] Task<JobStatus?> Cancel();
+
+    /// <summary>The run report (the same shape as a local run's), once the job has ended.</summary>
+    [Alias("GetReport")] Task<RunReport?> GetReport();
+}

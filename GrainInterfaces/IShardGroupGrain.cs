@@ -1,0 +1,14 @@
+namespace Elastic.GrainInterfaces;
+
+/// <summary>One pipeline stage of one replica on one silo's devices (key: job/generation/replica/stage). Tensor work runs on the device's thread.</summary>
+[Alias("Elastic.IShardGroupGrain")]
+public interface IShardGroupGrain : IGrainWithStringKey
+{
+    [Alias("Prepare")] Task<long> Prepare(ShardAssignment assignment);
+
+    [Alias("RunStep")] Task<ShardStepResult> RunStep(long step, bool evaluate);
+
+    [Alias("Digest")] Task<string> Digest();
+
+    [Alias("Release")] Task Release();
+}

@@ -1,0 +1,16 @@
+namespace Elastic.GrainInterfaces;
+
+/// <summary>A job at a glance.</summary>
+[GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
+public sealed record JobStatus(
+    [property: Id(0)] string JobId,
+    [property: Id(1)] string Name,
+    [property: Id(2)] JobState State,
+    [property: Id(3)] ParallelPlan? Plan,
+    [property: Id(4)] long CommittedStep,
+    [property: Id(5)] int TotalSteps,
+    [property: Id(6)] double? LastLoss,
+    [property: Id(7)] double TokensPerSecond,
+    [property: Id(8)] string? Error,
+    [property: Id(9)] DateTimeOffset SubmittedAt,
+    [property: Id(10)] string? FinalParameterDigest);

@@ -1,0 +1,13 @@
+namespace Elastic.GrainInterfaces;
+
+/// <summary>What one silo offers: its devices (and how many are in use) and its data-plane endpoint.</summary>
+[GenerateSerializer, Immutable, Alias("Elastic.SiloInventory")]
+public sealed record SiloInventory(
+    [property: Id(0)] SiloAddress Silo,
+    [property: Id(1)] string Name,
+    [property: Id(2)] string DeviceKind,
+    [property: Id(3)] int Devices,
+    [property: Id(4)] int DevicesInUse,
+    [property: Id(5)] long DeviceMemoryMiB,
+    [property: Id(6)] int ThreadsPerDevice,
+    [property: Id(7)] string DataPlane);

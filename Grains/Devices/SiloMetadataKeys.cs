@@ -1,0 +1,11 @@
+namespace Elastic.Grains.Devices;
+
+/// <summary>Keys under which a silo advertises its devices and data plane in Orleans silo metadata.</summary>
+public static class SiloMetadataKeys
+{
+    public const string DeviceKind = "elastic.device-kind";
+    public const string Devices = "elastic.devices";
+    public const string DeviceMemoryMiB = "elastic.device-memory-mib";
+    public const string ThreadsPerDevice = "elastic.threads-per-device";
+    public const string DataPlane = "elastic.dataplane";
+}

@@ -1,0 +1,278 @@
+using System.Diagnostics;
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Placement;
+using Elastic.Grains.Replicas;
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// A job's coordinator: Pending -> Planning -> Running -> Completed / Failed / Cancelled. It allocates
+/// devices, makes a plan with a new generation, prepares one replica per data-parallel rank, then runs
+/// the steps and commits each one. It moves only small messages; tensors stay on the devices. Reentrant:
+/// status and watch calls interleave with the training loop at its awaits.
+/// </summary>
+[Reentrant]
+public sealed partial class JobGrain(
+    [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobRecord> job,
+    IOptions<JobOptions> options,
+    ILogger<JobGrain> logger) : Grain, IJobGrain
+{
+    private TaskCompletionSource _changed = NewSignal();
+    private bool _cancelRequested;
+
+    private string JobId => this.GetPrimaryKeyString();
+    private JobRecord Record => job.State;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (job.RecordExists && !Record.State.IsTerminal())
+        {
+            // The activation that drove this job went away with its silo; nothing drives it any more.
+            End(JobState.Failed, "coordinator-lost", $"the silo coordinating this job left the cluster after step {Record.Steps.Count}; the job stopped");
+            await job.WriteStateAsync(cancellationToken);
+        }
+    }
+
+    public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt)
+    {
+        if (job.RecordExists) return;
+        job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending };
+        AddEvent("submitted", $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
+        await job.WriteStateAsync();
+        _ = Run();
+    }
+
+    public Task<JobStatus?> GetStatus() => Task.FromResult(job.RecordExists ? Status() : null);
+
+    public async Task<JobProgress?> WaitForProgress(long afterStep, long afterEvent, TimeSpan maxWait)
+    {
+        if (!job.RecordExists) return null;
+        if (!Record.State.IsTerminal() && Record.Steps.Count <= afterStep && Record.Events.Count <= afterEvent)
+            await Task.WhenAny(_changed.Task, Task.Delay(maxWait));
+        return new JobProgress(Status(),
+            Record.Steps.Where(s => s.Step > afterStep).ToList(),
+            Record.HeldOut.Where(e => e.Step > afterStep).ToList(),
+            Record.Events.Where(e => e.Index > afterEvent).ToList());
+    }
+
+    public Task<JobStatus?> Cancel()
+    {
+        if (!job.RecordExists) return Task.FromResult<JobStatus?>(null);
+        if (!Record.State.IsTerminal() && !_cancelRequested)
+        {
+            _cancelRequested = true;
+            AddEvent("cancel-requested", "the job stops at the next step boundary");
+        }
+        return Task.FromResult<JobStatus?>(Status());
+    }
+
+    public Task<RunReport?> GetReport()
+    {
+        if (!job.RecordExists) return Task.FromResult<RunReport?>(null);
+        var r = Record;
+        var started = r.StartedAt ?? r.SubmittedAt;
+        return Task.FromResult<RunReport?>(new RunReport
+        {
+            Spec = r.Spec,
+            StartedAt = started,
+            Device = r.DeviceKind,
+            ThreadsPerDevice = r.Spec.Runtime.ThreadsPerDevice,
+            Parameters = r.Parameters,
+            Steps = r.Steps,
+            HeldOut = r.HeldOut,
+            Completed = r.State == JobState.Completed,
+            WallSeconds = ((r.EndedAt ?? DateTimeOffset.UtcNow) - started).TotalSeconds,
+            TokensPerSecond = TokensPerSecond(),
+            FinalParameterDigest = r.FinalParameterDigest ?? "",
+        });
+    }
+
+    private async Task Run()
+    {
+        this.DelayDeactivation(TimeSpan.FromDays(30));
+        var capacity = GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
+        IReplicaGrain[] replicas = [];
+        try
+        {
+            var plan = await Plan(capacity);
+            if (plan is null)
+            {
+                End(JobState.Cancelled, "cancelled", "cancelled before devices were allocated");
+                return;
+            }
+            replicas = await Prepare(plan);
+            await Train(replicas);
+        }
+        catch (Exception e)
+        {
+            End(JobState.Failed, "failed", e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            await ReleaseQuietly(replicas, capacity);
+            await job.WriteStateAsync();
+            this.DelayDeactivation(TimeSpan.FromMinutes(-1));
+        }
+    }
+
+    private async Task<ParallelPlan?> Plan(ICapacityGrain capacity)
+    {
+        Transition(JobState.Planning);
+        var widths = SpecValidator.DataParallelWidths(Record.Spec);
+        var waiting = false;
+        while (!_cancelRequested)
+        {
+            var devices = await capacity.Allocate(JobId, widths);
+            if (devices.Count > 0)
+            {
+                var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
+                Record.Generation = plan.Generation;
+                Record.Plan = plan;
+                AddEvent("planned", $"{plan}: " + string.Join(", ", devices.Select((d, r) => $"replica {r} on {d}")));
+                return plan;
+            }
+            if (!waiting)
+            {
+                waiting = true;
+                AddEvent("waiting", $"waiting for devices: needs {string.Join(" or ", widths)} free device(s)");
+            }
+            await Task.Delay(options.Value.CapacityPollInterval);
+        }
+        return null;
+    }
+
+    private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan)
+    {
+        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout);
+        var replicas = Enumerable.Range(0, plan.Dp)
+            .Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, plan.Generation, r))).ToArray();
+        var prepared = new Task<long>[plan.Dp];
+        for (var r = 0; r < plan.Dp; r++)
+            using (DeviceTarget.On(plan.DeviceOf(r).Silo))
+                prepared[r] = replicas[r].Prepare(assignment with { Replica = r });
+        var parameters = await OnAll(plan, prepared, "preparing");
+        Record.Parameters = parameters[0];
+        return replicas;
+    }
+
+    private async Task Train(IReplicaGrain[] replicas)
+    {
+        var spec = Record.Spec;
+        var plan = Record.Plan!;
+        Record.StartedAt ??= DateTimeOffset.UtcNow;
+        Transition(JobState.Running);
+        for (long step = Record.Steps.Count + 1; step <= spec.Steps; step++)
+        {
+            if (_cancelRequested)
+            {
+                End(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
+                return;
+            }
+            var evaluate = step == spec.Steps || (spec.Eval.Every > 0 && step % spec.Eval.Every == 0);
+            var watch = Stopwatch.StartNew();
+            var results = await OnAll(plan, replicas.Select(r => r.RunStep(step, evaluate)).ToArray(), $"step {step}");
+            Commit(step, results, watch.Elapsed.TotalSeconds);
+            if (step % options.Value.PersistEverySteps == 0) await job.WriteStateAsync();
+        }
+        var digests = await OnAll(plan, replicas.Select(r => r.Digest()).ToArray(), "the final digest");
+        if (digests.Distinct().Count() != 1)
+            throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
+        Record.FinalParameterDigest = digests[0];
+        End(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
+    }
+
+    /// <summary>Commits a step once every replica reported it; replicas that disagree on the loss mean the layout broke its promise.</summary>
+    private void Commit(long step, ShardStepResult[] results, double seconds)
+    {
+        var first = results[0];
+        if (results.Any(r => r.Loss != first.Loss))
+            throw new JobFailure($"step {step}: replicas disagree on the loss ({string.Join(", ", results.Select(r => r.Loss))})");
+        var tokens = (double)Record.Spec.Batch.Global * Record.Spec.Model.Context;
+        Record.Steps.Add(new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000));
+        Record.TrainingSeconds += seconds;
+        if (results.Select(r => r.HeldOutLoss).FirstOrDefault(l => l is not null) is { } heldOut)
+            Record.HeldOut.Add(new EvalRecord(step, heldOut));
+        Signal();
+    }
+
+    /// <summary>Awaits one call per replica; any failure fails the job with every replica's error named.</summary>
+    private static async Task<T[]> OnAll<T>(ParallelPlan plan, Task<T>[] calls, string what)
+    {
+        try
+        {
+            return await Task.WhenAll(calls);
+        }
+        catch
+        {
+            var failures = calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted)
+                .Select(c => $"replica {c.r} on {plan.DeviceOf(c.r)}: {c.call.Exception!.InnerException!.Message}");
+            throw new JobFailure($"{what} failed in {plan}: {string.Join("; ", failures)}");
+        }
+    }
+
+    private async Task ReleaseQuietly(IReplicaGrain[] replicas, ICapacityGrain capacity)
+    {
+        foreach (var release in replicas.Select(r => r.Release()).Append(capacity.Release(JobId)))
+        {
+            try
+            {
+                await release.WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (Exception e)
+            {
+                LogReleaseFailed(logger, JobId, e.Message);
+            }
+        }
+    }
+
+    private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Record.Steps.Count, Record.Spec.Steps,
+        Record.Steps.Count > 0 ? Record.Steps[^1].Loss : null, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest);
+
+    private double TokensPerSecond() => Record.TrainingSeconds > 0
+        ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Record.Steps.Count / Record.TrainingSeconds
+        : 0;
+
+    private void Transition(JobState state)
+    {
+        LogTransition(logger, JobId, Record.State, state);
+        Record.State = state;
+        Signal();
+    }
+
+    private void End(JobState state, string kind, string message)
+    {
+        Transition(state);
+        Record.EndedAt = DateTimeOffset.UtcNow;
+        if (state == JobState.Failed) Record.Error = message;
+        AddEvent(kind, message);
+    }
+
+    private void AddEvent(string kind, string message)
+    {
+        Record.Events.Add(new JobEvent(Record.Events.Count + 1, DateTimeOffset.UtcNow, kind, message));
+        Signal();
+    }
+
+    private void Signal()
+    {
+        var changed = _changed;
+        _changed = NewSignal();
+        changed.TrySetResult();
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "job {JobId}: {From} -> {To}")]
+    private static partial void LogTransition(ILogger logger, string jobId, JobState from, JobState to);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: releasing devices failed: {Reason}")]
+    private static partial void LogReleaseFailed(ILogger logger, string jobId, string reason);
+
+    /// <summary>A failure whose message already says what went wrong, where.</summary>
+    private sealed class JobFailure(string message) : Exception(message);
+}

@@ -1,0 +1,26 @@
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>The persistent state of a job grain.</summary>
+[GenerateSerializer, Alias("Elastic.JobRecord")]
+public sealed class JobRecord
+{
+    [Id(0)] public TrainingSpec Spec { get; set; } = new();
+    [Id(1)] public JobState State { get; set; }
+    [Id(2)] public DateTimeOffset SubmittedAt { get; set; }
+    [Id(3)] public DateTimeOffset? StartedAt { get; set; }
+    [Id(4)] public DateTimeOffset? EndedAt { get; set; }
+    [Id(5)] public ParallelPlan? Plan { get; set; }
+    [Id(6)] public int Generation { get; set; }
+    [Id(7)] public List<StepRecord> Steps { get; set; } = [];
+    [Id(8)] public List<EvalRecord> HeldOut { get; set; } = [];
+    [Id(9)] public List<JobEvent> Events { get; set; } = [];
+    [Id(10)] public string? Error { get; set; }
+    [Id(11)] public long Parameters { get; set; }
+    [Id(12)] public double TrainingSeconds { get; set; }
+    [Id(13)] public string? FinalParameterDigest { get; set; }
+    [Id(14)] public string DeviceKind { get; set; } = "cpu";
+}

@@ -1,0 +1,50 @@
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Training.Engine;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// Admits jobs. Validation lists every error and, on rejection, nothing is written and no job grain is
+/// activated. Submissions are serialized (the grain is not reentrant), so an idempotency key maps to at most one job.
+/// </summary>
+public sealed class JobRegistryGrain(
+    [PersistentState("registry", StorageNames.Jobs)] IPersistentState<RegistryRecord> registry) : Grain, IJobRegistryGrain
+{
+    public async Task<SubmitResult> Submit(TrainingSpec spec, string idempotencyKey)
+    {
+        var errors = JobValidation.Validate(spec).ToList();
+        if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
+            errors.Add(new SpecError("idempotencyKey", idempotencyKey, "must be 1 to 200 characters"));
+        if (errors.Count > 0) return new SubmitResult(null, errors, null);
+
+        var specJson = SpecJson.Serialize(spec);
+        if (registry.State.ByKey.TryGetValue(idempotencyKey, out var admitted))
+        {
+            if (admitted.SpecJson != specJson)
+                return new SubmitResult(null, [], $"idempotency key '{idempotencyKey}' was used for job {admitted.JobId} with a different spec");
+        }
+        else
+        {
+            admitted = new Admission(NewJobId(spec.Name), specJson);
+            registry.State.ByKey[idempotencyKey] = admitted;
+            registry.State.Jobs.Add(admitted.JobId);
+            await registry.WriteStateAsync();
+        }
+        // Start is idempotent, so a retry after a failure here still starts the job.
+        await GrainFactory.GetGrain<IJobGrain>(admitted.JobId).Start(spec, DateTimeOffset.UtcNow);
+        return SubmitResult.Accepted(admitted.JobId);
+    }
+
+    public async Task<IReadOnlyList<JobStatus>> List()
+    {
+        var statuses = await Task.WhenAll(registry.State.Jobs.Select(id => GrainFactory.GetGrain<IJobGrain>(id).GetStatus()));
+        return statuses.OfType<JobStatus>().ToList();
+    }
+
+    private static string NewJobId(string name)
+    {
+        var safe = new string(name.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray()).Trim('-');
+        return $"{(safe.Length == 0 ? "job" : safe[..Math.Min(safe.Length, 40)])}-{Guid.NewGuid().ToString("N")[..8]}";
+    }
+}

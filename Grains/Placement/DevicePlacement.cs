@@ -1,0 +1,13 @@
+using Orleans.Placement;
+
+namespace Elastic.Grains.Placement;
+
+/// <summary>Places a grain on the silo that owns its device, named by the caller (see <see cref="DeviceTarget"/>). Never anywhere else.</summary>
+[Serializable, GenerateSerializer, Immutable, SuppressReferenceTracking, Alias("Elastic.DevicePlacement")]
+public sealed class DevicePlacement : PlacementStrategy
+{
+    public static DevicePlacement Instance { get; } = new();
+}
+
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class DevicePlacementAttribute() : PlacementAttribute(DevicePlacement.Instance);

@@ -1,0 +1,48 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Placement;
+using Orleans.Placement;
+
+namespace Elastic.Grains.Replicas;
+
+/// <summary>
+/// A data-parallel replica of one generation: the pipeline of its shard groups, on the silo of its first
+/// stage. With one stage (pp = 1) it hands each step to that stage; pipeline schedules will live here.
+/// </summary>
+[DevicePlacement, Immovable]
+public sealed class ReplicaGrain : Grain, IReplicaGrain
+{
+    private IShardGroupGrain[] _stages = [];
+
+    public static string KeyOf(string jobId, int generation, int replica) => $"{jobId}/g{generation}/r{replica}";
+
+    public async Task<long> Prepare(ShardAssignment assignment)
+    {
+        if (assignment.Plan.Pp != 1 || assignment.Plan.Tp != 1)
+            throw new NotSupportedException($"plan {assignment.Plan}: this release runs pp = 1 and tp = 1 only");
+        this.DelayDeactivation(TimeSpan.FromDays(30));
+        _stages = [GrainFactory.GetGrain<IShardGroupGrain>($"{this.GetPrimaryKeyString()}/s0")];
+        using (DeviceTarget.On(assignment.Device.Silo))
+            return await _stages[0].Prepare(assignment with { Stage = 0 });
+    }
+
+    public Task<ShardStepResult> RunStep(long step, bool evaluate) => Stage0().RunStep(step, evaluate);
+
+    public Task<string> Digest() => Stage0().Digest();
+
+    public async Task Release()
+    {
+        try
+        {
+            await Task.WhenAll(_stages.Select(s => s.Release()));
+        }
+        finally
+        {
+            _stages = [];
+            this.DelayDeactivation(TimeSpan.FromMinutes(-1));
+            this.DeactivateOnIdle();
+        }
+    }
+
+    private IShardGroupGrain Stage0() =>
+        _stages.Length > 0 ? _stages[0] : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared");
+}

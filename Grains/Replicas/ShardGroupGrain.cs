@@ -1,0 +1,93 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Devices;
+using Elastic.Grains.Placement;
+using Elastic.Training.Collectives;
+using Elastic.Training.Data;
+using Elastic.Training.Engine;
+using Orleans.Placement;
+
+namespace Elastic.Grains.Replicas;
+
+/// <summary>
+/// One pipeline stage of one replica, on the silo that owns its device. It holds the model state of its
+/// shard, but every tensor operation runs on the device's worker thread; this grain only schedules it.
+/// </summary>
+[DevicePlacement, Immovable]
+public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo) : Grain, IShardGroupGrain
+{
+    private ShardAssignment? _assignment;
+    private DeviceWorker? _worker;
+    private DataParallelTrainer? _trainer;
+
+    public async Task<long> Prepare(ShardAssignment assignment)
+    {
+        if (_assignment is not null)
+            return Same(_assignment, assignment) && _trainer is not null
+                ? _trainer.Trainer.ParameterCount
+                : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is already prepared for another assignment");
+        if (assignment.Device.Silo != silo.SiloAddress)
+            throw new InvalidOperationException($"{this.GetPrimaryKeyString()} runs on {silo.SiloAddress} but its device is on {assignment.Device.Silo}");
+        _assignment = assignment;
+        _worker = devices.Acquire(assignment.Device.Device, this.GetPrimaryKeyString());
+        this.DelayDeactivation(TimeSpan.FromDays(30));
+        Communicator? replicas = null;
+        try
+        {
+            if (assignment.Plan.Dp > 1)
+                replicas = await dataPlane.JoinAsync(assignment.DataParallelGroup, assignment.Replica, assignment.DataParallelEndpoints, assignment.CollectiveTimeout);
+            var spec = assignment.Spec;
+            var device = devices.TorchDevice(assignment.Device.Device);
+            _trainer = await _worker.Run(spec.Runtime.ThreadsPerDevice, () => new DataParallelTrainer(new Trainer(spec, TokenCorpus.Load(spec), device), replicas));
+            return _trainer.Trainer.ParameterCount;
+        }
+        catch
+        {
+            replicas?.Dispose();
+            await Release();
+            throw;
+        }
+    }
+
+    public Task<ShardStepResult> RunStep(long step, bool evaluate)
+    {
+        var (trainer, threads) = Prepared();
+        return _worker!.Run(threads, () =>
+        {
+            var result = trainer.Step(step);
+            double? heldOut = evaluate && trainer.Replica == 0 ? trainer.Trainer.EvaluateHeldOut() : null;
+            return new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut);
+        });
+    }
+
+    public Task<string> Digest()
+    {
+        var (trainer, threads) = Prepared();
+        return _worker!.Run(threads, () => trainer.Trainer.ParameterDigest());
+    }
+
+    public async Task Release()
+    {
+        var (assignment, trainer, worker) = (_assignment, _trainer, _worker);
+        _trainer = null;
+        if (trainer is not null && worker is not null)
+            await worker.Run(assignment!.Spec.Runtime.ThreadsPerDevice, () =>
+            {
+                trainer.Dispose();
+                return true;
+            });
+        if (assignment is not null) devices.Release(assignment.Device.Device, this.GetPrimaryKeyString());
+        this.DelayDeactivation(TimeSpan.FromMinutes(-1));
+        this.DeactivateOnIdle();
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        _trainer is null ? Task.CompletedTask : Release();
+
+    private (DataParallelTrainer Trainer, int Threads) Prepared() =>
+        _trainer is { } trainer && _assignment is { } assignment
+            ? (trainer, assignment.Spec.Runtime.ThreadsPerDevice)
+            : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared (its silo may have restarted)");
+
+    private static bool Same(ShardAssignment a, ShardAssignment b) =>
+        a.JobId == b.JobId && a.Plan.Generation == b.Plan.Generation && a.Replica == b.Replica && a.Stage == b.Stage;
+}

@@ -1,0 +1,52 @@
+using System.Globalization;
+using System.Net;
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Devices;
+using Elastic.Grains.Jobs;
+using Elastic.Grains.Placement;
+using Elastic.Training.Collectives;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+using Orleans.Serialization;
+
+namespace Elastic.Silo.Hosting;
+
+public static class ElasticSiloBuilderExtensions
+{
+    /// <summary>
+    /// Makes a silo an Elastic silo: its devices (one worker thread each), its data-plane listener, both
+    /// advertised in silo metadata, device placement, job storage (memory unless the host adds another
+    /// provider named <see cref="StorageNames.Jobs"/>), and the serializers for job records.
+    /// </summary>
+    public static ISiloBuilder AddElastic(this ISiloBuilder silo, ElasticSiloOptions options, string siloName)
+    {
+        var dataPlane = new DataPlane(IPAddress.Parse(options.DataPlaneBind), options.DataPlanePort, options.DataPlaneHost);
+        var devices = new SiloDevices(options.Devices, siloName);
+        var inv = CultureInfo.InvariantCulture;
+        silo.UseSiloMetadata(new Dictionary<string, string>
+        {
+            [SiloMetadataKeys.DeviceKind] = options.Devices.Kind,
+            [SiloMetadataKeys.Devices] = options.Devices.Count.ToString(inv),
+            [SiloMetadataKeys.DeviceMemoryMiB] = options.Devices.MemoryMiB.ToString(inv),
+            [SiloMetadataKeys.ThreadsPerDevice] = options.Devices.ThreadsPerDevice.ToString(inv),
+            [SiloMetadataKeys.DataPlane] = dataPlane.Endpoint,
+        });
+        // Registered through factories so that the container disposes them when the silo stops: the
+        // listener closes and peers' collectives fail fast instead of waiting for a timeout.
+        silo.Services.AddSingleton(_ => dataPlane);
+        silo.Services.AddSingleton(_ => devices);
+        silo.Services.Configure<JobOptions>(o =>
+        {
+            o.CollectiveTimeout = options.Jobs.CollectiveTimeout;
+            o.CapacityPollInterval = options.Jobs.CapacityPollInterval;
+            o.PersistEverySteps = options.Jobs.PersistEverySteps;
+        });
+        silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
+        silo.Services.AddSerializer(s => s.AddElasticJobTypes());
+        if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, StorageNames.Jobs)))
+            silo.AddMemoryGrainStorage(StorageNames.Jobs);
+        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5));
+        return silo;
+    }
+}

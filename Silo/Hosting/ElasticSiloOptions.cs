@@ -1,0 +1,17 @@
+using Elastic.Grains.Devices;
+using Elastic.Grains.Jobs;
+
+namespace Elastic.Silo.Hosting;
+
+/// <summary>What an Elastic silo offers and where its data plane listens.</summary>
+public sealed record ElasticSiloOptions
+{
+    public SiloDeviceOptions Devices { get; init; } = new();
+    /// <summary>Address the data plane listens on.</summary>
+    public string DataPlaneBind { get; init; } = "127.0.0.1";
+    /// <summary>Host name or address peers dial; defaults to the bind address.</summary>
+    public string? DataPlaneHost { get; init; }
+    /// <summary>0 picks a free port.</summary>
+    public int DataPlanePort { get; init; }
+    public JobOptions Jobs { get; init; } = new();
+}

@@ -1,0 +1,70 @@
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Training.Engine;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>Data-parallel jobs on a 2-silo x 2-device cluster against the single-device engine, bit for bit.</summary>
+public sealed class DataParallelTests : IAsyncLifetime
+{
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2);
+
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
+
+    private static TrainingSpec Spec(int dp) => TestSpecs.Tiny(steps: 5, global: 16, micro: 2, dropout: 0.1) with
+    {
+        Devices = new DeviceSpec { Min = dp, Max = dp },
+        Eval = new EvalSpec { Every = 2, Batches = 2 },
+    };
+
+    [Fact]
+    public async Task Dp_1_2_and_4_give_the_engines_parameters_and_losses_bit_for_bit()
+    {
+        var reference = await TestSpecs.OnDevice(() =>
+        {
+            var spec = Spec(1);
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return TrainingLoop.Run(trainer);
+        });
+        foreach (var dp in new[] { 1, 2, 4 })
+        {
+            var jobId = await _cluster.Client.SubmitAsync(Spec(dp));
+            var status = await _cluster.Finish(jobId);
+            Assert.True(status.State == JobState.Completed, $"dp={dp}: {status.State} {status.Error}");
+            Assert.Equal(dp, status.Plan!.Dp);
+            var report = await _cluster.Client.GetReportAsync(jobId);
+            Assert.Equal(reference.FinalParameterDigest, status.FinalParameterDigest);
+            Assert.Equal(reference.FinalParameterDigest, report.FinalParameterDigest);
+            Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));
+            Assert.Equal(reference.Steps.Select(s => s.GradNorm), report.Steps.Select(s => s.GradNorm));
+            Assert.Equal(reference.HeldOut, report.HeldOut);
+        }
+    }
+
+    [Fact]
+    public async Task A_job_goes_through_its_lifecycle_and_watchers_see_every_step_and_event()
+    {
+        var jobId = await _cluster.Client.SubmitAsync(Spec(2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } });
+        var steps = new List<long>();
+        var events = new List<JobEvent>();
+        var states = new List<JobState>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await foreach (var progress in _cluster.Client.WatchAsync(jobId, timeout.Token))
+        {
+            steps.AddRange(progress.Steps.Select(s => s.Step));
+            events.AddRange(progress.Events);
+            states.Add(progress.Status.State);
+        }
+        Assert.Equal([1L, 2, 3, 4, 5], steps);
+        Assert.Equal(["submitted", "planned", "completed"], events.Select(e => e.Kind));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Index));
+        Assert.Equal(JobState.Completed, states[^1]);
+        var status = await _cluster.Client.GetStatusAsync(jobId);
+        Assert.Equal(4, status.Plan!.Dp); // the widest power of two the 4 free devices allow
+        Assert.Equal(5, status.CommittedStep);
+        Assert.Contains(jobId, (await _cluster.Client.ListAsync()).Select(j => j.JobId));
+        Assert.All(await _cluster.Client.GetInventoryAsync(), silo => Assert.Equal(0, silo.DevicesInUse));
+    }
+}

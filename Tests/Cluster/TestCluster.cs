@@ -1,0 +1,61 @@
+using Elastic.Client;
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+using Elastic.Silo.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Serialization;
+using Orleans.TestingHost;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>A real Orleans cluster in this process: Elastic silos with virtual CPU devices, and an SDK client.</summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    private TestCluster(InProcessTestCluster cluster)
+    {
+        Cluster = cluster;
+        Client = new ElasticClient(cluster.Client);
+    }
+
+    public InProcessTestCluster Cluster { get; }
+    public ElasticClient Client { get; }
+
+    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null)
+    {
+        var builder = new InProcessTestClusterBuilder((short)silos);
+        builder.ConfigureSilo((options, silo) => silo.AddElastic(new ElasticSiloOptions
+        {
+            Devices = new() { Count = devicesPerSilo },
+            Jobs = new JobOptions { CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20), CapacityPollInterval = TimeSpan.FromMilliseconds(200) },
+        }, options.SiloName));
+        builder.ConfigureClient(client => client.Services.AddSerializer(s => s.AddElasticJobTypes()));
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        var testCluster = new TestCluster(cluster);
+        await testCluster.WaitForDevices(silos * devicesPerSilo);
+        return testCluster;
+    }
+
+    /// <summary>Silo metadata reaches the capacity grain asynchronously; wait until it sees every device.</summary>
+    public async Task WaitForDevices(int devices)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await Client.GetInventoryAsync()).Sum(s => s.Devices) < devices)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the inventory never showed {devices} devices");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Waits for the job to end (bounded: a hang is a test failure, not a stuck run).</summary>
+    public async Task<JobStatus> Finish(string jobId, TimeSpan? within = null)
+    {
+        using var timeout = new CancellationTokenSource(within ?? TimeSpan.FromMinutes(2));
+        return await Client.WaitForCompletionAsync(jobId, timeout.Token);
+    }
+
+    public async Task<SiloAddress?> SiloOf(IAddressable grain) =>
+        await Cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(grain);
+
+    public async ValueTask DisposeAsync() => await Cluster.DisposeAsync();
+}

@@ -1,0 +1,66 @@
+using Elastic.Training.Collectives;
+using static TorchSharp.torch;
+
+namespace Elastic.Training.Engine;
+
+/// <summary>
+/// One data-parallel replica's step: forward/backward over its aligned block of the step's micro-batches,
+/// then a tree-ordered all-reduce of the block gradient sums (and losses) over the replicas, then the
+/// optimizer update. Because the blocks are subtrees of the canonical micro-batch tree and the all-reduce
+/// combines them in the same tree, every replica ends each step with exactly the bits of a single device.
+/// </summary>
+public sealed class DataParallelTrainer : IDisposable
+{
+    private readonly Communicator? _replicas;
+    private byte[] _wire = [];
+
+    /// <param name="replicas">The data-parallel group (rank = replica index); null when this is the only replica.</param>
+    public DataParallelTrainer(Trainer trainer, Communicator? replicas)
+    {
+        var dp = replicas?.WorldSize ?? 1;
+        if (!PairwiseTree.IsAlignedBlockCount(trainer.MicroBatchesPerStep, dp))
+            throw new ArgumentException($"dp {dp} must be a power of two dividing the {trainer.MicroBatchesPerStep} micro-batches per step", nameof(replicas));
+        Trainer = trainer;
+        _replicas = replicas;
+    }
+
+    public Trainer Trainer { get; }
+    public int Replica => _replicas?.Rank ?? 0;
+    public int Replicas => _replicas?.WorldSize ?? 1;
+
+    public StepResult Step(long step)
+    {
+        if (_replicas is null) return Trainer.Step(step);
+        var perReplica = Trainer.MicroBatchesPerStep / Replicas;
+        var sum = Trainer.RentGradient();
+        try
+        {
+            var lossSum = Trainer.AccumulateBlock(step, Replica * perReplica, perReplica, sum);
+            AllReduce(sum);
+            return Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum));
+        }
+        finally
+        {
+            Trainer.ReleaseGradient(sum);
+        }
+    }
+
+    /// <summary>Sums a flat fp32 gradient over the replicas through a host buffer (the data plane moves bytes).</summary>
+    private void AllReduce(Tensor gradient)
+    {
+        using var scope = NewDisposeScope();
+        var host = gradient.device_type == TorchSharp.DeviceType.CPU ? gradient : gradient.cpu();
+        var bytes = host.bytes;
+        if (_wire.Length != bytes.Length) _wire = new byte[bytes.Length];
+        bytes.CopyTo(_wire);
+        _replicas!.AllReduceSum(_wire);
+        _wire.CopyTo(host.bytes);
+        if (!ReferenceEquals(host, gradient)) gradient.copy_(host);
+    }
+
+    public void Dispose()
+    {
+        _replicas?.Dispose();
+        Trainer.Dispose();
+    }
+}
