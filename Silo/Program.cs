@@ -1,7 +1,40 @@
-// The silo host. This first version runs a single localhost silo; device discovery, real clustering
-// (Azure Table, Redis) and the data-plane endpoint are configured here as they arrive.
+// The Elastic silo: one process per machine (or per group of GPUs). Configuration: the "Elastic" section
+// (see docs/cluster.md), e.g. Elastic__Clustering=azure Elastic__ConnectionString=... Elastic__Devices__Count=2.
+using Elastic.Silo.Hosting;
 using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
 
 var builder = Host.CreateApplicationBuilder(args);
-builder.UseOrleans(silo => silo.UseLocalhostClustering());
+SiloSettings settings;
+try
+{
+    settings = SiloSettings.Read(builder.Configuration);
+}
+catch (InvalidOperationException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+
+builder.UseOrleans(silo =>
+{
+    silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (settings.ClusterId, settings.ServiceId));
+    silo.Configure<SiloOptions>(o => o.SiloName = settings.Name);
+    switch (settings.Clustering)
+    {
+        case "azure":
+            silo.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.ConnectionString));
+            silo.ConfigureEndpoints(settings.AdvertisedIp, settings.SiloPort, settings.GatewayPort);
+            break;
+        case "redis":
+            silo.UseRedisClustering(settings.ConnectionString!);
+            silo.ConfigureEndpoints(settings.AdvertisedIp, settings.SiloPort, settings.GatewayPort);
+            break;
+        default:
+            silo.UseLocalhostClustering(settings.SiloPort, settings.GatewayPort, serviceId: settings.ServiceId, clusterId: settings.ClusterId);
+            break;
+    }
+    silo.AddElastic(settings.Elastic, settings.Name);
+});
 await builder.Build().RunAsync();
+return 0;

@@ -10,5 +10,12 @@ public static class ElasticCommandLine
     {
         TrainCommand.Create(),
         SampleCommand.Create(),
+        SubmitCommand.Create(),
+        StatusCommand.Create(),
+        WatchCommand.Create(),
+        CancelCommand.Create(),
+        ListCommand.Create(),
+        EventsCommand.Create(),
+        ClusterCommand.Create(),
     };
 }

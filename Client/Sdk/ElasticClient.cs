@@ -41,6 +41,21 @@ public sealed class ElasticClient(IGrainFactory grains)
     public Task<IReadOnlyList<SiloInventory>> GetInventoryAsync(CancellationToken cancellation = default) =>
         Call(() => grains.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory().WaitAsync(cancellation));
 
+    /// <summary>Waits until the cluster offers at least <paramref name="devices"/> devices (silos announce theirs as they join).</summary>
+    /// <exception cref="ClusterUnavailableException">They did not appear within <paramref name="timeout"/>.</exception>
+    public async Task<IReadOnlyList<SiloInventory>> WaitForDevicesAsync(int devices, TimeSpan timeout, CancellationToken cancellation = default)
+    {
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        while (true)
+        {
+            var inventory = await GetInventoryAsync(cancellation);
+            if (inventory.Sum(s => s.Devices) >= devices) return inventory;
+            if (DateTimeOffset.UtcNow > deadline)
+                throw new ClusterUnavailableException($"the cluster offers {inventory.Sum(s => s.Devices)} device(s) on {inventory.Count} silo(s); {devices} did not appear within {timeout.TotalSeconds:0} s");
+            await Task.Delay(100, cancellation);
+        }
+    }
+
     /// <summary>The run report (the same shape as a local run's).</summary>
     public Task<RunReport> GetReportAsync(string jobId, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).GetReport().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));

@@ -50,6 +50,52 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_on_an_in_process_cluster_of_4_or_1_devices_reports_the_engines_digest()
+    {
+        var spec = Path.Combine(_folder, "dp.json");
+        File.WriteAllText(spec, """
+            { "name": "dp", "steps": 3, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 8, "micro": 2 }, "optimizer": { "warmupSteps": 1 }, "eval": { "every": 0, "batches": 1 } }
+            """);
+        var reports = new Dictionary<string, RunReport>();
+        foreach (var devices in new[] { "engine", "4", "1" })
+        {
+            var path = Path.Combine(_folder, $"report-{devices}.json");
+            var args = devices == "engine"
+                ? new[] { "train", spec, "--out", Path.Combine(_folder, "run"), "--report", path, "--sample-tokens", "0" }
+                : ["train", spec, "--devices", devices, "--report", path];
+            var output = new StringWriter();
+            Assert.True(await Invoke(output, args) == 0, output.ToString());
+            reports[devices] = RunReport.Read(path);
+        }
+        Assert.Equal(reports["engine"].FinalParameterDigest, reports["4"].FinalParameterDigest);
+        Assert.Equal(reports["engine"].FinalParameterDigest, reports["1"].FinalParameterDigest);
+        Assert.Equal(reports["engine"].Steps.Select(s => s.Loss), reports["4"].Steps.Select(s => s.Loss));
+    }
+
+    [Fact]
+    public async Task Train_refuses_a_device_count_the_spec_cannot_use()
+    {
+        var spec = Path.Combine(_folder, "wide.json");
+        File.WriteAllText(spec, """{ "name": "wide", "devices": { "min": 4 }, "batch": { "global": 16, "micro": 4 } }""");
+        var output = new StringWriter();
+        Assert.Equal(2, await Invoke(output, "train", spec, "--devices", "2"));
+        Assert.Contains("--devices 2: the spec runs on 4 device(s)", output.ToString());
+    }
+
+    [Fact]
+    public async Task Cluster_commands_report_an_unreachable_cluster_clearly()
+    {
+        var output = new StringWriter();
+        Assert.Equal(3, await Invoke(output, "list", "--cluster", "localhost:1"));
+        Assert.Contains("cannot reach the cluster", output.ToString());
+        Assert.DoesNotContain("   at ", output.ToString());
+        var bad = new StringWriter();
+        Assert.Equal(2, await Invoke(bad, "list", "--cluster", "carrier-pigeon:1"));
+        Assert.Contains("--cluster carrier-pigeon:1", bad.ToString());
+    }
+
+    [Fact]
     public async Task Sample_without_a_trained_model_names_the_folder()
     {
         var output = new StringWriter();

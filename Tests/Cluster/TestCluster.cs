@@ -32,19 +32,9 @@ public sealed class TestCluster : IAsyncDisposable
         var cluster = builder.Build();
         await cluster.DeployAsync();
         var testCluster = new TestCluster(cluster);
-        await testCluster.WaitForDevices(silos * devicesPerSilo);
+        // Silo metadata reaches the capacity grain asynchronously.
+        await testCluster.Client.WaitForDevicesAsync(silos * devicesPerSilo, TimeSpan.FromSeconds(30));
         return testCluster;
-    }
-
-    /// <summary>Silo metadata reaches the capacity grain asynchronously; wait until it sees every device.</summary>
-    public async Task WaitForDevices(int devices)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while ((await Client.GetInventoryAsync()).Sum(s => s.Devices) < devices)
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the inventory never showed {devices} devices");
-            await Task.Delay(100);
-        }
     }
 
     /// <summary>Waits for the job to end (bounded: a hang is a test failure, not a stuck run).</summary>

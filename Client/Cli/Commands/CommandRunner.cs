@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Elastic.Client;
 using Elastic.Jobs;
 using Spectre.Console;
 
@@ -8,6 +9,7 @@ namespace Elastic.Cli.Commands;
 internal static class CommandRunner
 {
     public const int InvalidInput = 2;
+    public const int Unavailable = 3;
     public const int Cancelled = 130;
 
     public static async Task<int> Run(ParseResult parse, Func<CliOutput, Task<int>> command)
@@ -17,10 +19,15 @@ internal static class CommandRunner
         {
             return await command(output);
         }
-        catch (Exception e) when (e is SpecValidationException or CliException)
+        catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException)
         {
             output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return InvalidInput;
+        }
+        catch (ClusterUnavailableException e)
+        {
+            output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return Unavailable;
         }
         catch (OperationCanceledException)
         {

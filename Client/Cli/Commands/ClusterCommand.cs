@@ -1,0 +1,27 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Elastic.Cli.Commands;
+
+/// <summary><c>elastic cluster</c>: the silos and their devices.</summary>
+internal static class ClusterCommand
+{
+    public static Command Create()
+    {
+        var cluster = ClusterConnection.Option();
+        var command = new Command("cluster", "Show the cluster's silos and devices") { cluster };
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        {
+            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
+            var silos = await connection.Client.GetInventoryAsync(cancellation);
+            var table = new Table().AddColumns("silo", "address", "devices", "in use", "kind", "memory/device", "threads/device", "data plane");
+            foreach (var s in silos)
+                table.AddRow(Markup.Escape(s.Name), Markup.Escape(s.Silo.ToString()), s.Devices.ToString(), s.DevicesInUse.ToString(),
+                    s.DeviceKind, $"{s.DeviceMemoryMiB} MiB", s.ThreadsPerDevice.ToString(), Markup.Escape(s.DataPlane));
+            console.Ansi.Write(table);
+            console.Plain.WriteLine($"{silos.Count} silo(s), {silos.Sum(s => s.Devices)} device(s), {silos.Sum(s => s.DevicesInUse)} in use");
+            return 0;
+        }));
+        return command;
+    }
+}

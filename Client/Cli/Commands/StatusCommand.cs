@@ -1,0 +1,37 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+
+namespace Elastic.Cli.Commands;
+
+/// <summary><c>elastic status JOB</c>: the job's state, plan and progress.</summary>
+internal static class StatusCommand
+{
+    public static Command Create()
+    {
+        var job = new Argument<string>("job") { Description = "Job id" };
+        var cluster = ClusterConnection.Option();
+        var command = new Command("status", "Show a job's state, plan and progress") { job, cluster };
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        {
+            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
+            var s = await connection.Client.GetStatusAsync(parse.GetValue(job)!, cancellation);
+            var inv = CultureInfo.InvariantCulture;
+            var grid = new Grid().AddColumn().AddColumn();
+            void Row(string name, string value) => grid.AddRow(new Text(name), new Text(value));
+            Row("job", s.JobId);
+            Row("name", s.Name);
+            Row("state", s.State.ToString());
+            Row("steps", $"{s.CommittedStep}/{s.TotalSteps}");
+            Row("loss", s.LastLoss?.ToString("F4", inv) ?? "-");
+            Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
+            Row("plan", s.Plan?.ToString() ?? "-");
+            Row("submitted", s.SubmittedAt.ToString("u", inv));
+            if (s.Error is not null) Row("error", s.Error);
+            if (s.FinalParameterDigest is not null) Row("digest", s.FinalParameterDigest);
+            console.Ansi.Write(grid);
+            return 0;
+        }));
+        return command;
+    }
+}

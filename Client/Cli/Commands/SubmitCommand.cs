@@ -1,0 +1,25 @@
+using System.CommandLine;
+using Elastic.Jobs;
+
+namespace Elastic.Cli.Commands;
+
+/// <summary><c>elastic submit SPEC</c>: validates on the cluster and admits a job; prints its id.</summary>
+internal static class SubmitCommand
+{
+    public static Command Create()
+    {
+        var spec = new Argument<FileInfo>("spec") { Description = "Job spec (JSON); see docs/job-spec.md" };
+        var key = new Option<string?>("--key") { Description = "Idempotency key: resubmitting the same spec with it returns the same job" };
+        var cluster = ClusterConnection.Option();
+        var command = new Command("submit", "Submit a job to a cluster") { spec, key, cluster };
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        {
+            var trainingSpec = SpecJson.Read(parse.GetValue(spec)!.FullName);
+            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
+            var jobId = await connection.Client.SubmitAsync(trainingSpec, parse.GetValue(key), cancellation);
+            console.Plain.WriteLine(jobId);
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,26 @@
+using System.CommandLine;
+using Elastic.GrainInterfaces;
+
+namespace Elastic.Cli.Commands;
+
+/// <summary><c>elastic watch JOB</c>: a live progress bar and events until the job ends.</summary>
+internal static class WatchCommand
+{
+    public static Command Create()
+    {
+        var job = new Argument<string>("job") { Description = "Job id" };
+        var cluster = ClusterConnection.Option();
+        var command = new Command("watch", "Follow a job until it ends") { job, cluster };
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        {
+            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
+            var jobId = parse.GetValue(job)!;
+            var status = await connection.Client.GetStatusAsync(jobId, cancellation);
+            var final = await TrainingProgress.Show(console, status.TotalSteps,
+                sink => JobWatcher.Follow(connection.Client, jobId, sink, cancellation));
+            console.Plain.WriteLine($"{final.JobId}: {final.State} after {final.CommittedStep} steps");
+            return final.State == JobState.Completed ? 0 : 1;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Net;
+using Elastic.Grains.Devices;
+using Microsoft.Extensions.Configuration;
+
+namespace Elastic.Silo.Hosting;
+
+/// <summary>
+/// A silo's configuration, read from the <c>Elastic</c> section (appsettings, or environment variables such as
+/// <c>Elastic__Clustering=azure</c>, <c>Elastic__Devices__Count=4</c>). Every invalid value is reported at once.
+/// </summary>
+public sealed record SiloSettings
+{
+    public string Name { get; init; } = Environment.MachineName;
+    public string ClusterId { get; init; } = "elastic";
+    public string ServiceId { get; init; } = "elastic";
+    /// <summary><c>localhost</c> (a single silo, or the primary of a local group), <c>azure</c> (Azure Table membership) or <c>redis</c>.</summary>
+    public string Clustering { get; init; } = "localhost";
+    /// <summary>Azure Storage connection string (azure) or Redis configuration (redis).</summary>
+    public string? ConnectionString { get; init; }
+    public IPAddress AdvertisedIp { get; init; } = IPAddress.Loopback;
+    public int SiloPort { get; init; } = 11111;
+    public int GatewayPort { get; init; } = 30000;
+    public ElasticSiloOptions Elastic { get; init; } = new();
+
+    public static SiloSettings Read(IConfiguration root)
+    {
+        var section = root.GetSection("Elastic");
+        var errors = new List<string>();
+        string Text(string key, string fallback) => section[key] is { Length: > 0 } v ? v : fallback;
+        int Int(string key, int fallback, int min, int max)
+        {
+            var text = section[key];
+            if (string.IsNullOrEmpty(text)) return fallback;
+            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max) return value;
+            errors.Add($"Elastic:{key} = {text}: must be an integer in [{min}, {max}]");
+            return fallback;
+        }
+
+        var clustering = Text("Clustering", "localhost");
+        if (clustering is not ("localhost" or "azure" or "redis")) errors.Add($"Elastic:Clustering = {clustering}: must be localhost, azure or redis");
+        var connection = section["ConnectionString"];
+        if (clustering is "azure" or "redis" && string.IsNullOrWhiteSpace(connection)) errors.Add($"Elastic:ConnectionString: required for Elastic:Clustering = {clustering}");
+        var advertised = Text("AdvertisedIp", "127.0.0.1");
+        if (!IPAddress.TryParse(advertised, out var ip)) errors.Add($"Elastic:AdvertisedIp = {advertised}: not an IP address");
+        var kind = Text("Devices:Kind", "auto");
+        if (kind is not ("auto" or "cpu" or "cuda")) errors.Add($"Elastic:Devices:Kind = {kind}: must be auto, cpu or cuda");
+        var settings = new SiloSettings
+        {
+            Name = Text("Name", Environment.MachineName),
+            ClusterId = Text("ClusterId", "elastic"),
+            ServiceId = Text("ServiceId", "elastic"),
+            Clustering = clustering,
+            ConnectionString = connection,
+            AdvertisedIp = ip ?? IPAddress.Loopback,
+            SiloPort = Int("SiloPort", 11111, 1, 65535),
+            GatewayPort = Int("GatewayPort", 30000, 0, 65535),
+            Elastic = new ElasticSiloOptions
+            {
+                Devices = DeviceDiscovery.Resolve(kind, new SiloDeviceOptions
+                {
+                    Count = Int("Devices:Count", 2, 1, 1024),
+                    MemoryMiB = Int("Devices:MemoryMiB", 4096, 1, int.MaxValue),
+                    ThreadsPerDevice = Int("Devices:ThreadsPerDevice", 1, 1, 1024),
+                }),
+                DataPlaneBind = Text("DataPlane:Bind", "127.0.0.1"),
+                DataPlaneHost = section["DataPlane:Host"],
+                DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
+            },
+        };
+        if (!IPAddress.TryParse(settings.Elastic.DataPlaneBind, out _)) errors.Add($"Elastic:DataPlane:Bind = {settings.Elastic.DataPlaneBind}: not an IP address");
+        if (errors.Count > 0) throw new InvalidOperationException("invalid silo configuration:" + string.Concat(errors.Select(e => Environment.NewLine + "  - " + e)));
+        return settings;
+    }
+}
