@@ -7,6 +7,13 @@ cd "$root"
 results="$root/artifacts/test-results"
 rm -rf "$results"
 
+# Azurite (from npm) backs the multi-process cluster tests; each test starts and stops its own instance.
+if ! infra/local/azurite.sh install; then
+  echo "installing Azurite failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 if ! dotnet build Elastic.sln -c Release --nologo -v q; then
   echo "build failed"
   echo "0 passed, 1 failed"

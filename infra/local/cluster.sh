@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A real multi-process Elastic cluster on this machine: Azurite (Azure Table membership) and N silo processes.
+#   infra/local/cluster.sh start [N] [DEVICES]   builds, starts Azurite and N silos (default 3) of DEVICES virtual devices (default 2)
+#   infra/local/cluster.sh stop                  stops every process it started
+#   infra/local/cluster.sh status                lists them
+# Then: export ELASTIC_CLUSTER="$(infra/local/cluster.sh address)"; ./elastic cluster; ./elastic submit examples/tiny.json
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+state="$root/.local-cluster"
+port=10100   # Azurite blob port; table is port + 2
+account="AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;DefaultEndpointsProtocol=http"
+connection="$account;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;TableEndpoint=http://127.0.0.1:$((port + 2))/devstoreaccount1;"
+
+case "${1:-}" in
+  start)
+    silos="${2:-3}"; devices="${3:-2}"
+    mkdir -p "$state"
+    dotnet build "$root/Silo/Elastic.Silo.csproj" -c Release --nologo -v q >/dev/null
+    "$root/infra/local/azurite.sh" start "$state" "$port"
+    for i in $(seq 0 $((silos - 1))); do
+      Elastic__Name="silo-$i" Elastic__Clustering=azure Elastic__ConnectionString="$connection" \
+      Elastic__SiloPort=$((11111 + i)) Elastic__GatewayPort=$((30000 + i)) Elastic__Devices__Count="$devices" \
+      Elastic__Devices__Kind=cpu \
+        dotnet "$root/Silo/bin/Release/net10.0/Elastic.Silo.dll" >"$state/silo-$i.log" 2>&1 &
+      echo $! >"$state/silo-$i.pid"
+    done
+    echo "started Azurite and $silos silo(s) x $devices device(s); logs in $state"
+    echo "export ELASTIC_CLUSTER='azure:$connection'" ;;
+  address) echo "azure:$connection" ;;
+  stop)
+    for pid in "$state"/silo-*.pid; do
+      [ -f "$pid" ] || continue
+      kill "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"
+    done
+    "$root/infra/local/azurite.sh" stop "$state" ;;
+  status)
+    for pid in "$state"/*.pid; do
+      [ -f "$pid" ] || continue
+      if kill -0 "$(cat "$pid")" 2>/dev/null; then echo "$(basename "$pid" .pid): running (pid $(cat "$pid"))"; else echo "$(basename "$pid" .pid): gone"; fi
+    done ;;
+  *) sed -n '2,7p' "$0" >&2; exit 2 ;;
+esac
