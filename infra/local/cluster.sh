@@ -28,10 +28,18 @@ case "${1:-}" in
     echo "export ELASTIC_CLUSTER='azure:$connection'" ;;
   address) echo "azure:$connection" ;;
   stop)
+    # Silos first (gracefully, then by force after 20 s), while the membership table is still up.
+    pids=()
     for pid in "$state"/silo-*.pid; do
       [ -f "$pid" ] || continue
-      kill "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"
+      pids+=("$(cat "$pid")"); rm -f "$pid"
     done
+    [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 1 200); do
+      alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ $alive -eq 0 ] && break; sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     "$root/infra/local/azurite.sh" stop "$state" ;;
   status)
     for pid in "$state"/*.pid; do
