@@ -5,7 +5,16 @@ using Elastic.Benchmarks;
 var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
 {
     ["engine-vs-bare"] = EngineVsBareLoop.Run,
+    ["allreduce"] = AllReduceBandwidth.Run,
+    ["service-vs-engine"] = ServiceVsEngine.Run,
 };
+// Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
+var workers = new Dictionary<string, Func<string[], Task<int>>>
+{
+    ["allreduce-worker"] = AllReduceBandwidth.Worker,
+    ["raw-tcp-worker"] = AllReduceBandwidth.RawWorker,
+};
+if (args.Length > 0 && workers.TryGetValue(args[0], out var worker)) return await worker(args[1..]);
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {
     Console.Error.WriteLine($"usage: dotnet run -c Release --project Benchmarks -- <{string.Join("|", benchmarks.Keys)}> [options]");

@@ -81,7 +81,7 @@ public sealed class Communicator : IDisposable
             };
         }).ToArray());
         var own = floats.Slice(mine * sizeof(float), mineCount * sizeof(float));
-        var sum = PairwiseTree.Reduce(0, WorldSize, r => r == Rank ? own : received[r].AsMemory(),
+        var sum = PairwiseTree.Reduce(0, WorldSize, r => r == Rank ? own : received[r],
             (left, right) =>
             {
                 FloatMath.AddInto(MemoryMarshal.Cast<byte, float>(left.Span), MemoryMarshal.Cast<byte, float>(right.Span));
@@ -128,12 +128,12 @@ public sealed class Communicator : IDisposable
         foreach (var link in _links) link?.Dispose();
     }
 
-    /// <summary>One receive buffer per peer for reduce-scatter, kept between steps (a step reduces same-sized gradients).</summary>
-    private byte[][] Scratch(int bytes)
+    /// <summary>One receive buffer per peer for reduce-scatter, grown as needed and kept: steps reduce same-sized gradients, and large buffers are expensive to collect.</summary>
+    private Memory<byte>[] Scratch(int bytes)
     {
-        if (_scratch.Length != WorldSize || _scratch.Any(b => b.Length != bytes))
+        if (_scratch.Length != WorldSize || _scratch[0].Length < bytes)
             _scratch = Enumerable.Range(0, WorldSize).Select(_ => new byte[bytes]).ToArray();
-        return _scratch;
+        return _scratch.Select(b => b.AsMemory(0, bytes)).ToArray();
     }
 
     private IEnumerable<int> Others() => Enumerable.Range(0, WorldSize).Where(r => r != Rank);

@@ -26,6 +26,8 @@ public sealed class DataPlane : IAsyncDisposable
     public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null)
     {
         _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        // A restarted silo must be able to take its port back while old connections linger in TIME_WAIT.
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Bind(new IPEndPoint(bind, port));
         _listener.Listen(256);
         var bound = (IPEndPoint)_listener.LocalEndPoint!;
@@ -80,28 +82,44 @@ public sealed class DataPlane : IAsyncDisposable
         return mine;
     }
 
+    /// <summary>Connects to a peer's data plane (retrying while it refuses: it may still be starting) and says who is calling.</summary>
     private async Task<IPeerLink> Dial(string group, int rank, int peer, string endpoint, CancellationToken cancellation)
     {
         var (host, port) = ParseEndpoint(endpoint);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        try
+        while (true)
         {
-            TcpPeerLink.Configure(socket);
-            await socket.ConnectAsync(host, port, cancellation);
-            var name = Encoding.UTF8.GetBytes(group);
-            var hello = new byte[16 + name.Length];
-            BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
-            BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(4), rank);
-            BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(8), peer);
-            BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(12), name.Length);
-            name.CopyTo(hello, 16);
-            await socket.SendAsync(hello, SocketFlags.None, cancellation);
-            return new TcpPeerLink(socket);
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            socket.Dispose();
-            throw new CollectiveException($"{group}: rank {rank} could not reach rank {peer} at {endpoint}: {e.Message}", e);
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                TcpPeerLink.Configure(socket);
+                await socket.ConnectAsync(host, port, cancellation);
+                var name = Encoding.UTF8.GetBytes(group);
+                var hello = new byte[16 + name.Length];
+                BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
+                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(4), rank);
+                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(8), peer);
+                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(12), name.Length);
+                name.CopyTo(hello, 16);
+                await socket.SendAsync(hello, SocketFlags.None, cancellation);
+                return new TcpPeerLink(socket);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                socket.Dispose();
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            {
+                socket.Dispose();
+                throw new CollectiveException($"{group}: rank {rank} could not reach rank {peer} at {endpoint}: {e.Message}", e);
+            }
+            try
+            {
+                await Task.Delay(50, cancellation).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException e)
+            {
+                throw new CollectiveException($"{group}: rank {rank} could not reach rank {peer} at {endpoint}: connection refused until the timeout", e);
+            }
         }
     }
 
