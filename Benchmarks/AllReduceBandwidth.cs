@@ -41,7 +41,7 @@ internal static class AllReduceBandwidth
             "|---:|---:|---:|---:|---:|---:|",
         }.Concat(rows).Append("").Append(string.Create(CultureInfo.InvariantCulture,
             $"**Median ratio of all-reduce bus bandwidth to raw loopback TCP: {Statistics.Median(ratios):F2}** (goal >= 0.5). One process per rank, fp32 sum in canonical tree order (reduce-scatter, then all-gather over direct links); raw TCP is one process streaming the same bytes to another through a single connection. Medians over {Iterations} iterations.")).Append("").Append(
-            "Reading the ratio on a small machine: every byte that crosses between processes costs a kernel copy on send and one on receive, and all ranks share the same cores that the raw baseline uses for a single stream. With 2 cores that bounds the ratio near 0.5 for 2 ranks (each rank both sends and receives its half twice) and near 0.25 for 4 ranks (4 processes on 2 cores, each moving 3/4 of the buffer twice); with a core per rank the bound is 1.")));
+            "Reading the ratio on a small machine: every byte that crosses between processes costs a kernel copy on send and one on receive, and all ranks share the same cores that the raw baseline uses for a single stream. With 2 cores that bounds the ratio near 0.5 for 2 ranks (each rank both sends and receives its half twice) and near 0.25 for 4 ranks (4 processes on 2 cores, each moving 3/4 of the buffer twice); with a core per rank the bound is 1."));
         BenchmarkRecord.Write("allreduce", "Data-plane all-reduce against raw loopback TCP",
             "dotnet run -c Release --project Benchmarks -- allreduce", table);
         return 0;
