@@ -11,5 +11,8 @@ public interface IReplicaGrain : IGrainWithStringKey
 
     [Alias("Digest")] Task<string> Digest();
 
+    /// <summary>Writes the trained model (spec and weights) into <paramref name="directory"/> on this silo's filesystem.</summary>
+    [Alias("SaveModel")] Task SaveModel(string directory);
+
     [Alias("Release")] Task Release();
 }

@@ -33,16 +33,19 @@ public static class SpecJson
         }
     }
 
-    /// <summary>Reads and parses a spec file; a relative data path is made absolute against the file's folder.</summary>
+    /// <summary>Reads and parses a spec file; relative data and output paths are made absolute against the file's folder.</summary>
     public static TrainingSpec Read(string path)
     {
         if (!File.Exists(path))
             throw new SpecValidationException([new SpecError("spec", path, "file not found")]);
         var spec = Parse(File.ReadAllText(path));
-        var source = spec.Data.Source;
-        if (string.IsNullOrWhiteSpace(source) || source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal)) return spec;
         var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        return spec with { Data = spec.Data with { Source = Path.GetFullPath(source, folder) } };
+        var source = spec.Data.Source;
+        if (!string.IsNullOrWhiteSpace(source) && !source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal))
+            spec = spec with { Data = spec.Data with { Source = Path.GetFullPath(source, folder) } };
+        if (!string.IsNullOrWhiteSpace(spec.Output.Directory))
+            spec = spec with { Output = new OutputSpec { Directory = Path.GetFullPath(spec.Output.Directory, folder) } };
+        return spec;
     }
 
     public static string Serialize(TrainingSpec spec) => JsonSerializer.Serialize(spec, Options);

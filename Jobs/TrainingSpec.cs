@@ -18,6 +18,7 @@ public sealed record TrainingSpec
     public EvalSpec Eval { get; init; } = new();
     public RuntimeSpec Runtime { get; init; } = new();
     public DeviceSpec Devices { get; init; } = new();
+    public OutputSpec Output { get; init; } = new();
 }
 
 /// <summary>A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP).</summary>
@@ -91,6 +92,13 @@ public sealed record DeviceSpec
 {
     public int Min { get; init; } = 1;
     public int Max { get; init; } = 64;
+}
+
+/// <summary>Where a finished job's trained model goes.</summary>
+public sealed record OutputSpec
+{
+    /// <summary>A directory the silos can write (absolute, or relative to the spec file); the model is written there when the job completes. Null: not written.</summary>
+    public string? Directory { get; init; }
 }
 
 /// <summary>How each device computes. Part of the spec because results are bitwise reproducible only for a fixed value.</summary>

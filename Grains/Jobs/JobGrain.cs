@@ -183,6 +183,11 @@ public sealed partial class JobGrain(
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         Record.FinalParameterDigest = digests[0];
+        if (spec.Output.Directory is { } directory)
+        {
+            await OnAll(plan, [replicas[0].SaveModel(directory)], "saving the model");
+            AddEvent("saved", $"the trained model is in {directory}");
+        }
         End(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
     }
 
@@ -201,6 +206,9 @@ public sealed partial class JobGrain(
     }
 
     /// <summary>Awaits one call per replica; any failure fails the job with every replica's error named.</summary>
+    private static Task OnAll(ParallelPlan plan, Task[] calls, string what) =>
+        OnAll(plan, calls.Select(async c => { await c; return true; }).ToArray(), what);
+
     private static async Task<T[]> OnAll<T>(ParallelPlan plan, Task<T>[] calls, string what)
     {
         try

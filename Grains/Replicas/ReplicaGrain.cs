@@ -29,6 +29,8 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 
     public Task<string> Digest() => Stage0().Digest();
 
+    public Task SaveModel(string directory) => Stage0().SaveModel(directory);
+
     public async Task Release()
     {
         try

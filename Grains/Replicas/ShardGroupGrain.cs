@@ -4,6 +4,7 @@ using Elastic.Grains.Placement;
 using Elastic.Training.Collectives;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
+using Elastic.Training.Model;
 using Orleans.Placement;
 
 namespace Elastic.Grains.Replicas;
@@ -63,6 +64,17 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     {
         var (trainer, threads) = Prepared();
         return _worker!.Run(threads, () => trainer.Trainer.ParameterDigest());
+    }
+
+    public Task SaveModel(string directory)
+    {
+        var (trainer, threads) = Prepared();
+        var spec = _assignment!.Spec;
+        return _worker!.Run(threads, () =>
+        {
+            ModelFolder.Save(directory, spec, trainer.Trainer.Model);
+            return true;
+        });
     }
 
     public async Task Release()

@@ -1,5 +1,6 @@
 using Elastic.Cli;
 using Elastic.Jobs.Reports;
+using Elastic.Training.Model;
 
 namespace Elastic.Tests.Cli;
 
@@ -63,10 +64,16 @@ public sealed class TrainCommandTests : IDisposable
             var path = Path.Combine(_folder, $"report-{devices}.json");
             var args = devices == "engine"
                 ? new[] { "train", spec, "--out", Path.Combine(_folder, "run"), "--report", path, "--sample-tokens", "0" }
-                : ["train", spec, "--devices", devices, "--report", path];
+                : ["train", spec, "--devices", devices, "--out", Path.Combine(_folder, $"run-{devices}"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"];
             var output = new StringWriter();
             Assert.True(await Invoke(output, args) == 0, output.ToString());
             reports[devices] = RunReport.Read(path);
+            if (devices != "engine")
+            {
+                // The job wrote its trained model into the run folder, and the CLI sampled from it.
+                Assert.True(ModelFolder.Exists(Path.Combine(_folder, $"run-{devices}")));
+                Assert.Contains("sample (prompt \"In the\")", output.ToString());
+            }
         }
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["4"].FinalParameterDigest);
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["1"].FinalParameterDigest);

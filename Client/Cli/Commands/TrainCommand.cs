@@ -20,8 +20,8 @@ internal static class TrainCommand
         var devices = new Option<int?>("--devices") { Description = "Run as a job on an in-process cluster of N virtual devices (2 per silo) instead of directly on the engine" };
         var report = new Option<FileInfo?>("--report") { Description = "Where to write the run report (default: runs/NAME/report.json)" };
         var output = new Option<DirectoryInfo?>("--out") { Description = "Run folder for the spec, trained weights and report (default: runs/NAME)" };
-        var prompt = new Option<string>("--prompt") { Description = "Prompt for the text sample printed after a local run", DefaultValueFactory = _ => "And God said" };
-        var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after a local run (0: none)", DefaultValueFactory = _ => 200 };
+        var prompt = new Option<string>("--prompt") { Description = "Prompt for the text sample printed after training", DefaultValueFactory = _ => "And God said" };
+        var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after training (0: none)", DefaultValueFactory = _ => 200 };
         var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, report, output, prompt, sampleTokens };
         command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
@@ -29,40 +29,34 @@ internal static class TrainCommand
             JobValidation.ThrowIfInvalid(trainingSpec);
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
             var reportPath = parse.GetValue(report)?.FullName ?? run.ReportFile;
+            var sample = new SampleRequest(parse.GetValue(prompt)!, parse.GetValue(sampleTokens));
+            if (sample.Tokens < 0) throw new CliException($"--sample-tokens {sample.Tokens}: must not be negative");
             return parse.GetValue(devices) is { } n
-                ? await OnCluster(console, trainingSpec, n, reportPath, cancellation)
-                : await OnEngine(console, trainingSpec, run, reportPath, parse.GetValue(prompt)!, parse.GetValue(sampleTokens), cancellation);
+                ? await OnCluster(console, trainingSpec, n, run, reportPath, sample, cancellation)
+                : await OnEngine(console, trainingSpec, run, reportPath, sample, cancellation);
         }));
         return command;
     }
 
-    private static async Task<int> OnEngine(CliOutput console, TrainingSpec spec, RunFolder run, string reportPath, string prompt, int sampleTokens, CancellationToken cancellation)
+    private sealed record SampleRequest(string Prompt, int Tokens);
+
+    private static async Task<int> OnEngine(CliOutput console, TrainingSpec spec, RunFolder run, string reportPath, SampleRequest sample, CancellationToken cancellation)
     {
-        if (sampleTokens < 0) throw new CliException($"--sample-tokens {sampleTokens}: must not be negative");
         var corpus = TokenCorpus.Load(spec);
         Describe(console, spec, "1 device");
-        var (report, sample) = await TrainingProgress.Show(console, spec.Steps, sink => DeviceWorker.RunOnce("device-0", spec.Runtime.ThreadsPerDevice, () =>
+        var report = await TrainingProgress.Show(console, spec.Steps, sink => DeviceWorker.RunOnce("device-0", spec.Runtime.ThreadsPerDevice, () =>
         {
             using var trainer = new Trainer(spec, corpus);
             var result = TrainingLoop.Run(trainer, sink.Step, cancellation);
             run.Save(spec, trainer.Model);
-            var text = sampleTokens > 0 ? TextSampler.Sample(trainer.Model, trainer.Tokenizer, prompt, sampleTokens, seed: spec.Seed) : null;
-            return (result, text);
+            return result;
         }));
-        report.WriteTo(reportPath);
-        LossSummary.Print(console, report);
-        if (sample is not null)
-        {
-            console.Ansi.WriteLine();
-            console.Ansi.Write(new Panel(new Text(sample)) { Header = new PanelHeader($"sample (prompt \"{prompt}\")") });
-        }
-        console.Plain.WriteLine($"report: {reportPath}");
-        console.Plain.WriteLine($"model:  {run.Path} (elastic sample --run {run.Path})");
-        console.Plain.WriteLine($"finalParameterDigest: {report.FinalParameterDigest}");
+        await Finish(console, report, run, reportPath, sample);
         return report.Completed ? 0 : CommandRunner.Cancelled;
     }
 
-    private static async Task<int> OnCluster(CliOutput console, TrainingSpec spec, int devices, string reportPath, CancellationToken cancellation)
+    /// <summary>Starts an in-process cluster, submits the spec (its model to be written into the run folder) and follows it to the end.</summary>
+    private static async Task<int> OnCluster(CliOutput console, TrainingSpec spec, int devices, RunFolder run, string reportPath, SampleRequest sample, CancellationToken cancellation)
     {
         var widths = SpecValidator.DataParallelWidths(spec);
         if (devices < 1 || !widths.Any(w => w <= devices))
@@ -73,7 +67,8 @@ internal static class TrainCommand
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static(cluster.Gateways), cancellation: cancellation);
         var client = connection.Client;
         await client.WaitForDevicesAsync(devices, TimeSpan.FromSeconds(30), cancellation);
-        var jobId = await client.SubmitAsync(spec, cancellation: cancellation);
+        var model = spec.Output.Directory is { } chosen ? new RunFolder(chosen) : run;
+        var jobId = await client.SubmitAsync(spec with { Output = new OutputSpec { Directory = model.Path } }, cancellation: cancellation);
         console.Plain.WriteLine($"job {jobId}");
         JobStatus final;
         try
@@ -86,13 +81,30 @@ internal static class TrainCommand
             throw;
         }
         var report = await client.GetReportAsync(jobId, cancellation);
-        report.WriteTo(reportPath);
-        LossSummary.Print(console, report);
         console.Plain.WriteLine($"{jobId}: {final.State}, {final.Plan}");
         if (final.Error is not null) console.Plain.WriteLine($"error: {final.Error}");
-        console.Plain.WriteLine($"report: {reportPath}");
-        console.Plain.WriteLine($"finalParameterDigest: {report.FinalParameterDigest}");
+        await Finish(console, report, final.State == JobState.Completed ? model : null, reportPath, sample);
         return final.State == JobState.Completed ? 0 : 1;
+    }
+
+    /// <summary>Writes the report, then prints the loss summary, a text sample from the trained model, and where everything is.</summary>
+    private static async Task Finish(CliOutput console, RunReport report, RunFolder? run, string reportPath, SampleRequest sample)
+    {
+        report.WriteTo(reportPath);
+        LossSummary.Print(console, report);
+        if (run is not null && sample.Tokens > 0)
+        {
+            var text = await DeviceWorker.RunOnce("sampler", report.ThreadsPerDevice, () =>
+            {
+                var (spec, model) = run.Load();
+                using (model) return TextSampler.Sample(model, Tokenizers.Create(spec.Data.Tokenizer), sample.Prompt, sample.Tokens, seed: spec.Seed);
+            });
+            console.Ansi.WriteLine();
+            console.Ansi.Write(new Panel(new Text(text)) { Header = new PanelHeader($"sample (prompt \"{sample.Prompt}\")"), Expand = true });
+        }
+        console.Plain.WriteLine($"report: {reportPath}");
+        if (run is not null) console.Plain.WriteLine($"model:  {run.Path} (elastic sample --run {run.Path})");
+        console.Plain.WriteLine($"finalParameterDigest: {report.FinalParameterDigest}");
     }
 
     private static void Describe(CliOutput console, TrainingSpec spec, string where) =>
