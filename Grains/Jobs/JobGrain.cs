@@ -97,27 +97,27 @@ public sealed partial class JobGrain(
         this.DelayDeactivation(TimeSpan.FromDays(30));
         var capacity = GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
         IReplicaGrain[] replicas = [];
+        Outcome outcome;
         try
         {
             var plan = await Plan(capacity);
             if (plan is null)
+                outcome = new Outcome(JobState.Cancelled, "cancelled", "cancelled before devices were allocated");
+            else
             {
-                End(JobState.Cancelled, "cancelled", "cancelled before devices were allocated");
-                return;
+                replicas = await Prepare(plan);
+                outcome = await Train(replicas);
             }
-            replicas = await Prepare(plan);
-            await Train(replicas);
         }
         catch (Exception e)
         {
-            End(JobState.Failed, "failed", e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            outcome = new Outcome(JobState.Failed, "failed", e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
         }
-        finally
-        {
-            await ReleaseQuietly(replicas, capacity);
-            await job.WriteStateAsync();
-            this.DelayDeactivation(TimeSpan.FromMinutes(-1));
-        }
+        // Devices are free before anyone can see the job as ended: a job submitted next can have them.
+        await ReleaseQuietly(replicas, capacity);
+        End(outcome.State, outcome.Kind, outcome.Message);
+        await job.WriteStateAsync();
+        this.DelayDeactivation(TimeSpan.FromMinutes(-1));
     }
 
     private async Task<ParallelPlan?> Plan(ICapacityGrain capacity)
@@ -160,7 +160,7 @@ public sealed partial class JobGrain(
         return replicas;
     }
 
-    private async Task Train(IReplicaGrain[] replicas)
+    private async Task<Outcome> Train(IReplicaGrain[] replicas)
     {
         var spec = Record.Spec;
         var plan = Record.Plan!;
@@ -168,11 +168,7 @@ public sealed partial class JobGrain(
         Transition(JobState.Running);
         for (long step = Record.Steps.Count + 1; step <= spec.Steps; step++)
         {
-            if (_cancelRequested)
-            {
-                End(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
-                return;
-            }
+            if (_cancelRequested) return new Outcome(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
             var evaluate = step == spec.Steps || (spec.Eval.Every > 0 && step % spec.Eval.Every == 0);
             var watch = Stopwatch.StartNew();
             var results = await OnAll(plan, replicas.Select(r => r.RunStep(step, evaluate)).ToArray(), $"step {step}");
@@ -188,7 +184,7 @@ public sealed partial class JobGrain(
             await OnAll(plan, [replicas[0].SaveModel(directory)], "saving the model");
             AddEvent("saved", $"the trained model is in {directory}");
         }
-        End(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
+        return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
     }
 
     /// <summary>Commits a step once every replica reported it; replicas that disagree on the loss mean the layout broke its promise.</summary>
@@ -223,18 +219,24 @@ public sealed partial class JobGrain(
         }
     }
 
+    /// <summary>Releases the replicas (their device leases), then the allocation, so the capacity grain never hands out a device still leased.</summary>
     private async Task ReleaseQuietly(IReplicaGrain[] replicas, ICapacityGrain capacity)
     {
-        foreach (var release in replicas.Select(r => r.Release()).Append(capacity.Release(JobId)))
+        try
         {
-            try
-            {
-                await release.WaitAsync(TimeSpan.FromSeconds(10));
-            }
-            catch (Exception e)
-            {
-                LogReleaseFailed(logger, JobId, e.Message);
-            }
+            await Task.WhenAll(replicas.Select(r => r.Release())).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e)
+        {
+            LogReleaseFailed(logger, JobId, e.Message);
+        }
+        try
+        {
+            await capacity.Release(JobId);
+        }
+        catch (Exception e)
+        {
+            LogReleaseFailed(logger, JobId, e.Message);
         }
     }
 
@@ -280,6 +282,8 @@ public sealed partial class JobGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: releasing devices failed: {Reason}")]
     private static partial void LogReleaseFailed(ILogger logger, string jobId, string reason);
+
+    private sealed record Outcome(JobState State, string Kind, string Message);
 
     /// <summary>A failure whose message already says what went wrong, where.</summary>
     private sealed class JobFailure(string message) : Exception(message);
