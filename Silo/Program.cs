@@ -1,5 +1,6 @@
 // The Elastic silo: one process per machine (or per group of GPUs). Configuration: the "Elastic" section
 // (see docs/cluster.md), e.g. Elastic__Clustering=azure Elastic__ConnectionString=... Elastic__Devices__Count=2.
+using Elastic.Grains.Jobs;
 using Elastic.Silo.Hosting;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
@@ -24,6 +25,8 @@ builder.UseOrleans(silo =>
     {
         case "azure":
             silo.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.ConnectionString));
+            // Job state outlives any one silo: keep it in the same storage account.
+            silo.AddAzureTableGrainStorage(StorageNames.Jobs, o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.ConnectionString));
             silo.ConfigureEndpoints(settings.AdvertisedIp, settings.SiloPort, settings.GatewayPort);
             break;
         case "redis":
