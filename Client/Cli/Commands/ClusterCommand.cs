@@ -6,14 +6,10 @@ namespace Elastic.Cli.Commands;
 /// <summary><c>elastic cluster</c>: the silos and their devices.</summary>
 internal static class ClusterCommand
 {
-    public static Command Create()
-    {
-        var cluster = ClusterConnection.Option();
-        var command = new Command("cluster", "Show the cluster's silos and devices") { cluster };
-        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+    public static Command Create() =>
+        ClusterConnection.Command("cluster", "Show the cluster's silos and devices", [], async (_, console, client, cancellation) =>
         {
-            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
-            var silos = await connection.Client.GetInventoryAsync(cancellation);
+            var silos = await client.GetInventoryAsync(cancellation);
             var table = new Table().AddColumns("silo", "address", "devices", "in use", "kind", "memory/device", "threads/device", "data plane");
             foreach (var s in silos)
                 table.AddRow(Markup.Escape(s.Name), Markup.Escape(s.Silo.ToString()), s.Devices.ToString(), s.DevicesInUse.ToString(),
@@ -21,7 +17,5 @@ internal static class ClusterCommand
             console.Ansi.Write(table);
             console.Plain.WriteLine($"{silos.Count} silo(s), {silos.Sum(s => s.Devices)} device(s), {silos.Sum(s => s.DevicesInUse)} in use");
             return 0;
-        }));
-        return command;
-    }
+        });
 }

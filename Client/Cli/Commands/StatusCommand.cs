@@ -10,12 +10,9 @@ internal static class StatusCommand
     public static Command Create()
     {
         var job = new Argument<string>("job") { Description = "Job id" };
-        var cluster = ClusterConnection.Option();
-        var command = new Command("status", "Show a job's state, plan and progress") { job, cluster };
-        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        return ClusterConnection.Command("status", "Show a job's state, plan and progress", [job], async (parse, console, client, cancellation) =>
         {
-            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
-            var s = await connection.Client.GetStatusAsync(parse.GetValue(job)!, cancellation);
+            var s = await client.GetStatusAsync(parse.GetValue(job)!, cancellation);
             var inv = CultureInfo.InvariantCulture;
             var grid = new Grid().AddColumn().AddColumn();
             void Row(string name, string value) => grid.AddRow(new Text(name), new Text(value));
@@ -31,7 +28,6 @@ internal static class StatusCommand
             if (s.FinalParameterDigest is not null) Row("digest", s.FinalParameterDigest);
             console.Ansi.Write(grid);
             return 0;
-        }));
-        return command;
+        });
     }
 }

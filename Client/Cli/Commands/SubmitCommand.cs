@@ -10,16 +10,11 @@ internal static class SubmitCommand
     {
         var spec = new Argument<FileInfo>("spec") { Description = "Job spec (JSON); see docs/job-spec.md" };
         var key = new Option<string?>("--key") { Description = "Idempotency key: resubmitting the same spec with it returns the same job" };
-        var cluster = ClusterConnection.Option();
-        var command = new Command("submit", "Submit a job to a cluster") { spec, key, cluster };
-        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        return ClusterConnection.Command("submit", "Submit a job to a cluster", [spec, key], async (parse, console, client, cancellation) =>
         {
-            var trainingSpec = SpecJson.Read(parse.GetValue(spec)!.FullName);
-            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
-            var jobId = await connection.Client.SubmitAsync(trainingSpec, parse.GetValue(key), cancellation);
+            var jobId = await client.SubmitAsync(SpecJson.Read(parse.GetValue(spec)!.FullName), parse.GetValue(key), cancellation);
             console.Plain.WriteLine(jobId);
             return 0;
-        }));
-        return command;
+        });
     }
 }

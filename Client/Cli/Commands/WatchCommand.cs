@@ -9,18 +9,13 @@ internal static class WatchCommand
     public static Command Create()
     {
         var job = new Argument<string>("job") { Description = "Job id" };
-        var cluster = ClusterConnection.Option();
-        var command = new Command("watch", "Follow a job until it ends") { job, cluster };
-        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        return ClusterConnection.Command("watch", "Follow a job until it ends", [job], async (parse, console, client, cancellation) =>
         {
-            await using var connection = await ClusterConnection.Connect(parse, cluster, cancellation);
             var jobId = parse.GetValue(job)!;
-            var status = await connection.Client.GetStatusAsync(jobId, cancellation);
-            var final = await TrainingProgress.Show(console, status.TotalSteps,
-                sink => JobWatcher.Follow(connection.Client, jobId, sink, cancellation));
+            var status = await client.GetStatusAsync(jobId, cancellation);
+            var final = await TrainingProgress.Show(console, status.TotalSteps, sink => JobWatcher.Follow(client, jobId, sink, cancellation));
             console.Plain.WriteLine($"{final.JobId}: {final.State} after {final.CommittedStep} steps");
             return final.State == JobState.Completed ? 0 : 1;
-        }));
-        return command;
+        });
     }
 }

@@ -1,0 +1,80 @@
+using Elastic.Cli;
+using Elastic.Silo.Hosting;
+
+namespace Elastic.Tests.Cli;
+
+/// <summary>The cluster commands against a real embedded cluster, through the command line as a user types them.</summary>
+public sealed class ClusterCommandsTests : IAsyncLifetime
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("elastic-cli-cluster-").FullName;
+    private EmbeddedCluster _cluster = null!;
+    private string _address = "";
+
+    public async Task InitializeAsync()
+    {
+        _cluster = await EmbeddedCluster.StartAsync([2]);
+        _address = "static:" + string.Join(",", _cluster.Gateways);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private async Task<(int Exit, string Output)> Elastic(params string[] args)
+    {
+        var output = new StringWriter();
+        var exit = await ElasticCommandLine.Create().Parse([.. args, "--cluster", _address]).InvokeAsync(new() { Output = output, Error = output });
+        return (exit, output.ToString());
+    }
+
+    [Fact]
+    public async Task Submit_watch_status_events_list_and_cluster_describe_a_job()
+    {
+        var spec = Path.Combine(_folder, "job.json");
+        File.WriteAllText(spec, """
+            { "name": "cli-job", "steps": 4, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 8, "micro": 2 }, "optimizer": { "warmupSteps": 1 }, "eval": { "every": 0, "batches": 1 } }
+            """);
+        var cluster = await Elastic("cluster");
+        Assert.Equal(0, cluster.Exit);
+        Assert.Contains("1 silo(s), 2 device(s)", cluster.Output);
+
+        var submitted = await Elastic("submit", spec, "--key", "cli-1");
+        Assert.Equal(0, submitted.Exit);
+        var jobId = submitted.Output.Trim();
+        Assert.StartsWith("cli-job-", jobId);
+        Assert.Equal(jobId, (await Elastic("submit", spec, "--key", "cli-1")).Output.Trim());
+
+        var watched = await Elastic("watch", jobId);
+        Assert.True(watched.Exit == 0, watched.Output);
+        Assert.Contains("step 4/4", watched.Output);
+        Assert.Contains($"{jobId}: Completed after 4 steps", watched.Output);
+
+        var status = await Elastic("status", jobId);
+        Assert.Contains("Completed", status.Output);
+        Assert.Contains("dp=2", status.Output);
+        var events = await Elastic("events", jobId);
+        Assert.Contains("submitted:", events.Output);
+        Assert.Contains("completed:", events.Output);
+        Assert.Contains(jobId, (await Elastic("list")).Output);
+        Assert.Contains("Completed", (await Elastic("cancel", jobId)).Output);
+    }
+
+    [Fact]
+    public async Task Bad_input_to_cluster_commands_gets_a_clear_error()
+    {
+        var unknown = await Elastic("status", "no-such-job");
+        Assert.Equal(2, unknown.Exit);
+        Assert.Contains("no job 'no-such-job'", unknown.Output);
+
+        var spec = Path.Combine(_folder, "bad.json");
+        File.WriteAllText(spec, """{ "steps": 0, "batch": { "global": 6, "micro": 4 } }""");
+        var rejected = await Elastic("submit", spec);
+        Assert.Equal(2, rejected.Exit);
+        Assert.Contains("steps = 0", rejected.Output);
+        Assert.Contains("batch.global = 6", rejected.Output);
+        Assert.DoesNotContain("   at ", rejected.Output);
+    }
+}
