@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
+
+namespace Elastic.Checkpoints;
+
+/// <summary>
+/// Writes checkpoints in the order that makes them safe: chunks first (each writer its own create-only
+/// safetensors file), then the manifest (create-only), then <c>latest</c> by compare-and-swap, refusing to move
+/// it back to an older generation. A writer that dies part-way leaves only orphan chunks, never a checkpoint.
+/// </summary>
+public sealed class CheckpointWriter(IBlobStore store, CheckpointLayout layout, int blockSize = 1 << 20)
+{
+    /// <summary>Writes this writer's share of the tensors into one chunk file; returns their manifest entries.</summary>
+    public async Task<IReadOnlyList<ChunkDescriptor>> WriteChunksAsync(long step, int generation, string writer, IReadOnlyList<ShardedTensor> tensors, CancellationToken cancellation = default)
+    {
+        foreach (var t in tensors)
+        {
+            var expected = t.LocalShape.Aggregate(1L, (a, b) => a * b) * DType.SizeOf(t.DType);
+            if (t.Data.Length != expected)
+                throw new ArgumentException($"{t.Key}{t.Region}: {t.Data.Length} bytes, expected {expected} for {t.DType} {string.Join("x", t.LocalShape)}", nameof(tensors));
+        }
+        var file = layout.ChunkFile(step, generation, writer);
+        var (bytes, offsets) = Safetensors.Build(tensors.Select((t, i) => new Safetensors.Entry($"{t.Key}#{i}", t.DType, t.LocalShape, t.Data)).ToList(),
+            new Dictionary<string, string> { ["format"] = "elastic-checkpoint-chunks", ["step"] = $"{step}", ["generation"] = $"{generation}" });
+        await store.PutCreateOnlyAsync(file, bytes, cancellation);
+        return tensors.Select((t, i) => new ChunkDescriptor
+        {
+            Key = t.Key,
+            DType = t.DType,
+            GlobalShape = t.GlobalShape,
+            GlobalOffset = t.GlobalOffset,
+            LocalShape = t.LocalShape,
+            File = file,
+            ByteOffset = offsets[i],
+            ByteLength = t.Data.Length,
+            Sha256 = Convert.ToHexStringLower(SHA256.HashData(t.Data.Span)),
+            BlockSize = blockSize,
+            BlockSha256 = Blocks(t.Data, blockSize).Select(b => Convert.ToHexStringLower(SHA256.HashData(b.Span))).ToArray(),
+        }).ToList();
+    }
+
+    /// <summary>
+    /// Makes a checkpoint exist: writes its manifest (create-only) and moves <c>latest</c> to it. Throws
+    /// <see cref="StaleGenerationException"/> when <c>latest</c> already belongs to a newer generation.
+    /// </summary>
+    public async Task<CheckpointManifest> CommitAsync(CheckpointManifest manifest, CancellationToken cancellation = default)
+    {
+        var name = layout.Manifest(manifest.Step, manifest.Generation);
+        await RefuseIfStale(manifest.Generation, cancellation);
+        await store.PutCreateOnlyAsync(name, manifest.ToJson(), cancellation);
+        var pointer = new LatestPointer(manifest.Step, manifest.Generation, name).ToJson();
+        while (true)
+        {
+            var current = await store.GetVersionedAsync(layout.Latest, cancellation);
+            if (current is not null)
+            {
+                var latest = LatestPointer.Parse(current.Content, layout.Latest);
+                if (latest.Generation > manifest.Generation)
+                    throw new StaleGenerationException($"checkpoint of step {manifest.Step} generation {manifest.Generation} is stale: {layout.Latest} is at generation {latest.Generation}");
+                if (latest.Generation == manifest.Generation && latest.Step > manifest.Step) return manifest;
+            }
+            if (await store.TrySwapAsync(layout.Latest, pointer, current?.Version, cancellation)) return manifest;
+        }
+    }
+
+    private async Task RefuseIfStale(int generation, CancellationToken cancellation)
+    {
+        if (await store.GetVersionedAsync(layout.Latest, cancellation) is { } current
+            && LatestPointer.Parse(current.Content, layout.Latest) is { } latest && latest.Generation > generation)
+            throw new StaleGenerationException($"generation {generation} is stale: {layout.Latest} is at generation {latest.Generation}");
+    }
+
+    internal static IEnumerable<ReadOnlyMemory<byte>> Blocks(ReadOnlyMemory<byte> data, int blockSize)
+    {
+        for (var at = 0; at < data.Length; at += blockSize) yield return data.Slice(at, Math.Min(blockSize, data.Length - at));
+    }
+}
