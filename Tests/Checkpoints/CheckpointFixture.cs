@@ -5,11 +5,11 @@ using Elastic.Checkpoints.Stores;
 
 namespace Elastic.Tests.Checkpoints;
 
-/// <summary>A checkpoint store in a temporary directory, and tensors whose every element says where it sits.</summary>
-public sealed class CheckpointFixture : IDisposable
+/// <summary>A checkpoint store (a temporary directory unless given another), and tensors whose every element says where it sits.</summary>
+public sealed class CheckpointFixture(IBlobStore? store = null) : IDisposable
 {
     public string Folder { get; } = Directory.CreateTempSubdirectory("elastic-ckpt-").FullName;
-    public LocalDirectoryStore Store => new(Folder);
+    public IBlobStore Store => store ?? new LocalDirectoryStore(Folder);
     public CheckpointLayout Layout { get; } = new("jobs/test");
 
     /// <summary>A float32 tensor whose element i holds i (so any misplaced byte shows).</summary>

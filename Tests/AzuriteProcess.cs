@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Elastic.Tests;
+
+/// <summary>A private Azurite (installed from npm by infra/local/azurite.sh) on free ports, in memory; disposing kills it.</summary>
+public sealed class AzuriteProcess : IAsyncDisposable
+{
+    private const string Account = "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;DefaultEndpointsProtocol=http";
+    private readonly Process _process;
+
+    private AzuriteProcess(Process process, int port)
+    {
+        _process = process;
+        ConnectionString = $"{Account};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{port + 2}/devstoreaccount1;";
+    }
+
+    /// <summary>Blob and table endpoints of this instance.</summary>
+    public string ConnectionString { get; }
+
+    public static async Task<AzuriteProcess> StartAsync()
+    {
+        var install = Process.Start(new ProcessStartInfo("bash") { ArgumentList = { Path.Combine(RepoPaths.Root, "infra", "local", "azurite.sh"), "bin" }, RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var azurite = (await install.StandardOutput.ReadToEndAsync()).Trim();
+        await install.WaitForExitAsync();
+        if (install.ExitCode != 0) throw new InvalidOperationException($"installing Azurite failed: {await install.StandardError.ReadToEndAsync()}");
+        var port = FreePortRun(3);
+        var info = new ProcessStartInfo(azurite) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                     "--blobHost", "127.0.0.1", "--blobPort", $"{port}", "--queueHost", "127.0.0.1", "--queuePort", $"{port + 1}",
+                     "--tableHost", "127.0.0.1", "--tablePort", $"{port + 2}" })
+            info.ArgumentList.Add(arg);
+        var azuriteProcess = new AzuriteProcess(Process.Start(info)!, port);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        foreach (var p in new[] { port, port + 2 })
+        {
+            while (true)
+            {
+                try
+                {
+                    using var probe = new TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, p);
+                    break;
+                }
+                catch (SocketException) when (DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(100);
+                }
+            }
+        }
+        return azuriteProcess;
+    }
+
+    /// <summary>A free run of consecutive ports (Azurite takes blob, queue and table in a row here).</summary>
+    private static int FreePortRun(int count)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            var first = Random.Shared.Next(20_000, 60_000);
+            var listeners = new List<TcpListener>();
+            try
+            {
+                for (var p = first; p < first + count; p++)
+                {
+                    var listener = new TcpListener(IPAddress.Loopback, p);
+                    listener.Start();
+                    listeners.Add(listener);
+                }
+                return first;
+            }
+            catch (SocketException)
+            {
+            }
+            finally
+            {
+                listeners.ForEach(l => l.Stop());
+            }
+        }
+        throw new InvalidOperationException($"no run of {count} free ports found");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
