@@ -44,6 +44,39 @@ public sealed class Trainer : IDisposable
     public int MicroBatchesPerStep => Spec.Batch.MicroBatchesPerStep;
     public long TokensPerStep => (long)Spec.Batch.Global * Spec.Model.Context;
 
+    /// <summary>Optimizer steps taken, including those restored from a checkpoint.</summary>
+    public long CompletedSteps => _optimizer.StepCount;
+
+    /// <summary>
+    /// Everything a step depends on, as named fp32 tensors in canonical order: parameters and AdamW moments.
+    /// The learning rate, the data position and every random stream are functions of the step and the spec, so
+    /// the step count (<see cref="CompletedSteps"/>) is the rest of the state.
+    /// </summary>
+    public IEnumerable<(string Key, Tensor Tensor)> StateTensors()
+    {
+        foreach (var (name, p) in Model.ParametersByName()) yield return ($"param/{name}", p);
+        foreach (var (name, m, v) in _optimizer.Moments)
+        {
+            yield return ($"adam.m/{name}", m);
+            yield return ($"adam.v/{name}", v);
+        }
+    }
+
+    /// <summary>Overwrites the state tensors (through <paramref name="read"/>: key, shape -> little-endian fp32 bytes) and the step count.</summary>
+    public void Restore(long completedSteps, Func<string, long[], byte[]> read)
+    {
+        using var noGrad = no_grad();
+        foreach (var (key, tensor) in StateTensors())
+        {
+            var bytes = read(key, tensor.shape);
+            using var host = empty(tensor.shape, dtype: ScalarType.Float32);
+            if (bytes.Length != host.bytes.Length) throw new InvalidDataException($"{key}: {bytes.Length} bytes for {tensor.numel()} fp32 values");
+            bytes.CopyTo(host.bytes);
+            tensor.copy_(host);
+        }
+        _optimizer.RestoreStepCount(completedSteps);
+    }
+
     /// <summary>One full optimizer step (1-based) over all micro-batches on this device.</summary>
     public StepResult Step(long step)
     {

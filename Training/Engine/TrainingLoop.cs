@@ -6,6 +6,7 @@ namespace Elastic.Training.Engine;
 /// <summary>Runs a trainer for all its steps on the calling (device) thread and builds the run report.</summary>
 public static class TrainingLoop
 {
+    /// <summary>Runs the remaining steps: a trainer restored from a checkpoint continues after its last completed step.</summary>
     /// <param name="onStep">Called after each step with its record and the held-out loss when one was just measured.</param>
     public static RunReport Run(Trainer trainer, Action<StepRecord, EvalRecord?>? onStep = null, CancellationToken cancellation = default)
     {
@@ -15,7 +16,7 @@ public static class TrainingLoop
         var steps = new List<StepRecord>(spec.Steps);
         var evals = new List<EvalRecord>();
         var trainingSeconds = 0.0;
-        for (long step = 1; step <= spec.Steps && !cancellation.IsCancellationRequested; step++)
+        for (var step = trainer.CompletedSteps + 1; step <= spec.Steps && !cancellation.IsCancellationRequested; step++)
         {
             var watch = Stopwatch.StartNew();
             var result = trainer.Step(step);
@@ -41,7 +42,7 @@ public static class TrainingLoop
             Parameters = trainer.ParameterCount,
             Steps = steps,
             HeldOut = evals,
-            Completed = steps.Count == spec.Steps,
+            Completed = trainer.CompletedSteps == spec.Steps,
             WallSeconds = wall.Elapsed.TotalSeconds,
             TokensPerSecond = trainingSeconds > 0 ? trainer.TokensPerStep * steps.Count / trainingSeconds : 0,
             FinalParameterDigest = trainer.ParameterDigest(),

@@ -25,6 +25,12 @@ public sealed class AdamW : IDisposable
     /// <summary>Optimizer steps taken so far.</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>The first and second moment of every parameter, by parameter name (what a checkpoint saves besides the parameters).</summary>
+    public IEnumerable<(string Name, Tensor M, Tensor V)> Moments => _slots.Select(s => (s.Name, s.M, s.V));
+
+    /// <summary>Continues from a checkpoint taken after <paramref name="steps"/> steps (the moments are restored separately).</summary>
+    public void RestoreStepCount(long steps) => StepCount = steps;
+
     /// <summary>Names of the parameters that get weight decay.</summary>
     public IEnumerable<string> DecayedParameters => _slots.Where(s => s.Decay).Select(s => s.Name);
 

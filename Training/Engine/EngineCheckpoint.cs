@@ -1,0 +1,52 @@
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
+using Elastic.Jobs;
+
+namespace Elastic.Training.Engine;
+
+/// <summary>
+/// Saves a trainer's state into a checkpoint and restores it, in two halves so that training waits only for
+/// the first: <see cref="Capture"/> copies the state to host memory on the device thread; <see cref="SaveAsync"/>
+/// writes it (chunks, then manifest, then latest) while training goes on.
+/// </summary>
+public static class EngineCheckpoint
+{
+    /// <summary>Host copies of the whole state (a full replica: every tensor whole), taken after <see cref="Trainer.CompletedSteps"/> steps.</summary>
+    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer) =>
+        trainer.StateTensors().Select(s =>
+        {
+            using var host = s.Tensor.detach().cpu().contiguous();
+            return ShardedTensor.Whole(s.Key, "F32", s.Tensor.shape, host.bytes.ToArray());
+        }).ToList();
+
+    /// <summary>Writes a captured state as one writer's chunks and commits the checkpoint.</summary>
+    public static async Task<CheckpointManifest> SaveAsync(CheckpointWriter writer, string jobId, TrainingSpec spec, long step, int generation, string plan,
+        IReadOnlyList<ShardedTensor> state, CancellationToken cancellation = default)
+    {
+        var chunks = await writer.WriteChunksAsync(step, generation, "0", state, cancellation);
+        return await writer.CommitAsync(new CheckpointManifest
+        {
+            JobId = jobId,
+            Step = step,
+            Generation = generation,
+            Plan = plan,
+            CreatedAt = DateTimeOffset.UtcNow,
+            Chunks = chunks,
+            Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
+        }, cancellation);
+    }
+
+    /// <summary>The keys and shapes a trainer's state is made of (take them on the device thread).</summary>
+    public static IReadOnlyList<(string Key, long[] Shape)> Layout(Trainer trainer) =>
+        trainer.StateTensors().Select(s => (s.Key, s.Tensor.shape)).ToList();
+
+    /// <summary>Reads (and verifies) every state tensor whole from a checkpoint, for <see cref="Trainer.Restore"/> on the device thread.</summary>
+    public static async Task<IReadOnlyDictionary<string, byte[]>> ReadAsync(CheckpointReader reader, CheckpointManifest manifest,
+        IReadOnlyList<(string Key, long[] Shape)> layout, CancellationToken cancellation = default)
+    {
+        var state = new Dictionary<string, byte[]>();
+        foreach (var (key, shape) in layout)
+            state[key] = await reader.ReadRegionAsync(manifest, key, TensorRegion.Whole(shape), cancellation);
+        return state;
+    }
+}
