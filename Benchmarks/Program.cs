@@ -7,6 +7,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["engine-vs-bare"] = EngineVsBareLoop.Run,
     ["allreduce"] = AllReduceBandwidth.Run,
     ["service-vs-engine"] = ServiceVsEngine.Run,
+    ["checkpoint"] = CheckpointThroughput.Run,
 };
 // Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

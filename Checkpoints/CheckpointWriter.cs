@@ -23,21 +23,28 @@ public sealed class CheckpointWriter(IBlobStore store, CheckpointLayout layout, 
         var file = layout.ChunkFile(step, generation, writer);
         var (bytes, offsets) = Safetensors.Build(tensors.Select((t, i) => new Safetensors.Entry($"{t.Key}#{i}", t.DType, t.LocalShape, t.Data)).ToList(),
             new Dictionary<string, string> { ["format"] = "elastic-checkpoint-chunks", ["step"] = $"{step}", ["generation"] = $"{generation}" });
-        await store.PutCreateOnlyAsync(file, bytes, cancellation);
-        return tensors.Select((t, i) => new ChunkDescriptor
+        // Hash while the file uploads.
+        var upload = store.PutCreateOnlyAsync(file, bytes, cancellation);
+        var chunks = tensors.Select((t, i) =>
         {
-            Key = t.Key,
-            DType = t.DType,
-            GlobalShape = t.GlobalShape,
-            GlobalOffset = t.GlobalOffset,
-            LocalShape = t.LocalShape,
-            File = file,
-            ByteOffset = offsets[i],
-            ByteLength = t.Data.Length,
-            Sha256 = Convert.ToHexStringLower(SHA256.HashData(t.Data.Span)),
-            BlockSize = blockSize,
-            BlockSha256 = Blocks(t.Data, blockSize).Select(b => Convert.ToHexStringLower(SHA256.HashData(b.Span))).ToArray(),
+            var blocks = BlockDigests(t.Data, blockSize);
+            return new ChunkDescriptor
+            {
+                Key = t.Key,
+                DType = t.DType,
+                GlobalShape = t.GlobalShape,
+                GlobalOffset = t.GlobalOffset,
+                LocalShape = t.LocalShape,
+                File = file,
+                ByteOffset = offsets[i],
+                ByteLength = t.Data.Length,
+                Sha256 = ChunkDigest(blocks),
+                BlockSize = blockSize,
+                BlockSha256 = blocks,
+            };
         }).ToList();
+        await upload;
+        return chunks;
     }
 
     /// <summary>
@@ -71,8 +78,16 @@ public sealed class CheckpointWriter(IBlobStore store, CheckpointLayout layout, 
             throw new StaleGenerationException($"generation {generation} is stale: {layout.Latest} is at generation {latest.Generation}");
     }
 
-    internal static IEnumerable<ReadOnlyMemory<byte>> Blocks(ReadOnlyMemory<byte> data, int blockSize)
+    /// <summary>SHA-256 of each block of a chunk, hashed in parallel (one pass over the data).</summary>
+    public static string[] BlockDigests(ReadOnlyMemory<byte> data, int blockSize)
     {
-        for (var at = 0; at < data.Length; at += blockSize) yield return data.Slice(at, Math.Min(blockSize, data.Length - at));
+        var digests = new string[(data.Length + blockSize - 1) / blockSize];
+        Parallel.For(0, digests.Length, b =>
+            digests[b] = Convert.ToHexStringLower(SHA256.HashData(data.Span.Slice(b * blockSize, Math.Min(blockSize, data.Length - b * blockSize)))));
+        return digests;
     }
+
+    /// <summary>A chunk's digest: SHA-256 over its block digests (a hash list), so the data is hashed once.</summary>
+    public static string ChunkDigest(IEnumerable<string> blockDigests) =>
+        Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(string.Concat(blockDigests))));
 }
