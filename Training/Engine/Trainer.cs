@@ -54,7 +54,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public IEnumerable<(string Key, Tensor Tensor)> StateTensors()
     {
-        foreach (var (name, p) in Model.ParametersByName()) yield return ($"param/{name}", p);
+        foreach (var (name, p) in Model.ParametersByName()) yield return ($"{Elastic.Checkpoints.CheckpointExport.ParameterPrefix}{name}", p);
         foreach (var (name, m, v) in _optimizer.Moments)
         {
             yield return ($"adam.m/{name}", m);

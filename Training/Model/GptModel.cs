@@ -14,28 +14,30 @@ namespace Elastic.Training.Model;
 /// </summary>
 public sealed class GptModel : nn.Module
 {
-    private readonly Embedding _wte;
-    private readonly Embedding _wpe;
-    private readonly ModuleList<TransformerBlock> _blocks;
-    private readonly LayerNorm _lnF;
-    private readonly Linear? _lmHead;
+    // Submodule fields carry the GPT-2 names they are registered under (here and in the blocks): TorchSharp's
+    // state_dict also walks fields, and other names would make every parameter appear twice in saved files.
+    private readonly Embedding wte;
+    private readonly Embedding wpe;
+    private readonly ModuleList<TransformerBlock> h;
+    private readonly LayerNorm ln_f;
+    private readonly Linear? lm_head;
 
     public GptModel(ModelSpec spec, ulong seed) : base("GPT")
     {
         Spec = spec;
-        _wte = nn.Embedding(spec.Vocab, spec.DModel);
-        _wpe = nn.Embedding(spec.Context, spec.DModel);
-        _blocks = nn.ModuleList(Enumerable.Range(0, spec.Layers)
+        wte = nn.Embedding(spec.Vocab, spec.DModel);
+        wpe = nn.Embedding(spec.Context, spec.DModel);
+        h = nn.ModuleList(Enumerable.Range(0, spec.Layers)
             .Select(_ => new TransformerBlock(spec.DModel, spec.Heads, spec.FfnSize, spec.Dropout)).ToArray());
-        _lnF = nn.LayerNorm(spec.DModel);
-        register_module("wte", _wte);
-        register_module("wpe", _wpe);
-        register_module("h", _blocks);
-        register_module("ln_f", _lnF);
+        ln_f = nn.LayerNorm(spec.DModel);
+        register_module("wte", wte);
+        register_module("wpe", wpe);
+        register_module("h", h);
+        register_module("ln_f", ln_f);
         if (!spec.TiedEmbeddings)
         {
-            _lmHead = nn.Linear(spec.DModel, spec.Vocab, hasBias: false);
-            register_module("lm_head", _lmHead);
+            lm_head = nn.Linear(spec.DModel, spec.Vocab, hasBias: false);
+            register_module("lm_head", lm_head);
         }
         Initialize(seed);
     }
@@ -52,10 +54,10 @@ public sealed class GptModel : nn.Module
         using var scope = NewDisposeScope();
         var t = tokens.shape[1];
         var positions = arange(t, dtype: ScalarType.Int64, device: tokens.device);
-        var x = Dropout.Apply(_wte.call(tokens).add(_wpe.call(positions)), Spec.Dropout, training, keys);
-        foreach (var block in _blocks) x = block.forward(x, keys);
-        x = _lnF.call(x);
-        var logits = _lmHead is null ? nn.functional.linear(x, _wte.weight!) : _lmHead.call(x);
+        var x = Dropout.Apply(wte.call(tokens).add(wpe.call(positions)), Spec.Dropout, training, keys);
+        foreach (var block in h) x = block.forward(x, keys);
+        x = ln_f.call(x);
+        var logits = lm_head is null ? nn.functional.linear(x, wte.weight!) : lm_head.call(x);
         return logits.MoveToOuterDisposeScope();
     }
 

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Elastic.Checkpoints.Format;
+using Elastic.Jobs;
+
+namespace Elastic.Checkpoints;
+
+/// <summary>
+/// Turns a checkpoint of any layout into one consolidated <c>model.safetensors</c> with conventional GPT-2
+/// parameter names (wte, wpe, h.N.ln_1, h.N.attn.c_attn, ..., ln_f) plus a <c>config.json</c>, for use outside
+/// Elastic. Optimizer moments are left out. Files appear under their final names only when complete.
+/// </summary>
+public static class CheckpointExport
+{
+    public const string ParameterPrefix = "param/";
+
+    public static async Task<(string Model, string Config)> ExportAsync(CheckpointReader reader, CheckpointManifest manifest, string directory, CancellationToken cancellation = default)
+    {
+        var parameters = manifest.Chunks.Where(c => c.Key.StartsWith(ParameterPrefix, StringComparison.Ordinal))
+            .GroupBy(c => c.Key).Select(g => g.First()).OrderBy(c => c.Key, StringComparer.Ordinal).ToList();
+        if (parameters.Count == 0) throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} holds no parameters");
+        var bytes = await reader.ReadRegionsAsync(manifest, parameters.Select(p => (p.Key, TensorRegion.Whole(p.GlobalShape))).ToList(), cancellation);
+        var (file, _) = Safetensors.Build(
+            parameters.Select((p, i) => new Safetensors.Entry(p.Key[ParameterPrefix.Length..], p.DType, p.GlobalShape, bytes[i])).ToList(),
+            new Dictionary<string, string> { ["format"] = "pt", ["job"] = manifest.JobId, ["step"] = $"{manifest.Step}" });
+
+        Directory.CreateDirectory(directory);
+        var (model, config) = (Path.Combine(directory, "model.safetensors"), Path.Combine(directory, "config.json"));
+        await File.WriteAllBytesAsync(model + ".tmp", file, cancellation);
+        await File.WriteAllTextAsync(config + ".tmp", Config(manifest).ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellation);
+        File.Move(model + ".tmp", model, overwrite: true);
+        File.Move(config + ".tmp", config, overwrite: true);
+        return (model, config);
+    }
+
+    /// <summary>The model's shape in GPT-2 config terms (n_layer, n_head, n_embd, ...) from the spec the checkpoint carries.</summary>
+    private static JsonObject Config(CheckpointManifest manifest)
+    {
+        if (!manifest.Metadata.TryGetValue("spec", out var json))
+            throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} carries no spec");
+        var m = SpecJson.Parse(json).Model;
+        return new JsonObject
+        {
+            ["model_type"] = "gpt2",
+            ["n_layer"] = m.Layers,
+            ["n_head"] = m.Heads,
+            ["n_embd"] = m.DModel,
+            ["n_inner"] = m.FfnSize,
+            ["n_positions"] = m.Context,
+            ["vocab_size"] = m.Vocab,
+            ["activation_function"] = "gelu_new",
+            ["tie_word_embeddings"] = m.TiedEmbeddings,
+            ["layout"] = "linear weights are [out, in] (torch.nn.Linear), not GPT-2 Conv1D [in, out]",
+            ["job"] = manifest.JobId,
+            ["step"] = manifest.Step,
+        };
+    }
+}
