@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text.Json;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 
@@ -45,6 +46,23 @@ public sealed class CheckpointWriter(IBlobStore store, CheckpointLayout layout, 
         }).ToList();
         await upload;
         return chunks;
+    }
+
+    /// <summary>Records one writer's chunk entries next to its chunks (create-only), for <see cref="CommitPartsAsync"/>.</summary>
+    public Task WritePartAsync(long step, int generation, string writer, IReadOnlyList<ChunkDescriptor> chunks, CancellationToken cancellation = default) =>
+        store.PutCreateOnlyAsync(layout.Part(step, generation, writer), JsonSerializer.SerializeToUtf8Bytes(chunks, CheckpointManifest.Json), cancellation);
+
+    /// <summary>Collects the parts of <paramref name="writers"/> writers into one manifest and commits it.</summary>
+    public async Task<CheckpointManifest> CommitPartsAsync(CheckpointManifest header, IReadOnlyList<string> writers, CancellationToken cancellation = default)
+    {
+        var chunks = new List<ChunkDescriptor>();
+        foreach (var writer in writers)
+        {
+            var name = layout.Part(header.Step, header.Generation, writer);
+            var part = await store.GetVersionedAsync(name, cancellation) ?? throw new CheckpointCorruptException($"{name} is missing: writer {writer} did not finish");
+            chunks.AddRange(JsonSerializer.Deserialize<List<ChunkDescriptor>>(part.Content, CheckpointManifest.Json) ?? []);
+        }
+        return await CommitAsync(header with { Chunks = chunks }, cancellation);
     }
 
     /// <summary>

@@ -11,6 +11,12 @@ public interface IReplicaGrain : IGrainWithStringKey
 
     [Alias("Digest")] Task<string> Digest();
 
+    /// <summary>Copies this replica's share of the state after <paramref name="step"/> to host memory (training waits only for this) and starts uploading it.</summary>
+    [Alias("BeginCheckpoint")] Task BeginCheckpoint(long step);
+
+    /// <summary>Waits until the upload begun at <paramref name="step"/> is stored (chunks and part entry).</summary>
+    [Alias("FinishCheckpoint")] Task FinishCheckpoint(long step);
+
     /// <summary>Writes the trained model (spec and weights) into <paramref name="directory"/> on this silo's filesystem.</summary>
     [Alias("SaveModel")] Task SaveModel(string directory);
 

@@ -1,6 +1,6 @@
 namespace Elastic.GrainInterfaces;
 
-/// <summary>A job at a glance.</summary>
+/// <summary>A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries).</summary>
 [GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
 public sealed record JobStatus(
     [property: Id(0)] string JobId,
@@ -13,4 +13,6 @@ public sealed record JobStatus(
     [property: Id(7)] double TokensPerSecond,
     [property: Id(8)] string? Error,
     [property: Id(9)] DateTimeOffset SubmittedAt,
-    [property: Id(10)] string? FinalParameterDigest);
+    [property: Id(10)] string? FinalParameterDigest,
+    [property: Id(11)] long? LastCheckpointStep,
+    [property: Id(12)] bool Degraded);

@@ -19,6 +19,7 @@ public sealed record TrainingSpec
     public RuntimeSpec Runtime { get; init; } = new();
     public DeviceSpec Devices { get; init; } = new();
     public OutputSpec Output { get; init; } = new();
+    public CheckpointSpec Checkpoint { get; init; } = new();
 }
 
 /// <summary>A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP).</summary>
@@ -92,6 +93,17 @@ public sealed record DeviceSpec
 {
     public int Min { get; init; } = 1;
     public int Max { get; init; } = 64;
+}
+
+/// <summary>When a running job saves its state to the cluster's checkpoint store, and how many checkpoints it keeps.</summary>
+public sealed record CheckpointSpec
+{
+    /// <summary>Save after every this many steps (and after the last); 0: no checkpoints.</summary>
+    public int EverySteps { get; init; }
+    /// <summary>Keep the newest this many checkpoints.</summary>
+    public int KeepLast { get; init; } = 3;
+    /// <summary>Also keep every checkpoint whose step is a multiple of this; 0: none.</summary>
+    public int KeepEvery { get; init; }
 }
 
 /// <summary>Where a finished job's trained model goes.</summary>

@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Placement;
 using Elastic.Grains.Replicas;
@@ -20,10 +23,12 @@ namespace Elastic.Grains.Jobs;
 public sealed partial class JobGrain(
     [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobRecord> job,
     IOptions<JobOptions> options,
+    IBlobStore checkpoints,
     ILogger<JobGrain> logger) : Grain, IJobGrain
 {
     private TaskCompletionSource _changed = NewSignal();
     private bool _cancelRequested;
+    private Task? _checkpoint;
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
@@ -173,8 +178,11 @@ public sealed partial class JobGrain(
             var watch = Stopwatch.StartNew();
             var results = await OnAll(plan, replicas.Select(r => r.RunStep(step, evaluate)).ToArray(), $"step {step}");
             Commit(step, results, watch.Elapsed.TotalSeconds);
+            var every = spec.Checkpoint.EverySteps;
+            if (every > 0 && (step % every == 0 || step == spec.Steps)) await BeginCheckpoint(replicas, plan, step);
             if (step % options.Value.PersistEverySteps == 0) await job.WriteStateAsync();
         }
+        if (_checkpoint is not null) await _checkpoint;
         var digests = await OnAll(plan, replicas.Select(r => r.Digest()).ToArray(), "the final digest");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
@@ -185,6 +193,61 @@ public sealed partial class JobGrain(
             AddEvent("saved", $"the trained model is in {directory}");
         }
         return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
+    }
+
+    /// <summary>
+    /// Starts a checkpoint at a step boundary: each replica copies its share of the state to host memory (the only
+    /// part training waits for) and uploads it in the background; the commit runs while the next steps train. A
+    /// checkpoint never starts before the previous one committed.
+    /// </summary>
+    private async Task BeginCheckpoint(IReplicaGrain[] replicas, ParallelPlan plan, long step)
+    {
+        if (_checkpoint is not null) await _checkpoint;
+        try
+        {
+            await OnAll(plan, replicas.Select(r => r.BeginCheckpoint(step)).ToArray(), $"checkpoint of step {step}");
+            _checkpoint = CommitCheckpoint(replicas, plan, step);
+        }
+        catch (JobFailure e)
+        {
+            CheckpointFailed(step, e.Message);
+        }
+    }
+
+    /// <summary>Waits for the replicas' uploads, then writes the manifest and moves latest (fenced by generation), then applies retention.</summary>
+    private async Task CommitCheckpoint(IReplicaGrain[] replicas, ParallelPlan plan, long step)
+    {
+        try
+        {
+            await OnAll(plan, replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
+            var layout = CheckpointLayout.ForJob(JobId);
+            var spec = Record.Spec;
+            await new CheckpointWriter(checkpoints, layout).CommitPartsAsync(new CheckpointManifest
+            {
+                JobId = JobId,
+                Step = step,
+                Generation = plan.Generation,
+                Plan = plan.ToString(),
+                CreatedAt = DateTimeOffset.UtcNow,
+                Chunks = [],
+                Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
+            }, Enumerable.Range(0, plan.Dp).Select(r => $"r{r}").ToList());
+            var retention = await new CheckpointRetention(checkpoints, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
+            Record.LastCheckpointStep = step;
+            Record.Degraded = false;
+            AddEvent("checkpoint", $"step {step} committed in {checkpoints.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
+        }
+        catch (Exception e)
+        {
+            CheckpointFailed(step, e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>A failed checkpoint does not stop training: the job is degraded until the next one commits.</summary>
+    private void CheckpointFailed(long step, string reason)
+    {
+        Record.Degraded = true;
+        AddEvent("checkpoint-failed", $"step {step}: {reason}; training goes on and the next checkpoint retries");
     }
 
     /// <summary>Commits a step once every replica reported it; replicas that disagree on the loss mean the layout broke its promise.</summary>
@@ -241,7 +304,8 @@ public sealed partial class JobGrain(
     }
 
     private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Record.Steps.Count, Record.Spec.Steps,
-        Record.Steps.Count > 0 ? Record.Steps[^1].Loss : null, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest);
+        Record.Steps.Count > 0 ? Record.Steps[^1].Loss : null, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
+        Record.LastCheckpointStep, Record.Degraded);
 
     private double TokensPerSecond() => Record.TrainingSeconds > 0
         ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Record.Steps.Count / Record.TrainingSeconds

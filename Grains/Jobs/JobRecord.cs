@@ -23,4 +23,6 @@ public sealed class JobRecord
     [Id(12)] public double TrainingSeconds { get; set; }
     [Id(13)] public string? FinalParameterDigest { get; set; }
     [Id(14)] public string DeviceKind { get; set; } = "cpu";
+    [Id(15)] public long? LastCheckpointStep { get; set; }
+    [Id(16)] public bool Degraded { get; set; }
 }

@@ -31,6 +31,10 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 
     public Task SaveModel(string directory) => Stage0().SaveModel(directory);
 
+    public Task BeginCheckpoint(long step) => Stage0().BeginCheckpoint(step);
+
+    public Task FinishCheckpoint(long step) => Stage0().FinishCheckpoint(step);
+
     public async Task Release()
     {
         try

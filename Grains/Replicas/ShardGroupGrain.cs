@@ -1,3 +1,5 @@
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Placement;
@@ -14,11 +16,13 @@ namespace Elastic.Grains.Replicas;
 /// shard, but every tensor operation runs on the device's worker thread; this grain only schedules it.
 /// </summary>
 [DevicePlacement, Immovable]
-public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo) : Grain, IShardGroupGrain
+public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo, IBlobStore checkpoints) : Grain, IShardGroupGrain
 {
+    private readonly Dictionary<string, byte[]> _staging = [];
     private ShardAssignment? _assignment;
     private DeviceWorker? _worker;
     private DataParallelTrainer? _trainer;
+    private (long Step, Task Upload)? _checkpoint;
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
@@ -76,6 +80,26 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             return true;
         });
     }
+
+    public async Task BeginCheckpoint(long step)
+    {
+        var (trainer, threads) = Prepared();
+        if (_checkpoint is { Upload.IsCompleted: false } pending)
+            throw new InvalidOperationException($"the checkpoint of step {pending.Step} is still uploading");
+        var a = _assignment!;
+        // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
+        var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, a.Replica, a.Plan.Dp));
+        var writer = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
+        var name = $"r{a.Replica}";
+        _checkpoint = (step, Task.Run(async () =>
+        {
+            var chunks = await writer.WriteChunksAsync(step, a.Plan.Generation, name, state);
+            await writer.WritePartAsync(step, a.Plan.Generation, name, chunks);
+        }));
+    }
+
+    public Task FinishCheckpoint(long step) =>
+        _checkpoint is { } c && c.Step == step ? c.Upload : throw new InvalidOperationException($"no checkpoint of step {step} was begun here");
 
     public async Task Release()
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
@@ -16,8 +17,8 @@ public static class ElasticSiloBuilderExtensions
 {
     /// <summary>
     /// Makes a silo an Elastic silo: its devices (one worker thread each), its data-plane listener, both
-    /// advertised in silo metadata, device placement, job storage (memory unless the host adds another
-    /// provider named <see cref="StorageNames.Jobs"/>), and the serializers for job records.
+    /// advertised in silo metadata, device placement, the checkpoint store, job storage (memory unless the host
+    /// adds another provider named <see cref="StorageNames.Jobs"/>), and the serializers for job records.
     /// </summary>
     public static ISiloBuilder AddElastic(this ISiloBuilder silo, ElasticSiloOptions options, string siloName)
     {
@@ -36,6 +37,9 @@ public static class ElasticSiloBuilderExtensions
         // listener closes and peers' collectives fail fast instead of waiting for a timeout.
         silo.Services.AddSingleton(_ => dataPlane);
         silo.Services.AddSingleton(_ => devices);
+        silo.Services.AddSingleton<IBlobStore>(_ => options.CheckpointConnectionString is { } connection
+            ? AzureBlobStore.Connect(connection, options.CheckpointContainer)
+            : new LocalDirectoryStore(options.CheckpointDirectory));
         silo.Services.Configure<JobOptions>(o =>
         {
             o.CollectiveTimeout = options.Jobs.CollectiveTimeout;

@@ -14,4 +14,9 @@ public sealed record ElasticSiloOptions
     /// <summary>0 picks a free port.</summary>
     public int DataPlanePort { get; init; }
     public JobOptions Jobs { get; init; } = new();
+    /// <summary>Checkpoint store: a local directory (every silo of a cluster must see the same one)...</summary>
+    public string CheckpointDirectory { get; init; } = "checkpoints";
+    /// <summary>...or, when set, this Azure Storage account (Azurite locally), in <see cref="CheckpointContainer"/>.</summary>
+    public string? CheckpointConnectionString { get; init; }
+    public string CheckpointContainer { get; init; } = "checkpoints";
 }

@@ -19,7 +19,8 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     public List<IPEndPoint> Gateways { get; } = [];
 
     /// <param name="devicesPerSilo">One entry per silo: how many virtual devices it offers.</param>
-    public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, CancellationToken cancellation = default)
+    /// <param name="checkpoints">The checkpoint directory all silos share.</param>
+    public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints", CancellationToken cancellation = default)
     {
         var cluster = new EmbeddedCluster();
         try
@@ -37,7 +38,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                     silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = ("elastic", "elastic"));
                     silo.Configure<SiloOptions>(o => o.SiloName = name);
                     silo.ConfigureEndpoints(IPAddress.Loopback, siloPort, gatewayPort);
-                    silo.AddElastic(new ElasticSiloOptions { Devices = new() { Count = devices } }, name);
+                    silo.AddElastic(new ElasticSiloOptions { Devices = new() { Count = devices }, CheckpointDirectory = checkpoints }, name);
                 });
                 var host = builder.Build();
                 cluster._silos.Add(host);

@@ -66,6 +66,9 @@ public sealed record SiloSettings
                 DataPlaneBind = Text("DataPlane:Bind", "127.0.0.1"),
                 DataPlaneHost = section["DataPlane:Host"],
                 DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
+                CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),
+                CheckpointConnectionString = section["Checkpoints:ConnectionString"],
+                CheckpointContainer = Text("Checkpoints:Container", "checkpoints"),
             },
         };
         if (!IPAddress.TryParse(settings.Elastic.DataPlaneBind, out _)) errors.Add($"Elastic:DataPlane:Bind = {settings.Elastic.DataPlaneBind}: not an IP address");

@@ -11,27 +11,33 @@ namespace Elastic.Tests.Cluster;
 /// <summary>A real Orleans cluster in this process: Elastic silos with virtual CPU devices, and an SDK client.</summary>
 public sealed class TestCluster : IAsyncDisposable
 {
-    private TestCluster(InProcessTestCluster cluster)
+    private TestCluster(InProcessTestCluster cluster, string checkpoints)
     {
         Cluster = cluster;
+        Checkpoints = checkpoints;
         Client = new ElasticClient(cluster.Client);
     }
 
     public InProcessTestCluster Cluster { get; }
     public ElasticClient Client { get; }
 
+    /// <summary>The checkpoint directory every silo of this cluster shares.</summary>
+    public string Checkpoints { get; }
+
     public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null)
     {
+        var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
         builder.ConfigureSilo((options, silo) => silo.AddElastic(new ElasticSiloOptions
         {
+            CheckpointDirectory = checkpoints,
             Devices = new() { Count = devicesPerSilo },
             Jobs = new JobOptions { CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20), CapacityPollInterval = TimeSpan.FromMilliseconds(200) },
         }, options.SiloName));
         builder.ConfigureClient(client => client.Services.AddSerializer(s => s.AddElasticJobTypes()));
         var cluster = builder.Build();
         await cluster.DeployAsync();
-        var testCluster = new TestCluster(cluster);
+        var testCluster = new TestCluster(cluster, checkpoints);
         // Silo metadata reaches the capacity grain asynchronously.
         await testCluster.Client.WaitForDevicesAsync(silos * devicesPerSilo, TimeSpan.FromSeconds(30));
         return testCluster;
@@ -47,5 +53,9 @@ public sealed class TestCluster : IAsyncDisposable
     public async Task<SiloAddress?> SiloOf(IAddressable grain) =>
         await Cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(grain);
 
-    public async ValueTask DisposeAsync() => await Cluster.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        Directory.Delete(Checkpoints, recursive: true);
+    }
 }

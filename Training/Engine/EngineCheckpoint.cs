@@ -16,10 +16,12 @@ public static class EngineCheckpoint
     /// steps. With <paramref name="staging"/> the copies go into buffers kept from the previous capture (no allocation,
     /// no page faults), which is safe because a checkpoint never starts before the previous one committed.
     /// </summary>
-    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, Dictionary<string, byte[]>? staging = null)
+    /// <param name="writer">With <paramref name="writers"/>: capture only the state tensors this writer saves (every writers-th one), so
+    /// that data-parallel replicas, which all hold the same state, write each tensor once and share the work.</param>
+    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, Dictionary<string, byte[]>? staging = null, int writer = 0, int writers = 1)
     {
         staging ??= [];
-        return trainer.StateTensors().Select(s =>
+        return trainer.StateTensors().Where((_, i) => i % writers == writer).Select(s =>
         {
             using var host = s.Tensor.detach().cpu().contiguous();
             var source = host.bytes;

@@ -63,7 +63,7 @@ internal static class TrainCommand
             throw new CliException($"--devices {devices}: the spec runs on {string.Join(" or ", widths)} device(s) (devices.min {spec.Devices.Min}, devices.max {spec.Devices.Max}, {spec.Batch.MicroBatchesPerStep} micro-batches per step)");
         var layout = EmbeddedCluster.Layout(devices);
         Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) x {layout[0]} device(s)");
-        await using var cluster = await EmbeddedCluster.StartAsync(layout, cancellation);
+        await using var cluster = await EmbeddedCluster.StartAsync(layout, Path.Combine(run.Path, "checkpoints"), cancellation);
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static(cluster.Gateways), cancellation: cancellation);
         var client = connection.Client;
         await client.WaitForDevicesAsync(devices, TimeSpan.FromSeconds(30), cancellation);

@@ -1,0 +1,58 @@
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Stores;
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Training.Engine;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>A data-parallel job saving checkpoints while it trains, and an engine resuming from one in another layout.</summary>
+public sealed class CheckpointingTests : IAsyncLifetime
+{
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2);
+
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
+
+    [Fact]
+    public async Task A_dp_2_job_checkpoints_as_it_trains_and_a_single_device_resumes_from_it_to_the_same_bits()
+    {
+        var spec = TestSpecs.Tiny(steps: 6, global: 16, micro: 2) with
+        {
+            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Checkpoint = new CheckpointSpec { EverySteps = 2, KeepLast = 2 },
+        };
+        var jobId = await _cluster.Client.SubmitAsync(spec);
+        var status = await _cluster.Finish(jobId);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
+        Assert.Equal(6, status.LastCheckpointStep);
+        Assert.False(status.Degraded);
+        var events = new List<JobEvent>();
+        await foreach (var progress in _cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        Assert.Equal(3, events.Count(e => e.Kind == "checkpoint"));
+
+        // Retention kept the last two; each was written by both replicas, every tensor once.
+        var store = new LocalDirectoryStore(_cluster.Checkpoints);
+        var layout = CheckpointLayout.ForJob(jobId);
+        var reader = new CheckpointReader(store, layout);
+        Assert.Equal(6, (await reader.LatestAsync())!.Step);
+        await Assert.ThrowsAsync<Elastic.Checkpoints.Format.CheckpointCorruptException>(() => reader.ReadManifestAsync(layout.Manifest(2, 1)));
+        var manifest = await reader.ReadManifestAsync(layout.Manifest(4, 1));
+        Assert.Equal(2, manifest.Chunks.Select(c => c.File).Distinct().Count());
+        Assert.Equal(manifest.Chunks.Count, manifest.Chunks.Select(c => c.Key).Distinct().Count());
+
+        // One device picks up the dp = 2 checkpoint of step 4 and ends where the job ended.
+        using var device = new DeviceWorker("resume");
+        var trainer = await device.Run(1, () => new Trainer(spec, TestSpecs.Corpus(spec)));
+        var state = await EngineCheckpoint.ReadAsync(reader, manifest, await device.Run(1, () => EngineCheckpoint.Layout(trainer)));
+        var resumed = await device.Run(1, () =>
+        {
+            trainer.Restore(manifest.Step, (key, _) => state[key]);
+            var report = TrainingLoop.Run(trainer);
+            trainer.Dispose();
+            return report;
+        });
+        Assert.Equal(status.FinalParameterDigest, resumed.FinalParameterDigest);
+    }
+}
