@@ -19,6 +19,12 @@ public interface IJobGrain : IGrainWithStringKey
     /// <summary>Stops the job at the next step boundary; a no-op for a finished job.</summary>
     [Alias("Cancel")] Task<JobStatus?> Cancel();
 
+    /// <summary>
+    /// Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>) on
+    /// whatever devices are free now. Throws <see cref="InvalidOperationException"/> when the job is not resumable.
+    /// </summary>
+    [Alias("Resume")] Task<JobStatus?> Resume(long? step);
+
     /// <summary>The run report (the same shape as a local run's), once the job has ended.</summary>
     [Alias("GetReport")] Task<RunReport?> GetReport();
 }

@@ -17,6 +17,9 @@ public interface IReplicaGrain : IGrainWithStringKey
     /// <summary>Waits until the upload begun at <paramref name="step"/> is stored (chunks and part entry).</summary>
     [Alias("FinishCheckpoint")] Task FinishCheckpoint(long step);
 
+    /// <summary>Loads the state saved in the checkpoint whose manifest is <paramref name="manifest"/> (any layout wrote it).</summary>
+    [Alias("Restore")] Task Restore(string manifest);
+
     /// <summary>Writes the trained model (spec and weights) into <paramref name="directory"/> on this silo's filesystem.</summary>
     [Alias("SaveModel")] Task SaveModel(string directory);
 

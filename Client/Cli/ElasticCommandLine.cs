@@ -14,6 +14,7 @@ public static class ElasticCommandLine
         StatusCommand.Create(),
         WatchCommand.Create(),
         CancelCommand.Create(),
+        ResumeCommand.Create(),
         ListCommand.Create(),
         EventsCommand.Create(),
         ClusterCommand.Create(),

@@ -34,6 +34,20 @@ public sealed class ElasticClient(IGrainFactory grains)
     public Task<JobStatus> CancelAsync(string jobId, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
 
+    /// <summary>Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>), on the devices free now.</summary>
+    public Task<JobStatus> ResumeAsync(string jobId, long? step = null, CancellationToken cancellation = default) =>
+        Call(async () =>
+        {
+            try
+            {
+                return await Job(jobId).Resume(step).WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new JobNotResumableException(e.Message);
+            }
+        });
+
     public Task<IReadOnlyList<JobStatus>> ListAsync(CancellationToken cancellation = default) =>
         Call(() => Registry.List().WaitAsync(cancellation));
 

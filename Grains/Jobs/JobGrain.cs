@@ -49,7 +49,37 @@ public sealed partial class JobGrain(
         job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending };
         AddEvent("submitted", $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
         await job.WriteStateAsync();
-        _ = Run();
+        _ = Run(resumeFrom: null);
+    }
+
+    public async Task<JobStatus?> Resume(long? step)
+    {
+        if (!job.RecordExists) return null;
+        if (Record.State is not (JobState.Failed or JobState.Cancelled))
+            throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
+        var layout = CheckpointLayout.ForJob(JobId);
+        var reader = new CheckpointReader(checkpoints, layout);
+        string manifestName;
+        if (step is null)
+            manifestName = (await reader.LatestAsync())?.Manifest ?? throw new InvalidOperationException($"job {JobId} has no checkpoint to resume from");
+        else
+        {
+            var manifests = new List<string>();
+            await foreach (var blob in checkpoints.ListAsync($"{layout.Root}/step-{step:D8}-g"))
+                if (blob.EndsWith("/manifest.json", StringComparison.Ordinal)) manifests.Add(blob);
+            manifestName = manifests.Order(StringComparer.Ordinal).LastOrDefault()
+                ?? throw new InvalidOperationException($"job {JobId} has no checkpoint of step {step}");
+        }
+        var manifest = await reader.ReadManifestAsync(manifestName);
+        var lost = Record.Steps.Count - manifest.Step;
+        Record.Steps.RemoveAll(s => s.Step > manifest.Step);
+        Record.HeldOut.RemoveAll(e => e.Step > manifest.Step);
+        (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
+        Transition(JobState.Pending);
+        AddEvent("resumed", $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
+        await job.WriteStateAsync();
+        _ = Run(resumeFrom: manifestName);
+        return Status();
     }
 
     public Task<JobStatus?> GetStatus() => Task.FromResult(job.RecordExists ? Status() : null);
@@ -97,7 +127,7 @@ public sealed partial class JobGrain(
         });
     }
 
-    private async Task Run()
+    private async Task Run(string? resumeFrom)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
         var capacity = GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
@@ -111,6 +141,7 @@ public sealed partial class JobGrain(
             else
             {
                 replicas = await Prepare(plan);
+                if (resumeFrom is not null) await OnAll(plan, replicas.Select(r => r.Restore(resumeFrom)).ToArray(), $"restoring {resumeFrom}");
                 outcome = await Train(replicas);
             }
         }

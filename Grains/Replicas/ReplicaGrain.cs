@@ -33,6 +33,8 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 
     public Task BeginCheckpoint(long step) => Stage0().BeginCheckpoint(step);
 
+    public Task Restore(string manifest) => Stage0().Restore(manifest);
+
     public Task FinishCheckpoint(long step) => Stage0().FinishCheckpoint(step);
 
     public async Task Release()

@@ -98,6 +98,19 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         }));
     }
 
+    public async Task Restore(string manifest)
+    {
+        var (trainer, threads) = Prepared();
+        var reader = new CheckpointReader(checkpoints, CheckpointLayout.ForJob(_assignment!.JobId));
+        var saved = await reader.ReadManifestAsync(manifest);
+        var state = await EngineCheckpoint.ReadAsync(reader, saved, await _worker!.Run(threads, () => EngineCheckpoint.Layout(trainer.Trainer)));
+        await _worker.Run(threads, () =>
+        {
+            trainer.Trainer.Restore(saved.Step, (key, _) => state[key]);
+            return true;
+        });
+    }
+
     public Task FinishCheckpoint(long step) =>
         _checkpoint is { } c && c.Step == step ? c.Upload : throw new InvalidOperationException($"no checkpoint of step {step} was begun here");
 

@@ -55,4 +55,42 @@ public sealed class CheckpointingTests : IAsyncLifetime
         });
         Assert.Equal(status.FinalParameterDigest, resumed.FinalParameterDigest);
     }
+
+    [Fact]
+    public async Task A_cancelled_job_resumes_from_its_checkpoint_on_fewer_devices_and_ends_with_the_uninterrupted_bits()
+    {
+        var spec = TestSpecs.Tiny(steps: 120, global: 16, micro: 2) with
+        {
+            Devices = new DeviceSpec { Min = 1, Max = 4 },
+            Checkpoint = new CheckpointSpec { EverySteps = 3 },
+        };
+        var reference = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return TrainingLoop.Run(trainer).FinalParameterDigest;
+        });
+        var jobId = await _cluster.Client.SubmitAsync(spec);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
+            await foreach (var progress in _cluster.Client.WatchAsync(jobId, timeout.Token))
+                if (progress.Status.LastCheckpointStep >= 6) break;
+        await _cluster.Client.CancelAsync(jobId);
+        var cancelled = await _cluster.Finish(jobId);
+        Assert.Equal(JobState.Cancelled, cancelled.State);
+        Assert.Equal(4, cancelled.Plan!.Dp);
+        await Assert.ThrowsAsync<Elastic.Client.JobNotResumableException>(() => _cluster.Client.ResumeAsync(jobId, step: 2));
+
+        // Another job holds two of the four devices, so the resumed job gets dp = 2.
+        var blocker = await _cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
+        while ((await _cluster.Client.GetStatusAsync(blocker)).State != JobState.Running) await Task.Delay(50);
+        var resumed = await _cluster.Client.ResumeAsync(jobId);
+        Assert.True(resumed.CommittedStep % 3 == 0 && resumed.CommittedStep >= 6, $"resumed from step {resumed.CommittedStep}");
+        var status = await _cluster.Finish(jobId);
+        await _cluster.Client.CancelAsync(blocker);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
+        Assert.Equal(2, status.Plan!.Dp);
+        Assert.Equal(2, status.Plan.Generation);
+        Assert.Equal(reference, status.FinalParameterDigest);
+        var report = await _cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, 120).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
 }
