@@ -19,37 +19,49 @@ public sealed class AzuriteProcess : IAsyncDisposable
     /// <summary>Blob and table endpoints of this instance.</summary>
     public string ConnectionString { get; }
 
+    /// <summary>Starts Azurite on free ports; if it dies at start (a port taken meanwhile) it is tried again on others.</summary>
     public static async Task<AzuriteProcess> StartAsync()
     {
         var install = Process.Start(new ProcessStartInfo("bash") { ArgumentList = { Path.Combine(RepoPaths.Root, "infra", "local", "azurite.sh"), "bin" }, RedirectStandardOutput = true, RedirectStandardError = true })!;
         var azurite = (await install.StandardOutput.ReadToEndAsync()).Trim();
         await install.WaitForExitAsync();
         if (install.ExitCode != 0) throw new InvalidOperationException($"installing Azurite failed: {await install.StandardError.ReadToEndAsync()}");
-        var port = FreePortRun(3);
-        var info = new ProcessStartInfo(azurite) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-                     "--blobHost", "127.0.0.1", "--blobPort", $"{port}", "--queueHost", "127.0.0.1", "--queuePort", $"{port + 1}",
-                     "--tableHost", "127.0.0.1", "--tablePort", $"{port + 2}" })
-            info.ArgumentList.Add(arg);
-        var azuriteProcess = new AzuriteProcess(Process.Start(info)!, port);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreePortRun(3);
+            var info = new ProcessStartInfo(azurite) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                         "--blobHost", "127.0.0.1", "--blobPort", $"{port}", "--queueHost", "127.0.0.1", "--queuePort", $"{port + 1}",
+                         "--tableHost", "127.0.0.1", "--tablePort", $"{port + 2}" })
+                info.ArgumentList.Add(arg);
+            var started = new AzuriteProcess(Process.Start(info)!, port);
+            if (await started.Listening(port, TimeSpan.FromSeconds(60))) return started;
+            await started.DisposeAsync();
+            if (attempt == 3) throw new InvalidOperationException($"Azurite did not start in {attempt} attempts");
+        }
+    }
+
+    private async Task<bool> Listening(int port, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
         foreach (var p in new[] { port, port + 2 })
         {
             while (true)
             {
+                if (_process.HasExited || DateTime.UtcNow > deadline) return false;
                 try
                 {
                     using var probe = new TcpClient();
                     await probe.ConnectAsync(IPAddress.Loopback, p);
                     break;
                 }
-                catch (SocketException) when (DateTime.UtcNow < deadline)
+                catch (SocketException)
                 {
                     await Task.Delay(100);
                 }
             }
         }
-        return azuriteProcess;
+        return true;
     }
 
     /// <summary>A free run of consecutive ports (Azurite takes blob, queue and table in a row here).</summary>

@@ -6,24 +6,19 @@ using Elastic.Checkpoints.Stores;
 namespace Elastic.Tests.Checkpoints;
 
 /// <summary>The checkpoint store contract against the real Azure Blob API (a private Azurite), not the local directory.</summary>
-public sealed class AzureBlobStoreTests : IAsyncLifetime
+public sealed class AzureBlobStoreTests : IClassFixture<AzuriteFixture>, IDisposable
 {
-    private AzuriteProcess _azurite = null!;
-    private BlobContainerClient _container = null!;
-    private CheckpointFixture _fixture = null!;
+    private readonly BlobContainerClient _container;
+    private readonly CheckpointFixture _fixture;
 
-    public async Task InitializeAsync()
+    public AzureBlobStoreTests(AzuriteFixture azurite)
     {
-        _azurite = await AzuriteProcess.StartAsync();
-        _container = new BlobContainerClient(_azurite.ConnectionString, $"ckpt-{Guid.NewGuid():N}");
+        // A container of its own per test.
+        _container = new BlobContainerClient(azurite.Azurite.ConnectionString, $"ckpt-{Guid.NewGuid():N}");
         _fixture = new CheckpointFixture(new AzureBlobStore(_container));
     }
 
-    public async Task DisposeAsync()
-    {
-        _fixture.Dispose();
-        await _azurite.DisposeAsync();
-    }
+    public void Dispose() => _fixture.Dispose();
 
     [Theory]
     [InlineData(0, 4, 1, 8)]
