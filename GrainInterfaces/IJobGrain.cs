@@ -19,6 +19,9 @@ public interface IJobGrain : IGrainWithStringKey
     /// <summary>Stops the job at the next step boundary; a no-op for a finished job.</summary>
     [Alias("Cancel")] Task<JobStatus?> Cancel();
 
+    /// <summary>Asks a running job to checkpoint at its next step boundary (on demand, whatever its schedule).</summary>
+    [Alias("RequestCheckpoint")] Task<JobStatus?> RequestCheckpoint();
+
     /// <summary>
     /// Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>) on
     /// whatever devices are free now. Throws <see cref="InvalidOperationException"/> when the job is not resumable.

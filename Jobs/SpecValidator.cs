@@ -80,6 +80,7 @@ public static class SpecValidator
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
             Fail("devices.min", devices.Min, $"no data-parallel width in [devices.min {devices.Min}, devices.max {devices.Max}] is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro})");
         if (spec.Checkpoint.EverySteps < 0) Fail("checkpoint.everySteps", spec.Checkpoint.EverySteps, "must not be negative (0 disables checkpoints)");
+        if (!(spec.Checkpoint.EveryMinutes >= 0)) Fail("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes, "must not be negative (0: not by time)");
         if (spec.Checkpoint.KeepLast < 1) Fail("checkpoint.keepLast", spec.Checkpoint.KeepLast, "must be at least 1");
         if (spec.Checkpoint.KeepEvery < 0) Fail("checkpoint.keepEvery", spec.Checkpoint.KeepEvery, "must not be negative");
         if (spec.Output.Directory is { } output && !Path.IsPathFullyQualified(output))

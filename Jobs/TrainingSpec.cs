@@ -98,8 +98,10 @@ public sealed record DeviceSpec
 /// <summary>When a running job saves its state to the cluster's checkpoint store, and how many checkpoints it keeps.</summary>
 public sealed record CheckpointSpec
 {
-    /// <summary>Save after every this many steps (and after the last); 0: no checkpoints.</summary>
+    /// <summary>Save after every this many steps (and after the last); 0: not by step count.</summary>
     public int EverySteps { get; init; }
+    /// <summary>Save at the first step boundary this many minutes after the previous save began; 0: not by time.</summary>
+    public double EveryMinutes { get; init; }
     /// <summary>Keep the newest this many checkpoints.</summary>
     public int KeepLast { get; init; } = 3;
     /// <summary>Also keep every checkpoint whose step is a multiple of this; 0: none.</summary>

@@ -15,6 +15,7 @@ public static class ElasticCommandLine
         WatchCommand.Create(),
         CancelCommand.Create(),
         ResumeCommand.Create(),
+        CheckpointCommand.Create(),
         ListCommand.Create(),
         EventsCommand.Create(),
         ClusterCommand.Create(),

@@ -34,6 +34,10 @@ public sealed class ElasticClient(IGrainFactory grains)
     public Task<JobStatus> CancelAsync(string jobId, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
 
+    /// <summary>Asks a running job to checkpoint at its next step boundary.</summary>
+    public Task<JobStatus> CheckpointAsync(string jobId, CancellationToken cancellation = default) =>
+        Call(async () => await Job(jobId).RequestCheckpoint().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
+
     /// <summary>Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>), on the devices free now.</summary>
     public Task<JobStatus> ResumeAsync(string jobId, long? step = null, CancellationToken cancellation = default) =>
         Call(async () =>

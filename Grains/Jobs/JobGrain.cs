@@ -29,6 +29,8 @@ public sealed partial class JobGrain(
     private TaskCompletionSource _changed = NewSignal();
     private bool _cancelRequested;
     private Task? _checkpoint;
+    private bool _checkpointRequested;
+    private DateTimeOffset _lastCheckpointBegan = DateTimeOffset.UtcNow;
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
@@ -209,8 +211,7 @@ public sealed partial class JobGrain(
             var watch = Stopwatch.StartNew();
             var results = await OnAll(plan, replicas.Select(r => r.RunStep(step, evaluate)).ToArray(), $"step {step}");
             Commit(step, results, watch.Elapsed.TotalSeconds);
-            var every = spec.Checkpoint.EverySteps;
-            if (every > 0 && (step % every == 0 || step == spec.Steps)) await BeginCheckpoint(replicas, plan, step);
+            if (CheckpointDue(step)) await BeginCheckpoint(replicas, plan, step);
             if (step % options.Value.PersistEverySteps == 0) await job.WriteStateAsync();
         }
         if (_checkpoint is not null) await _checkpoint;
@@ -226,6 +227,26 @@ public sealed partial class JobGrain(
         return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
     }
 
+    public Task<JobStatus?> RequestCheckpoint()
+    {
+        if (!job.RecordExists) return Task.FromResult<JobStatus?>(null);
+        if (!Record.State.IsTerminal() && !_checkpointRequested)
+        {
+            _checkpointRequested = true;
+            AddEvent("checkpoint-requested", "a checkpoint is taken at the next step boundary");
+        }
+        return Task.FromResult<JobStatus?>(Status());
+    }
+
+    /// <summary>Whether to checkpoint after <paramref name="step"/>: on request, every N steps and after the last, or every T minutes.</summary>
+    private bool CheckpointDue(long step)
+    {
+        var c = Record.Spec.Checkpoint;
+        return _checkpointRequested
+            || (c.EverySteps > 0 && (step % c.EverySteps == 0 || step == Record.Spec.Steps))
+            || (c.EveryMinutes > 0 && DateTimeOffset.UtcNow - _lastCheckpointBegan >= TimeSpan.FromMinutes(c.EveryMinutes));
+    }
+
     /// <summary>
     /// Starts a checkpoint at a step boundary: each replica copies its share of the state to host memory (the only
     /// part training waits for) and uploads it in the background; the commit runs while the next steps train. A
@@ -234,6 +255,7 @@ public sealed partial class JobGrain(
     private async Task BeginCheckpoint(IReplicaGrain[] replicas, ParallelPlan plan, long step)
     {
         if (_checkpoint is not null) await _checkpoint;
+        (_checkpointRequested, _lastCheckpointBegan) = (false, DateTimeOffset.UtcNow);
         try
         {
             await OnAll(plan, replicas.Select(r => r.BeginCheckpoint(step)).ToArray(), $"checkpoint of step {step}");

@@ -93,4 +93,21 @@ public sealed class CheckpointingTests : IAsyncLifetime
         var report = await _cluster.Client.GetReportAsync(jobId);
         Assert.Equal(Enumerable.Range(1, 120).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }
+
+    [Fact]
+    public async Task A_checkpoint_on_demand_is_taken_at_the_next_step_boundary()
+    {
+        var jobId = await _cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
+        while ((await _cluster.Client.GetStatusAsync(jobId)).CommittedStep < 2) await Task.Delay(20);
+        Assert.Null((await _cluster.Client.CheckpointAsync(jobId)).LastCheckpointStep);
+        JobStatus status;
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
+            while ((status = await _cluster.Client.GetStatusAsync(jobId, timeout.Token)).LastCheckpointStep is null)
+                await Task.Delay(20, timeout.Token);
+        await _cluster.Client.CancelAsync(jobId);
+        Assert.True(status.LastCheckpointStep >= 2);
+        var latest = await new CheckpointReader(new LocalDirectoryStore(_cluster.Checkpoints), CheckpointLayout.ForJob(jobId)).LatestAsync();
+        Assert.Equal(status.LastCheckpointStep, latest!.Step);
+        await _cluster.Finish(jobId);
+    }
 }
