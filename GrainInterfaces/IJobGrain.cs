@@ -28,6 +28,12 @@ public interface IJobGrain : IGrainWithStringKey
     /// </summary>
     [Alias("Resume")] Task<JobStatus?> Resume(long? step);
 
+    /// <summary>
+    /// Writes the checkpoint of <paramref name="step"/> (default: the latest) as one model.safetensors with GPT-2 names
+    /// plus config.json into <paramref name="directory"/> on the silo's filesystem; returns the model file's path.
+    /// </summary>
+    [Alias("Export")] Task<string> Export(long? step, string directory);
+
     /// <summary>The run report (the same shape as a local run's), once the job has ended.</summary>
     [Alias("GetReport")] Task<RunReport?> GetReport();
 }

@@ -34,6 +34,20 @@ public sealed class ElasticClient(IGrainFactory grains)
     public Task<JobStatus> CancelAsync(string jobId, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
 
+    /// <summary>Exports a checkpoint (default: the latest) as model.safetensors + config.json into a directory on the silo's filesystem.</summary>
+    public Task<string> ExportAsync(string jobId, string directory, long? step = null, CancellationToken cancellation = default) =>
+        Call(async () =>
+        {
+            try
+            {
+                return await Job(jobId).Export(step, directory).WaitAsync(cancellation);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new JobNotResumableException(e.Message);
+            }
+        });
+
     /// <summary>Asks a running job to checkpoint at its next step boundary.</summary>
     public Task<JobStatus> CheckpointAsync(string jobId, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).RequestCheckpoint().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));

@@ -20,7 +20,7 @@ public sealed class JobNotFoundException(string jobId) : ElasticException($"no j
     public string JobId { get; } = jobId;
 }
 
-/// <summary>The job cannot be resumed: it is still running or completed, or it has no (such) checkpoint.</summary>
+/// <summary>The job cannot be resumed or exported: it is in the wrong state, or it has no (such) checkpoint.</summary>
 public sealed class JobNotResumableException(string message) : ElasticException(message);
 
 /// <summary>The cluster could not be reached, or stopped answering.</summary>

@@ -59,20 +59,7 @@ public sealed partial class JobGrain(
         if (!job.RecordExists) return null;
         if (Record.State is not (JobState.Failed or JobState.Cancelled))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
-        var layout = CheckpointLayout.ForJob(JobId);
-        var reader = new CheckpointReader(checkpoints, layout);
-        string manifestName;
-        if (step is null)
-            manifestName = (await reader.LatestAsync())?.Manifest ?? throw new InvalidOperationException($"job {JobId} has no checkpoint to resume from");
-        else
-        {
-            var manifests = new List<string>();
-            await foreach (var blob in checkpoints.ListAsync($"{layout.Root}/step-{step:D8}-g"))
-                if (blob.EndsWith("/manifest.json", StringComparison.Ordinal)) manifests.Add(blob);
-            manifestName = manifests.Order(StringComparer.Ordinal).LastOrDefault()
-                ?? throw new InvalidOperationException($"job {JobId} has no checkpoint of step {step}");
-        }
-        var manifest = await reader.ReadManifestAsync(manifestName);
+        var (manifestName, manifest) = await FindCheckpoint(step);
         var lost = Record.Steps.Count - manifest.Step;
         Record.Steps.RemoveAll(s => s.Step > manifest.Step);
         Record.HeldOut.RemoveAll(e => e.Step > manifest.Step);
@@ -127,6 +114,33 @@ public sealed partial class JobGrain(
             TokensPerSecond = TokensPerSecond(),
             FinalParameterDigest = r.FinalParameterDigest ?? "",
         });
+    }
+
+    public async Task<string> Export(long? step, string directory)
+    {
+        if (!job.RecordExists) throw new InvalidOperationException($"no job '{JobId}' in this cluster");
+        var (_, manifest) = await FindCheckpoint(step);
+        var (model, _) = await CheckpointExport.ExportAsync(new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)), manifest, directory);
+        AddEvent("exported", $"the checkpoint of step {manifest.Step} as {model}");
+        return model;
+    }
+
+    /// <summary>The latest checkpoint, or the newest generation's checkpoint of <paramref name="step"/>.</summary>
+    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step)
+    {
+        var layout = CheckpointLayout.ForJob(JobId);
+        var reader = new CheckpointReader(checkpoints, layout);
+        string name;
+        if (step is null)
+            name = (await reader.LatestAsync())?.Manifest ?? throw new InvalidOperationException($"job {JobId} has no checkpoint");
+        else
+        {
+            var manifests = new List<string>();
+            await foreach (var blob in checkpoints.ListAsync($"{layout.Root}/step-{step:D8}-g"))
+                if (blob.EndsWith("/manifest.json", StringComparison.Ordinal)) manifests.Add(blob);
+            name = manifests.Order(StringComparer.Ordinal).LastOrDefault() ?? throw new InvalidOperationException($"job {JobId} has no checkpoint of step {step}");
+        }
+        return (name, await reader.ReadManifestAsync(name));
     }
 
     private async Task Run(string? resumeFrom)

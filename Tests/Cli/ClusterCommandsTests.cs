@@ -12,7 +12,7 @@ public sealed class ClusterCommandsTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _cluster = await EmbeddedCluster.StartAsync([2]);
+        _cluster = await EmbeddedCluster.StartAsync([2], Path.Combine(_folder, "checkpoints"));
         _address = "static:" + string.Join(",", _cluster.Gateways);
     }
 
@@ -60,6 +60,37 @@ public sealed class ClusterCommandsTests : IAsyncLifetime
         Assert.Contains("completed:", events.Output);
         Assert.Contains(jobId, (await Elastic("list")).Output);
         Assert.Contains("Completed", (await Elastic("cancel", jobId)).Output);
+        var noCheckpoint = await Elastic("export", jobId, "--out", Path.Combine(_folder, "export"));
+        Assert.Equal(2, noCheckpoint.Exit);
+        Assert.Contains("has no checkpoint", noCheckpoint.Output);
+    }
+
+    [Fact]
+    public async Task Checkpoint_and_export_commands_write_a_model_from_a_running_job()
+    {
+        var spec = Path.Combine(_folder, "long.json");
+        File.WriteAllText(spec, """
+            { "name": "long", "steps": 100000, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 8, "micro": 2 }, "optimizer": { "warmupSteps": 1 } }
+            """);
+        var jobId = (await Elastic("submit", spec)).Output.Trim();
+        Assert.Equal(0, (await Elastic("checkpoint", jobId)).Exit);
+        string exported;
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (true)
+        {
+            var export = await Elastic("export", jobId, "--out", Path.Combine(_folder, "export"));
+            if (export.Exit == 0)
+            {
+                exported = export.Output.Trim();
+                break;
+            }
+            Assert.True(DateTime.UtcNow < deadline, export.Output);
+            await Task.Delay(100);
+        }
+        await Elastic("cancel", jobId);
+        Assert.Equal(Path.Combine(_folder, "export", "model.safetensors"), exported);
+        Assert.True(File.Exists(Path.Combine(_folder, "export", "config.json")));
     }
 
     [Fact]
