@@ -1,7 +1,10 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
 namespace Elastic.Checkpoints;
 
 /// <summary>Where a job's checkpoints live in a store: one folder per (step, generation), and one <c>latest</c> pointer.</summary>
-public sealed record CheckpointLayout(string Root)
+public sealed partial record CheckpointLayout(string Root)
 {
     public string Latest => $"{Root}/latest.json";
 
@@ -16,4 +19,17 @@ public sealed record CheckpointLayout(string Root)
 
     /// <summary>Where a job's checkpoints live.</summary>
     public static CheckpointLayout ForJob(string jobId) => new($"jobs/{jobId}");
+
+    /// <summary>The (step, generation) whose folder holds <paramref name="blob"/>, or null for blobs outside any checkpoint folder.</summary>
+    public (long Step, int Generation)? CheckpointOf(string blob)
+    {
+        if (!blob.StartsWith(Root + "/", StringComparison.Ordinal)) return null;
+        var match = FolderName().Match(blob[(Root.Length + 1)..]);
+        return match.Success
+            ? (long.Parse(match.Groups["step"].Value, CultureInfo.InvariantCulture), int.Parse(match.Groups["generation"].Value, CultureInfo.InvariantCulture))
+            : null;
+    }
+
+    [GeneratedRegex(@"^step-(?<step>\d+)-g(?<generation>\d+)/")]
+    private static partial Regex FolderName();
 }

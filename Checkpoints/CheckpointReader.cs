@@ -21,6 +21,23 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
     public async Task<LatestPointer?> LatestAsync(CancellationToken cancellation = default) =>
         await store.GetVersionedAsync(layout.Latest, cancellation) is { } blob ? LatestPointer.Parse(blob.Content, layout.Latest) : null;
 
+    /// <summary>The latest checkpoint, or (with <paramref name="step"/>) the newest generation's checkpoint of that step; null when there is none.</summary>
+    public async Task<(string Name, CheckpointManifest Manifest)?> FindAsync(long? step, CancellationToken cancellation = default)
+    {
+        string? name;
+        if (step is null) name = (await LatestAsync(cancellation))?.Manifest;
+        else
+        {
+            (long Step, int Generation)? newest = null;
+            await foreach (var blob in store.ListAsync($"{layout.Root}/step-{step:D8}-g", cancellation))
+                if (blob.EndsWith("/manifest.json", StringComparison.Ordinal) && layout.CheckpointOf(blob) is { } id && id.Step == step
+                    && (newest is null || id.Generation > newest.Value.Generation))
+                    newest = id;
+            name = newest is { } found ? layout.Manifest(found.Step, found.Generation) : null;
+        }
+        return name is null ? null : (name, await ReadManifestAsync(name, cancellation));
+    }
+
     public async Task<CheckpointManifest> ReadManifestAsync(string name, CancellationToken cancellation = default) =>
         await store.GetVersionedAsync(name, cancellation) is { } blob
             ? CheckpointManifest.Parse(blob.Content, name)

@@ -2,25 +2,4 @@ namespace Elastic.GrainInterfaces;
 
 /// <summary>One pipeline stage of one replica on one silo's devices (key: job/generation/replica/stage). Tensor work runs on the device's thread.</summary>
 [Alias("Elastic.IShardGroupGrain")]
-public interface IShardGroupGrain : IGrainWithStringKey
-{
-    [Alias("Prepare")] Task<long> Prepare(ShardAssignment assignment);
-
-    [Alias("RunStep")] Task<ShardStepResult> RunStep(long step, bool evaluate);
-
-    [Alias("Digest")] Task<string> Digest();
-
-    /// <summary>Copies this replica's share of the state after <paramref name="step"/> to host memory (training waits only for this) and starts uploading it.</summary>
-    [Alias("BeginCheckpoint")] Task BeginCheckpoint(long step);
-
-    /// <summary>Waits until the upload begun at <paramref name="step"/> is stored (chunks and part entry).</summary>
-    [Alias("FinishCheckpoint")] Task FinishCheckpoint(long step);
-
-    /// <summary>Loads the state saved in the checkpoint whose manifest is <paramref name="manifest"/> (any layout wrote it).</summary>
-    [Alias("Restore")] Task Restore(string manifest);
-
-    /// <summary>Writes the trained model (spec and weights) into <paramref name="directory"/> on this silo's filesystem.</summary>
-    [Alias("SaveModel")] Task SaveModel(string directory);
-
-    [Alias("Release")] Task Release();
-}
+public interface IShardGroupGrain : IGrainWithStringKey, ITrainingUnit;

@@ -25,8 +25,6 @@ public sealed record TensorRegion(long[] Offset, long[] Shape)
         return new TensorRegion(offset, shape);
     }
 
-    public bool Contains(TensorRegion inner) => Intersect(inner) is { } common && common.Elements == inner.Elements;
-
     public override string ToString() => $"[{string.Join(", ", Offset.Zip(Shape, (o, s) => $"{o}:{o + s}"))}]";
 
     public bool Equals(TensorRegion? other) => other is not null && Offset.SequenceEqual(other.Offset) && Shape.SequenceEqual(other.Shape);

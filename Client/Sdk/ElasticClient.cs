@@ -36,17 +36,7 @@ public sealed class ElasticClient(IGrainFactory grains)
 
     /// <summary>Exports a checkpoint (default: the latest) as model.safetensors + config.json into a directory on the silo's filesystem.</summary>
     public Task<string> ExportAsync(string jobId, string directory, long? step = null, CancellationToken cancellation = default) =>
-        Call(async () =>
-        {
-            try
-            {
-                return await Job(jobId).Export(step, directory).WaitAsync(cancellation);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new JobNotResumableException(e.Message);
-            }
-        });
+        Call(() => Job(jobId).Export(step, directory).WaitAsync(cancellation));
 
     /// <summary>Asks a running job to checkpoint at its next step boundary.</summary>
     public Task<JobStatus> CheckpointAsync(string jobId, CancellationToken cancellation = default) =>
@@ -54,17 +44,7 @@ public sealed class ElasticClient(IGrainFactory grains)
 
     /// <summary>Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>), on the devices free now.</summary>
     public Task<JobStatus> ResumeAsync(string jobId, long? step = null, CancellationToken cancellation = default) =>
-        Call(async () =>
-        {
-            try
-            {
-                return await Job(jobId).Resume(step).WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new JobNotResumableException(e.Message);
-            }
-        });
+        Call(async () => await Job(jobId).Resume(step).WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
 
     public Task<IReadOnlyList<JobStatus>> ListAsync(CancellationToken cancellation = default) =>
         Call(() => Registry.List().WaitAsync(cancellation));
@@ -120,12 +100,19 @@ public sealed class ElasticClient(IGrainFactory grains)
     private IJobGrain Job(string jobId) =>
         string.IsNullOrWhiteSpace(jobId) ? throw new JobNotFoundException(jobId) : grains.GetGrain<IJobGrain>(jobId);
 
-    /// <summary>Translates transport failures into <see cref="ClusterUnavailableException"/>; our own exceptions pass through.</summary>
+    /// <summary>
+    /// Translates transport failures into <see cref="ClusterUnavailableException"/> and a grain's refusal to act in
+    /// the job's current state (InvalidOperationException) into <see cref="JobStateException"/>; our own exceptions pass through.
+    /// </summary>
     private static async Task<T> Call<T>(Func<Task<T>> call)
     {
         try
         {
             return await call();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new JobStateException(e.Message);
         }
         catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException or OrleansMessageRejectionException or TimeoutException or GatewayTooBusyException)
         {

@@ -20,8 +20,8 @@ public sealed class JobNotFoundException(string jobId) : ElasticException($"no j
     public string JobId { get; } = jobId;
 }
 
-/// <summary>The job cannot be resumed or exported: it is in the wrong state, or it has no (such) checkpoint.</summary>
-public sealed class JobNotResumableException(string message) : ElasticException(message);
+/// <summary>The job cannot do that now: it is in the wrong state (resuming a running job), or it has no (such) checkpoint.</summary>
+public sealed class JobStateException(string message) : ElasticException(message);
 
 /// <summary>The cluster could not be reached, or stopped answering.</summary>
 public sealed class ClusterUnavailableException(string message, Exception? inner = null) : ElasticException(message, inner);

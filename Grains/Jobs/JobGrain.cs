@@ -125,23 +125,9 @@ public sealed partial class JobGrain(
         return model;
     }
 
-    /// <summary>The latest checkpoint, or the newest generation's checkpoint of <paramref name="step"/>.</summary>
-    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step)
-    {
-        var layout = CheckpointLayout.ForJob(JobId);
-        var reader = new CheckpointReader(checkpoints, layout);
-        string name;
-        if (step is null)
-            name = (await reader.LatestAsync())?.Manifest ?? throw new InvalidOperationException($"job {JobId} has no checkpoint");
-        else
-        {
-            var manifests = new List<string>();
-            await foreach (var blob in checkpoints.ListAsync($"{layout.Root}/step-{step:D8}-g"))
-                if (blob.EndsWith("/manifest.json", StringComparison.Ordinal)) manifests.Add(blob);
-            name = manifests.Order(StringComparer.Ordinal).LastOrDefault() ?? throw new InvalidOperationException($"job {JobId} has no checkpoint of step {step}");
-        }
-        return (name, await reader.ReadManifestAsync(name));
-    }
+    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step) =>
+        await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).FindAsync(step)
+        ?? throw new InvalidOperationException(step is null ? $"job {JobId} has no checkpoint" : $"job {JobId} has no checkpoint of step {step}");
 
     private async Task Run(string? resumeFrom)
     {

@@ -107,6 +107,20 @@ public sealed class IntegrityTests : IDisposable
     }
 
     [Fact]
+    public async Task The_checkpoint_of_a_step_is_the_one_of_its_newest_generation_compared_as_numbers()
+    {
+        long[] shape = [2, 2];
+        var full = CheckpointFixture.Iota(shape);
+        await _fixture.Save("w", full, shape, [TensorRegion.Whole(shape)], step: 5, generation: 9);
+        await _fixture.Save("w", full, shape, [TensorRegion.Whole(shape)], step: 5, generation: 10);
+        var reader = new CheckpointReader(_fixture.Store, _fixture.Layout);
+        var found = await reader.FindAsync(5);
+        Assert.Equal(10, found!.Value.Manifest.Generation);
+        Assert.Null(await reader.FindAsync(6));
+        Assert.Equal(found.Value.Name, (await reader.FindAsync(null))!.Value.Name);
+    }
+
+    [Fact]
     public async Task Chunks_without_a_manifest_are_not_a_checkpoint()
     {
         var writer = new CheckpointWriter(_fixture.Store, _fixture.Layout);

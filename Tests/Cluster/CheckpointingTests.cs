@@ -77,7 +77,7 @@ public sealed class CheckpointingTests : IAsyncLifetime
         var cancelled = await _cluster.Finish(jobId);
         Assert.Equal(JobState.Cancelled, cancelled.State);
         Assert.Equal(4, cancelled.Plan!.Dp);
-        await Assert.ThrowsAsync<Elastic.Client.JobNotResumableException>(() => _cluster.Client.ResumeAsync(jobId, step: 2));
+        await Assert.ThrowsAsync<Elastic.Client.JobStateException>(() => _cluster.Client.ResumeAsync(jobId, step: 2));
 
         // Another job holds two of the four devices, so the resumed job gets dp = 2.
         var blocker = await _cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });

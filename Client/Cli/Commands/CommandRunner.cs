@@ -19,7 +19,7 @@ internal static class CommandRunner
         {
             return await command(output);
         }
-        catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException or JobNotResumableException)
+        catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException or JobStateException)
         {
             output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return InvalidInput;
