@@ -18,24 +18,26 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
     private const int ReadsInFlight = 8;
 
     /// <summary>The newest committed checkpoint, or null when there is none.</summary>
-    public async Task<LatestPointer?> LatestAsync(CancellationToken cancellation = default) =>
-        await store.GetVersionedAsync(layout.Latest, cancellation) is { } blob ? LatestPointer.Parse(blob.Content, layout.Latest) : null;
+    public async Task<CheckpointPointer?> LatestAsync(CancellationToken cancellation = default) =>
+        await store.GetVersionedAsync(layout.Latest, cancellation) is { } blob ? CheckpointPointer.Parse(blob.Content, layout.Latest) : null;
 
     /// <summary>The latest checkpoint, or (with <paramref name="step"/>) the newest generation's checkpoint of that step; null when there is none.</summary>
     public async Task<(string Name, CheckpointManifest Manifest)?> FindAsync(long? step, CancellationToken cancellation = default)
     {
-        string? name;
-        if (step is null) name = (await LatestAsync(cancellation))?.Manifest;
-        else
-        {
-            (long Step, int Generation)? newest = null;
-            await foreach (var blob in store.ListAsync($"{layout.Root}/step-{step:D8}-g", cancellation))
-                if (blob.EndsWith("/manifest.json", StringComparison.Ordinal) && layout.CheckpointOf(blob) is { } id && id.Step == step
-                    && (newest is null || id.Generation > newest.Value.Generation))
-                    newest = id;
-            name = newest is { } found ? layout.Manifest(found.Step, found.Generation) : null;
-        }
+        var name = step is null
+            ? (await LatestAsync(cancellation))?.Manifest
+            : (await CommittedAsync(cancellation)).FirstOrDefault(c => c.Step == step)?.Manifest;
         return name is null ? null : (name, await ReadManifestAsync(name, cancellation));
+    }
+
+    /// <summary>Every checkpoint with a manifest, newest first (by step, then generation as a number).</summary>
+    public async Task<IReadOnlyList<CheckpointPointer>> CommittedAsync(CancellationToken cancellation = default)
+    {
+        var committed = new List<CheckpointPointer>();
+        await foreach (var blob in store.ListAsync(layout.Root + "/", cancellation))
+            if (blob.EndsWith("/manifest.json", StringComparison.Ordinal) && layout.CheckpointOf(blob) is { } id && blob == layout.Manifest(id.Step, id.Generation))
+                committed.Add(new CheckpointPointer(id.Step, id.Generation, blob));
+        return committed.OrderByDescending(c => c.Step).ThenByDescending(c => c.Generation).ToList();
     }
 
     public async Task<CheckpointManifest> ReadManifestAsync(string name, CancellationToken cancellation = default) =>
@@ -53,12 +55,6 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
         var plans = wanted.Select(w => Plan(manifest, w.Key, w.Region)).ToList();
         var blocks = plans.SelectMany(p => p.Pieces).SelectMany(piece => piece.Blocks.Select(b => (piece.Chunk, Block: b))).Distinct().ToList();
         var fetched = await Fetch(blocks, cancellation);
-        foreach (var (chunk, block) in blocks)
-        {
-            var (start, length) = BlockRange(chunk, block);
-            if (Convert.ToHexStringLower(SHA256.HashData(fetched[chunk.File].Slice(start, length))) != chunk.BlockSha256[block])
-                throw new CheckpointCorruptException($"chunk {chunk}: block {block} of {chunk.File} fails its SHA-256 check");
-        }
         return plans.Select(plan =>
         {
             var target = new byte[plan.Region.Elements * plan.ElementSize];
@@ -108,43 +104,70 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
         return (chunk.ByteOffset + start, (int)Math.Min(chunk.BlockSize, chunk.ByteLength - start));
     }
 
-    /// <summary>Reads the given blocks with as few ranged reads per file as their adjacency allows, several at a time.</summary>
+    /// <summary>
+    /// Reads the given blocks with as few ranged reads per file as their adjacency allows, several at a time, and
+    /// verifies every block of each read against its digest (a read that fails is read again, see <see cref="CheckpointResilience.FetchRange"/>).
+    /// </summary>
     private async Task<Dictionary<string, FetchedFile>> Fetch(List<(ChunkDescriptor Chunk, int Block)> blocks, CancellationToken cancellation)
     {
-        var reads = new List<(string File, long Start, long Length, ChunkDescriptor Chunk)>();
+        var reads = new List<RangedRead>();
         foreach (var file in blocks.GroupBy(b => b.Chunk.File))
         {
-            var ranges = file.Select(b => (Range: BlockRange(b.Chunk, b.Block), b.Chunk)).OrderBy(r => r.Range.Start).ToList();
-            var (start, end, chunk) = (ranges[0].Range.Start, ranges[0].Range.Start + ranges[0].Range.Length, ranges[0].Chunk);
-            foreach (var (range, owner) in ranges.Skip(1))
+            RangedRead? read = null;
+            foreach (var (range, chunk, block) in file.Select(b => (Range: BlockRange(b.Chunk, b.Block), b.Chunk, b.Block)).OrderBy(r => r.Range.Start))
             {
-                if (range.Start <= end && end - start < MaxReadBytes)
-                {
-                    end = Math.Max(end, range.Start + range.Length);
-                    continue;
-                }
-                reads.Add((file.Key, start, end - start, chunk));
-                (start, end, chunk) = (range.Start, range.Start + range.Length, owner);
+                if (read is not null && range.Start <= read.End && read.End - read.Start < MaxReadBytes)
+                    read.End = Math.Max(read.End, range.Start + range.Length);
+                else
+                    reads.Add(read = new RangedRead(file.Key, range.Start) { End = range.Start + range.Length });
+                read.Blocks.Add((chunk, block));
             }
-            reads.Add((file.Key, start, end - start, chunk));
         }
         var pieces = new ConcurrentBag<(string File, long Start, byte[] Bytes)>();
         await Parallel.ForEachAsync(reads, new ParallelOptions { MaxDegreeOfParallelism = ReadsInFlight, CancellationToken = cancellation }, async (read, ct) =>
         {
-            byte[] bytes;
             try
             {
-                bytes = await store.GetRangeAsync(read.File, read.Start, read.Length, ct);
+                pieces.Add((read.File, read.Start, await CheckpointResilience.FetchRange.ExecuteAsync(c => ReadVerified(read, c), ct)));
             }
-            catch (BlobNotFoundException e)
+            catch (BlockDigestMismatchException e)
             {
-                throw new CheckpointCorruptException($"chunk {read.Chunk}: file {read.File} is missing", e);
+                throw new CheckpointCorruptException(e.Message, e);
             }
-            if (bytes.Length != read.Length)
-                throw new CheckpointCorruptException($"chunk {read.Chunk}: file {read.File} is truncated ({bytes.Length} of {read.Length} bytes at offset {read.Start})");
-            pieces.Add((read.File, read.Start, bytes));
         });
         return pieces.GroupBy(p => p.File).ToDictionary(g => g.Key, g => new FetchedFile(g.Select(p => (p.Start, p.Bytes)).OrderBy(p => p.Start).ToList()));
+    }
+
+    private async ValueTask<byte[]> ReadVerified(RangedRead read, CancellationToken cancellation)
+    {
+        var first = read.Blocks[0].Chunk;
+        byte[] bytes;
+        try
+        {
+            bytes = await store.GetRangeAsync(read.File, read.Start, read.End - read.Start, cancellation);
+        }
+        catch (BlobNotFoundException e)
+        {
+            throw new CheckpointCorruptException($"chunk {first}: file {read.File} is missing", e);
+        }
+        if (bytes.Length != read.End - read.Start)
+            throw new CheckpointCorruptException($"chunk {first}: file {read.File} is truncated ({bytes.Length} of {read.End - read.Start} bytes at offset {read.Start})");
+        foreach (var (chunk, block) in read.Blocks)
+        {
+            var (start, length) = BlockRange(chunk, block);
+            if (Convert.ToHexStringLower(SHA256.HashData(bytes.AsSpan((int)(start - read.Start), length))) != chunk.BlockSha256[block])
+                throw new BlockDigestMismatchException($"chunk {chunk}: block {block} of {chunk.File} fails its SHA-256 check");
+        }
+        return bytes;
+    }
+
+    /// <summary>One ranged read of a file and the digest blocks it holds.</summary>
+    private sealed class RangedRead(string file, long start)
+    {
+        public string File { get; } = file;
+        public long Start { get; } = start;
+        public long End { get; set; }
+        public List<(ChunkDescriptor Chunk, int Block)> Blocks { get; } = [];
     }
 
     /// <summary>The byte ranges read from one file; slices are served from one read, or stitched when they straddle two.</summary>

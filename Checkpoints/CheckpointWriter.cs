@@ -74,25 +74,26 @@ public sealed class CheckpointWriter(IBlobStore store, CheckpointLayout layout, 
         var name = layout.Manifest(manifest.Step, manifest.Generation);
         await RefuseIfStale(manifest.Generation, cancellation);
         await store.PutCreateOnlyAsync(name, manifest.ToJson(), cancellation);
-        var pointer = new LatestPointer(manifest.Step, manifest.Generation, name).ToJson();
-        while (true)
+        var pointer = new CheckpointPointer(manifest.Step, manifest.Generation, name).ToJson();
+        await CheckpointResilience.MoveLatest.ExecuteAsync(async ct =>
         {
-            var current = await store.GetVersionedAsync(layout.Latest, cancellation);
+            var current = await store.GetVersionedAsync(layout.Latest, ct);
             if (current is not null)
             {
-                var latest = LatestPointer.Parse(current.Content, layout.Latest);
+                var latest = CheckpointPointer.Parse(current.Content, layout.Latest);
                 if (latest.Generation > manifest.Generation)
                     throw new StaleGenerationException($"checkpoint of step {manifest.Step} generation {manifest.Generation} is stale: {layout.Latest} is at generation {latest.Generation}");
-                if (latest.Generation == manifest.Generation && latest.Step > manifest.Step) return manifest;
+                if (latest.Generation == manifest.Generation && latest.Step > manifest.Step) return;
             }
-            if (await store.TrySwapAsync(layout.Latest, pointer, current?.Version, cancellation)) return manifest;
-        }
+            if (!await store.TrySwapAsync(layout.Latest, pointer, current?.Version, ct)) throw new LatestContendedException();
+        }, cancellation);
+        return manifest;
     }
 
     private async Task RefuseIfStale(int generation, CancellationToken cancellation)
     {
         if (await store.GetVersionedAsync(layout.Latest, cancellation) is { } current
-            && LatestPointer.Parse(current.Content, layout.Latest) is { } latest && latest.Generation > generation)
+            && CheckpointPointer.Parse(current.Content, layout.Latest) is { } latest && latest.Generation > generation)
             throw new StaleGenerationException($"generation {generation} is stale: {layout.Latest} is at generation {latest.Generation}");
     }
 

@@ -60,9 +60,7 @@ public sealed partial class JobGrain(
         if (Record.State is not (JobState.Failed or JobState.Cancelled))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
         var (manifestName, manifest) = await FindCheckpoint(step);
-        var lost = Record.Steps.Count - manifest.Step;
-        Record.Steps.RemoveAll(s => s.Step > manifest.Step);
-        Record.HeldOut.RemoveAll(e => e.Step > manifest.Step);
+        var lost = RewindTo(manifest.Step);
         (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
         Transition(JobState.Pending);
         AddEvent("resumed", $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
@@ -143,7 +141,7 @@ public sealed partial class JobGrain(
             else
             {
                 replicas = await Prepare(plan);
-                if (resumeFrom is not null) await OnAll(plan, replicas.Select(r => r.Restore(resumeFrom)).ToArray(), $"restoring {resumeFrom}");
+                if (resumeFrom is not null) await Restore(plan, replicas, resumeFrom);
                 outcome = await Train(replicas);
             }
         }
@@ -151,6 +149,8 @@ public sealed partial class JobGrain(
         {
             outcome = new Outcome(JobState.Failed, "failed", e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
         }
+        // A checkpoint in flight commits (or fails) first, so the last checkpoint a user sees never moves after the end.
+        if (_checkpoint is not null) await _checkpoint;
         // Devices are free before anyone can see the job as ended: a job submitted next can have them.
         await ReleaseQuietly(replicas, capacity);
         End(outcome.State, outcome.Kind, outcome.Message);
@@ -198,6 +198,44 @@ public sealed partial class JobGrain(
         return replicas;
     }
 
+    /// <summary>
+    /// Loads a checkpoint into every replica. When its stored data is damaged (a replica names the chunk), the job
+    /// falls back to the next older committed checkpoint, records why and how many steps it lost, and tries again.
+    /// </summary>
+    private async Task Restore(ParallelPlan plan, IReplicaGrain[] replicas, string manifest)
+    {
+        var layout = CheckpointLayout.ForJob(JobId);
+        IReadOnlyList<CheckpointPointer>? committed = null;
+        while (true)
+        {
+            var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
+            try
+            {
+                await OnAll(plan, calls, $"restoring {manifest}");
+                return;
+            }
+            catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
+            {
+                committed ??= await new CheckpointReader(checkpoints, layout).CommittedAsync();
+                var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {JobId}");
+                var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
+                    ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
+                var lost = RewindTo(previous.Step);
+                Record.LastCheckpointStep = previous.Step;
+                AddEvent("checkpoint-unreadable", $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
+                manifest = previous.Manifest;
+            }
+        }
+    }
+
+    /// <summary>Forgets the committed steps after <paramref name="step"/> (they will be trained again); returns how many.</summary>
+    private long RewindTo(long step)
+    {
+        var lost = Record.Steps.RemoveAll(s => s.Step > step);
+        Record.HeldOut.RemoveAll(e => e.Step > step);
+        return lost;
+    }
+
     private async Task<Outcome> Train(IReplicaGrain[] replicas)
     {
         var spec = Record.Spec;
@@ -214,7 +252,6 @@ public sealed partial class JobGrain(
             if (CheckpointDue(step)) await BeginCheckpoint(replicas, plan, step);
             if (step % options.Value.PersistEverySteps == 0) await job.WriteStateAsync();
         }
-        if (_checkpoint is not null) await _checkpoint;
         var digests = await OnAll(plan, replicas.Select(r => r.Digest()).ToArray(), "the final digest");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");

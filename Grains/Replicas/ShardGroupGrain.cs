@@ -1,4 +1,5 @@
 using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
@@ -102,9 +103,18 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     {
         var (trainer, threads) = Prepared();
         var reader = new CheckpointReader(checkpoints, CheckpointLayout.ForJob(_assignment!.JobId));
-        var saved = await reader.ReadManifestAsync(manifest);
-        var state = await EngineCheckpoint.ReadAsync(reader, saved, await _worker!.Run(threads, () => EngineCheckpoint.Layout(trainer.Trainer)));
-        await _worker.Run(threads, () =>
+        CheckpointManifest saved;
+        IReadOnlyDictionary<string, byte[]> state;
+        try
+        {
+            saved = await reader.ReadManifestAsync(manifest);
+            state = await EngineCheckpoint.ReadAsync(reader, saved, await _worker!.Run(threads, () => EngineCheckpoint.Layout(trainer.Trainer)));
+        }
+        catch (CheckpointCorruptException e)
+        {
+            throw new CheckpointUnreadableException(e.Message);
+        }
+        await _worker!.Run(threads, () =>
         {
             trainer.Trainer.Restore(saved.Step, (key, _) => state[key]);
             return true;

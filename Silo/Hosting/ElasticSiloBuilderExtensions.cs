@@ -37,9 +37,12 @@ public static class ElasticSiloBuilderExtensions
         // listener closes and peers' collectives fail fast instead of waiting for a timeout.
         silo.Services.AddSingleton(_ => dataPlane);
         silo.Services.AddSingleton(_ => devices);
-        silo.Services.AddSingleton<IBlobStore>(_ => options.CheckpointConnectionString is { } connection
-            ? AzureBlobStore.Connect(connection, options.CheckpointContainer)
-            : new LocalDirectoryStore(options.CheckpointDirectory));
+        silo.Services.AddSingleton<IBlobStore>(_ => (options.CheckpointConnectionString, options.CheckpointAccountUri) switch
+        {
+            ({ } connection, _) => AzureBlobStore.Connect(connection, options.CheckpointContainer),
+            (_, { } account) => AzureBlobStore.Connect(account, options.CheckpointContainer),
+            _ => new LocalDirectoryStore(options.CheckpointDirectory),
+        });
         silo.Services.Configure<JobOptions>(o =>
         {
             o.CollectiveTimeout = options.Jobs.CollectiveTimeout;

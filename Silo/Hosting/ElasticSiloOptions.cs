@@ -18,5 +18,7 @@ public sealed record ElasticSiloOptions
     public string CheckpointDirectory { get; init; } = "checkpoints";
     /// <summary>...or, when set, this Azure Storage account (Azurite locally), in <see cref="CheckpointContainer"/>.</summary>
     public string? CheckpointConnectionString { get; init; }
+    /// <summary>...or this account URI, signed in with DefaultAzureCredential (managed or workload identity in production).</summary>
+    public Uri? CheckpointAccountUri { get; init; }
     public string CheckpointContainer { get; init; } = "checkpoints";
 }

@@ -45,6 +45,12 @@ public sealed record SiloSettings
         if (!IPAddress.TryParse(advertised, out var ip)) errors.Add($"Elastic:AdvertisedIp = {advertised}: not an IP address");
         var kind = Text("Devices:Kind", "auto");
         if (kind is not ("auto" or "cpu" or "cuda")) errors.Add($"Elastic:Devices:Kind = {kind}: must be auto, cpu or cuda");
+        var accountText = section["Checkpoints:AccountUri"];
+        Uri? account = null;
+        if (!string.IsNullOrEmpty(accountText) && (!Uri.TryCreate(accountText, UriKind.Absolute, out account) || account.Scheme != Uri.UriSchemeHttps))
+            errors.Add($"Elastic:Checkpoints:AccountUri = {accountText}: must be an https URI such as https://ACCOUNT.blob.core.windows.net");
+        if (account is not null && !string.IsNullOrEmpty(section["Checkpoints:ConnectionString"]))
+            errors.Add("Elastic:Checkpoints:AccountUri and Elastic:Checkpoints:ConnectionString: set one, not both");
         var settings = new SiloSettings
         {
             Name = Text("Name", Environment.MachineName),
@@ -68,6 +74,7 @@ public sealed record SiloSettings
                 DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
                 CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),
                 CheckpointConnectionString = section["Checkpoints:ConnectionString"],
+                CheckpointAccountUri = account,
                 CheckpointContainer = Text("Checkpoints:Container", "checkpoints"),
             },
         };

@@ -95,6 +95,50 @@ public sealed class CheckpointingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Resuming_from_a_damaged_checkpoint_falls_back_to_the_previous_one_records_it_and_still_ends_with_the_uninterrupted_bits()
+    {
+        var spec = TestSpecs.Tiny(steps: 60, global: 16, micro: 2) with
+        {
+            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Checkpoint = new CheckpointSpec { EverySteps = 3, KeepLast = 3 },
+        };
+        var reference = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return TrainingLoop.Run(trainer).FinalParameterDigest;
+        });
+        var jobId = await _cluster.Client.SubmitAsync(spec);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
+            await foreach (var progress in _cluster.Client.WatchAsync(jobId, timeout.Token))
+                if (progress.Status.LastCheckpointStep >= 9) break;
+        await _cluster.Client.CancelAsync(jobId);
+        Assert.Equal(JobState.Cancelled, (await _cluster.Finish(jobId)).State);
+
+        // Flip one byte of tensor data in the newest checkpoint's first chunk file.
+        var reader = new CheckpointReader(new LocalDirectoryStore(_cluster.Checkpoints), CheckpointLayout.ForJob(jobId));
+        var latest = (await reader.LatestAsync())!;
+        var damaged = (await reader.ReadManifestAsync(latest.Manifest)).Chunks.OrderBy(c => c.File).ThenBy(c => c.ByteOffset).First(c => c.ByteLength > 64);
+        var path = Path.Combine(_cluster.Checkpoints, damaged.File);
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[damaged.ByteOffset + damaged.ByteLength / 2] ^= 0x40;
+        await File.WriteAllBytesAsync(path, bytes);
+
+        var resumed = await _cluster.Client.ResumeAsync(jobId);
+        Assert.Equal(latest.Step, resumed.CommittedStep);
+        var status = await _cluster.Finish(jobId);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
+        var events = new List<JobEvent>();
+        await foreach (var progress in _cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var fallback = Assert.Single(events, e => e.Kind == "checkpoint-unreadable");
+        Assert.Contains(damaged.Key, fallback.Message);
+        Assert.Contains("SHA-256", fallback.Message);
+        Assert.Contains($"step {latest.Step - 3}", fallback.Message);
+        Assert.Equal(reference, status.FinalParameterDigest);
+        var report = await _cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, 60).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
     public async Task A_checkpoint_on_demand_is_taken_at_the_next_step_boundary()
     {
         var jobId = await _cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
