@@ -13,32 +13,48 @@ public sealed class AzuriteProcess : IAsyncDisposable
     private AzuriteProcess(Process process, int port)
     {
         _process = process;
-        ConnectionString = $"{Account};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{port + 2}/devstoreaccount1;";
+        ConnectionString = ConnectionStringFor(port);
     }
 
     /// <summary>Blob and table endpoints of this instance.</summary>
     public string ConnectionString { get; }
 
+    /// <summary>The connection string of an Azurite on <paramref name="port"/> (blob; table on port + 2), whether or not one runs there.</summary>
+    public static string ConnectionStringFor(int port) =>
+        $"{Account};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{port + 2}/devstoreaccount1;";
+
+    /// <summary>A port with the two after it free now: where an Azurite can be started later (storage that is down until then).</summary>
+    public static int FreePorts() => FreePortRun(3);
+
     /// <summary>Starts Azurite on free ports; if it dies at start (a port taken meanwhile) it is tried again on others.</summary>
     public static async Task<AzuriteProcess> StartAsync()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            if (await TryStartAsync(FreePortRun(3)) is { } started) return started;
+            if (attempt == 3) throw new InvalidOperationException($"Azurite did not start in {attempt} attempts");
+        }
+    }
+
+    /// <summary>Starts Azurite on <paramref name="port"/> (blob), port + 1 (queue) and port + 2 (table).</summary>
+    public static async Task<AzuriteProcess> StartAsync(int port) =>
+        await TryStartAsync(port) ?? throw new InvalidOperationException($"Azurite did not start on port {port}");
+
+    private static async Task<AzuriteProcess?> TryStartAsync(int port)
     {
         var install = Process.Start(new ProcessStartInfo("bash") { ArgumentList = { Path.Combine(RepoPaths.Root, "infra", "local", "azurite.sh"), "bin" }, RedirectStandardOutput = true, RedirectStandardError = true })!;
         var azurite = (await install.StandardOutput.ReadToEndAsync()).Trim();
         await install.WaitForExitAsync();
         if (install.ExitCode != 0) throw new InvalidOperationException($"installing Azurite failed: {await install.StandardError.ReadToEndAsync()}");
-        for (var attempt = 1; ; attempt++)
-        {
-            var port = FreePortRun(3);
-            var info = new ProcessStartInfo(azurite) { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in new[] { "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-                         "--blobHost", "127.0.0.1", "--blobPort", $"{port}", "--queueHost", "127.0.0.1", "--queuePort", $"{port + 1}",
-                         "--tableHost", "127.0.0.1", "--tablePort", $"{port + 2}" })
-                info.ArgumentList.Add(arg);
-            var started = new AzuriteProcess(Process.Start(info)!, port);
-            if (await started.Listening(port, TimeSpan.FromSeconds(60))) return started;
-            await started.DisposeAsync();
-            if (attempt == 3) throw new InvalidOperationException($"Azurite did not start in {attempt} attempts");
-        }
+        var info = new ProcessStartInfo(azurite) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                     "--blobHost", "127.0.0.1", "--blobPort", $"{port}", "--queueHost", "127.0.0.1", "--queuePort", $"{port + 1}",
+                     "--tableHost", "127.0.0.1", "--tablePort", $"{port + 2}" })
+            info.ArgumentList.Add(arg);
+        var started = new AzuriteProcess(Process.Start(info)!, port);
+        if (await started.Listening(port, TimeSpan.FromSeconds(60))) return started;
+        await started.DisposeAsync();
+        return null;
     }
 
     private async Task<bool> Listening(int port, TimeSpan within)

@@ -7,7 +7,7 @@ namespace Elastic.Tests.Cluster;
 
 /// <summary>
 /// A real multi-process cluster: an Azurite process (Azure Table membership and job state) and silo processes started from
-/// the built Silo project, each with its own ports and virtual devices. Disposing kills everything it started.
+/// the built Silo project, each with its own ports and virtual devices, checkpointing to the same Azurite. Disposing kills everything it started.
 /// </summary>
 public sealed class ProcessCluster : IAsyncDisposable
 {
@@ -17,7 +17,13 @@ public sealed class ProcessCluster : IAsyncDisposable
     private string _connection = "";
 
     public List<Process> Silos { get; } = [];
+
+    /// <summary>Each silo process's silo-to-silo port, by index: how a SiloAddress names its process.</summary>
+    public List<int> SiloPorts { get; } = [];
     public ClusterAddress Address => new("azure", _connection, _clusterId);
+
+    /// <summary>The Azurite account that holds membership, job state and (container "checkpoints") checkpoints.</summary>
+    public string Storage => _connection;
 
     public static async Task<ProcessCluster> StartAsync(int silos, int devicesPerSilo)
     {
@@ -52,6 +58,7 @@ public sealed class ProcessCluster : IAsyncDisposable
             ["Elastic__ClusterId"] = _clusterId,
             ["Elastic__Clustering"] = "azure",
             ["Elastic__ConnectionString"] = _connection,
+            ["Elastic__Checkpoints__ConnectionString"] = _connection,
             ["Elastic__SiloPort"] = $"{ports[0]}",
             ["Elastic__GatewayPort"] = $"{ports[1]}",
             ["Elastic__Devices__Kind"] = "cpu",
@@ -59,6 +66,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         });
         _processes.Add(process);
         Silos.Add(process);
+        SiloPorts.Add(ports[0]);
         return process;
     }
 

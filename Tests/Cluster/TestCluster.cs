@@ -24,13 +24,15 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>The checkpoint directory every silo of this cluster shares.</summary>
     public string Checkpoints { get; }
 
-    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null)
+    /// <param name="checkpointStorage">An Azure Storage connection string for checkpoints instead of the shared local directory.</param>
+    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
         builder.ConfigureSilo((options, silo) => silo.AddElastic(new ElasticSiloOptions
         {
             CheckpointDirectory = checkpoints,
+            CheckpointConnectionString = checkpointStorage,
             Devices = new() { Count = devicesPerSilo },
             Jobs = new JobOptions { CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20), CapacityPollInterval = TimeSpan.FromMilliseconds(200) },
         }, options.SiloName));

@@ -1,0 +1,66 @@
+using Azure.Storage.Blobs;
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Stores;
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>A job whose checkpoint storage (Azure Blob, Azurite) is down: training goes on, the job is degraded, and it heals when storage returns.</summary>
+public sealed class StorageOutageTests
+{
+    [Fact]
+    public async Task With_storage_unreachable_training_continues_degraded_and_the_next_checkpoint_after_storage_returns_commits()
+    {
+        var port = AzuriteProcess.FreePorts();
+        var storage = AzuriteProcess.ConnectionStringFor(port);
+        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, checkpointStorage: storage);
+        var spec = TestSpecs.Tiny(steps: 100_000) with
+        {
+            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Checkpoint = new CheckpointSpec { EverySteps = 4 },
+        };
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+
+        var down = await Until(cluster, jobId, s => s.Degraded, timeout.Token);
+        Assert.Null(down.LastCheckpointStep);
+        var failed = await Events(cluster, jobId, "checkpoint-failed", timeout.Token);
+        Assert.Contains("step 4", failed[0].Message);
+        // Training did not wait for storage: it keeps committing steps while checkpoints fail.
+        var later = await Until(cluster, jobId, s => s.CommittedStep >= down.CommittedStep + 12, timeout.Token);
+        Assert.True(later.Degraded);
+        Assert.Equal(JobState.Running, later.State);
+
+        await using var azurite = await AzuriteProcess.StartAsync(port);
+        var healed = await Until(cluster, jobId, s => !s.Degraded, timeout.Token);
+        Assert.NotNull(healed.LastCheckpointStep);
+        Assert.True(healed.LastCheckpointStep > later.CommittedStep - 4, $"checkpoint of step {healed.LastCheckpointStep} after storage returned at step {later.CommittedStep}");
+        Assert.True((await Events(cluster, jobId, "checkpoint-failed", timeout.Token)).Count >= 3);
+        await cluster.Client.CancelAsync(jobId);
+        var ended = await cluster.Finish(jobId);
+
+        var reader = new CheckpointReader(new AzureBlobStore(new BlobContainerClient(storage, "checkpoints")), CheckpointLayout.ForJob(jobId));
+        var latest = (await reader.LatestAsync())!;
+        Assert.Equal(ended.LastCheckpointStep, latest.Step);
+        var manifest = await reader.ReadManifestAsync(latest.Manifest);
+        Assert.Equal(2, manifest.Chunks.Select(c => c.File).Distinct().Count());
+    }
+
+    private static async Task<JobStatus> Until(TestCluster cluster, string jobId, Func<JobStatus, bool> condition, CancellationToken cancellation)
+    {
+        while (true)
+        {
+            var status = await cluster.Client.GetStatusAsync(jobId, cancellation);
+            if (condition(status)) return status;
+            Assert.False(status.State.IsTerminal(), $"the job ended: {status.State} {status.Error}");
+            await Task.Delay(50, cancellation);
+        }
+    }
+
+    private static async Task<List<JobEvent>> Events(TestCluster cluster, string jobId, string kind, CancellationToken cancellation)
+    {
+        var progress = await cluster.Cluster.Client.GetGrain<IJobGrain>(jobId).WaitForProgress(long.MaxValue, 0, TimeSpan.Zero);
+        return progress!.Events.Where(e => e.Kind == kind).ToList();
+    }
+}
