@@ -1,6 +1,9 @@
 namespace Elastic.GrainInterfaces;
 
-/// <summary>The cluster's devices (key <see cref="DefaultKey"/>): the inventory from membership and silo metadata, and who holds what.</summary>
+/// <summary>
+/// The cluster's devices (key <see cref="DefaultKey"/>): the inventory from membership and silo metadata, who holds
+/// what, and which silos are draining (leaving gracefully or evicted with notice) and take no new work.
+/// </summary>
 [Alias("Elastic.ICapacityGrain")]
 public interface ICapacityGrain : IGrainWithStringKey
 {
@@ -8,8 +11,23 @@ public interface ICapacityGrain : IGrainWithStringKey
 
     [Alias("GetInventory")] Task<IReadOnlyList<SiloInventory>> GetInventory();
 
-    /// <summary>Allocates the largest of <paramref name="acceptableCounts"/> that the free devices allow (replacing what the job held); empty when none fits.</summary>
-    [Alias("Allocate")] Task<IReadOnlyList<DeviceSlot>> Allocate(string jobId, IReadOnlyList<int> acceptableCounts);
+    /// <summary>
+    /// Allocates the largest acceptable width the free devices allow (replacing what the job held), taking the job's
+    /// preferred devices first and never a device on a draining or excluded silo; empty when no width fits.
+    /// </summary>
+    [Alias("Allocate")] Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request);
+
+    /// <summary>What has changed for a job holding <paramref name="held"/>: devices it must leave, and the widest plan it could have now.</summary>
+    [Alias("Review")] Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held);
 
     [Alias("Release")] Task Release(string jobId);
+
+    /// <summary>
+    /// Marks a silo as leaving: no new allocations there; jobs holding its devices move off at their next step boundary.
+    /// <paramref name="preemption"/>: the silo leaves because its VM is evicted (counted apart from failures).
+    /// </summary>
+    [Alias("Drain")] Task Drain(SiloAddress silo, string reason, bool preemption);
+
+    /// <summary>How many jobs still hold devices on <paramref name="silo"/>.</summary>
+    [Alias("JobsOn")] Task<int> JobsOn(SiloAddress silo);
 }

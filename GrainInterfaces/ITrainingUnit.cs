@@ -13,8 +13,11 @@ public interface ITrainingUnit : IAddressable
 
     [Alias("Digest")] Task<string> Digest();
 
-    /// <summary>Copies this replica's share of the state after <paramref name="step"/> to host memory (training waits only for this) and starts uploading it.</summary>
-    [Alias("BeginCheckpoint")] Task BeginCheckpoint(long step);
+    /// <summary>
+    /// Copies this unit's share (every <paramref name="writers"/>-th state tensor from <paramref name="writer"/>) of the state after
+    /// <paramref name="step"/> to host memory (training waits only for this) and starts uploading it as part r<paramref name="writer"/>.
+    /// </summary>
+    [Alias("BeginCheckpoint")] Task BeginCheckpoint(long step, int writer, int writers);
 
     /// <summary>Waits until the upload begun at <paramref name="step"/> is stored (chunks and part entry).</summary>
     [Alias("FinishCheckpoint")] Task FinishCheckpoint(long step);
@@ -24,6 +27,15 @@ public interface ITrainingUnit : IAddressable
 
     /// <summary>Writes the trained model (spec and weights) into <paramref name="directory"/> on this silo's filesystem.</summary>
     [Alias("SaveModel")] Task SaveModel(string directory);
+
+    /// <summary>Optimizer steps this unit's state has taken: after a failed step, tells a survivor that finished it from one that did not.</summary>
+    [Alias("CompletedSteps")] Task<long> CompletedSteps();
+
+    /// <summary>Leaves this unit's state on its device for the next generation's unit there (prepared with <see cref="ShardAssignment.AdoptState"/>), then releases.</summary>
+    [Alias("Handover")] Task Handover();
+
+    /// <summary>Joins <paramref name="group"/> as <paramref name="rank"/>: rank 0 sends its state, the others replace theirs with it.</summary>
+    [Alias("TransferState")] Task TransferState(StateTransferGroup group, int rank);
 
     [Alias("Release")] Task Release();
 }

@@ -1,6 +1,9 @@
 namespace Elastic.GrainInterfaces;
 
-/// <summary>A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries).</summary>
+/// <summary>
+/// A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
+/// changes while it ran; of their causes, Preemptions (eviction notices) are counted apart from Failures (lost silos).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
 public sealed record JobStatus(
     [property: Id(0)] string JobId,
@@ -15,4 +18,7 @@ public sealed record JobStatus(
     [property: Id(9)] DateTimeOffset SubmittedAt,
     [property: Id(10)] string? FinalParameterDigest,
     [property: Id(11)] long? LastCheckpointStep,
-    [property: Id(12)] bool Degraded);
+    [property: Id(12)] bool Degraded,
+    [property: Id(13)] int Replans = 0,
+    [property: Id(14)] int Preemptions = 0,
+    [property: Id(15)] int Failures = 0);

@@ -2,7 +2,10 @@ using Elastic.Jobs;
 
 namespace Elastic.GrainInterfaces;
 
-/// <summary>What a shard group (or its replica) of one generation is to run: the spec, its place in the plan, and its peers.</summary>
+/// <summary>
+/// What a shard group (or its replica) of one generation is to run: the spec, its place in the plan, and its peers.
+/// AdoptState: take over the state that the previous generation's unit on the same device handed over.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.ShardAssignment")]
 public sealed record ShardAssignment(
     [property: Id(0)] string JobId,
@@ -10,7 +13,8 @@ public sealed record ShardAssignment(
     [property: Id(2)] ParallelPlan Plan,
     [property: Id(3)] int Replica,
     [property: Id(4)] int Stage,
-    [property: Id(5)] TimeSpan CollectiveTimeout)
+    [property: Id(5)] TimeSpan CollectiveTimeout,
+    [property: Id(6)] bool AdoptState = false)
 {
     public DeviceSlot Device => Plan.DeviceOf(Replica, Stage);
 

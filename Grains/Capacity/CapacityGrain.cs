@@ -7,11 +7,12 @@ namespace Elastic.Grains.Capacity;
 
 /// <summary>
 /// The cluster's device inventory, rebuilt on every call from membership (active silos only) and silo
-/// metadata, and the allocation of devices to jobs. Allocations on silos that left are dropped.
+/// metadata, the allocation of devices to jobs, and the silos that are draining. Allocations on silos that left are dropped.
 /// </summary>
 public sealed class CapacityGrain(IClusterMembershipService membership, ISiloMetadataCache metadata) : Grain, ICapacityGrain
 {
     private readonly Dictionary<string, List<DeviceSlot>> _held = [];
+    private readonly Dictionary<SiloAddress, (string Reason, bool Preemption)> _draining = [];
 
     public Task<IReadOnlyList<SiloInventory>> GetInventory()
     {
@@ -22,30 +23,60 @@ public sealed class CapacityGrain(IClusterMembershipService membership, ISiloMet
             .ToList());
     }
 
-    public Task<IReadOnlyList<DeviceSlot>> Allocate(string jobId, IReadOnlyList<int> acceptableCounts)
+    public Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request)
     {
-        _held.Remove(jobId);
-        var taken = Held().ToHashSet();
-        // Fill the silos with the most free devices first: fewer silos means more replicas linked in memory.
-        var free = Silos()
-            .Select(s => Enumerable.Range(0, s.Devices).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane)).Where(d => !taken.Contains(d)).ToList())
-            .OrderByDescending(devices => devices.Count)
-            .SelectMany(devices => devices)
+        _held.Remove(request.JobId);
+        var usable = Usable(request.Exclude);
+        var preferred = request.Prefer.Where(usable.Contains).Distinct().ToList();
+        // Then fill the silos with the most free devices first: fewer silos means more replicas linked in memory.
+        var others = usable.Except(preferred).GroupBy(d => d.Silo).OrderByDescending(g => g.Count()).SelectMany(g => g).ToList();
+        var candidates = preferred.Concat(others).ToList();
+        var width = request.Widths.Where(w => w <= candidates.Count).DefaultIfEmpty(0).Max();
+        if (width == 0) return Task.FromResult<IReadOnlyList<DeviceSlot>>([]);
+        var slots = candidates.Take(width).ToList();
+        _held[request.JobId] = slots;
+        return Task.FromResult<IReadOnlyList<DeviceSlot>>(slots);
+    }
+
+    public Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
+    {
+        var active = Silos().Select(s => s.Silo).ToHashSet();
+        var leaving = held.Where(d => !active.Contains(d.Silo) || _draining.ContainsKey(d.Silo)).ToList();
+        var reason = leaving.Select(d => d.Silo).Distinct()
+            .Select(silo => _draining.TryGetValue(silo, out var why) ? $"{silo} is draining ({why.Reason})" : $"{silo} left the cluster")
             .ToList();
-        foreach (var count in acceptableCounts.OrderDescending())
-        {
-            if (count > free.Count) continue;
-            var slots = free.Take(count).ToList();
-            _held[jobId] = slots;
-            return Task.FromResult<IReadOnlyList<DeviceSlot>>(slots);
-        }
-        return Task.FromResult<IReadOnlyList<DeviceSlot>>([]);
+        var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : _draining[d.Silo].Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
+            .DefaultIfEmpty(LeaveKind.None).Max();
+        var available = Usable([]).Count + held.Count(d => !leaving.Contains(d));
+        var widest = widths.Where(w => w <= available).DefaultIfEmpty(0).Max();
+        return Task.FromResult(new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind));
     }
 
     public Task Release(string jobId)
     {
         _held.Remove(jobId);
         return Task.CompletedTask;
+    }
+
+    public Task Drain(SiloAddress silo, string reason, bool preemption)
+    {
+        var active = Silos().Select(s => s.Silo).ToHashSet();
+        foreach (var gone in _draining.Keys.Where(d => !active.Contains(d)).ToList()) _draining.Remove(gone);
+        _draining[silo] = (reason, preemption);
+        return Task.CompletedTask;
+    }
+
+    public Task<int> JobsOn(SiloAddress silo) =>
+        Task.FromResult(_held.Count(job => job.Value.Any(d => d.Silo.Equals(silo))));
+
+    /// <summary>Free devices on active silos that are neither draining nor excluded.</summary>
+    private HashSet<DeviceSlot> Usable(IReadOnlyList<SiloAddress> exclude)
+    {
+        var taken = Held().ToHashSet();
+        return Silos().Where(s => !_draining.ContainsKey(s.Silo) && !exclude.Contains(s.Silo))
+            .SelectMany(s => Enumerable.Range(0, s.Devices).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane)))
+            .Where(d => !taken.Contains(d))
+            .ToHashSet();
     }
 
     private IEnumerable<DeviceSlot> Held()

@@ -12,6 +12,7 @@ public sealed class SiloDevices : IDisposable
 {
     private readonly DeviceWorker[] _workers;
     private readonly string?[] _holders;
+    private readonly (string Job, Trainer Trainer)?[] _handedOver;
     private readonly Lock _gate = new();
 
     public SiloDevices(SiloDeviceOptions options, string siloName)
@@ -19,6 +20,7 @@ public sealed class SiloDevices : IDisposable
         Options = options;
         _workers = Enumerable.Range(0, options.Count).Select(i => new DeviceWorker($"{siloName}/device-{i}")).ToArray();
         _holders = new string?[options.Count];
+        _handedOver = new (string, Trainer)?[options.Count];
     }
 
     public SiloDeviceOptions Options { get; }
@@ -42,6 +44,34 @@ public sealed class SiloDevices : IDisposable
         lock (_gate)
             if (device >= 0 && device < _holders.Length && _holders[device] == holder) _holders[device] = null;
     }
+
+    /// <summary>
+    /// Leaves <paramref name="trainer"/> (its tensors stay on the device) for the next generation of <paramref name="job"/>
+    /// on this device. Whatever was left before and not taken is disposed on the device's thread.
+    /// </summary>
+    public async Task HandOverAsync(int device, string job, Trainer trainer, int threads)
+    {
+        (string Job, Trainer Trainer)? previous;
+        lock (_gate) (previous, _handedOver[device]) = (_handedOver[device], (job, trainer));
+        if (previous is { } stale) await DisposeOnDevice(device, stale.Trainer, threads);
+    }
+
+    /// <summary>Takes what <paramref name="job"/>'s previous generation handed over on this device; null when nothing (or another job's) is there.</summary>
+    public async Task<Trainer?> TakeOverAsync(int device, string job, int threads)
+    {
+        (string Job, Trainer Trainer)? left;
+        lock (_gate) (left, _handedOver[device]) = (_handedOver[device], null);
+        if (left is not { } found) return null;
+        if (found.Job == job) return found.Trainer;
+        await DisposeOnDevice(device, found.Trainer, threads);
+        return null;
+    }
+
+    private Task DisposeOnDevice(int device, Trainer trainer, int threads) => _workers[device].Run(threads, () =>
+    {
+        trainer.Dispose();
+        return true;
+    });
 
     public Device TorchDevice(int device) => Options.Kind == "cuda" ? new Device(TorchSharp.DeviceType.CUDA, device) : CPU;
 

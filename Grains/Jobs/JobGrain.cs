@@ -31,9 +31,14 @@ public sealed partial class JobGrain(
     private Task? _checkpoint;
     private bool _checkpointRequested;
     private DateTimeOffset _lastCheckpointBegan = DateTimeOffset.UtcNow;
+    private IReplicaGrain[] _units = [];
+    private DateTimeOffset _lastReplan;
+    private DateTimeOffset? _widerSince;
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
+    private ICapacityGrain Capacity => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
+    private IReadOnlyList<int> Widths => SpecValidator.DataParallelWidths(Record.Spec);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -130,19 +135,22 @@ public sealed partial class JobGrain(
     private async Task Run(string? resumeFrom)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
-        var capacity = GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
-        IReplicaGrain[] replicas = [];
-        Outcome outcome;
+        Outcome? outcome = null;
         try
         {
-            var plan = await Plan(capacity);
-            if (plan is null)
-                outcome = new Outcome(JobState.Cancelled, "cancelled", "cancelled before devices were allocated");
-            else
+            while (outcome is null)
             {
-                replicas = await Prepare(plan);
-                if (resumeFrom is not null) await Restore(plan, replicas, resumeFrom);
-                outcome = await Train(replicas);
+                var plan = await Plan();
+                if (plan is null)
+                {
+                    outcome = new Outcome(JobState.Cancelled, "cancelled", "cancelled before devices were allocated");
+                    break;
+                }
+                _units = await Prepare(plan, adopt: new bool[plan.Dp]);
+                if (resumeFrom is not null) await Restore(plan, _units, resumeFrom);
+                // Null: capacity fell below the minimum; the job waits for devices and comes back from its latest checkpoint.
+                outcome = await Train();
+                if (outcome is null) resumeFrom = await ComeBackPoint();
             }
         }
         catch (Exception e)
@@ -152,39 +160,61 @@ public sealed partial class JobGrain(
         // A checkpoint in flight commits (or fails) first, so the last checkpoint a user sees never moves after the end.
         if (_checkpoint is not null) await _checkpoint;
         // Devices are free before anyone can see the job as ended: a job submitted next can have them.
-        await ReleaseQuietly(replicas, capacity);
+        await ReleaseQuietly(_units);
+        try
+        {
+            await Capacity.Release(JobId);
+        }
+        catch (Exception e)
+        {
+            LogReleaseFailed(logger, JobId, e.Message);
+        }
         End(outcome.State, outcome.Kind, outcome.Message);
         await job.WriteStateAsync();
         this.DelayDeactivation(TimeSpan.FromMinutes(-1));
     }
 
-    private async Task<ParallelPlan?> Plan(ICapacityGrain capacity)
+    /// <summary>The checkpoint a job that waited for capacity restarts from (its committed steps after it are trained again); null: from the start.</summary>
+    private async Task<string?> ComeBackPoint()
+    {
+        var latest = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).LatestAsync();
+        RewindTo(latest?.Step ?? 0);
+        return latest?.Manifest;
+    }
+
+    private async Task<ParallelPlan?> Plan()
     {
         Transition(JobState.Planning);
-        var widths = SpecValidator.DataParallelWidths(Record.Spec);
         var waiting = false;
         while (!_cancelRequested)
         {
-            var devices = await capacity.Allocate(JobId, widths);
+            var devices = await Capacity.Allocate(new AllocationRequest(JobId, Widths, [], []));
             if (devices.Count > 0)
             {
-                var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
-                Record.Generation = plan.Generation;
-                Record.Plan = plan;
+                var plan = NewPlan(devices);
                 AddEvent("planned", $"{plan}: " + string.Join(", ", devices.Select((d, r) => $"replica {r} on {d}")));
                 return plan;
             }
             if (!waiting)
             {
                 waiting = true;
-                AddEvent("waiting", $"waiting for devices: needs {string.Join(" or ", widths)} free device(s)");
+                AddEvent("waiting", $"waiting for devices: needs {string.Join(" or ", Widths)} free device(s)");
             }
             await Task.Delay(options.Value.CapacityPollInterval);
         }
         return null;
     }
 
-    private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan)
+    private ParallelPlan NewPlan(IReadOnlyList<DeviceSlot> devices)
+    {
+        var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
+        Record.Generation = plan.Generation;
+        Record.Plan = plan;
+        return plan;
+    }
+
+    /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
+    private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt)
     {
         var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout);
         var replicas = Enumerable.Range(0, plan.Dp)
@@ -192,9 +222,16 @@ public sealed partial class JobGrain(
         var prepared = new Task<long>[plan.Dp];
         for (var r = 0; r < plan.Dp; r++)
             using (DeviceTarget.On(plan.DeviceOf(r).Silo))
-                prepared[r] = replicas[r].Prepare(assignment with { Replica = r });
-        var parameters = await OnAll(plan, prepared, "preparing");
-        Record.Parameters = parameters[0];
+                prepared[r] = replicas[r].Prepare(assignment with { Replica = r, AdoptState = adopt[r] });
+        try
+        {
+            Record.Parameters = (await OnAll(plan.Devices, prepared, $"preparing {plan}"))[0];
+        }
+        catch
+        {
+            await ReleaseQuietly(replicas);
+            throw;
+        }
         return replicas;
     }
 
@@ -211,7 +248,7 @@ public sealed partial class JobGrain(
             var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
             try
             {
-                await OnAll(plan, calls, $"restoring {manifest}");
+                await OnAll(plan.Devices, calls, $"restoring {manifest}");
                 return;
             }
             catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
@@ -236,33 +273,218 @@ public sealed partial class JobGrain(
         return lost;
     }
 
-    private async Task<Outcome> Train(IReplicaGrain[] replicas)
+    /// <summary>
+    /// Runs and commits steps until the last, re-planning at step boundaries when devices leave, join or fail. Null when
+    /// capacity fell below the job's minimum: its state is checkpointed and it waits for devices.
+    /// </summary>
+    private async Task<Outcome?> Train()
     {
         var spec = Record.Spec;
-        var plan = Record.Plan!;
         Record.StartedAt ??= DateTimeOffset.UtcNow;
         Transition(JobState.Running);
-        for (long step = Record.Steps.Count + 1; step <= spec.Steps; step++)
+        _lastReplan = DateTimeOffset.UtcNow;
+        for (var step = Record.Steps.Count + 1; step <= spec.Steps; step = Record.Steps.Count + 1)
         {
             if (_cancelRequested) return new Outcome(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
+            if (await CapacityChange() is { } change)
+            {
+                if (!await Replan(change)) return null;
+                continue;
+            }
+            var plan = Record.Plan!;
             var evaluate = step == spec.Steps || (spec.Eval.Every > 0 && step % spec.Eval.Every == 0);
             var watch = Stopwatch.StartNew();
-            var results = await OnAll(plan, replicas.Select(r => r.RunStep(step, evaluate)).ToArray(), $"step {step}");
-            Commit(step, results, watch.Elapsed.TotalSeconds);
-            if (CheckpointDue(step)) await BeginCheckpoint(replicas, plan, step);
+            var calls = _units.Select(r => r.RunStep(step, evaluate)).ToArray();
+            try
+            {
+                Commit(step, await OnAll(plan.Devices, calls, $"step {step}"), watch.Elapsed.TotalSeconds);
+            }
+            catch (JobFailure failure)
+            {
+                // Replicas that finished the step hold it (all of them the same bits): it counts. The rest re-plan.
+                var finished = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToArray();
+                if (finished.Length > 0) Commit(step, finished, watch.Elapsed.TotalSeconds);
+                if (!await Replan(new Change(ReplanCause.Failure, failure.Message))) return null;
+                continue;
+            }
+            if (CheckpointDue(step)) await BeginCheckpoint(_units, plan, step);
             if (step % options.Value.PersistEverySteps == 0) await job.WriteStateAsync();
         }
-        var digests = await OnAll(plan, replicas.Select(r => r.Digest()).ToArray(), "the final digest");
+        var final = Record.Plan!;
+        var digests = await OnAll(final.Devices, _units.Select(r => r.Digest()).ToArray(), "the final digest");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         Record.FinalParameterDigest = digests[0];
         if (spec.Output.Directory is { } directory)
         {
-            await OnAll(plan, [replicas[0].SaveModel(directory)], "saving the model");
+            await OnAll(final.Devices, [_units[0].SaveModel(directory)], "saving the model");
             AddEvent("saved", $"the trained model is in {directory}");
         }
         return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
     }
+
+    /// <summary>
+    /// At a step boundary: must the job leave devices (a silo draining or gone), or may it grow? Growth waits for the
+    /// minimum dwell since the last re-plan and for new devices to have settled, so that joins are taken together.
+    /// </summary>
+    private async Task<Change?> CapacityChange()
+    {
+        var plan = Record.Plan!;
+        var review = await Capacity.Review(JobId, Widths, plan.Devices);
+        if (review.Leaving.Count > 0)
+            return new Change(review.Kind switch
+            {
+                LeaveKind.Preempted => ReplanCause.Preemption,
+                LeaveKind.Lost => ReplanCause.Failure,
+                _ => ReplanCause.Leave,
+            }, review.LeavingReason ?? "devices are leaving");
+        if (review.WidestPlan <= plan.Dp)
+        {
+            _widerSince = null;
+            return null;
+        }
+        var now = DateTimeOffset.UtcNow;
+        _widerSince ??= now;
+        return now - _widerSince >= options.Value.JoinSettle && now - _lastReplan >= options.Value.MinDwell
+            ? new Change(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan}")
+            : null;
+    }
+
+    /// <summary>
+    /// Moves the job to a new plan at a step boundary, in a new generation (whatever the old one still had in flight is
+    /// discarded). Replicas that still answer keep their state on their devices; new ranks take it from the survivor
+    /// that got furthest, over the data plane; only when no replica survived does the job go back to its latest
+    /// checkpoint (and the event says how many steps that lost). False when the devices left are below the minimum.
+    /// </summary>
+    private async Task<bool> Replan(Change change)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ReplanOnce(change);
+            }
+            catch (Exception e) when (attempt < 3 && !_cancelRequested)
+            {
+                AddEvent("replan-failed", $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
+                change = change with { Cause = ReplanCause.Failure };
+            }
+        }
+    }
+
+    private async Task<bool> ReplanOnce(Change change)
+    {
+        var watch = Stopwatch.StartNew();
+        var old = Record.Plan!;
+        var oldUnits = _units;
+        if (_checkpoint is not null) await _checkpoint;
+        _checkpoint = null;
+
+        // Who still answers, and how many steps each has taken.
+        var probes = oldUnits.Select(u => u.CompletedSteps().WaitAsync(options.Value.ProbeTimeout)).ToArray();
+        try
+        {
+            await Task.WhenAll(probes);
+        }
+        catch
+        {
+            // Units that did not answer are lost; the rest are survivors.
+        }
+        var alive = Enumerable.Range(0, oldUnits.Length).Where(r => probes[r].IsCompletedSuccessfully).ToList();
+        var lostSilos = Enumerable.Range(0, oldUnits.Length).Except(alive).Select(r => old.DeviceOf(r).Silo).Distinct().ToList();
+        long? sourceSteps = alive.Count > 0 ? alive.Max(r => probes[r].Result) : null;
+        var committed = Record.Steps.Count;
+
+        var devices = await Capacity.Allocate(new AllocationRequest(JobId, Widths, alive.Select(r => old.DeviceOf(r)).ToList(), lostSilos));
+        if (devices.Count == 0)
+        {
+            await WaitForCapacity(change, old, oldUnits, alive, probes, sourceSteps);
+            return false;
+        }
+
+        var kept = alive.Where(r => devices.Contains(old.DeviceOf(r))).ToList();
+        var keptAtSource = kept.Where(r => probes[r].Result == sourceSteps).ToList();
+        // A survivor not in the new plan hands its state over before it goes, when no kept replica has it.
+        int? donor = keptAtSource.Count == 0 && sourceSteps is not null ? alive.First(r => probes[r].Result == sourceSteps) : null;
+        await OnAll(kept.Select(r => old.DeviceOf(r)).ToList(), kept.Select(r => oldUnits[r].Handover()).ToArray(), "handing state over");
+        await ReleaseQuietly(alive.Except(kept).Where(r => r != donor).Select(r => oldUnits[r]).ToArray());
+
+        var plan = NewPlan(devices);
+        var adoptedFrom = devices.Select(d => kept.FirstOrDefault(r => old.DeviceOf(r) == d, -1)).ToArray();
+        _units = await Prepare(plan, adoptedFrom.Select(r => r >= 0).ToArray());
+
+        string source;
+        if (sourceSteps is { } steps)
+        {
+            var needy = Enumerable.Range(0, plan.Dp).Where(r => adoptedFrom[r] < 0 || probes[adoptedFrom[r]].Result != steps).ToList();
+            source = needy.Count == 0 ? "kept on their devices" : await TransferState(plan, old, oldUnits, adoptedFrom, keptAtSource, donor, needy);
+            if (donor is { } d) await ReleaseQuietly([oldUnits[d]]);
+            RewindTo(steps);
+        }
+        else
+        {
+            var from = await ComeBackPoint();
+            if (from is not null) await Restore(plan, _units, from);
+            source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
+        }
+        var lost = committed - Record.Steps.Count;
+        _lastReplan = DateTimeOffset.UtcNow;
+        _widerSince = null;
+        Count(change.Cause);
+        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lost} committed step(s) lost");
+        await job.WriteStateAsync();
+        return true;
+    }
+
+    /// <summary>Copies the source's state to the ranks that lack it over a transfer group; the source is a kept survivor, else the donor.</summary>
+    private async Task<string> TransferState(ParallelPlan plan, ParallelPlan old, IReplicaGrain[] oldUnits, int[] adoptedFrom, List<int> keptAtSource, int? donor, List<int> needy)
+    {
+        var (sourceUnit, sourceDevice, described) = keptAtSource.Count > 0
+            ? (_units[Array.IndexOf(adoptedFrom, keptAtSource[0])], old.DeviceOf(keptAtSource[0]), $"from replica {Array.IndexOf(adoptedFrom, keptAtSource[0])}")
+            : (oldUnits[donor!.Value], old.DeviceOf(donor.Value), $"from the leaving replica on {old.DeviceOf(donor.Value)}");
+        var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state",
+            [sourceDevice.DataPlane, .. needy.Select(r => plan.DeviceOf(r).DataPlane)], options.Value.CollectiveTimeout);
+        await OnAll([sourceDevice, .. needy.Select(r => plan.DeviceOf(r))],
+            [sourceUnit.TransferState(group, 0), .. needy.Select((r, i) => _units[r].TransferState(group, i + 1))], "transferring state");
+        return $"{described} to {needy.Count} new rank(s) over the data plane";
+    }
+
+    /// <summary>
+    /// Below the minimum: the survivor that got furthest checkpoints the whole state (unless the latest checkpoint already
+    /// has it), every device is given back, and the job waits for capacity.
+    /// </summary>
+    private async Task WaitForCapacity(Change change, ParallelPlan old, IReplicaGrain[] oldUnits, List<int> alive, Task<long>[] probes, long? sourceSteps)
+    {
+        if (sourceSteps is { } steps && steps > (Record.LastCheckpointStep ?? 0))
+        {
+            var writer = alive.First(r => probes[r].Result == steps);
+            RewindTo(steps);
+            await BeginCheckpoint([oldUnits[writer]], old with { Devices = [old.DeviceOf(writer)], Dp = 1 }, steps);
+            if (_checkpoint is not null) await _checkpoint;
+            _checkpoint = null;
+        }
+        await ReleaseQuietly(oldUnits);
+        _units = [];
+        await Capacity.Release(JobId);
+        Count(change.Cause);
+        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
+        await job.WriteStateAsync();
+    }
+
+    private void Count(ReplanCause cause)
+    {
+        Record.Replans++;
+        if (cause == ReplanCause.Preemption) Record.Preemptions++;
+        if (cause == ReplanCause.Failure) Record.Failures++;
+    }
+
+    private static string Describe(ReplanCause cause) => cause switch
+    {
+        ReplanCause.Join => "join",
+        ReplanCause.Leave => "leave",
+        ReplanCause.Preemption => "preemption",
+        _ => "failure",
+    };
 
     public Task<JobStatus?> RequestCheckpoint()
     {
@@ -289,14 +511,14 @@ public sealed partial class JobGrain(
     /// part training waits for) and uploads it in the background; the commit runs while the next steps train. A
     /// checkpoint never starts before the previous one committed.
     /// </summary>
-    private async Task BeginCheckpoint(IReplicaGrain[] replicas, ParallelPlan plan, long step)
+    private async Task BeginCheckpoint(IReplicaGrain[] writers, ParallelPlan plan, long step)
     {
         if (_checkpoint is not null) await _checkpoint;
         (_checkpointRequested, _lastCheckpointBegan) = (false, DateTimeOffset.UtcNow);
         try
         {
-            await OnAll(plan, replicas.Select(r => r.BeginCheckpoint(step)).ToArray(), $"checkpoint of step {step}");
-            _checkpoint = CommitCheckpoint(replicas, plan, step);
+            await OnAll(plan.Devices, writers.Select((r, i) => r.BeginCheckpoint(step, i, writers.Length)).ToArray(), $"checkpoint of step {step}");
+            _checkpoint = CommitCheckpoint(writers, plan, step);
         }
         catch (JobFailure e)
         {
@@ -309,7 +531,7 @@ public sealed partial class JobGrain(
     {
         try
         {
-            await OnAll(plan, replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
+            await OnAll(plan.Devices, replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
             var layout = CheckpointLayout.ForJob(JobId);
             var spec = Record.Spec;
             await new CheckpointWriter(checkpoints, layout).CommitPartsAsync(new CheckpointManifest
@@ -321,7 +543,7 @@ public sealed partial class JobGrain(
                 CreatedAt = DateTimeOffset.UtcNow,
                 Chunks = [],
                 Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
-            }, Enumerable.Range(0, plan.Dp).Select(r => $"r{r}").ToList());
+            }, Enumerable.Range(0, replicas.Length).Select(r => $"r{r}").ToList());
             var retention = await new CheckpointRetention(checkpoints, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
             Record.LastCheckpointStep = step;
             Record.Degraded = false;
@@ -354,11 +576,11 @@ public sealed partial class JobGrain(
         Signal();
     }
 
-    /// <summary>Awaits one call per replica; any failure fails the job with every replica's error named.</summary>
-    private static Task OnAll(ParallelPlan plan, Task[] calls, string what) =>
-        OnAll(plan, calls.Select(async c => { await c; return true; }).ToArray(), what);
+    /// <summary>Awaits one call per unit (on <paramref name="devices"/>, in order); any failure throws one <see cref="JobFailure"/> naming every unit's error.</summary>
+    private static Task OnAll(IReadOnlyList<DeviceSlot> devices, Task[] calls, string what) =>
+        OnAll(devices, calls.Select(async c => { await c; return true; }).ToArray(), what);
 
-    private static async Task<T[]> OnAll<T>(ParallelPlan plan, Task<T>[] calls, string what)
+    private static async Task<T[]> OnAll<T>(IReadOnlyList<DeviceSlot> devices, Task<T>[] calls, string what)
     {
         try
         {
@@ -367,25 +589,17 @@ public sealed partial class JobGrain(
         catch
         {
             var failures = calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted)
-                .Select(c => $"replica {c.r} on {plan.DeviceOf(c.r)}: {c.call.Exception!.InnerException!.Message}");
-            throw new JobFailure($"{what} failed in {plan}: {string.Join("; ", failures)}");
+                .Select(c => $"unit {c.r} on {devices[c.r]}: {c.call.Exception!.InnerException!.Message}");
+            throw new JobFailure($"{what} failed: {string.Join("; ", failures)}");
         }
     }
 
-    /// <summary>Releases the replicas (their device leases), then the allocation, so the capacity grain never hands out a device still leased.</summary>
-    private async Task ReleaseQuietly(IReplicaGrain[] replicas, ICapacityGrain capacity)
+    /// <summary>Releases units (their device leases) without failing: a unit on a lost silo has nothing left to release.</summary>
+    private async Task ReleaseQuietly(IReplicaGrain[] units)
     {
         try
         {
-            await Task.WhenAll(replicas.Select(r => r.Release())).WaitAsync(TimeSpan.FromSeconds(10));
-        }
-        catch (Exception e)
-        {
-            LogReleaseFailed(logger, JobId, e.Message);
-        }
-        try
-        {
-            await capacity.Release(JobId);
+            await Task.WhenAll(units.Select(r => r.Release())).WaitAsync(TimeSpan.FromSeconds(10));
         }
         catch (Exception e)
         {
@@ -395,7 +609,7 @@ public sealed partial class JobGrain(
 
     private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Record.Steps.Count, Record.Spec.Steps,
         Record.Steps.Count > 0 ? Record.Steps[^1].Loss : null, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded);
+        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures);
 
     private double TokensPerSecond() => Record.TrainingSeconds > 0
         ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Record.Steps.Count / Record.TrainingSeconds
@@ -438,6 +652,11 @@ public sealed partial class JobGrain(
     private static partial void LogReleaseFailed(ILogger logger, string jobId, string reason);
 
     private sealed record Outcome(JobState State, string Kind, string Message);
+
+    private enum ReplanCause { Join, Leave, Preemption, Failure }
+
+    /// <summary>Why the job re-plans, and what happened, for the event.</summary>
+    private sealed record Change(ReplanCause Cause, string Detail);
 
     /// <summary>A failure whose message already says what went wrong, where.</summary>
     private sealed class JobFailure(string message) : Exception(message);

@@ -9,4 +9,10 @@ public sealed class JobOptions
     public TimeSpan CapacityPollInterval { get; set; } = TimeSpan.FromSeconds(1);
     /// <summary>Persist the job's state every this many committed steps (and at every transition).</summary>
     public int PersistEverySteps { get; set; } = 10;
+    /// <summary>A job re-plans to grow no sooner than this after its last re-plan (shrinking, forced by a leaving device, never waits).</summary>
+    public TimeSpan MinDwell { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>New devices must have been free this long before a job grows onto them, so that silos joining together are taken in one re-plan.</summary>
+    public TimeSpan JoinSettle { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>How long a re-plan waits for a replica to say how far it got; one that does not answer is taken as lost.</summary>
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -25,4 +25,7 @@ public sealed class JobRecord
     [Id(14)] public string DeviceKind { get; set; } = "cpu";
     [Id(15)] public long? LastCheckpointStep { get; set; }
     [Id(16)] public bool Degraded { get; set; }
+    [Id(17)] public int Replans { get; set; }
+    [Id(18)] public int Preemptions { get; set; }
+    [Id(19)] public int Failures { get; set; }
 }

@@ -31,11 +31,23 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 
     public Task SaveModel(string directory) => Stage0().SaveModel(directory);
 
-    public Task BeginCheckpoint(long step) => Stage0().BeginCheckpoint(step);
+    public Task BeginCheckpoint(long step, int writer, int writers) => Stage0().BeginCheckpoint(step, writer, writers);
 
     public Task Restore(string manifest) => Stage0().Restore(manifest);
 
     public Task FinishCheckpoint(long step) => Stage0().FinishCheckpoint(step);
+
+    public Task<long> CompletedSteps() => Stage0().CompletedSteps();
+
+    public async Task Handover()
+    {
+        await Stage0().Handover();
+        _stages = [];
+        this.DelayDeactivation(TimeSpan.FromMinutes(-1));
+        this.DeactivateOnIdle();
+    }
+
+    public Task TransferState(StateTransferGroup group, int rank) => Stage0().TransferState(group, rank);
 
     public async Task Release()
     {

@@ -42,8 +42,12 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             if (assignment.Plan.Dp > 1)
                 replicas = await dataPlane.JoinAsync(assignment.DataParallelGroup, assignment.Replica, assignment.DataParallelEndpoints, assignment.CollectiveTimeout);
             var spec = assignment.Spec;
+            var threads = spec.Runtime.ThreadsPerDevice;
+            var adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
+            if (assignment.AdoptState && adopted is null)
+                throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
-            _trainer = await _worker.Run(spec.Runtime.ThreadsPerDevice, () => new DataParallelTrainer(new Trainer(spec, TokenCorpus.Load(spec), device), replicas));
+            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device), replicas));
             return _trainer.Trainer.ParameterCount;
         }
         catch
@@ -82,20 +86,20 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         });
     }
 
-    public async Task BeginCheckpoint(long step)
+    public async Task BeginCheckpoint(long step, int writer, int writers)
     {
         var (trainer, threads) = Prepared();
         if (_checkpoint is { Upload.IsCompleted: false } pending)
             throw new InvalidOperationException($"the checkpoint of step {pending.Step} is still uploading");
         var a = _assignment!;
         // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
-        var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, a.Replica, a.Plan.Dp));
-        var writer = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
-        var name = $"r{a.Replica}";
+        var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, writer, writers));
+        var upload = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
+        var name = $"r{writer}";
         _checkpoint = (step, Task.Run(async () =>
         {
-            var chunks = await writer.WriteChunksAsync(step, a.Plan.Generation, name, state);
-            await writer.WritePartAsync(step, a.Plan.Generation, name, chunks);
+            var chunks = await upload.WriteChunksAsync(step, a.Plan.Generation, name, state);
+            await upload.WritePartAsync(step, a.Plan.Generation, name, chunks);
         }));
     }
 
@@ -123,6 +127,33 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
 
     public Task FinishCheckpoint(long step) =>
         _checkpoint is { } c && c.Step == step ? c.Upload : throw new InvalidOperationException($"no checkpoint of step {step} was begun here");
+
+    public Task<long> CompletedSteps()
+    {
+        var (trainer, threads) = Prepared();
+        return _worker!.Run(threads, () => trainer.Trainer.CompletedSteps);
+    }
+
+    public async Task Handover()
+    {
+        var (trainer, threads) = Prepared();
+        var assignment = _assignment!;
+        _trainer = null;
+        await devices.HandOverAsync(assignment.Device.Device, assignment.JobId, await _worker!.Run(threads, trainer.Detach), threads);
+        await Release();
+    }
+
+    public async Task TransferState(StateTransferGroup group, int rank)
+    {
+        var (trainer, threads) = Prepared();
+        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, group.Timeout);
+        await _worker!.Run(threads, () =>
+        {
+            if (rank == 0) PeerStateTransfer.Send(trainer.Trainer, transfer);
+            else PeerStateTransfer.Receive(trainer.Trainer, transfer);
+            return true;
+        });
+    }
 
     public async Task Release()
     {

@@ -14,6 +14,10 @@ public sealed record ElasticSiloOptions
     /// <summary>0 picks a free port.</summary>
     public int DataPlanePort { get; init; }
     public JobOptions Jobs { get; init; } = new();
+    /// <summary>Tune membership to declare a dead silo in about a second (see docs/cluster.md); off: Orleans defaults (10-15 s).</summary>
+    public bool FastFailureDetection { get; init; } = true;
+    /// <summary>How long a stopping or evicted silo waits for jobs to move off it before it stops anyway.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Checkpoint store: a local directory (every silo of a cluster must see the same one)...</summary>
     public string CheckpointDirectory { get; init; } = "checkpoints";
     /// <summary>...or, when set, this Azure Storage account (Azurite locally), in <see cref="CheckpointContainer"/>.</summary>

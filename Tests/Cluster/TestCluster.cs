@@ -11,21 +11,24 @@ namespace Elastic.Tests.Cluster;
 /// <summary>A real Orleans cluster in this process: Elastic silos with virtual CPU devices, and an SDK client.</summary>
 public sealed class TestCluster : IAsyncDisposable
 {
-    private TestCluster(InProcessTestCluster cluster, string checkpoints)
+    private TestCluster(InProcessTestCluster cluster, string checkpoints, int devicesPerSilo)
     {
+        DevicesPerSilo = devicesPerSilo;
         Cluster = cluster;
         Checkpoints = checkpoints;
         Client = new ElasticClient(cluster.Client);
     }
 
     public InProcessTestCluster Cluster { get; }
+    public int DevicesPerSilo { get; }
     public ElasticClient Client { get; }
 
     /// <summary>The checkpoint directory every silo of this cluster shares.</summary>
     public string Checkpoints { get; }
 
     /// <param name="checkpointStorage">An Azure Storage connection string for checkpoints instead of the shared local directory.</param>
-    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null)
+    /// <param name="jobs">How jobs are driven (defaults: 20 s collective timeout, quick capacity polls and re-plans).</param>
+    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null, JobOptions? jobs = null)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -34,12 +37,18 @@ public sealed class TestCluster : IAsyncDisposable
             CheckpointDirectory = checkpoints,
             CheckpointConnectionString = checkpointStorage,
             Devices = new() { Count = devicesPerSilo },
-            Jobs = new JobOptions { CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20), CapacityPollInterval = TimeSpan.FromMilliseconds(200) },
+            Jobs = jobs ?? new JobOptions
+            {
+                CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20),
+                CapacityPollInterval = TimeSpan.FromMilliseconds(200),
+                MinDwell = TimeSpan.FromSeconds(1),
+                JoinSettle = TimeSpan.FromMilliseconds(300),
+            },
         }, options.SiloName));
         builder.ConfigureClient(client => client.Services.AddSerializer(s => s.AddElasticJobTypes()));
         var cluster = builder.Build();
         await cluster.DeployAsync();
-        var testCluster = new TestCluster(cluster, checkpoints);
+        var testCluster = new TestCluster(cluster, checkpoints, devicesPerSilo);
         // Silo metadata reaches the capacity grain asynchronously.
         await testCluster.Client.WaitForDevicesAsync(silos * devicesPerSilo, TimeSpan.FromSeconds(30));
         return testCluster;
@@ -50,6 +59,23 @@ public sealed class TestCluster : IAsyncDisposable
     {
         using var timeout = new CancellationTokenSource(within ?? TimeSpan.FromMinutes(2));
         return await Client.WaitForCompletionAsync(jobId, timeout.Token);
+    }
+
+    /// <summary>Starts one more silo and waits until its devices are in the inventory.</summary>
+    public async Task<InProcessSiloHandle> AddSiloAsync()
+    {
+        var devices = (await Client.GetInventoryAsync()).Sum(s => s.Devices);
+        var silo = await Cluster.StartAdditionalSiloAsync();
+        await Client.WaitForDevicesAsync(devices + DevicesPerSilo, TimeSpan.FromSeconds(30));
+        return silo;
+    }
+
+    /// <summary>A silo hosting some of the job's replicas but not its coordinator (the job grain).</summary>
+    public async Task<InProcessSiloHandle> SiloOfReplicaButNotCoordinator(string jobId)
+    {
+        var coordinator = await SiloOf(Cluster.Client.GetGrain<IJobGrain>(jobId));
+        var plan = (await Client.GetStatusAsync(jobId)).Plan!;
+        return Cluster.Silos.First(s => !s.SiloAddress.Equals(coordinator) && plan.Devices.Any(d => d.Silo.Equals(s.SiloAddress)));
     }
 
     public async Task<SiloAddress?> SiloOf(IAddressable grain) =>

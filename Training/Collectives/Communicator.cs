@@ -166,7 +166,11 @@ public sealed class Communicator : IDisposable
         await link.ReceiveAsync(into, cancellation).ConfigureAwait(false);
     }
 
-    /// <summary>Runs the point-to-point operations of one collective concurrently; the first failure cancels the rest.</summary>
+    /// <summary>
+    /// Runs the point-to-point operations of one collective concurrently; the first failure cancels the rest. A failed
+    /// collective closes every link of this rank: the group is out of step and never used again, and peers blocked on
+    /// this rank fail at once instead of waiting for their timeout (one dead rank fails the whole group promptly).
+    /// </summary>
     private void Exchange(string collective, PeerOperation[] operations)
     {
         using var deadline = new CancellationTokenSource(Timeout);
@@ -177,6 +181,7 @@ public sealed class Communicator : IDisposable
         }
         catch (AggregateException)
         {
+            Dispose();
             var failure = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
             var stalled = operations.Where((_, i) => !tasks[i].IsCompletedSuccessfully).Select(op => op.Peer).Distinct();
             throw failure switch

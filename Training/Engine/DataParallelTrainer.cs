@@ -13,6 +13,7 @@ public sealed class DataParallelTrainer : IDisposable
 {
     private readonly Communicator? _replicas;
     private byte[] _wire = [];
+    private bool _detached;
 
     /// <param name="replicas">The data-parallel group (rank = replica index); null when this is the only replica.</param>
     public DataParallelTrainer(Trainer trainer, Communicator? replicas)
@@ -58,9 +59,17 @@ public sealed class DataParallelTrainer : IDisposable
         if (!ReferenceEquals(host, gradient)) gradient.copy_(host);
     }
 
+    /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
+    public Trainer Detach()
+    {
+        _replicas?.Dispose();
+        _detached = true;
+        return Trainer;
+    }
+
     public void Dispose()
     {
         _replicas?.Dispose();
-        Trainer.Dispose();
+        if (!_detached) Trainer.Dispose();
     }
 }

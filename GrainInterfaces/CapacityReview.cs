@@ -1,0 +1,25 @@
+namespace Elastic.GrainInterfaces;
+
+/// <summary>Why devices a job holds are leaving.</summary>
+public enum LeaveKind
+{
+    None,
+    /// <summary>Their silo is stopping gracefully.</summary>
+    Draining,
+    /// <summary>Their silo's VM has an eviction notice.</summary>
+    Preempted,
+    /// <summary>Their silo is gone from the cluster without draining (crashed, killed, or declared dead).</summary>
+    Lost,
+}
+
+/// <summary>
+/// What the capacity grain tells a running job at a step boundary: devices it holds that are leaving (why, in words
+/// and as the most severe <see cref="LeaveKind"/>), and the widest acceptable plan it could have with what it holds
+/// plus the free devices.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Elastic.CapacityReview")]
+public sealed record CapacityReview(
+    [property: Id(0)] IReadOnlyList<DeviceSlot> Leaving,
+    [property: Id(1)] string? LeavingReason,
+    [property: Id(2)] int WidestPlan,
+    [property: Id(3)] LeaveKind Kind);
