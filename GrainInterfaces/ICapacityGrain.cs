@@ -28,6 +28,9 @@ public interface ICapacityGrain : IGrainWithStringKey
     /// </summary>
     [Alias("Drain")] Task Drain(SiloAddress silo, string reason, bool preemption);
 
+    /// <summary>The jobs that hold devices.</summary>
+    [Alias("HoldingJobs")] Task<IReadOnlyList<string>> HoldingJobs();
+
     /// <summary>How many jobs still hold devices on <paramref name="silo"/>.</summary>
     [Alias("JobsOn")] Task<int> JobsOn(SiloAddress silo);
 }

@@ -31,6 +31,12 @@ public interface ITrainingUnit : IAddressable
     /// <summary>Optimizer steps this unit's state has taken: after a failed step, tells a survivor that finished it from one that did not.</summary>
     [Alias("CompletedSteps")] Task<long> CompletedSteps();
 
+    /// <summary>
+    /// The results of the steps this unit ran after <paramref name="afterStep"/> in its generation: a coordinator that took over
+    /// from a lost one commits the steps its survivors finished but the lost one had not recorded.
+    /// </summary>
+    [Alias("StepResults")] Task<IReadOnlyList<ShardStepResult>> StepResults(long afterStep);
+
     /// <summary>Leaves this unit's state on its device for the next generation's unit there (prepared with <see cref="ShardAssignment.AdoptState"/>), then releases.</summary>
     [Alias("Handover")] Task Handover();
 

@@ -3,6 +3,8 @@ using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Orleans.Runtime.Messaging;
+using Polly;
+using Polly.Retry;
 
 namespace Elastic.Client;
 
@@ -18,14 +20,18 @@ public sealed class ElasticClient(IGrainFactory grains)
     /// Submits a job. Submitting the same spec again under the same <paramref name="idempotencyKey"/> returns the
     /// same job id (safe to retry); another spec under that key is refused. Without a key every call creates a job.
     /// </summary>
-    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default) =>
-        Call(async () =>
+    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default)
+    {
+        // Generated once, so that a retry after a lost reply finds the job the first attempt created.
+        var key = idempotencyKey ?? Guid.NewGuid().ToString("N");
+        return Call(async () =>
         {
-            var result = await Registry.Submit(spec, idempotencyKey ?? Guid.NewGuid().ToString("N")).WaitAsync(cancellation);
+            var result = await Registry.Submit(spec, key).WaitAsync(cancellation);
             if (result.Errors.Count > 0) throw new JobSpecRejectedException(result.Errors);
             if (result.IdempotencyConflict is { } conflict) throw new IdempotencyConflictException(conflict);
             return result.JobId!;
         });
+    }
 
     public Task<JobStatus> GetStatusAsync(string jobId, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).GetStatus().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
@@ -101,22 +107,40 @@ public sealed class ElasticClient(IGrainFactory grains)
         string.IsNullOrWhiteSpace(jobId) ? throw new JobNotFoundException(jobId) : grains.GetGrain<IJobGrain>(jobId);
 
     /// <summary>
-    /// Translates transport failures into <see cref="ClusterUnavailableException"/> and a grain's refusal to act in
-    /// the job's current state (InvalidOperationException) into <see cref="JobStateException"/>; our own exceptions pass through.
+    /// Calls that fail because a gateway or the silo of a grain went away are sent again (another gateway answers, the
+    /// grain activates elsewhere) for about 15 s; every call is safe to repeat (submits carry their idempotency key).
+    /// </summary>
+    private static readonly ResiliencePipeline Transport = new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(IsTransport),
+            MaxRetryAttempts = 10,
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = TimeSpan.FromMilliseconds(100),
+            MaxDelay = TimeSpan.FromSeconds(3),
+        })
+        .Build();
+
+    /// <summary>
+    /// Translates transport failures (after the retries) into <see cref="ClusterUnavailableException"/> and a grain's refusal
+    /// to act in the job's current state (InvalidOperationException) into <see cref="JobStateException"/>; our own exceptions pass through.
     /// </summary>
     private static async Task<T> Call<T>(Func<Task<T>> call)
     {
         try
         {
-            return await call();
+            return await Transport.ExecuteAsync(async _ => await call());
         }
         catch (InvalidOperationException e)
         {
             throw new JobStateException(e.Message);
         }
-        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException or OrleansMessageRejectionException or TimeoutException or GatewayTooBusyException)
+        catch (Exception e) when (IsTransport(e))
         {
             throw new ClusterUnavailableException($"the cluster did not answer: {e.Message}", e);
         }
     }
+
+    private static bool IsTransport(Exception e) =>
+        e is SiloUnavailableException or ConnectionFailedException or OrleansMessageRejectionException or TimeoutException or GatewayTooBusyException;
 }

@@ -20,6 +20,9 @@ public sealed class ElasticConnection : IAsyncDisposable
 
     public ElasticClient Client { get; }
 
+    /// <summary>The Orleans client underneath, for management calls the SDK does not wrap.</summary>
+    public IClusterClient Cluster => _host.Services.GetRequiredService<IClusterClient>();
+
     /// <summary>Connects, retrying for up to <paramref name="timeout"/> (default 15 s) while no gateway answers.</summary>
     /// <exception cref="ClusterUnavailableException">No gateway answered in time.</exception>
     public static async Task<ElasticConnection> ConnectAsync(ClusterAddress address, TimeSpan? timeout = null, CancellationToken cancellation = default)
@@ -30,6 +33,8 @@ public sealed class ElasticConnection : IAsyncDisposable
         builder.UseOrleansClient(client =>
         {
             client.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (address.ClusterId, address.ServiceId));
+            // A gateway that died is dropped within seconds (default: a minute), so calls move to the silos that remain.
+            client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
             switch (address.Kind)
             {
                 case "azure": client.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(address.Value)); break;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
+using Elastic.Grains.Jobs;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
 namespace Elastic.Grains.Capacity;
@@ -8,11 +9,15 @@ namespace Elastic.Grains.Capacity;
 /// <summary>
 /// The cluster's device inventory, rebuilt on every call from membership (active silos only) and silo
 /// metadata, the allocation of devices to jobs, and the silos that are draining. Allocations on silos that left are dropped.
+/// Allocations and drains are persisted, so that when this grain's silo goes the next activation knows who holds what.
 /// </summary>
-public sealed class CapacityGrain(IClusterMembershipService membership, ISiloMetadataCache metadata) : Grain, ICapacityGrain
+public sealed class CapacityGrain(
+    [PersistentState("capacity", StorageNames.Jobs)] IPersistentState<CapacityRecord> record,
+    IClusterMembershipService membership,
+    ISiloMetadataCache metadata) : Grain, ICapacityGrain
 {
-    private readonly Dictionary<string, List<DeviceSlot>> _held = [];
-    private readonly Dictionary<SiloAddress, (string Reason, bool Preemption)> _draining = [];
+    private Dictionary<string, List<DeviceSlot>> Allocations => record.State.Held;
+    private Dictionary<SiloAddress, Drain> Draining => record.State.Draining;
 
     public Task<IReadOnlyList<SiloInventory>> GetInventory()
     {
@@ -23,57 +28,58 @@ public sealed class CapacityGrain(IClusterMembershipService membership, ISiloMet
             .ToList());
     }
 
-    public Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request)
+    public async Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request)
     {
-        _held.Remove(request.JobId);
+        Allocations.Remove(request.JobId);
         var usable = Usable(request.Exclude);
         var preferred = request.Prefer.Where(usable.Contains).Distinct().ToList();
         // Then fill the silos with the most free devices first: fewer silos means more replicas linked in memory.
         var others = usable.Except(preferred).GroupBy(d => d.Silo).OrderByDescending(g => g.Count()).SelectMany(g => g).ToList();
         var candidates = preferred.Concat(others).ToList();
         var width = request.Widths.Where(w => w <= candidates.Count).DefaultIfEmpty(0).Max();
-        if (width == 0) return Task.FromResult<IReadOnlyList<DeviceSlot>>([]);
         var slots = candidates.Take(width).ToList();
-        _held[request.JobId] = slots;
-        return Task.FromResult<IReadOnlyList<DeviceSlot>>(slots);
+        if (width > 0) Allocations[request.JobId] = slots;
+        await record.WriteStateAsync();
+        return slots;
     }
 
     public Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
-        var leaving = held.Where(d => !active.Contains(d.Silo) || _draining.ContainsKey(d.Silo)).ToList();
+        var leaving = held.Where(d => !active.Contains(d.Silo) || Draining.ContainsKey(d.Silo)).ToList();
         var reason = leaving.Select(d => d.Silo).Distinct()
-            .Select(silo => _draining.TryGetValue(silo, out var why) ? $"{silo} is draining ({why.Reason})" : $"{silo} left the cluster")
+            .Select(silo => Draining.TryGetValue(silo, out var why) ? $"{silo} is draining ({why.Reason})" : $"{silo} left the cluster")
             .ToList();
-        var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : _draining[d.Silo].Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
+        var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : Draining[d.Silo].Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
             .DefaultIfEmpty(LeaveKind.None).Max();
         var available = Usable([]).Count + held.Count(d => !leaving.Contains(d));
         var widest = widths.Where(w => w <= available).DefaultIfEmpty(0).Max();
         return Task.FromResult(new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind));
     }
 
-    public Task Release(string jobId)
+    public async Task Release(string jobId)
     {
-        _held.Remove(jobId);
-        return Task.CompletedTask;
+        if (Allocations.Remove(jobId)) await record.WriteStateAsync();
     }
 
-    public Task Drain(SiloAddress silo, string reason, bool preemption)
+    public async Task Drain(SiloAddress silo, string reason, bool preemption)
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
-        foreach (var gone in _draining.Keys.Where(d => !active.Contains(d)).ToList()) _draining.Remove(gone);
-        _draining[silo] = (reason, preemption);
-        return Task.CompletedTask;
+        foreach (var gone in Draining.Keys.Where(d => !active.Contains(d)).ToList()) Draining.Remove(gone);
+        Draining[silo] = new Drain(reason, preemption);
+        await record.WriteStateAsync();
     }
 
+    public Task<IReadOnlyList<string>> HoldingJobs() => Task.FromResult<IReadOnlyList<string>>(Allocations.Keys.ToList());
+
     public Task<int> JobsOn(SiloAddress silo) =>
-        Task.FromResult(_held.Count(job => job.Value.Any(d => d.Silo.Equals(silo))));
+        Task.FromResult(Allocations.Count(job => job.Value.Any(d => d.Silo.Equals(silo))));
 
     /// <summary>Free devices on active silos that are neither draining nor excluded.</summary>
     private HashSet<DeviceSlot> Usable(IReadOnlyList<SiloAddress> exclude)
     {
         var taken = Held().ToHashSet();
-        return Silos().Where(s => !_draining.ContainsKey(s.Silo) && !exclude.Contains(s.Silo))
+        return Silos().Where(s => !Draining.ContainsKey(s.Silo) && !exclude.Contains(s.Silo))
             .SelectMany(s => Enumerable.Range(0, s.Devices).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane)))
             .Where(d => !taken.Contains(d))
             .ToHashSet();
@@ -82,7 +88,7 @@ public sealed class CapacityGrain(IClusterMembershipService membership, ISiloMet
     private IEnumerable<DeviceSlot> Held()
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
-        return _held.Values.SelectMany(slots => slots).Where(d => active.Contains(d.Silo));
+        return Allocations.Values.SelectMany(slots => slots).Where(d => active.Contains(d.Silo));
     }
 
     private IEnumerable<SiloInventory> Silos()

@@ -34,20 +34,33 @@ public sealed partial class JobGrain(
     private IReplicaGrain[] _units = [];
     private DateTimeOffset _lastReplan;
     private DateTimeOffset? _widerSince;
+    private bool _persistSoon;
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
-    private ICapacityGrain Capacity => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
+    private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
+    /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
+    private async Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) =>
+        await ClusterCallRetry.Pipeline.ExecuteAsync(async _ => await call(CapacityGrain));
+
+    private Task OnCapacity(Func<ICapacityGrain, Task> call) => OnCapacity(async c =>
+    {
+        await call(c);
+        return true;
+    });
+
     private IReadOnlyList<int> Widths => SpecValidator.DataParallelWidths(Record.Spec);
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (job.RecordExists && !Record.State.IsTerminal())
         {
-            // The activation that drove this job went away with its silo; nothing drives it any more.
-            End(JobState.Failed, "coordinator-lost", $"the silo coordinating this job left the cluster after step {Record.Steps.Count}; the job stopped");
-            await job.WriteStateAsync(cancellationToken);
+            // The activation that drove this job went away with its silo. This one takes over: it adopts the replicas that
+            // survive (and the steps they finished), or comes back from the latest checkpoint.
+            AddEvent("coordinator-recovered", $"the job's coordinator was lost with its silo at step {Record.Steps.Count} ({Record.State}); a new one takes over");
+            _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: true) : Run(resumeFrom: null, comeBack: Record.Steps.Count > 0);
         }
+        return Task.CompletedTask;
     }
 
     public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt)
@@ -132,12 +145,24 @@ public sealed partial class JobGrain(
         await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).FindAsync(step)
         ?? throw new InvalidOperationException(step is null ? $"job {JobId} has no checkpoint" : $"job {JobId} has no checkpoint of step {step}");
 
-    private async Task Run(string? resumeFrom)
+    /// <param name="resumeFrom">A checkpoint to load into the first plan.</param>
+    /// <param name="adopt">Take over the replicas of the recorded plan (a new coordinator after the old one was lost).</param>
+    /// <param name="comeBack">Start from the latest checkpoint (a job that was waiting for devices when its coordinator was lost).</param>
+    private async Task Run(string? resumeFrom, bool adopt = false, bool comeBack = false)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
         Outcome? outcome = null;
         try
         {
+            if (comeBack) resumeFrom = await ComeBackPoint();
+            if (adopt)
+            {
+                var recorded = Record.Plan!;
+                _units = Enumerable.Range(0, recorded.Dp).Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, recorded, r))).ToArray();
+                if (await Replan(new Change(ReplanCause.Failure, "the coordinator was lost")))
+                    outcome = await Train();
+                if (outcome is null) resumeFrom = await ComeBackPoint();
+            }
             while (outcome is null)
             {
                 var plan = await Plan();
@@ -163,7 +188,7 @@ public sealed partial class JobGrain(
         await ReleaseQuietly(_units);
         try
         {
-            await Capacity.Release(JobId);
+            await OnCapacity(c => c.Release(JobId));
         }
         catch (Exception e)
         {
@@ -174,12 +199,17 @@ public sealed partial class JobGrain(
         this.DelayDeactivation(TimeSpan.FromMinutes(-1));
     }
 
-    /// <summary>The checkpoint a job that waited for capacity restarts from (its committed steps after it are trained again); null: from the start.</summary>
+    /// <summary>
+    /// The checkpoint a job comes back from when no replica kept its state (its committed steps after it are trained again);
+    /// null: from the start. Never one past the steps this coordinator has records of (a coordinator that took over from a
+    /// lost one may know fewer steps than were checkpointed), so that every step in the report is one the state went through.
+    /// </summary>
     private async Task<string?> ComeBackPoint()
     {
-        var latest = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).LatestAsync();
-        RewindTo(latest?.Step ?? 0);
-        return latest?.Manifest;
+        var committed = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).CommittedAsync();
+        var point = committed.FirstOrDefault(c => c.Step <= Record.Steps.Count);
+        RewindTo(point?.Step ?? 0);
+        return point?.Manifest;
     }
 
     private async Task<ParallelPlan?> Plan()
@@ -188,10 +218,10 @@ public sealed partial class JobGrain(
         var waiting = false;
         while (!_cancelRequested)
         {
-            var devices = await Capacity.Allocate(new AllocationRequest(JobId, Widths, [], []));
+            var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [])));
             if (devices.Count > 0)
             {
-                var plan = NewPlan(devices);
+                var plan = await NewPlan(devices);
                 AddEvent("planned", $"{plan}: " + string.Join(", ", devices.Select((d, r) => $"replica {r} on {d}")));
                 return plan;
             }
@@ -205,11 +235,16 @@ public sealed partial class JobGrain(
         return null;
     }
 
-    private ParallelPlan NewPlan(IReadOnlyList<DeviceSlot> devices)
+    /// <summary>
+    /// A plan in the next generation, persisted before any unit of it exists: a coordinator that takes over after this one
+    /// is lost never reuses the generation, so nothing the lost one started can commit as if it were the new one's.
+    /// </summary>
+    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices)
     {
         var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
+        await job.WriteStateAsync();
         return plan;
     }
 
@@ -218,11 +253,10 @@ public sealed partial class JobGrain(
     {
         var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout);
         var replicas = Enumerable.Range(0, plan.Dp)
-            .Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, plan.Generation, r))).ToArray();
+            .Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];
         for (var r = 0; r < plan.Dp; r++)
-            using (DeviceTarget.On(plan.DeviceOf(r).Silo))
-                prepared[r] = replicas[r].Prepare(assignment with { Replica = r, AdoptState = adopt[r] });
+            prepared[r] = replicas[r].Prepare(assignment with { Replica = r, AdoptState = adopt[r] });
         try
         {
             Record.Parameters = (await OnAll(plan.Devices, prepared, $"preparing {plan}"))[0];
@@ -308,7 +342,12 @@ public sealed partial class JobGrain(
                 continue;
             }
             if (CheckpointDue(step)) await BeginCheckpoint(_units, plan, step);
-            if (step % options.Value.PersistEverySteps == 0) await job.WriteStateAsync();
+            // Also right after a checkpoint commits: a coordinator that takes over must know every step up to the latest checkpoint.
+            if (step % options.Value.PersistEverySteps == 0 || _persistSoon)
+            {
+                _persistSoon = false;
+                await job.WriteStateAsync();
+            }
         }
         var final = Record.Plan!;
         var digests = await OnAll(final.Devices, _units.Select(r => r.Digest()).ToArray(), "the final digest");
@@ -330,7 +369,7 @@ public sealed partial class JobGrain(
     private async Task<Change?> CapacityChange()
     {
         var plan = Record.Plan!;
-        var review = await Capacity.Review(JobId, Widths, plan.Devices);
+        var review = await OnCapacity(c => c.Review(JobId, Widths, plan.Devices));
         if (review.Leaving.Count > 0)
             return new Change(review.Kind switch
             {
@@ -393,9 +432,16 @@ public sealed partial class JobGrain(
         var alive = Enumerable.Range(0, oldUnits.Length).Where(r => probes[r].IsCompletedSuccessfully).ToList();
         var lostSilos = Enumerable.Range(0, oldUnits.Length).Except(alive).Select(r => old.DeviceOf(r).Silo).Distinct().ToList();
         long? sourceSteps = alive.Count > 0 ? alive.Max(r => probes[r].Result) : null;
+        if (sourceSteps > Record.Steps.Count)
+        {
+            // Survivors finished steps this coordinator has no record of (it took over from a lost one): commit them first.
+            var furthest = alive.First(r => probes[r].Result == sourceSteps);
+            foreach (var result in await oldUnits[furthest].StepResults(Record.Steps.Count))
+                if (result.Step == Record.Steps.Count + 1) Commit(result.Step, [result], result.Seconds);
+        }
         var committed = Record.Steps.Count;
 
-        var devices = await Capacity.Allocate(new AllocationRequest(JobId, Widths, alive.Select(r => old.DeviceOf(r)).ToList(), lostSilos));
+        var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, alive.Select(r => old.DeviceOf(r)).ToList(), lostSilos)));
         if (devices.Count == 0)
         {
             await WaitForCapacity(change, old, oldUnits, alive, probes, sourceSteps);
@@ -409,7 +455,7 @@ public sealed partial class JobGrain(
         await OnAll(kept.Select(r => old.DeviceOf(r)).ToList(), kept.Select(r => oldUnits[r].Handover()).ToArray(), "handing state over");
         await ReleaseQuietly(alive.Except(kept).Where(r => r != donor).Select(r => oldUnits[r]).ToArray());
 
-        var plan = NewPlan(devices);
+        var plan = await NewPlan(devices);
         var adoptedFrom = devices.Select(d => kept.FirstOrDefault(r => old.DeviceOf(r) == d, -1)).ToArray();
         _units = await Prepare(plan, adoptedFrom.Select(r => r >= 0).ToArray());
 
@@ -446,6 +492,10 @@ public sealed partial class JobGrain(
             [sourceDevice.DataPlane, .. needy.Select(r => plan.DeviceOf(r).DataPlane)], options.Value.CollectiveTimeout);
         await OnAll([sourceDevice, .. needy.Select(r => plan.DeviceOf(r))],
             [sourceUnit.TransferState(group, 0), .. needy.Select((r, i) => _units[r].TransferState(group, i + 1))], "transferring state");
+        // Every replica must now hold the same bits; a re-plan that cannot show it is retried rather than trained on.
+        var digests = await OnAll(plan.Devices, _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
+        if (digests.Distinct().Count() != 1)
+            throw new JobFailure($"after the state transfer the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         return $"{described} to {needy.Count} new rank(s) over the data plane";
     }
 
@@ -465,7 +515,7 @@ public sealed partial class JobGrain(
         }
         await ReleaseQuietly(oldUnits);
         _units = [];
-        await Capacity.Release(JobId);
+        await OnCapacity(c => c.Release(JobId));
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
         await job.WriteStateAsync();
@@ -547,6 +597,7 @@ public sealed partial class JobGrain(
             var retention = await new CheckpointRetention(checkpoints, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
             Record.LastCheckpointStep = step;
             Record.Degraded = false;
+            _persistSoon = true;
             AddEvent("checkpoint", $"step {step} committed in {checkpoints.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
         }
         catch (Exception e)

@@ -2,7 +2,7 @@ using Orleans.Placement;
 
 namespace Elastic.Grains.Placement;
 
-/// <summary>Places a grain on the silo that owns its device, named by the caller (see <see cref="DeviceTarget"/>). Never anywhere else.</summary>
+/// <summary>Places a grain on the silo that owns its device, named in its key (see <see cref="DeviceKey"/>). Never anywhere else.</summary>
 [Serializable, GenerateSerializer, Immutable, SuppressReferenceTracking, Alias("Elastic.DevicePlacement")]
 public sealed class DevicePlacement : PlacementStrategy
 {

@@ -13,7 +13,8 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 {
     private IShardGroupGrain[] _stages = [];
 
-    public static string KeyOf(string jobId, int generation, int replica) => $"{jobId}/g{generation}/r{replica}";
+    public static string KeyOf(string jobId, ParallelPlan plan, int replica) =>
+        DeviceKey.Of($"{jobId}/g{plan.Generation}/r{replica}", plan.DeviceOf(replica).Silo);
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
@@ -21,8 +22,7 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
             throw new NotSupportedException($"plan {assignment.Plan}: this release runs pp = 1 and tp = 1 only");
         this.DelayDeactivation(TimeSpan.FromDays(30));
         _stages = [GrainFactory.GetGrain<IShardGroupGrain>($"{this.GetPrimaryKeyString()}/s0")];
-        using (DeviceTarget.On(assignment.Device.Silo))
-            return await _stages[0].Prepare(assignment with { Stage = 0 });
+        return await _stages[0].Prepare(assignment with { Stage = 0 });
     }
 
     public Task<ShardStepResult> RunStep(long step, bool evaluate) => Stage0().RunStep(step, evaluate);
@@ -38,6 +38,8 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
     public Task FinishCheckpoint(long step) => Stage0().FinishCheckpoint(step);
 
     public Task<long> CompletedSteps() => Stage0().CompletedSteps();
+
+    public Task<IReadOnlyList<ShardStepResult>> StepResults(long afterStep) => Stage0().StepResults(afterStep);
 
     public async Task Handover()
     {

@@ -19,7 +19,10 @@ namespace Elastic.Grains.Replicas;
 [DevicePlacement, Immovable]
 public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo, IBlobStore checkpoints) : Grain, IShardGroupGrain
 {
+    /// <summary>More than a job commits between two persists of its record (it persists at least every few steps and at every re-plan).</summary>
+    private const int ResultsKept = 1024;
     private readonly Dictionary<string, byte[]> _staging = [];
+    private readonly List<ShardStepResult> _results = [];
     private ShardAssignment? _assignment;
     private DeviceWorker? _worker;
     private DataParallelTrainer? _trainer;
@@ -63,10 +66,22 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         var (trainer, threads) = Prepared();
         return _worker!.Run(threads, () =>
         {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
             var result = trainer.Step(step);
             double? heldOut = evaluate && trainer.Replica == 0 ? trainer.Trainer.EvaluateHeldOut() : null;
-            return new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut);
+            var done = new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut, watch.Elapsed.TotalSeconds);
+            lock (_results)
+            {
+                if (_results.Count == ResultsKept) _results.RemoveAt(0);
+                _results.Add(done);
+            }
+            return done;
         });
+    }
+
+    public Task<IReadOnlyList<ShardStepResult>> StepResults(long afterStep)
+    {
+        lock (_results) return Task.FromResult<IReadOnlyList<ShardStepResult>>(_results.Where(r => r.Step > afterStep).ToList());
     }
 
     public Task<string> Digest()

@@ -50,6 +50,7 @@ public static class ElasticSiloBuilderExtensions
         silo.Services.AddSingleton(sp => new SiloDrain(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ILocalSiloDetails>(),
             options.DrainTimeout, sp.GetRequiredService<ILogger<SiloDrain>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloDrain>());
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, JobRecoveryWatcher>();
         silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());
         if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, StorageNames.Jobs)))

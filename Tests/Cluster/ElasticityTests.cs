@@ -86,6 +86,28 @@ public sealed class ElasticityTests
         await AssertEveryStepOnce(cluster, jobId);
     }
 
+    [Fact]
+    public async Task Below_its_minimum_a_job_checkpoints_and_waits_and_when_capacity_returns_it_ends_with_the_fixed_layout_bits()
+    {
+        var spec = Spec with { Devices = new DeviceSpec { Min = 4, Max = 4 } };
+        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        await Until(cluster, jobId, s => s.CommittedStep >= 5);
+        await cluster.Cluster.StopSiloAsync(await cluster.SiloOfReplicaButNotCoordinator(jobId));
+        var waiting = await Until(cluster, jobId, s => s.State == JobState.Planning);
+        Assert.Equal(waiting.CommittedStep, waiting.LastCheckpointStep);
+        await Task.Delay(500);
+        Assert.Equal(waiting.CommittedStep, (await cluster.Client.GetStatusAsync(jobId)).CommittedStep);
+
+        await cluster.AddSiloAsync();
+        var status = await cluster.Finish(jobId);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
+        Assert.Equal(await Reference.Value, status.FinalParameterDigest);
+        var leave = Assert.Single(await Replans(cluster, jobId));
+        Assert.Contains("the job waits for devices", leave.Message);
+        await AssertEveryStepOnce(cluster, jobId);
+    }
+
     private static async Task<JobStatus> Until(TestCluster cluster, string jobId, Func<JobStatus, bool> condition)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));

@@ -35,7 +35,7 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
-    public async Task A_silo_process_killed_while_uploading_a_checkpoint_leaves_latest_alone_and_retention_removes_its_orphans()
+    public async Task A_silo_process_killed_while_uploading_a_checkpoint_never_makes_it_latest_and_retention_removes_its_orphans()
     {
         // A model big enough (about 20 MB of state) that an upload takes a while to catch in the middle.
         var spec = TestSpecs.Tiny(steps: 40, global: 16, micro: 2) with
@@ -58,7 +58,11 @@ public sealed class MultiProcessTests
         var layout = CheckpointLayout.ForJob(jobId);
         var reader = new CheckpointReader(store, layout);
 
-        // Kill -9 the silo of replica 0 as soon as a checkpoint has one replica's chunks stored and nothing else.
+        // As soon as a checkpoint has one replica's chunk file stored and nothing else, kill -9 the silo process of the other
+        // replica, whose chunks are still uploading: that checkpoint can never be completed.
+        JobStatus running;
+        while ((running = await connection.Client.GetStatusAsync(jobId, timeout.Token)).State != JobState.Running) await Task.Delay(20, timeout.Token);
+        var processOf = Enumerable.Range(0, 2).Select(r => cluster.Silos[cluster.SiloPorts.IndexOf(running.Plan!.DeviceOf(r).Silo.Endpoint.Port)]).ToArray();
         (string Folder, CheckpointPointer Latest)? caught = null;
         while (caught is null)
         {
@@ -70,8 +74,8 @@ public sealed class MultiProcessTests
                                      && layout.CheckpointOf(f.Single())!.Value.Step > latest.Step);
             if (uploading is not null)
             {
-                var plan = (await connection.Client.GetStatusAsync(jobId, timeout.Token)).Plan!;
-                cluster.Silos[cluster.SiloPorts.IndexOf(plan.DeviceOf(0).Silo.Endpoint.Port)].Kill(entireProcessTree: true);
+                var stored = uploading.Single().EndsWith("chunks-r0.safetensors", StringComparison.Ordinal) ? 0 : 1;
+                processOf[1 - stored].Kill(entireProcessTree: true);
                 caught = (uploading.Key, latest!);
             }
         }
@@ -81,21 +85,51 @@ public sealed class MultiProcessTests
         Assert.NotEmpty(orphan);
         Assert.DoesNotContain(orphan, b => b.EndsWith("/manifest.json", StringComparison.Ordinal));
 
-        // The job fails (a replica or its coordinator died); it resumes from latest on the surviving silo and commits newer checkpoints.
-        JobStatus status;
-        while ((status = await connection.Client.GetStatusAsync(jobId, timeout.Token)).State != JobState.Failed)
-            await Task.Delay(200, timeout.Token);
-        Assert.Equal(caught.Value.Latest, await reader.LatestAsync(timeout.Token));
-        var resumed = await connection.Client.ResumeAsync(jobId, cancellation: timeout.Token);
-        Assert.Equal(caught.Value.Latest.Step, resumed.CommittedStep);
+        // The job re-plans onto the surviving silo (from the survivors' memory, or from latest when none survived) and finishes.
         var ended = await connection.Client.WaitForCompletionAsync(jobId, timeout.Token);
         Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}");
         Assert.Equal(reference, ended.FinalParameterDigest);
+        var events = new List<JobEvent>();
+        await foreach (var progress in connection.Client.WatchAsync(jobId, timeout.Token)) events.AddRange(progress.Events);
+        Assert.True(ended.Failures >= 1, string.Join("\n", events));
         await foreach (var blob in store.ListAsync(caught.Value.Folder + "/", timeout.Token))
             Assert.Fail($"retention left the orphan {blob}");
         var final = (await reader.LatestAsync(timeout.Token))!;
         Assert.Equal(40, final.Step);
         var manifest = await reader.ReadManifestAsync(final.Manifest, timeout.Token);
         await reader.ReadRegionsAsync(manifest, manifest.Chunks.Select(c => (c.Key, c.Region)).ToList(), timeout.Token);
+    }
+
+    [Fact]
+    public async Task Killing_the_silo_process_of_the_coordinator_mid_step_loses_no_committed_step_and_the_job_ends_with_the_fixed_layout_bits()
+    {
+        var spec = TestSpecs.Tiny(steps: 300, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } };
+        var reference = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return TrainingLoop.Run(trainer).FinalParameterDigest;
+        });
+        await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 1);
+        await using var connection = await cluster.ConnectAsync();
+        await connection.Client.WaitForDevicesAsync(3, TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var jobId = await connection.Client.SubmitAsync(spec, "kill-coordinator");
+        JobStatus before;
+        while ((before = await connection.Client.GetStatusAsync(jobId, timeout.Token)).CommittedStep < 20) await Task.Delay(50, timeout.Token);
+        Assert.Equal(2, before.Plan!.Dp);
+
+        // Kill -9 the process of the job's coordinator (and of the replica it hosts, if any; at least one replica survives).
+        var coordinator = await connection.Cluster.GetGrain<IManagementGrain>(0).GetActivationAddress(connection.Cluster.GetGrain<IJobGrain>(jobId));
+        cluster.Silos[cluster.SiloPorts.IndexOf(coordinator!.Endpoint.Port)].Kill(entireProcessTree: true);
+
+        var ended = await connection.Client.WaitForCompletionAsync(jobId, timeout.Token);
+        Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}");
+        Assert.Equal(reference, ended.FinalParameterDigest);
+        var events = new List<JobEvent>();
+        await foreach (var progress in connection.Client.WatchAsync(jobId, timeout.Token)) events.AddRange(progress.Events);
+        Assert.Contains(events, e => e.Kind == "coordinator-recovered");
+        Assert.All(events.Where(e => e.Kind == "replanned"), e => Assert.Contains(" 0 committed step(s) lost", e.Message));
+        var report = await connection.Client.GetReportAsync(jobId, timeout.Token);
+        Assert.Equal(Enumerable.Range(1, 300).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }
 }
