@@ -17,7 +17,7 @@ public sealed class CapacityGrain(
     ISiloMetadataCache metadata) : Grain, ICapacityGrain
 {
     private Dictionary<string, List<DeviceSlot>> Allocations => record.State.Held;
-    private Dictionary<SiloAddress, Drain> Draining => record.State.Draining;
+    private Dictionary<string, Drain> Draining => record.State.Draining;
 
     public Task<IReadOnlyList<SiloInventory>> GetInventory()
     {
@@ -46,11 +46,11 @@ public sealed class CapacityGrain(
     public Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
-        var leaving = held.Where(d => !active.Contains(d.Silo) || Draining.ContainsKey(d.Silo)).ToList();
+        var leaving = held.Where(d => !active.Contains(d.Silo) || DrainOf(d.Silo) is not null).ToList();
         var reason = leaving.Select(d => d.Silo).Distinct()
-            .Select(silo => Draining.TryGetValue(silo, out var why) ? $"{silo} is draining ({why.Reason})" : $"{silo} left the cluster")
+            .Select(silo => DrainOf(silo) is { } why ? $"{silo} is draining ({why.Reason})" : $"{silo} left the cluster")
             .ToList();
-        var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : Draining[d.Silo].Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
+        var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : DrainOf(d.Silo)!.Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
             .DefaultIfEmpty(LeaveKind.None).Max();
         var available = Usable([]).Count + held.Count(d => !leaving.Contains(d));
         var widest = widths.Where(w => w <= available).DefaultIfEmpty(0).Max();
@@ -65,8 +65,8 @@ public sealed class CapacityGrain(
     public async Task Drain(SiloAddress silo, string reason, bool preemption)
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
-        foreach (var gone in Draining.Keys.Where(d => !active.Contains(d)).ToList()) Draining.Remove(gone);
-        Draining[silo] = new Drain(reason, preemption);
+        foreach (var gone in Draining.Keys.Where(d => !active.Contains(SiloAddress.FromParsableString(d))).ToList()) Draining.Remove(gone);
+        Draining[silo.ToParsableString()] = new Drain(reason, preemption);
         await record.WriteStateAsync();
     }
 
@@ -75,11 +75,13 @@ public sealed class CapacityGrain(
     public Task<int> JobsOn(SiloAddress silo) =>
         Task.FromResult(Allocations.Count(job => job.Value.Any(d => d.Silo.Equals(silo))));
 
+    private Drain? DrainOf(SiloAddress silo) => Draining.GetValueOrDefault(silo.ToParsableString());
+
     /// <summary>Free devices on active silos that are neither draining nor excluded.</summary>
     private HashSet<DeviceSlot> Usable(IReadOnlyList<SiloAddress> exclude)
     {
         var taken = Held().ToHashSet();
-        return Silos().Where(s => !Draining.ContainsKey(s.Silo) && !exclude.Contains(s.Silo))
+        return Silos().Where(s => DrainOf(s.Silo) is null && !exclude.Contains(s.Silo))
             .SelectMany(s => Enumerable.Range(0, s.Devices).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane)))
             .Where(d => !taken.Contains(d))
             .ToHashSet();

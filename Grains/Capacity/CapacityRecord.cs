@@ -7,7 +7,8 @@ namespace Elastic.Grains.Capacity;
 public sealed class CapacityRecord
 {
     [Id(0)] public Dictionary<string, List<DeviceSlot>> Held { get; set; } = [];
-    [Id(1)] public Dictionary<SiloAddress, Drain> Draining { get; set; } = [];
+    /// <summary>By silo address (parsable form: storage serializers need string keys).</summary>
+    [Id(1)] public Dictionary<string, Drain> Draining { get; set; } = [];
 }
 
 [GenerateSerializer, Immutable, Alias("Elastic.CapacityDrain")]

@@ -346,7 +346,7 @@ public sealed partial class JobGrain(
             if (step % options.Value.PersistEverySteps == 0 || _persistSoon)
             {
                 _persistSoon = false;
-                await job.WriteStateAsync();
+                await PersistQuietly();
             }
         }
         var final = Record.Plan!;
@@ -478,7 +478,7 @@ public sealed partial class JobGrain(
         _widerSince = null;
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lost} committed step(s) lost");
-        await job.WriteStateAsync();
+        await PersistQuietly();
         return true;
     }
 
@@ -518,7 +518,21 @@ public sealed partial class JobGrain(
         await OnCapacity(c => c.Release(JobId));
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
-        await job.WriteStateAsync();
+        await PersistQuietly();
+    }
+
+    /// <summary>Persists progress; a failure only delays it to the next step (plans, which fence generations, are persisted strictly before use).</summary>
+    private async Task PersistQuietly()
+    {
+        try
+        {
+            await job.WriteStateAsync();
+        }
+        catch (Exception e)
+        {
+            _persistSoon = true;
+            LogPersistFailed(logger, JobId, e.Message);
+        }
     }
 
     private void Count(ReplanCause cause)
@@ -698,6 +712,9 @@ public sealed partial class JobGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "job {JobId}: {From} -> {To}")]
     private static partial void LogTransition(ILogger logger, string jobId, JobState from, JobState to);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: persisting its record failed: {Reason}")]
+    private static partial void LogPersistFailed(ILogger logger, string jobId, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: releasing devices failed: {Reason}")]
     private static partial void LogReleaseFailed(ILogger logger, string jobId, string reason);
