@@ -20,4 +20,21 @@ internal static class ClusterCallRetry
             MaxDelay = TimeSpan.FromSeconds(2),
         })
         .Build();
+
+    /// <summary>
+    /// Runs <paramref name="call"/> through <see cref="Pipeline"/> from inside a grain: every attempt continues on the grain's
+    /// scheduler (Polly's default would resume retries on the thread pool, where a grain may not make calls).
+    /// </summary>
+    public static async Task<T> OnGrainContext<T>(Func<Task<T>> call)
+    {
+        var context = ResilienceContextPool.Shared.Get(continueOnCapturedContext: true);
+        try
+        {
+            return await Pipeline.ExecuteAsync(static async (_, call) => await call(), context, call);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
 }

@@ -40,8 +40,7 @@ public sealed partial class JobGrain(
     private JobRecord Record => job.State;
     private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
     /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
-    private async Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) =>
-        await ClusterCallRetry.Pipeline.ExecuteAsync(async _ => await call(CapacityGrain));
+    private Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) => ClusterCallRetry.OnGrainContext(() => call(CapacityGrain));
 
     private Task OnCapacity(Func<ICapacityGrain, Task> call) => OnCapacity(async c =>
     {

@@ -8,6 +8,7 @@ using Elastic.Grains.Jobs;
 using Elastic.Grains.Placement;
 using Elastic.Training.Collectives;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
@@ -50,6 +51,9 @@ public static class ElasticSiloBuilderExtensions
         silo.Services.AddSingleton(sp => new SiloDrain(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ILocalSiloDetails>(),
             options.DrainTimeout, sp.GetRequiredService<ILogger<SiloDrain>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloDrain>());
+        if (options.Eviction.Watch)
+            silo.Services.AddHostedService(sp => new EvictionWatcher(options.Eviction, sp.GetRequiredService<SiloDrain>(),
+                sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EvictionWatcher>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, JobRecoveryWatcher>();
         silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());

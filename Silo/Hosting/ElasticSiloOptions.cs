@@ -1,3 +1,4 @@
+using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 
@@ -16,6 +17,8 @@ public sealed record ElasticSiloOptions
     public JobOptions Jobs { get; init; } = new();
     /// <summary>Tune membership to declare a dead silo in about a second (see docs/cluster.md); off: Orleans defaults (10-15 s).</summary>
     public bool FastFailureDetection { get; init; } = true;
+    /// <summary>Watching Azure Scheduled Events for this VM's eviction.</summary>
+    public EvictionOptions Eviction { get; init; } = new();
     /// <summary>How long a stopping or evicted silo waits for jobs to move off it before it stops anyway.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Checkpoint store: a local directory (every silo of a cluster must see the same one)...</summary>

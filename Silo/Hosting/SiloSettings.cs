@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Microsoft.Extensions.Configuration;
 
@@ -51,6 +52,11 @@ public sealed record SiloSettings
             errors.Add($"Elastic:Checkpoints:AccountUri = {accountText}: must be an https URI such as https://ACCOUNT.blob.core.windows.net");
         if (account is not null && !string.IsNullOrEmpty(section["Checkpoints:ConnectionString"]))
             errors.Add("Elastic:Checkpoints:AccountUri and Elastic:Checkpoints:ConnectionString: set one, not both");
+        var imdsText = Text("Eviction:Endpoint", new EvictionOptions().Endpoint.ToString());
+        if (!Uri.TryCreate(imdsText, UriKind.Absolute, out var imds) || imds.Scheme is not ("http" or "https"))
+            errors.Add($"Elastic:Eviction:Endpoint = {imdsText}: must be an http(s) URI");
+        var watchText = Text("Eviction:Watch", "false");
+        if (!bool.TryParse(watchText, out var watch)) errors.Add($"Elastic:Eviction:Watch = {watchText}: must be true or false");
         var settings = new SiloSettings
         {
             Name = Text("Name", Environment.MachineName),
@@ -75,6 +81,12 @@ public sealed record SiloSettings
                 CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),
                 CheckpointConnectionString = section["Checkpoints:ConnectionString"],
                 CheckpointAccountUri = account,
+                Eviction = new EvictionOptions
+                {
+                    Watch = watch,
+                    Endpoint = imds ?? new EvictionOptions().Endpoint,
+                    VmName = Text("Eviction:VmName", Environment.MachineName),
+                },
                 CheckpointContainer = Text("Checkpoints:Container", "checkpoints"),
             },
         };

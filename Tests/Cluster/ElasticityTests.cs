@@ -1,6 +1,8 @@
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Training.Engine;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Elastic.Tests.Cluster;
 
@@ -83,6 +85,35 @@ public sealed class ElasticityTests
         Assert.Contains("0 committed step(s) lost", failure.Message);
         Assert.DoesNotContain(status.Plan!.Devices, d => d.Silo.Equals(killed.SiloAddress));
         Assert.Equal((1, 0, 1), (status.Replans, status.Preemptions, status.Failures));
+        await AssertEveryStepOnce(cluster, jobId);
+    }
+
+    [Fact]
+    public async Task An_eviction_notice_drains_the_silo_before_it_goes_counts_a_preemption_and_the_job_ends_with_the_fixed_layout_bits()
+    {
+        using var scheduledEvents = new FakeScheduledEvents();
+        await using var cluster = await TestCluster.StartAsync(silos: 3, devicesPerSilo: 2, scheduledEvents: scheduledEvents.Endpoint);
+        var jobId = await cluster.Client.SubmitAsync(Spec);
+        await Until(cluster, jobId, s => s.CommittedStep >= 5);
+        var evicted = await cluster.SiloOfReplicaButNotCoordinator(jobId);
+        scheduledEvents.Preempt(evicted.Name);
+
+        // The silo drains itself: the job moves off it at a step boundary, then the silo asks its host to stop.
+        var moved = await Until(cluster, jobId, s => s.Plan!.Devices.All(d => !d.Silo.Equals(evicted.SiloAddress)));
+        var lifetime = evicted.SiloHost.Services.GetRequiredService<IHostApplicationLifetime>();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            while (!lifetime.ApplicationStopping.IsCancellationRequested) await Task.Delay(20, timeout.Token);
+        await cluster.Cluster.StopSiloAsync(evicted);
+
+        var status = await cluster.Finish(jobId);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
+        Assert.Equal(await Reference.Value, status.FinalParameterDigest);
+        var preemption = Assert.Single(await Replans(cluster, jobId));
+        Assert.StartsWith("preemption", preemption.Message);
+        Assert.Contains("eviction notice", preemption.Message);
+        Assert.Contains("0 committed step(s) lost", preemption.Message);
+        Assert.Equal((1, 1, 0), (status.Replans, status.Preemptions, status.Failures));
+        Assert.True(moved.Plan!.Generation == 2);
         await AssertEveryStepOnce(cluster, jobId);
     }
 

@@ -1,5 +1,6 @@
 using Elastic.Client;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
 using Elastic.Silo.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,7 +29,9 @@ public sealed class TestCluster : IAsyncDisposable
 
     /// <param name="checkpointStorage">An Azure Storage connection string for checkpoints instead of the shared local directory.</param>
     /// <param name="jobs">How jobs are driven (defaults: 20 s collective timeout, quick capacity polls and re-plans).</param>
-    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null, JobOptions? jobs = null)
+    /// <param name="scheduledEvents">Each silo watches this Scheduled Events endpoint for an eviction of a VM named like the silo.</param>
+    public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null,
+        JobOptions? jobs = null, Uri? scheduledEvents = null)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -36,6 +39,9 @@ public sealed class TestCluster : IAsyncDisposable
         {
             CheckpointDirectory = checkpoints,
             CheckpointConnectionString = checkpointStorage,
+            Eviction = scheduledEvents is null
+                ? new EvictionOptions()
+                : new EvictionOptions { Watch = true, Endpoint = scheduledEvents, VmName = options.SiloName, PollInterval = TimeSpan.FromMilliseconds(200) },
             Devices = new() { Count = devicesPerSilo },
             Jobs = jobs ?? new JobOptions
             {
