@@ -62,6 +62,12 @@ public sealed partial class JobGrain(
         return Task.CompletedTask;
     }
 
+    /// <summary>A coordinator whose silo stops gracefully leaves its latest record for the one that takes over.</summary>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (job.RecordExists && !Record.State.IsTerminal()) await PersistQuietly();
+    }
+
     public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt)
     {
         if (job.RecordExists) return;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Elastic.Grains.Jobs;
 using Orleans.Configuration;
 
 namespace Elastic.Silo.Hosting;
@@ -12,9 +13,12 @@ namespace Elastic.Silo.Hosting;
 /// </summary>
 public sealed class EmbeddedCluster : IAsyncDisposable
 {
-    private readonly List<IHost> _silos = [];
+    private readonly List<(IHost Host, int SiloPort)> _silos = [];
+    private readonly IPEndPoint _primary;
+    private readonly string _checkpoints;
+    private int _started;
 
-    private EmbeddedCluster() { }
+    private EmbeddedCluster(IPEndPoint primary, string checkpoints) => (_primary, _checkpoints) = (primary, checkpoints);
 
     public List<IPEndPoint> Gateways { get; } = [];
 
@@ -22,35 +26,64 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     /// <param name="checkpoints">The checkpoint directory all silos share.</param>
     public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints", CancellationToken cancellation = default)
     {
-        var cluster = new EmbeddedCluster();
+        var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints);
         try
         {
-            var ports = FreePorts(2 * devicesPerSilo.Count);
-            var primary = new IPEndPoint(IPAddress.Loopback, ports[0]);
-            for (var i = 0; i < devicesPerSilo.Count; i++)
-            {
-                var (siloPort, gatewayPort, name, devices) = (ports[2 * i], ports[2 * i + 1], $"silo-{i}", devicesPerSilo[i]);
-                var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-                builder.Logging.SetMinimumLevel(LogLevel.Critical);
-                builder.UseOrleans(silo =>
-                {
-                    silo.UseDevelopmentClustering(primary);
-                    silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = ("elastic", "elastic"));
-                    silo.Configure<SiloOptions>(o => o.SiloName = name);
-                    silo.ConfigureEndpoints(IPAddress.Loopback, siloPort, gatewayPort);
-                    silo.AddElastic(new ElasticSiloOptions { Devices = new() { Count = devices }, CheckpointDirectory = checkpoints }, name);
-                });
-                var host = builder.Build();
-                cluster._silos.Add(host);
-                await host.StartAsync(cancellation);
-                cluster.Gateways.Add(new IPEndPoint(IPAddress.Loopback, gatewayPort));
-            }
+            foreach (var devices in devicesPerSilo) await cluster.AddSiloAsync(devices, cancellation);
             return cluster;
         }
         catch
         {
             await cluster.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>Starts one more silo with <paramref name="devices"/> virtual devices (the first one hosts membership).</summary>
+    public async Task AddSiloAsync(int devices, CancellationToken cancellation = default)
+    {
+        var ports = FreePorts(2);
+        var (siloPort, gatewayPort) = _started == 0 ? (_primary.Port, ports[1]) : (ports[0], ports[1]);
+        var name = $"silo-{_started++}";
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.SetMinimumLevel(LogLevel.Critical);
+        builder.UseOrleans(silo =>
+        {
+            silo.UseDevelopmentClustering(_primary);
+            silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = ("elastic", "elastic"));
+            silo.Configure<SiloOptions>(o => o.SiloName = name);
+            silo.ConfigureEndpoints(IPAddress.Loopback, siloPort, gatewayPort);
+            silo.AddElastic(new ElasticSiloOptions
+            {
+                Devices = new() { Count = devices },
+                CheckpointDirectory = _checkpoints,
+                // Short demos: grow onto joining silos within seconds.
+                Jobs = new JobOptions { MinDwell = TimeSpan.FromSeconds(2), JoinSettle = TimeSpan.FromMilliseconds(500) },
+            }, name);
+        });
+        var host = builder.Build();
+        _silos.Add((host, siloPort));
+        await host.StartAsync(cancellation);
+        Gateways.Add(new IPEndPoint(IPAddress.Loopback, gatewayPort));
+    }
+
+    /// <summary>Whether <paramref name="silo"/> is one of this cluster's silos other than the first (which hosts membership).</summary>
+    public bool MayStop(SiloAddress silo) => silo.Endpoint.Port != _primary.Port && _silos.Any(s => s.SiloPort == silo.Endpoint.Port);
+
+    /// <summary>Stops the silo listening on <paramref name="silo"/>'s port gracefully: it drains (its jobs move off it) and leaves.</summary>
+    public async Task StopSiloAsync(SiloAddress silo)
+    {
+        if (!MayStop(silo)) throw new ArgumentException($"{silo} is not a silo of this cluster that may stop (the first hosts membership)", nameof(silo));
+        var index = _silos.FindIndex(s => s.SiloPort == silo.Endpoint.Port);
+        var (host, _) = _silos[index];
+        _silos.RemoveAt(index);
+        try
+        {
+            await host.StopAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            host.Dispose();
         }
     }
 
@@ -79,11 +112,11 @@ public sealed class EmbeddedCluster : IAsyncDisposable
         {
             try
             {
-                await _silos[i].StopAsync(TimeSpan.FromSeconds(10));
+                await _silos[i].Host.StopAsync(TimeSpan.FromSeconds(10));
             }
             finally
             {
-                _silos[i].Dispose();
+                _silos[i].Host.Dispose();
             }
         }
         _silos.Clear();

@@ -22,7 +22,8 @@ internal static class TrainCommand
         var output = new Option<DirectoryInfo?>("--out") { Description = "Run folder for the spec, trained weights and report (default: runs/NAME)" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt for the text sample printed after training", DefaultValueFactory = _ => "And God said" };
         var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after training (0: none)", DefaultValueFactory = _ => 200 };
-        var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, report, output, prompt, sampleTokens };
+        var churn = new Option<bool>("--churn") { Description = "With --devices: a silo leaves a third of the way in and a new one joins two thirds in (elasticity demo)" };
+        var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, report, output, prompt, sampleTokens, churn };
         command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
             var trainingSpec = SpecJson.Read(parse.GetValue(spec)!.FullName);
@@ -31,8 +32,9 @@ internal static class TrainCommand
             var reportPath = parse.GetValue(report)?.FullName ?? run.ReportFile;
             var sample = new SampleRequest(parse.GetValue(prompt)!, parse.GetValue(sampleTokens));
             if (sample.Tokens < 0) throw new CliException($"--sample-tokens {sample.Tokens}: must not be negative");
+            if (parse.GetValue(churn) && parse.GetValue(devices) is null) throw new CliException("--churn needs --devices N: capacity changes happen on an in-process cluster");
             return parse.GetValue(devices) is { } n
-                ? await OnCluster(console, trainingSpec, n, run, reportPath, sample, cancellation)
+                ? await OnCluster(console, trainingSpec, n, parse.GetValue(churn), run, reportPath, sample, cancellation)
                 : await OnEngine(console, trainingSpec, run, reportPath, sample, cancellation);
         }));
         return command;
@@ -56,7 +58,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Starts an in-process cluster, submits the spec (its model to be written into the run folder) and follows it to the end.</summary>
-    private static async Task<int> OnCluster(CliOutput console, TrainingSpec spec, int devices, RunFolder run, string reportPath, SampleRequest sample, CancellationToken cancellation)
+    private static async Task<int> OnCluster(CliOutput console, TrainingSpec spec, int devices, bool churn, RunFolder run, string reportPath, SampleRequest sample, CancellationToken cancellation)
     {
         var widths = SpecValidator.DataParallelWidths(spec);
         if (devices < 1 || !widths.Any(w => w <= devices))
@@ -73,7 +75,13 @@ internal static class TrainCommand
         JobStatus final;
         try
         {
-            final = await TrainingProgress.Show(console, spec.Steps, sink => JobWatcher.Follow(client, jobId, sink, cancellation));
+            final = await TrainingProgress.Show(console, spec.Steps, async sink =>
+            {
+                var changes = churn ? ClusterChurn.Run(cluster, connection, jobId, spec.Steps, layout[0], sink.Note, cancellation) : Task.CompletedTask;
+                var ended = await JobWatcher.Follow(client, jobId, sink, cancellation);
+                await changes;
+                return ended;
+            });
         }
         catch (OperationCanceledException)
         {
