@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["allreduce"] = AllReduceBandwidth.Run,
     ["service-vs-engine"] = ServiceVsEngine.Run,
     ["checkpoint"] = CheckpointThroughput.Run,
+    ["spot-trace"] = SpotTraceReplay.Run,
 };
 // Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

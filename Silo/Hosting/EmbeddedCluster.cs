@@ -2,7 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
 
 namespace Elastic.Silo.Hosting;
@@ -16,6 +18,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     private readonly List<(IHost Host, int SiloPort)> _silos = [];
     private readonly IPEndPoint _primary;
     private readonly string _checkpoints;
+    private readonly Lock _gate = new();
     private int _started;
 
     private EmbeddedCluster(IPEndPoint primary, string checkpoints) => (_primary, _checkpoints) = (primary, checkpoints);
@@ -39,12 +42,13 @@ public sealed class EmbeddedCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts one more silo with <paramref name="devices"/> virtual devices (the first one hosts membership).</summary>
-    public async Task AddSiloAsync(int devices, CancellationToken cancellation = default)
+    /// <summary>Starts one more silo with <paramref name="devices"/> virtual devices (the first one hosts membership); returns its address.</summary>
+    public async Task<SiloAddress> AddSiloAsync(int devices, CancellationToken cancellation = default)
     {
         var ports = FreePorts(2);
         var (siloPort, gatewayPort) = _started == 0 ? (_primary.Port, ports[1]) : (ports[0], ports[1]);
-        var name = $"silo-{_started++}";
+        string name;
+        lock (_gate) name = $"silo-{_started++}";
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.SetMinimumLevel(LogLevel.Critical);
         builder.UseOrleans(silo =>
@@ -62,24 +66,55 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             }, name);
         });
         var host = builder.Build();
-        _silos.Add((host, siloPort));
+        lock (_gate) _silos.Add((host, siloPort));
         await host.StartAsync(cancellation);
         Gateways.Add(new IPEndPoint(IPAddress.Loopback, gatewayPort));
+        return host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;
     }
 
     /// <summary>Whether <paramref name="silo"/> is one of this cluster's silos other than the first (which hosts membership).</summary>
-    public bool MayStop(SiloAddress silo) => silo.Endpoint.Port != _primary.Port && _silos.Any(s => s.SiloPort == silo.Endpoint.Port);
+    public bool MayStop(SiloAddress silo)
+    {
+        lock (_gate) return silo.Endpoint.Port != _primary.Port && _silos.Any(s => s.SiloPort == silo.Endpoint.Port);
+    }
 
     /// <summary>Stops the silo listening on <paramref name="silo"/>'s port gracefully: it drains (its jobs move off it) and leaves.</summary>
-    public async Task StopSiloAsync(SiloAddress silo)
+    public Task StopSiloAsync(SiloAddress silo) => Remove(silo, host => host.StopAsync(TimeSpan.FromSeconds(30)));
+
+    /// <summary>
+    /// Stops the silo at once, without draining or leaving politely (the nearest this process gets to kill -9): its
+    /// sockets close when it is disposed, and the others declare it dead by their probes.
+    /// </summary>
+    public Task KillSiloAsync(SiloAddress silo) => Remove(silo, host => host.StopAsync(new CancellationToken(canceled: true)));
+
+    /// <summary>Drains the silo as an eviction notice would (its jobs move off it at their next step boundary); it stays up.</summary>
+    public Task DrainSiloAsync(SiloAddress silo, string reason, CancellationToken cancellation = default) =>
+        HostOf(silo).Services.GetRequiredService<SiloDrain>().DrainAsync(reason, preemption: true, cancellation);
+
+    private IHost HostOf(SiloAddress silo)
     {
-        if (!MayStop(silo)) throw new ArgumentException($"{silo} is not a silo of this cluster that may stop (the first hosts membership)", nameof(silo));
-        var index = _silos.FindIndex(s => s.SiloPort == silo.Endpoint.Port);
-        var (host, _) = _silos[index];
-        _silos.RemoveAt(index);
+        lock (_gate)
+            return _silos.FirstOrDefault(s => s.SiloPort == silo.Endpoint.Port).Host ?? throw new ArgumentException($"{silo} is not a silo of this cluster", nameof(silo));
+    }
+
+    private async Task Remove(SiloAddress silo, Func<IHost, Task> stop)
+    {
+        IHost host;
+        lock (_gate)
+        {
+            var index = _silos.FindIndex(s => s.SiloPort == silo.Endpoint.Port);
+            if (index < 0 || silo.Endpoint.Port == _primary.Port)
+                throw new ArgumentException($"{silo} is not a silo of this cluster that may stop (the first hosts membership)", nameof(silo));
+            host = _silos[index].Host;
+            _silos.RemoveAt(index);
+        }
         try
         {
-            await host.StopAsync(TimeSpan.FromSeconds(30));
+            await stop(host);
+        }
+        catch (OperationCanceledException)
+        {
+            // A kill: the stop was cancelled before it began.
         }
         finally
         {

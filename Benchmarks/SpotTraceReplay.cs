@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Elastic.Client;
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Silo.Hosting;
+
+namespace Elastic.Benchmarks;
+
+/// <summary>
+/// Replays real spot churn (../shared/traces/aws-p3-spot.csv: AWS p3 availability from the Bamboo paper, up to 32 nodes
+/// over 11.4 h), time-compressed, onto an in-process cluster: each trace node is a silo with one device, plus one
+/// on-demand silo that never leaves (it hosts membership). The same data-parallel job runs three ways over the same
+/// trace: elastic with a (scaled) 30 s eviction notice before every removal, elastic with no notice (removals are
+/// kills), and the checkpoint-restart baseline (as torchrun does: at every membership change the job is stopped and
+/// restarted from its latest checkpoint). Reports ETTR (seconds of committed training kept at the end / wall seconds),
+/// lost steps and pauses.
+/// </summary>
+internal static partial class SpotTraceReplay
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static async Task<int> Run(string[] args)
+    {
+        var minutes = args.Length > 0 ? double.Parse(args[0], Inv) : 4;
+        var trace = Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv"));
+        var scale = trace.Duration.TotalSeconds / (minutes * 60);
+        var notice = TimeSpan.FromSeconds(30 / scale);
+        Console.WriteLine(string.Create(Inv, $"trace: {trace.Events.Count} events over {trace.Duration.TotalHours:F1} h, replayed in {minutes} min (x{scale:F0}); notice {notice.TotalMilliseconds:F0} ms"));
+        var results = new List<Result>();
+        foreach (var mode in new[] { Mode.ElasticWithNotice, Mode.ElasticNoNotice, Mode.CheckpointRestart })
+        {
+            var result = await Replay(trace, scale, notice, mode);
+            Console.WriteLine(result.Line());
+            results.Add(result);
+        }
+        var baseline = results.Single(r => r.Mode == Mode.CheckpointRestart);
+        var table = string.Join("\n", [
+            "| run | ETTR | committed steps kept | lost steps | re-plans / restarts | median pause (s) | p90 pause (s) | kill -> training again, median (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            .. results.Select(r => r.Row()),
+            "",
+            string.Create(Inv, $"**ETTR elastic / checkpoint-restart: {results[0].Ettr / baseline.Ettr:F1}x with notice, {results[1].Ettr / baseline.Ettr:F1}x without** (goal >= 2x)."),
+            "",
+            string.Create(Inv, $"The trace ({trace.Events.Count} events, {trace.Duration.TotalHours:F1} h, at most {trace.MaxAlive} nodes) replayed in {minutes} min (x{scale:F0}); the 30 s notice scales to {notice.TotalMilliseconds:F0} ms. ") +
+            "One silo with one virtual CPU device per trace node, plus one on-demand silo; a GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2, dp 1..8 (powers of two), checkpoint every 20 steps in all runs. " +
+            "ETTR = seconds of the steps that remain committed at the end / wall seconds of the replay. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart. " +
+            "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR, not throughput, is the figure that carries over.",
+        ]);
+        Console.WriteLine(table);
+        BenchmarkRecord.Write("spot-trace", "Spot trace replay: elastic re-planning against checkpoint-restart",
+            $"dotnet run -c Release --project Benchmarks -- spot-trace {minutes.ToString(Inv)}", table);
+        return 0;
+    }
+
+    private enum Mode { ElasticWithNotice, ElasticNoNotice, CheckpointRestart }
+
+    private static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, Mode mode)
+    {
+        var checkpoints = Directory.CreateTempSubdirectory("elastic-spot-").FullName;
+        await using var cluster = await EmbeddedCluster.StartAsync([1], checkpoints);
+        var nodes = new ConcurrentDictionary<string, SiloAddress>();
+        foreach (var e in trace.Events.Where(e => e.At == TimeSpan.Zero && e.Add)) nodes[e.Node] = await cluster.AddSiloAsync(1);
+        await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static(cluster.Gateways));
+        var client = connection.Client;
+        await client.WaitForDevicesAsync(nodes.Count + 1, TimeSpan.FromSeconds(60));
+        var spec = new TrainingSpec
+        {
+            Name = "spot",
+            Steps = 1_000_000,
+            Model = new ModelSpec { Layers = 2, DModel = 64, Heads = 4, Context = 64, Dropout = 0.1 },
+            Batch = new BatchSpec { Global = 16, Micro = 2 },
+            Eval = new EvalSpec { Every = 0, Batches = 1 },
+            Devices = new DeviceSpec { Min = 1, Max = 8 },
+            Checkpoint = new CheckpointSpec { EverySteps = 20, KeepLast = 2 },
+        };
+        var jobId = await client.SubmitAsync(spec);
+        while ((await client.GetStatusAsync(jobId)).CommittedStep < 1) await Task.Delay(20);
+
+        var clock = Stopwatch.StartNew();
+        var (restartPauses, killRecoveries, lost) = (new List<double>(), new List<Task<double>>(), 0L);
+        var changes = trace.Events.Where(e => e.At > TimeSpan.Zero).GroupBy(e => e.At).OrderBy(g => g.Key).ToList();
+        var end = trace.Duration / scale;
+        // With notice, each removal's silo starts draining (as on an eviction notice) ahead of the removal, on its own schedule.
+        var drains = mode != Mode.ElasticWithNotice ? [] : changes.SelectMany(g => g.Where(e => !e.Add)).Select(removal =>
+            DrainAt(clock, removal.At / scale - notice, () => nodes.TryGetValue(removal.Node, out var silo)
+                ? cluster.DrainSiloAsync(silo, $"eviction notice for {removal.Node}")
+                : Task.CompletedTask)).ToList();
+        // Apply the changes in time order.
+        foreach (var group in changes)
+        {
+            var wait = group.Key / scale - clock.Elapsed;
+            if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            var stop = mode == Mode.CheckpointRestart ? await StopForRestart(client, jobId) : null;
+            var before = mode == Mode.ElasticNoNotice ? await client.GetStatusAsync(jobId) : null;
+            foreach (var e in group)
+            {
+                if (e.Add && !nodes.ContainsKey(e.Node)) nodes[e.Node] = await cluster.AddSiloAsync(1);
+                else if (!e.Add && nodes.TryRemove(e.Node, out var silo))
+                    await (mode == Mode.ElasticNoNotice ? cluster.KillSiloAsync(silo) : cluster.StopSiloAsync(silo));
+            }
+            if (before is not null && group.Any(e => !e.Add)) killRecoveries.Add(TrainingAgain(client, jobId, before.Replans));
+            if (stop is { } s)
+            {
+                var resumed = await client.ResumeAsync(jobId);
+                lost += s.Committed - resumed.CommittedStep;
+                restartPauses.Add(await FirstStepAfter(client, jobId, resumed.CommittedStep, s.Clock));
+            }
+        }
+        await Task.WhenAll(drains);
+        var remaining = end - clock.Elapsed;
+        if (remaining > TimeSpan.Zero) await Task.Delay(remaining);
+        var wall = clock.Elapsed.TotalSeconds;
+        await client.CancelAsync(jobId);
+        var final = await client.WaitForCompletionAsync(jobId);
+        var report = await client.GetReportAsync(jobId);
+        var events = new List<JobEvent>();
+        await foreach (var progress in client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var replans = events.Where(e => e.Kind == "replanned").ToList();
+        var pauses = mode == Mode.CheckpointRestart
+            ? restartPauses
+            : replans.Select(e => Paused().Match(e.Message)).Where(m => m.Success).Select(m => double.Parse(m.Groups[1].Value, Inv)).ToList();
+        if (mode != Mode.CheckpointRestart)
+            lost = replans.Select(e => Lost().Match(e.Message)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, Inv));
+        var recoveries = (await Task.WhenAll(killRecoveries)).Where(t => t > 0).ToList();
+        Directory.Delete(checkpoints, recursive: true);
+        var kept = report.Steps.Sum(s => s.Milliseconds) / 1000;
+        return new Result(mode, kept / wall, report.Steps.Count, lost, mode == Mode.CheckpointRestart ? restartPauses.Count : final.Replans, pauses, recoveries);
+    }
+
+    private static async Task DrainAt(Stopwatch clock, TimeSpan at, Func<Task> drain)
+    {
+        var wait = at - clock.Elapsed;
+        if (wait > TimeSpan.Zero) await Task.Delay(wait);
+        try
+        {
+            await drain();
+        }
+        catch (ArgumentException)
+        {
+            // The node was removed already.
+        }
+    }
+
+    private sealed record Stopped(long Committed, Stopwatch Clock);
+
+    /// <summary>The baseline's reaction to a membership change: stop the job (it ends at its next step boundary) before the change.</summary>
+    private static async Task<Stopped> StopForRestart(ElasticClient client, string jobId)
+    {
+        var clock = Stopwatch.StartNew();
+        await client.CancelAsync(jobId);
+        JobStatus status;
+        while (!(status = await client.GetStatusAsync(jobId)).State.IsTerminal()) await Task.Delay(10);
+        return new Stopped(status.CommittedStep, clock);
+    }
+
+    private static async Task<double> FirstStepAfter(ElasticClient client, string jobId, long step, Stopwatch clock)
+    {
+        while ((await client.GetStatusAsync(jobId)).CommittedStep <= step) await Task.Delay(10);
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Seconds from a kill until the job re-planned and committed a step under the new plan; 0 when it did not need to (no replica there).</summary>
+    private static async Task<double> TrainingAgain(ElasticClient client, string jobId, int replansBefore)
+    {
+        var clock = Stopwatch.StartNew();
+        long? committedAtReplan = null;
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            var status = await client.GetStatusAsync(jobId);
+            if (status.State.IsTerminal()) return 0;
+            if (committedAtReplan is null && status.Replans > replansBefore) committedAtReplan = status.CommittedStep;
+            if (committedAtReplan is { } c && status.CommittedStep > c) return clock.Elapsed.TotalSeconds;
+            if (committedAtReplan is null && clock.Elapsed > TimeSpan.FromSeconds(5)) return 0;
+            await Task.Delay(10);
+        }
+        return 0;
+    }
+
+    private sealed record Result(Mode Mode, double Ettr, int Kept, long Lost, int Changes, List<double> Pauses, List<double> Recoveries)
+    {
+        private string Name => Mode switch
+        {
+            Mode.ElasticWithNotice => "elastic, 30 s notice (scaled)",
+            Mode.ElasticNoNotice => "elastic, no notice (kills)",
+            _ => "checkpoint-restart baseline",
+        };
+
+        private static string Median(List<double> values) => values.Count == 0 ? "-" : Statistics.Median(values).ToString("F2", Inv);
+
+        private static string P90(List<double> values) => values.Count == 0 ? "-" : values.Order().ElementAt((int)Math.Min(values.Count - 1, Math.Ceiling(values.Count * 0.9) - 1)).ToString("F2", Inv);
+
+        public string Row() => string.Create(Inv, $"| {Name} | {Ettr:F2} | {Kept} | {Lost} | {Changes} | {Median(Pauses)} | {P90(Pauses)} | {Median(Recoveries)} |");
+
+        public string Line() => string.Create(Inv, $"{Name}: ETTR {Ettr:F2}, {Kept} steps kept, {Lost} lost, {Changes} changes, median pause {Median(Pauses)} s");
+    }
+
+    [GeneratedRegex(@"paused ([\d.]+) s")]
+    private static partial Regex Paused();
+
+    [GeneratedRegex(@"(\d+) committed step\(s\) lost")]
+    private static partial Regex Lost();
+}
