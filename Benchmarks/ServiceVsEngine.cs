@@ -28,7 +28,7 @@ internal static class ServiceVsEngine
         };
         var corpus = TokenCorpus.Load(spec);
         await using var cluster = await EmbeddedCluster.StartAsync([1]);
-        await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static(cluster.Gateways));
+        await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]));
         await connection.Client.WaitForDevicesAsync(1, TimeSpan.FromSeconds(30));
 
         var (engine, service) = (new List<double>(), new List<double>());

@@ -22,6 +22,9 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
         }
     }
 
+    /// <summary>The events up to <paramref name="end"/>.</summary>
+    public Trace Until(TimeSpan end) => new(Events.Where(e => e.At <= end).ToList());
+
     public static Trace Read(string path) => new(File.ReadLines(path).Where(l => l.Trim().Length > 0).Select((line, i) =>
     {
         var fields = line.Split(',');

@@ -4,7 +4,8 @@ namespace Elastic.GrainInterfaces;
 
 /// <summary>
 /// What a shard group (or its replica) of one generation is to run: the spec, its place in the plan, and its peers.
-/// AdoptState: take over the state that the previous generation's unit on the same device handed over.
+/// AdoptState: take over the state that the previous generation's unit on the same device handed over. JoinTimeout:
+/// how long to wait for the other ranks to join the data-parallel group (a peer that failed to prepare is noticed then).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.ShardAssignment")]
 public sealed record ShardAssignment(
@@ -14,7 +15,8 @@ public sealed record ShardAssignment(
     [property: Id(3)] int Replica,
     [property: Id(4)] int Stage,
     [property: Id(5)] TimeSpan CollectiveTimeout,
-    [property: Id(6)] bool AdoptState = false)
+    [property: Id(6)] bool AdoptState = false,
+    [property: Id(7)] TimeSpan? JoinTimeout = null)
 {
     public DeviceSlot Device => Plan.DeviceOf(Replica, Stage);
 

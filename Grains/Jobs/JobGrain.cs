@@ -256,7 +256,7 @@ public sealed partial class JobGrain(
     /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
     private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt)
     {
-        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout);
+        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: options.Value.JoinTimeout);
         var replicas = Enumerable.Range(0, plan.Dp)
             .Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];
@@ -435,7 +435,10 @@ public sealed partial class JobGrain(
             // Units that did not answer are lost; the rest are survivors.
         }
         var alive = Enumerable.Range(0, oldUnits.Length).Where(r => probes[r].IsCompletedSuccessfully).ToList();
-        var lostSilos = Enumerable.Range(0, oldUnits.Length).Except(alive).Select(r => old.DeviceOf(r).Silo).Distinct().ToList();
+        var lost = Enumerable.Range(0, oldUnits.Length).Except(alive).ToList();
+        var lostSilos = lost.Select(r => old.DeviceOf(r).Silo).Distinct().ToList();
+        // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
+        _ = ReleaseQuietly(lost.Select(r => oldUnits[r]).ToArray());
         long? sourceSteps = alive.Count > 0 ? alive.Max(r => probes[r].Result) : null;
         if (sourceSteps > Record.Steps.Count)
         {
@@ -478,11 +481,11 @@ public sealed partial class JobGrain(
             if (from is not null) await Restore(plan, _units, from);
             source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
         }
-        var lost = committed - Record.Steps.Count;
+        var lostSteps = committed - Record.Steps.Count;
         _lastReplan = DateTimeOffset.UtcNow;
         _widerSince = null;
         Count(change.Cause);
-        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lost} committed step(s) lost");
+        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
         await PersistQuietly();
         return true;
     }
@@ -526,14 +529,17 @@ public sealed partial class JobGrain(
         await PersistQuietly();
     }
 
-    /// <summary>Persists progress; a failure only delays it to the next step (plans, which fence generations, are persisted strictly before use).</summary>
+    /// <summary>
+    /// Persists progress; a storage failure only delays it to the next step (plans, which fence generations, are persisted
+    /// strictly before use). A changed record is not a storage failure: another activation drives the job, and this one stops.
+    /// </summary>
     private async Task PersistQuietly()
     {
         try
         {
             await job.WriteStateAsync();
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not Orleans.Storage.InconsistentStateException)
         {
             _persistSoon = true;
             LogPersistFailed(logger, JobId, e.Message);

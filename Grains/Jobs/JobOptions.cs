@@ -5,6 +5,8 @@ public sealed class JobOptions
 {
     /// <summary>A collective (or a data-plane join) that takes longer fails the step: a dead or stalled peer surfaces within this bound.</summary>
     public TimeSpan CollectiveTimeout { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>How long the units of a new plan wait for each other to join their data-parallel group: a unit that failed to prepare is noticed then.</summary>
+    public TimeSpan JoinTimeout { get; set; } = TimeSpan.FromSeconds(10);
     /// <summary>How often a job waiting for devices asks for them again.</summary>
     public TimeSpan CapacityPollInterval { get; set; } = TimeSpan.FromSeconds(1);
     /// <summary>Persist the job's state every this many committed steps (and at every transition).</summary>

@@ -43,7 +43,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         try
         {
             if (assignment.Plan.Dp > 1)
-                replicas = await dataPlane.JoinAsync(assignment.DataParallelGroup, assignment.Replica, assignment.DataParallelEndpoints, assignment.CollectiveTimeout);
+                replicas = await dataPlane.JoinAsync(assignment.DataParallelGroup, assignment.Replica, assignment.DataParallelEndpoints, assignment.CollectiveTimeout, assignment.JoinTimeout);
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;
             var adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
@@ -161,7 +161,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     public async Task TransferState(StateTransferGroup group, int rank)
     {
         var (trainer, threads) = Prepared();
-        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, group.Timeout);
+        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, group.Timeout, _assignment!.JoinTimeout);
         await _worker!.Run(threads, () =>
         {
             if (rank == 0) PeerStateTransfer.Send(trainer.Trainer, transfer);

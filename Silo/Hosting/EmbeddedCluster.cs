@@ -6,12 +6,15 @@ using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
+using Orleans.Serialization;
+using Orleans.Storage;
 
 namespace Elastic.Silo.Hosting;
 
 /// <summary>
 /// Several real silos in this process (development membership hosted by the first), each with its own
-/// virtual CPU devices and data plane: what `elastic train --devices N` runs a job on.
+/// virtual CPU devices and data plane: what `elastic train --devices N` runs a job on. Grain state (jobs, capacity)
+/// is kept in files next to the checkpoints, so it outlives any silo that leaves.
 /// </summary>
 public sealed class EmbeddedCluster : IAsyncDisposable
 {
@@ -23,13 +26,19 @@ public sealed class EmbeddedCluster : IAsyncDisposable
 
     private EmbeddedCluster(IPEndPoint primary, string checkpoints) => (_primary, _checkpoints) = (primary, checkpoints);
 
-    public List<IPEndPoint> Gateways { get; } = [];
+    /// <summary>The first silo's gateway: it never leaves (it hosts membership), so clients that use only it ride out any churn.</summary>
+    public IPEndPoint Gateway { get; private set; } = null!;
+
+    /// <summary>Where grain state is kept: beside the checkpoints, outside the blobs a checkpoint store lists.</summary>
+    private string GrainState => Path.Combine(_checkpoints, "grain-state");
 
     /// <param name="devicesPerSilo">One entry per silo: how many virtual devices it offers.</param>
     /// <param name="checkpoints">The checkpoint directory all silos share.</param>
     public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints", CancellationToken cancellation = default)
     {
         var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints);
+        // A new cluster: no grain state from an earlier one on the same directory.
+        if (Directory.Exists(cluster.GrainState)) Directory.Delete(cluster.GrainState, recursive: true);
         try
         {
             foreach (var devices in devicesPerSilo) await cluster.AddSiloAsync(devices, cancellation);
@@ -53,6 +62,8 @@ public sealed class EmbeddedCluster : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Critical);
         builder.UseOrleans(silo =>
         {
+            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.Jobs, (sp, _) =>
+                new DirectoryGrainStorage(GrainState, sp.GetRequiredService<Serializer>()));
             silo.UseDevelopmentClustering(_primary);
             silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = ("elastic", "elastic"));
             silo.Configure<SiloOptions>(o => o.SiloName = name);
@@ -68,7 +79,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
         var host = builder.Build();
         lock (_gate) _silos.Add((host, siloPort));
         await host.StartAsync(cancellation);
-        Gateways.Add(new IPEndPoint(IPAddress.Loopback, gatewayPort));
+        if (_silos.Count == 1) Gateway = new IPEndPoint(IPAddress.Loopback, gatewayPort);
         return host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;
     }
 

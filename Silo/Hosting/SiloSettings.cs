@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
+using Elastic.Grains.Jobs;
 using Microsoft.Extensions.Configuration;
 
 namespace Elastic.Silo.Hosting;
@@ -81,6 +82,14 @@ public sealed record SiloSettings
                 CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),
                 CheckpointConnectionString = section["Checkpoints:ConnectionString"],
                 CheckpointAccountUri = account,
+                Jobs = new JobOptions
+                {
+                    MinDwell = TimeSpan.FromSeconds(Int("Jobs:MinDwellSeconds", 10, 0, 86_400)),
+                    JoinSettle = TimeSpan.FromSeconds(Int("Jobs:JoinSettleSeconds", 2, 0, 3_600)),
+                    CollectiveTimeout = TimeSpan.FromSeconds(Int("Jobs:CollectiveTimeoutSeconds", 60, 1, 3_600)),
+                },
+                DrainTimeout = TimeSpan.FromSeconds(Int("DrainTimeoutSeconds", 20, 0, 3_600)),
+                FastFailureDetection = Text("FastFailureDetection", "true") != "false",
                 Eviction = new EvictionOptions
                 {
                     Watch = watch,

@@ -13,7 +13,7 @@ public sealed class ClusterCommandsTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _cluster = await EmbeddedCluster.StartAsync([2], Path.Combine(_folder, "checkpoints"));
-        _address = "static:" + string.Join(",", _cluster.Gateways);
+        _address = $"static:{_cluster.Gateway}";
     }
 
     public async Task DisposeAsync()

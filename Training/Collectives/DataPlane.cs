@@ -40,14 +40,15 @@ public sealed class DataPlane : IAsyncDisposable
 
     /// <summary>
     /// Links rank <paramref name="rank"/> of <paramref name="group"/> to every other rank. Every rank of the group
-    /// must call this with the same endpoint list (index = rank) within <paramref name="timeout"/>.
+    /// must call this with the same endpoint list (index = rank) within <paramref name="joinTimeout"/> (default:
+    /// <paramref name="timeout"/>, which bounds each collective of the group).
     /// </summary>
-    public async Task<Communicator> JoinAsync(string group, int rank, IReadOnlyList<string> endpoints, TimeSpan timeout)
+    public async Task<Communicator> JoinAsync(string group, int rank, IReadOnlyList<string> endpoints, TimeSpan timeout, TimeSpan? joinTimeout = null)
     {
         var links = new IPeerLink?[endpoints.Count];
         try
         {
-            using var deadline = new CancellationTokenSource(timeout);
+            using var deadline = new CancellationTokenSource(joinTimeout ?? timeout);
             for (var peer = 0; peer < rank; peer++)
                 links[peer] = endpoints[peer] == Endpoint ? LinkInMemory(group, rank, peer) : await Dial(group, rank, peer, endpoints[peer], deadline.Token);
             for (var peer = rank + 1; peer < endpoints.Count; peer++)
@@ -59,7 +60,7 @@ public sealed class DataPlane : IAsyncDisposable
                 }
                 catch (OperationCanceledException)
                 {
-                    throw new CollectiveException($"{group}: rank {peer} ({endpoints[peer]}) did not connect to rank {rank} within {timeout.TotalSeconds:0.#} s");
+                    throw new CollectiveException($"{group}: rank {peer} ({endpoints[peer]}) did not connect to rank {rank} within {(joinTimeout ?? timeout).TotalSeconds:0.#} s");
                 }
                 finally
                 {

@@ -66,7 +66,7 @@ internal static class TrainCommand
         var layout = EmbeddedCluster.Layout(devices);
         Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) x {layout[0]} device(s)");
         await using var cluster = await EmbeddedCluster.StartAsync(layout, Path.Combine(run.Path, "checkpoints"), cancellation);
-        await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static(cluster.Gateways), cancellation: cancellation);
+        await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]), cancellation: cancellation);
         var client = connection.Client;
         await client.WaitForDevicesAsync(devices, TimeSpan.FromSeconds(30), cancellation);
         var model = spec.Output.Directory is { } chosen ? new RunFolder(chosen) : run;
