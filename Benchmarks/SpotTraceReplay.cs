@@ -66,7 +66,7 @@ internal static partial class SpotTraceReplay
         var checkpoints = Directory.CreateTempSubdirectory("elastic-spot-").FullName;
         await using var cluster = await EmbeddedCluster.StartAsync([1], checkpoints);
         var nodes = new ConcurrentDictionary<string, SiloAddress>();
-        foreach (var e in trace.Events.Where(e => e.At == TimeSpan.Zero && e.Add)) nodes[e.Node] = await cluster.AddSiloAsync(1);
+        foreach (var e in trace.Events.Where(e => e.At == TimeSpan.Zero && e.Add)) nodes[e.Node] = await cluster.AddSiloAsync(1, spot: true);
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]));
         var client = connection.Client;
         await client.WaitForDevicesAsync(nodes.Count + 1, TimeSpan.FromSeconds(60));
@@ -101,7 +101,7 @@ internal static partial class SpotTraceReplay
             var before = mode == Mode.ElasticNoNotice ? await client.GetStatusAsync(jobId) : null;
             foreach (var e in group)
             {
-                if (e.Add && !nodes.ContainsKey(e.Node)) nodes[e.Node] = await cluster.AddSiloAsync(1);
+                if (e.Add && !nodes.ContainsKey(e.Node)) nodes[e.Node] = await cluster.AddSiloAsync(1, spot: true);
                 else if (!e.Add && nodes.TryRemove(e.Node, out var silo))
                     await (mode == Mode.ElasticNoNotice ? cluster.KillSiloAsync(silo) : cluster.StopSiloAsync(silo));
             }

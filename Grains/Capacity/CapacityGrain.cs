@@ -1,3 +1,4 @@
+using Elastic.Grains.Placement;
 using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
@@ -11,6 +12,7 @@ namespace Elastic.Grains.Capacity;
 /// metadata, the allocation of devices to jobs, and the silos that are draining. Allocations on silos that left are dropped.
 /// Allocations and drains are persisted, so that when this grain's silo goes the next activation knows who holds what.
 /// </summary>
+[OnDemandPlacement]
 public sealed class CapacityGrain(
     [PersistentState("capacity", StorageNames.Jobs)] IPersistentState<CapacityRecord> record,
     IClusterMembershipService membership,

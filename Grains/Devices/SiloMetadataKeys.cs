@@ -8,4 +8,6 @@ public static class SiloMetadataKeys
     public const string DeviceMemoryMiB = "elastic.device-memory-mib";
     public const string ThreadsPerDevice = "elastic.threads-per-device";
     public const string DataPlane = "elastic.dataplane";
+    /// <summary>"true" on silos of spot (evictable) capacity: coordinators prefer the others.</summary>
+    public const string Spot = "elastic.spot";
 }

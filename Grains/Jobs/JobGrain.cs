@@ -19,7 +19,7 @@ namespace Elastic.Grains.Jobs;
 /// the steps and commits each one. It moves only small messages; tensors stay on the devices. Reentrant:
 /// status and watch calls interleave with the training loop at its awaits.
 /// </summary>
-[Reentrant]
+[Reentrant, OnDemandPlacement]
 public sealed partial class JobGrain(
     [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobRecord> job,
     IOptions<JobOptions> options,

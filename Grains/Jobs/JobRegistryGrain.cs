@@ -1,3 +1,4 @@
+using Elastic.Grains.Placement;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Training.Engine;
@@ -8,6 +9,7 @@ namespace Elastic.Grains.Jobs;
 /// Admits jobs. Validation lists every error and, on rejection, nothing is written and no job grain is
 /// activated. Submissions are serialized (the grain is not reentrant), so an idempotency key maps to at most one job.
 /// </summary>
+[OnDemandPlacement]
 public sealed class JobRegistryGrain(
     [PersistentState("registry", StorageNames.Jobs)] IPersistentState<RegistryRecord> registry) : Grain, IJobRegistryGrain
 {

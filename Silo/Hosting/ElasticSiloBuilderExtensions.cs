@@ -36,6 +36,7 @@ public static class ElasticSiloBuilderExtensions
             [SiloMetadataKeys.DeviceMemoryMiB] = options.Devices.MemoryMiB.ToString(inv),
             [SiloMetadataKeys.ThreadsPerDevice] = options.Devices.ThreadsPerDevice.ToString(inv),
             [SiloMetadataKeys.DataPlane] = dataPlane.Endpoint,
+            [SiloMetadataKeys.Spot] = options.Spot ? "true" : "false",
         });
         // Registered through factories so that the container disposes them when the silo stops: the
         // listener closes and peers' collectives fail fast instead of waiting for a timeout.
@@ -56,6 +57,7 @@ public static class ElasticSiloBuilderExtensions
                 sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EvictionWatcher>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, JobRecoveryWatcher>();
         silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
+        silo.AddPlacementDirector<OnDemandPlacement, OnDemandPlacementDirector>();
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());
         if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, StorageNames.Jobs)))
             silo.AddMemoryGrainStorage(StorageNames.Jobs);

@@ -17,6 +17,8 @@ public sealed record ElasticSiloOptions
     public JobOptions Jobs { get; init; } = new();
     /// <summary>Tune membership to declare a dead silo in about a second (see docs/cluster.md); off: Orleans defaults (10-15 s).</summary>
     public bool FastFailureDetection { get; init; } = true;
+    /// <summary>This silo runs on spot (evictable) capacity: it carries devices, and coordinators prefer other silos.</summary>
+    public bool Spot { get; init; }
     /// <summary>Watching Azure Scheduled Events for this VM's eviction.</summary>
     public EvictionOptions Eviction { get; init; } = new();
     /// <summary>How long a stopping or evicted silo waits for jobs to move off it before it stops anyway.</summary>

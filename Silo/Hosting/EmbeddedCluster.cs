@@ -52,7 +52,8 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     }
 
     /// <summary>Starts one more silo with <paramref name="devices"/> virtual devices (the first one hosts membership); returns its address.</summary>
-    public async Task<SiloAddress> AddSiloAsync(int devices, CancellationToken cancellation = default)
+    /// <param name="spot">The silo is spot capacity: coordinators prefer the others.</param>
+    public async Task<SiloAddress> AddSiloAsync(int devices, CancellationToken cancellation = default, bool spot = false)
     {
         var ports = FreePorts(2);
         var (siloPort, gatewayPort) = _started == 0 ? (_primary.Port, ports[1]) : (ports[0], ports[1]);
@@ -71,6 +72,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             silo.AddElastic(new ElasticSiloOptions
             {
                 Devices = new() { Count = devices },
+                Spot = spot,
                 CheckpointDirectory = _checkpoints,
                 // Short demos: grow onto joining silos within seconds.
                 Jobs = new JobOptions { MinDwell = TimeSpan.FromSeconds(2), JoinSettle = TimeSpan.FromMilliseconds(500) },
