@@ -83,6 +83,9 @@ internal static partial class SpotTraceReplay
         };
         var jobId = await client.SubmitAsync(spec);
         while ((await client.GetStatusAsync(jobId)).CommittedStep < 1) await Task.Delay(20);
+        // A first checkpoint before the replay, so that every run has one to restart from.
+        await client.CheckpointAsync(jobId);
+        while ((await client.GetStatusAsync(jobId)).LastCheckpointStep is null) await Task.Delay(20);
 
         var clock = Stopwatch.StartNew();
         var (restartPauses, killRecoveries, lost) = (new List<double>(), new List<Task<double>>(), 0L);

@@ -10,6 +10,7 @@ using Elastic.Jobs.Reports;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.GrainDirectory;
 
 namespace Elastic.Grains.Jobs;
 
@@ -19,13 +20,16 @@ namespace Elastic.Grains.Jobs;
 /// the steps and commits each one. It moves only small messages; tensors stay on the devices. Reentrant:
 /// status and watch calls interleave with the training loop at its awaits.
 /// </summary>
-[Reentrant, OnDemandPlacement]
+[Reentrant, OnDemandPlacement, GrainDirectory(Directory)]
 public sealed partial class JobGrain(
     [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobRecord> job,
     IOptions<JobOptions> options,
     IBlobStore checkpoints,
     ILogger<JobGrain> logger) : Grain, IJobGrain
 {
+    /// <summary>The strongly consistent grain directory the silo host registers for coordinators (at most one activation per job).</summary>
+    public const string Directory = "elastic-coordinators";
+
     private TaskCompletionSource _changed = NewSignal();
     private bool _cancelRequested;
     private Task? _checkpoint;

@@ -56,6 +56,11 @@ public static class ElasticSiloBuilderExtensions
             silo.Services.AddHostedService(sp => new EvictionWatcher(options.Eviction, sp.GetRequiredService<SiloDrain>(),
                 sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EvictionWatcher>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, JobRecoveryWatcher>();
+        // Job coordinators use the strongly consistent directory: a silo leaving must never leave a job with two coordinators.
+        // (Orleans marks it experimental; the default directory allows duplicate activations while membership changes.)
+#pragma warning disable ORLEANSEXP003
+        silo.AddDistributedGrainDirectory(JobGrain.Directory);
+#pragma warning restore ORLEANSEXP003
         silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         silo.AddPlacementDirector<OnDemandPlacement, OnDemandPlacementDirector>();
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());
