@@ -27,7 +27,10 @@ public sealed partial class JobGrain(
     IBlobStore checkpoints,
     ILogger<JobGrain> logger) : Grain, IJobGrain
 {
-    /// <summary>The strongly consistent grain directory the silo host registers for coordinators (at most one activation per job).</summary>
+    /// <summary>
+    /// The strongly consistent grain directory the silo host registers for jobs and their units: at most one activation of
+    /// each, even while silos leave (the default directory can lose registrations then and activate a second, empty unit).
+    /// </summary>
     public const string Directory = "elastic-coordinators";
 
     private TaskCompletionSource _changed = NewSignal();

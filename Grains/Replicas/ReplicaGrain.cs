@@ -1,5 +1,7 @@
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
 using Elastic.Grains.Placement;
+using Orleans.GrainDirectory;
 using Orleans.Placement;
 
 namespace Elastic.Grains.Replicas;
@@ -8,7 +10,7 @@ namespace Elastic.Grains.Replicas;
 /// A data-parallel replica of one generation: the pipeline of its shard groups, on the silo of its first
 /// stage. With one stage (pp = 1) it hands each step to that stage; pipeline schedules will live here.
 /// </summary>
-[DevicePlacement, Immovable]
+[DevicePlacement, Immovable, GrainDirectory(JobGrain.Directory)]
 public sealed class ReplicaGrain : Grain, IReplicaGrain
 {
     private IShardGroupGrain[] _stages = [];

@@ -3,11 +3,13 @@ using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
+using Elastic.Grains.Jobs;
 using Elastic.Grains.Placement;
 using Elastic.Training.Collectives;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
+using Orleans.GrainDirectory;
 using Orleans.Placement;
 
 namespace Elastic.Grains.Replicas;
@@ -16,7 +18,7 @@ namespace Elastic.Grains.Replicas;
 /// One pipeline stage of one replica, on the silo that owns its device. It holds the model state of its
 /// shard, but every tensor operation runs on the device's worker thread; this grain only schedules it.
 /// </summary>
-[DevicePlacement, Immovable]
+[DevicePlacement, Immovable, GrainDirectory(JobGrain.Directory)]
 public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo, IBlobStore checkpoints) : Grain, IShardGroupGrain
 {
     /// <summary>More than a job commits between two persists of its record (it persists at least every few steps and at every re-plan).</summary>

@@ -56,7 +56,8 @@ public static class ElasticSiloBuilderExtensions
             silo.Services.AddHostedService(sp => new EvictionWatcher(options.Eviction, sp.GetRequiredService<SiloDrain>(),
                 sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EvictionWatcher>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, JobRecoveryWatcher>();
-        // Job coordinators use the strongly consistent directory: a silo leaving must never leave a job with two coordinators.
+        // Jobs and their units use the strongly consistent directory: a silo leaving must never leave a job with two coordinators,
+        // or a unit with an empty second activation.
         // (Orleans marks it experimental; the default directory allows duplicate activations while membership changes.)
 #pragma warning disable ORLEANSEXP003
         silo.AddDistributedGrainDirectory(JobGrain.Directory);
