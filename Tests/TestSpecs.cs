@@ -25,6 +25,13 @@ internal static class TestSpecs
     /// <summary>The bundled corpus, tokenized once per test process.</summary>
     public static TokenCorpus Corpus(TrainingSpec spec) => TokenCorpus.FromTokens(spec, new ByteTokenizer(), BundledTokens.Value);
 
+    /// <summary>The finalParameterDigest of <paramref name="spec"/> trained on one device by the engine alone: what every layout must end with.</summary>
+    public static Task<string> ReferenceDigest(TrainingSpec spec) => OnDevice(() =>
+    {
+        using var trainer = new Trainer(spec, Corpus(spec));
+        return TrainingLoop.Run(trainer).FinalParameterDigest;
+    });
+
     /// <summary>Runs tensor work on a dedicated one-thread device, as the service does.</summary>
     public static Task<T> OnDevice<T>(Func<T> work) => DeviceWorker.RunOnce("test-device", 1, work);
 }

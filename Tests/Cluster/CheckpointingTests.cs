@@ -64,11 +64,7 @@ public sealed class CheckpointingTests : IAsyncLifetime
             Devices = new DeviceSpec { Min = 1, Max = 4 },
             Checkpoint = new CheckpointSpec { EverySteps = 3 },
         };
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            return TrainingLoop.Run(trainer).FinalParameterDigest;
-        });
+        var reference = await TestSpecs.ReferenceDigest(spec);
         var jobId = await _cluster.Client.SubmitAsync(spec);
         using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
             await foreach (var progress in _cluster.Client.WatchAsync(jobId, timeout.Token))
@@ -102,11 +98,7 @@ public sealed class CheckpointingTests : IAsyncLifetime
             Devices = new DeviceSpec { Min = 2, Max = 2 },
             Checkpoint = new CheckpointSpec { EverySteps = 3, KeepLast = 3 },
         };
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            return TrainingLoop.Run(trainer).FinalParameterDigest;
-        });
+        var reference = await TestSpecs.ReferenceDigest(spec);
         var jobId = await _cluster.Client.SubmitAsync(spec);
         using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
             await foreach (var progress in _cluster.Client.WatchAsync(jobId, timeout.Token))

@@ -4,7 +4,6 @@ using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
-using Elastic.Training.Engine;
 
 namespace Elastic.Tests.Cluster;
 
@@ -14,11 +13,7 @@ public sealed class MultiProcessTests
     public async Task Three_silo_processes_complete_a_dp_4_job_with_the_engines_digest()
     {
         var spec = TestSpecs.Tiny(steps: 4, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 4, Max = 4 } };
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            return TrainingLoop.Run(trainer).FinalParameterDigest;
-        });
+        var reference = await TestSpecs.ReferenceDigest(spec);
 
         await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 2);
         await using var connection = await cluster.ConnectAsync();
@@ -44,11 +39,7 @@ public sealed class MultiProcessTests
             Devices = new DeviceSpec { Min = 2, Max = 2 },
             Checkpoint = new CheckpointSpec { EverySteps = 2, KeepLast = 2 },
         };
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            return TrainingLoop.Run(trainer).FinalParameterDigest;
-        });
+        var reference = await TestSpecs.ReferenceDigest(spec);
         await using var cluster = await ProcessCluster.StartAsync(silos: 2, devicesPerSilo: 2);
         var store = new AzureBlobStore(new BlobContainerClient(cluster.Storage, "checkpoints"));
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
@@ -104,11 +95,7 @@ public sealed class MultiProcessTests
     public async Task Killing_the_silo_process_of_the_coordinator_mid_step_loses_no_committed_step_and_the_job_ends_with_the_fixed_layout_bits()
     {
         var spec = TestSpecs.Tiny(steps: 300, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } };
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            return TrainingLoop.Run(trainer).FinalParameterDigest;
-        });
+        var reference = await TestSpecs.ReferenceDigest(spec);
         await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 1);
         await using var connection = await cluster.ConnectAsync();
         await connection.Client.WaitForDevicesAsync(3, TimeSpan.FromSeconds(60));
