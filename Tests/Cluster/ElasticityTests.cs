@@ -18,11 +18,16 @@ public sealed class ElasticityTests
 
     private static readonly Lazy<Task<string>> Reference = new(() => TestSpecs.ReferenceDigest(Spec));
 
+    /// <summary>Long enough that silos started (or a notice polled) after step 5 arrive well before the end.</summary>
+    private static readonly TrainingSpec Long = Spec with { Steps = 600 };
+
+    private static readonly Lazy<Task<string>> LongReference = new(() => TestSpecs.ReferenceDigest(Long));
+
     [Fact]
     public async Task Silos_that_join_grow_the_job_in_one_replan_and_it_ends_with_the_fixed_layout_bits()
     {
         await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 1);
-        var jobId = await cluster.Client.SubmitAsync(Spec);
+        var jobId = await cluster.Client.SubmitAsync(Long);
         await Until(cluster, jobId, s => s.CommittedStep >= 5);
         Assert.Equal(2, (await cluster.Client.GetStatusAsync(jobId)).Plan!.Dp);
         await Task.WhenAll(cluster.AddSiloAsync(), cluster.AddSiloAsync());
@@ -30,14 +35,14 @@ public sealed class ElasticityTests
 
         var status = await cluster.Finish(jobId);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
-        Assert.Equal(await Reference.Value, status.FinalParameterDigest);
+        Assert.Equal(await LongReference.Value, status.FinalParameterDigest);
         var replans = await Replans(cluster, jobId);
         var join = Assert.Single(replans);
         Assert.StartsWith("join", join.Message);
         Assert.Contains("0 committed step(s) lost", join.Message);
         Assert.Equal((1, 0, 0), (status.Replans, status.Preemptions, status.Failures));
         Assert.True(grown.Plan!.Generation == 2);
-        await AssertEveryStepOnce(cluster, jobId);
+        await AssertEveryStepOnce(cluster, jobId, Long);
     }
 
     [Fact]
@@ -88,7 +93,7 @@ public sealed class ElasticityTests
     {
         using var scheduledEvents = new FakeScheduledEvents();
         await using var cluster = await TestCluster.StartAsync(silos: 3, devicesPerSilo: 2, scheduledEvents: scheduledEvents.Endpoint);
-        var jobId = await cluster.Client.SubmitAsync(Spec);
+        var jobId = await cluster.Client.SubmitAsync(Long);
         await Until(cluster, jobId, s => s.CommittedStep >= 5);
         var evicted = await cluster.SiloOfReplicaButNotCoordinator(jobId);
         scheduledEvents.Preempt(evicted.Name);
@@ -102,14 +107,14 @@ public sealed class ElasticityTests
 
         var status = await cluster.Finish(jobId);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
-        Assert.Equal(await Reference.Value, status.FinalParameterDigest);
+        Assert.Equal(await LongReference.Value, status.FinalParameterDigest);
         var preemption = Assert.Single(await Replans(cluster, jobId));
         Assert.StartsWith("preemption", preemption.Message);
         Assert.Contains("eviction notice", preemption.Message);
         Assert.Contains("0 committed step(s) lost", preemption.Message);
         Assert.Equal((1, 1, 0), (status.Replans, status.Preemptions, status.Failures));
         Assert.True(moved.Plan!.Generation == 2);
-        await AssertEveryStepOnce(cluster, jobId);
+        await AssertEveryStepOnce(cluster, jobId, Long);
     }
 
     [Fact]
@@ -156,9 +161,9 @@ public sealed class ElasticityTests
         return events.Where(e => e.Kind == "replanned").ToList();
     }
 
-    private static async Task AssertEveryStepOnce(TestCluster cluster, string jobId)
+    private static async Task AssertEveryStepOnce(TestCluster cluster, string jobId, TrainingSpec? spec = null)
     {
         var report = await cluster.Client.GetReportAsync(jobId);
-        Assert.Equal(Enumerable.Range(1, Spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+        Assert.Equal(Enumerable.Range(1, (spec ?? Spec).Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }
 }
