@@ -23,17 +23,17 @@ public sealed class StorageOutageTests
         var jobId = await cluster.Client.SubmitAsync(spec);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
 
-        var down = await Until(cluster, jobId, s => s.Degraded, timeout.Token);
+        var down = await cluster.Until(jobId, s => s.Degraded, timeout.Token);
         Assert.Null(down.LastCheckpointStep);
         var failed = await Events(cluster, jobId, "checkpoint-failed", timeout.Token);
         Assert.Contains("step 4", failed[0].Message);
         // Training did not wait for storage: it keeps committing steps while checkpoints fail.
-        var later = await Until(cluster, jobId, s => s.CommittedStep >= down.CommittedStep + 12, timeout.Token);
+        var later = await cluster.Until(jobId, s => s.CommittedStep >= down.CommittedStep + 12, timeout.Token);
         Assert.True(later.Degraded);
         Assert.Equal(JobState.Running, later.State);
 
         await using var azurite = await AzuriteProcess.StartAsync(port);
-        var healed = await Until(cluster, jobId, s => !s.Degraded, timeout.Token);
+        var healed = await cluster.Until(jobId, s => !s.Degraded, timeout.Token);
         Assert.NotNull(healed.LastCheckpointStep);
         Assert.True(healed.LastCheckpointStep > later.CommittedStep - 4, $"checkpoint of step {healed.LastCheckpointStep} after storage returned at step {later.CommittedStep}");
         Assert.True((await Events(cluster, jobId, "checkpoint-failed", timeout.Token)).Count >= 3);
@@ -45,17 +45,6 @@ public sealed class StorageOutageTests
         Assert.Equal(ended.LastCheckpointStep, latest.Step);
         var manifest = await reader.ReadManifestAsync(latest.Manifest);
         Assert.Equal(2, manifest.Chunks.Select(c => c.File).Distinct().Count());
-    }
-
-    private static async Task<JobStatus> Until(TestCluster cluster, string jobId, Func<JobStatus, bool> condition, CancellationToken cancellation)
-    {
-        while (true)
-        {
-            var status = await cluster.Client.GetStatusAsync(jobId, cancellation);
-            if (condition(status)) return status;
-            Assert.False(status.State.IsTerminal(), $"the job ended: {status.State} {status.Error}");
-            await Task.Delay(50, cancellation);
-        }
     }
 
     private static async Task<List<JobEvent>> Events(TestCluster cluster, string jobId, string kind, CancellationToken cancellation)

@@ -67,6 +67,20 @@ public sealed class TestCluster : IAsyncDisposable
         return await Client.WaitForCompletionAsync(jobId, timeout.Token);
     }
 
+    /// <summary>Polls the job until <paramref name="condition"/> holds; fails the test if the job ends first (bounded by <paramref name="cancellation"/>, else a minute).</summary>
+    public async Task<JobStatus> Until(string jobId, Func<JobStatus, bool> condition, CancellationToken? cancellation = null)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var token = cancellation ?? timeout.Token;
+        while (true)
+        {
+            var status = await Client.GetStatusAsync(jobId, token);
+            if (condition(status)) return status;
+            Assert.False(status.State.IsTerminal(), $"the job ended: {status.State} {status.Error}");
+            await Task.Delay(20, token);
+        }
+    }
+
     /// <summary>Starts one more silo and waits until its devices are in the inventory.</summary>
     public async Task<InProcessSiloHandle> AddSiloAsync()
     {
