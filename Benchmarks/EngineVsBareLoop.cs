@@ -96,6 +96,7 @@ internal static class EngineVsBareLoop
         {
             using var scope = NewDisposeScope();
             var micro = _spec.Batch.MicroBatchesPerStep;
+            using var microBatches = ((double)micro).ToScalar(); // explicit: implicit scalars can be finalized mid-call
             _optimizer.zero_grad();
             for (var m = 0; m < micro; m++)
             {
@@ -104,7 +105,7 @@ internal static class EngineVsBareLoop
                 var ids = windows.SelectMany(w => data.WindowTokens(w).ToArray().Select(t => (long)t)).ToArray();
                 var batch = tensor(ids, [windows.Length, data.Window]);
                 var loss = _model.Loss(batch.narrow(1, 0, data.Window - 1), batch.narrow(1, 1, data.Window - 1), keys: null);
-                loss.div(micro).backward();
+                loss.div(microBatches).backward();
             }
             nn.utils.clip_grad_norm_(_model.parameters(), _spec.Optimizer.ClipNorm);
             _optimizer.step();

@@ -1,3 +1,4 @@
+using TorchSharp;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 
@@ -19,7 +20,8 @@ public sealed class GradientAccumulationTests
             var gb = b.RentGradient();
             var la = a.AccumulateBlock(step: 1, first: 0, count: 8, ga) / 8;
             var lb = b.AccumulateBlock(step: 1, first: 0, count: 1, gb);
-            ga.div_(8);
+            using var eight = 8.0.ToScalar();
+            ga.div_(eight);
             return ((ga - gb).abs().max().item<float>(), gb.abs().max().item<float>(), la, lb);
         });
         Assert.True(maxRef > 1e-3f, "the reference gradient must not be trivially zero");

@@ -23,7 +23,9 @@ public static class EngineCheckpoint
         staging ??= [];
         return trainer.StateTensors().Where((_, i) => i % writers == writer).Select(s =>
         {
-            using var host = s.Tensor.detach().cpu().contiguous();
+            // The scope owns the intermediates too: a temporary left to the finalizer can be freed mid-call.
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var host = s.Tensor.detach().cpu().contiguous();
             var source = host.bytes;
             if (!staging.TryGetValue(s.Key, out var buffer) || buffer.Length != source.Length)
                 staging[s.Key] = buffer = GC.AllocateUninitializedArray<byte>(source.Length);

@@ -4,6 +4,7 @@ using Elastic.Training.Optim;
 using Elastic.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Elastic.Training.ExplicitScalars;
 
 namespace Elastic.Training.Engine;
 
@@ -102,24 +103,30 @@ public sealed class Trainer : IDisposable
         var losses = new double[count];
         PairwiseTree.ReduceInto(first, first + count, target,
             (micro, buffer) => losses[micro - first] = ForwardBackward(step, micro, buffer),
-            (into, other) => into.add_(other),
+            (into, other) => into.add_(other, alpha: One),
             _gradients.Rent, _gradients.Release);
         return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a + b);
     }
 
     /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
     public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>
-        PairwiseTree.Reduce(0, blocks.Count, i => blocks[i], (a, b) => a.add_(b));
+        PairwiseTree.Reduce(0, blocks.Count, i => blocks[i], (a, b) => a.add_(b, alpha: One));
 
     /// <summary>Averages the summed gradient over the step's micro-batches, clips it, and takes an AdamW step.</summary>
     public StepResult ApplyUpdate(long step, Tensor gradientSum, double lossSum)
     {
         using var scope = NewDisposeScope();
         var m = MicroBatchesPerStep;
-        gradientSum.mul_(1.0 / m);
+        // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
+        using var mean = (1.0 / m).ToScalar();
+        gradientSum.mul_(mean);
         var norm = (double)gradientSum.norm().item<float>();
         var clip = Spec.Optimizer.ClipNorm;
-        if (clip > 0 && norm > clip) gradientSum.mul_(clip / (norm + 1e-6));
+        if (clip > 0 && norm > clip)
+        {
+            using var clipFactor = (clip / (norm + 1e-6)).ToScalar();
+            gradientSum.mul_(clipFactor);
+        }
         _gradients.BindTo(gradientSum);
         var lr = _schedule.At(step);
         _optimizer.Step(lr);

@@ -30,7 +30,10 @@ public sealed class DropoutKeys : IDisposable
         var uniforms = new Tensor[_generators.Length];
         for (var i = 0; i < _generators.Length; i++)
             uniforms[i] = rand(sampleShape, dtype: x.dtype, device: x.device, generator: _generators[i]);
-        var keep = stack(uniforms).ge_(p).to_type(x.dtype).mul_(1.0 / (1.0 - p));
+        // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
+        using var threshold = p.ToScalar();
+        using var scale = (1.0 / (1.0 - p)).ToScalar();
+        var keep = stack(uniforms).ge_(threshold).to_type(x.dtype).mul_(scale);
         return x.mul(keep).MoveToOuterDisposeScope();
     }
 

@@ -1,8 +1,10 @@
 using System.Text;
+using TorchSharp;
 using Elastic.Training.Data;
 using Elastic.Jobs;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Elastic.Training.ExplicitScalars;
 
 namespace Elastic.Training.Model;
 
@@ -53,8 +55,12 @@ public sealed class GptModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var t = tokens.shape[1];
-        var positions = arange(t, dtype: ScalarType.Int64, device: tokens.device);
-        var x = Dropout.Apply(wte.call(tokens).add(wpe.call(positions)), Spec.Dropout, training, keys);
+        // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
+        using var start = 0L.ToScalar();
+        using var stop = t.ToScalar();
+        using var stride = 1L.ToScalar();
+        var positions = arange(start, stop, stride, dtype: ScalarType.Int64, device: tokens.device);
+        var x = Dropout.Apply(wte.call(tokens).add(wpe.call(positions), alpha: One), Spec.Dropout, training, keys);
         foreach (var block in h) x = block.forward(x, keys);
         x = ln_f.call(x);
         var logits = lm_head is null ? nn.functional.linear(x, wte.weight!) : lm_head.call(x);
@@ -73,10 +79,11 @@ public sealed class GptModel : nn.Module
     {
         using var noGrad = no_grad();
         var residualStd = 0.02 / Math.Sqrt(2.0 * Spec.Layers);
+        using var one = 1.0.ToScalar(); // explicit: an implicit Scalar can be finalized mid-call
         foreach (var (name, p) in ParametersByName())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else if (name.StartsWith("ln_", StringComparison.Ordinal) || name.Contains(".ln_", StringComparison.Ordinal)) p.fill_(1.0);
+            else if (name.StartsWith("ln_", StringComparison.Ordinal) || name.Contains(".ln_", StringComparison.Ordinal)) p.fill_(one);
             else
             {
                 using var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Init, NameKey(name)), CPU);

@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Elastic.Training.ExplicitScalars;
 
 namespace Elastic.Training.Model;
 
@@ -26,7 +27,7 @@ public sealed class TransformerBlock : nn.Module
     public Tensor forward(Tensor x, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
-        var h = x.add(attn.forward(ln_1.call(x), keys));
-        return h.add(mlp.forward(ln_2.call(h), keys)).MoveToOuterDisposeScope();
+        var h = x.add(attn.forward(ln_1.call(x), keys), alpha: One);
+        return h.add(mlp.forward(ln_2.call(h), keys), alpha: One).MoveToOuterDisposeScope();
     }
 }

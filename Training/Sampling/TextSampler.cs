@@ -1,5 +1,6 @@
 using Elastic.Training.Data;
 using Elastic.Training.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Elastic.Training.Sampling;
@@ -17,6 +18,9 @@ public static class TextSampler
         if (ids.Count == 0) ids.Add(tokenizer.Encode("\n")[0]);
         using var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Sampling), CPU);
         using var noGrad = no_grad();
+        // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
+        using var temperatureScalar = temperature.ToScalar();
+        using var excluded = double.NegativeInfinity.ToScalar();
         var wasTraining = model.training;
         model.eval();
         try
@@ -26,11 +30,11 @@ public static class TextSampler
                 using var scope = NewDisposeScope();
                 var window = ids.Skip(Math.Max(0, ids.Count - context)).Select(t => (long)t).ToArray();
                 var input = tensor(window, [1, window.Length]);
-                var logits = model.forward(input, keys: null)[0, -1].div(temperature);
+                var logits = model.forward(input, keys: null)[0, -1].div(temperatureScalar);
                 if (topK > 0 && topK < logits.shape[0])
                 {
                     var (values, _) = logits.topk(topK);
-                    logits = logits.masked_fill(logits.lt(values[-1]), double.NegativeInfinity);
+                    logits = logits.masked_fill(logits.lt(values[-1]), excluded);
                 }
                 var next = multinomial(nn.functional.softmax(logits, 0), 1, generator: generator);
                 ids.Add((int)next.item<long>());
