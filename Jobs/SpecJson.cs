@@ -1,35 +1,61 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Elastic.Jobs;
 
-/// <summary>Reads and writes specs as JSON (camelCase; unknown fields are errors, so typos never pass silently).</summary>
+/// <summary>
+/// Reads and writes specs as JSON (camelCase). Reading is strict: <see cref="SpecShape"/> refuses unknown fields,
+/// fields given twice, nulls, numbers written as strings and wrong types, all at once, before anything is built.
+/// </summary>
 public static class SpecJson
 {
     public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web)
     {
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        AllowDuplicateProperties = false,
+        // Numbers are numbers (the web default also reads "3" as 3). NaN and infinities are written as the strings
+        // "NaN" and "Infinity" rather than failing: a diverged loss must still reach a report or a status.
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
         WriteIndented = true,
     };
 
-    /// <summary>Parses a spec; malformed JSON or an unknown field becomes a <see cref="SpecValidationException"/>.</summary>
+    private static readonly JsonDocumentOptions DocumentOptions = new()
+    {
+        CommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>Parses a spec; anything but a well-formed spec object becomes a <see cref="SpecValidationException"/> naming the fields.</summary>
     public static TrainingSpec Parse(string json)
     {
+        if (HoldsNoValue(json))
+            throw Invalid("spec", null, "is empty; expected a JSON object such as { \"name\": \"demo\", \"steps\": 100 }");
+        JsonDocument document;
         try
         {
-            return JsonSerializer.Deserialize<TrainingSpec>(json, Options)
-                ?? throw new SpecValidationException([new SpecError("$", "null", "the spec must be a JSON object")]);
+            document = JsonDocument.Parse(json, DocumentOptions);
         }
         catch (JsonException e)
         {
-            var field = string.IsNullOrEmpty(e.Path) ? "$" : e.Path.TrimStart('$', '.');
-            var where = e.LineNumber is { } line ? $" (line {line + 1})" : "";
-            var message = e.Message.Contains("could not be mapped", StringComparison.Ordinal)
-                ? "unknown field" + where
-                : "is not valid here" + where + ": " + FirstSentence(e.Message);
-            throw new SpecValidationException([new SpecError(field, null, message)]);
+            throw Invalid("spec", null, $"is not valid JSON{Where(e)}: {FirstSentence(e.Message)}");
+        }
+        using (document)
+        {
+            var errors = SpecShape.Check(document.RootElement);
+            if (errors.Count > 0) throw new SpecValidationException(errors);
+            try
+            {
+                return document.RootElement.Deserialize<TrainingSpec>(Options)!;
+            }
+            catch (JsonException e)
+            {
+                // The shape check should have caught it; say where anyway, never throw a raw JsonException.
+                var field = e.Path is null or "$" ? "spec" : e.Path.TrimStart('$', '.');
+                throw Invalid(field, null, $"is not valid here{Where(e)}: {FirstSentence(e.Message)}");
+            }
         }
     }
 
@@ -49,6 +75,27 @@ public static class SpecJson
     }
 
     public static string Serialize(TrainingSpec spec) => JsonSerializer.Serialize(spec, Options);
+
+    /// <summary>True for a document of nothing but whitespace and comments.</summary>
+    private static bool HoldsNoValue(string json)
+    {
+        var utf8 = Encoding.UTF8.GetBytes(json);
+        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        try
+        {
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            // The reader refuses a document without tokens only after consuming all of it.
+            return reader.TokenType == JsonTokenType.None && reader.BytesConsumed == utf8.Length;
+        }
+    }
+
+    private static SpecValidationException Invalid(string field, string? value, string message) => new([new SpecError(field, value, message)]);
+
+    private static string Where(JsonException e) =>
+        e.LineNumber is { } line ? $" (line {line + 1}, byte {e.BytePositionInLine + 1})" : "";
 
     private static string FirstSentence(string message)
     {

@@ -25,13 +25,33 @@ public static class SpecValidator
         return widths;
     }
 
+    /// <summary>The longest job name: it names run folders and job ids.</summary>
+    public const int MaxNameLength = 64;
+
     public static List<SpecError> Validate(TrainingSpec spec)
     {
         var errors = new List<SpecError>();
         void Fail(string field, object? value, string message) =>
             errors.Add(new SpecError(field, value is null ? null : Convert.ToString(value, CultureInfo.InvariantCulture), message));
+        // Non-finite numbers can only come from code (JSON has none); every range check below assumes finite values.
+        bool Finite(string field, double value)
+        {
+            if (double.IsFinite(value)) return true;
+            Fail(field, value, "must be a finite number");
+            return false;
+        }
 
-        if (string.IsNullOrWhiteSpace(spec.Name)) Fail("name", spec.Name, "must not be empty");
+        // Sections and strings can be null when a spec is built in code (SDK); nothing else is checked then.
+        foreach (var (field, section) in new (string, object?)[] { ("model", spec.Model), ("data", spec.Data), ("batch", spec.Batch),
+                     ("optimizer", spec.Optimizer), ("eval", spec.Eval), ("runtime", spec.Runtime), ("devices", spec.Devices),
+                     ("output", spec.Output), ("checkpoint", spec.Checkpoint), ("name", spec.Name) })
+            if (section is null) Fail(field, null, "must be given, not null");
+        if (spec.Data is { } data)
+            foreach (var (field, text) in new[] { ("data.source", data.Source), ("data.format", data.Format), ("data.tokenizer", data.Tokenizer) })
+                if (text is null) Fail(field, null, "must be given, not null");
+        if (errors.Count > 0) return errors;
+
+        if (NameProblem(spec.Name) is { } nameProblem) Fail("name", spec.Name, nameProblem);
         if (spec.Steps < 1) Fail("steps", spec.Steps, "must be at least 1");
 
         var m = spec.Model;
@@ -42,7 +62,7 @@ public static class SpecValidator
             Fail("model.dModel", m.DModel, $"is not divisible by model.heads {m.Heads}");
         if (m.Ffn < 0) Fail("model.ffn", m.Ffn, "must be positive (or 0 for 4 x dModel)");
         if (m.Context < 1) Fail("model.context", m.Context, "must be at least 1");
-        if (m.Dropout is < 0 or >= 1 || double.IsNaN(m.Dropout)) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
+        if (Finite("model.dropout", m.Dropout) && m.Dropout is < 0 or >= 1) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
 
         var d = spec.Data;
         if (d.Format is not ("text" or "uint16")) Fail("data.format", d.Format, "must be 'text' or 'uint16'");
@@ -51,7 +71,7 @@ public static class SpecValidator
         else if (d.Format == "text" && m.Vocab < tokenizerVocab)
             Fail("model.vocab", m.Vocab, $"is smaller than the vocabulary of tokenizer '{d.Tokenizer}' ({tokenizerVocab})");
         if (m.Vocab < 2 || m.Vocab > 65536) Fail("model.vocab", m.Vocab, "must be in [2, 65536]");
-        if (d.HeldOutFraction is <= 0 or >= 0.5 || double.IsNaN(d.HeldOutFraction))
+        if (Finite("data.heldOutFraction", d.HeldOutFraction) && d.HeldOutFraction is <= 0 or >= 0.5)
             Fail("data.heldOutFraction", d.HeldOutFraction, "must be in (0, 0.5)");
         if (string.IsNullOrWhiteSpace(d.Source)) Fail("data.source", d.Source, "must name a bundled corpus or a file");
 
@@ -62,15 +82,16 @@ public static class SpecValidator
             Fail("batch.global", b.Global, $"is not divisible by batch.micro {b.Micro}");
 
         var o = spec.Optimizer;
-        if (!(o.Lr > 0) || double.IsInfinity(o.Lr)) Fail("optimizer.lr", o.Lr, "must be positive");
-        if (!(o.MinLr >= 0) || o.MinLr > o.Lr) Fail("optimizer.minLr", o.MinLr, $"must be in [0, optimizer.lr {o.Lr.ToString(CultureInfo.InvariantCulture)}]");
+        if (Finite("optimizer.lr", o.Lr) && !(o.Lr > 0)) Fail("optimizer.lr", o.Lr, "must be positive");
+        if (Finite("optimizer.minLr", o.MinLr) && (o.MinLr < 0 || o.MinLr > o.Lr))
+            Fail("optimizer.minLr", o.MinLr, $"must be in [0, optimizer.lr {o.Lr.ToString(CultureInfo.InvariantCulture)}]");
         if (o.WarmupSteps < 0 || o.WarmupSteps > spec.Steps)
             Fail("optimizer.warmupSteps", o.WarmupSteps, $"must be in [0, steps {spec.Steps}]");
-        if (!(o.WeightDecay >= 0)) Fail("optimizer.weightDecay", o.WeightDecay, "must not be negative");
-        if (o.Beta1 is < 0 or >= 1 || double.IsNaN(o.Beta1)) Fail("optimizer.beta1", o.Beta1, "must be in [0, 1)");
-        if (o.Beta2 is < 0 or >= 1 || double.IsNaN(o.Beta2)) Fail("optimizer.beta2", o.Beta2, "must be in [0, 1)");
-        if (!(o.Eps > 0)) Fail("optimizer.eps", o.Eps, "must be positive");
-        if (!(o.ClipNorm >= 0)) Fail("optimizer.clipNorm", o.ClipNorm, "must not be negative (0 disables clipping)");
+        if (Finite("optimizer.weightDecay", o.WeightDecay) && o.WeightDecay < 0) Fail("optimizer.weightDecay", o.WeightDecay, "must not be negative");
+        if (Finite("optimizer.beta1", o.Beta1) && o.Beta1 is < 0 or >= 1) Fail("optimizer.beta1", o.Beta1, "must be in [0, 1)");
+        if (Finite("optimizer.beta2", o.Beta2) && o.Beta2 is < 0 or >= 1) Fail("optimizer.beta2", o.Beta2, "must be in [0, 1)");
+        if (Finite("optimizer.eps", o.Eps) && !(o.Eps > 0)) Fail("optimizer.eps", o.Eps, "must be positive");
+        if (Finite("optimizer.clipNorm", o.ClipNorm) && o.ClipNorm < 0) Fail("optimizer.clipNorm", o.ClipNorm, "must not be negative (0 disables clipping)");
 
         if (spec.Eval.Every < 0) Fail("eval.every", spec.Eval.Every, "must not be negative");
         if (spec.Eval.Batches < 1) Fail("eval.batches", spec.Eval.Batches, "must be at least 1");
@@ -80,12 +101,26 @@ public static class SpecValidator
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
             Fail("devices.min", devices.Min, $"no data-parallel width in [devices.min {devices.Min}, devices.max {devices.Max}] is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro})");
         if (spec.Checkpoint.EverySteps < 0) Fail("checkpoint.everySteps", spec.Checkpoint.EverySteps, "must not be negative (0 disables checkpoints)");
-        if (!(spec.Checkpoint.EveryMinutes >= 0)) Fail("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes, "must not be negative (0: not by time)");
+        if (Finite("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes) && spec.Checkpoint.EveryMinutes < 0)
+            Fail("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes, "must not be negative (0: not by time)");
         if (spec.Checkpoint.KeepLast < 1) Fail("checkpoint.keepLast", spec.Checkpoint.KeepLast, "must be at least 1");
         if (spec.Checkpoint.KeepEvery < 0) Fail("checkpoint.keepEvery", spec.Checkpoint.KeepEvery, "must not be negative");
         if (spec.Output.Directory is { } output && !Path.IsPathFullyQualified(output))
             Fail("output.directory", output, "must be an absolute path here");
         if (spec.Runtime.ThreadsPerDevice < 1) Fail("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice, "must be at least 1");
         return errors;
+    }
+
+    /// <summary>
+    /// Why <paramref name="name"/> cannot name a job, or null. Names become run folders and job ids, so they are
+    /// one short path segment: letters, digits, '.', '_' and '-', starting with a letter or digit.
+    /// </summary>
+    public static string? NameProblem(string name)
+    {
+        if (name.Length == 0) return "must not be empty";
+        if (name.Length > MaxNameLength) return $"is {name.Length} characters long; at most {MaxNameLength}";
+        if (!char.IsAsciiLetterOrDigit(name[0]) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+            return "may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit (it names the run folder)";
+        return null;
     }
 }

@@ -1,7 +1,7 @@
 using Elastic.Grains.Placement;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
-using Elastic.Training.Engine;
+using Microsoft.Extensions.Options;
 
 namespace Elastic.Grains.Jobs;
 
@@ -11,11 +11,14 @@ namespace Elastic.Grains.Jobs;
 /// </summary>
 [OnDemandPlacement]
 public sealed class JobRegistryGrain(
-    [PersistentState("registry", StorageNames.Jobs)] IPersistentState<RegistryRecord> registry) : Grain, IJobRegistryGrain
+    [PersistentState("registry", StorageNames.Jobs)] IPersistentState<RegistryRecord> registry,
+    IOptions<AdmissionOptions> admission) : Grain, IJobRegistryGrain
 {
     public async Task<SubmitResult> Submit(TrainingSpec spec, string idempotencyKey)
     {
-        var errors = JobValidation.Validate(spec).ToList();
+        var inventory = await GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory();
+        // Reading the data to check it is file work: off the grain scheduler.
+        var errors = await Task.Run(() => JobAdmission.Check(spec, admission.Value, inventory));
         if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
             errors.Add(new SpecError("idempotencyKey", idempotencyKey, "must be 1 to 200 characters"));
         if (errors.Count > 0) return new SubmitResult(null, errors, null);

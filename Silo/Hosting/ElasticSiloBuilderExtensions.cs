@@ -49,6 +49,7 @@ public static class ElasticSiloBuilderExtensions
             _ => new LocalDirectoryStore(options.CheckpointDirectory),
         });
         silo.Services.AddSingleton(Options.Create(options.Jobs));
+        silo.Services.AddSingleton(Options.Create(options.Admission));
         silo.Services.AddSingleton(sp => new SiloDrain(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ILocalSiloDetails>(),
             options.DrainTimeout, sp.GetRequiredService<ILogger<SiloDrain>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloDrain>());

@@ -15,6 +15,8 @@ public sealed record ElasticSiloOptions
     /// <summary>0 picks a free port.</summary>
     public int DataPlanePort { get; init; }
     public JobOptions Jobs { get; init; } = new();
+    /// <summary>Where submitted jobs may read data and write models.</summary>
+    public AdmissionOptions Admission { get; init; } = new();
     /// <summary>Tune membership to declare a dead silo in about a second (see docs/cluster.md); off: Orleans defaults (10-15 s).</summary>
     public bool FastFailureDetection { get; init; } = true;
     /// <summary>This silo runs on spot (evictable) capacity: it carries devices, and coordinators prefer other silos.</summary>

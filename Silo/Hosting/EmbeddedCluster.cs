@@ -24,7 +24,10 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     private readonly Lock _gate = new();
     private int _started;
 
-    private EmbeddedCluster(IPEndPoint primary, string checkpoints) => (_primary, _checkpoints) = (primary, checkpoints);
+    private readonly AdmissionOptions _admission;
+
+    private EmbeddedCluster(IPEndPoint primary, string checkpoints, AdmissionOptions admission) =>
+        (_primary, _checkpoints, _admission) = (primary, checkpoints, admission);
 
     /// <summary>The first silo's gateway: it never leaves (it hosts membership), so clients that use only it ride out any churn.</summary>
     public IPEndPoint Gateway { get; private set; } = null!;
@@ -34,9 +37,11 @@ public sealed class EmbeddedCluster : IAsyncDisposable
 
     /// <param name="devicesPerSilo">One entry per silo: how many virtual devices it offers.</param>
     /// <param name="checkpoints">The checkpoint directory all silos share.</param>
-    public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints", CancellationToken cancellation = default)
+    /// <param name="admission">Where submitted jobs may read data and write models (default: bundled corpora only, no model files).</param>
+    public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints",
+        CancellationToken cancellation = default, AdmissionOptions? admission = null)
     {
-        var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints);
+        var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints, admission ?? new AdmissionOptions());
         // A new cluster: no grain state from an earlier one on the same directory.
         if (Directory.Exists(cluster.GrainState)) Directory.Delete(cluster.GrainState, recursive: true);
         try
@@ -74,6 +79,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                 Devices = new() { Count = devices },
                 Spot = spot,
                 CheckpointDirectory = _checkpoints,
+                Admission = _admission,
                 // Short demos: grow onto joining silos within seconds.
                 Jobs = new JobOptions { MinDwell = TimeSpan.FromSeconds(2), JoinSettle = TimeSpan.FromMilliseconds(500) },
             }, name);

@@ -3,6 +3,7 @@ using System.Net;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
+using Elastic.Jobs;
 using Microsoft.Extensions.Configuration;
 
 namespace Elastic.Silo.Hosting;
@@ -37,6 +38,14 @@ public sealed record SiloSettings
             if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max) return value;
             errors.Add($"Elastic:{key} = {text}: must be an integer in [{min}, {max}]");
             return fallback;
+        }
+
+        PathRoots Roots(string key)
+        {
+            var roots = (section[key] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var root in roots.Where(r => !Path.IsPathFullyQualified(r)))
+                errors.Add($"Elastic:{key} = {root}: must be an absolute folder (several are separated by ';')");
+            return new PathRoots(roots.Where(Path.IsPathFullyQualified).ToList());
         }
 
         var clustering = Text("Clustering", "localhost");
@@ -88,6 +97,7 @@ public sealed record SiloSettings
                     JoinSettle = TimeSpan.FromSeconds(Int("Jobs:JoinSettleSeconds", 2, 0, 3_600)),
                     CollectiveTimeout = TimeSpan.FromSeconds(Int("Jobs:CollectiveTimeoutSeconds", 60, 1, 3_600)),
                 },
+                Admission = new AdmissionOptions { DataRoots = Roots("Jobs:DataRoots"), OutputRoots = Roots("Jobs:OutputRoots") },
                 DrainTimeout = TimeSpan.FromSeconds(Int("DrainTimeoutSeconds", 20, 0, 3_600)),
                 FastFailureDetection = Text("FastFailureDetection", "true") != "false",
                 Spot = Text("Spot", "false") == "true",

@@ -73,9 +73,9 @@ public sealed class SpecValidationTests
     [Fact]
     public void Malformed_json_is_rejected_with_its_location()
     {
-        var e = Assert.Throws<SpecValidationException>(() => SpecJson.Parse("{ \"steps\": \"many\" }"));
+        var e = Assert.Throws<SpecValidationException>(() => SpecJson.Parse("{ \"steps\": 3,, }"));
         var error = Assert.Single(e.Errors);
-        Assert.Equal("steps", error.Field);
+        Assert.Equal("spec", error.Field);
         Assert.Contains("line 1", error.Message);
     }
 }

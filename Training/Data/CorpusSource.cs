@@ -43,7 +43,7 @@ public static class CorpusSource
         }
         for (var i = 0; i < tokens.Length; i++)
             if (tokens[i] >= vocab)
-                throw new InvalidDataException($"data.source {source}: token id {tokens[i]} at position {i} is not below model.vocab {vocab}");
+                throw new InvalidDataException($"token id {tokens[i]} at position {i} is not below model.vocab {vocab}");
         return tokens;
     }
 

@@ -21,12 +21,12 @@ internal static class CommandRunner
         }
         catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException or JobStateException)
         {
-            output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            output.Error(e.Message);
             return InvalidInput;
         }
         catch (ClusterUnavailableException e)
         {
-            output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            output.Error(e.Message);
             return Unavailable;
         }
         catch (OperationCanceledException)
@@ -36,7 +36,7 @@ internal static class CommandRunner
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            output.Ansi.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            output.Error(e.Message);
             return 1;
         }
     }

@@ -3,6 +3,7 @@ using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
+using Elastic.Grains.Jobs;
 using Elastic.Silo.Hosting;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
@@ -65,11 +66,17 @@ internal static class TrainCommand
             throw new CliException($"--devices {devices}: the spec runs on {string.Join(" or ", widths)} device(s) (devices.min {spec.Devices.Min}, devices.max {spec.Devices.Max}, {spec.Batch.MicroBatchesPerStep} micro-batches per step)");
         var layout = EmbeddedCluster.Layout(devices);
         Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) x {layout[0]} device(s)");
-        await using var cluster = await EmbeddedCluster.StartAsync(layout, Path.Combine(run.Path, "checkpoints"), cancellation);
+        var model = spec.Output.Directory is { } chosen ? new RunFolder(chosen) : run;
+        // The job may read the spec's data file and write its model into the run folder, nothing else.
+        var admission = new AdmissionOptions
+        {
+            DataRoots = new PathRoots(spec.Data.Source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal) ? [] : [spec.Data.Source]),
+            OutputRoots = new PathRoots([model.Path]),
+        };
+        await using var cluster = await EmbeddedCluster.StartAsync(layout, Path.Combine(run.Path, "checkpoints"), cancellation, admission);
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]), cancellation: cancellation);
         var client = connection.Client;
         await client.WaitForDevicesAsync(devices, TimeSpan.FromSeconds(30), cancellation);
-        var model = spec.Output.Directory is { } chosen ? new RunFolder(chosen) : run;
         var jobId = await client.SubmitAsync(spec with { Output = new OutputSpec { Directory = model.Path } }, cancellation: cancellation);
         console.Plain.WriteLine($"job {jobId}");
         JobStatus final;
