@@ -37,16 +37,23 @@ public sealed class ElasticClient(IGrainFactory grains)
         Call(async () => await Job(jobId).GetStatus().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
 
     /// <summary>Stops the job at its next step boundary.</summary>
+    /// <exception cref="JobStateException">The job had already ended: there is nothing to cancel.</exception>
     public Task<JobStatus> CancelAsync(string jobId, CancellationToken cancellation = default) =>
-        Call(async () => await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
+        Call(async () => StillRunning(await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId), "cancel"));
 
     /// <summary>Exports a checkpoint (default: the latest) as model.safetensors + config.json into a directory on the silo's filesystem.</summary>
     public Task<string> ExportAsync(string jobId, string directory, long? step = null, CancellationToken cancellation = default) =>
         Call(() => Job(jobId).Export(step, directory).WaitAsync(cancellation));
 
     /// <summary>Asks a running job to checkpoint at its next step boundary.</summary>
+    /// <exception cref="JobStateException">The job had already ended: no checkpoint will be taken.</exception>
     public Task<JobStatus> CheckpointAsync(string jobId, CancellationToken cancellation = default) =>
-        Call(async () => await Job(jobId).RequestCheckpoint().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
+        Call(async () => StillRunning(await Job(jobId).RequestCheckpoint().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId), "checkpoint"));
+
+    /// <summary>A request for a running job that reached one that had ended did nothing: say so instead of returning as if it will act.</summary>
+    private static JobStatus StillRunning(JobStatus status, string request) => status.State.IsTerminal()
+        ? throw new JobStateException($"job {status.JobId} already {status.State.ToString().ToLowerInvariant()}: nothing to {request}")
+        : status;
 
     /// <summary>Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>), on the devices free now.</summary>
     public Task<JobStatus> ResumeAsync(string jobId, long? step = null, CancellationToken cancellation = default) =>

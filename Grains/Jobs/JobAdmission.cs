@@ -1,3 +1,4 @@
+using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Training.Engine;
@@ -13,14 +14,17 @@ public static class JobAdmission
 {
     public static List<SpecError> Check(TrainingSpec spec, AdmissionOptions options, IReadOnlyList<SiloInventory> inventory)
     {
-        var errors = JobValidation.Validate(spec).ToList();
-        if (errors.Count > 0) return errors;
-        var source = spec.Data.Source;
-        if (!source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal) && options.DataRoots.Problem(source, "Elastic:Jobs:DataRoots") is { } dataProblem)
-            errors.Add(new SpecError("data.source", source, dataProblem));
-        if (spec.Output.Directory is { } output && options.OutputRoots.Problem(output, "Elastic:Jobs:OutputRoots") is { } outputProblem)
-            errors.Add(new SpecError("output.directory", output, outputProblem));
-        errors.AddRange(DeviceProblems(spec, inventory));
+        var pathErrors = new List<SpecError>();
+        // Relative paths are the validator's to refuse.
+        if (spec.Data?.Source is { } source && Path.IsPathFullyQualified(source)
+            && options.DataRoots.Problem(source, "Elastic:Jobs:DataRoots") is { } dataProblem)
+            pathErrors.Add(new SpecError("data.source", source, dataProblem));
+        if (spec.Output?.Directory is { } output && Path.IsPathFullyQualified(output) && options.OutputRoots.Problem(output, "Elastic:Jobs:OutputRoots") is { } outputProblem)
+            pathErrors.Add(new SpecError("output.directory", output, outputProblem));
+        // A source outside the roots is never opened, not even to check it.
+        var errors = pathErrors.Any(e => e.Field == "data.source") ? SpecValidator.Validate(spec) : JobValidation.Validate(spec).ToList();
+        errors.AddRange(pathErrors);
+        if (errors.Count == 0) errors.AddRange(DeviceProblems(spec, inventory));
         return errors;
     }
 
@@ -28,16 +32,22 @@ public static class JobAdmission
     public static IEnumerable<SpecError> DeviceProblems(TrainingSpec spec, IReadOnlyList<SiloInventory> inventory)
     {
         var offering = inventory.Where(s => s.Devices > 0).ToList();
-        if (offering.Count == 0) yield break;
+        return offering.Count == 0
+            ? []
+            : DeviceProblems(spec, offering.Max(s => s.DeviceMemoryMiB), offering.Max(s => s.ThreadsPerDevice), "the largest device of this cluster");
+    }
+
+    /// <summary>Refuses a job that needs more memory per device than <paramref name="deviceMiB"/>, or more intra-op threads than <paramref name="threads"/>.</summary>
+    /// <param name="device">Names the device in the message ("this machine", "the largest device of this cluster").</param>
+    public static IEnumerable<SpecError> DeviceProblems(TrainingSpec spec, long deviceMiB, int threads, string device)
+    {
         var narrowest = SpecValidator.DataParallelWidths(spec).DefaultIfEmpty(1).Min();
         var estimate = MemoryEstimate.For(spec, narrowest);
-        var largest = offering.Max(s => s.DeviceMemoryMiB);
-        if (estimate.TotalMiB > largest)
+        if (estimate.TotalMiB > deviceMiB)
             yield return new SpecError("model", $"{spec.Model.Layers} layers, d={spec.Model.DModel}, context {spec.Model.Context}, batch.micro {spec.Batch.Micro}",
-                $"needs {estimate} at dp={narrowest}; the largest device of this cluster has {largest} MiB");
-        var threads = offering.Max(s => s.ThreadsPerDevice);
+                $"needs {estimate} at dp={narrowest}; {device} has {deviceMiB} MiB");
         if (spec.Runtime.ThreadsPerDevice > threads)
-            yield return new SpecError("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                $"the devices of this cluster offer at most {threads} thread(s) each (Elastic:Devices:ThreadsPerDevice)");
+            yield return new SpecError("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice.ToString(CultureInfo.InvariantCulture),
+                $"{device} offers at most {threads} thread(s) per device");
     }
 }

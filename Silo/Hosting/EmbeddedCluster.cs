@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Elastic.Grains.Capacity;
+using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
@@ -28,6 +29,9 @@ public sealed class EmbeddedCluster : IAsyncDisposable
 
     private EmbeddedCluster(IPEndPoint primary, string checkpoints, AdmissionOptions admission) =>
         (_primary, _checkpoints, _admission) = (primary, checkpoints, admission);
+
+    /// <summary>What each in-process silo's devices offer: the default memory budget, and every core of this machine as intra-op threads.</summary>
+    public static SiloDeviceOptions Devices(int count) => new() { Count = count, ThreadsPerDevice = Environment.ProcessorCount };
 
     /// <summary>The first silo's gateway: it never leaves (it hosts membership), so clients that use only it ride out any churn.</summary>
     public IPEndPoint Gateway { get; private set; } = null!;
@@ -76,7 +80,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             silo.ConfigureEndpoints(IPAddress.Loopback, siloPort, gatewayPort);
             silo.AddElastic(new ElasticSiloOptions
             {
-                Devices = new() { Count = devices },
+                Devices = Devices(devices),
                 Spot = spot,
                 CheckpointDirectory = _checkpoints,
                 Admission = _admission,

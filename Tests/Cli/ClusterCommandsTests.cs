@@ -59,7 +59,12 @@ public sealed class ClusterCommandsTests : IAsyncLifetime
         Assert.Contains("submitted:", events.Output);
         Assert.Contains("completed:", events.Output);
         Assert.Contains(jobId, (await Elastic("list")).Output);
-        Assert.Contains("Completed", (await Elastic("cancel", jobId)).Output);
+        foreach (var request in new[] { "cancel", "checkpoint" })
+        {
+            var refused = await Elastic(request, jobId);
+            Assert.Equal(2, refused.Exit);
+            Assert.Contains($"job {jobId} already completed: nothing to {request}", refused.Output);
+        }
         var noCheckpoint = await Elastic("export", jobId, "--out", Path.Combine(_folder, "export"));
         Assert.Equal(2, noCheckpoint.Exit);
         Assert.Contains("has no checkpoint", noCheckpoint.Output);

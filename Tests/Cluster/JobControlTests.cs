@@ -69,8 +69,10 @@ public sealed class JobControlTests : IAsyncLifetime
         Assert.False(report.Completed);
         Assert.Equal(status.CommittedStep, report.Steps.Count);
         Assert.All(await _cluster.Client.GetInventoryAsync(), silo => Assert.Equal(0, silo.DevicesInUse));
-        // A cancelled job stays cancelled.
-        Assert.Equal(JobState.Cancelled, (await _cluster.Client.CancelAsync(jobId)).State);
+        // A cancelled job stays cancelled, and asking again says so instead of implying it will act.
+        var again = await Assert.ThrowsAsync<JobStateException>(() => _cluster.Client.CancelAsync(jobId));
+        Assert.Equal($"job {jobId} already cancelled: nothing to cancel", again.Message);
+        Assert.Equal(JobState.Cancelled, (await _cluster.Client.GetStatusAsync(jobId)).State);
     }
 
     [Fact]

@@ -29,6 +29,12 @@ internal static class TrainCommand
         {
             var trainingSpec = SpecJson.Read(parse.GetValue(spec)!.FullName);
             JobValidation.ThrowIfInvalid(trainingSpec);
+            // Refused before anything starts or is written: a job too big for the devices it would run on.
+            var device = parse.GetValue(devices) is null
+                ? (MiB: GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 20, Threads: Environment.ProcessorCount, Name: "this machine")
+                : (MiB: EmbeddedCluster.Devices(1).MemoryMiB, Threads: EmbeddedCluster.Devices(1).ThreadsPerDevice, Name: "a device of the in-process cluster");
+            if (JobAdmission.DeviceProblems(trainingSpec, device.MiB, device.Threads, device.Name).ToList() is { Count: > 0 } tooBig)
+                throw new SpecValidationException(tooBig);
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
             var reportPath = parse.GetValue(report)?.FullName ?? run.ReportFile;
             var sample = new SampleRequest(parse.GetValue(prompt)!, parse.GetValue(sampleTokens));

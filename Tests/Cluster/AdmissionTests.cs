@@ -1,0 +1,95 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+using Elastic.Jobs;
+using Elastic.Training.Engine;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>What a cluster refuses before a job starts: paths outside its roots, and jobs its devices cannot hold.</summary>
+public sealed class AdmissionTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("elastic-admission-").FullName;
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task The_memory_estimate_counts_exactly_the_parameters_the_model_has(bool tied)
+    {
+        var spec = TestSpecs.Tiny() with { Model = TestSpecs.Tiny().Model with { TiedEmbeddings = tied, Ffn = 48 } };
+        var actual = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return trainer.ParameterCount;
+        });
+        Assert.Equal(actual, MemoryEstimate.For(spec).Parameters);
+    }
+
+    [Fact]
+    public void The_estimate_grows_with_the_micro_batch_and_shrinks_staging_with_more_replicas()
+    {
+        var spec = TestSpecs.Tiny();
+        var wider = spec with { Batch = new BatchSpec { Global = 16, Micro = 8 } };
+        Assert.True(MemoryEstimate.For(wider).ActivationBytes > MemoryEstimate.For(spec).ActivationBytes);
+        Assert.True(MemoryEstimate.For(spec, dp: 4).GradientBytes < MemoryEstimate.For(spec, dp: 1).GradientBytes);
+        Assert.Equal(12 * MemoryEstimate.For(spec).Parameters, MemoryEstimate.For(spec).ParameterBytes + MemoryEstimate.For(spec).OptimizerBytes);
+    }
+
+    [Fact]
+    public void A_job_no_device_can_hold_is_refused_with_the_estimate_and_the_largest_device()
+    {
+        var inventory = new[] { Silo(memoryMiB: 1024, threads: 2), Silo(memoryMiB: 4096, threads: 1) };
+        Assert.Empty(JobAdmission.DeviceProblems(TestSpecs.Tiny(), inventory));
+        var big = TestSpecs.Tiny() with { Model = new ModelSpec { Layers = 24, DModel = 2048, Heads = 16, Context = 1024 } };
+        var error = Assert.Single(JobAdmission.DeviceProblems(big, inventory));
+        Assert.Equal("model", error.Field);
+        Assert.Contains($"~{MemoryEstimate.For(big).TotalMiB} MiB per device", error.Message);
+        Assert.Contains("the largest device of this cluster has 4096 MiB", error.Message);
+        var threads = Assert.Single(JobAdmission.DeviceProblems(TestSpecs.Tiny() with { Runtime = new RuntimeSpec { ThreadsPerDevice = 10_000 } }, inventory));
+        Assert.Equal("runtime.threadsPerDevice", threads.Field);
+        Assert.Contains("at most 2 thread(s)", threads.Message);
+        // No devices yet: nothing to compare with, the job waits for capacity instead.
+        Assert.Empty(JobAdmission.DeviceProblems(big, []));
+    }
+
+    [Fact]
+    public void Paths_must_lie_inside_a_root_after_dots_and_links_are_resolved()
+    {
+        var root = Directory.CreateDirectory(Path.Combine(_folder, "data")).FullName;
+        var outside = Directory.CreateDirectory(Path.Combine(_folder, "secret")).FullName;
+        File.WriteAllText(Path.Combine(outside, "key.txt"), "secret");
+        File.WriteAllText(Path.Combine(root, "corpus.txt"), "text");
+        Directory.CreateSymbolicLink(Path.Combine(root, "link"), outside);
+        var roots = new PathRoots([root]);
+
+        Assert.Null(roots.Problem(Path.Combine(root, "corpus.txt"), "Elastic:Jobs:DataRoots"));
+        Assert.Null(roots.Problem(Path.Combine(root, "new", "model"), "Elastic:Jobs:DataRoots"));
+        Assert.Null(roots.Problem(root, "Elastic:Jobs:DataRoots"));
+        Assert.Contains("outside the folders", roots.Problem(Path.Combine(root, "..", "secret", "key.txt"), "Elastic:Jobs:DataRoots"));
+        Assert.Contains("outside the folders", roots.Problem(Path.Combine(root, "link", "key.txt"), "Elastic:Jobs:DataRoots"));
+        Assert.Contains("outside the folders", roots.Problem(root + "-sibling", "Elastic:Jobs:DataRoots"));
+        Assert.Contains("absolute", roots.Problem("data/corpus.txt", "Elastic:Jobs:DataRoots"));
+        Assert.Contains("Elastic:Jobs:OutputRoots", PathRoots.None.Problem(Path.Combine(root, "out"), "Elastic:Jobs:OutputRoots"));
+    }
+
+    [Fact]
+    public void Admission_refuses_data_and_outputs_outside_the_roots_without_opening_them()
+    {
+        var root = Directory.CreateDirectory(Path.Combine(_folder, "allowed")).FullName;
+        var options = new AdmissionOptions { DataRoots = new PathRoots([root]), OutputRoots = new PathRoots([root]) };
+        // A file the silo could read, but outside the roots: refused by name, never read (it is not even a valid corpus).
+        var spec = TestSpecs.Tiny() with
+        {
+            Data = new DataSpec { Source = "/etc/hostname" },
+            Output = new OutputSpec { Directory = "/tmp/elsewhere" },
+        };
+        var errors = JobAdmission.Check(spec, options, []);
+        Assert.Equal(["data.source", "output.directory"], errors.Select(e => e.Field));
+        Assert.All(errors, e => Assert.Contains("outside the folders this cluster allows", e.Message));
+        Assert.Empty(JobAdmission.Check(TestSpecs.Tiny() with { Output = new OutputSpec { Directory = Path.Combine(root, "model") } }, options, []));
+    }
+
+    private static SiloInventory Silo(long memoryMiB, int threads) =>
+        new(SiloAddress.New(System.Net.IPAddress.Loopback, 11111, 1), "silo", "cpu", 2, 0, memoryMiB, threads, "127.0.0.1:1");
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}
