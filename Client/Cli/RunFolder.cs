@@ -8,6 +8,10 @@ public sealed class RunFolder(string path)
 {
     public string Path { get; } = System.IO.Path.GetFullPath(path);
     public string ReportFile => System.IO.Path.Combine(Path, "report.json");
+    /// <summary>Checkpoints of an interrupted run (and, with --devices, the in-process cluster's job state).</summary>
+    public string Checkpoints => System.IO.Path.Combine(Path, "checkpoints");
+    /// <summary>The id of the job an in-process cluster ran for this folder, to resume it.</summary>
+    public string JobIdFile => System.IO.Path.Combine(Path, "job-id");
 
     public static RunFolder ForSpec(TrainingSpec spec) => new(System.IO.Path.Combine("runs", spec.Name));
 

@@ -61,18 +61,27 @@ public sealed partial class JobGrain(
     {
         if (job.RecordExists && !Record.State.IsTerminal())
         {
-            // The activation that drove this job went away with its silo. This one takes over: it adopts the replicas that
-            // survive (and the steps they finished), or comes back from the latest checkpoint.
-            AddEvent("coordinator-recovered", $"the job's coordinator was lost with its silo at step {Record.Steps.Count} ({Record.State}); a new one takes over");
-            _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: true) : Run(resumeFrom: null, comeBack: Record.Steps.Count > 0);
+            // The activation that drove this job went away: handed over by a silo that stopped gracefully, or lost with one that
+            // died. This one takes over: it adopts the replicas that survive (and the steps they finished), or comes back from
+            // the latest checkpoint.
+            var takeOver = Record.HandedOver is { } handedOver
+                ? new Change(ReplanCause.Leave, $"the coordinator moved: {handedOver}")
+                : new Change(ReplanCause.Failure, "the coordinator was lost");
+            AddEvent(Record.HandedOver is null ? "coordinator-recovered" : "coordinator-moved", Record.HandedOver is null
+                ? $"the job's coordinator was lost with its silo at step {Record.Steps.Count} ({Record.State}); a new one takes over"
+                : $"{Record.HandedOver}; a new one takes over");
+            Record.HandedOver = null;
+            _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: takeOver) : Run(resumeFrom: null, comeBack: Record.Steps.Count > 0);
         }
         return Task.CompletedTask;
     }
 
-    /// <summary>A coordinator whose silo stops gracefully leaves its latest record for the one that takes over.</summary>
+    /// <summary>A coordinator whose silo stops gracefully leaves its latest record, marked as handed over, for the one that takes over.</summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (job.RecordExists && !Record.State.IsTerminal()) await PersistQuietly();
+        if (!job.RecordExists || Record.State.IsTerminal()) return;
+        Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({reason.Description})";
+        await PersistQuietly();
     }
 
     public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt)
@@ -158,20 +167,20 @@ public sealed partial class JobGrain(
         ?? throw new InvalidOperationException(step is null ? $"job {JobId} has no checkpoint" : $"job {JobId} has no checkpoint of step {step}");
 
     /// <param name="resumeFrom">A checkpoint to load into the first plan.</param>
-    /// <param name="adopt">Take over the replicas of the recorded plan (a new coordinator after the old one was lost).</param>
+    /// <param name="adopt">Take over the replicas of the recorded plan (a new coordinator after the old one stepped down or was lost), re-planning for this change.</param>
     /// <param name="comeBack">Start from the latest checkpoint (a job that was waiting for devices when its coordinator was lost).</param>
-    private async Task Run(string? resumeFrom, bool adopt = false, bool comeBack = false)
+    private async Task Run(string? resumeFrom, Change? adopt = null, bool comeBack = false)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
         Outcome? outcome = null;
         try
         {
             if (comeBack) resumeFrom = await ComeBackPoint();
-            if (adopt)
+            if (adopt is not null)
             {
                 var recorded = Record.Plan!;
                 _units = Enumerable.Range(0, recorded.Dp).Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, recorded, r))).ToArray();
-                if (await Replan(new Change(ReplanCause.Failure, "the coordinator was lost")))
+                if (await Replan(adopt))
                     outcome = await Train();
                 if (outcome is null) resumeFrom = await ComeBackPoint();
             }
@@ -331,7 +340,12 @@ public sealed partial class JobGrain(
         _lastReplan = DateTimeOffset.UtcNow;
         for (var step = Record.Steps.Count + 1; step <= spec.Steps; step = Record.Steps.Count + 1)
         {
-            if (_cancelRequested) return new Outcome(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
+            if (_cancelRequested)
+            {
+                // A checkpoint asked for with the cancel (an interrupted `train`) is taken first, so the job can resume right here.
+                if (_checkpointRequested && step > 1 && Record.LastCheckpointStep != step - 1) await BeginCheckpoint(_units, Record.Plan!, step - 1);
+                return new Outcome(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
+            }
             if (await CapacityChange() is { } change)
             {
                 if (!await Replan(change)) return null;

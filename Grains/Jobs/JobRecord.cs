@@ -28,4 +28,6 @@ public sealed class JobRecord
     [Id(17)] public int Replans { get; set; }
     [Id(18)] public int Preemptions { get; set; }
     [Id(19)] public int Failures { get; set; }
+    /// <summary>Set by a coordinator that stepped down because its silo was stopping (why, and at which step); cleared by the one that takes over.</summary>
+    [Id(20)] public string? HandedOver { get; set; }
 }

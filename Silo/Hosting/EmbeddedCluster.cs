@@ -42,12 +42,12 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     /// <param name="devicesPerSilo">One entry per silo: how many virtual devices it offers.</param>
     /// <param name="checkpoints">The checkpoint directory all silos share.</param>
     /// <param name="admission">Where submitted jobs may read data and write models (default: bundled corpora only, no model files).</param>
+    /// <param name="keepState">Keep the jobs an earlier cluster on the same directory left (to resume one); otherwise start with none.</param>
     public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints",
-        CancellationToken cancellation = default, AdmissionOptions? admission = null)
+        CancellationToken cancellation = default, AdmissionOptions? admission = null, bool keepState = false)
     {
         var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints, admission ?? new AdmissionOptions());
-        // A new cluster: no grain state from an earlier one on the same directory.
-        if (Directory.Exists(cluster.GrainState)) Directory.Delete(cluster.GrainState, recursive: true);
+        if (!keepState && Directory.Exists(cluster.GrainState)) Directory.Delete(cluster.GrainState, recursive: true);
         try
         {
             foreach (var devices in devicesPerSilo) await cluster.AddSiloAsync(devices, cancellation);

@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using Elastic.Cli;
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+
+namespace Elastic.Tests.Cli;
+
+/// <summary>
+/// SIGINT to a real `elastic train` process: it stops at a step boundary, saves a checkpoint and the partial report, says how
+/// to resume and exits 130; `--resume` then ends with the digest of a run that was never interrupted.
+/// </summary>
+public sealed class InterruptTests : IDisposable
+{
+    private static readonly string Cli = Path.Combine(RepoPaths.Root, "Client", "Cli", "bin", "Release", "net10.0", "elastic.dll");
+    private readonly string _folder = Directory.CreateTempSubdirectory("elastic-interrupt-").FullName;
+
+    [Theory]
+    [InlineData(null, 3000)]
+    [InlineData(2, 600)]
+    public async Task An_interrupted_train_saves_a_checkpoint_and_resume_ends_with_the_uninterrupted_digest(int? devices, int steps)
+    {
+        var specFile = Path.Combine(_folder, "spec.json");
+        File.WriteAllText(specFile, $$"""
+            { "name": "interrupted", "steps": {{steps}}, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 4, "micro": 2 }, "optimizer": { "warmupSteps": 1 }, "eval": { "every": 0, "batches": 1 } }
+            """);
+        var run = Path.Combine(_folder, "run");
+        string[] where = devices is { } n ? ["--devices", $"{n}"] : [];
+        string[] args = ["train", specFile, .. where, "--out", run, "--sample-tokens", "0"];
+
+        var (exit, output) = await RunUntilStepThenInterrupt(args);
+        Assert.True(exit == 130, $"exit {exit}: {output}");
+        Assert.Contains("stopping at the next step boundary", output);
+        Assert.Matches(@"interrupted after step [1-9]\d* of " + steps, output);
+        Assert.Contains($"resume with: elastic train {specFile}{(devices is null ? "" : $" --devices {devices}")} --out {run} --resume", output);
+        var partial = RunReport.Read(Path.Combine(run, "report.json"));
+        Assert.False(partial.Completed);
+
+        var resumed = new StringWriter();
+        var code = await ElasticCommandLine.Create().Parse([.. args, "--resume"]).InvokeAsync(new() { Output = resumed, Error = resumed });
+        Assert.True(code == 0, resumed.ToString());
+        var report = RunReport.Read(Path.Combine(run, "report.json"));
+        Assert.True(report.Completed);
+        Assert.Equal(await TestSpecs.ReferenceDigest(SpecJson.Read(specFile)), report.FinalParameterDigest);
+    }
+
+    /// <summary>Starts the CLI as its own process, sends SIGINT once it has reported a step, and waits for it to end.</summary>
+    private static async Task<(int Exit, string Output)> RunUntilStepThenInterrupt(string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Cli);
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        using var process = Process.Start(info)!;
+        var output = new System.Text.StringBuilder();
+        var stepped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output) output.AppendLine(e.Data);
+            if (e.Data.StartsWith("step ", StringComparison.Ordinal)) stepped.TrySetResult();
+        };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await stepped.Task.WaitAsync(TimeSpan.FromMinutes(2));
+            using (var kill = Process.Start("kill", ["-INT", $"{process.Id}"])) await kill.WaitForExitAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+        lock (output) return (process.ExitCode, output.ToString());
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}
