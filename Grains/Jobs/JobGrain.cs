@@ -42,9 +42,11 @@ public sealed partial class JobGrain(
     private DateTimeOffset _lastReplan;
     private DateTimeOffset? _widerSince;
     private bool _persistSoon;
+    private JobRecordWriter? _writer;
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
+    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason));
     private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
     /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
     private Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) => ClusterCallRetry.OnGrainContext(() => call(CapacityGrain));
@@ -81,7 +83,14 @@ public sealed partial class JobGrain(
     {
         if (!job.RecordExists || Record.State.IsTerminal()) return;
         Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({reason.Description})";
-        await PersistQuietly();
+        try
+        {
+            await Writer.WriteAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception e)
+        {
+            LogPersistFailed(logger, JobId, e.Message);
+        }
     }
 
     public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt)
@@ -89,7 +98,7 @@ public sealed partial class JobGrain(
         if (job.RecordExists) return;
         job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending };
         AddEvent("submitted", $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
-        await job.WriteStateAsync();
+        await Writer.WriteAsync(TimeSpan.Zero);
         _ = Run(resumeFrom: null);
     }
 
@@ -103,7 +112,7 @@ public sealed partial class JobGrain(
         (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
         Transition(JobState.Pending);
         AddEvent("resumed", $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
-        await job.WriteStateAsync();
+        await Writer.WriteAsync(TimeSpan.Zero);
         _ = Run(resumeFrom: manifestName);
         return Status();
     }
@@ -199,6 +208,14 @@ public sealed partial class JobGrain(
                 if (outcome is null) resumeFrom = await ComeBackPoint();
             }
         }
+        catch (StaleCoordinatorException e)
+        {
+            // Another activation drives the job (its record moved on): this one leaves the units and the record to it.
+            LogStale(logger, JobId, e.Message);
+            this.DelayDeactivation(TimeSpan.FromMinutes(-1));
+            this.DeactivateOnIdle();
+            return;
+        }
         catch (Exception e)
         {
             outcome = new Outcome(JobState.Failed, "failed", e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
@@ -216,7 +233,15 @@ public sealed partial class JobGrain(
             LogReleaseFailed(logger, JobId, e.Message);
         }
         End(outcome.State, outcome.Kind, outcome.Message);
-        await job.WriteStateAsync();
+        try
+        {
+            await Writer.WriteAsync(options.Value.StoreOutagePatience);
+        }
+        catch (Exception e) when (e is not StaleCoordinatorException)
+        {
+            // The end is known here and shown to every caller; the store gets it when it comes back.
+            Writer.WriteSoon();
+        }
         this.DelayDeactivation(TimeSpan.FromMinutes(-1));
     }
 
@@ -265,7 +290,7 @@ public sealed partial class JobGrain(
         var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
-        await job.WriteStateAsync();
+        await Writer.WriteAsync(options.Value.StoreOutagePatience);
         return plan;
     }
 
@@ -340,6 +365,7 @@ public sealed partial class JobGrain(
         _lastReplan = DateTimeOffset.UtcNow;
         for (var step = Record.Steps.Count + 1; step <= spec.Steps; step = Record.Steps.Count + 1)
         {
+            if (Writer.Stale is { } stale) throw stale;
             if (_cancelRequested)
             {
                 // A checkpoint asked for with the cancel (an interrupted `train`) is taken first, so the job can resume right here.
@@ -372,7 +398,7 @@ public sealed partial class JobGrain(
             if (step % options.Value.PersistEverySteps == 0 || _persistSoon)
             {
                 _persistSoon = false;
-                await PersistQuietly();
+                PersistSoon();
             }
         }
         var final = Record.Plan!;
@@ -402,7 +428,7 @@ public sealed partial class JobGrain(
                 LeaveKind.Preempted => ReplanCause.Preemption,
                 LeaveKind.Lost => ReplanCause.Failure,
                 _ => ReplanCause.Leave,
-            }, review.LeavingReason ?? "devices are leaving");
+            }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
         if (review.WidestPlan <= plan.Dp)
         {
             _widerSince = null;
@@ -507,7 +533,7 @@ public sealed partial class JobGrain(
         _widerSince = null;
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
-        await PersistQuietly();
+        PersistSoon();
         return true;
     }
 
@@ -536,7 +562,8 @@ public sealed partial class JobGrain(
     {
         if (sourceSteps is { } steps && steps > (Record.LastCheckpointStep ?? 0))
         {
-            var writer = alive.First(r => probes[r].Result == steps);
+            // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
+            var writer = alive.Where(r => probes[r].Result == steps).OrderBy(r => change.Leaving.Contains(old.DeviceOf(r)) ? 1 : 0).First();
             RewindTo(steps);
             await BeginCheckpoint([oldUnits[writer]], old with { Devices = [old.DeviceOf(writer)], Dp = 1 }, steps);
             if (_checkpoint is not null) await _checkpoint;
@@ -547,25 +574,14 @@ public sealed partial class JobGrain(
         await OnCapacity(c => c.Release(JobId));
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
-        await PersistQuietly();
+        PersistSoon();
     }
 
     /// <summary>
-    /// Persists progress; a storage failure only delays it to the next step (plans, which fence generations, are persisted
-    /// strictly before use). A changed record is not a storage failure: another activation drives the job, and this one stops.
+    /// Persists progress in the background: an outage of the store delays the write (retried with backoff), never a step.
+    /// Plans, which fence generations, are written strictly before use (<see cref="NewPlan"/>).
     /// </summary>
-    private async Task PersistQuietly()
-    {
-        try
-        {
-            await job.WriteStateAsync();
-        }
-        catch (Exception e) when (e is not Orleans.Storage.InconsistentStateException)
-        {
-            _persistSoon = true;
-            LogPersistFailed(logger, JobId, e.Message);
-        }
-    }
+    private void PersistSoon() => Writer.WriteSoon();
 
     private void Count(ReplanCause cause)
     {
@@ -745,6 +761,9 @@ public sealed partial class JobGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "job {JobId}: {From} -> {To}")]
     private static partial void LogTransition(ILogger logger, string jobId, JobState from, JobState to);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: this coordinator is stale and stops: {Reason}")]
+    private static partial void LogStale(ILogger logger, string jobId, string reason);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: persisting its record failed: {Reason}")]
     private static partial void LogPersistFailed(ILogger logger, string jobId, string reason);
 
@@ -756,7 +775,11 @@ public sealed partial class JobGrain(
     private enum ReplanCause { Join, Leave, Preemption, Failure }
 
     /// <summary>Why the job re-plans, and what happened, for the event.</summary>
-    private sealed record Change(ReplanCause Cause, string Detail);
+    private sealed record Change(ReplanCause Cause, string Detail)
+    {
+        /// <summary>Devices on their way out (draining silos): still answering, but not where state should be written from.</summary>
+        public IReadOnlyList<DeviceSlot> Leaving { get; init; } = [];
+    }
 
     /// <summary>A failure whose message already says what went wrong, where.</summary>
     private sealed class JobFailure(string message) : Exception(message);

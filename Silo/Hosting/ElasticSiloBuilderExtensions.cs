@@ -6,6 +6,7 @@ using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Placement;
+using Elastic.Grains.Replicas;
 using Elastic.Training.Collectives;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -63,6 +64,7 @@ public static class ElasticSiloBuilderExtensions
 #pragma warning disable ORLEANSEXP003
         silo.AddDistributedGrainDirectory(JobGrain.Directory);
 #pragma warning restore ORLEANSEXP003
+        silo.AddIncomingGrainCallFilter<UnitExceptionFilter>();
         silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         silo.AddPlacementDirector<OnDemandPlacement, OnDemandPlacementDirector>();
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());

@@ -30,11 +30,13 @@ public sealed class TestCluster : IAsyncDisposable
     /// <param name="checkpointStorage">An Azure Storage connection string for checkpoints instead of the shared local directory.</param>
     /// <param name="jobs">How jobs are driven (defaults: 20 s collective timeout, quick capacity polls and re-plans).</param>
     /// <param name="scheduledEvents">Each silo watches this Scheduled Events endpoint for an eviction of a VM named like the silo.</param>
+    /// <param name="silo">More configuration for each silo, applied before Elastic's (a job store of the test's own, say).</param>
     public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null,
-        JobOptions? jobs = null, Uri? scheduledEvents = null)
+        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
+        if (silo is not null) builder.ConfigureSilo((_, s) => silo(s));
         builder.ConfigureSilo((options, silo) => silo.AddElastic(new ElasticSiloOptions
         {
             CheckpointDirectory = checkpoints,

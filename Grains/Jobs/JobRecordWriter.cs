@@ -1,0 +1,112 @@
+using Elastic.GrainInterfaces;
+using Orleans.Storage;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// Writes a job's record to grain storage, one write at a time. Progress is written in the background and retried with
+/// backoff, so an outage of the store never slows training; a plan or a transition is written before the job goes on.
+/// A write that timed out may still have landed, leaving this activation's ETag behind its own record: that conflict is
+/// resolved by reading the stored record and, if no other coordinator moved the job on (a newer generation, or more
+/// committed steps), writing ours over it. A record that did move on means this coordinator is stale.
+/// </summary>
+public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure)
+{
+    private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LastRetry = TimeSpan.FromSeconds(30);
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private bool _dirty;
+    private Task? _background;
+
+    /// <summary>Set when the stored record moved on without this activation: another coordinator drives the job.</summary>
+    public StaleCoordinatorException? Stale { get; private set; }
+
+    /// <summary>Writes now, retrying with backoff for up to <paramref name="patience"/>; throws when the store stays down that long, or this coordinator is stale.</summary>
+    public async Task WriteAsync(TimeSpan patience)
+    {
+        var deadline = DateTimeOffset.UtcNow + patience;
+        for (var delay = FirstRetry; ; delay = Next(delay))
+        {
+            try
+            {
+                await WriteOnce();
+                return;
+            }
+            catch (Exception e) when (e is not StaleCoordinatorException && DateTimeOffset.UtcNow + delay < deadline)
+            {
+                onFailure(e.Message);
+                await Task.Delay(delay);
+            }
+        }
+    }
+
+    /// <summary>Writes in the background as soon as the store takes it; several requests while one is in flight become one write.</summary>
+    public void WriteSoon()
+    {
+        _dirty = true;
+        _background ??= Background();
+    }
+
+    private async Task Background()
+    {
+        var delay = FirstRetry;
+        while (_dirty && Stale is null)
+        {
+            _dirty = false;
+            try
+            {
+                await WriteOnce();
+                delay = FirstRetry;
+            }
+            catch (StaleCoordinatorException)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                _dirty = true;
+                onFailure(e.Message);
+                await Task.Delay(delay);
+                delay = Next(delay);
+            }
+        }
+        _background = null;
+    }
+
+    private async Task WriteOnce()
+    {
+        if (Stale is not null) throw Stale;
+        await _gate.WaitAsync();
+        try
+        {
+            try
+            {
+                await state.WriteStateAsync();
+            }
+            catch (InconsistentStateException)
+            {
+                var ours = state.State;
+                await state.ReadStateAsync();
+                var stored = state.State;
+                if (stored.Generation > ours.Generation || stored.Steps.Count > ours.Steps.Count || (stored.State.IsTerminal() && !ours.State.IsTerminal()))
+                {
+                    Stale = new StaleCoordinatorException(
+                        $"the stored record moved on (generation {stored.Generation}, {stored.Steps.Count} steps, {stored.State}) past this coordinator's (generation {ours.Generation}, {ours.Steps.Count} steps)");
+                    throw Stale;
+                }
+                // Our own earlier write landed after all: the fence holds, so ours (the newer) goes over it.
+                state.State = ours;
+                await state.WriteStateAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static TimeSpan Next(TimeSpan delay) => delay * 2 < LastRetry ? delay * 2 : LastRetry;
+}
+
+/// <summary>Another coordinator drives the job now; this one must stop without touching the job's units or record.</summary>
+public sealed class StaleCoordinatorException(string message) : Exception(message);

@@ -1,0 +1,106 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+using Elastic.Jobs;
+using Elastic.Silo.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Serialization;
+using Orleans.Storage;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>
+/// The store that keeps job records goes down mid-job: training goes on at full speed, and when the store returns,
+/// a write of ours that landed although its reply was lost (our own stale ETag) is no failure: the job goes on.
+/// </summary>
+public sealed class JobStoreOutageTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("elastic-job-store-").FullName;
+
+    [Fact]
+    public async Task Training_goes_on_while_the_job_store_is_down_and_the_job_continues_when_it_returns()
+    {
+        OutageStore? store = null;
+        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, silo: silo =>
+            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.Jobs, (sp, _) =>
+                store = new OutageStore(new DirectoryGrainStorage(_folder, sp.GetRequiredService<Serializer>()))));
+        var jobId = await cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var before = await cluster.Until(jobId, s => s.CommittedStep >= 20, timeout.Token);
+
+        // Down: each write hangs for a second and then fails, as a store behind retries and timeouts does.
+        store!.Down = true;
+        var outage = System.Diagnostics.Stopwatch.StartNew();
+        var during = await cluster.Until(jobId, s => s.CommittedStep >= before.CommittedStep + 60, timeout.Token);
+        Assert.True(store.FailedWrites > 0, "the job never tried to write while the store was down");
+        Assert.Equal(JobState.Running, during.State);
+        var stepsPerSecond = (during.CommittedStep - before.CommittedStep) / outage.Elapsed.TotalSeconds;
+
+        // Back, but the first write's reply is lost after it landed: the grain's ETag is now behind its own record.
+        store.LoseNextReply = true;
+        store.Down = false;
+        var written = store.Writes;
+        var after = await cluster.Until(jobId, s => s.CommittedStep >= during.CommittedStep + 40 && store.Writes >= written + 2, timeout.Token);
+        Assert.Equal(JobState.Running, after.State);
+        Assert.False(store.LoseNextReply, "no write reached the store after it came back");
+
+        await cluster.Client.CancelAsync(jobId);
+        var ended = await cluster.Finish(jobId);
+        Assert.True(ended.State == JobState.Cancelled, $"{ended.State}: {ended.Error}");
+        // The record in the store caught up with the end.
+        var stored = await store.ReadRecord(jobId);
+        Assert.Equal(JobState.Cancelled, stored.State);
+        Assert.Equal(ended.CommittedStep, stored.Steps.Count);
+        Assert.True(stepsPerSecond > 5, $"{stepsPerSecond:F1} steps/s while the store was down");
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    /// <summary>A job store that can be taken down, and that can lose the reply of a write that landed.</summary>
+    private sealed class OutageStore(IGrainStorage inner) : IGrainStorage
+    {
+        private int _writes;
+        private int _failed;
+
+        public volatile bool Down;
+        public volatile bool LoseNextReply;
+        public int Writes => _writes;
+        public int FailedWrites => _failed;
+
+        public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            await Unavailable();
+            await inner.ReadStateAsync(stateName, grainId, grainState);
+        }
+
+        public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            await Unavailable();
+            var etag = grainState.ETag;
+            await inner.WriteStateAsync(stateName, grainId, grainState);
+            Interlocked.Increment(ref _writes);
+            if (LoseNextReply && grainState.State is JobRecord)
+            {
+                LoseNextReply = false;
+                grainState.ETag = etag;
+                throw new TimeoutException("the store took the write, but its reply was lost");
+            }
+        }
+
+        public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ClearStateAsync(stateName, grainId, grainState);
+
+        public async Task<JobRecord> ReadRecord(string jobId)
+        {
+            var state = new GrainState<JobRecord>();
+            await inner.ReadStateAsync("job", GrainId.Create("job", jobId), state);
+            return state.State ?? throw new InvalidOperationException($"no record of job {jobId} in the store");
+        }
+
+        private async Task Unavailable()
+        {
+            if (!Down) return;
+            Interlocked.Increment(ref _failed);
+            await Task.Delay(1000);
+            throw new IOException("the job store is unreachable");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Replicas;
+using Elastic.Training.Collectives;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Serialization;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>Engine exceptions leave a training unit as something the wire carries, with their type and message.</summary>
+public sealed class UnitExceptionTests
+{
+    [Fact]
+    public void A_collective_failure_crosses_the_wire_with_its_type_and_message()
+    {
+        var collective = new CollectiveException("all-reduce of group job/g2/dp: peer 3 closed the connection");
+        Assert.False(UnitExceptionFilter.Travels(collective));
+        Assert.True(UnitExceptionFilter.Travels(new InvalidOperationException("not prepared")));
+        Assert.True(UnitExceptionFilter.Travels(new CheckpointUnreadableException("chunk r0 is damaged")));
+
+        var serializer = new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
+        var copy = serializer.Deserialize<Exception>(serializer.SerializeToArray<Exception>(UnitFailedException.From(collective)));
+        Assert.IsType<UnitFailedException>(copy);
+        Assert.Equal("CollectiveException: all-reduce of group job/g2/dp: peer 3 closed the connection", copy.Message);
+    }
+
+    [Fact]
+    public void A_libtorch_error_keeps_its_first_line_without_the_native_frames()
+    {
+        var native = new System.Runtime.InteropServices.ExternalException("Expected false to be true\nException raised from toFloat at c10/core/Scalar.h:140\nframe #0: ...");
+        Assert.False(UnitExceptionFilter.Travels(native));
+        Assert.Equal("ExternalException: Expected false to be true", UnitFailedException.From(native).Message);
+    }
+}
