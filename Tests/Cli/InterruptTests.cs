@@ -6,8 +6,9 @@ using Elastic.Jobs.Reports;
 namespace Elastic.Tests.Cli;
 
 /// <summary>
-/// SIGINT to a real `elastic train` process: it stops at a step boundary, saves a checkpoint and the partial report, says how
-/// to resume and exits 130; `--resume` then ends with the digest of a run that was never interrupted.
+/// SIGTERM to a real `elastic train` process (handled like Ctrl-C's SIGINT, which a test run started in the background of a
+/// shell without job control inherits as ignored): it stops at a step boundary, saves a checkpoint and the partial report,
+/// says how to resume and exits 130; `--resume` then ends with the digest of a run that was never interrupted.
 /// </summary>
 public sealed class InterruptTests : IDisposable
 {
@@ -44,7 +45,7 @@ public sealed class InterruptTests : IDisposable
         Assert.Equal(await TestSpecs.ReferenceDigest(SpecJson.Read(specFile)), report.FinalParameterDigest);
     }
 
-    /// <summary>Starts the CLI as its own process, sends SIGINT once it has reported a step, and waits for it to end.</summary>
+    /// <summary>Starts the CLI as its own process, sends SIGTERM once it has reported a step, and waits for it to end.</summary>
     private static async Task<(int Exit, string Output)> RunUntilStepThenInterrupt(string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -65,7 +66,7 @@ public sealed class InterruptTests : IDisposable
         try
         {
             await stepped.Task.WaitAsync(TimeSpan.FromMinutes(2));
-            using (var kill = Process.Start("kill", ["-INT", $"{process.Id}"])) await kill.WaitForExitAsync();
+            using (var kill = Process.Start("kill", ["-TERM", $"{process.Id}"])) await kill.WaitForExitAsync();
             await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
         }
         finally

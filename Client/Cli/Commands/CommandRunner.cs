@@ -39,5 +39,11 @@ internal static class CommandRunner
             output.Error(e.Message);
             return 1;
         }
+        catch (Exception e)
+        {
+            // Anything else is our bug or an outage we did not foresee: say what it was, never a stack trace.
+            output.Error($"{e.GetType().Name}: {e.Message.Split('\n', 2)[0]}");
+            return 1;
+        }
     }
 }
