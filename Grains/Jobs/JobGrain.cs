@@ -43,6 +43,7 @@ public sealed partial class JobGrain(
     private DateTimeOffset? _widerSince;
     private bool _persistSoon;
     private JobRecordWriter? _writer;
+    private readonly RepeatedFailures _failures = new();
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
@@ -82,7 +83,8 @@ public sealed partial class JobGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         if (!job.RecordExists || Record.State.IsTerminal()) return;
-        Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({reason.Description})";
+        var why = reason.ReasonCode == DeactivationReasonCode.ShuttingDown ? "its silo is stopping" : reason.Description;
+        Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({why})";
         try
         {
             await Writer.WriteAsync(TimeSpan.FromSeconds(5));
@@ -390,6 +392,7 @@ public sealed partial class JobGrain(
                 // Replicas that finished the step hold it (all of them the same bits): it counts. The rest re-plan.
                 var finished = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToArray();
                 if (finished.Length > 0) Commit(step, finished, watch.Elapsed.TotalSeconds);
+                if (FollowsTheJob(step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, "failed", repeated);
                 if (!await Replan(new Change(ReplanCause.Failure, failure.Message))) return null;
                 continue;
             }
@@ -706,6 +709,22 @@ public sealed partial class JobGrain(
             throw new JobFailure($"{what} failed: {string.Join("; ", failures)}");
         }
     }
+
+    /// <summary>
+    /// The engine error (not a collective's, which fails because a peer did) that has now failed this step on two silos:
+    /// it follows the job, so the job fails instead of moving to a third silo. Null while a re-plan may still help.
+    /// </summary>
+    private string? FollowsTheJob(long step, ParallelPlan plan, Task<ShardStepResult>[] calls)
+    {
+        foreach (var (call, r) in calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted))
+            if (call.Exception!.GetBaseException() is UnitFailedException { Message: var error } && !error.StartsWith(CollectiveError, StringComparison.Ordinal)
+                && _failures.Record(step, error, plan.DeviceOf(r).Silo.ToString()) is { } silos)
+                return $"step {step} failed the same way on {silos.Count} silos ({string.Join(", ", silos)}): {error}; the error follows the job, so it is not moved to another silo";
+        return null;
+    }
+
+    /// <summary>How a collective's failure reads once it left its unit (see <see cref="UnitFailedException.From"/>).</summary>
+    private const string CollectiveError = "CollectiveException:";
 
     /// <summary>Releases units (their device leases) without failing: a unit on a lost silo has nothing left to release.</summary>
     private async Task ReleaseQuietly(IReplicaGrain[] units)

@@ -44,7 +44,9 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
     public void WriteSoon()
     {
         _dirty = true;
-        _background ??= Background();
+        // On the grain's scheduler nothing interleaves between the loop's last look at _dirty and its end, so a request
+        // either is seen by the running loop or finds it completed and starts the next.
+        if (_background is not { IsCompleted: false }) _background = Background();
     }
 
     private async Task Background()
@@ -70,7 +72,6 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
                 delay = Next(delay);
             }
         }
-        _background = null;
     }
 
     private async Task WriteOnce()
