@@ -32,10 +32,11 @@ public sealed class MultiProcessTests
     [Fact]
     public async Task A_silo_process_killed_while_uploading_a_checkpoint_never_makes_it_latest_and_retention_removes_its_orphans()
     {
-        // A model big enough (about 20 MB of state) that an upload takes a while to catch in the middle.
+        // A model big enough (about 75 MB of state, each replica uploading half) that an upload takes a while to catch in the
+        // middle even on a loaded machine (with 20 MB the other replica's upload sometimes finished before the kill landed).
         var spec = TestSpecs.Tiny(steps: 40, global: 16, micro: 2) with
         {
-            Model = new ModelSpec { Layers = 2, DModel = 256, Heads = 4, Vocab = 256, Context = 32, Dropout = 0.1 },
+            Model = new ModelSpec { Layers = 2, DModel = 512, Heads = 8, Vocab = 256, Context = 32, Dropout = 0.1 },
             Devices = new DeviceSpec { Min = 2, Max = 2 },
             Checkpoint = new CheckpointSpec { EverySteps = 2, KeepLast = 2 },
         };
