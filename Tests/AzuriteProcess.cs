@@ -13,8 +13,12 @@ public sealed class AzuriteProcess : IAsyncDisposable
     private AzuriteProcess(Process process, int port)
     {
         _process = process;
+        Port = port;
         ConnectionString = ConnectionStringFor(port);
     }
+
+    /// <summary>The blob port (queue and table follow it).</summary>
+    public int Port { get; }
 
     /// <summary>Blob and table endpoints of this instance.</summary>
     public string ConnectionString { get; }

@@ -32,26 +32,30 @@ public sealed class MultiProcessTests
     [Fact]
     public async Task A_silo_process_killed_while_uploading_a_checkpoint_never_makes_it_latest_and_retention_removes_its_orphans()
     {
-        // A model big enough (about 75 MB of state, each replica uploading half) that an upload takes a while to catch in the
-        // middle even on a loaded machine (with 20 MB the other replica's upload sometimes finished before the kill landed).
+        // About 20 MB of state, each replica uploading half. Silo 1 uploads through a proxy at 4 MB/s, so its half takes a
+        // few seconds while silo 0's lands at once: the kill surely comes mid-upload (at equal speeds both uploads ended
+        // within milliseconds of each other, and on a loaded machine the kill sometimes came after both).
         var spec = TestSpecs.Tiny(steps: 40, global: 16, micro: 2) with
         {
-            Model = new ModelSpec { Layers = 2, DModel = 512, Heads = 8, Vocab = 256, Context = 32, Dropout = 0.1 },
-            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Model = new ModelSpec { Layers = 2, DModel = 256, Heads = 4, Vocab = 256, Context = 32, Dropout = 0.1 },
+            Devices = new DeviceSpec { Min = 1, Max = 2 },
             Checkpoint = new CheckpointSpec { EverySteps = 2, KeepLast = 2 },
         };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        await using var cluster = await ProcessCluster.StartAsync(silos: 2, devicesPerSilo: 2);
+        ThrottledProxy? slow = null;
+        await using var cluster = await ProcessCluster.StartAsync(silos: 2, devicesPerSilo: 1,
+            checkpointBlobPort: (silo, blob) => silo == 1 ? (slow = new ThrottledProxy(blob, bytesPerSecond: 4 << 20)).Port : blob);
+        await using var proxy = slow!;
         var store = new AzureBlobStore(new BlobContainerClient(cluster.Storage, "checkpoints"));
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await using var connection = await cluster.ConnectAsync();
-        await connection.Client.WaitForDevicesAsync(4, TimeSpan.FromSeconds(60));
+        await connection.Client.WaitForDevicesAsync(2, TimeSpan.FromSeconds(60));
         var jobId = await connection.Client.SubmitAsync(spec, "killed-mid-upload");
         var layout = CheckpointLayout.ForJob(jobId);
         var reader = new CheckpointReader(store, layout);
 
-        // As soon as a checkpoint has one replica's chunk file stored and nothing else, kill -9 the silo process of the other
-        // replica, whose chunks are still uploading: that checkpoint can never be completed.
+        // As soon as a checkpoint has the chunk file of the replica on silo 0 stored but not the other's, kill -9 silo 1, whose
+        // replica's chunks are still uploading through the slow proxy: that checkpoint can never be completed.
         JobStatus running;
         while ((running = await connection.Client.GetStatusAsync(jobId, timeout.Token)).State != JobState.Running) await Task.Delay(20, timeout.Token);
         var processOf = Enumerable.Range(0, 2).Select(r => cluster.Silos[cluster.SiloPorts.IndexOf(running.Plan!.DeviceOf(r).Silo.Endpoint.Port)]).ToArray();
@@ -61,13 +65,14 @@ public sealed class MultiProcessTests
             var blobs = new List<string>();
             await foreach (var blob in store.ListAsync(layout.Root + "/", timeout.Token)) blobs.Add(blob);
             var latest = await reader.LatestAsync(timeout.Token);
+            var fast = Array.IndexOf(processOf, cluster.Silos[0]);
             var uploading = blobs.GroupBy(b => b[..b.LastIndexOf('/')])
-                .FirstOrDefault(f => f.Count() == 1 && f.Single().EndsWith(".safetensors", StringComparison.Ordinal) && latest is not null
-                                     && layout.CheckpointOf(f.Single())!.Value.Step > latest.Step);
+                .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}.safetensors", StringComparison.Ordinal))
+                                     && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))
+                                     && latest is not null && layout.CheckpointOf(f.First())!.Value.Step > latest.Step);
             if (uploading is not null)
             {
-                var stored = uploading.Single().EndsWith("chunks-r0.safetensors", StringComparison.Ordinal) ? 0 : 1;
-                processOf[1 - stored].Kill(entireProcessTree: true);
+                processOf[1 - fast].Kill(entireProcessTree: true);
                 caught = (uploading.Key, latest!);
             }
         }

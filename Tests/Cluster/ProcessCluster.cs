@@ -25,13 +25,15 @@ public sealed class ProcessCluster : IAsyncDisposable
     /// <summary>The Azurite account that holds membership, job state and (container "checkpoints") checkpoints.</summary>
     public string Storage => _connection;
 
-    public static async Task<ProcessCluster> StartAsync(int silos, int devicesPerSilo)
+    /// <param name="checkpointBlobPort">Where silo i sends its checkpoint blobs, given Azurite's blob port (default: Azurite itself).</param>
+    public static async Task<ProcessCluster> StartAsync(int silos, int devicesPerSilo, Func<int, int, int>? checkpointBlobPort = null)
     {
         var cluster = new ProcessCluster();
         try
         {
             await cluster.StartAzurite();
-            for (var i = 0; i < silos; i++) cluster.StartSilo(i, devicesPerSilo);
+            for (var i = 0; i < silos; i++)
+                cluster.StartSilo(i, devicesPerSilo, checkpointBlobPort is null ? null : AzuriteProcess.ConnectionStringFor(checkpointBlobPort(i, cluster.BlobPort)));
             return cluster;
         }
         catch
@@ -47,7 +49,11 @@ public sealed class ProcessCluster : IAsyncDisposable
         _connection = _azurite.ConnectionString;
     }
 
-    public Process StartSilo(int index, int devices)
+    /// <summary>Azurite's blob port.</summary>
+    public int BlobPort => _azurite!.Port;
+
+    /// <param name="checkpoints">This silo's checkpoint storage connection string (default: the cluster's Azurite).</param>
+    public Process StartSilo(int index, int devices, string? checkpoints = null)
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
         var silo = Path.Combine(RepoPaths.Root, "Silo", "bin", configuration, "net10.0", "Elastic.Silo.dll");
@@ -58,7 +64,7 @@ public sealed class ProcessCluster : IAsyncDisposable
             ["Elastic__ClusterId"] = _clusterId,
             ["Elastic__Clustering"] = "azure",
             ["Elastic__ConnectionString"] = _connection,
-            ["Elastic__Checkpoints__ConnectionString"] = _connection,
+            ["Elastic__Checkpoints__ConnectionString"] = checkpoints ?? _connection,
             ["Elastic__SiloPort"] = $"{ports[0]}",
             ["Elastic__GatewayPort"] = $"{ports[1]}",
             ["Elastic__Devices__Kind"] = "cpu",

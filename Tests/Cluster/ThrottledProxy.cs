@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>
+/// A loopback TCP proxy that slows what clients send to a target port to a fixed rate (replies pass freely): one silo's
+/// checkpoint uploads made slow, so that a test can act while they are certainly in flight.
+/// </summary>
+public sealed class ThrottledProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly int _targetPort;
+    private readonly long _bytesPerSecond;
+    private readonly Task _accepting;
+
+    public ThrottledProxy(int targetPort, long bytesPerSecond)
+    {
+        (_targetPort, _bytesPerSecond) = (targetPort, bytesPerSecond);
+        _listener.Start();
+        _accepting = Accept();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    private async Task Accept()
+    {
+        try
+        {
+            while (true)
+            {
+                var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                _ = Relay(client);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
+    }
+
+    private async Task Relay(TcpClient client)
+    {
+        using (client)
+        using (var target = new TcpClient())
+        {
+            try
+            {
+                await target.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
+                await Task.WhenAny(Copy(client.GetStream(), target.GetStream(), _bytesPerSecond), Copy(target.GetStream(), client.GetStream(), null));
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    private async Task Copy(Stream from, Stream to, long? bytesPerSecond)
+    {
+        var buffer = new byte[16 * 1024];
+        var clock = Stopwatch.StartNew();
+        long sent = 0;
+        int read;
+        while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
+        {
+            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+            sent += read;
+            if (bytesPerSecond is { } rate && TimeSpan.FromSeconds((double)sent / rate) - clock.Elapsed is { Ticks: > 0 } ahead)
+                await Task.Delay(ahead, _stop.Token);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        await _accepting;
+        _stop.Dispose();
+    }
+}
