@@ -79,12 +79,18 @@ public sealed partial class JobGrain(
         return Task.CompletedTask;
     }
 
-    /// <summary>A coordinator whose silo stops gracefully leaves its latest record, marked as handed over, for the one that takes over.</summary>
+    /// <summary>
+    /// A coordinator whose silo stops gracefully leaves its latest record, marked as handed over, for the one that takes over;
+    /// an ended job whose last write still waits for the store gets one more try.
+    /// </summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (!job.RecordExists || Record.State.IsTerminal()) return;
-        var why = reason.ReasonCode == DeactivationReasonCode.ShuttingDown ? "its silo is stopping" : reason.Description;
-        Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({why})";
+        if (!job.RecordExists || (Record.State.IsTerminal() && _writer is not { Pending: true })) return;
+        if (!Record.State.IsTerminal())
+        {
+            var why = reason.ReasonCode == DeactivationReasonCode.ShuttingDown ? "its silo is stopping" : reason.Description;
+            Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({why})";
+        }
         try
         {
             await Writer.WriteAsync(TimeSpan.FromSeconds(5));

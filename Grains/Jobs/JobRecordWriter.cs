@@ -18,6 +18,9 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
     private bool _dirty;
     private Task? _background;
 
+    /// <summary>A background write is due or under way.</summary>
+    public bool Pending => _dirty || _background is { IsCompleted: false };
+
     /// <summary>Set when the stored record moved on without this activation: another coordinator drives the job.</summary>
     public StaleCoordinatorException? Stale { get; private set; }
 
