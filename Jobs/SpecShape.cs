@@ -11,7 +11,6 @@ namespace Elastic.Jobs;
 /// </summary>
 public static class SpecShape
 {
-    private const int MaxValueLength = 60;
     private static readonly NullabilityInfoContext Nullability = new();
 
     public static List<SpecError> Check(JsonElement root)
@@ -79,10 +78,6 @@ public static class SpecShape
         _ => "an object",
     };
 
-    /// <summary>The value as the user wrote it, shortened.</summary>
-    private static string Show(JsonElement value)
-    {
-        var text = value.GetRawText();
-        return text.Length <= MaxValueLength ? text : text[..MaxValueLength] + "…";
-    }
+    /// <summary>The value as the user wrote it (<see cref="SpecError"/> shortens long ones when shown).</summary>
+    private static string Show(JsonElement value) => value.GetRawText();
 }

@@ -41,12 +41,15 @@ public sealed partial class JobGrain(
     private IReplicaGrain[] _units = [];
     private DateTimeOffset _lastReplan;
     private DateTimeOffset? _widerSince;
-    private bool _persistSoon;
     private JobRecordWriter? _writer;
     private readonly RepeatedFailures _failures = new();
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
+    /// <summary>
+    /// Writes the record: progress in the background (an outage of the store delays the write, never a step); plans, which
+    /// fence generations, strictly before use (<see cref="NewPlan"/>).
+    /// </summary>
     private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason));
     private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
     /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
@@ -403,12 +406,7 @@ public sealed partial class JobGrain(
                 continue;
             }
             if (CheckpointDue(step)) await BeginCheckpoint(_units, plan, step);
-            // Also right after a checkpoint commits: a coordinator that takes over must know every step up to the latest checkpoint.
-            if (step % options.Value.PersistEverySteps == 0 || _persistSoon)
-            {
-                _persistSoon = false;
-                PersistSoon();
-            }
+            if (step % options.Value.PersistEverySteps == 0) Writer.WriteSoon();
         }
         var final = Record.Plan!;
         var digests = await OnAll(final.Devices, _units.Select(r => r.Digest()).ToArray(), "the final digest");
@@ -542,7 +540,7 @@ public sealed partial class JobGrain(
         _widerSince = null;
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
-        PersistSoon();
+        Writer.WriteSoon();
         return true;
     }
 
@@ -583,14 +581,8 @@ public sealed partial class JobGrain(
         await OnCapacity(c => c.Release(JobId));
         Count(change.Cause);
         AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
-        PersistSoon();
+        Writer.WriteSoon();
     }
-
-    /// <summary>
-    /// Persists progress in the background: an outage of the store delays the write (retried with backoff), never a step.
-    /// Plans, which fence generations, are written strictly before use (<see cref="NewPlan"/>).
-    /// </summary>
-    private void PersistSoon() => Writer.WriteSoon();
 
     private void Count(ReplanCause cause)
     {
@@ -668,7 +660,8 @@ public sealed partial class JobGrain(
             var retention = await new CheckpointRetention(checkpoints, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
             Record.LastCheckpointStep = step;
             Record.Degraded = false;
-            _persistSoon = true;
+            // A coordinator that takes over must know every step up to the latest checkpoint.
+            Writer.WriteSoon();
             AddEvent("checkpoint", $"step {step} committed in {checkpoints.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
         }
         catch (Exception e)

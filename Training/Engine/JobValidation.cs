@@ -10,31 +10,32 @@ namespace Elastic.Training.Engine;
 /// </summary>
 public static class JobValidation
 {
-    public static IReadOnlyList<SpecError> Validate(TrainingSpec spec)
+    public static IReadOnlyList<SpecError> Validate(TrainingSpec spec) => Check(spec).Errors;
+
+    /// <summary>The spec's corpus, loaded once and checked; throws <see cref="SpecValidationException"/> listing every problem.</summary>
+    public static TokenCorpus LoadValidated(TrainingSpec spec)
+    {
+        var (errors, corpus) = Check(spec);
+        return errors.Count > 0 ? throw new SpecValidationException(errors) : corpus!;
+    }
+
+    private static (IReadOnlyList<SpecError> Errors, TokenCorpus? Corpus) Check(TrainingSpec spec)
     {
         var errors = SpecValidator.Validate(spec);
         if (spec.Data is { Source: { } source, Format: { } format } && !string.IsNullOrWhiteSpace(source) && CorpusSource.Check(source, format) is { } problem)
             errors.Add(new SpecError("data.source", source, problem));
-        if (errors.Count > 0) return errors;
+        if (errors.Count > 0) return (errors, null);
         try
         {
-            TokenCorpus.Load(spec);
+            return ([], TokenCorpus.Load(spec));
         }
         catch (SpecValidationException e)
         {
-            return e.Errors;
+            return (e.Errors, null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return [new SpecError("data.source", spec.Data.Source, $"cannot be read: {e.Message}")];
+            return ([new SpecError("data.source", spec.Data.Source, $"cannot be read: {e.Message}")], null);
         }
-        return [];
-    }
-
-    /// <summary>Throws <see cref="SpecValidationException"/> listing every problem, or returns when the spec is valid.</summary>
-    public static void ThrowIfInvalid(TrainingSpec spec)
-    {
-        var errors = Validate(spec);
-        if (errors.Count > 0) throw new SpecValidationException(errors);
     }
 }

@@ -12,9 +12,8 @@ internal static class EngineTraining
     /// <summary>Where in the run folder's checkpoint store the engine's checkpoints go.</summary>
     private static readonly CheckpointLayout Layout = new("engine");
 
-    public static async Task<int> Run(CliOutput console, TrainingSpec spec, bool resume, RunTarget target, CancellationToken cancellation)
+    public static async Task<int> Run(CliOutput console, TrainingSpec spec, TokenCorpus corpus, bool resume, RunTarget target, CancellationToken cancellation)
     {
-        var corpus = TokenCorpus.Load(spec);
         var store = new LocalDirectoryStore(target.Run.Checkpoints);
         var reader = new CheckpointReader(store, Layout);
         var from = resume ? await ResumePoint(reader, spec, target.Run) : null;

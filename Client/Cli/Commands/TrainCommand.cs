@@ -32,12 +32,13 @@ internal static class TrainCommand
         {
             var specFile = parse.GetValue(spec)!.FullName;
             var trainingSpec = SpecJson.Read(specFile);
-            JobValidation.ThrowIfInvalid(trainingSpec);
+            var corpus = JobValidation.LoadValidated(trainingSpec);
             var deviceCount = parse.GetValue(devices);
             // Refused before anything starts or is written: a job too big for the devices it would run on.
+            var inProcess = EmbeddedCluster.Devices(1);
             var device = deviceCount is null
                 ? (MiB: GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 20, Threads: Environment.ProcessorCount, Name: "this machine")
-                : (MiB: EmbeddedCluster.Devices(1).MemoryMiB, Threads: EmbeddedCluster.Devices(1).ThreadsPerDevice, Name: "a device of the in-process cluster");
+                : (MiB: inProcess.MemoryMiB, Threads: inProcess.ThreadsPerDevice, Name: "a device of the in-process cluster");
             if (JobAdmission.DeviceProblems(trainingSpec, device.MiB, device.Threads, device.Name).ToList() is { Count: > 0 } tooBig)
                 throw new SpecValidationException(tooBig);
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
@@ -48,7 +49,7 @@ internal static class TrainCommand
             if (parse.GetValue(churn) && deviceCount is null) throw new CliException("--churn needs --devices N: capacity changes happen on an in-process cluster");
             return deviceCount is { } count
                 ? await ClusterTraining.Run(console, trainingSpec, count, parse.GetValue(churn), parse.GetValue(resume), target, cancellation)
-                : await EngineTraining.Run(console, trainingSpec, parse.GetValue(resume), target, cancellation);
+                : await EngineTraining.Run(console, trainingSpec, corpus, parse.GetValue(resume), target, cancellation);
         }));
         return command;
     }
