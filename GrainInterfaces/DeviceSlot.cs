@@ -5,7 +5,8 @@ namespace Elastic.GrainInterfaces;
 public sealed record DeviceSlot(
     [property: Id(0)] SiloAddress Silo,
     [property: Id(1)] int Device,
-    [property: Id(2)] string DataPlane)
+    [property: Id(2)] string DataPlane,
+    [property: Id(3)] string Model = "cpu")
 {
     public override string ToString() => $"{Silo}/device {Device}";
 }

@@ -21,4 +21,5 @@ public sealed record JobStatus(
     [property: Id(12)] bool Degraded,
     [property: Id(13)] int Replans = 0,
     [property: Id(14)] int Preemptions = 0,
-    [property: Id(15)] int Failures = 0);
+    [property: Id(15)] int Failures = 0,
+    [property: Id(16)] string Device = "cpu");

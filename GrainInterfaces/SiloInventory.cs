@@ -10,4 +10,5 @@ public sealed record SiloInventory(
     [property: Id(4)] int DevicesInUse,
     [property: Id(5)] long DeviceMemoryMiB,
     [property: Id(6)] int ThreadsPerDevice,
-    [property: Id(7)] string DataPlane);
+    [property: Id(7)] string DataPlane,
+    [property: Id(8)] string DeviceModel = "cpu");

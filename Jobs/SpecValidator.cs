@@ -49,6 +49,7 @@ public static class SpecValidator
         if (spec.Data is { } data)
             foreach (var (field, text) in new[] { ("data.source", data.Source), ("data.format", data.Format), ("data.tokenizer", data.Tokenizer) })
                 if (text is null) Fail(field, null, "must be given, not null");
+        if (spec.Runtime is { Precision: null }) Fail("runtime.precision", null, "must be given, not null");
         if (errors.Count > 0) return errors;
 
         if (NameProblem(spec.Name) is { } nameProblem) Fail("name", spec.Name, nameProblem);
@@ -108,6 +109,7 @@ public static class SpecValidator
         if (spec.Output.Directory is { } output && !Path.IsPathFullyQualified(output))
             Fail("output.directory", output, "must be an absolute path here");
         if (spec.Runtime.ThreadsPerDevice < 1) Fail("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice, "must be at least 1");
+        if (spec.Runtime.Precision is not ("fp32" or "tf32" or "bf16")) Fail("runtime.precision", spec.Runtime.Precision, "must be 'fp32', 'tf32' or 'bf16'");
         return errors;
     }
 

@@ -120,4 +120,10 @@ public sealed record RuntimeSpec
 {
     /// <summary>Intra-op CPU threads per device.</summary>
     public int ThreadsPerDevice { get; init; } = 1;
+
+    /// <summary>
+    /// How matmuls compute: <c>fp32</c>; <c>tf32</c> (fp32 matmuls on tensor cores with TF32 inputs; on a CPU the same as fp32);
+    /// <c>bf16</c> (matmuls and attention in bf16 over fp32 master weights, fp32 gradients and optimizer state).
+    /// </summary>
+    public string Precision { get; init; } = "fp32";
 }

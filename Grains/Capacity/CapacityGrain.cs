@@ -84,7 +84,7 @@ public sealed class CapacityGrain(
     {
         var taken = Held().ToHashSet();
         return Silos().Where(s => DrainOf(s.Silo) is null && !exclude.Contains(s.Silo))
-            .SelectMany(s => Enumerable.Range(0, s.Devices).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane)))
+            .SelectMany(s => Enumerable.Range(0, s.Devices).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane, s.DeviceModel)))
             .Where(d => !taken.Contains(d))
             .ToHashSet();
     }
@@ -106,7 +106,8 @@ public sealed class CapacityGrain(
                 Number(values, SiloMetadataKeys.Devices), 0,
                 Number(values, SiloMetadataKeys.DeviceMemoryMiB),
                 (int)Number(values, SiloMetadataKeys.ThreadsPerDevice),
-                dataPlane);
+                dataPlane,
+                values.GetValueOrDefault(SiloMetadataKeys.DeviceModel, "cpu"));
         }
     }
 

@@ -73,7 +73,9 @@ public sealed class SiloDevices : IDisposable
         return true;
     });
 
-    public Device TorchDevice(int device) => Options.Kind == "cuda" ? new Device(TorchSharp.DeviceType.CUDA, device) : CPU;
+    public Device TorchDevice(int device) => Options.Kind == "cuda"
+        ? new Device(TorchSharp.DeviceType.CUDA, Options.CudaIndices.Count > 0 ? Options.CudaIndices[device] : device)
+        : CPU;
 
     public void Dispose()
     {

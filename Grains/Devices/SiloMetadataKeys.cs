@@ -4,6 +4,8 @@ namespace Elastic.Grains.Devices;
 public static class SiloMetadataKeys
 {
     public const string DeviceKind = "elastic.device-kind";
+    /// <summary>How reports name the silo's devices, e.g. "cuda: NVIDIA H100 80GB HBM3".</summary>
+    public const string DeviceModel = "elastic.device-model";
     public const string Devices = "elastic.devices";
     public const string DeviceMemoryMiB = "elastic.device-memory-mib";
     public const string ThreadsPerDevice = "elastic.threads-per-device";

@@ -1,4 +1,5 @@
 using Elastic.Grains.Devices;
+using Elastic.Training.Engine;
 using static TorchSharp.torch;
 
 namespace Elastic.Silo.Hosting;
@@ -10,6 +11,12 @@ public static class DeviceDiscovery
     {
         var cudaDevices = kind == "cpu" || !cuda.is_available() ? 0 : cuda.device_count();
         if (kind == "cuda" && cudaDevices == 0) throw new InvalidOperationException("Elastic:Devices:Kind = cuda, but no CUDA device is available (is this a CUDA build? see README, ElasticTorchBackend)");
-        return cudaDevices > 0 ? configured with { Kind = "cuda", Count = cudaDevices } : configured with { Kind = "cpu" };
+        return cudaDevices > 0
+            ? configured with
+            {
+                Kind = "cuda", Count = cudaDevices, Model = ComputeDevices.Describe(new Device(TorchSharp.DeviceType.CUDA, 0)),
+                MemoryMiB = ComputeDevices.CudaMemoryMiB(0) ?? configured.MemoryMiB,
+            }
+            : configured with { Kind = "cpu", Model = "cpu" };
     }
 }

@@ -33,6 +33,7 @@ public static class ElasticSiloBuilderExtensions
         silo.UseSiloMetadata(new Dictionary<string, string>
         {
             [SiloMetadataKeys.DeviceKind] = options.Devices.Kind,
+            [SiloMetadataKeys.DeviceModel] = options.Devices.Model,
             [SiloMetadataKeys.Devices] = options.Devices.Count.ToString(inv),
             [SiloMetadataKeys.DeviceMemoryMiB] = options.Devices.MemoryMiB.ToString(inv),
             [SiloMetadataKeys.ThreadsPerDevice] = options.Devices.ThreadsPerDevice.ToString(inv),

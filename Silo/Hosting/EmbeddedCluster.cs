@@ -14,7 +14,7 @@ namespace Elastic.Silo.Hosting;
 
 /// <summary>
 /// Several real silos in this process (development membership hosted by the first), each with its own
-/// virtual CPU devices and data plane: what `elastic train --devices N` runs a job on. Grain state (jobs, capacity)
+/// devices (virtual CPU devices, or CUDA devices, see <see cref="InProcessDevices"/>) and data plane: what `elastic train --devices N` runs a job on. Grain state (jobs, capacity)
 /// is kept in files next to the checkpoints, so it outlives any silo that leaves.
 /// </summary>
 public sealed class EmbeddedCluster : IAsyncDisposable
@@ -24,14 +24,13 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     private readonly string _checkpoints;
     private readonly Lock _gate = new();
     private int _started;
+    private int _nextDevice;
 
     private readonly AdmissionOptions _admission;
+    private readonly InProcessDevices _devices;
 
-    private EmbeddedCluster(IPEndPoint primary, string checkpoints, AdmissionOptions admission) =>
-        (_primary, _checkpoints, _admission) = (primary, checkpoints, admission);
-
-    /// <summary>What each in-process silo's devices offer: the default memory budget, and every core of this machine as intra-op threads.</summary>
-    public static SiloDeviceOptions Devices(int count) => new() { Count = count, ThreadsPerDevice = Environment.ProcessorCount };
+    private EmbeddedCluster(IPEndPoint primary, string checkpoints, AdmissionOptions admission, InProcessDevices devices) =>
+        (_primary, _checkpoints, _admission, _devices) = (primary, checkpoints, admission, devices);
 
     /// <summary>The first silo's gateway: it never leaves (it hosts membership), so clients that use only it ride out any churn.</summary>
     public IPEndPoint Gateway { get; private set; } = null!;
@@ -43,10 +42,12 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     /// <param name="checkpoints">The checkpoint directory all silos share.</param>
     /// <param name="admission">Where submitted jobs may read data and write models (default: bundled corpora only, no model files).</param>
     /// <param name="keepState">Keep the jobs an earlier cluster on the same directory left (to resume one); otherwise start with none.</param>
+    /// <param name="deviceKind"><c>cpu</c> (virtual devices) or <c>cuda</c> (device g on GPU g mod the GPU count).</param>
     public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints",
-        CancellationToken cancellation = default, AdmissionOptions? admission = null, bool keepState = false)
+        CancellationToken cancellation = default, AdmissionOptions? admission = null, bool keepState = false, string deviceKind = "cpu")
     {
-        var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints, admission ?? new AdmissionOptions());
+        var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints, admission ?? new AdmissionOptions(),
+            new InProcessDevices(deviceKind, devicesPerSilo.Sum()));
         if (!keepState && Directory.Exists(cluster.GrainState)) Directory.Delete(cluster.GrainState, recursive: true);
         try
         {
@@ -67,7 +68,8 @@ public sealed class EmbeddedCluster : IAsyncDisposable
         var ports = FreePorts(2);
         var (siloPort, gatewayPort) = _started == 0 ? (_primary.Port, ports[1]) : (ports[0], ports[1]);
         string name;
-        lock (_gate) name = $"silo-{_started++}";
+        int firstDevice;
+        lock (_gate) (name, firstDevice, _nextDevice) = ($"silo-{_started++}", _nextDevice, _nextDevice + devices);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.SetMinimumLevel(LogLevel.Critical);
         builder.UseOrleans(silo =>
@@ -80,7 +82,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             silo.ConfigureEndpoints(IPAddress.Loopback, siloPort, gatewayPort);
             silo.AddElastic(new ElasticSiloOptions
             {
-                Devices = Devices(devices),
+                Devices = _devices.For(firstDevice, devices),
                 Spot = spot,
                 CheckpointDirectory = _checkpoints,
                 Admission = _admission,

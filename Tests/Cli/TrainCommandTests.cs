@@ -1,5 +1,6 @@
 using Elastic.Cli;
 using Elastic.Jobs.Reports;
+using Elastic.Training.Engine;
 using Elastic.Training.Model;
 
 namespace Elastic.Tests.Cli;
@@ -88,6 +89,25 @@ public sealed class TrainCommandTests : IDisposable
         var output = new StringWriter();
         Assert.Equal(2, await Invoke(output, "train", spec, "--devices", "2"));
         Assert.Contains("--devices 2: the spec runs on 4 device(s)", output.ToString());
+    }
+
+    [Fact]
+    public async Task Train_refuses_a_device_kind_this_machine_lacks_and_writes_nothing()
+    {
+        var spec = Path.Combine(_folder, "gpu.json");
+        File.WriteAllText(spec, """{ "name": "gpu", "steps": 20 }""");
+        var run = Path.Combine(_folder, "run");
+        var unknown = new StringWriter();
+        Assert.Equal(2, await Invoke(unknown, "train", spec, "--device", "tpu", "--out", run));
+        Assert.Contains("--device = tpu: must be auto, cpu or cuda", unknown.ToString());
+        if (ComputeDevices.CudaCount == 0)
+        {
+            var cuda = new StringWriter();
+            Assert.Equal(2, await Invoke(cuda, "train", spec, "--device", "cuda", "--devices", "2", "--out", run));
+            Assert.Contains("--device = cuda, but no CUDA device is available", cuda.ToString());
+            Assert.DoesNotContain("   at ", cuda.ToString());
+        }
+        Assert.False(Directory.Exists(run));
     }
 
     [Fact]

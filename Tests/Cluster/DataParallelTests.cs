@@ -13,24 +13,27 @@ public sealed class DataParallelTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
-    private static TrainingSpec Spec(int dp) => TestSpecs.Tiny(steps: 5, global: 16, micro: 2, dropout: 0.1) with
+    private static TrainingSpec Spec(int dp, string precision = "fp32") => TestSpecs.Tiny(steps: 5, global: 16, micro: 2, dropout: 0.1) with
     {
         Devices = new DeviceSpec { Min = dp, Max = dp },
         Eval = new EvalSpec { Every = 2, Batches = 2 },
+        Runtime = new RuntimeSpec { Precision = precision },
     };
 
-    [Fact]
-    public async Task Dp_1_2_and_4_give_the_engines_parameters_and_losses_bit_for_bit()
+    [Theory]
+    [InlineData("fp32")]
+    [InlineData("bf16")]
+    public async Task Dp_1_2_and_4_give_the_engines_parameters_and_losses_bit_for_bit(string precision)
     {
         var reference = await TestSpecs.OnDevice(() =>
         {
-            var spec = Spec(1);
+            var spec = Spec(1, precision);
             using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
             return TrainingLoop.Run(trainer);
         });
         foreach (var dp in new[] { 1, 2, 4 })
         {
-            var jobId = await _cluster.Client.SubmitAsync(Spec(dp));
+            var jobId = await _cluster.Client.SubmitAsync(Spec(dp, precision));
             var status = await _cluster.Finish(jobId);
             Assert.True(status.State == JobState.Completed, $"dp={dp}: {status.State} {status.Error}");
             Assert.Equal(dp, status.Plan!.Dp);
@@ -40,6 +43,8 @@ public sealed class DataParallelTests : IAsyncLifetime
             Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));
             Assert.Equal(reference.Steps.Select(s => s.GradNorm), report.Steps.Select(s => s.GradNorm));
             Assert.Equal(reference.HeldOut, report.HeldOut);
+            Assert.Equal("cpu", status.Device);
+            Assert.Equal("cpu", report.Device);
         }
     }
 

@@ -28,7 +28,7 @@ public sealed class Trainer : IDisposable
         Spec = spec;
         _corpus = corpus;
         _device = device ?? CPU;
-        Model = new GptModel(spec.Model, spec.Seed);
+        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision));
         Model.to(_device);
         Model.train();
         var parameters = Model.ParametersByName();
@@ -40,6 +40,7 @@ public sealed class Trainer : IDisposable
 
     public TrainingSpec Spec { get; }
     public GptModel Model { get; }
+    public Device Device => _device;
     public ITokenizer Tokenizer => _corpus.Tokenizer;
     public long ParameterCount { get; }
     public int MicroBatchesPerStep => Spec.Batch.MicroBatchesPerStep;
@@ -100,12 +101,15 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public double AccumulateBlock(long step, int first, int count, Tensor target)
     {
-        var losses = new double[count];
+        using var scope = NewDisposeScope();
+        var losses = new Tensor[count];
         PairwiseTree.ReduceInto(first, first + count, target,
             (micro, buffer) => losses[micro - first] = ForwardBackward(step, micro, buffer),
             (into, other) => into.add_(other, alpha: One),
             _gradients.Rent, _gradients.Release);
-        return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a + b);
+        // One host synchronisation per block, not per micro-batch: the losses stay on the device (fp64, the sum
+        // a host would take of them) until their tree sum is read.
+        return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a.add(b, alpha: One)).item<double>();
     }
 
     /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
@@ -142,20 +146,21 @@ public sealed class Trainer : IDisposable
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        using var tf32 = EnterTf32Gate();
         Model.eval();
         try
         {
             var heldOut = _corpus.HeldOut;
             var micro = Spec.Batch.Micro;
             var batches = Math.Max(1, Math.Min(Spec.Eval.Batches, heldOut.Count / micro));
-            var total = 0.0;
+            var total = zeros(1, dtype: ScalarType.Float64, device: _device);
             for (var i = 0; i < batches; i++)
             {
                 var windows = Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray();
                 var (inputs, targets) = Batch(heldOut, windows);
-                total += Model.Loss(inputs, targets, keys: null).item<float>();
+                total.add_(Model.Loss(inputs, targets, keys: null).to(ScalarType.Float64), alpha: One);
             }
-            return total / batches;
+            return total.item<double>() / batches;
         }
         finally
         {
@@ -173,9 +178,11 @@ public sealed class Trainer : IDisposable
         return Enumerable.Range(0, b).Select(j => first + j).ToArray();
     }
 
-    private double ForwardBackward(long step, int micro, Tensor target)
+    /// <summary>The loss of micro-batch <paramref name="micro"/> as an fp64 scalar tensor on the device, its gradient bound into <paramref name="target"/>.</summary>
+    private Tensor ForwardBackward(long step, int micro, Tensor target)
     {
         using var scope = NewDisposeScope();
+        using var tf32 = EnterTf32Gate();
         target.zero_();
         _gradients.BindTo(target);
         var samples = SamplesOf(step, micro);
@@ -184,8 +191,12 @@ public sealed class Trainer : IDisposable
         using var keys = Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null;
         var loss = Model.Loss(inputs, targets, keys);
         loss.backward();
-        return loss.item<float>();
+        return loss.detach().to(ScalarType.Float64).MoveToOuterDisposeScope();
     }
+
+    /// <summary>On CUDA, holds the process's TF32 switch in this job's mode while the step's matmuls are launched.</summary>
+    private Tf32Gate.Holder EnterTf32Gate() =>
+        _device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default;
 
     private (Tensor Inputs, Tensor Targets) Batch(TokenDataset data, int[] windows)
     {

@@ -37,7 +37,7 @@ public static class TrainingLoop
         {
             Spec = spec,
             StartedAt = startedAt,
-            Device = "cpu",
+            Device = ComputeDevices.Describe(trainer.Device),
             ThreadsPerDevice = spec.Runtime.ThreadsPerDevice,
             Parameters = trainer.ParameterCount,
             Steps = steps,

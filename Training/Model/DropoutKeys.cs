@@ -5,36 +5,57 @@ using static TorchSharp.torch;
 namespace Elastic.Training.Model;
 
 /// <summary>
-/// The dropout randomness of one micro-batch: one generator per sample, seeded by (seed, step, global
-/// sample index). Each dropout site draws each sample's mask from that sample's own generator, so a
-/// sample gets the same masks whatever micro-batch, replica or rank it lands on.
+/// The dropout randomness of one micro-batch, keyed by (seed, step, global sample index), so a sample gets the
+/// same masks whatever micro-batch, replica or rank it lands on. On a CPU each sample has its own generator and
+/// the dropout sites draw from it in forward order. A CUDA tensor never meets a CPU generator (that mix crashes
+/// libtorch, and TorchSharp can only make CPU generators): its masks come from the device's own generator,
+/// reseeded by (seed, step, sample, site) before each sample's draw, see <see cref="CudaRandom"/>.
 /// </summary>
 public sealed class DropoutKeys : IDisposable
 {
+    private readonly ulong _seed;
+    private readonly long _step;
+    private readonly long[] _samples;
     private readonly Generator[] _generators;
+    private ulong _site;
 
     public DropoutKeys(ulong seed, long step, ReadOnlySpan<long> globalSamples)
     {
+        (_seed, _step, _samples) = (seed, step, globalSamples.ToArray());
         _generators = new Generator[globalSamples.Length];
         for (var i = 0; i < globalSamples.Length; i++)
-            _generators[i] = new Generator(SplitMix64.Derive(seed, RandomPurpose.Dropout, (ulong)step, (ulong)globalSamples[i]), CPU);
+            _generators[i] = new Generator(SampleKey(i), CPU);
     }
 
-    /// <summary>Inverted dropout of <paramref name="x"/> ([samples, ...]) with keep probability 1 - p.</summary>
+    /// <summary>Inverted dropout of <paramref name="x"/> ([samples, ...]) with keep probability 1 - p; the result is fp32 unless x is wider.</summary>
     public Tensor Apply(Tensor x, double p)
     {
-        if (x.shape[0] != _generators.Length)
-            throw new ArgumentException($"batch of {x.shape[0]} samples but dropout keys for {_generators.Length}", nameof(x));
-        var sampleShape = x.shape[1..];
+        if (x.shape[0] != _samples.Length)
+            throw new ArgumentException($"batch of {x.shape[0]} samples but dropout keys for {_samples.Length}", nameof(x));
         using var scope = NewDisposeScope();
-        var uniforms = new Tensor[_generators.Length];
-        for (var i = 0; i < _generators.Length; i++)
-            uniforms[i] = rand(sampleShape, dtype: x.dtype, device: x.device, generator: _generators[i]);
+        var uniforms = x.device_type switch
+        {
+            DeviceType.CPU => CpuUniforms(x.shape[1..]),
+            DeviceType.CUDA => CudaRandom.Uniforms(x.device, x.shape, i => SplitMix64.Derive(SampleKey(i), _site)),
+            _ => throw new NotSupportedException($"dropout masks are drawn on cpu or cuda devices; this tensor is on {x.device}"),
+        };
+        _site++;
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var threshold = p.ToScalar();
         using var scale = (1.0 / (1.0 - p)).ToScalar();
-        var keep = stack(uniforms).ge_(threshold).to_type(x.dtype).mul_(scale);
+        // The mask stays fp32: a bf16 activation times it is exact in fp32, and fp32 activations keep their bits.
+        var keep = uniforms.ge_(threshold).to_type(ScalarType.Float32).mul_(scale);
         return x.mul(keep).MoveToOuterDisposeScope();
+    }
+
+    private ulong SampleKey(int i) => SplitMix64.Derive(_seed, RandomPurpose.Dropout, (ulong)_step, (ulong)_samples[i]);
+
+    private Tensor CpuUniforms(long[] sampleShape)
+    {
+        var uniforms = new Tensor[_generators.Length];
+        for (var i = 0; i < _generators.Length; i++)
+            uniforms[i] = rand(sampleShape, dtype: ScalarType.Float32, generator: _generators[i]);
+        return stack(uniforms);
     }
 
     public void Dispose()

@@ -23,14 +23,17 @@ public sealed class GptModel : nn.Module
     private readonly ModuleList<TransformerBlock> h;
     private readonly LayerNorm ln_f;
     private readonly Linear? lm_head;
+    private readonly Matmuls _matmuls;
 
-    public GptModel(ModelSpec spec, ulong seed) : base("GPT")
+    public GptModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32) : base("GPT")
     {
         Spec = spec;
+        Precision = precision;
+        _matmuls = new Matmuls(precision);
         wte = nn.Embedding(spec.Vocab, spec.DModel);
         wpe = nn.Embedding(spec.Context, spec.DModel);
         h = nn.ModuleList(Enumerable.Range(0, spec.Layers)
-            .Select(_ => new TransformerBlock(spec.DModel, spec.Heads, spec.FfnSize, spec.Dropout)).ToArray());
+            .Select(_ => new TransformerBlock(spec.DModel, spec.Heads, spec.FfnSize, spec.Dropout, _matmuls)).ToArray());
         ln_f = nn.LayerNorm(spec.DModel);
         register_module("wte", wte);
         register_module("wpe", wpe);
@@ -45,12 +48,16 @@ public sealed class GptModel : nn.Module
     }
 
     public ModelSpec Spec { get; }
+    public ComputePrecision Precision { get; }
+
+    /// <summary>The device the parameters live on.</summary>
+    public Device Device => wte.weight!.device;
 
     /// <summary>Parameters sorted by name (ordinal): the canonical order for digests, flat buffers and checkpoints.</summary>
     public IReadOnlyList<(string Name, Parameter Parameter)> ParametersByName() =>
         named_parameters().OrderBy(p => p.name, StringComparer.Ordinal).ToList();
 
-    /// <summary>Logits [batch, time, vocab] for token ids [batch, time].</summary>
+    /// <summary>Logits [batch, time, vocab] for token ids [batch, time]; bf16 when the model computes in bf16.</summary>
     public Tensor forward(Tensor tokens, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
@@ -63,15 +70,15 @@ public sealed class GptModel : nn.Module
         var x = Dropout.Apply(wte.call(tokens).add(wpe.call(positions), alpha: One), Spec.Dropout, training, keys);
         foreach (var block in h) x = block.forward(x, keys);
         x = ln_f.call(x);
-        var logits = lm_head is null ? nn.functional.linear(x, wte.weight!) : lm_head.call(x);
+        var logits = lm_head is null ? _matmuls.Linear(x, wte.weight!) : _matmuls.Linear(lm_head, x);
         return logits.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Mean next-token cross-entropy of a batch.</summary>
+    /// <summary>Mean next-token cross-entropy of a batch, in fp32 whatever the compute precision.</summary>
     public Tensor Loss(Tensor tokens, Tensor targets, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
-        var logits = forward(tokens, keys);
+        var logits = forward(tokens, keys).to(ScalarType.Float32);
         return nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), targets.reshape(-1)).MoveToOuterDisposeScope();
     }
 

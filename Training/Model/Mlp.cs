@@ -9,10 +9,12 @@ public sealed class Mlp : nn.Module
     private readonly Linear c_fc;
     private readonly Linear c_proj;
     private readonly double _dropout;
+    private readonly Matmuls _matmuls;
 
-    public Mlp(int dModel, int ffn, double dropout) : base(nameof(Mlp))
+    internal Mlp(int dModel, int ffn, double dropout, Matmuls matmuls) : base(nameof(Mlp))
     {
         _dropout = dropout;
+        _matmuls = matmuls;
         c_fc = nn.Linear(dModel, ffn);
         c_proj = nn.Linear(ffn, dModel);
         register_module("c_fc", c_fc);
@@ -22,7 +24,7 @@ public sealed class Mlp : nn.Module
     public Tensor forward(Tensor x, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
-        var h = nn.functional.gelu(c_fc.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
-        return Dropout.Apply(c_proj.call(h), _dropout, training, keys).MoveToOuterDisposeScope();
+        var h = nn.functional.gelu(_matmuls.Linear(c_fc, x), TorchSharp.Modules.GELU.Approximate.tanh);
+        return Dropout.Apply(_matmuls.Linear(c_proj, h), _dropout, training, keys).MoveToOuterDisposeScope();
     }
 }

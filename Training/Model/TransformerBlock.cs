@@ -12,12 +12,12 @@ public sealed class TransformerBlock : nn.Module
     private readonly LayerNorm ln_2;
     private readonly Mlp mlp;
 
-    public TransformerBlock(int dModel, int heads, int ffn, double dropout) : base(nameof(TransformerBlock))
+    internal TransformerBlock(int dModel, int heads, int ffn, double dropout, Matmuls matmuls) : base(nameof(TransformerBlock))
     {
         ln_1 = nn.LayerNorm(dModel);
-        attn = new CausalSelfAttention(dModel, heads, dropout);
+        attn = new CausalSelfAttention(dModel, heads, dropout, matmuls);
         ln_2 = nn.LayerNorm(dModel);
-        mlp = new Mlp(dModel, ffn, dropout);
+        mlp = new Mlp(dModel, ffn, dropout, matmuls);
         register_module("ln_1", ln_1);
         register_module("attn", attn);
         register_module("ln_2", ln_2);

@@ -29,14 +29,15 @@ public static class TextSampler
             {
                 using var scope = NewDisposeScope();
                 var window = ids.Skip(Math.Max(0, ids.Count - context)).Select(t => (long)t).ToArray();
-                var input = tensor(window, [1, window.Length]);
+                var input = tensor(window, [1, window.Length], device: model.Device);
                 var logits = model.forward(input, keys: null)[0, -1].div(temperatureScalar);
                 if (topK > 0 && topK < logits.shape[0])
                 {
                     var (values, _) = logits.topk(topK);
                     logits = logits.masked_fill(logits.lt(values[-1]), excluded);
                 }
-                var next = multinomial(nn.functional.softmax(logits, 0), 1, generator: generator);
+                // Drawn on the host: the generator is a CPU one, and a CPU generator must never meet a device tensor.
+                var next = multinomial(nn.functional.softmax(logits, 0).cpu(), 1, generator: generator);
                 ids.Add((int)next.item<long>());
             }
         }

@@ -12,7 +12,7 @@ namespace Elastic.Cli.Commands;
 /// </summary>
 internal static class ClusterTraining
 {
-    public static async Task<int> Run(CliOutput console, TrainingSpec spec, int devices, bool churn, bool resume, RunTarget target, CancellationToken cancellation)
+    public static async Task<int> Run(CliOutput console, TrainingSpec spec, int devices, string deviceKind, bool churn, bool resume, RunTarget target, CancellationToken cancellation)
     {
         var widths = SpecValidator.DataParallelWidths(spec);
         if (devices < 1 || !widths.Any(w => w <= devices))
@@ -21,7 +21,7 @@ internal static class ClusterTraining
         var resumedJob = resume ? ResumableJob(run) : null;
         var layout = EmbeddedCluster.Layout(devices);
         var dp = widths.First(w => w <= devices);
-        TrainCommand.Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) with {devices} device(s), dp = {dp}");
+        TrainCommand.Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) with {devices} {deviceKind} device(s), dp = {dp}");
         var model = spec.Output.Directory is { } chosen ? new RunFolder(chosen) : run;
         // The job may read the spec's data file and write its model into the run folder, nothing else.
         var admission = new AdmissionOptions
@@ -29,7 +29,7 @@ internal static class ClusterTraining
             DataRoots = new PathRoots(spec.Data.Source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal) ? [] : [spec.Data.Source]),
             OutputRoots = new PathRoots([model.Path]),
         };
-        await using var cluster = await EmbeddedCluster.StartAsync(layout, run.Checkpoints, cancellation, admission, keepState: resume);
+        await using var cluster = await EmbeddedCluster.StartAsync(layout, run.Checkpoints, cancellation, admission, keepState: resume, deviceKind);
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]), cancellation: cancellation);
         var client = connection.Client;
         await client.WaitForDevicesAsync(devices, TimeSpan.FromSeconds(30), cancellation);

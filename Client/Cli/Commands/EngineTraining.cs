@@ -12,16 +12,17 @@ internal static class EngineTraining
     /// <summary>Where in the run folder's checkpoint store the engine's checkpoints go.</summary>
     private static readonly CheckpointLayout Layout = new("engine");
 
-    public static async Task<int> Run(CliOutput console, TrainingSpec spec, TokenCorpus corpus, bool resume, RunTarget target, CancellationToken cancellation)
+    public static async Task<int> Run(CliOutput console, TrainingSpec spec, TokenCorpus corpus, string deviceKind, bool resume, RunTarget target, CancellationToken cancellation)
     {
         var store = new LocalDirectoryStore(target.Run.Checkpoints);
         var reader = new CheckpointReader(store, Layout);
         var from = resume ? await ResumePoint(reader, spec, target.Run) : null;
-        TrainCommand.Describe(console, spec, "1 device");
+        var torchDevice = deviceKind == "cuda" ? new TorchSharp.torch.Device(TorchSharp.DeviceType.CUDA, 0) : TorchSharp.torch.CPU;
+        TrainCommand.Describe(console, spec, $"1 device ({ComputeDevices.Describe(torchDevice)})");
         var threads = spec.Runtime.ThreadsPerDevice;
         using var interrupts = new Interrupts(cancellation, console.Plain.WriteLine);
         using var device = new DeviceWorker("device-0");
-        var trainer = await device.Run(threads, () => new Trainer(spec, corpus));
+        var trainer = await device.Run(threads, () => new Trainer(spec, corpus, torchDevice));
         try
         {
             if (from is { } manifest)

@@ -23,6 +23,7 @@ internal static class StatusCommand
             Row("loss", s.LastLoss?.ToString("F4", inv) ?? "-");
             Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
             Row("plan", s.Plan?.ToString() ?? "-");
+            Row("device", s.Device);
             Row("submitted", s.SubmittedAt.ToString("u", inv));
             if (s.Error is not null) Row("error", s.Error);
             if (s.FinalParameterDigest is not null) Row("digest", s.FinalParameterDigest);

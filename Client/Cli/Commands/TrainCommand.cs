@@ -11,7 +11,7 @@ using Spectre.Console;
 namespace Elastic.Cli.Commands;
 
 /// <summary>
-/// <c>elastic train SPEC [--devices N] [--resume]</c>: trains on this machine, directly on the engine (<see cref="EngineTraining"/>)
+/// <c>elastic train SPEC [--device auto|cpu|cuda] [--devices N] [--resume]</c>: trains on this machine (on a GPU when there is one), directly on the engine (<see cref="EngineTraining"/>)
 /// or as a job on an in-process cluster (<see cref="ClusterTraining"/>), and writes the run folder. An interrupt stops at a step
 /// boundary and saves a checkpoint that --resume continues from, to the same bits as an uninterrupted run.
 /// </summary>
@@ -20,38 +20,52 @@ internal static class TrainCommand
     public static Command Create()
     {
         var spec = new Argument<FileInfo>("spec") { Description = "Job spec (JSON); see docs/job-spec.md" };
-        var devices = new Option<int?>("--devices") { Description = "Run as a job on an in-process cluster of N virtual devices (2 per silo) instead of directly on the engine" };
+        var devices = new Option<int?>("--devices") { Description = "Run as a job on an in-process cluster of N devices (2 per silo) instead of directly on the engine; on k GPUs, device i runs on GPU i mod k" };
+        var deviceKind = new Option<string>("--device") { Description = "auto (a GPU when there is one), cpu or cuda", DefaultValueFactory = _ => "auto" };
         var report = new Option<FileInfo?>("--report") { Description = "Where to write the run report (default: runs/NAME/report.json)" };
         var output = new Option<DirectoryInfo?>("--out") { Description = "Run folder for the spec, trained weights and report (default: runs/NAME)" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt for the text sample printed after training", DefaultValueFactory = _ => "And God said" };
         var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after training (0: none)", DefaultValueFactory = _ => 200 };
         var churn = new Option<bool>("--churn") { Description = "With --devices: a silo leaves a third of the way in and a new one joins two thirds in (elasticity demo)" };
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted run from the checkpoint it saved in its run folder" };
-        var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, report, output, prompt, sampleTokens, churn, resume };
+        var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, deviceKind, report, output, prompt, sampleTokens, churn, resume };
         command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
             var specFile = parse.GetValue(spec)!.FullName;
             var trainingSpec = SpecJson.Read(specFile);
             var corpus = JobValidation.LoadValidated(trainingSpec);
             var deviceCount = parse.GetValue(devices);
+            var kind = ResolveDeviceKind(parse.GetValue(deviceKind)!);
             // Refused before anything starts or is written: a job too big for the devices it would run on.
-            var inProcess = EmbeddedCluster.Devices(1);
-            var device = deviceCount is null
+            var inProcess = new InProcessDevices(kind, deviceCount ?? 1).For(0, 1);
+            var device = deviceCount is null && kind == "cpu"
                 ? (MiB: GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 20, Threads: Environment.ProcessorCount, Name: "this machine")
-                : (MiB: inProcess.MemoryMiB, Threads: inProcess.ThreadsPerDevice, Name: "a device of the in-process cluster");
+                : (MiB: inProcess.MemoryMiB, Threads: inProcess.ThreadsPerDevice, Name: deviceCount is null ? inProcess.Model : $"a device of the in-process cluster ({inProcess.Model})");
             if (JobAdmission.DeviceProblems(trainingSpec, device.MiB, device.Threads, device.Name).ToList() is { Count: > 0 } tooBig)
                 throw new SpecValidationException(tooBig);
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
             var target = new RunTarget(run, parse.GetValue(report)?.FullName ?? run.ReportFile,
                 new SampleRequest(parse.GetValue(prompt)!, parse.GetValue(sampleTokens)),
-                ResumeHint: $"elastic train {specFile}{(deviceCount is { } n ? $" --devices {n}" : "")}{(parse.GetValue(output) is { } o ? $" --out {o.FullName}" : "")} --resume");
+                ResumeHint: $"elastic train {specFile}{(deviceCount is { } n ? $" --devices {n}" : "")} --device {kind}{(parse.GetValue(output) is { } o ? $" --out {o.FullName}" : "")} --resume");
             if (target.Sample.Tokens < 0) throw new CliException($"--sample-tokens {target.Sample.Tokens}: must not be negative");
             if (parse.GetValue(churn) && deviceCount is null) throw new CliException("--churn needs --devices N: capacity changes happen on an in-process cluster");
             return deviceCount is { } count
-                ? await ClusterTraining.Run(console, trainingSpec, count, parse.GetValue(churn), parse.GetValue(resume), target, cancellation)
-                : await EngineTraining.Run(console, trainingSpec, corpus, parse.GetValue(resume), target, cancellation);
+                ? await ClusterTraining.Run(console, trainingSpec, count, kind, parse.GetValue(churn), parse.GetValue(resume), target, cancellation)
+                : await EngineTraining.Run(console, trainingSpec, corpus, kind, parse.GetValue(resume), target, cancellation);
         }));
         return command;
+    }
+
+    private static string ResolveDeviceKind(string requested)
+    {
+        try
+        {
+            return ComputeDevices.ResolveKind(requested, "--device");
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message);
+        }
     }
 
     /// <summary>Writes the report, then prints the loss summary, a text sample from the trained model, and where everything is.</summary>

@@ -1,0 +1,54 @@
+using Elastic.Training.Engine;
+using Elastic.Training.Model;
+using static TorchSharp.torch;
+
+namespace Elastic.Tests.Training;
+
+/// <summary>
+/// A CPU generator must never meet a tensor on another device (libtorch crashes the process). On a CPU machine the
+/// meta device stands in for a GPU: the guard must refuse in managed code, naming the device, before native code runs.
+/// </summary>
+public sealed class DeviceMixingTests
+{
+    [Fact]
+    public async Task Dropout_refuses_a_device_it_cannot_draw_masks_on_naming_it()
+    {
+        var error = await TestSpecs.OnDevice(() =>
+        {
+            using var keys = new DropoutKeys(seed: 1, step: 1, [0L, 1L]);
+            using var x = empty(2, 4, 8, device: META);
+            return Record.Exception(() => keys.Apply(x, 0.1));
+        });
+        var refused = Assert.IsType<NotSupportedException>(error);
+        Assert.Contains("meta", refused.Message);
+    }
+
+    [Fact]
+    public async Task Dropout_masks_on_a_cpu_depend_on_the_sample_not_its_place_in_the_batch()
+    {
+        var (pairEqual, aloneEqual) = await TestSpecs.OnDevice(() =>
+        {
+            using var scope = NewDisposeScope();
+            var x = ones(2, 4, 8);
+            using var both = new DropoutKeys(seed: 5, step: 3, [10L, 11L]);
+            using var swapped = new DropoutKeys(seed: 5, step: 3, [11L, 10L]);
+            using var alone = new DropoutKeys(seed: 5, step: 3, [11L]);
+            var a = both.Apply(x, 0.5);
+            var b = swapped.Apply(x, 0.5);
+            var c = alone.Apply(x.narrow(0, 1, 1), 0.5);
+            return (a[1].equal(b[0]).all().item<bool>(), a[1].equal(c[0]).all().item<bool>());
+        });
+        Assert.True(pairEqual, "sample 11's mask changed when it moved within the batch");
+        Assert.True(aloneEqual, "sample 11's mask changed when its micro-batch changed");
+    }
+
+    [Fact]
+    public void Device_kinds_resolve_to_what_this_machine_has_and_unknown_ones_are_named()
+    {
+        Assert.Equal("cpu", ComputeDevices.ResolveKind("cpu", "--device"));
+        Assert.Equal(ComputeDevices.CudaCount > 0 ? "cuda" : "cpu", ComputeDevices.ResolveKind("auto", "--device"));
+        var unknown = Assert.Throws<ArgumentException>(() => ComputeDevices.ResolveKind("tpu", "--device"));
+        Assert.Contains("--device = tpu", unknown.Message);
+        Assert.Equal("cpu", ComputeDevices.Describe(CPU));
+    }
+}
