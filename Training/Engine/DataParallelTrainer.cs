@@ -13,6 +13,7 @@ public sealed class DataParallelTrainer : IDisposable
 {
     private readonly Communicator? _replicas;
     private byte[] _wire = [];
+    private Tensor? _staging;
     private bool _detached;
 
     /// <param name="replicas">The data-parallel group (rank = replica index); null when this is the only replica.</param>
@@ -46,11 +47,14 @@ public sealed class DataParallelTrainer : IDisposable
         }
     }
 
-    /// <summary>Sums a flat fp32 gradient over the replicas through a host buffer (the data plane moves bytes).</summary>
+    /// <summary>
+    /// Sums a flat fp32 gradient over the replicas through a managed wire buffer (the data plane moves bytes; a socket
+    /// that fails mid-collective may still write into it, which must never be native memory that can be freed). A device
+    /// gradient goes through a pinned host copy kept across steps: no allocation and no page faults per step.
+    /// </summary>
     private void AllReduce(Tensor gradient)
     {
-        using var scope = NewDisposeScope();
-        var host = gradient.device_type == TorchSharp.DeviceType.CPU ? gradient : gradient.cpu();
+        var host = gradient.device_type == TorchSharp.DeviceType.CPU ? gradient : Staged(gradient);
         var bytes = host.bytes;
         if (_wire.Length != bytes.Length) _wire = new byte[bytes.Length];
         bytes.CopyTo(_wire);
@@ -59,10 +63,21 @@ public sealed class DataParallelTrainer : IDisposable
         if (!ReferenceEquals(host, gradient)) gradient.copy_(host);
     }
 
+    private Tensor Staged(Tensor gradient)
+    {
+        if (_staging is null)
+        {
+            using var pageable = empty(gradient.shape, dtype: gradient.dtype);
+            _staging = pageable.pin_memory().DetachFromDisposeScope();
+        }
+        return _staging.copy_(gradient);
+    }
+
     /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
     public Trainer Detach()
     {
         _replicas?.Dispose();
+        _staging?.Dispose();
         _detached = true;
         return Trainer;
     }
@@ -70,6 +85,7 @@ public sealed class DataParallelTrainer : IDisposable
     public void Dispose()
     {
         _replicas?.Dispose();
+        _staging?.Dispose();
         if (!_detached) Trainer.Dispose();
     }
 }

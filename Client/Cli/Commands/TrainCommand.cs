@@ -35,7 +35,8 @@ internal static class TrainCommand
             var trainingSpec = SpecJson.Read(specFile);
             var corpus = JobValidation.LoadValidated(trainingSpec);
             var deviceCount = parse.GetValue(devices);
-            var kind = ResolveDeviceKind(parse.GetValue(deviceKind)!);
+            var requestedKind = parse.GetValue(deviceKind)!;
+            var kind = ResolveDeviceKind(requestedKind);
             // Refused before anything starts or is written: a job too big for the devices it would run on.
             var inProcess = new InProcessDevices(kind, deviceCount ?? 1).For(0, 1);
             var device = deviceCount is null && kind == "cpu"
@@ -46,7 +47,7 @@ internal static class TrainCommand
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
             var target = new RunTarget(run, parse.GetValue(report)?.FullName ?? run.ReportFile,
                 new SampleRequest(parse.GetValue(prompt)!, parse.GetValue(sampleTokens)),
-                ResumeHint: $"elastic train {specFile}{(deviceCount is { } n ? $" --devices {n}" : "")} --device {kind}{(parse.GetValue(output) is { } o ? $" --out {o.FullName}" : "")} --resume");
+                ResumeHint: $"elastic train {specFile}{(deviceCount is { } n ? $" --devices {n}" : "")}{(requestedKind == "auto" ? "" : $" --device {requestedKind}")}{(parse.GetValue(output) is { } o ? $" --out {o.FullName}" : "")} --resume");
             if (target.Sample.Tokens < 0) throw new CliException($"--sample-tokens {target.Sample.Tokens}: must not be negative");
             if (parse.GetValue(churn) && deviceCount is null) throw new CliException("--churn needs --devices N: capacity changes happen on an in-process cluster");
             return deviceCount is { } count
