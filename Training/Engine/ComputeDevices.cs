@@ -21,7 +21,7 @@ public static class ComputeDevices
         "cpu" => "cpu",
         "auto" => CudaCount > 0 ? "cuda" : "cpu",
         "cuda" when CudaCount > 0 => "cuda",
-        "cuda" => throw new ArgumentException($"{what} = cuda, but no CUDA device is available on this machine (libtorch sees none; PLATFORM notes: the CUDA libraries come from the GPU machine's PyTorch)"),
+        "cuda" => throw new ArgumentException($"{what} = cuda, but no CUDA device is available on this machine (libtorch sees none: a CPU-only libtorch, or no GPU driver)"),
         _ => throw new ArgumentException($"{what} = {requested}: must be auto, cpu or cuda"),
     };
 
