@@ -8,7 +8,7 @@ public sealed record SiloDeviceOptions
     public int Count { get; init; } = 2;
     /// <summary>How reports name these devices: "cpu", or "cuda: " and the GPU's model.</summary>
     public string Model { get; init; } = "cpu";
-    /// <summary>With kind cuda: the CUDA device each of this silo's devices runs on (several may share one GPU); empty: device i on GPU i.</summary>
+    /// <summary>With kind cuda: the CUDA device each of this silo's devices runs on (several may share one GPU).</summary>
     public IReadOnlyList<int> CudaIndices { get; init; } = [];
     /// <summary>Memory budget per device (the planner's limit for model state and activations).</summary>
     public long MemoryMiB { get; init; } = 4096;

@@ -74,7 +74,7 @@ public sealed class SiloDevices : IDisposable
     });
 
     public Device TorchDevice(int device) => Options.Kind == "cuda"
-        ? new Device(TorchSharp.DeviceType.CUDA, Options.CudaIndices.Count > 0 ? Options.CudaIndices[device] : device)
+        ? new Device(TorchSharp.DeviceType.CUDA, Options.CudaIndices[device])
         : CPU;
 
     public void Dispose()

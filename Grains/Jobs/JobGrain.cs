@@ -161,7 +161,7 @@ public sealed partial class JobGrain(
         {
             Spec = r.Spec,
             StartedAt = started,
-            Device = r.DeviceKind,
+            Device = r.Device,
             ThreadsPerDevice = r.Spec.Runtime.ThreadsPerDevice,
             Parameters = r.Parameters,
             Steps = r.Steps,
@@ -301,7 +301,7 @@ public sealed partial class JobGrain(
         var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
-        Record.DeviceKind = string.Join(", ", devices.Select(d => d.Model).Distinct());
+        Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());
         await Writer.WriteAsync(options.Value.StoreOutagePatience);
         return plan;
     }
@@ -741,7 +741,7 @@ public sealed partial class JobGrain(
 
     private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Record.Steps.Count, Record.Spec.Steps,
         Record.Steps.Count > 0 ? Record.Steps[^1].Loss : null, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.DeviceKind);
+        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device);
 
     private double TokensPerSecond() => Record.TrainingSeconds > 0
         ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Record.Steps.Count / Record.TrainingSeconds

@@ -22,7 +22,7 @@ public sealed class JobRecord
     [Id(11)] public long Parameters { get; set; }
     [Id(12)] public double TrainingSeconds { get; set; }
     [Id(13)] public string? FinalParameterDigest { get; set; }
-    [Id(14)] public string DeviceKind { get; set; } = "cpu";
+    [Id(14)] public string Device { get; set; } = "cpu";
     [Id(15)] public long? LastCheckpointStep { get; set; }
     [Id(16)] public bool Degraded { get; set; }
     [Id(17)] public int Replans { get; set; }

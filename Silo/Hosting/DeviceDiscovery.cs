@@ -14,7 +14,7 @@ public static class DeviceDiscovery
         return cudaDevices > 0
             ? configured with
             {
-                Kind = "cuda", Count = cudaDevices, Model = ComputeDevices.Describe(new Device(TorchSharp.DeviceType.CUDA, 0)),
+                Kind = "cuda", Count = cudaDevices, CudaIndices = [.. Enumerable.Range(0, cudaDevices)], Model = ComputeDevices.Describe(new Device(TorchSharp.DeviceType.CUDA, 0)),
                 MemoryMiB = ComputeDevices.CudaMemoryMiB(0) ?? configured.MemoryMiB,
             }
             : configured with { Kind = "cpu", Model = "cpu" };

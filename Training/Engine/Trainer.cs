@@ -21,18 +21,17 @@ public sealed class Trainer : IDisposable
     private readonly FlatGradients _gradients;
     private readonly AdamW _optimizer;
     private readonly LearningRateSchedule _schedule;
-    private readonly Device _device;
 
     public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null)
     {
         Spec = spec;
         _corpus = corpus;
-        _device = device ?? CPU;
+        Device = device ?? CPU;
         Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision));
-        Model.to(_device);
+        Model.to(Device);
         Model.train();
         var parameters = Model.ParametersByName();
-        _gradients = new FlatGradients(parameters, _device);
+        _gradients = new FlatGradients(parameters, Device);
         _optimizer = new AdamW(parameters, spec.Optimizer);
         _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
         ParameterCount = _gradients.Length;
@@ -40,7 +39,7 @@ public sealed class Trainer : IDisposable
 
     public TrainingSpec Spec { get; }
     public GptModel Model { get; }
-    public Device Device => _device;
+    public Device Device { get; }
     public ITokenizer Tokenizer => _corpus.Tokenizer;
     public long ParameterCount { get; }
     public int MicroBatchesPerStep => Spec.Batch.MicroBatchesPerStep;
@@ -153,7 +152,7 @@ public sealed class Trainer : IDisposable
             var heldOut = _corpus.HeldOut;
             var micro = Spec.Batch.Micro;
             var batches = Math.Max(1, Math.Min(Spec.Eval.Batches, heldOut.Count / micro));
-            var total = zeros(1, dtype: ScalarType.Float64, device: _device);
+            var total = zeros(1, dtype: ScalarType.Float64, device: Device);
             for (var i = 0; i < batches; i++)
             {
                 var windows = Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray();
@@ -196,7 +195,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>On CUDA, holds the process's TF32 switch in this job's mode while the step's matmuls are launched.</summary>
     private Tf32Gate.Holder EnterTf32Gate() =>
-        _device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default;
+        Device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default;
 
     private (Tensor Inputs, Tensor Targets) Batch(TokenDataset data, int[] windows)
     {
@@ -207,7 +206,7 @@ public sealed class Trainer : IDisposable
             var tokens = data.WindowTokens(windows[i]);
             for (var j = 0; j < width; j++) ids[i * width + j] = tokens[j];
         }
-        var all = tensor(ids, [windows.Length, width], device: _device);
+        var all = tensor(ids, [windows.Length, width], device: Device);
         return (all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1));
     }
 

@@ -16,15 +16,12 @@ public sealed class DropoutKeys : IDisposable
     private readonly ulong _seed;
     private readonly long _step;
     private readonly long[] _samples;
-    private readonly Generator[] _generators;
+    private Generator[]? _generators;
     private ulong _site;
 
     public DropoutKeys(ulong seed, long step, ReadOnlySpan<long> globalSamples)
     {
         (_seed, _step, _samples) = (seed, step, globalSamples.ToArray());
-        _generators = new Generator[globalSamples.Length];
-        for (var i = 0; i < globalSamples.Length; i++)
-            _generators[i] = new Generator(SampleKey(i), CPU);
     }
 
     /// <summary>Inverted dropout of <paramref name="x"/> ([samples, ...]) with keep probability 1 - p; the result is fp32 unless x is wider.</summary>
@@ -52,6 +49,8 @@ public sealed class DropoutKeys : IDisposable
 
     private Tensor CpuUniforms(long[] sampleShape)
     {
+        // Made at the first CPU draw: a micro-batch on a CUDA device needs none.
+        _generators ??= [.. Enumerable.Range(0, _samples.Length).Select(i => new Generator(SampleKey(i), CPU))];
         var uniforms = new Tensor[_generators.Length];
         for (var i = 0; i < _generators.Length; i++)
             uniforms[i] = rand(sampleShape, dtype: ScalarType.Float32, generator: _generators[i]);
@@ -60,6 +59,6 @@ public sealed class DropoutKeys : IDisposable
 
     public void Dispose()
     {
-        foreach (var g in _generators) g.Dispose();
+        foreach (var g in _generators ?? []) g.Dispose();
     }
 }
