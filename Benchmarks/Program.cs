@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["checkpoint"] = CheckpointThroughput.Run,
     ["spot-trace"] = SpotTraceReplay.Run,
     ["gpu-vs-pytorch"] = GpuVsPyTorch.Run,
+    ["adamw"] = AdamWStep.Run,
 };
 // Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

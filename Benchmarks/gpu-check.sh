@@ -97,6 +97,7 @@ kill -TERM $silo 2>/dev/null; wait $silo
 # 6. The benchmark: the engine against plain PyTorch on this card, fp32 and bf16.
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
   bench gpu-vs-pytorch 20 16 2>&1 | tee "$out/gpu-vs-pytorch.log"
+  bench adamw 12 768 2>&1 | tee "$out/adamw.log"
   mkdir -p "$out/docs" && cp docs/benchmarks.md "$out/docs/"
 fi
 echo "$passed passed, $failed failed"

@@ -1,3 +1,5 @@
+using Elastic.Training.Engine;
+using TorchSharp;
 using Elastic.Training.Optim;
 using Elastic.Jobs;
 using Parameter = TorchSharp.Modules.Parameter;
@@ -33,6 +35,51 @@ public sealed class OptimizerTests
             return (ours - theirs).abs().max().item<float>();
         });
         Assert.True(maxDiff <= 1e-6f, $"max difference from torch.optim.AdamW: {maxDiff}");
+    }
+
+    [Fact]
+    public async Task AdamW_over_one_flat_buffer_gives_every_parameter_the_bits_of_a_step_per_parameter()
+    {
+        // Odd sizes put each parameter's last values where a per-parameter kernel runs its scalar tail and the flat one its
+        // vector body: the bits must not depend on that, nor on which neighbours decay.
+        var (flat, perParameter) = await TestSpecs.OnDevice(() =>
+        {
+            var spec = new OptimizerSpec { Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = 0.1 };
+            var generator = new Generator(4, CPU);
+            long[][] shapes = [[37, 11], [13], [1031, 1019], [3], [64, 17], [101]]; // over 2^20 values: several CPU chunks
+            var inits = shapes.Select(s => randn(s, generator: generator)).ToList();
+            var grads = Enumerable.Range(0, 4).Select(_ => shapes.Select(s => randn(s, generator: generator)).ToList()).ToList();
+            var ours = inits.Select((t, i) => ($"p{i}", new Parameter(t.clone()))).ToList();
+            using var adamW = new AdamW(ours, spec);
+            var reference = inits.Select(t => t.clone()).ToList();
+            var m = inits.Select(t => zeros_like(t)).ToList();
+            var v = inits.Select(t => zeros_like(t)).ToList();
+            using var one = 1.0.ToScalar();
+            using var b1 = 0.9.ToScalar();
+            using var b1c = (1 - 0.9).ToScalar();
+            using var b2 = 0.95.ToScalar();
+            using var b2c = (1 - 0.95).ToScalar();
+            using var eps = 1e-8.ToScalar();
+            for (var step = 1; step <= grads.Count; step++)
+            {
+                var lr = 1e-2 / step;
+                for (var i = 0; i < ours.Count; i++) ours[i].Item2.grad = grads[step - 1][i].clone();
+                adamW.Step(lr);
+                using var decay = (1 - lr * 0.1).ToScalar();
+                using var bc2 = Math.Sqrt(1 - Math.Pow(0.95, step)).ToScalar();
+                using var size = (-lr / (1 - Math.Pow(0.9, step))).ToScalar();
+                for (var i = 0; i < reference.Count; i++)
+                {
+                    var g = grads[step - 1][i];
+                    if (reference[i].dim() >= 2) reference[i].mul_(decay);
+                    m[i].mul_(b1).add_(g, alpha: b1c);
+                    v[i].mul_(b2).addcmul_(g, g, value: b2c);
+                    reference[i].addcdiv_(m[i], v[i].sqrt().div_(bc2).add_(eps, alpha: one), value: size);
+                }
+            }
+            return (ParameterDigest.Compute(ours), ParameterDigest.Compute(reference.Select((t, i) => ($"p{i}", new Parameter(t)))));
+        });
+        Assert.Equal(perParameter, flat);
     }
 
     [Fact]

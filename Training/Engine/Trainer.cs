@@ -130,9 +130,8 @@ public sealed class Trainer : IDisposable
             using var clipFactor = (clip / (norm + 1e-6)).ToScalar();
             gradientSum.mul_(clipFactor);
         }
-        _gradients.BindTo(gradientSum);
         var lr = _schedule.At(step);
-        _optimizer.Step(lr);
+        _optimizer.Step(lr, gradientSum);
         return new StepResult(step, lossSum / m, lr, norm);
     }
 

@@ -7,14 +7,26 @@ using static Elastic.Training.ExplicitScalars;
 namespace Elastic.Training.Optim;
 
 /// <summary>
-/// AdamW (decoupled weight decay), the same arithmetic as torch.optim.AdamW. Weight decay applies to
-/// matrices and embeddings only, never to LayerNorm gains or biases. Moments are kept per parameter name so
-/// that checkpoints can save and reshard them like the parameters.
+/// AdamW (decoupled weight decay), the same arithmetic as torch.optim.AdamW. Weight decay applies to matrices and
+/// embeddings only, never to LayerNorm gains or biases. The parameters become views of one flat buffer and the
+/// moments are flat too, so a step is a handful of operations over the whole buffer (on a GPU, where launches rather
+/// than arithmetic bound a per-parameter step) or over cache-sized slices of it (on a CPU) instead of several per
+/// parameter. Every operation is elementwise, so each value gets the arithmetic it got per parameter. Moments are also exposed per parameter name, as views, so that
+/// checkpoints save and reshard them like the parameters.
 /// </summary>
 public sealed class AdamW : IDisposable
 {
     private readonly OptimizerSpec _spec;
-    private readonly List<Slot> _slots;
+    private readonly IReadOnlyList<(string Name, Parameter Parameter)> _parameters;
+    private readonly IReadOnlyList<(string Name, Tensor M, Tensor V)> _moments;
+    private readonly Tensor _flat;
+    private readonly Tensor _m;
+    private readonly Tensor _v;
+    // The runs of the flat buffer that weight decay applies to (neighbouring decayed parameters merged).
+    private readonly IReadOnlyList<(long Start, long Length)> _decayRuns;
+    // Elements per pass: on a GPU the whole buffer (one launch per operation); on a CPU a slice whose buffers stay in
+    // cache across the step's operations (whole-buffer passes would stream every buffer through memory each time).
+    private readonly long _chunk;
 
     // Explicit scalars, owned by the optimizer: a Scalar made implicitly from a number is freed by its
     // finalizer, which can run while the native call that reads it is still in flight.
@@ -24,12 +36,43 @@ public sealed class AdamW : IDisposable
     private readonly Scalar _oneMinusBeta2;
     private readonly Scalar _eps;
 
+    /// <param name="parameters">Every parameter, in the order of the flat gradients the trainer passes to <see cref="Step"/>.</param>
     public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, OptimizerSpec spec)
     {
         _spec = spec;
-        _slots = parameters.Select(p => new Slot(p.Name, p.Parameter,
-            zeros_like(p.Parameter).DetachFromDisposeScope(), zeros_like(p.Parameter).DetachFromDisposeScope(),
-            Decay: p.Parameter.dim() >= 2)).ToList();
+        _parameters = parameters.ToList();
+        var device = _parameters.Count > 0 ? _parameters[0].Parameter.device : CPU;
+        if (_parameters.FirstOrDefault(p => p.Parameter.device.type != device.type || p.Parameter.device.index != device.index) is { Name: { } elsewhere })
+            throw new ArgumentException($"parameter {elsewhere} is on another device than {device}", nameof(parameters));
+        var total = _parameters.Sum(p => p.Parameter.numel());
+        _flat = empty(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+        _chunk = device.type == DeviceType.CPU ? CpuChunk : Math.Max(total, 1);
+        _m = zeros(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+        _v = zeros(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+        var decayRuns = new List<(long Start, long Length)>();
+        var moments = new List<(string, Tensor, Tensor)>();
+        using (no_grad())
+        {
+            long offset = 0;
+            foreach (var (name, p) in _parameters)
+            {
+                var n = p.numel();
+                using (var view = _flat.narrow(0, offset, n).view(p.shape))
+                {
+                    view.copy_(p);
+                    p.set_(view);
+                }
+                moments.Add((name, Slice(_m, offset, p.shape), Slice(_v, offset, p.shape)));
+                if (p.dim() >= 2 && spec.WeightDecay != 0)
+                {
+                    if (decayRuns.Count > 0 && decayRuns[^1].Start + decayRuns[^1].Length == offset) decayRuns[^1] = (decayRuns[^1].Start, decayRuns[^1].Length + n);
+                    else decayRuns.Add((offset, n));
+                }
+                offset += n;
+            }
+        }
+        _moments = moments;
+        _decayRuns = decayRuns;
         _beta1 = spec.Beta1.ToScalar();
         _oneMinusBeta1 = (1 - spec.Beta1).ToScalar();
         _beta2 = spec.Beta2.ToScalar();
@@ -37,20 +80,25 @@ public sealed class AdamW : IDisposable
         _eps = spec.Eps.ToScalar();
     }
 
+    private const long CpuChunk = 1 << 20;
+
     /// <summary>Optimizer steps taken so far.</summary>
     public long StepCount { get; private set; }
 
     /// <summary>The first and second moment of every parameter, by parameter name (what a checkpoint saves besides the parameters).</summary>
-    public IEnumerable<(string Name, Tensor M, Tensor V)> Moments => _slots.Select(s => (s.Name, s.M, s.V));
+    public IEnumerable<(string Name, Tensor M, Tensor V)> Moments => _moments;
 
     /// <summary>Continues from a checkpoint taken after <paramref name="steps"/> steps (the moments are restored separately).</summary>
     public void RestoreStepCount(long steps) => StepCount = steps;
 
     /// <summary>Names of the parameters that get weight decay.</summary>
-    public IEnumerable<string> DecayedParameters => _slots.Where(s => s.Decay).Select(s => s.Name);
+    public IEnumerable<string> DecayedParameters => _parameters.Where(p => p.Parameter.dim() >= 2).Select(p => p.Name);
 
-    /// <summary>Updates every parameter from its .grad with learning rate <paramref name="lr"/>.</summary>
-    public void Step(double lr)
+    /// <summary>
+    /// Updates every parameter with learning rate <paramref name="lr"/> from <paramref name="flatGradient"/> (all gradients
+    /// in parameter order, as one fp32 vector), or, without it, from each parameter's .grad.
+    /// </summary>
+    public void Step(double lr, Tensor? flatGradient = null)
     {
         StepCount++;
         using var decay = (1 - lr * _spec.WeightDecay).ToScalar();
@@ -58,27 +106,30 @@ public sealed class AdamW : IDisposable
         using var stepSize = (-lr / (1 - Math.Pow(_spec.Beta1, StepCount))).ToScalar();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        foreach (var slot in _slots)
+        var g = flatGradient ?? cat(_parameters.Select(p => (p.Parameter.grad ?? throw new InvalidOperationException($"parameter {p.Name} has no gradient")).view(-1)).ToList(), 0);
+        foreach (var (start, length) in _decayRuns) _flat.narrow(0, start, length).mul_(decay);
+        for (long start = 0; start < _flat.shape[0]; start += _chunk)
         {
-            var p = slot.Parameter;
-            var g = p.grad ?? throw new InvalidOperationException($"parameter {slot.Name} has no gradient");
-            if (slot.Decay && _spec.WeightDecay != 0) p.mul_(decay);
-            slot.M.mul_(_beta1).add_(g, alpha: _oneMinusBeta1);
-            slot.V.mul_(_beta2).addcmul_(g, g, value: _oneMinusBeta2);
-            var denom = slot.V.sqrt().div_(biasCorrection2Sqrt).add_(_eps, alpha: One);
-            p.addcdiv_(slot.M, denom, value: stepSize);
+            using var chunkScope = NewDisposeScope();
+            var length = Math.Min(_chunk, _flat.shape[0] - start);
+            var (p, m, v, grad) = (_flat.narrow(0, start, length), _m.narrow(0, start, length), _v.narrow(0, start, length), g.narrow(0, start, length));
+            m.mul_(_beta1).add_(grad, alpha: _oneMinusBeta1);
+            v.mul_(_beta2).addcmul_(grad, grad, value: _oneMinusBeta2);
+            var denom = v.sqrt().div_(biasCorrection2Sqrt).add_(_eps, alpha: One);
+            p.addcdiv_(m, denom, value: stepSize);
         }
     }
+
+    private static Tensor Slice(Tensor flat, long offset, long[] shape) => flat.narrow(0, offset, shape.Aggregate(1L, (a, b) => a * b)).view(shape).DetachFromDisposeScope();
 
     public void Dispose()
     {
-        foreach (var slot in _slots)
+        foreach (var (_, m, v) in _moments)
         {
-            slot.M.Dispose();
-            slot.V.Dispose();
+            m.Dispose();
+            v.Dispose();
         }
+        foreach (var tensor in new[] { _flat, _m, _v }) tensor.Dispose();
         foreach (var scalar in new[] { _beta1, _oneMinusBeta1, _beta2, _oneMinusBeta2, _eps }) scalar.Dispose();
     }
-
-    private sealed record Slot(string Name, Parameter Parameter, Tensor M, Tensor V, bool Decay);
 }
