@@ -33,7 +33,7 @@ internal static class CheckpointThroughput
         var trainer = await device.Run(1, () => new Trainer(spec, corpus));
         var stepMs = new List<double>();
         var captureMs = new List<double>();
-        var staging = new Dictionary<string, byte[]>();
+        using var staging = new CheckpointStaging();
         var state = await device.Run(1, () =>
         {
             IReadOnlyList<ShardedTensor> captured = [];

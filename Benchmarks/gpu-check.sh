@@ -45,17 +45,22 @@ check "two CUDA runs with dropout 0.1 end with the same digest" "$a" "$b"
 check "the report names the GPU" "$(field "$out/a.json" device | cut -c1-5)" "cuda:"
 echo "device: $(field "$out/a.json" device), $(field "$out/a.json" tokensPerSecond) tokens/s"
 
-# 2. Interrupted (SIGTERM mid-run: checkpoint to the run folder) and resumed: the uninterrupted digest.
-dotnet "$bin/elastic.dll" train "$fp32" --device "$device" --out "$out/i" --report "$out/i.json" --sample-tokens 0 > "$out/i.log" 2>&1 &
-pid=$!
-for _ in $(seq 600); do grep -q "step $((steps * 3 / 10))/" "$out/i.log" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-kill -TERM $pid 2>/dev/null; wait $pid
-if grep -q "interrupted after step" "$out/i.log"; then
-  resumed=$(train i "$fp32" --device "$device" --resume)
-  check "checkpointed on the GPU and resumed: the uninterrupted digest" "$resumed" "$a"
-else
-  echo "FAIL interrupt: the run was not interrupted mid-way (see $out/i.log)"; failed=$((failed + 1))
-fi
+# 2. Interrupted (SIGTERM mid-run: checkpoint to the run folder) and resumed: the uninterrupted digest, on the
+#    engine (device -> host copy) and on the in-process cluster (pinned staging of the replicas' shares).
+interrupted() { # name expected-digest [args...]
+  local run=$1 expected=$2; shift 2
+  dotnet "$bin/elastic.dll" train "$fp32" --device "$device" --out "$out/$run" --report "$out/$run.json" --sample-tokens 0 "$@" > "$out/$run.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 600); do grep -q "step $((steps * 3 / 10))/" "$out/$run.log" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  kill -TERM $pid 2>/dev/null; wait $pid
+  if grep -q "interrupted after step" "$out/$run.log"; then
+    check "$run: checkpointed on the GPU and resumed: the uninterrupted digest" "$(train "$run" "$fp32" --device "$device" --resume "$@")" "$expected"
+  else
+    echo "FAIL $run: the run was not interrupted mid-way (see $out/$run.log)"; failed=$((failed + 1))
+  fi
+}
+interrupted i "$a"
+interrupted i2 "$a" --devices 2
 
 # 3. Sampling from the trained model on the GPU machine.
 cli sample --run "$out/a" --tokens 40 > "$out/sample.log" 2>&1

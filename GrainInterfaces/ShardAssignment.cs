@@ -1,4 +1,5 @@
 using Elastic.Jobs;
+using Elastic.Parallelism;
 
 namespace Elastic.GrainInterfaces;
 
@@ -18,10 +19,14 @@ public sealed record ShardAssignment(
     [property: Id(6)] bool AdoptState = false,
     [property: Id(7)] TimeSpan? JoinTimeout = null)
 {
-    public DeviceSlot Device => Plan.DeviceOf(Replica, Stage);
+    /// <summary>This unit's rank in the plan's grid.</summary>
+    public int Rank => Plan.Grid.RankOf(new GridCoordinates(Replica, Stage, 0));
 
-    /// <summary>The data-parallel group of this stage: one rank per replica, named by job and generation.</summary>
-    public string DataParallelGroup => $"{JobId}/g{Plan.Generation}/s{Stage}/dp";
+    public DeviceSlot Device => Plan.Devices[Rank];
 
-    public IReadOnlyList<string> DataParallelEndpoints => Enumerable.Range(0, Plan.Dp).Select(r => Plan.DeviceOf(r, Stage).DataPlane).ToArray();
+    /// <summary>What the unit's process groups are named under: every group of one generation of one job shares it.</summary>
+    public string GroupPrefix => $"{JobId}/g{Plan.Generation}";
+
+    /// <summary>The data-plane endpoint of every rank of the plan, by rank.</summary>
+    public IReadOnlyList<string> Endpoints => Plan.Devices.Select(d => d.DataPlane).ToArray();
 }

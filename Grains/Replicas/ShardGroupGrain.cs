@@ -8,6 +8,7 @@ using Elastic.Grains.Placement;
 using Elastic.Training.Collectives;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
+using Elastic.Training.Parallel;
 using Elastic.Training.Model;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
@@ -23,7 +24,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
 {
     /// <summary>More than a job commits between two persists of its record (it persists at least every few steps and at every re-plan).</summary>
     private const int ResultsKept = 1024;
-    private readonly Dictionary<string, byte[]> _staging = [];
+    private readonly CheckpointStaging _staging = new();
     private readonly List<ShardStepResult> _results = [];
     private ShardAssignment? _assignment;
     private DeviceWorker? _worker;
@@ -41,23 +42,23 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         _assignment = assignment;
         _worker = devices.Acquire(assignment.Device.Device, this.GetPrimaryKeyString());
         this.DelayDeactivation(TimeSpan.FromDays(30));
-        Communicator? replicas = null;
+        ProcessGroups? groups = null;
         try
         {
-            if (assignment.Plan.Dp > 1)
-                replicas = await dataPlane.JoinAsync(assignment.DataParallelGroup, assignment.Replica, assignment.DataParallelEndpoints, assignment.CollectiveTimeout, assignment.JoinTimeout);
+            groups = await ProcessGroups.JoinAsync(dataPlane, assignment.GroupPrefix, assignment.Plan.Grid, assignment.Rank, assignment.Endpoints,
+                assignment.CollectiveTimeout, assignment.JoinTimeout);
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;
             var adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
             if (assignment.AdoptState && adopted is null)
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
-            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device), replicas));
+            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device), groups));
             return _trainer.Trainer.ParameterCount;
         }
         catch
         {
-            replicas?.Dispose();
+            groups?.Dispose();
             await Release();
             throw;
         }
@@ -183,6 +184,9 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
                 return true;
             });
         if (assignment is not null) devices.Release(assignment.Device.Device, this.GetPrimaryKeyString());
+        // An upload in flight still reads the staging buffers: they go when it ends.
+        var upload = _checkpoint?.Upload ?? Task.CompletedTask;
+        _ = upload.ContinueWith(_ => _staging.Dispose(), TaskScheduler.Default);
         this.DelayDeactivation(TimeSpan.FromMinutes(-1));
         this.DeactivateOnIdle();
     }

@@ -1,4 +1,6 @@
+using Elastic.Parallelism;
 using Elastic.Training.Collectives;
+using Elastic.Training.Parallel;
 using static TorchSharp.torch;
 
 namespace Elastic.Training.Engine;
@@ -11,19 +13,21 @@ namespace Elastic.Training.Engine;
 /// </summary>
 public sealed class DataParallelTrainer : IDisposable
 {
+    private readonly ProcessGroups _groups;
     private readonly Communicator? _replicas;
     private byte[] _wire = [];
     private Tensor? _staging;
     private bool _detached;
 
-    /// <param name="replicas">The data-parallel group (rank = replica index); null when this is the only replica.</param>
-    public DataParallelTrainer(Trainer trainer, Communicator? replicas)
+    /// <param name="groups">The unit's process groups: the data-parallel one (rank = replica index) is used here; owned from now on.</param>
+    public DataParallelTrainer(Trainer trainer, ProcessGroups groups)
     {
-        var dp = replicas?.WorldSize ?? 1;
+        var dp = groups.Grid.Dp;
         if (!PairwiseTree.IsAlignedBlockCount(trainer.MicroBatchesPerStep, dp))
-            throw new ArgumentException($"dp {dp} must be a power of two dividing the {trainer.MicroBatchesPerStep} micro-batches per step", nameof(replicas));
+            throw new ArgumentException($"dp {dp} must be a power of two dividing the {trainer.MicroBatchesPerStep} micro-batches per step", nameof(groups));
         Trainer = trainer;
-        _replicas = replicas;
+        _groups = groups;
+        _replicas = groups.Along(GridAxis.Data);
     }
 
     public Trainer Trainer { get; }
@@ -76,7 +80,7 @@ public sealed class DataParallelTrainer : IDisposable
     /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
     public Trainer Detach()
     {
-        _replicas?.Dispose();
+        _groups.Dispose();
         _staging?.Dispose();
         _detached = true;
         return Trainer;
@@ -84,7 +88,7 @@ public sealed class DataParallelTrainer : IDisposable
 
     public void Dispose()
     {
-        _replicas?.Dispose();
+        _groups.Dispose();
         _staging?.Dispose();
         if (!_detached) Trainer.Dispose();
     }

@@ -13,25 +13,19 @@ public static class EngineCheckpoint
 {
     /// <summary>
     /// Host copies of the whole state (a full replica: every tensor whole), taken after <see cref="Trainer.CompletedSteps"/>
-    /// steps. With <paramref name="staging"/> the copies go into buffers kept from the previous capture (no allocation,
-    /// no page faults), which is safe because a checkpoint never starts before the previous one committed.
+    /// steps. With <paramref name="staging"/> the copies go into buffers kept from the previous capture; without, into
+    /// fresh managed arrays.
     /// </summary>
     /// <param name="writer">With <paramref name="writers"/>: capture only the state tensors this writer saves (every writers-th one), so
     /// that data-parallel replicas, which all hold the same state, write each tensor once and share the work.</param>
-    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, Dictionary<string, byte[]>? staging = null, int writer = 0, int writers = 1)
+    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1) =>
+        trainer.StateTensors().Where((_, i) => i % writers == writer).Select(s =>
+            ShardedTensor.Whole(s.Key, "F32", s.Tensor.shape, staging is null ? HostCopy(s.Tensor) : staging.Copy(s.Key, s.Tensor))).ToList();
+
+    private static byte[] HostCopy(TorchSharp.torch.Tensor tensor)
     {
-        staging ??= [];
-        return trainer.StateTensors().Where((_, i) => i % writers == writer).Select(s =>
-        {
-            // The scope owns the intermediates too: a temporary left to the finalizer can be freed mid-call.
-            using var scope = TorchSharp.torch.NewDisposeScope();
-            var host = s.Tensor.detach().cpu().contiguous();
-            var source = host.bytes;
-            if (!staging.TryGetValue(s.Key, out var buffer) || buffer.Length != source.Length)
-                staging[s.Key] = buffer = GC.AllocateUninitializedArray<byte>(source.Length);
-            source.CopyTo(buffer);
-            return ShardedTensor.Whole(s.Key, "F32", s.Tensor.shape, buffer);
-        }).ToList();
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        return tensor.detach().cpu().contiguous().bytes.ToArray();
     }
 
     /// <summary>Writes a captured state as one writer's chunks and commits the checkpoint.</summary>
