@@ -42,17 +42,16 @@ internal static class AdamWStep
     private static (List<double> Flat, List<double> PerParameter, long Parameters, int Tensors) Measure(ModelSpec spec, Device device, int rounds, int stepsPerRound)
     {
         var optimizer = new OptimizerSpec();
-        using var ours = new GptModel(spec, seed: 1);
-        using var theirs = new GptModel(spec, seed: 1);
-        ours.to(device);
-        theirs.to(device);
+        using var ours = new GptModel(spec, seed: 1, device: device);
+        using var theirs = new GptModel(spec, seed: 1, device: device);
         var named = ours.ParametersByName();
+        var theirParameters = theirs.ParametersByName().Select(p => p.Parameter).ToList();
         var count = named.Sum(p => p.Parameter.numel());
         using var small = 1e-3.ToScalar(); // explicit: an implicit Scalar can be finalized mid-call
         using var gradient = randn(count, device: device).mul_(small);
-        foreach (var p in theirs.parameters()) p.grad = randn_like(p).mul_(small);
+        foreach (var p in theirParameters) p.grad = randn_like(p).mul_(small);
         using var flat = new AdamW(named, optimizer);
-        using var perParameter = optim.AdamW(theirs.parameters(), optimizer.Lr, optimizer.Beta1, optimizer.Beta2, optimizer.Eps, optimizer.WeightDecay);
+        using var perParameter = optim.AdamW(theirParameters, optimizer.Lr, optimizer.Beta1, optimizer.Beta2, optimizer.Eps, optimizer.WeightDecay);
         var (flatTimes, perParameterTimes) = (new List<double>(), new List<double>());
         for (var round = 0; round <= rounds; round++)
         {

@@ -86,10 +86,11 @@ internal static class EngineVsBareLoop
             _spec = spec;
             _corpus = corpus;
             _model = new GptModel(spec.Model, spec.Seed);
-            _model.train();
             var o = spec.Optimizer;
-            _optimizer = optim.AdamW(_model.parameters(), o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
+            _optimizer = optim.AdamW(Parameters, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
         }
+
+        private IEnumerable<TorchSharp.Modules.Parameter> Parameters => _model.ParametersByName().Select(p => p.Parameter);
 
         /// <summary>One step on the same samples as the engine (the trainer only supplies sample indices).</summary>
         public void Step(long step, Trainer samples)
@@ -107,7 +108,7 @@ internal static class EngineVsBareLoop
                 var loss = _model.Loss(batch.narrow(1, 0, data.Window - 1), batch.narrow(1, 1, data.Window - 1), keys: null);
                 loss.div(microBatches).backward();
             }
-            nn.utils.clip_grad_norm_(_model.parameters(), _spec.Optimizer.ClipNorm);
+            nn.utils.clip_grad_norm_(Parameters, _spec.Optimizer.ClipNorm);
             _optimizer.step();
         }
 

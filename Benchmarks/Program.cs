@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["spot-trace"] = SpotTraceReplay.Run,
     ["gpu-vs-pytorch"] = GpuVsPyTorch.Run,
     ["adamw"] = AdamWStep.Run,
+    ["tensor-shards"] = TensorShardsCost.Run,
 };
 // Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

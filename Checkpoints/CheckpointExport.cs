@@ -21,7 +21,7 @@ public static class CheckpointExport
         if (parameters.Count == 0) throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} holds no parameters");
         var bytes = await reader.ReadRegionsAsync(manifest, parameters.Select(p => (p.Key, TensorRegion.Whole(p.GlobalShape))).ToList(), cancellation);
         var (file, _) = Safetensors.Build(
-            parameters.Select((p, i) => new Safetensors.Entry(p.Key[ParameterPrefix.Length..], p.DType, p.GlobalShape, bytes[i])).ToList(),
+            parameters.Select((p, i) => new Safetensors.Entry(p.Key[ParameterPrefix.Length..], p.DType, Gpt2Shape(p.Key, p.GlobalShape), bytes[i])).ToList(),
             new Dictionary<string, string> { ["format"] = "pt", ["job"] = manifest.JobId, ["step"] = $"{manifest.Step}" });
 
         Directory.CreateDirectory(directory);
@@ -32,6 +32,15 @@ public static class CheckpointExport
         File.Move(config + ".tmp", config, overwrite: true);
         return (model, config);
     }
+
+    /// <summary>
+    /// Elastic keeps q, k and v stacked ([3, d, d] and [3, d]) so that tensor shards split heads; GPT-2 names them as one
+    /// [3d, d] weight and [3d] bias, which are the same bytes.
+    /// </summary>
+    private static long[] Gpt2Shape(string key, long[] shape) =>
+        key.EndsWith(".attn.c_attn.weight", StringComparison.Ordinal) || key.EndsWith(".attn.c_attn.bias", StringComparison.Ordinal)
+            ? [shape[0] * shape[1], .. shape[2..]]
+            : shape;
 
     /// <summary>The model's shape in GPT-2 config terms (n_layer, n_head, n_embd, ...) from the spec the checkpoint carries.</summary>
     private static JsonObject Config(CheckpointManifest manifest)

@@ -4,7 +4,7 @@ namespace Elastic.GrainInterfaces;
 
 /// <summary>
 /// The layout of one generation of a job: dp replicas, each a pipeline of pp shard groups spread over tp
-/// devices. Devices are listed by rank of the <see cref="Grid"/> (replica-major, then stage, then tensor rank). Every re-plan gets a new,
+/// devices. Devices are listed by rank of the grid (<see cref="ToGrid"/>: replica-major, then stage, then tensor rank). Every re-plan gets a new,
 /// larger generation; work of an older generation is discarded.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.ParallelPlan")]
@@ -15,11 +15,12 @@ public sealed record ParallelPlan(
     [property: Id(3)] int Tp,
     [property: Id(4)] IReadOnlyList<DeviceSlot> Devices)
 {
-    public ParallelGrid Grid => ParallelGrid.Of(Dp, Pp, Tp);
+    /// <summary>The plan's grid. A method, not a property: records that reach JSON grain storage must hold only what they are built from.</summary>
+    public ParallelGrid ToGrid() => ParallelGrid.Of(Dp, Pp, Tp);
 
-    public int DeviceCount => Grid.Size;
+    public int DeviceCount => Dp * Pp * Tp;
 
-    public DeviceSlot DeviceOf(int replica, int stage = 0, int tensorRank = 0) => Devices[Grid.RankOf(new GridCoordinates(replica, stage, tensorRank))];
+    public DeviceSlot DeviceOf(int replica, int stage = 0, int tensorRank = 0) => Devices[ToGrid().RankOf(new GridCoordinates(replica, stage, tensorRank))];
 
     public override string ToString() =>
         $"generation {Generation}: dp={Dp} pp={Pp} tp={Tp} on {Devices.Select(d => d.Silo).Distinct().Count()} silo(s)";

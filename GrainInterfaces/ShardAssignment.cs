@@ -20,7 +20,7 @@ public sealed record ShardAssignment(
     [property: Id(7)] TimeSpan? JoinTimeout = null)
 {
     /// <summary>This unit's rank in the plan's grid.</summary>
-    public int Rank => Plan.Grid.RankOf(new GridCoordinates(Replica, Stage, 0));
+    public int Rank => Plan.ToGrid().RankOf(new GridCoordinates(Replica, Stage, 0));
 
     public DeviceSlot Device => Plan.Devices[Rank];
 

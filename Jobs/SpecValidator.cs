@@ -63,6 +63,14 @@ public static class SpecValidator
             Fail("model.dModel", m.DModel, $"is not divisible by model.heads {m.Heads}");
         if (m.Ffn < 0) Fail("model.ffn", m.Ffn, "must be positive (or 0 for 4 x dModel)");
         if (m.Context < 1) Fail("model.context", m.Context, "must be at least 1");
+        if (m.TensorShards != 0)
+        {
+            if (m.TensorShards < 1 || (m.TensorShards & (m.TensorShards - 1)) != 0)
+                Fail("model.tensorShards", m.TensorShards, "must be a power of two (1, 2, 4, 8, ...) or 0 for the default");
+            else if (m.Heads >= 1 && m.DModel >= 1 && m.Context >= 1)
+                foreach (var (field, value) in m.ShardProblems(m.TensorShards))
+                    Fail("model.tensorShards", m.TensorShards, $"does not divide {field} {value}");
+        }
         if (Finite("model.dropout", m.Dropout) && m.Dropout is < 0 or >= 1) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
 
         var d = spec.Data;

@@ -37,7 +37,22 @@ public sealed record ModelSpec
     /// <summary>Share the token embedding with the output projection.</summary>
     public bool TiedEmbeddings { get; init; } = true;
 
+    /// <summary>
+    /// S, the virtual tensor shards every split layer is computed in (part of the model's numerics): a power of two
+    /// dividing heads, the MLP width, the vocabulary and the context; any tensor-parallel degree dividing it gives the
+    /// same bits. 0 means the largest of 1, 2, 4, 8 that divides them all.
+    /// </summary>
+    public int TensorShards { get; init; }
+
     public int FfnSize => Ffn == 0 ? 4 * DModel : Ffn;
+
+    /// <summary>S as used: <see cref="TensorShards"/>, or its default.</summary>
+    public int Shards => TensorShards != 0 ? TensorShards : new[] { 8, 4, 2 }.FirstOrDefault(s => ShardProblems(s).Count == 0, 1);
+
+    /// <summary>What keeps <paramref name="shards"/> from splitting this model: each model field it does not divide.</summary>
+    public IReadOnlyList<(string Field, int Value)> ShardProblems(int shards) =>
+        new[] { ("model.heads", Heads), ("model.ffn", FfnSize), ("model.vocab", Vocab), ("model.context", Context) }
+            .Where(f => shards < 1 || f.Item2 % shards != 0).ToList();
 }
 
 public sealed record DataSpec

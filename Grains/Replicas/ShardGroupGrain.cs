@@ -45,7 +45,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         ProcessGroups? groups = null;
         try
         {
-            groups = await ProcessGroups.JoinAsync(dataPlane, assignment.GroupPrefix, assignment.Plan.Grid, assignment.Rank, assignment.Endpoints,
+            groups = await ProcessGroups.JoinAsync(dataPlane, assignment.GroupPrefix, assignment.Plan.ToGrid(), assignment.Rank, assignment.Endpoints,
                 assignment.CollectiveTimeout, assignment.JoinTimeout);
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;

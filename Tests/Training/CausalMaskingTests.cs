@@ -11,14 +11,14 @@ public sealed class CausalMaskingTests
         var (earlierDiff, laterDiff) = await TestSpecs.OnDevice(() =>
         {
             using var model = new GptModel(TestSpecs.Tiny(dropout: 0).Model, seed: 3);
-            model.eval();
+            model.Training = false;
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var tokens = randint(0, 256, [2, 32], dtype: ScalarType.Int64, generator: new Generator(5, CPU));
             var changed = tokens.clone();
             changed[.., 20..] = randint(0, 256, [2, 12], dtype: ScalarType.Int64, generator: new Generator(6, CPU));
-            var before = model.forward(tokens, keys: null);
-            var after = model.forward(changed, keys: null);
+            var before = model.forward(tokens);
+            var after = model.forward(changed);
             var earlier = (before[.., ..20] - after[.., ..20]).abs().max().item<float>();
             var later = (before[.., 20..] - after[.., 20..]).abs().max().item<float>();
             return (earlier, later);

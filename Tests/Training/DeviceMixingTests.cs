@@ -16,30 +16,33 @@ public sealed class DeviceMixingTests
         var error = await TestSpecs.OnDevice(() =>
         {
             using var keys = new DropoutKeys(seed: 1, step: 1, [0L, 1L]);
-            using var x = empty(2, 4, 8, device: META);
-            return Record.Exception(() => keys.Apply(x, 0.1));
+            using var x = empty(4, 2, 8, device: META);
+            return Record.Exception(() => keys.Apply(x, 0.1, 0, 4));
         });
         var refused = Assert.IsType<NotSupportedException>(error);
         Assert.Contains("meta", refused.Message);
     }
 
     [Fact]
-    public async Task Dropout_masks_on_a_cpu_depend_on_the_sample_not_its_place_in_the_batch()
+    public async Task Dropout_masks_on_a_cpu_depend_on_the_sample_and_the_row_not_on_where_they_are_computed()
     {
-        var (pairEqual, aloneEqual) = await TestSpecs.OnDevice(() =>
+        var (pairEqual, aloneEqual, partEqual) = await TestSpecs.OnDevice(() =>
         {
             using var scope = NewDisposeScope();
-            var x = ones(2, 4, 8);
+            var x = ones(4, 2, 8); // sequence-major: 4 rows of 2 samples
             using var both = new DropoutKeys(seed: 5, step: 3, [10L, 11L]);
             using var swapped = new DropoutKeys(seed: 5, step: 3, [11L, 10L]);
             using var alone = new DropoutKeys(seed: 5, step: 3, [11L]);
-            var a = both.Apply(x, 0.5);
-            var b = swapped.Apply(x, 0.5);
-            var c = alone.Apply(x.narrow(0, 1, 1), 0.5);
-            return (a[1].equal(b[0]).all().item<bool>(), a[1].equal(c[0]).all().item<bool>());
+            using var part = new DropoutKeys(seed: 5, step: 3, [10L, 11L]);
+            var a = both.Apply(x, 0.5, 0, 4);
+            var b = swapped.Apply(x, 0.5, 0, 4);
+            var c = alone.Apply(x.narrow(1, 1, 1), 0.5, 0, 4);
+            var d = part.Apply(x.narrow(0, 2, 2), 0.5, 2, 4);
+            return (a[.., 1].equal(b[.., 0]).all().item<bool>(), a[.., 1].equal(c[.., 0]).all().item<bool>(), a.narrow(0, 2, 2).equal(d).all().item<bool>());
         });
         Assert.True(pairEqual, "sample 11's mask changed when it moved within the batch");
         Assert.True(aloneEqual, "sample 11's mask changed when its micro-batch changed");
+        Assert.True(partEqual, "rows 2-3 of the sequence got other masks when a rank computed only them");
     }
 
     [Fact]

@@ -74,11 +74,11 @@ public sealed class NativeLifetimeTests
         var spec = new OptimizerSpec { Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = 0.1 };
         var generator = new Generator(3, CPU);
         var parameters = Enumerable.Range(0, 2)
-            .Select(i => ($"p{i:D2}", new Parameter(randn([1], generator: generator)))).ToList();
-        foreach (var (_, p) in parameters) p.grad = randn([1], generator: generator);
+            .Select(i => ($"p{i:D2}", new Parameter(randn([1], generator: generator)), true)).ToList();
+        foreach (var (_, p, _) in parameters) p.grad = randn([1], generator: generator);
         using var adamW = new AdamW(parameters, spec);
         var steps = 0;
         for (; another(steps); steps++) adamW.Step(1e-3);
-        return (steps, ParameterDigest.Compute(parameters));
+        return (steps, ParameterDigest.Compute(parameters.Select(p => (p.Item1, (Tensor)p.Item2))));
     }
 }

@@ -19,7 +19,7 @@ public sealed class OptimizerTests
             using var init = randn([8, 16], generator: new Generator(1, CPU));
             var ours = new Parameter(init.clone());
             var theirs = new Parameter(init.clone());
-            using var adamW = new AdamW([("w", ours)], spec);
+            using var adamW = new AdamW([("w", ours, true)], spec);
             var reference = optim.AdamW([theirs], lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1);
             var gradients = new Generator(2, CPU);
             for (var step = 1; step <= 5; step++)
@@ -49,7 +49,7 @@ public sealed class OptimizerTests
             long[][] shapes = [[37, 11], [13], [1031, 1019], [3], [64, 17], [101]]; // over 2^20 values: several CPU chunks
             var inits = shapes.Select(s => randn(s, generator: generator)).ToList();
             var grads = Enumerable.Range(0, 4).Select(_ => shapes.Select(s => randn(s, generator: generator)).ToList()).ToList();
-            var ours = inits.Select((t, i) => ($"p{i}", new Parameter(t.clone()))).ToList();
+            var ours = inits.Select((t, i) => ($"p{i}", new Parameter(t.clone()), t.dim() >= 2)).ToList();
             using var adamW = new AdamW(ours, spec);
             var reference = inits.Select(t => t.clone()).ToList();
             var m = inits.Select(t => zeros_like(t)).ToList();
@@ -77,7 +77,7 @@ public sealed class OptimizerTests
                     reference[i].addcdiv_(m[i], v[i].sqrt().div_(bc2).add_(eps, alpha: one), value: size);
                 }
             }
-            return (ParameterDigest.Compute(ours), ParameterDigest.Compute(reference.Select((t, i) => ($"p{i}", new Parameter(t)))));
+            return (ParameterDigest.Compute(ours.Select(p => (p.Item1, (Tensor)p.Item2))), ParameterDigest.Compute(reference.Select((t, i) => ($"p{i}", t))));
         });
         Assert.Equal(perParameter, flat);
     }
@@ -88,10 +88,13 @@ public sealed class OptimizerTests
         using var model = new Elastic.Training.Model.GptModel(TestSpecs.Tiny().Model, seed: 1);
         using var adamW = new AdamW(model.ParametersByName(), new OptimizerSpec());
         var decayed = adamW.DecayedParameters.ToHashSet();
-        Assert.Contains("wte.weight", decayed);
-        Assert.Contains("h.0.attn.c_attn.weight", decayed);
-        Assert.Contains("h.1.mlp.c_proj.weight", decayed);
-        Assert.DoesNotContain("h.0.attn.c_attn.bias", decayed);
+        // Split parameters are held as shards (name#s): each shard decays as its parameter does.
+        Assert.Contains("wte.weight#0", decayed);
+        Assert.Contains("wpe.weight", decayed);
+        Assert.Contains("h.0.attn.c_attn.weight#3", decayed);
+        Assert.Contains("h.1.mlp.c_proj.weight#1", decayed);
+        Assert.DoesNotContain("h.0.attn.c_attn.bias#0", decayed);
+        Assert.DoesNotContain("h.0.attn.c_proj.bias", decayed);
         Assert.DoesNotContain("h.0.ln_1.weight", decayed);
         Assert.DoesNotContain("ln_f.weight", decayed);
     }

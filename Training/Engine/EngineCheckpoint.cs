@@ -12,7 +12,7 @@ namespace Elastic.Training.Engine;
 public static class EngineCheckpoint
 {
     /// <summary>
-    /// Host copies of the whole state (a full replica: every tensor whole), taken after <see cref="Trainer.CompletedSteps"/>
+    /// Host copies of this rank's state (its region of every tensor), taken after <see cref="Trainer.CompletedSteps"/>
     /// steps. With <paramref name="staging"/> the copies go into buffers kept from the previous capture; without, into
     /// fresh managed arrays.
     /// </summary>
@@ -20,13 +20,12 @@ public static class EngineCheckpoint
     /// that data-parallel replicas, which all hold the same state, write each tensor once and share the work.</param>
     public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1) =>
         trainer.StateTensors().Where((_, i) => i % writers == writer).Select(s =>
-            ShardedTensor.Whole(s.Key, "F32", s.Tensor.shape, staging is null ? HostCopy(s.Tensor) : staging.Copy(s.Key, s.Tensor))).ToList();
-
-    private static byte[] HostCopy(TorchSharp.torch.Tensor tensor)
-    {
-        using var scope = TorchSharp.torch.NewDisposeScope();
-        return tensor.detach().cpu().contiguous().bytes.ToArray();
-    }
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var region = s.Joined();
+            var data = staging is null ? region.detach().cpu().contiguous().bytes.ToArray() : staging.Copy(s.Key, region);
+            return new ShardedTensor(s.Key, "F32", s.GlobalShape, s.Region.Offset, s.Region.Shape, data);
+        }).ToList();
 
     /// <summary>Writes a captured state as one writer's chunks and commits the checkpoint.</summary>
     public static async Task<CheckpointManifest> SaveAsync(CheckpointWriter writer, string jobId, TrainingSpec spec, long step, int generation, string plan,
@@ -45,15 +44,15 @@ public static class EngineCheckpoint
         }, cancellation);
     }
 
-    /// <summary>The keys and shapes a trainer's state is made of (take them on the device thread).</summary>
-    public static IReadOnlyList<(string Key, long[] Shape)> Layout(Trainer trainer) =>
-        trainer.StateTensors().Select(s => (s.Key, s.Tensor.shape)).ToList();
+    /// <summary>The keys and regions a trainer's state is made of (take them on the device thread).</summary>
+    public static IReadOnlyList<(string Key, TensorRegion Region)> Layout(Trainer trainer) =>
+        trainer.StateTensors().Select(s => (s.Key, s.Region)).ToList();
 
-    /// <summary>Reads (and verifies) every state tensor whole from a checkpoint, for <see cref="Trainer.Restore"/> on the device thread.</summary>
+    /// <summary>Reads (and verifies) this rank's region of every state tensor from a checkpoint of any layout, for <see cref="Trainer.Restore"/> on the device thread.</summary>
     public static async Task<IReadOnlyDictionary<string, byte[]>> ReadAsync(CheckpointReader reader, CheckpointManifest manifest,
-        IReadOnlyList<(string Key, long[] Shape)> layout, CancellationToken cancellation = default)
+        IReadOnlyList<(string Key, TensorRegion Region)> layout, CancellationToken cancellation = default)
     {
-        var bytes = await reader.ReadRegionsAsync(manifest, layout.Select(l => (l.Key, TensorRegion.Whole(l.Shape))).ToList(), cancellation);
+        var bytes = await reader.ReadRegionsAsync(manifest, layout.ToList(), cancellation);
         return layout.Select((l, i) => (l.Key, bytes[i])).ToDictionary(e => e.Key, e => e.Item2);
     }
 }

@@ -33,6 +33,9 @@ public sealed class FlatGradients : IDisposable
     /// <summary>Elements in one flat gradient.</summary>
     public long Length { get; }
 
+    /// <summary>Where each parameter's gradient sits in a flat buffer, in parameter order.</summary>
+    public IEnumerable<(long Offset, long Length)> Slices => _parameters.Select((p, i) => (_offsets[i], p.Parameter.numel()));
+
     /// <summary>A buffer to write a gradient into; contents are undefined.</summary>
     public Tensor Rent()
     {

@@ -1,6 +1,7 @@
 using Elastic.Training.Data;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
+using Elastic.Training.Parallel.TensorParallel;
 using Elastic.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,16 +23,16 @@ public sealed class Trainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly LearningRateSchedule _schedule;
 
-    public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null)
+    /// <param name="tensorGroup">This rank's tensor-parallel group; null: one device holding every shard.</param>
+    /// <param name="sequenceParallel">With tp > 1, split LayerNorm, dropout and the residual stream along the sequence.</param>
+    public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null, TensorParallelGroup? tensorGroup = null, bool sequenceParallel = true)
     {
         Spec = spec;
         _corpus = corpus;
         Device = device ?? CPU;
-        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision));
-        Model.to(Device);
-        Model.train();
+        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel);
         var parameters = Model.ParametersByName();
-        _gradients = new FlatGradients(parameters, Device);
+        _gradients = new FlatGradients(parameters.Select(p => (p.Name, p.Parameter)).ToList(), Device);
         _optimizer = new AdamW(parameters, spec.Optimizer);
         _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
         ParameterCount = _gradients.Length;
@@ -49,31 +50,34 @@ public sealed class Trainer : IDisposable
     public long CompletedSteps => _optimizer.StepCount;
 
     /// <summary>
-    /// Everything a step depends on, as named fp32 tensors in canonical order: parameters and AdamW moments.
-    /// The learning rate, the data position and every random stream are functions of the step and the spec, so
-    /// the step count (<see cref="CompletedSteps"/>) is the rest of the state.
+    /// Everything a step depends on, as named fp32 regions in canonical order: this rank's part of the parameters and of
+    /// their AdamW moments. The learning rate, the data position and every random stream are functions of the step and
+    /// the spec, so the step count (<see cref="CompletedSteps"/>) is the rest of the state.
     /// </summary>
-    public IEnumerable<(string Key, Tensor Tensor)> StateTensors()
+    public IEnumerable<StateTensor> StateTensors()
     {
-        foreach (var (name, p) in Model.ParametersByName()) yield return ($"{Elastic.Checkpoints.CheckpointExport.ParameterPrefix}{name}", p);
-        foreach (var (name, m, v) in _optimizer.Moments)
+        foreach (var p in Model.Parameters) yield return new StateTensor($"{Elastic.Checkpoints.CheckpointExport.ParameterPrefix}{p.Name}", p, p.Local);
+        var moments = _optimizer.Moments.ToDictionary(m => m.Name);
+        foreach (var p in Model.Parameters)
         {
-            yield return ($"adam.m/{name}", m);
-            yield return ($"adam.v/{name}", v);
+            var parts = p.Named().Select(n => moments[n.Key]).ToList();
+            yield return new StateTensor($"adam.m/{p.Name}", p, parts.Select(m => m.M).ToList());
+            yield return new StateTensor($"adam.v/{p.Name}", p, parts.Select(m => m.V).ToList());
         }
     }
 
-    /// <summary>Overwrites the state tensors (through <paramref name="read"/>: key, shape -> little-endian fp32 bytes) and the step count.</summary>
-    public void Restore(long completedSteps, Func<string, long[], byte[]> read)
+    /// <summary>Overwrites the state (through <paramref name="read"/>: key, region -> its little-endian fp32 bytes) and the step count.</summary>
+    public void Restore(long completedSteps, Func<string, Elastic.Checkpoints.Format.TensorRegion, byte[]> read)
     {
         using var noGrad = no_grad();
-        foreach (var (key, tensor) in StateTensors())
+        foreach (var state in StateTensors())
         {
-            var bytes = read(key, tensor.shape);
-            using var host = empty(tensor.shape, dtype: ScalarType.Float32);
-            if (bytes.Length != host.bytes.Length) throw new InvalidDataException($"{key}: {bytes.Length} bytes for {tensor.numel()} fp32 values");
-            bytes.CopyTo(host.bytes);
-            tensor.copy_(host);
+            using var scope = NewDisposeScope();
+            var bytes = read(state.Key, state.Region);
+            var host = empty(state.Region.Shape, dtype: ScalarType.Float32);
+            if (bytes.Length != host.bytes.Length) throw new InvalidDataException($"{state.Key} {state.Region}: {bytes.Length} bytes for {state.Region.Elements} fp32 values");
+            host.bytes = bytes;
+            state.CopyFrom(host.to(Device));
         }
         _optimizer.RestoreStepCount(completedSteps);
     }
@@ -123,7 +127,7 @@ public sealed class Trainer : IDisposable
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var mean = (1.0 / m).ToScalar();
         gradientSum.mul_(mean);
-        var norm = (double)gradientSum.norm().item<float>();
+        var norm = GradientNorm.Compute(Model, _gradients, gradientSum);
         var clip = Spec.Optimizer.ClipNorm;
         if (clip > 0 && norm > clip)
         {
@@ -145,7 +149,7 @@ public sealed class Trainer : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         using var tf32 = EnterTf32Gate();
-        Model.eval();
+        Model.Training = false;
         try
         {
             var heldOut = _corpus.HeldOut;
@@ -162,7 +166,7 @@ public sealed class Trainer : IDisposable
         }
         finally
         {
-            Model.train();
+            Model.Training = true;
         }
     }
 
@@ -189,6 +193,7 @@ public sealed class Trainer : IDisposable
         using var keys = Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null;
         var loss = Model.Loss(inputs, targets, keys);
         loss.backward();
+        Model.Group.ThrowIfFailed();
         return loss.detach().to(ScalarType.Float64).MoveToOuterDisposeScope();
     }
 

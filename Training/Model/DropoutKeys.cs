@@ -24,16 +24,21 @@ public sealed class DropoutKeys : IDisposable
         (_seed, _step, _samples) = (seed, step, globalSamples.ToArray());
     }
 
-    /// <summary>Inverted dropout of <paramref name="x"/> ([samples, ...]) with keep probability 1 - p; the result is fp32 unless x is wider.</summary>
-    public Tensor Apply(Tensor x, double p)
+    /// <summary>
+    /// Inverted dropout of <paramref name="x"/> with keep probability 1 - p; the result is fp32 unless x is wider. x is
+    /// sequence-major, [rows, samples, ...], and holds rows [first, first + rows) of a sequence of <paramref name="length"/>:
+    /// each sample's mask is drawn for the whole sequence and cut, so a row's mask is the same on every layout.
+    /// </summary>
+    public Tensor Apply(Tensor x, double p, long first, long length)
     {
-        if (x.shape[0] != _samples.Length)
-            throw new ArgumentException($"batch of {x.shape[0]} samples but dropout keys for {_samples.Length}", nameof(x));
+        if (x.shape[1] != _samples.Length)
+            throw new ArgumentException($"batch of {x.shape[1]} samples but dropout keys for {_samples.Length}", nameof(x));
         using var scope = NewDisposeScope();
+        long[] sampleShape = [length, .. x.shape[2..]];
         var uniforms = x.device_type switch
         {
-            DeviceType.CPU => CpuUniforms(x.shape[1..]),
-            DeviceType.CUDA => CudaRandom.Uniforms(x.device, x.shape, i => SplitMix64.Derive(SampleKey(i), _site)),
+            DeviceType.CPU => CpuUniforms(sampleShape),
+            DeviceType.CUDA => CudaRandom.Uniforms(x.device, [_samples.Length, .. sampleShape], i => SplitMix64.Derive(SampleKey(i), _site)),
             _ => throw new NotSupportedException($"dropout masks are drawn on cpu or cuda devices; this tensor is on {x.device}"),
         };
         _site++;
@@ -41,7 +46,7 @@ public sealed class DropoutKeys : IDisposable
         using var threshold = p.ToScalar();
         using var scale = (1.0 / (1.0 - p)).ToScalar();
         // The mask stays fp32: a bf16 activation times it is exact in fp32, and fp32 activations keep their bits.
-        var keep = uniforms.ge_(threshold).to_type(ScalarType.Float32).mul_(scale);
+        var keep = uniforms.narrow(1, first, x.shape[0]).transpose(0, 1).ge(threshold).to_type(ScalarType.Float32).mul_(scale);
         return x.mul(keep).MoveToOuterDisposeScope();
     }
 

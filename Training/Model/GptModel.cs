@@ -1,7 +1,8 @@
 using System.Text;
-using TorchSharp;
-using Elastic.Training.Data;
 using Elastic.Jobs;
+using Elastic.Training.Data;
+using Elastic.Training.Parallel.TensorParallel;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static Elastic.Training.ExplicitScalars;
@@ -9,94 +10,173 @@ using static Elastic.Training.ExplicitScalars;
 namespace Elastic.Training.Model;
 
 /// <summary>
-/// A GPT decoder-only transformer with GPT-2 parameter names (wte, wpe, h.N.*, ln_f, lm_head) and
-/// GPT-2 initialisation: normal(0, 0.02), residual projections scaled by 1/sqrt(2 x layers), zero biases,
-/// unit LayerNorm gains. Each parameter is initialised from its own generator keyed by (seed, name), so a
-/// parameter's initial value does not depend on which others exist or on the order they are created in.
+/// A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP, GPT-2 names and initialisation) built
+/// from tensor-parallel layers over S = <c>model.tensorShards</c> virtual shards: attention heads, MLP width and
+/// vocabulary split into S shards, every sum across them in the canonical tree, so this rank's part of the model
+/// computes the same bits whatever tp it runs at. Activations are sequence-major ([sequence, batch, features]).
+/// Each parameter is initialised whole from its own generator keyed by (seed, name) and then cut, so its values do
+/// not depend on the layout or on which other parameters exist.
 /// </summary>
-public sealed class GptModel : nn.Module
+public sealed class GptModel : IDisposable
 {
-    // Submodule fields carry the GPT-2 names they are registered under (here and in the blocks): TorchSharp's
-    // state_dict also walks fields, and other names would make every parameter appear twice in saved files.
-    private readonly Embedding wte;
-    private readonly Embedding wpe;
-    private readonly ModuleList<TransformerBlock> h;
-    private readonly LayerNorm ln_f;
-    private readonly Linear? lm_head;
+    private readonly Dictionary<string, ModelParameter> _byName;
+    private readonly IReadOnlyList<Embedding> _vocabTables;
     private readonly Matmuls _matmuls;
 
-    public GptModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32) : base("GPT")
+    /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
+    /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
+    public GptModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32, Device? device = null,
+        TensorParallelGroup? group = null, bool sequenceParallel = false)
     {
         Spec = spec;
         Precision = precision;
+        Device = device ?? CPU;
+        Group = group ?? new TensorParallelGroup(spec.Shards, null);
+        if (Group.Shards != spec.Shards)
+            throw new ArgumentException($"the tensor-parallel group has {Group.Shards} shards but model.tensorShards is {spec.Shards}", nameof(group));
+        SequenceParallel = sequenceParallel && Group.Degree > 1;
         _matmuls = new Matmuls(precision);
-        wte = nn.Embedding(spec.Vocab, spec.DModel);
-        wpe = nn.Embedding(spec.Context, spec.DModel);
-        h = nn.ModuleList(Enumerable.Range(0, spec.Layers)
-            .Select(_ => new TransformerBlock(spec.DModel, spec.Heads, spec.FfnSize, spec.Dropout, _matmuls)).ToArray());
-        ln_f = nn.LayerNorm(spec.DModel);
-        register_module("wte", wte);
-        register_module("wpe", wpe);
-        register_module("h", h);
-        register_module("ln_f", ln_f);
-        if (!spec.TiedEmbeddings)
-        {
-            lm_head = nn.Linear(spec.DModel, spec.Vocab, hasBias: false);
-            register_module("lm_head", lm_head);
-        }
-        Initialize(seed);
+        var tables = new List<Embedding>();
+        Parameters = ParameterLayout.Gpt(spec).Select(layout => Create(layout, seed, spec.Layers, tables)).ToList();
+        _byName = Parameters.ToDictionary(p => p.Name);
+        _vocabTables = tables;
     }
 
     public ModelSpec Spec { get; }
     public ComputePrecision Precision { get; }
+    public Device Device { get; }
+    public TensorParallelGroup Group { get; }
+    public bool SequenceParallel { get; }
 
-    /// <summary>The device the parameters live on.</summary>
-    public Device Device => wte.weight!.device;
+    /// <summary>Dropout on and sequence chunks for the gradient sums; off for evaluation and sampling.</summary>
+    public bool Training { get; set; } = true;
 
-    /// <summary>Parameters sorted by name (ordinal): the canonical order for digests, flat buffers and checkpoints.</summary>
-    public IReadOnlyList<(string Name, Parameter Parameter)> ParametersByName() =>
-        named_parameters().OrderBy(p => p.name, StringComparer.Ordinal).ToList();
+    /// <summary>Every logical parameter, in name order.</summary>
+    public IReadOnlyList<ModelParameter> Parameters { get; }
 
-    /// <summary>Logits [batch, time, vocab] for token ids [batch, time]; bf16 when the model computes in bf16.</summary>
-    public Tensor forward(Tensor tokens, DropoutKeys? keys)
+    /// <summary>This rank's parameter tensors (shards of split parameters), in the canonical order of flat buffers, with whether weight decay applies.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter, bool Decay)> ParametersByName() =>
+        Parameters.SelectMany(p => p.Named().Select(n => (n.Key, n.Tensor, p.Layout.Decay))).ToList();
+
+    /// <summary>
+    /// Every parameter whole, in name order: on tp > 1 the split ones are gathered from the tensor-parallel group (a
+    /// collective: every rank of the group must ask at the same time).
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> WholeParameters()
     {
-        using var scope = NewDisposeScope();
-        var t = tokens.shape[1];
-        // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
-        using var start = 0L.ToScalar();
-        using var stop = t.ToScalar();
-        using var stride = 1L.ToScalar();
-        var positions = arange(start, stop, stride, dtype: ScalarType.Int64, device: tokens.device);
-        var x = Dropout.Apply(wte.call(tokens).add(wpe.call(positions), alpha: One), Spec.Dropout, training, keys);
-        foreach (var block in h) x = block.forward(x, keys);
-        x = ln_f.call(x);
-        var logits = lm_head is null ? _matmuls.Linear(x, wte.weight!) : _matmuls.Linear(lm_head, x);
-        return logits.MoveToOuterDisposeScope();
+        foreach (var p in Parameters)
+        {
+            var local = p.Joined();
+            if (p.Layout.SplitDim is not { } dim || Group.Degree == 1) yield return (p.Name, local);
+            else yield return (p.Name, Group.Gather(local.movedim([dim], [0]).contiguous()).movedim([0], [dim]));
+        }
     }
 
-    /// <summary>Mean next-token cross-entropy of a batch, in fp32 whatever the compute precision.</summary>
+    /// <summary>Mean next-token cross-entropy of a batch (tokens and targets [batch, time]), in fp32 whatever the compute precision.</summary>
     public Tensor Loss(Tensor tokens, Tensor targets, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
-        var logits = forward(tokens, keys).to(ScalarType.Float32);
-        return nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), targets.reshape(-1)).MoveToOuterDisposeScope();
+        var logits = Logits(tokens.t(), keys);
+        return VocabParallelCrossEntropy.Loss(Group, logits, targets.t()).MoveToOuterDisposeScope();
     }
 
-    private void Initialize(ulong seed)
+    /// <summary>Whole fp32 logits [batch, time, vocab] for token ids [batch, time] (every shard must be local: tp = 1).</summary>
+    public Tensor forward(Tensor tokens)
     {
+        if (Group.Degree != 1) throw new InvalidOperationException($"whole logits need every vocabulary shard; this rank holds {Group.ShardsPerRank} of {Group.Shards}");
+        using var scope = NewDisposeScope();
+        return cat(Logits(tokens.t(), keys: null).ToList(), 2).transpose(0, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>This rank's vocabulary shards of the logits, [time, batch, V/S] each, fp32.</summary>
+    private IReadOnlyList<Tensor> Logits(Tensor tokens, DropoutKeys? keys)
+    {
+        var length = tokens.shape[0];
+        var split = SequenceParallel && Training;
+        // Training sums replicated parameters' gradients per virtual sequence chunk; evaluation and sampling (any length) need no chunks.
+        var chunks = !Training ? 1 : split ? Group.ShardsPerRank : Group.Shards;
+        var sequence = new SequencePart(split ? Group.Rank * length / Group.Degree : 0, length, chunks, split);
+        var x = VocabParallelEmbedding.Forward(Group, tokens, _vocabTables, split);
+        x = SequenceChunks.AddPositions(Group, x, Whole("wpe.weight"), sequence);
+        x = Dropout(x, keys, sequence);
+        for (var i = 0; i < Spec.Layers; i++) x = Block(i, x, keys, sequence);
+        var h = SequenceChunks.LayerNorm(Group, x, Whole("ln_f.weight"), Whole("ln_f.bias"), sequence);
+        var head = Spec.TiedEmbeddings ? _byName["wte.weight"] : _byName["lm_head.weight"];
+        return ColumnParallelLinear.Forward(Group, h, head.Local.Cast<Tensor>().ToList(), null, split, _matmuls.Linear)
+            .Select(l => l.to_type(ScalarType.Float32)).ToList();
+    }
+
+    private Tensor Block(int layer, Tensor x, DropoutKeys? keys, SequencePart sequence)
+    {
+        var p = $"h.{layer}.";
+        var a = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_1.weight"), Whole(p + "ln_1.bias"), sequence);
+        var qkv = ColumnParallelLinear.Forward(Group, a, Shards(p + "attn.c_attn.weight", 2), Shards(p + "attn.c_attn.bias", 1), sequence.Split, _matmuls.Linear);
+        var heads = qkv.Select(Attention).ToList();
+        var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
+        x = x.add(Dropout(attention, keys, sequence), alpha: One);
+        var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);
+        var hidden = ColumnParallelLinear.Forward(Group, b, Shards(p + "mlp.c_fc.weight"), Shards(p + "mlp.c_fc.bias"), sequence.Split, _matmuls.Linear)
+            .Select(t => nn.functional.gelu(t, GELU.Approximate.tanh)).ToList();
+        var mlp = RowParallelLinear.Forward(Group, hidden, Shards(p + "mlp.c_proj.weight"), Whole(p + "mlp.c_proj.bias"), sequence, _matmuls.Linear);
+        return x.add(Dropout(mlp, keys, sequence), alpha: One);
+    }
+
+    /// <summary>Causal attention over one shard's heads: qkv [time, batch, 3 x d/S] (q, k, v of its heads) to [time, batch, d/S].</summary>
+    private Tensor Attention(Tensor qkv)
+    {
+        var (t, b) = (qkv.shape[0], qkv.shape[1]);
+        var headDim = Spec.DModel / Spec.Heads;
+        var heads = Spec.Heads / Spec.Shards;
+        var q = qkv.view(t, b, 3, heads, headDim).permute(2, 1, 3, 0, 4);
+        // Positional arguments: TorchSharp spells the causal flag "is_casual".
+        var y = nn.functional.scaled_dot_product_attention(q[0], q[1], q[2], null, 0.0, true);
+        return y.permute(2, 0, 1, 3).reshape(t, b, heads * headDim);
+    }
+
+    private Tensor Dropout(Tensor x, DropoutKeys? keys, SequencePart sequence)
+    {
+        var p = Spec.Dropout;
+        if (!Training || p == 0) return x;
+        return keys is null ? nn.functional.dropout(x, p, training: true) : keys.Apply(x, p, sequence.First, sequence.Length);
+    }
+
+    private Tensor Whole(string name) => _byName[name].Local[0];
+
+    /// <summary>The local shards of a split parameter, flattened to <paramref name="dims"/> dimensions (c_attn's [3, d/S, d] as [3d/S, d]).</summary>
+    private IReadOnlyList<Tensor> Shards(string name, int? dims = null) =>
+        _byName[name].Local.Select(s => dims is { } n && s.dim() != n ? s.flatten(0, (int)s.dim() - n) : s).ToList();
+
+    private ModelParameter Create(ParameterLayout layout, ulong seed, int layers, List<Embedding> tables)
+    {
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var residualStd = 0.02 / Math.Sqrt(2.0 * Spec.Layers);
-        using var one = 1.0.ToScalar(); // explicit: an implicit Scalar can be finalized mid-call
-        foreach (var (name, p) in ParametersByName())
+        var whole = empty(layout.Shape, dtype: ScalarType.Float32);
+        using (var value = 1.0.ToScalar())
+        using (var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Init, NameKey(layout.Name)), CPU))
         {
-            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else if (name.StartsWith("ln_", StringComparison.Ordinal) || name.Contains(".ln_", StringComparison.Ordinal)) p.fill_(one);
-            else
+            _ = layout.Init switch
             {
-                using var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Init, NameKey(name)), CPU);
-                p.normal_(0, name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? residualStd : 0.02, generator);
-            }
+                ParameterInit.Zeros => whole.zero_(),
+                ParameterInit.Ones => whole.fill_(value),
+                ParameterInit.Normal => whole.normal_(0, 0.02, generator),
+                _ => whole.normal_(0, 0.02 / Math.Sqrt(2.0 * layers), generator),
+            };
         }
+        if (layout.SplitDim is not { } dim)
+            return new ModelParameter(layout, 1, 0, [new Parameter(whole.to(Device, copy: true).DetachFromDisposeScope())]);
+        var pieces = whole.split(layout.Shape[dim] / Group.Shards, dim);
+        var local = Group.LocalShards.Select(s =>
+        {
+            if (layout.Name != "wte.weight") return new Parameter(pieces[s].contiguous().to(Device, copy: true).DetachFromDisposeScope());
+            // The token embedding's shards are Embedding modules: their backward is libtorch's deterministic embedding backward.
+            var table = nn.Embedding(pieces[s].shape[0], pieces[s].shape[1], device: Device);
+            // Each .weight read is a new wrapper, owned by the current dispose scope unless detached from it.
+            var weight = (Parameter)table.weight!.DetachFromDisposeScope();
+            weight.copy_(pieces[s]);
+            tables.Add(table);
+            return weight;
+        }).ToList();
+        return new ModelParameter(layout, Group.Shards, Group.FirstShard, local);
     }
 
     /// <summary>FNV-1a of the UTF-8 name: a stable key (string.GetHashCode is randomised per process).</summary>
@@ -105,5 +185,11 @@ public sealed class GptModel : nn.Module
         var h = 14695981039346656037UL;
         foreach (var b in Encoding.UTF8.GetBytes(name)) h = (h ^ b) * 1099511628211UL;
         return h;
+    }
+
+    public void Dispose()
+    {
+        foreach (var table in _vocabTables) table.Dispose();
+        foreach (var p in Parameters.SelectMany(p => p.Local)) p.Dispose();
     }
 }

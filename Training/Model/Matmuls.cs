@@ -1,4 +1,3 @@
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Elastic.Training.Model;
@@ -9,11 +8,8 @@ namespace Elastic.Training.Model;
 /// </summary>
 internal sealed class Matmuls(ComputePrecision precision)
 {
-    public bool Bf16 => precision == ComputePrecision.Bf16;
-
-    public Tensor Linear(Linear layer, Tensor x) =>
-        Bf16 ? nn.functional.linear(x.to(ScalarType.BFloat16), layer.weight!.to(ScalarType.BFloat16), layer.bias?.to(ScalarType.BFloat16)) : layer.call(x);
-
-    public Tensor Linear(Tensor x, Tensor weight) =>
-        Bf16 ? nn.functional.linear(x.to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)) : nn.functional.linear(x, weight);
+    public Tensor Linear(Tensor x, Tensor weight, Tensor? bias) =>
+        precision == ComputePrecision.Bf16
+            ? nn.functional.linear(x.to_type(ScalarType.BFloat16), weight.to_type(ScalarType.BFloat16), bias?.to_type(ScalarType.BFloat16))
+            : nn.functional.linear(x, weight, bias);
 }

@@ -1,22 +1,29 @@
+using Elastic.Checkpoints.Format;
 using Elastic.Jobs;
-using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Elastic.Training.Model;
 
 /// <summary>
-/// A trained model on disk: the spec that built it (spec.json) and its weights (model.dat, TorchSharp's
-/// format). Files are written under temporary names and renamed, so a reader never sees half a model.
+/// A trained model on disk: the spec that built it (spec.json) and its weights, every parameter whole (model.safetensors).
+/// Files are written under temporary names and renamed, so a reader never sees half a model.
 /// </summary>
 public static class ModelFolder
 {
     public const string SpecFile = "spec.json";
-    public const string WeightsFile = "model.dat";
+    public const string WeightsFile = "model.safetensors";
 
+    /// <summary>Saves a model that holds every shard (tp = 1).</summary>
     public static void Save(string directory, TrainingSpec spec, GptModel model)
     {
+        if (model.Group.Degree != 1) throw new InvalidOperationException($"saving a model needs every shard; this rank holds {model.Group.ShardsPerRank} of {model.Group.Shards}");
         Directory.CreateDirectory(directory);
         var (specPath, weightsPath) = (Path.Combine(directory, SpecFile), Path.Combine(directory, WeightsFile));
-        model.save(weightsPath + ".tmp");
+        byte[] file;
+        using (var scope = NewDisposeScope())
+            file = Safetensors.Build(model.Parameters.Select(p =>
+                new Safetensors.Entry(p.Name, "F32", p.Layout.Shape, p.Joined().detach().cpu().contiguous().bytes.ToArray())).ToList()).File;
+        File.WriteAllBytes(weightsPath + ".tmp", file);
         File.WriteAllText(specPath + ".tmp", SpecJson.Serialize(spec));
         File.Move(weightsPath + ".tmp", weightsPath, overwrite: true);
         File.Move(specPath + ".tmp", specPath, overwrite: true);
@@ -25,14 +32,23 @@ public static class ModelFolder
     public static bool Exists(string directory) =>
         File.Exists(Path.Combine(directory, SpecFile)) && File.Exists(Path.Combine(directory, WeightsFile));
 
-    /// <summary>Rebuilds the trained model; the caller owns (and disposes) it.</summary>
+    /// <summary>Rebuilds the trained model on one device; the caller owns (and disposes) it.</summary>
     public static (TrainingSpec Spec, GptModel Model) Load(string directory)
     {
         if (!Exists(directory))
             throw new FileNotFoundException($"{directory}: no trained model there (expected {SpecFile} and {WeightsFile})");
         var spec = SpecJson.Parse(File.ReadAllText(Path.Combine(directory, SpecFile)));
+        var saved = Safetensors.Read(File.ReadAllBytes(Path.Combine(directory, WeightsFile))).ToDictionary(e => e.Name);
         var model = new GptModel(spec.Model, spec.Seed);
-        model.load(Path.Combine(directory, WeightsFile));
+        foreach (var p in model.Parameters)
+        {
+            if (!saved.TryGetValue(p.Name, out var entry) || !entry.Shape.SequenceEqual(p.Layout.Shape))
+                throw new InvalidDataException($"{directory}: {WeightsFile} has no {p.Name} of shape [{string.Join(", ", p.Layout.Shape)}]");
+            using var scope = NewDisposeScope();
+            var host = empty(p.Layout.Shape, dtype: ScalarType.Float32);
+            entry.Data.Span.CopyTo(host.bytes);
+            p.CopyFrom(host);
+        }
         return (spec, model);
     }
 }

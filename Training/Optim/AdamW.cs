@@ -7,8 +7,8 @@ using static Elastic.Training.ExplicitScalars;
 namespace Elastic.Training.Optim;
 
 /// <summary>
-/// AdamW (decoupled weight decay), the same arithmetic as torch.optim.AdamW. Weight decay applies to matrices and
-/// embeddings only, never to LayerNorm gains or biases. The parameters become views of one flat buffer and the
+/// AdamW (decoupled weight decay), the same arithmetic as torch.optim.AdamW. Weight decay applies to the parameters
+/// the model marks (matrices and embeddings, never LayerNorm gains or biases). The parameters become views of one flat buffer and the
 /// moments are flat too, so a step is a handful of operations over the whole buffer (on a GPU, where launches rather
 /// than arithmetic bound a per-parameter step) or over cache-sized slices of it (on a CPU) instead of several per
 /// parameter. Every operation is elementwise, so each value gets the arithmetic it got per parameter. Moments are also exposed per parameter name, as views, so that
@@ -37,10 +37,12 @@ public sealed class AdamW : IDisposable
     private readonly Scalar _eps;
 
     /// <param name="parameters">Every parameter, in the order of the flat gradients the trainer passes to <see cref="Step"/>.</param>
-    public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, OptimizerSpec spec)
+    public AdamW(IEnumerable<(string Name, Parameter Parameter, bool Decay)> parameters, OptimizerSpec spec)
     {
         _spec = spec;
-        _parameters = parameters.ToList();
+        var all = parameters.ToList();
+        _parameters = all.Select(p => (p.Name, p.Parameter)).ToList();
+        DecayedParameters = all.Where(p => p.Decay).Select(p => p.Name).ToList();
         var device = _parameters.Count > 0 ? _parameters[0].Parameter.device : CPU;
         if (_parameters.FirstOrDefault(p => p.Parameter.device.type != device.type || p.Parameter.device.index != device.index) is { Name: { } elsewhere })
             throw new ArgumentException($"parameter {elsewhere} is on another device than {device}", nameof(parameters));
@@ -54,7 +56,7 @@ public sealed class AdamW : IDisposable
         using (no_grad())
         {
             long offset = 0;
-            foreach (var (name, p) in _parameters)
+            foreach (var (name, p, decays) in all)
             {
                 var n = p.numel();
                 using (var view = _flat.narrow(0, offset, n).view(p.shape))
@@ -63,7 +65,7 @@ public sealed class AdamW : IDisposable
                     p.set_(view);
                 }
                 moments.Add((name, Slice(_m, offset, p.shape), Slice(_v, offset, p.shape)));
-                if (p.dim() >= 2 && spec.WeightDecay != 0)
+                if (decays && spec.WeightDecay != 0)
                 {
                     if (decayRuns.Count > 0 && decayRuns[^1].Start + decayRuns[^1].Length == offset) decayRuns[^1] = (decayRuns[^1].Start, decayRuns[^1].Length + n);
                     else decayRuns.Add((offset, n));
@@ -92,7 +94,7 @@ public sealed class AdamW : IDisposable
     public void RestoreStepCount(long steps) => StepCount = steps;
 
     /// <summary>Names of the parameters that get weight decay.</summary>
-    public IEnumerable<string> DecayedParameters => _parameters.Where(p => p.Parameter.dim() >= 2).Select(p => p.Name);
+    public IReadOnlyList<string> DecayedParameters { get; }
 
     /// <summary>
     /// Updates every parameter with learning rate <paramref name="lr"/> from <paramref name="flatGradient"/> (all gradients

@@ -21,8 +21,8 @@ public static class TextSampler
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var temperatureScalar = temperature.ToScalar();
         using var excluded = double.NegativeInfinity.ToScalar();
-        var wasTraining = model.training;
-        model.eval();
+        var wasTraining = model.Training;
+        model.Training = false;
         try
         {
             for (var i = 0; i < tokens; i++)
@@ -30,7 +30,7 @@ public static class TextSampler
                 using var scope = NewDisposeScope();
                 var window = ids.Skip(Math.Max(0, ids.Count - context)).Select(t => (long)t).ToArray();
                 var input = tensor(window, [1, window.Length], device: model.Device);
-                var logits = model.forward(input, keys: null)[0, -1].div(temperatureScalar);
+                var logits = model.forward(input)[0, -1].div(temperatureScalar);
                 if (topK > 0 && topK < logits.shape[0])
                 {
                     var (values, _) = logits.topk(topK);
@@ -43,7 +43,7 @@ public static class TextSampler
         }
         finally
         {
-            model.train(wasTraining);
+            model.Training = wasTraining;
         }
         return tokenizer.Decode(ids.ToArray());
     }

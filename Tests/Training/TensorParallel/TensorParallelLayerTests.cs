@@ -83,9 +83,10 @@ public sealed class TensorParallelLayerTests
         var b1 = group.LocalShards.Select(s => Leaf(w.B1, 0, s * width, width)).ToList();
         var w2 = group.LocalShards.Select(s => Leaf(w.W2, 1, s * width, width)).ToList();
 
-        var a = SequenceChunks.LayerNorm(group, x, lnW, lnB, sequenceParallel);
+        var sequence = Part(group, sequenceParallel);
+        var a = SequenceChunks.LayerNorm(group, x, lnW, lnB, sequence);
         var h = ColumnParallelLinear.Forward(group, a, w1, b1, sequenceParallel).Select(t => nn.functional.gelu(t)).ToList();
-        var y = RowParallelLinear.Forward(group, h, w2, b2, sequenceParallel);
+        var y = RowParallelLinear.Forward(group, h, w2, b2, sequence);
         y.backward([sequenceParallel ? group.OwnPart(w.Gy) : w.Gy]);
         group.ThrowIfFailed();
 
@@ -116,7 +117,7 @@ public sealed class TensorParallelLayerTests
         var (lnW, lnB) = (w.LnW.clone().requires_grad_(), w.LnB.clone().requires_grad_());
 
         var x = VocabParallelEmbedding.Forward(group, w.Tokens, shards, sequenceParallel);
-        var h = SequenceChunks.LayerNorm(group, x, lnW, lnB, sequenceParallel);
+        var h = SequenceChunks.LayerNorm(group, x, lnW, lnB, Part(group, sequenceParallel));
         var logits = ColumnParallelLinear.Forward(group, h, shards.Select(e => (Tensor)e.weight!).ToList(), null, sequenceParallel);
         var loss = VocabParallelCrossEntropy.Loss(group, logits, w.Targets);
         loss.backward();
@@ -126,6 +127,10 @@ public sealed class TensorParallelLayerTests
         foreach (var (s, i) in group.LocalShards.Select((s, i) => (s, i))) results[$"embedding[{s}]"] = Bits(shards[i].weight!.grad!);
         return results;
     }
+
+    /// <summary>The rows a rank holds: its part of the sequence in its S/tp chunks when split, else all of it in S chunks.</summary>
+    private static SequencePart Part(TensorParallelGroup group, bool split) =>
+        split ? new SequencePart(group.Rank * T / group.Degree, T, group.ShardsPerRank, true) : SequencePart.Whole(T, S);
 
     private static Tensor FromBits(int[] bits, long[] shape) => tensor(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(bits).ToArray(), shape);
 

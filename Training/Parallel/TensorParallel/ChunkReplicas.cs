@@ -13,17 +13,20 @@ public sealed class ChunkReplicas : MultiTensorFunction<ChunkReplicas>
 {
     public override string Name => nameof(ChunkReplicas);
 
-    /// <summary>One copy per chunk this rank computes: its S/tp chunks when <paramref name="split"/>, all S otherwise.</summary>
-    public static IReadOnlyList<Tensor> Apply(TensorParallelGroup group, Tensor parameter, bool split) => apply(group, split, parameter);
-
-    public static int ChunkCount(TensorParallelGroup group, bool split) => split ? group.ShardsPerRank : group.Shards;
+    /// <summary>One copy per chunk this rank computes (<see cref="SequencePart.Chunks"/>: S/tp when split, else S, or 1 without gradients).</summary>
+    public static IReadOnlyList<Tensor> Apply(TensorParallelGroup group, Tensor parameter, SequencePart sequence)
+    {
+        if (sequence.Split && sequence.Chunks != group.ShardsPerRank)
+            throw new ArgumentException($"a split sequence is computed in this rank's {group.ShardsPerRank} chunks, not {sequence.Chunks}", nameof(sequence));
+        return sequence.Chunks == 1 && !sequence.Split ? [parameter] : apply(group, sequence.Split, sequence.Chunks, parameter);
+    }
 
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
     {
-        var (group, split, parameter) = ((TensorParallelGroup)vars[0], (bool)vars[1], (Tensor)vars[2]);
+        var (group, split, count, parameter) = ((TensorParallelGroup)vars[0], (bool)vars[1], (int)vars[2], (Tensor)vars[3]);
         ctx.save_data("group", group);
         ctx.save_data("split", split);
-        return Enumerable.Range(0, ChunkCount(group, split)).Select(_ => parameter.clone()).ToList();
+        return Enumerable.Range(0, count).Select(_ => parameter.clone()).ToList();
     }
 
     public override List<Tensor> backward(AutogradContext ctx, List<Tensor> grads)
@@ -31,12 +34,12 @@ public sealed class ChunkReplicas : MultiTensorFunction<ChunkReplicas>
         var (group, split) = ((TensorParallelGroup)ctx.get_data("group"), (bool)ctx.get_data("split"));
         try
         {
-            return [null!, null!, split ? group.Sum(grads, scatter: false) : AllChunks(grads)];
+            return [null!, null!, null!, split ? group.Sum(grads, scatter: false) : AllChunks(grads)];
         }
         catch (Exception e)
         {
             group.Fail(e);
-            return [null!, null!, zeros_like(grads[0])];
+            return [null!, null!, null!, zeros_like(grads[0])];
         }
     }
 

@@ -12,11 +12,13 @@ public static class ColumnParallelLinear
 {
     /// <param name="weights">This rank's shards, [out/S, in] each, in shard order.</param>
     /// <param name="biases">Their bias shards, [out/S] each, or null.</param>
+    /// <param name="gather">The input is this rank's part of the sequence (sequence parallelism).</param>
     /// <returns>Each local shard's output, [sequence, batch, out/S], in shard order.</returns>
     public static IReadOnlyList<Tensor> Forward(TensorParallelGroup group, Tensor input, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor>? biases,
-        bool sequenceParallel)
+        bool gather, LinearOp? linear = null)
     {
-        var inputs = ShardFanOut.Apply(group, input, gather: sequenceParallel);
-        return inputs.Select((x, i) => nn.functional.linear(x, weights[i], biases?[i])).ToList();
+        linear ??= (x, w, b) => nn.functional.linear(x, w, b);
+        var inputs = ShardFanOut.Apply(group, input, gather);
+        return inputs.Select((x, i) => linear(x, weights[i], biases?[i])).ToList();
     }
 }

@@ -6,31 +6,43 @@ namespace Elastic.Training.Parallel.TensorParallel;
 /// <summary>
 /// Per-token operations with replicated parameters, computed one virtual sequence chunk at a time so that the
 /// parameters' gradients are sums over chunks in the canonical tree (<see cref="ChunkReplicas"/>) on every layout:
-/// LayerNorm and the bias of a row-parallel layer. <c>split</c>: the input is this rank's part of the sequence.
+/// LayerNorm, the bias of a row-parallel layer, position embeddings. Inputs are this rank's part of the sequence.
 /// </summary>
 public static class SequenceChunks
 {
-    public static Tensor LayerNorm(TensorParallelGroup group, Tensor x, Tensor weight, Tensor bias, bool split, double eps = 1e-5)
+    public static Tensor LayerNorm(TensorParallelGroup group, Tensor x, Tensor weight, Tensor bias, SequencePart sequence, double eps = 1e-5)
     {
-        var chunks = Chunks(group, x, split);
-        var (weights, biases) = (ChunkReplicas.Apply(group, weight, split), ChunkReplicas.Apply(group, bias, split));
+        var chunks = Chunks(x, sequence);
+        var (weights, biases) = (ChunkReplicas.Apply(group, weight, sequence), ChunkReplicas.Apply(group, bias, sequence));
         long[] features = [x.shape[^1]];
-        return cat(chunks.Select((c, i) => nn.functional.layer_norm(c, features, weights[i], biases[i], eps)).ToList(), 0);
+        return Join(chunks.Select((c, i) => nn.functional.layer_norm(c, features, weights[i], biases[i], eps)));
     }
 
-    public static Tensor AddBias(TensorParallelGroup group, Tensor x, Tensor bias, bool split)
+    public static Tensor AddBias(TensorParallelGroup group, Tensor x, Tensor bias, SequencePart sequence)
     {
-        var chunks = Chunks(group, x, split);
-        var biases = ChunkReplicas.Apply(group, bias, split);
-        return cat(chunks.Select((c, i) => c.add(biases[i], alpha: One)).ToList(), 0);
+        var biases = ChunkReplicas.Apply(group, bias, sequence);
+        return Join(Chunks(x, sequence).Select((c, i) => c.add(biases[i], alpha: One)));
+    }
+
+    /// <summary>Adds the rows of <paramref name="table"/> ([positions, features]) that the sequence's rows stand at.</summary>
+    public static Tensor AddPositions(TensorParallelGroup group, Tensor x, Tensor table, SequencePart sequence)
+    {
+        var tables = ChunkReplicas.Apply(group, table, sequence);
+        var rows = x.shape[0] / sequence.Chunks;
+        return Join(Chunks(x, sequence).Select((c, i) => c.add(tables[i].narrow(0, sequence.First + i * rows, rows).unsqueeze(1), alpha: One)));
+    }
+
+    private static Tensor Join(IEnumerable<Tensor> chunks)
+    {
+        var all = chunks.ToList();
+        return all.Count == 1 ? all[0] : cat(all, 0);
     }
 
     /// <summary>Split (one autograd node whose backward concatenates: no sums), not narrowed views (whose gradients autograd adds).</summary>
-    private static Tensor[] Chunks(TensorParallelGroup group, Tensor x, bool split)
+    private static Tensor[] Chunks(Tensor x, SequencePart sequence)
     {
-        var count = ChunkReplicas.ChunkCount(group, split);
-        if (x.shape[0] % count != 0)
-            throw new ArgumentException($"a sequence of {x.shape[0]} does not split into {count} chunks");
-        return x.split(x.shape[0] / count, 0);
+        if (x.shape[0] % sequence.Chunks != 0)
+            throw new ArgumentException($"a sequence part of {x.shape[0]} rows does not split into {sequence.Chunks} chunks");
+        return sequence.Chunks == 1 ? [x] : x.split(x.shape[0] / sequence.Chunks, 0);
     }
 }

@@ -1,0 +1,54 @@
+namespace Elastic.Training.Model;
+
+/// <summary>How the model initialises a parameter.</summary>
+public enum ParameterInit
+{
+    Zeros,
+    Ones,
+    /// <summary>normal(0, 0.02).</summary>
+    Normal,
+    /// <summary>normal(0, 0.02 / sqrt(2 x layers)): the projections into the residual stream (GPT-2).</summary>
+    ResidualNormal,
+}
+
+/// <summary>
+/// A logical parameter of the GPT: its GPT-2 name, whole shape, the dimension its S virtual shards split (null:
+/// replicated on every rank), whether weight decay applies, and its initialisation.
+/// </summary>
+public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, bool Decay, ParameterInit Init)
+{
+    /// <summary>Every parameter of a GPT of <paramref name="m"/>, in name order (ordinal): the canonical order for flat buffers, digests and checkpoints.</summary>
+    public static IReadOnlyList<ParameterLayout> Gpt(Elastic.Jobs.ModelSpec m)
+    {
+        long d = m.DModel, f = m.FfnSize, v = m.Vocab;
+        var all = new List<ParameterLayout>
+        {
+            new("wte.weight", [v, d], 0, true, ParameterInit.Normal),
+            new("wpe.weight", [m.Context, d], null, true, ParameterInit.Normal),
+            new("ln_f.weight", [d], null, false, ParameterInit.Ones),
+            new("ln_f.bias", [d], null, false, ParameterInit.Zeros),
+        };
+        if (!m.TiedEmbeddings) all.Add(new("lm_head.weight", [v, d], 0, true, ParameterInit.Normal));
+        for (var i = 0; i < m.Layers; i++)
+        {
+            var h = $"h.{i}.";
+            all.AddRange(
+            [
+                new(h + "ln_1.weight", [d], null, false, ParameterInit.Ones),
+                new(h + "ln_1.bias", [d], null, false, ParameterInit.Zeros),
+                // [3, d, d]: q, k and v stacked (the bytes of GPT-2's [3d, d]); shards split the heads of all three.
+                new(h + "attn.c_attn.weight", [3, d, d], 1, true, ParameterInit.Normal),
+                new(h + "attn.c_attn.bias", [3, d], 1, false, ParameterInit.Zeros),
+                new(h + "attn.c_proj.weight", [d, d], 1, true, ParameterInit.ResidualNormal),
+                new(h + "attn.c_proj.bias", [d], null, false, ParameterInit.Zeros),
+                new(h + "ln_2.weight", [d], null, false, ParameterInit.Ones),
+                new(h + "ln_2.bias", [d], null, false, ParameterInit.Zeros),
+                new(h + "mlp.c_fc.weight", [f, d], 0, true, ParameterInit.Normal),
+                new(h + "mlp.c_fc.bias", [f], 0, false, ParameterInit.Zeros),
+                new(h + "mlp.c_proj.weight", [d, f], 1, true, ParameterInit.ResidualNormal),
+                new(h + "mlp.c_proj.bias", [d], null, false, ParameterInit.Zeros),
+            ]);
+        }
+        return all.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+    }
+}
