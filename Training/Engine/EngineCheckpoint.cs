@@ -16,16 +16,22 @@ public static class EngineCheckpoint
     /// steps. With <paramref name="staging"/> the copies go into buffers kept from the previous capture; without, into
     /// fresh managed arrays.
     /// </summary>
-    /// <param name="writer">With <paramref name="writers"/>: capture only the state tensors this writer saves (every writers-th one), so
-    /// that data-parallel replicas, which all hold the same state, write each tensor once and share the work.</param>
+    /// <param name="writer">With <paramref name="writers"/>: this rank's data-parallel replica and their number. Every region is
+    /// written exactly once and the work is shared: a tensor-parallel shard's region by one of the replicas that hold it
+    /// (every writers-th), a replicated tensor by one of the replicas' tensor-parallel ranks (every (writers x tp)-th).</param>
     public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1) =>
-        trainer.StateTensors().Where((_, i) => i % writers == writer).Select(s =>
+        trainer.StateTensors().Where((s, i) => IsWriterOf(s, i, trainer.Model.Group, writer, writers)).Select(s =>
         {
             using var scope = TorchSharp.torch.NewDisposeScope();
             var region = s.Joined();
             var data = staging is null ? region.detach().cpu().contiguous().bytes.ToArray() : staging.Copy(s.Key, region);
             return new ShardedTensor(s.Key, "F32", s.GlobalShape, s.Region.Offset, s.Region.Shape, data);
         }).ToList();
+
+    private static bool IsWriterOf(StateTensor state, int index, Parallel.TensorParallel.TensorParallelGroup tensor, int replica, int replicas) =>
+        state.Owner.Layout.SplitDim is null
+            ? index % (replicas * tensor.Degree) == replica * tensor.Degree + tensor.Rank
+            : index % replicas == replica;
 
     /// <summary>Writes a captured state as one writer's chunks and commits the checkpoint.</summary>
     public static async Task<CheckpointManifest> SaveAsync(CheckpointWriter writer, string jobId, TrainingSpec spec, long step, int generation, string plan,
