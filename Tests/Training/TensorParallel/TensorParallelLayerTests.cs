@@ -72,6 +72,28 @@ public sealed class TensorParallelLayerTests
         Assert.Equal(plain, FromBits(sharded["loss"], []).item<float>(), 5);
     }
 
+    [Fact]
+    public async Task A_shard_whose_output_never_reaches_the_loss_gets_a_zero_gradient_and_the_process_lives()
+    {
+        var matches = await TestSpecs.OnDevice(() =>
+        {
+            var group = new TensorParallelGroup(S, null);
+            var w = Inputs.Make();
+            var x = w.X.clone().requires_grad_();
+            const int width = Hidden / S;
+            var weights = Enumerable.Range(0, S).Select(s => Leaf(w.W1, 0, s * width, width)).ToList();
+            Tensor used;
+            // As in the model, forward's temporaries are gone (their scope ended) by the time backward runs.
+            using (var forward = NewDisposeScope())
+                used = ColumnParallelLinear.Forward(group, x, weights, null, gather: false)[1].MoveToOuterDisposeScope();
+            used.sum().backward(); // shards 0, 2 and 3 get no gradient at all
+            group.ThrowIfFailed();
+            // The other shards count as zero: the input gradient is shard 1's alone.
+            return x.grad!.allclose(weights[1].detach().sum([0L], keepdim: false).expand(T, B, D), rtol: 1e-5, atol: 1e-6);
+        });
+        Assert.True(matches);
+    }
+
     private static Dictionary<string, int[]> Mlp(TensorParallelGroup group, bool sequenceParallel)
     {
         var w = Inputs.Make();

@@ -26,12 +26,14 @@ public sealed class ChunkReplicas : MultiTensorFunction<ChunkReplicas>
         var (group, split, count, parameter) = ((TensorParallelGroup)vars[0], (bool)vars[1], (int)vars[2], (Tensor)vars[3]);
         ctx.save_data("group", group);
         ctx.save_data("split", split);
+        UndefinedGradients.Expect(ctx, parameter);
         return Enumerable.Range(0, count).Select(_ => parameter.clone()).ToList();
     }
 
     public override List<Tensor> backward(AutogradContext ctx, List<Tensor> grads)
     {
         var (group, split) = ((TensorParallelGroup)ctx.get_data("group"), (bool)ctx.get_data("split"));
+        grads = grads.Select(g => UndefinedGradients.OrZeros(ctx, g)).ToList();
         try
         {
             return [null!, null!, null!, split ? group.Sum(grads, scatter: false) : AllChunks(grads)];

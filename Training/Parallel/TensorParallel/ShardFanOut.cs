@@ -22,12 +22,14 @@ public sealed class ShardFanOut : MultiTensorFunction<ShardFanOut>
         ctx.save_data("group", group);
         ctx.save_data("gather", gather);
         var whole = gather ? group.Gather(input) : input;
+        UndefinedGradients.Expect(ctx, whole);
         return group.LocalShards.Select(_ => whole.clone()).ToList();
     }
 
     public override List<Tensor> backward(AutogradContext ctx, List<Tensor> grads)
     {
         var (group, gather) = ((TensorParallelGroup)ctx.get_data("group"), (bool)ctx.get_data("gather"));
+        grads = grads.Select(g => UndefinedGradients.OrZeros(ctx, g)).ToList();
         try
         {
             return [null!, null!, group.Sum(grads, scatter: gather)];

@@ -21,12 +21,15 @@ public sealed class ShardSum : SingleTensorFunction<ShardSum>
         var (group, scatter) = ((TensorParallelGroup)vars[0], (bool)vars[1]);
         ctx.save_data("group", group);
         ctx.save_data("scatter", scatter);
-        return group.Sum(vars.Skip(2).Cast<Tensor>().ToList(), scatter);
+        var sum = group.Sum(vars.Skip(2).Cast<Tensor>().ToList(), scatter);
+        UndefinedGradients.Expect(ctx, sum);
+        return sum;
     }
 
     public override List<Tensor> backward(AutogradContext ctx, Tensor grad)
     {
         var (group, scatter) = ((TensorParallelGroup)ctx.get_data("group"), (bool)ctx.get_data("scatter"));
+        grad = UndefinedGradients.OrZeros(ctx, grad);
         Tensor whole;
         try
         {
