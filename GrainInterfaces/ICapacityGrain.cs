@@ -18,7 +18,7 @@ public interface ICapacityGrain : IGrainWithStringKey
     [Alias("Allocate")] Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request);
 
     /// <summary>What has changed for a job holding <paramref name="held"/>: devices it must leave, and the widest plan it could have now.</summary>
-    [Alias("Review")] Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held);
+    [Alias("Review")] Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel);
 
     [Alias("Release")] Task Release(string jobId);
 

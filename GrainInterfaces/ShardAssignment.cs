@@ -17,10 +17,11 @@ public sealed record ShardAssignment(
     [property: Id(4)] int Stage,
     [property: Id(5)] TimeSpan CollectiveTimeout,
     [property: Id(6)] bool AdoptState = false,
-    [property: Id(7)] TimeSpan? JoinTimeout = null)
+    [property: Id(7)] TimeSpan? JoinTimeout = null,
+    [property: Id(8)] int TensorRank = 0)
 {
     /// <summary>This unit's rank in the plan's grid.</summary>
-    public int Rank => Plan.ToGrid().RankOf(new GridCoordinates(Replica, Stage, 0));
+    public int Rank => Plan.ToGrid().RankOf(new GridCoordinates(Replica, Stage, TensorRank));
 
     public DeviceSlot Device => Plan.Devices[Rank];
 

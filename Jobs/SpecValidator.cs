@@ -18,9 +18,10 @@ public static class SpecValidator
     public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec)
     {
         var microBatches = spec.Batch.MicroBatchesPerStep;
+        var tp = Math.Max(1, spec.Parallel.Tensor);
         var widths = new List<int>();
-        for (var dp = 1; dp <= Math.Min(spec.Devices.Max, microBatches); dp *= 2)
-            if (dp >= spec.Devices.Min && microBatches % dp == 0) widths.Add(dp);
+        for (var dp = 1; dp <= microBatches && (long)dp * tp <= spec.Devices.Max; dp *= 2)
+            if ((long)dp * tp >= spec.Devices.Min && microBatches % dp == 0) widths.Add(dp);
         widths.Reverse();
         return widths;
     }
@@ -44,7 +45,7 @@ public static class SpecValidator
         // Sections and strings can be null when a spec is built in code (SDK); nothing else is checked then.
         foreach (var (field, section) in new (string, object?)[] { ("model", spec.Model), ("data", spec.Data), ("batch", spec.Batch),
                      ("optimizer", spec.Optimizer), ("eval", spec.Eval), ("runtime", spec.Runtime), ("devices", spec.Devices),
-                     ("output", spec.Output), ("checkpoint", spec.Checkpoint), ("name", spec.Name) })
+                     ("parallel", spec.Parallel), ("output", spec.Output), ("checkpoint", spec.Checkpoint), ("name", spec.Name) })
             if (section is null) Fail(field, null, "must be given, not null");
         if (spec.Data is { } data)
             foreach (var (field, text) in new[] { ("data.source", data.Source), ("data.format", data.Format), ("data.tokenizer", data.Tokenizer) })
@@ -108,7 +109,10 @@ public static class SpecValidator
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width in [devices.min {devices.Min}, devices.max {devices.Max}] is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro})");
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / parallel.tensor {spec.Parallel.Tensor} is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro})");
+        var tensor = spec.Parallel.Tensor;
+        if (tensor < 1 || (tensor & (tensor - 1)) != 0) Fail("parallel.tensor", tensor, "must be a power of two (1, 2, 4, 8, ...)");
+        else if (m.Shards % tensor != 0) Fail("parallel.tensor", tensor, $"does not divide model.tensorShards {m.Shards}");
         if (spec.Checkpoint.EverySteps < 0) Fail("checkpoint.everySteps", spec.Checkpoint.EverySteps, "must not be negative (0 disables checkpoints)");
         if (Finite("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes) && spec.Checkpoint.EveryMinutes < 0)
             Fail("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes, "must not be negative (0: not by time)");

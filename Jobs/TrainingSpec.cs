@@ -18,6 +18,7 @@ public sealed record TrainingSpec
     public EvalSpec Eval { get; init; } = new();
     public RuntimeSpec Runtime { get; init; } = new();
     public DeviceSpec Devices { get; init; } = new();
+    public ParallelSpec Parallel { get; init; } = new();
     public OutputSpec Output { get; init; } = new();
     public CheckpointSpec Checkpoint { get; init; } = new();
 }
@@ -103,7 +104,19 @@ public sealed record EvalSpec
     public int Batches { get; init; } = 4;
 }
 
-/// <summary>How many devices the job may use; the service picks a data-parallel width in [min, max] that the free devices allow.</summary>
+/// <summary>
+/// The model-parallel part of the layout, fixed for a job: tensor-parallel degree and sequence parallelism. The
+/// data-parallel width is the service's to choose (and change) within <see cref="DeviceSpec"/>.
+/// </summary>
+public sealed record ParallelSpec
+{
+    /// <summary>tp: the devices of one silo that each replica's layers are split over; a power of two dividing model.tensorShards.</summary>
+    public int Tensor { get; init; } = 1;
+    /// <summary>With tp > 1, split LayerNorm, dropout and the residual stream along the sequence (same bits either way, less activation memory).</summary>
+    public bool Sequence { get; init; } = true;
+}
+
+/// <summary>How many devices the job may use (dp x tp); the service picks a data-parallel width whose devices fall in [min, max] and are free.</summary>
 public sealed record DeviceSpec
 {
     public int Min { get; init; } = 1;

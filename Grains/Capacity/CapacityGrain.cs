@@ -37,15 +37,15 @@ public sealed class CapacityGrain(
         var preferred = request.Prefer.Where(usable.Contains).Distinct().ToList();
         // Then fill the silos with the most free devices first: fewer silos means more replicas linked in memory.
         var others = usable.Except(preferred).GroupBy(d => d.Silo).OrderByDescending(g => g.Count()).SelectMany(g => g).ToList();
-        var candidates = preferred.Concat(others).ToList();
-        var width = request.Widths.Where(w => w <= candidates.Count).DefaultIfEmpty(0).Max();
-        var slots = candidates.Take(width).ToList();
+        var blocks = TensorBlocks.Of(preferred.Concat(others), request.TensorParallel);
+        var width = request.Widths.Where(w => w <= blocks.Count * request.TensorParallel).DefaultIfEmpty(0).Max();
+        var slots = blocks.Take(width / request.TensorParallel).SelectMany(b => b).ToList();
         if (width > 0) Allocations[request.JobId] = slots;
         await record.WriteStateAsync();
         return slots;
     }
 
-    public Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
+    public Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel)
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
         var leaving = held.Where(d => !active.Contains(d.Silo) || DrainOf(d.Silo) is not null).ToList();
@@ -54,7 +54,7 @@ public sealed class CapacityGrain(
             .ToList();
         var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : DrainOf(d.Silo)!.Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
             .DefaultIfEmpty(LeaveKind.None).Max();
-        var available = Usable([]).Count + held.Count(d => !leaving.Contains(d));
+        var available = TensorBlocks.UsableDevices(Usable([]).Concat(held.Where(d => !leaving.Contains(d))), tensorParallel);
         var widest = widths.Where(w => w <= available).DefaultIfEmpty(0).Max();
         return Task.FromResult(new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind));
     }

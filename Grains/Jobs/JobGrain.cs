@@ -61,7 +61,11 @@ public sealed partial class JobGrain(
         return true;
     });
 
-    private IReadOnlyList<int> Widths => SpecValidator.DataParallelWidths(Record.Spec);
+    /// <summary>The device counts (dp x tp) the job accepts, widest first.</summary>
+    private IReadOnlyList<int> Widths => SpecValidator.DataParallelWidths(Record.Spec).Select(dp => dp * Tp).ToList();
+
+    /// <summary>The job's tensor-parallel degree: every plan has it, so a replica is a block of Tp devices on one silo.</summary>
+    private int Tp => Record.Spec.Parallel.Tensor;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -275,7 +279,7 @@ public sealed partial class JobGrain(
         var waiting = false;
         while (!_cancelRequested)
         {
-            var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [])));
+            var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [], Tp)));
             if (devices.Count > 0)
             {
                 var plan = await NewPlan(devices);
@@ -298,7 +302,7 @@ public sealed partial class JobGrain(
     /// </summary>
     private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices)
     {
-        var plan = new ParallelPlan(Record.Generation + 1, devices.Count, 1, 1, devices);
+        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / Tp, 1, Tp, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());
@@ -317,7 +321,7 @@ public sealed partial class JobGrain(
             prepared[r] = replicas[r].Prepare(assignment with { Replica = r, AdoptState = adopt[r] });
         try
         {
-            Record.Parameters = (await OnAll(plan.Devices, prepared, $"preparing {plan}"))[0];
+            Record.Parameters = (await OnAll(plan.ReplicaDevices(), prepared, $"preparing {plan}"))[0];
         }
         catch
         {
@@ -340,7 +344,7 @@ public sealed partial class JobGrain(
             var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
             try
             {
-                await OnAll(plan.Devices, calls, $"restoring {manifest}");
+                await OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
                 return;
             }
             catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
@@ -395,7 +399,7 @@ public sealed partial class JobGrain(
             var calls = _units.Select(r => r.RunStep(step, evaluate)).ToArray();
             try
             {
-                Commit(step, await OnAll(plan.Devices, calls, $"step {step}"), watch.Elapsed.TotalSeconds);
+                Commit(step, await OnAll(plan.ReplicaDevices(), calls, $"step {step}"), watch.Elapsed.TotalSeconds);
             }
             catch (JobFailure failure)
             {
@@ -410,13 +414,13 @@ public sealed partial class JobGrain(
             if (step % options.Value.PersistEverySteps == 0) Writer.WriteSoon();
         }
         var final = Record.Plan!;
-        var digests = await OnAll(final.Devices, _units.Select(r => r.Digest()).ToArray(), "the final digest");
+        var digests = await OnAll(final.ReplicaDevices(), _units.Select(r => r.Digest()).ToArray(), "the final digest");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         Record.FinalParameterDigest = digests[0];
         if (spec.Output.Directory is { } directory)
         {
-            await OnAll(final.Devices, [_units[0].SaveModel(directory)], "saving the model");
+            await OnAll(final.ReplicaDevices(), [_units[0].SaveModel(directory)], "saving the model");
             AddEvent("saved", $"the trained model is in {directory}");
         }
         return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
@@ -429,7 +433,7 @@ public sealed partial class JobGrain(
     private async Task<Change?> CapacityChange()
     {
         var plan = Record.Plan!;
-        var review = await OnCapacity(c => c.Review(JobId, Widths, plan.Devices));
+        var review = await OnCapacity(c => c.Review(JobId, Widths, plan.Devices, Tp));
         if (review.Leaving.Count > 0)
             return new Change(review.Kind switch
             {
@@ -437,7 +441,7 @@ public sealed partial class JobGrain(
                 LeaveKind.Lost => ReplanCause.Failure,
                 _ => ReplanCause.Leave,
             }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
-        if (review.WidestPlan <= plan.Dp)
+        if (review.WidestPlan <= plan.DeviceCount)
         {
             _widerSince = null;
             return null;
@@ -445,7 +449,7 @@ public sealed partial class JobGrain(
         var now = DateTimeOffset.UtcNow;
         _widerSince ??= now;
         return now - _widerSince >= options.Value.JoinSettle && now - _lastReplan >= options.Value.MinDwell
-            ? new Change(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan}")
+            ? new Change(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / Tp}")
             : null;
     }
 
@@ -491,7 +495,7 @@ public sealed partial class JobGrain(
         }
         var alive = Enumerable.Range(0, oldUnits.Length).Where(r => probes[r].IsCompletedSuccessfully).ToList();
         var lost = Enumerable.Range(0, oldUnits.Length).Except(alive).ToList();
-        var lostSilos = lost.Select(r => old.DeviceOf(r).Silo).Distinct().ToList();
+        var lostSilos = lost.SelectMany(r => old.TensorGroupOf(r)).Select(d => d.Silo).Distinct().ToList();
         // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
         _ = ReleaseQuietly(lost.Select(r => oldUnits[r]).ToArray());
         long? sourceSteps = alive.Count > 0 ? alive.Max(r => probes[r].Result) : null;
@@ -504,14 +508,16 @@ public sealed partial class JobGrain(
         }
         var committed = Record.Steps.Count;
 
-        var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, alive.Select(r => old.DeviceOf(r)).ToList(), lostSilos)));
+        var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, alive.SelectMany(r => old.TensorGroupOf(r)).ToList(), lostSilos, Tp)));
         if (devices.Count == 0)
         {
             await WaitForCapacity(change, old, oldUnits, alive, probes, sourceSteps);
             return false;
         }
 
-        var kept = alive.Where(r => devices.Contains(old.DeviceOf(r))).ToList();
+        // A replica is kept when the new allocation gives it the same devices, in the same tensor-rank order.
+        var newGroups = devices.Chunk(Tp).ToList();
+        var kept = alive.Where(r => newGroups.Any(g => g.SequenceEqual(old.TensorGroupOf(r)))).ToList();
         var keptAtSource = kept.Where(r => probes[r].Result == sourceSteps).ToList();
         // A survivor not in the new plan hands its state over before it goes, when no kept replica has it.
         int? donor = keptAtSource.Count == 0 && sourceSteps is not null ? alive.First(r => probes[r].Result == sourceSteps) : null;
@@ -519,7 +525,7 @@ public sealed partial class JobGrain(
         await ReleaseQuietly(alive.Except(kept).Where(r => r != donor).Select(r => oldUnits[r]).ToArray());
 
         var plan = await NewPlan(devices);
-        var adoptedFrom = devices.Select(d => kept.FirstOrDefault(r => old.DeviceOf(r) == d, -1)).ToArray();
+        var adoptedFrom = newGroups.Select(g => kept.FirstOrDefault(r => g.SequenceEqual(old.TensorGroupOf(r)), -1)).ToArray();
         _units = await Prepare(plan, adoptedFrom.Select(r => r >= 0).ToArray());
 
         string source;
@@ -548,15 +554,15 @@ public sealed partial class JobGrain(
     /// <summary>Copies the source's state to the ranks that lack it over a transfer group; the source is a kept survivor, else the donor.</summary>
     private async Task<string> TransferState(ParallelPlan plan, ParallelPlan old, IReplicaGrain[] oldUnits, int[] adoptedFrom, List<int> keptAtSource, int? donor, List<int> needy)
     {
-        var (sourceUnit, sourceDevice, described) = keptAtSource.Count > 0
-            ? (_units[Array.IndexOf(adoptedFrom, keptAtSource[0])], old.DeviceOf(keptAtSource[0]), $"from replica {Array.IndexOf(adoptedFrom, keptAtSource[0])}")
-            : (oldUnits[donor!.Value], old.DeviceOf(donor.Value), $"from the leaving replica on {old.DeviceOf(donor.Value)}");
+        var (sourceUnit, sourceDevices, described) = keptAtSource.Count > 0
+            ? (_units[Array.IndexOf(adoptedFrom, keptAtSource[0])], old.TensorGroupOf(keptAtSource[0]), $"from replica {Array.IndexOf(adoptedFrom, keptAtSource[0])}")
+            : (oldUnits[donor!.Value], old.TensorGroupOf(donor.Value), $"from the leaving replica on {old.DeviceOf(donor.Value)}");
         var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state",
-            [sourceDevice.DataPlane, .. needy.Select(r => plan.DeviceOf(r).DataPlane)], options.Value.CollectiveTimeout);
-        await OnAll([sourceDevice, .. needy.Select(r => plan.DeviceOf(r))],
+            [.. sourceDevices.Select(d => d.DataPlane), .. needy.SelectMany(r => plan.TensorGroupOf(r)).Select(d => d.DataPlane)], options.Value.CollectiveTimeout, Tp);
+        await OnAll([sourceDevices[0], .. needy.Select(r => plan.DeviceOf(r))],
             [sourceUnit.TransferState(group, 0), .. needy.Select((r, i) => _units[r].TransferState(group, i + 1))], "transferring state");
         // Every replica must now hold the same bits; a re-plan that cannot show it is retried rather than trained on.
-        var digests = await OnAll(plan.Devices, _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
+        var digests = await OnAll(plan.ReplicaDevices(), _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"after the state transfer the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         return $"{described} to {needy.Count} new rank(s) over the data plane";
@@ -571,9 +577,9 @@ public sealed partial class JobGrain(
         if (sourceSteps is { } steps && steps > (Record.LastCheckpointStep ?? 0))
         {
             // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
-            var writer = alive.Where(r => probes[r].Result == steps).OrderBy(r => change.Leaving.Contains(old.DeviceOf(r)) ? 1 : 0).First();
+            var writer = alive.Where(r => probes[r].Result == steps).OrderBy(r => old.TensorGroupOf(r).Any(change.Leaving.Contains) ? 1 : 0).First();
             RewindTo(steps);
-            await BeginCheckpoint([oldUnits[writer]], old with { Devices = [old.DeviceOf(writer)], Dp = 1 }, steps);
+            await BeginCheckpoint([oldUnits[writer]], old with { Devices = old.TensorGroupOf(writer), Dp = 1 }, steps);
             if (_checkpoint is not null) await _checkpoint;
             _checkpoint = null;
         }
@@ -631,7 +637,7 @@ public sealed partial class JobGrain(
         (_checkpointRequested, _lastCheckpointBegan) = (false, DateTimeOffset.UtcNow);
         try
         {
-            await OnAll(plan.Devices, writers.Select((r, i) => r.BeginCheckpoint(step, i, writers.Length)).ToArray(), $"checkpoint of step {step}");
+            await OnAll(plan.ReplicaDevices(), writers.Select((r, i) => r.BeginCheckpoint(step, i, writers.Length)).ToArray(), $"checkpoint of step {step}");
             _checkpoint = CommitCheckpoint(writers, plan, step);
         }
         catch (JobFailure e)
@@ -645,7 +651,7 @@ public sealed partial class JobGrain(
     {
         try
         {
-            await OnAll(plan.Devices, replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
+            await OnAll(plan.ReplicaDevices(), replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
             var layout = CheckpointLayout.ForJob(JobId);
             var spec = Record.Spec;
             await new CheckpointWriter(checkpoints, layout).CommitPartsAsync(new CheckpointManifest
@@ -657,7 +663,7 @@ public sealed partial class JobGrain(
                 CreatedAt = DateTimeOffset.UtcNow,
                 Chunks = [],
                 Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
-            }, Enumerable.Range(0, replicas.Length).Select(r => $"r{r}").ToList());
+            }, Enumerable.Range(0, replicas.Length).SelectMany(r => Enumerable.Range(0, plan.Tp).Select(t => ShardGroupGrain.PartName(r, t))).ToList());
             var retention = await new CheckpointRetention(checkpoints, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
             Record.LastCheckpointStep = step;
             Record.Degraded = false;

@@ -7,66 +7,76 @@ using Orleans.Placement;
 namespace Elastic.Grains.Replicas;
 
 /// <summary>
-/// A data-parallel replica of one generation: the pipeline of its shard groups, on the silo of its first
-/// stage. With one stage (pp = 1) it hands each step to that stage; pipeline schedules will live here.
+/// A data-parallel replica of one generation, on the silo of its devices: the shard groups of its tensor-parallel
+/// group (one per device, tp of them, all on this silo), which it drives together. Every call goes to all of them at
+/// once, because their steps, digests and saves are collectives among them; tensor rank 0 answers for the replica.
+/// Pipeline stages will live here too.
 /// </summary>
 [DevicePlacement, Immovable, GrainDirectory(JobGrain.Directory)]
 public sealed class ReplicaGrain : Grain, IReplicaGrain
 {
-    private IShardGroupGrain[] _stages = [];
+    private IShardGroupGrain[] _ranks = [];
 
     public static string KeyOf(string jobId, ParallelPlan plan, int replica) =>
         DeviceKey.Of($"{jobId}/g{plan.Generation}/r{replica}", plan.DeviceOf(replica).Silo);
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
-        if (assignment.Plan.Pp != 1 || assignment.Plan.Tp != 1)
-            throw new NotSupportedException($"plan {assignment.Plan}: this release runs pp = 1 and tp = 1 only");
+        if (assignment.Plan.Pp != 1)
+            throw new NotSupportedException($"plan {assignment.Plan}: this release runs pp = 1 only");
         this.DelayDeactivation(TimeSpan.FromDays(30));
-        _stages = [GrainFactory.GetGrain<IShardGroupGrain>($"{this.GetPrimaryKeyString()}/s0")];
-        return await _stages[0].Prepare(assignment with { Stage = 0 });
+        _ranks = Enumerable.Range(0, assignment.Plan.Tp).Select(t => GrainFactory.GetGrain<IShardGroupGrain>($"{this.GetPrimaryKeyString()}/s0/t{t}")).ToArray();
+        return (await Task.WhenAll(_ranks.Select((unit, t) => unit.Prepare(assignment with { Stage = 0, TensorRank = t }))))[0];
     }
 
-    public Task<ShardStepResult> RunStep(long step, bool evaluate) => Stage0().RunStep(step, evaluate);
+    public Task<ShardStepResult> RunStep(long step, bool evaluate) => First(u => u.RunStep(step, evaluate));
 
-    public Task<string> Digest() => Stage0().Digest();
+    public Task<string> Digest() => First(u => u.Digest());
 
-    public Task SaveModel(string directory) => Stage0().SaveModel(directory);
+    public Task SaveModel(string directory) => All(u => u.SaveModel(directory));
 
-    public Task BeginCheckpoint(long step, int writer, int writers) => Stage0().BeginCheckpoint(step, writer, writers);
+    public Task BeginCheckpoint(long step, int writer, int writers) => All(u => u.BeginCheckpoint(step, writer, writers));
 
-    public Task Restore(string manifest) => Stage0().Restore(manifest);
+    public Task Restore(string manifest) => All(u => u.Restore(manifest));
 
-    public Task FinishCheckpoint(long step) => Stage0().FinishCheckpoint(step);
+    public Task FinishCheckpoint(long step) => All(u => u.FinishCheckpoint(step));
 
-    public Task<long> CompletedSteps() => Stage0().CompletedSteps();
+    public Task<long> CompletedSteps() => First(u => u.CompletedSteps());
 
-    public Task<IReadOnlyList<ShardStepResult>> StepResults(long afterStep) => Stage0().StepResults(afterStep);
+    public Task<IReadOnlyList<ShardStepResult>> StepResults(long afterStep) => First(u => u.StepResults(afterStep));
 
     public async Task Handover()
     {
-        await Stage0().Handover();
-        _stages = [];
+        await All(u => u.Handover());
+        _ranks = [];
         this.DelayDeactivation(TimeSpan.FromMinutes(-1));
         this.DeactivateOnIdle();
     }
 
-    public Task TransferState(StateTransferGroup group, int rank) => Stage0().TransferState(group, rank);
+    public Task TransferState(StateTransferGroup group, int rank) =>
+        All((u, t) => u.TransferState(group.ForTensorRank(t), rank));
 
     public async Task Release()
     {
         try
         {
-            await Task.WhenAll(_stages.Select(s => s.Release()));
+            await Task.WhenAll(_ranks.Select(s => s.Release()));
         }
         finally
         {
-            _stages = [];
+            _ranks = [];
             this.DelayDeactivation(TimeSpan.FromMinutes(-1));
             this.DeactivateOnIdle();
         }
     }
 
-    private IShardGroupGrain Stage0() =>
-        _stages.Length > 0 ? _stages[0] : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared");
+    /// <summary>Calls every tensor rank at once (their work is collective) and answers with rank 0's result.</summary>
+    private async Task<T> First<T>(Func<IShardGroupGrain, Task<T>> call) => (await Task.WhenAll(Ranks().Select(call)))[0];
+
+    private Task All(Func<IShardGroupGrain, Task> call) => Task.WhenAll(Ranks().Select(call));
+
+    private Task All(Func<IShardGroupGrain, int, Task> call) => Task.WhenAll(Ranks().Select(call));
+
+    private IShardGroupGrain[] Ranks() =>
+        _ranks.Length > 0 ? _ranks : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared");
 }

@@ -8,7 +8,9 @@ using Elastic.Grains.Placement;
 using Elastic.Training.Collectives;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
+using Elastic.Parallelism;
 using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.TensorParallel;
 using Elastic.Training.Model;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
@@ -35,7 +37,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     {
         if (_assignment is not null)
             return Same(_assignment, assignment) && _trainer is not null
-                ? _trainer.Trainer.ParameterCount
+                ? _trainer.Trainer.Model.WholeParameterCount
                 : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is already prepared for another assignment");
         if (assignment.Device.Silo != silo.SiloAddress)
             throw new InvalidOperationException($"{this.GetPrimaryKeyString()} runs on {silo.SiloAddress} but its device is on {assignment.Device.Silo}");
@@ -53,8 +55,10 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             if (assignment.AdoptState && adopted is null)
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
-            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device), groups));
-            return _trainer.Trainer.ParameterCount;
+            var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
+            adopted?.Model.Rejoin(tensor);
+            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence), groups));
+            return _trainer.Trainer.Model.WholeParameterCount;
         }
         catch
         {
@@ -113,7 +117,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
         var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, writer, writers));
         var upload = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
-        var name = $"r{writer}";
+        var name = PartName(writer, a.TensorRank);
         _checkpoint = (step, Task.Run(async () =>
         {
             var chunks = await upload.WriteChunksAsync(step, a.Plan.Generation, name, state);
@@ -200,5 +204,8 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared (its silo may have restarted)");
 
     private static bool Same(ShardAssignment a, ShardAssignment b) =>
-        a.JobId == b.JobId && a.Plan.Generation == b.Plan.Generation && a.Replica == b.Replica && a.Stage == b.Stage;
+        a.JobId == b.JobId && a.Plan.Generation == b.Plan.Generation && a.Replica == b.Replica && a.Stage == b.Stage && a.TensorRank == b.TensorRank;
+
+    /// <summary>The checkpoint part a unit writes: its data-parallel writer index and tensor rank (every region is in exactly one part).</summary>
+    public static string PartName(int writer, int tensorRank) => $"r{writer}t{tensorRank}";
 }

@@ -44,7 +44,7 @@ public sealed class JobControlTests : IAsyncLifetime
         };
         var error = await Assert.ThrowsAsync<JobSpecRejectedException>(() => _cluster.Client.SubmitAsync(bad, "bad-one"));
         Assert.Equal(["steps", "model.dModel", "optimizer.warmupSteps", "devices.min", "data.source"], error.Errors.Select(e => e.Field));
-        Assert.Contains("no data-parallel width in [devices.min 2, devices.max 2]", error.Message);
+        Assert.Contains("no data-parallel width dp in [devices.min 2, devices.max 2]", error.Message);
         Assert.Empty(await _cluster.Client.ListAsync());
         var statistics = await _cluster.Cluster.Client.GetGrain<IManagementGrain>(0).GetSimpleGrainStatistics();
         Assert.DoesNotContain(statistics, s => s.GrainType.Contains(nameof(JobGrain), StringComparison.Ordinal) && s.ActivationCount > 0);

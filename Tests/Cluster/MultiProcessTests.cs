@@ -74,8 +74,8 @@ public sealed class MultiProcessTests
                 await foreach (var blob in store.ListAsync(layout.Root + "/", timeout.Token)) blobs.Add(blob);
                 var latest = await reader.LatestAsync(timeout.Token);
                 var uploading = blobs.GroupBy(b => b[..b.LastIndexOf('/')])
-                    .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}.safetensors", StringComparison.Ordinal))
-                                         && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))
+                    .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}t0.safetensors", StringComparison.Ordinal))
+                                         && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}t0.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))
                                          && latest is not null && layout.CheckpointOf(f.First())!.Value.Step > latest.Step);
                 if (uploading is not null)
                 {

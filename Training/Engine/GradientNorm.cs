@@ -17,7 +17,8 @@ public static class GradientNorm
         double[] local;
         using (var scope = NewDisposeScope())
         {
-            var sums = layout.Slices.Select(s => flat.narrow(0, s.Offset, s.Length).square().sum(ScalarType.Float64)).ToList();
+            // x * x, not square(): TorchSharp's square is pow with an implicit Scalar, which a collection can free mid-call.
+            var sums = layout.Slices.Select(s => flat.narrow(0, s.Offset, s.Length)).Select(g => g.mul(g).sum(ScalarType.Float64)).ToList();
             local = stack(sums).cpu().data<double>().ToArray();
         }
         var group = model.Group;

@@ -45,7 +45,18 @@ public sealed class GptModel : IDisposable
     public ModelSpec Spec { get; }
     public ComputePrecision Precision { get; }
     public Device Device { get; }
-    public TensorParallelGroup Group { get; }
+    public TensorParallelGroup Group { get; private set; }
+
+    /// <summary>
+    /// Moves the model to the tensor-parallel group of a new generation (the same shards on the same rank, new
+    /// communicator): a unit that adopts the state its device kept across a re-plan joins the new group first.
+    /// </summary>
+    public void Rejoin(TensorParallelGroup group)
+    {
+        if (group.Shards != Group.Shards || group.Degree != Group.Degree || group.Rank != Group.Rank)
+            throw new ArgumentException($"this model holds shards {Group.FirstShard}..{Group.FirstShard + Group.ShardsPerRank - 1} of {Group.Shards} as tensor rank {Group.Rank} of {Group.Degree}; the new group makes it rank {group.Rank} of {group.Degree} over {group.Shards} shards", nameof(group));
+        Group = group;
+    }
     public bool SequenceParallel { get; }
 
     /// <summary>Dropout on and sequence chunks for the gradient sums; off for evaluation and sampling.</summary>
@@ -53,6 +64,9 @@ public sealed class GptModel : IDisposable
 
     /// <summary>Every logical parameter, in name order.</summary>
     public IReadOnlyList<ModelParameter> Parameters { get; }
+
+    /// <summary>Values in the whole model, whatever share of it this rank holds.</summary>
+    public long WholeParameterCount => Parameters.Sum(p => p.Layout.Shape.Aggregate(1L, (a, b) => a * b));
 
     /// <summary>This rank's parameter tensors (shards of split parameters), in the canonical order of flat buffers, with whether weight decay applies.</summary>
     public IReadOnlyList<(string Name, Parameter Parameter, bool Decay)> ParametersByName() =>

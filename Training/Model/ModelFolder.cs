@@ -13,16 +13,19 @@ public static class ModelFolder
     public const string SpecFile = "spec.json";
     public const string WeightsFile = "model.safetensors";
 
-    /// <summary>Saves a model that holds every shard (tp = 1).</summary>
+    /// <summary>
+    /// Saves the whole model. On tp > 1 every rank of the tensor-parallel group calls it together (the split parameters
+    /// are gathered); tensor rank 0 writes.
+    /// </summary>
     public static void Save(string directory, TrainingSpec spec, GptModel model)
     {
-        if (model.Group.Degree != 1) throw new InvalidOperationException($"saving a model needs every shard; this rank holds {model.Group.ShardsPerRank} of {model.Group.Shards}");
-        Directory.CreateDirectory(directory);
-        var (specPath, weightsPath) = (Path.Combine(directory, SpecFile), Path.Combine(directory, WeightsFile));
         byte[] file;
         using (var scope = NewDisposeScope())
-            file = Safetensors.Build(model.Parameters.Select(p =>
-                new Safetensors.Entry(p.Name, "F32", p.Layout.Shape, p.Joined().detach().cpu().contiguous().bytes.ToArray())).ToList()).File;
+            file = Safetensors.Build(model.WholeParameters().Select(p =>
+                new Safetensors.Entry(p.Name, "F32", p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList()).File;
+        if (model.Group.Rank != 0) return;
+        Directory.CreateDirectory(directory);
+        var (specPath, weightsPath) = (Path.Combine(directory, SpecFile), Path.Combine(directory, WeightsFile));
         File.WriteAllBytes(weightsPath + ".tmp", file);
         File.WriteAllText(specPath + ".tmp", SpecJson.Serialize(spec));
         File.Move(weightsPath + ".tmp", weightsPath, overwrite: true);

@@ -162,9 +162,14 @@ public sealed class TensorParallelLayerTests
         public static Inputs Make()
         {
             using var g = new Generator(20261127);
+            // Explicit scalars: an implicit one can be freed by a collection while the call that reads it runs.
+            using var one = 1.0.ToScalar();
+            using var tenth = 0.1.ToScalar();
+            using var fifth = 0.2.ToScalar();
+            using var half = 0.5.ToScalar();
             Tensor Normal(params long[] shape) => randn(shape, generator: g);
-            return new Inputs(Normal(T, B, D), Normal(D).mul_(0.1).add_(1.0), Normal(D).mul_(0.1), Normal(Hidden, D).mul_(0.2), Normal(Hidden).mul_(0.1),
-                Normal(D, Hidden).mul_(0.2), Normal(D).mul_(0.1), Normal(T, B, D), Normal(Vocab, D).mul_(0.5),
+            return new Inputs(Normal(T, B, D), Normal(D).mul_(tenth).add_(one), Normal(D).mul_(tenth), Normal(Hidden, D).mul_(fifth), Normal(Hidden).mul_(tenth),
+                Normal(D, Hidden).mul_(fifth), Normal(D).mul_(tenth), Normal(T, B, D), Normal(Vocab, D).mul_(half),
                 randint(Vocab, [T, B], generator: g), randint(Vocab, [T, B], generator: g));
         }
     }
