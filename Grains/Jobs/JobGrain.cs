@@ -283,7 +283,7 @@ public sealed partial class JobGrain(
             if (devices.Count > 0)
             {
                 var plan = await NewPlan(devices);
-                AddEvent("planned", $"{plan}: " + string.Join(", ", devices.Select((d, r) => $"replica {r} on {d}")));
+                AddEvent("planned", $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.TensorGroupOf(r))}")));
                 return plan;
             }
             if (!waiting)
@@ -597,6 +597,10 @@ public sealed partial class JobGrain(
         if (cause == ReplanCause.Preemption) Record.Preemptions++;
         if (cause == ReplanCause.Failure) Record.Failures++;
     }
+
+    /// <summary>One device as itself; a tensor-parallel group as its silo and device indices.</summary>
+    private static string Describe(IReadOnlyList<DeviceSlot> group) =>
+        group.Count == 1 ? group[0].ToString() : $"{group[0].Silo}/devices {string.Join("+", group.Select(d => d.Device))}";
 
     private static string Describe(ReplanCause cause) => cause switch
     {
