@@ -60,12 +60,16 @@ public sealed class TrainCommandTests : IDisposable
               "batch": { "global": 8, "micro": 2 }, "optimizer": { "warmupSteps": 1 }, "eval": { "every": 0, "batches": 1 } }
             """);
         var reports = new Dictionary<string, RunReport>();
-        foreach (var devices in new[] { "engine", "4", "1" })
+        foreach (var devices in new[] { "engine", "4", "1", "plan" })
         {
             var path = Path.Combine(_folder, $"report-{devices}.json");
-            var args = devices == "engine"
-                ? new[] { "train", spec, "--out", Path.Combine(_folder, "run"), "--report", path, "--sample-tokens", "0" }
-                : ["train", spec, "--devices", devices, "--out", Path.Combine(_folder, $"run-{devices}"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"];
+            var args = devices switch
+            {
+                "engine" => new[] { "train", spec, "--out", Path.Combine(_folder, "run"), "--report", path, "--sample-tokens", "0" },
+                // Tensor parallelism: S = 2 here (2 heads), so tp 2 with 2 replicas.
+                "plan" => ["train", spec, "--devices", "4", "--plan", "dp=2,tp=2", "--out", Path.Combine(_folder, "run-plan"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"],
+                _ => ["train", spec, "--devices", devices, "--out", Path.Combine(_folder, $"run-{devices}"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"],
+            };
             var output = new StringWriter();
             Assert.True(await Invoke(output, args) == 0, output.ToString());
             reports[devices] = RunReport.Read(path);
@@ -78,6 +82,7 @@ public sealed class TrainCommandTests : IDisposable
         }
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["4"].FinalParameterDigest);
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["1"].FinalParameterDigest);
+        Assert.Equal(reports["engine"].FinalParameterDigest, reports["plan"].FinalParameterDigest);
         Assert.Equal(reports["engine"].Steps.Select(s => s.Loss), reports["4"].Steps.Select(s => s.Loss));
     }
 
@@ -89,6 +94,22 @@ public sealed class TrainCommandTests : IDisposable
         var output = new StringWriter();
         Assert.Equal(2, await Invoke(output, "train", spec, "--devices", "2"));
         Assert.Contains("--devices 2: the spec runs on 4 device(s)", output.ToString());
+    }
+
+    [Theory]
+    [InlineData("dp=2,tp=x", "--plan: plan 'dp=2,tp=x': tp: 'x' is not a whole number")]
+    [InlineData("dp=4,tp=2", "--plan dp=4,tp=2 needs 8 devices (dp 4 x tp 2), but --devices is 4")]
+    [InlineData("dp=1,tp=4", "parallel.tensor = 4: does not divide model.tensorShards 2")]
+    [InlineData("dp=1,pp=2", "--plan dp=1,pp=2: pp = 2, but this release runs pp = 1 only")]
+    public async Task Train_refuses_a_plan_it_cannot_run_naming_it_and_writes_nothing(string plan, string message)
+    {
+        var spec = Path.Combine(_folder, "plan.json");
+        File.WriteAllText(spec, """{ "name": "plan", "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 }, "batch": { "global": 8, "micro": 2 } }""");
+        var run = Path.Combine(_folder, "run-refused");
+        var output = new StringWriter();
+        Assert.Equal(2, await Invoke(output, "train", spec, "--devices", "4", "--plan", plan, "--out", run));
+        Assert.Contains(message, output.ToString());
+        Assert.False(Directory.Exists(run));
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Elastic.Grains.Jobs;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
+using Elastic.Parallelism;
 using Elastic.Silo.Hosting;
 using Elastic.Training.Data;
 using Elastic.Training.Engine;
@@ -28,13 +29,14 @@ internal static class TrainCommand
         var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after training (0: none)", DefaultValueFactory = _ => 200 };
         var churn = new Option<bool>("--churn") { Description = "With --devices: a silo leaves a third of the way in and a new one joins two thirds in (elasticity demo)" };
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted run from the checkpoint it saved in its run folder" };
-        var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, deviceKind, report, output, prompt, sampleTokens, churn, resume };
+        var plan = new Option<string?>("--plan") { Description = "With --devices: pin the layout, e.g. dp=2,tp=2 (parallel.tensor = tp, exactly dp x tp devices); the digest is the same for every layout" };
+        var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, deviceKind, report, output, prompt, sampleTokens, churn, resume, plan };
         command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
             var specFile = parse.GetValue(spec)!.FullName;
-            var trainingSpec = SpecJson.Read(specFile);
-            var corpus = JobValidation.LoadValidated(trainingSpec);
             var deviceCount = parse.GetValue(devices);
+            var trainingSpec = Pinned(SpecJson.Read(specFile), parse.GetValue(plan), deviceCount);
+            var corpus = JobValidation.LoadValidated(trainingSpec);
             var requestedKind = parse.GetValue(deviceKind)!;
             var kind = ResolveDeviceKind(requestedKind);
             // Refused before anything starts or is written: a job too big for the devices it would run on.
@@ -47,7 +49,7 @@ internal static class TrainCommand
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
             var target = new RunTarget(run, parse.GetValue(report)?.FullName ?? run.ReportFile,
                 new SampleRequest(parse.GetValue(prompt)!, parse.GetValue(sampleTokens)),
-                ResumeHint: $"elastic train {specFile}{(deviceCount is { } n ? $" --devices {n}" : "")}{(requestedKind == "auto" ? "" : $" --device {requestedKind}")}{(parse.GetValue(output) is { } o ? $" --out {o.FullName}" : "")} --resume");
+                ResumeHint: $"elastic train {specFile}{(deviceCount is { } n ? $" --devices {n}" : "")}{(parse.GetValue(plan) is { } p ? $" --plan {p}" : "")}{(requestedKind == "auto" ? "" : $" --device {requestedKind}")}{(parse.GetValue(output) is { } o ? $" --out {o.FullName}" : "")} --resume");
             if (target.Sample.Tokens < 0) throw new CliException($"--sample-tokens {target.Sample.Tokens}: must not be negative");
             if (parse.GetValue(churn) && deviceCount is null) throw new CliException("--churn needs --devices N: capacity changes happen on an in-process cluster");
             return deviceCount is { } count
@@ -55,6 +57,25 @@ internal static class TrainCommand
                 : await EngineTraining.Run(console, trainingSpec, corpus, kind, parse.GetValue(resume), target, cancellation);
         }));
         return command;
+    }
+
+    /// <summary>The spec with the layout <paramref name="plan"/> pins (dp=2,tp=2): tp from it, exactly dp x tp devices.</summary>
+    private static TrainingSpec Pinned(TrainingSpec spec, string? plan, int? devices)
+    {
+        if (plan is null) return spec;
+        ParallelGrid grid;
+        try
+        {
+            grid = ParallelGrid.Parse(plan);
+        }
+        catch (ParallelGridException e)
+        {
+            throw new CliException($"--plan: {e.Message}");
+        }
+        if (devices is null) throw new CliException($"--plan {plan} needs --devices: a layout is pinned on an in-process cluster");
+        if (grid.Pp != 1) throw new CliException($"--plan {plan}: pp = {grid.Pp}, but this release runs pp = 1 only");
+        if (grid.Size > devices) throw new CliException($"--plan {plan} needs {grid.Size} devices (dp {grid.Dp} x tp {grid.Tp}), but --devices is {devices}");
+        return spec with { Parallel = spec.Parallel with { Tensor = grid.Tp }, Devices = new DeviceSpec { Min = grid.Size, Max = grid.Size } };
     }
 
     private static string ResolveDeviceKind(string requested)
