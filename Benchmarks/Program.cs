@@ -12,6 +12,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["gpu-vs-pytorch"] = GpuVsPyTorch.Run,
     ["adamw"] = AdamWStep.Run,
     ["tensor-shards"] = TensorShardsCost.Run,
+    ["tensor-parallel"] = TensorParallelStep.Run,
 };
 // Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>
