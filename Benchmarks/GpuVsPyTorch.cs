@@ -32,15 +32,22 @@ internal static class GpuVsPyTorch
         var ratios = new List<string>();
         foreach (var precision in new[] { "fp32", "bf16" })
         {
-            var spec = Spec(precision, micro, steps);
-            var corpus = TokenCorpus.Load(spec);
-            var (elasticMs, parameters) = await DeviceWorker.RunOnce("bench-gpu", 1, () => MeasureEngine(spec, corpus, device));
-            var torchMs = MeasurePyTorch(spec, steps);
-            var flopsPerStep = FlopsPerToken(spec, parameters) * TokensPerStep(spec);
-            rows.Add(Row($"Elastic engine, {precision}", elasticMs, spec, flopsPerStep, card, precision));
-            rows.Add(Row($"PyTorch loop, {(precision == "bf16" ? "bf16 autocast" : precision)}", torchMs, spec, flopsPerStep, card, precision));
-            ratios.Add(string.Create(CultureInfo.InvariantCulture, $"{precision} {torchMs / elasticMs:F3} (goal >= {(precision == "fp32" ? "0.95" : "0.90")})"));
-            Console.WriteLine($"{precision}: Elastic {elasticMs:F1} ms/step, PyTorch {torchMs:F1} ms/step");
+            var plain = Spec(precision, micro, steps);
+            var torchMs = MeasurePyTorch(plain, steps);
+            long parameters = 0;
+            // S = 1 is PyTorch's model exactly; the default S computes every split layer in virtual tensor shards, the
+            // price of giving every tensor-parallel degree the same bits.
+            foreach (var shards in new[] { 1, plain.Model.Shards })
+            {
+                var spec = plain with { Model = plain.Model with { TensorShards = shards } };
+                var corpus = TokenCorpus.Load(spec);
+                (var elasticMs, parameters) = await DeviceWorker.RunOnce("bench-gpu", 1, () => MeasureEngine(spec, corpus, device));
+                var flopsPerStep = FlopsPerToken(spec, parameters) * TokensPerStep(spec);
+                rows.Add(Row($"Elastic engine, {precision}, model.tensorShards {shards}", elasticMs, spec, flopsPerStep, card, precision));
+                ratios.Add(string.Create(CultureInfo.InvariantCulture, $"{precision} S = {shards}: {torchMs / elasticMs:F3}{(shards == 1 ? $" (goal >= {(precision == "fp32" ? "0.95" : "0.90")})" : "")}"));
+                Console.WriteLine($"{precision}, S = {shards}: Elastic {elasticMs:F1} ms/step, PyTorch {torchMs:F1} ms/step");
+            }
+            rows.Add(Row($"PyTorch loop, {(precision == "bf16" ? "bf16 autocast" : precision)}", torchMs, plain, FlopsPerToken(plain, parameters) * TokensPerStep(plain), card, precision));
         }
         var table = string.Join("\n", [
             "| loop | median step (ms) | tokens/s | TFLOP/s | MFU |",
