@@ -34,7 +34,8 @@ public sealed class RepeatedKillTests(ITestOutputHelper output)
             Assert.DoesNotContain(status.Plan!.Devices, d => d.Silo.Equals(victim.SiloAddress));
         }
 
-        var ended = await cluster.Finish(jobId);
+        // The rest of 1000 steps: a job long enough for five kills, on a shared 2-core machine.
+        var ended = await cluster.Finish(jobId, TimeSpan.FromMinutes(5));
         Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}");
         var events = new List<JobEvent>();
         await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
