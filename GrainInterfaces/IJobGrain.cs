@@ -23,6 +23,13 @@ public interface IJobGrain : IGrainWithStringKey
     [Alias("RequestCheckpoint")] Task<JobStatus?> RequestCheckpoint();
 
     /// <summary>
+    /// Moves a job that has not ended to the layout <paramref name="plan"/> (e.g. "dp=1,tp=4") at its next step boundary, its
+    /// state moved between the units' memories (the same bits on any layout). Throws <see cref="ArgumentException"/> naming every
+    /// reason the layout cannot run (nothing changes then), <see cref="InvalidOperationException"/> when the job has ended.
+    /// </summary>
+    [Alias("ChangeLayout")] Task<JobStatus?> ChangeLayout(string plan);
+
+    /// <summary>
     /// Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>) on
     /// whatever devices are free now. Throws <see cref="InvalidOperationException"/> when the job is not resumable.
     /// </summary>

@@ -40,8 +40,17 @@ public interface ITrainingUnit : IAddressable
     /// <summary>Leaves this unit's state on its device for the next generation's unit there (prepared with <see cref="ShardAssignment.AdoptState"/>), then releases.</summary>
     [Alias("Handover")] Task Handover();
 
-    /// <summary>Joins <paramref name="group"/> as <paramref name="rank"/>: rank 0 sends its state, the others replace theirs with it.</summary>
-    [Alias("TransferState")] Task TransferState(StateTransferGroup group, int rank);
+    /// <summary>
+    /// Copies this unit's state to host memory and gives its devices back, keeping the copy to serve a transfer of the next
+    /// generation (which may put another unit, of another layout, on the same devices).
+    /// </summary>
+    [Alias("Stage")] Task Stage();
+
+    /// <summary>
+    /// Joins <paramref name="group"/> from <paramref name="rank"/> on (a replica's tensor rank t as rank + t): a source rank sends
+    /// the pieces of its state the others need, a receiver replaces its state with what it gets. Returns the bytes it sent or received.
+    /// </summary>
+    [Alias("TransferState")] Task<long> TransferState(StateTransferGroup group, int rank);
 
     [Alias("Release")] Task Release();
 }

@@ -11,6 +11,15 @@ public sealed class UnitFailedException : Exception
 
     public UnitFailedException(string message) : base(message) { }
 
+    /// <summary>How a collective's failure reads once it left its unit (see <see cref="From"/>).</summary>
+    public const string CollectivePrefix = "CollectiveException:";
+
+    /// <summary>Whether <paramref name="e"/> is a collective that failed because a peer did (a consequence, not a cause).</summary>
+    public static bool IsCollective(Exception e) => e is UnitFailedException { Message: var m } && m.StartsWith(CollectivePrefix, StringComparison.Ordinal);
+
+    /// <summary>Of the errors of units that worked together, the one that caused the others: the first that is not a collective's.</summary>
+    public static Exception Cause(IReadOnlyList<Exception> errors) => errors.FirstOrDefault(e => !IsCollective(e)) ?? errors[0];
+
     /// <summary>Keeps the first line of the message: libtorch appends its native stack frames to the rest.</summary>
     public static UnitFailedException From(Exception e)
     {

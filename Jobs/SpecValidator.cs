@@ -15,10 +15,10 @@ public static class SpecValidator
     /// The data-parallel widths a job may run at, widest first: powers of two in [devices.min, devices.max] that
     /// divide the micro-batches per step (so every replica's block is a subtree of the accumulation tree).
     /// </summary>
-    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec)
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null)
     {
         var microBatches = spec.Batch.MicroBatchesPerStep;
-        var tp = Math.Max(1, spec.Parallel.Tensor);
+        var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
         var widths = new List<int>();
         for (var dp = 1; dp <= microBatches && (long)dp * tp <= spec.Devices.Max; dp *= 2)
             if ((long)dp * tp >= spec.Devices.Min && microBatches % dp == 0) widths.Add(dp);

@@ -16,6 +16,7 @@ public static class ElasticCommandLine
         CancelCommand.Create(),
         ResumeCommand.Create(),
         CheckpointCommand.Create(),
+        ReplanCommand.Create(),
         ExportCommand.Create(),
         ListCommand.Create(),
         EventsCommand.Create(),

@@ -55,6 +55,24 @@ public sealed class ElasticClient(IGrainFactory grains)
         ? throw new JobStateException($"job {status.JobId} already {status.State.ToString().ToLowerInvariant()}: nothing to {request}")
         : status;
 
+    /// <summary>
+    /// Moves a running job to the layout <paramref name="plan"/> (e.g. "dp=1,tp=4") at its next step boundary, its state moved
+    /// from the units' memories; the result stays the same bits. The job's events say when it moved and how long it paused.
+    /// </summary>
+    /// <exception cref="LayoutRejectedException">The layout cannot run (every reason named); nothing changed.</exception>
+    public Task<JobStatus> ReplanAsync(string jobId, string plan, CancellationToken cancellation = default) =>
+        Call(async () =>
+        {
+            try
+            {
+                return await Job(jobId).ChangeLayout(plan).WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId);
+            }
+            catch (ArgumentException e)
+            {
+                throw new LayoutRejectedException(e.Message);
+            }
+        });
+
     /// <summary>Continues a failed or cancelled job from its latest checkpoint (or the one of <paramref name="step"/>), on the devices free now.</summary>
     public Task<JobStatus> ResumeAsync(string jobId, long? step = null, CancellationToken cancellation = default) =>
         Call(async () => await Job(jobId).Resume(step).WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));

@@ -23,5 +23,8 @@ public sealed class JobNotFoundException(string jobId) : ElasticException($"no j
 /// <summary>The job cannot do that now: it is in the wrong state (resuming a running job), or it has no (such) checkpoint.</summary>
 public sealed class JobStateException(string message) : ElasticException(message);
 
+/// <summary>A layout asked for a running job cannot run; the message names every reason. Nothing changed.</summary>
+public sealed class LayoutRejectedException(string message) : ElasticException(message);
+
 /// <summary>The cluster could not be reached, or stopped answering.</summary>
 public sealed class ClusterUnavailableException(string message, Exception? inner = null) : ElasticException(message, inner);

@@ -32,7 +32,7 @@ public sealed class CapacityGrain(
 
     public async Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request)
     {
-        Allocations.Remove(request.JobId);
+        Allocations.Remove(request.JobId, out var before);
         var usable = Usable(request.Exclude);
         var preferred = request.Prefer.Where(usable.Contains).Distinct().ToList();
         // Then fill the silos with the most free devices first: fewer silos means more replicas linked in memory.
@@ -41,6 +41,7 @@ public sealed class CapacityGrain(
         var width = request.Widths.Where(w => w <= blocks.Count * request.TensorParallel).DefaultIfEmpty(0).Max();
         var slots = blocks.Take(width / request.TensorParallel).SelectMany(b => b).ToList();
         if (width > 0) Allocations[request.JobId] = slots;
+        else if (request.KeepWhenShort && before is not null) Allocations[request.JobId] = before;
         await record.WriteStateAsync();
         return slots;
     }

@@ -62,10 +62,15 @@ public sealed partial class JobGrain(
     });
 
     /// <summary>The device counts (dp x tp) the job accepts, widest first.</summary>
-    private IReadOnlyList<int> Widths => SpecValidator.DataParallelWidths(Record.Spec).Select(dp => dp * Tp).ToList();
+    private IReadOnlyList<int> Widths => WidthsAt(Tp);
 
-    /// <summary>The job's tensor-parallel degree: every plan has it, so a replica is a block of Tp devices on one silo.</summary>
-    private int Tp => Record.Spec.Parallel.Tensor;
+    private IReadOnlyList<int> WidthsAt(int tp) => SpecValidator.DataParallelWidths(Record.Spec, tp).Select(dp => dp * tp).ToList();
+
+    /// <summary>
+    /// The job's tensor-parallel degree: its spec's, until a layout asked for changes it; every plan after that keeps it, so a
+    /// replica is a block of Tp devices on one silo.
+    /// </summary>
+    private int Tp => Record.Plan?.Tp ?? Record.Spec.Parallel.Tensor;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -282,7 +287,7 @@ public sealed partial class JobGrain(
             var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [], Tp)));
             if (devices.Count > 0)
             {
-                var plan = await NewPlan(devices);
+                var plan = await NewPlan(devices, Tp);
                 AddEvent("planned", $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.TensorGroupOf(r))}")));
                 return plan;
             }
@@ -300,9 +305,9 @@ public sealed partial class JobGrain(
     /// A plan in the next generation, persisted before any unit of it exists: a coordinator that takes over after this one
     /// is lost never reuses the generation, so nothing the lost one started can commit as if it were the new one's.
     /// </summary>
-    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices)
+    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int tp)
     {
-        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / Tp, 1, Tp, devices);
+        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / tp, 1, tp, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());
@@ -325,7 +330,9 @@ public sealed partial class JobGrain(
         }
         catch
         {
-            await ReleaseQuietly(replicas);
+            // A replica that adopted state leaves it on its devices again: the next attempt finds it there.
+            var adopted = Enumerable.Range(0, plan.Dp).Where(r => adopt[r] && prepared[r].IsCompletedSuccessfully).ToList();
+            await Task.WhenAll(adopted.Select(r => replicas[r].Handover()).Append(ReleaseQuietly(replicas.Where((_, r) => !adopted.Contains(r)).ToArray())));
             throw;
         }
         return replicas;
@@ -425,190 +432,6 @@ public sealed partial class JobGrain(
         }
         return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
     }
-
-    /// <summary>
-    /// At a step boundary: must the job leave devices (a silo draining or gone), or may it grow? Growth waits for the
-    /// minimum dwell since the last re-plan and for new devices to have settled, so that joins are taken together.
-    /// </summary>
-    private async Task<Change?> CapacityChange()
-    {
-        var plan = Record.Plan!;
-        var review = await OnCapacity(c => c.Review(JobId, Widths, plan.Devices, Tp));
-        if (review.Leaving.Count > 0)
-            return new Change(review.Kind switch
-            {
-                LeaveKind.Preempted => ReplanCause.Preemption,
-                LeaveKind.Lost => ReplanCause.Failure,
-                _ => ReplanCause.Leave,
-            }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
-        if (review.WidestPlan <= plan.DeviceCount)
-        {
-            _widerSince = null;
-            return null;
-        }
-        var now = DateTimeOffset.UtcNow;
-        _widerSince ??= now;
-        return now - _widerSince >= options.Value.JoinSettle && now - _lastReplan >= options.Value.MinDwell
-            ? new Change(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / Tp}")
-            : null;
-    }
-
-    /// <summary>
-    /// Moves the job to a new plan at a step boundary, in a new generation (whatever the old one still had in flight is
-    /// discarded). Replicas that still answer keep their state on their devices; new ranks take it from the survivor
-    /// that got furthest, over the data plane; only when no replica survived does the job go back to its latest
-    /// checkpoint (and the event says how many steps that lost). False when the devices left are below the minimum.
-    /// </summary>
-    private async Task<bool> Replan(Change change)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await ReplanOnce(change);
-            }
-            catch (Exception e) when (attempt < 3 && !_cancelRequested)
-            {
-                AddEvent("replan-failed", $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
-                change = change with { Cause = ReplanCause.Failure };
-            }
-        }
-    }
-
-    private async Task<bool> ReplanOnce(Change change)
-    {
-        var watch = Stopwatch.StartNew();
-        var old = Record.Plan!;
-        var oldUnits = _units;
-        if (_checkpoint is not null) await _checkpoint;
-        _checkpoint = null;
-
-        // Who still answers, and how many steps each has taken.
-        var probes = oldUnits.Select(u => u.CompletedSteps().WaitAsync(options.Value.ProbeTimeout)).ToArray();
-        try
-        {
-            await Task.WhenAll(probes);
-        }
-        catch
-        {
-            // Units that did not answer are lost; the rest are survivors.
-        }
-        var alive = Enumerable.Range(0, oldUnits.Length).Where(r => probes[r].IsCompletedSuccessfully).ToList();
-        var lost = Enumerable.Range(0, oldUnits.Length).Except(alive).ToList();
-        var lostSilos = lost.SelectMany(r => old.TensorGroupOf(r)).Select(d => d.Silo).Distinct().ToList();
-        // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
-        _ = ReleaseQuietly(lost.Select(r => oldUnits[r]).ToArray());
-        long? sourceSteps = alive.Count > 0 ? alive.Max(r => probes[r].Result) : null;
-        if (sourceSteps > Record.Steps.Count)
-        {
-            // Survivors finished steps this coordinator has no record of (it took over from a lost one): commit them first.
-            var furthest = alive.First(r => probes[r].Result == sourceSteps);
-            foreach (var result in await oldUnits[furthest].StepResults(Record.Steps.Count))
-                if (result.Step == Record.Steps.Count + 1) Commit(result.Step, [result], result.Seconds);
-        }
-        var committed = Record.Steps.Count;
-
-        var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, alive.SelectMany(r => old.TensorGroupOf(r)).ToList(), lostSilos, Tp)));
-        if (devices.Count == 0)
-        {
-            await WaitForCapacity(change, old, oldUnits, alive, probes, sourceSteps);
-            return false;
-        }
-
-        // A replica is kept when the new allocation gives it the same devices, in the same tensor-rank order.
-        var newGroups = devices.Chunk(Tp).ToList();
-        var kept = alive.Where(r => newGroups.Any(g => g.SequenceEqual(old.TensorGroupOf(r)))).ToList();
-        var keptAtSource = kept.Where(r => probes[r].Result == sourceSteps).ToList();
-        // A survivor not in the new plan hands its state over before it goes, when no kept replica has it.
-        int? donor = keptAtSource.Count == 0 && sourceSteps is not null ? alive.First(r => probes[r].Result == sourceSteps) : null;
-        await OnAll(kept.Select(r => old.DeviceOf(r)).ToList(), kept.Select(r => oldUnits[r].Handover()).ToArray(), "handing state over");
-        await ReleaseQuietly(alive.Except(kept).Where(r => r != donor).Select(r => oldUnits[r]).ToArray());
-
-        var plan = await NewPlan(devices);
-        var adoptedFrom = newGroups.Select(g => kept.FirstOrDefault(r => g.SequenceEqual(old.TensorGroupOf(r)), -1)).ToArray();
-        _units = await Prepare(plan, adoptedFrom.Select(r => r >= 0).ToArray());
-
-        string source;
-        if (sourceSteps is { } steps)
-        {
-            var needy = Enumerable.Range(0, plan.Dp).Where(r => adoptedFrom[r] < 0 || probes[adoptedFrom[r]].Result != steps).ToList();
-            source = needy.Count == 0 ? "kept on their devices" : await TransferState(plan, old, oldUnits, adoptedFrom, keptAtSource, donor, needy);
-            if (donor is { } d) await ReleaseQuietly([oldUnits[d]]);
-            RewindTo(steps);
-        }
-        else
-        {
-            var from = await ComeBackPoint();
-            if (from is not null) await Restore(plan, _units, from);
-            source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
-        }
-        var lostSteps = committed - Record.Steps.Count;
-        _lastReplan = DateTimeOffset.UtcNow;
-        _widerSince = null;
-        Count(change.Cause);
-        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
-        Writer.WriteSoon();
-        return true;
-    }
-
-    /// <summary>Copies the source's state to the ranks that lack it over a transfer group; the source is a kept survivor, else the donor.</summary>
-    private async Task<string> TransferState(ParallelPlan plan, ParallelPlan old, IReplicaGrain[] oldUnits, int[] adoptedFrom, List<int> keptAtSource, int? donor, List<int> needy)
-    {
-        var (sourceUnit, sourceDevices, described) = keptAtSource.Count > 0
-            ? (_units[Array.IndexOf(adoptedFrom, keptAtSource[0])], old.TensorGroupOf(keptAtSource[0]), $"from replica {Array.IndexOf(adoptedFrom, keptAtSource[0])}")
-            : (oldUnits[donor!.Value], old.TensorGroupOf(donor.Value), $"from the leaving replica on {old.DeviceOf(donor.Value)}");
-        var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state",
-            [.. sourceDevices.Select(d => d.DataPlane), .. needy.SelectMany(r => plan.TensorGroupOf(r)).Select(d => d.DataPlane)], options.Value.CollectiveTimeout, Tp);
-        await OnAll([sourceDevices[0], .. needy.Select(r => plan.DeviceOf(r))],
-            [sourceUnit.TransferState(group, 0), .. needy.Select((r, i) => _units[r].TransferState(group, i + 1))], "transferring state");
-        // Every replica must now hold the same bits; a re-plan that cannot show it is retried rather than trained on.
-        var digests = await OnAll(plan.ReplicaDevices(), _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
-        if (digests.Distinct().Count() != 1)
-            throw new JobFailure($"after the state transfer the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
-        return $"{described} to {needy.Count} new rank(s) over the data plane";
-    }
-
-    /// <summary>
-    /// Below the minimum: the survivor that got furthest checkpoints the whole state (unless the latest checkpoint already
-    /// has it), every device is given back, and the job waits for capacity.
-    /// </summary>
-    private async Task WaitForCapacity(Change change, ParallelPlan old, IReplicaGrain[] oldUnits, List<int> alive, Task<long>[] probes, long? sourceSteps)
-    {
-        if (sourceSteps is { } steps && steps > (Record.LastCheckpointStep ?? 0))
-        {
-            // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
-            var writer = alive.Where(r => probes[r].Result == steps).OrderBy(r => old.TensorGroupOf(r).Any(change.Leaving.Contains) ? 1 : 0).First();
-            RewindTo(steps);
-            await BeginCheckpoint([oldUnits[writer]], old with { Devices = old.TensorGroupOf(writer), Dp = 1 }, steps);
-            if (_checkpoint is not null) await _checkpoint;
-            _checkpoint = null;
-        }
-        await ReleaseQuietly(oldUnits);
-        _units = [];
-        await OnCapacity(c => c.Release(JobId));
-        Count(change.Cause);
-        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
-        Writer.WriteSoon();
-    }
-
-    private void Count(ReplanCause cause)
-    {
-        Record.Replans++;
-        if (cause == ReplanCause.Preemption) Record.Preemptions++;
-        if (cause == ReplanCause.Failure) Record.Failures++;
-    }
-
-    /// <summary>One device as itself; a tensor-parallel group as its silo and device indices.</summary>
-    private static string Describe(IReadOnlyList<DeviceSlot> group) =>
-        group.Count == 1 ? group[0].ToString() : $"{group[0].Silo}/devices {string.Join("+", group.Select(d => d.Device))}";
-
-    private static string Describe(ReplanCause cause) => cause switch
-    {
-        ReplanCause.Join => "join",
-        ReplanCause.Leave => "leave",
-        ReplanCause.Preemption => "preemption",
-        _ => "failure",
-    };
 
     public Task<JobStatus?> RequestCheckpoint()
     {
@@ -727,14 +550,11 @@ public sealed partial class JobGrain(
     private string? FollowsTheJob(long step, ParallelPlan plan, Task<ShardStepResult>[] calls)
     {
         foreach (var (call, r) in calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted))
-            if (call.Exception!.GetBaseException() is UnitFailedException { Message: var error } && !error.StartsWith(CollectiveError, StringComparison.Ordinal)
+            if (call.Exception!.GetBaseException() is UnitFailedException { Message: var error } failure && !UnitFailedException.IsCollective(failure)
                 && _failures.Record(step, error, plan.DeviceOf(r).Silo.ToString()) is { } silos)
                 return $"step {step} failed the same way on {silos.Count} silos ({string.Join(", ", silos)}): {error}; the error follows the job, so it is not moved to another silo";
         return null;
     }
-
-    /// <summary>How a collective's failure reads once it left its unit (see <see cref="UnitFailedException.From"/>).</summary>
-    private const string CollectiveError = "CollectiveException:";
 
     /// <summary>Releases units (their device leases) without failing: a unit on a lost silo has nothing left to release.</summary>
     private async Task ReleaseQuietly(IReplicaGrain[] units)
@@ -800,15 +620,6 @@ public sealed partial class JobGrain(
     private static partial void LogReleaseFailed(ILogger logger, string jobId, string reason);
 
     private sealed record Outcome(JobState State, string Kind, string Message);
-
-    private enum ReplanCause { Join, Leave, Preemption, Failure }
-
-    /// <summary>Why the job re-plans, and what happened, for the event.</summary>
-    private sealed record Change(ReplanCause Cause, string Detail)
-    {
-        /// <summary>Devices on their way out (draining silos): still answering, but not where state should be written from.</summary>
-        public IReadOnlyList<DeviceSlot> Leaving { get; init; } = [];
-    }
 
     /// <summary>A failure whose message already says what went wrong, where.</summary>
     private sealed class JobFailure(string message) : Exception(message);

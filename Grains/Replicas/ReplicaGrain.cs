@@ -26,7 +26,7 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
             throw new NotSupportedException($"plan {assignment.Plan}: this release runs pp = 1 only");
         this.DelayDeactivation(TimeSpan.FromDays(30));
         _ranks = Enumerable.Range(0, assignment.Plan.Tp).Select(t => GrainFactory.GetGrain<IShardGroupGrain>($"{this.GetPrimaryKeyString()}/s0/t{t}")).ToArray();
-        return (await Task.WhenAll(_ranks.Select((unit, t) => unit.Prepare(assignment with { Stage = 0, TensorRank = t }))))[0];
+        return (await Together(_ranks.Select((unit, t) => unit.Prepare(assignment with { Stage = 0, TensorRank = t })).ToArray()))[0];
     }
 
     public Task<ShardStepResult> RunStep(long step, bool evaluate) => First(u => u.RunStep(step, evaluate));
@@ -53,8 +53,10 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
         this.DeactivateOnIdle();
     }
 
-    public Task TransferState(StateTransferGroup group, int rank) =>
-        All((u, t) => u.TransferState(group.ForTensorRank(t), rank));
+    public Task Stage() => All(u => u.Stage());
+
+    public async Task<long> TransferState(StateTransferGroup group, int rank) =>
+        (await Together(Ranks().Select((u, t) => u.TransferState(group, rank + t)).ToArray())).Sum();
 
     public async Task Release()
     {
@@ -71,11 +73,27 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
     }
 
     /// <summary>Calls every tensor rank at once (their work is collective) and answers with rank 0's result.</summary>
-    private async Task<T> First<T>(Func<IShardGroupGrain, Task<T>> call) => (await Task.WhenAll(Ranks().Select(call)))[0];
+    private async Task<T> First<T>(Func<IShardGroupGrain, Task<T>> call) => (await Together(Ranks().Select(call).ToArray()))[0];
 
-    private Task All(Func<IShardGroupGrain, Task> call) => Task.WhenAll(Ranks().Select(call));
+    private Task All(Func<IShardGroupGrain, Task> call) => Together(Ranks().Select(async u => { await call(u); return true; }).ToArray());
 
-    private Task All(Func<IShardGroupGrain, int, Task> call) => Task.WhenAll(Ranks().Select(call));
+    /// <summary>
+    /// Awaits the tensor ranks' calls; when some fail, throws the one that caused the rest (a rank's own error, not the
+    /// collective timeouts its peers then hit).
+    /// </summary>
+    private static async Task<T[]> Together<T>(Task<T>[] calls)
+    {
+        try
+        {
+            return await Task.WhenAll(calls);
+        }
+        catch
+        {
+            var cause = UnitFailedException.Cause(calls.Where(c => c.IsFaulted).Select(c => c.Exception!.GetBaseException()).ToList());
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
+            throw;
+        }
+    }
 
     private IShardGroupGrain[] Ranks() =>
         _ranks.Length > 0 ? _ranks : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared");

@@ -32,6 +32,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     private DeviceWorker? _worker;
     private DataParallelTrainer? _trainer;
     private (long Step, Task Upload)? _checkpoint;
+    private (long Steps, IReadOnlyList<ShardedTensor> State)? _staged;
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
@@ -45,13 +46,14 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         _worker = devices.Acquire(assignment.Device.Device, this.GetPrimaryKeyString());
         this.DelayDeactivation(TimeSpan.FromDays(30));
         ProcessGroups? groups = null;
+        Trainer? adopted = null;
         try
         {
             groups = await ProcessGroups.JoinAsync(dataPlane, assignment.GroupPrefix, assignment.Plan.ToGrid(), assignment.Rank, assignment.Endpoints,
                 assignment.CollectiveTimeout, assignment.JoinTimeout);
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;
-            var adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
+            adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
             if (assignment.AdoptState && adopted is null)
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
@@ -63,6 +65,9 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         catch
         {
             groups?.Dispose();
+            // State taken over but not trained on goes back to the device, where a later attempt finds it.
+            if (adopted is not null && _trainer is null)
+                await devices.HandOverAsync(assignment.Device.Device, assignment.JobId, adopted, assignment.Spec.Runtime.ThreadsPerDevice);
             await Release();
             throw;
         }
@@ -152,6 +157,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
 
     public Task<long> CompletedSteps()
     {
+        if (_staged is { } staged) return Task.FromResult(staged.Steps);
         var (trainer, threads) = Prepared();
         return _worker!.Run(threads, () => trainer.Trainer.CompletedSteps);
     }
@@ -165,22 +171,43 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         await Release();
     }
 
-    public async Task TransferState(StateTransferGroup group, int rank)
+    public async Task Stage()
     {
         var (trainer, threads) = Prepared();
-        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, group.Timeout, _assignment!.JoinTimeout);
-        await _worker!.Run(threads, () =>
+        var a = _assignment!;
+        _trainer = null;
+        _staged = await _worker!.Run(threads, () =>
         {
-            if (rank == 0) PeerStateTransfer.Send(trainer.Trainer, transfer);
-            else PeerStateTransfer.Receive(trainer.Trainer, transfer);
-            return true;
+            var held = (trainer.Trainer.CompletedSteps, EngineCheckpoint.Held(trainer.Trainer));
+            trainer.Dispose();
+            return held;
+        });
+        devices.Release(a.Device.Device, this.GetPrimaryKeyString());
+    }
+
+    public async Task<long> TransferState(StateTransferGroup group, int rank)
+    {
+        var a = _assignment ?? throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared (its silo may have restarted)");
+        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, group.Timeout, a.JoinTimeout);
+        // The transfer's calls block until their peers answer: they run on the device's thread, or a staged unit's own thread,
+        // never on the thread pool (blocked pool threads would starve the other units' joins).
+        if (_staged is { } staged)
+            return await Task.Factory.StartNew(() => RegionTransfer.Serve(transfer, group.Sources, staged.Steps, staged.State),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var (trainer, threads) = Prepared();
+        return await _worker!.Run(threads, () =>
+        {
+            if (rank < group.Sources) return RegionTransfer.Serve(transfer, group.Sources, trainer.Trainer.CompletedSteps, EngineCheckpoint.Held(trainer.Trainer));
+            var (step, state, bytes) = RegionTransfer.Receive(transfer, group.Sources, EngineCheckpoint.Layout(trainer.Trainer));
+            trainer.Trainer.Restore(step, (key, _) => state[key]);
+            return bytes;
         });
     }
 
     public async Task Release()
     {
         var (assignment, trainer, worker) = (_assignment, _trainer, _worker);
-        _trainer = null;
+        (_trainer, _staged) = (null, null);
         if (trainer is not null && worker is not null)
             await worker.Run(assignment!.Spec.Runtime.ThreadsPerDevice, () =>
             {

@@ -20,13 +20,18 @@ public static class EngineCheckpoint
     /// written exactly once and the work is shared: a tensor-parallel shard's region by one of the replicas that hold it
     /// (every writers-th), a replicated tensor by one of the replicas' tensor-parallel ranks (every (writers x tp)-th).</param>
     public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1) =>
-        trainer.StateTensors().Where((s, i) => IsWriterOf(s, i, trainer.Model.Group, writer, writers)).Select(s =>
-        {
-            using var scope = TorchSharp.torch.NewDisposeScope();
-            var region = s.Joined();
-            var data = staging is null ? region.detach().cpu().contiguous().bytes.ToArray() : staging.Copy(s.Key, region);
-            return new ShardedTensor(s.Key, "F32", s.GlobalShape, s.Region.Offset, s.Region.Shape, data);
-        }).ToList();
+        trainer.StateTensors().Where((s, i) => IsWriterOf(s, i, trainer.Model.Group, writer, writers)).Select(s => Copy(s, staging)).ToList();
+
+    /// <summary>Host copies of everything this rank holds (its region of every tensor, replicated ones included): what it can give a peer.</summary>
+    public static IReadOnlyList<ShardedTensor> Held(Trainer trainer) => trainer.StateTensors().Select(s => Copy(s, null)).ToList();
+
+    private static ShardedTensor Copy(StateTensor s, CheckpointStaging? staging)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var region = s.Joined();
+        var data = staging is null ? region.detach().cpu().contiguous().bytes.ToArray() : staging.Copy(s.Key, region);
+        return new ShardedTensor(s.Key, "F32", s.GlobalShape, s.Region.Offset, s.Region.Shape, data);
+    }
 
     private static bool IsWriterOf(StateTensor state, int index, Parallel.TensorParallel.TensorParallelGroup tensor, int replica, int replicas) =>
         state.Owner.Layout.SplitDim is null

@@ -19,7 +19,7 @@ internal static class CommandRunner
         {
             return await command(output);
         }
-        catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException or JobStateException)
+        catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException or JobStateException or LayoutRejectedException)
         {
             output.Error(e.Message);
             return InvalidInput;

@@ -83,22 +83,9 @@ public sealed class TensorParallelTrainingTests
             return trainer.Trainer.ParameterDigest();
         });
 
-    /// <summary>Runs <paramref name="work"/> on every rank of <paramref name="grid"/>, each with its own trainer on its own device thread.</summary>
     private static async Task<T[]> Train<T>(TrainingSpec spec, ParallelGrid grid, bool sequenceParallel, Func<int, DataParallelTrainer, T> work)
     {
         await using var plane = new DataPlane(IPAddress.Loopback);
-        var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
-        var ranks = Enumerable.Range(0, grid.Size).Select(async rank =>
-        {
-            var groups = await ProcessGroups.JoinAsync(plane, "engine-grid", grid, rank, endpoints, TimeSpan.FromSeconds(60));
-            using var worker = new DeviceWorker($"rank-{rank}");
-            return await worker.Run(1, () =>
-            {
-                var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
-                using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel), groups);
-                return work(rank, trainer);
-            });
-        });
-        return await Task.WhenAll(ranks);
+        return await EngineGrid.Run(plane, spec, grid, sequenceParallel, work);
     }
 }

@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using Elastic.GrainInterfaces;
+using Elastic.Parallelism;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>Re-planning: when the job changes its layout at a step boundary, and how its state reaches the new units.</summary>
+public sealed partial class JobGrain
+{
+    /// <summary>A layout a user asked for, taken at the next step boundary.</summary>
+    private ParallelGrid? _requestedLayout;
+
+    /// <summary>
+    /// What holds the job's state during a re-plan: the plan's units when it begins; after an attempt failed, whatever that
+    /// attempt left holding it (state parked on kept devices, staged units, new units that adopted), so the next attempt
+    /// loses nothing that was safe in memory.
+    /// </summary>
+    private List<(IReplicaGrain? Unit, StateHolder Holder)> _holders = [];
+
+    public async Task<JobStatus?> ChangeLayout(string plan)
+    {
+        if (!job.RecordExists) return null;
+        if (Record.State is not (JobState.Running or JobState.Planning or JobState.Pending))
+            throw new InvalidOperationException($"job {JobId} is {Record.State}; only a job that has not ended can change its layout");
+        var silos = await OnCapacity(c => c.GetInventory());
+        var grid = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
+        _requestedLayout = grid;
+        AddEvent("replan-requested", $"{grid} asked for; the job moves to it at the next step boundary");
+        return Status();
+    }
+
+    /// <summary>
+    /// At a step boundary: a layout asked for; must the job leave devices (a silo draining or gone); or may it grow? Growth
+    /// waits for the minimum dwell since the last re-plan and for new devices to have settled, so that joins are taken together.
+    /// </summary>
+    private async Task<Change?> CapacityChange()
+    {
+        var plan = Record.Plan!;
+        var review = await OnCapacity(c => c.Review(JobId, Widths, plan.Devices, Tp));
+        if (review.Leaving.Count > 0)
+            return new Change(review.Kind switch
+            {
+                LeaveKind.Preempted => ReplanCause.Preemption,
+                LeaveKind.Lost => ReplanCause.Failure,
+                _ => ReplanCause.Leave,
+            }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
+        if (_requestedLayout is { } layout)
+        {
+            _requestedLayout = null;
+            return new Change(ReplanCause.Request, $"dp={plan.Dp},tp={plan.Tp} -> {layout}") { Layout = layout };
+        }
+        if (review.WidestPlan <= plan.DeviceCount)
+        {
+            _widerSince = null;
+            return null;
+        }
+        var now = DateTimeOffset.UtcNow;
+        _widerSince ??= now;
+        return now - _widerSince >= options.Value.JoinSettle && now - _lastReplan >= options.Value.MinDwell
+            ? new Change(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / Tp}")
+            : null;
+    }
+
+    /// <summary>
+    /// Moves the job to a new plan at a step boundary, in a new generation (whatever the old one still had in flight is
+    /// discarded). Replicas whose devices stay keep their state there; new ranks receive their regions of it over the data
+    /// plane from every unit that holds the furthest step; only when no unit kept it does the job go back to its latest
+    /// checkpoint (and the event says how many steps that lost). False when the devices left are below the minimum.
+    /// </summary>
+    private async Task<bool> Replan(Change change)
+    {
+        var current = Record.Plan!;
+        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.TensorGroupOf(r), HolderKind.Live, null))).ToList();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ReplanOnce(change);
+            }
+            catch (Exception e) when (attempt < 3 && !_cancelRequested)
+            {
+                AddEvent("replan-failed", $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
+                change = change with { Cause = change.Cause == ReplanCause.Request ? ReplanCause.Request : ReplanCause.Failure };
+            }
+        }
+    }
+
+    private async Task<bool> ReplanOnce(Change change)
+    {
+        var watch = Stopwatch.StartNew();
+        var old = Record.Plan!;
+        if (_checkpoint is not null) await _checkpoint;
+        _checkpoint = null;
+
+        // Who still answers, and how many steps each has taken; parked state is as far as it was when it was parked.
+        var found = _holders;
+        var probes = found.Select(h => h.Unit is { } unit
+            ? unit.CompletedSteps().WaitAsync(options.Value.ProbeTimeout)
+            : Task.FromResult(h.Holder.Steps!.Value)).ToArray();
+        try
+        {
+            await Task.WhenAll(probes);
+        }
+        catch
+        {
+            // Units that did not answer are lost; the rest are survivors.
+        }
+        var holders = found.Select((h, i) => h.Holder with
+        {
+            Steps = probes[i].IsCompletedSuccessfully ? probes[i].Result : null,
+            Leaving = h.Holder.Devices.Any(change.Leaving.Contains),
+        }).ToList();
+        var lost = Enumerable.Range(0, found.Count).Where(h => !holders[h].Alive).ToList();
+        // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
+        _ = ReleaseQuietly(lost.Select(h => found[h].Unit).OfType<IReplicaGrain>().ToArray());
+        var furthest = holders.Where(h => h.Alive).Select(h => h.Steps).Max();
+        if (furthest > Record.Steps.Count
+            && Enumerable.Range(0, found.Count).Where(h => holders[h].Steps == furthest).Select(h => found[h].Unit).OfType<IReplicaGrain>().FirstOrDefault() is { } ahead)
+        {
+            // Survivors finished steps this coordinator has no record of (it took over from a lost one): commit them first.
+            foreach (var result in await ahead.StepResults(Record.Steps.Count))
+                if (result.Step == Record.Steps.Count + 1) Commit(result.Step, [result], result.Seconds);
+        }
+        var committed = Record.Steps.Count;
+
+        var tp = change.Layout?.Tp ?? Tp;
+        // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
+        var refusable = change.Layout is not null && lost.Count == 0;
+        var request = new AllocationRequest(JobId, change.Layout is { } layout ? [layout.Size] : WidthsAt(tp),
+            holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList(), lost.SelectMany(h => holders[h].Devices).Select(d => d.Silo).Distinct().ToList(),
+            tp, KeepWhenShort: refusable);
+        var devices = await OnCapacity(c => c.Allocate(request));
+        if (devices.Count == 0)
+        {
+            if (refusable)
+            {
+                AddEvent("replan-refused", $"{change.Detail}: {request.Widths[0]} device(s) in groups of {tp} on one silo are not free; the job goes on as {old}");
+                return true;
+            }
+            await WaitForCapacity(change, old, found, holders);
+            return false;
+        }
+
+        var decision = ReplanDecision.Make(holders, devices, tp);
+        await OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
+        await OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
+        var kept = decision.AdoptedFrom.Where(h => h >= 0).ToList();
+        var staged = decision.Staged.Select(h => (found[h].Unit, holders[h] with { Kind = HolderKind.Staged })).ToList();
+        // Should the rest of this attempt fail, the next finds the state parked on the kept devices and in the staged units.
+        _holders = [.. kept.Select(h => ((IReplicaGrain?)null, holders[h] with { Kind = HolderKind.Parked })), .. staged];
+        await ReleaseQuietly(decision.Release.Select(h => found[h].Unit!).ToArray());
+
+        var plan = await NewPlan(devices, tp);
+        var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
+        _units = await Prepare(plan, adopt);
+        _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
+            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.TensorGroupOf(n), HolderKind.Live, null))), .. staged];
+
+        string source;
+        if (decision.SourceSteps is { } steps)
+        {
+            source = decision.Needy.Count == 0 ? "kept on their devices" : await TransferState(plan, decision, found);
+            await ReleaseQuietly(decision.Staged.Select(h => found[h].Unit!).ToArray());
+            RewindTo(steps);
+        }
+        else
+        {
+            var from = await ComeBackPoint();
+            if (from is not null) await Restore(plan, _units, from);
+            source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
+        }
+        var lostSteps = committed - Record.Steps.Count;
+        _lastReplan = DateTimeOffset.UtcNow;
+        _widerSince = null;
+        Count(change.Cause);
+        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
+        Writer.WriteSoon();
+        return true;
+    }
+
+    /// <summary>
+    /// Moves the state to the replicas that lack it: every kept replica at the source step and every staged unit sends, at
+    /// once, the regions the plan gives it; every needy replica's tensor ranks receive theirs. Then every replica must hold
+    /// the same bits.
+    /// </summary>
+    private async Task<string> TransferState(ParallelPlan plan, ReplanDecision decision, List<(IReplicaGrain? Unit, StateHolder Holder)> found)
+    {
+        List<(IReplicaGrain Unit, IReadOnlyList<DeviceSlot> Devices)> sources =
+        [
+            .. decision.KeptSources.Select(n => (_units[n], plan.TensorGroupOf(n))),
+            .. decision.Staged.Select(h => (found[h].Unit!, found[h].Holder.Devices)),
+        ];
+        var members = sources.Concat(decision.Needy.Select(n => (Unit: _units[n], Devices: plan.TensorGroupOf(n)))).ToList();
+        var firstRanks = members.Select((_, i) => members.Take(i).Sum(m => m.Devices.Count)).ToArray();
+        var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state", members.SelectMany(m => m.Devices).Select(d => d.DataPlane).ToList(),
+            options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count));
+        var bytes = await OnAll(members.Select(m => m.Devices[0]).ToList(), members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i])).ToArray(), "transferring state");
+        var digests = await OnAll(plan.ReplicaDevices(), _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
+        if (digests.Distinct().Count() != 1)
+            throw new JobFailure($"after the state transfer the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
+        return $"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane " +
+               $"({bytes.Skip(sources.Count).Sum() / 1e6:F1} MB)";
+    }
+
+    /// <summary>
+    /// Below the minimum: a live unit that got furthest checkpoints its state (unless the latest checkpoint already has it),
+    /// every device is given back, and the job waits for capacity.
+    /// </summary>
+    private async Task WaitForCapacity(Change change, ParallelPlan old, List<(IReplicaGrain? Unit, StateHolder Holder)> found, List<StateHolder> holders)
+    {
+        var steps = holders.Where(h => h.Kind == HolderKind.Live && h.Alive).Select(h => h.Steps).Max();
+        if (steps > (Record.LastCheckpointStep ?? 0))
+        {
+            // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
+            var writer = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind == HolderKind.Live && holders[h].Steps == steps)
+                .OrderBy(h => holders[h].Leaving ? 1 : 0).First();
+            RewindTo(steps.Value);
+            var devices = holders[writer].Devices;
+            await BeginCheckpoint([found[writer].Unit!], Record.Plan! with { Dp = 1, Tp = devices.Count, Devices = devices }, steps.Value);
+            if (_checkpoint is not null) await _checkpoint;
+            _checkpoint = null;
+        }
+        await ReleaseQuietly(found.Select(h => h.Unit).OfType<IReplicaGrain>().ToArray());
+        _units = [];
+        _holders = [];
+        await OnCapacity(c => c.Release(JobId));
+        Count(change.Cause);
+        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
+        Writer.WriteSoon();
+    }
+
+    private void Count(ReplanCause cause)
+    {
+        Record.Replans++;
+        if (cause == ReplanCause.Preemption) Record.Preemptions++;
+        if (cause == ReplanCause.Failure) Record.Failures++;
+    }
+
+    /// <summary>One device as itself; a tensor-parallel group as its silo and device indices.</summary>
+    private static string Describe(IReadOnlyList<DeviceSlot> group) =>
+        group.Count == 1 ? group[0].ToString() : $"{group[0].Silo}/devices {string.Join("+", group.Select(d => d.Device))}";
+
+    private static string Describe(ReplanCause cause) => cause switch
+    {
+        ReplanCause.Join => "join",
+        ReplanCause.Leave => "leave",
+        ReplanCause.Preemption => "preemption",
+        ReplanCause.Request => "requested",
+        _ => "failure",
+    };
+
+    private enum ReplanCause { Join, Leave, Preemption, Failure, Request }
+
+    /// <summary>Why the job re-plans, and what happened, for the event.</summary>
+    private sealed record Change(ReplanCause Cause, string Detail)
+    {
+        /// <summary>Devices on their way out (draining silos): still answering, but not where state should be written from.</summary>
+        public IReadOnlyList<DeviceSlot> Leaving { get; init; } = [];
+
+        /// <summary>The layout a user asked for; null: the job keeps its tp and takes the widest dp that fits.</summary>
+        public ParallelGrid? Layout { get; init; }
+    }
+}

@@ -1,0 +1,42 @@
+using Elastic.Jobs;
+using Elastic.Parallelism;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// A layout asked for a running job (`elastic replan JOB --plan dp=1,tp=4`): checked against the job's spec and the
+/// cluster before anything changes, every reason it cannot run given at once with its numbers.
+/// </summary>
+public static class LayoutRequest
+{
+    /// <summary>Parses and checks <paramref name="plan"/>; throws <see cref="ArgumentException"/> naming every problem.</summary>
+    /// <param name="largestSilo">The most devices any one silo has (a tensor-parallel group lives on one silo).</param>
+    public static ParallelGrid Check(string plan, TrainingSpec spec, int largestSilo)
+    {
+        ParallelGrid grid;
+        try
+        {
+            grid = ParallelGrid.Parse(plan);
+        }
+        catch (ParallelGridException e)
+        {
+            throw new ArgumentException($"--plan: {e.Message}");
+        }
+        var problems = Problems(grid, spec, largestSilo);
+        return problems.Count == 0 ? grid : throw new ArgumentException($"--plan {plan}: {string.Join("; ", problems)}; nothing changed");
+    }
+
+    public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo)
+    {
+        var problems = new List<string>();
+        if (grid.Pp != 1) problems.Add($"pp = {grid.Pp}, but this release runs pp = 1 only");
+        var shards = spec.Model.Shards;
+        if (shards % grid.Tp != 0) problems.Add($"tp = {grid.Tp} does not divide model.tensorShards {shards}");
+        if (grid.Tp > largestSilo) problems.Add($"tp = {grid.Tp} needs {grid.Tp} devices on one silo, but the largest silo has {largestSilo}");
+        if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
+            problems.Add($"dp x tp = {grid.Dp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
+        else if (shards % grid.Tp == 0 && !SpecValidator.DataParallelWidths(spec, grid.Tp).Contains(grid.Dp))
+            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {spec.Batch.MicroBatchesPerStep} micro-batches per step");
+        return problems;
+    }
+}

@@ -1,0 +1,58 @@
+using Elastic.GrainInterfaces;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// What a re-plan does with the state its holders have, given the devices of the new plan (pure; the job grain carries
+/// it out). A new replica whose devices are exactly a holder's, in the same tensor-rank order, adopts that state where it
+/// lies. Every other new replica receives its regions over the data plane from all holders at the furthest step: kept
+/// replicas serve from their live state, holders that leave the plan stage theirs in host memory first and serve from
+/// there (holders on leaving devices only when nothing else has the state). When no holder that can deliver answered,
+/// <see cref="SourceSteps"/> is null and the state comes from the latest checkpoint.
+/// </summary>
+/// <param name="SourceSteps">The furthest step any deliverable holder reached; null when none answered.</param>
+/// <param name="AdoptedFrom">Per new replica, the holder whose state it adopts on its devices, or -1.</param>
+/// <param name="HandOver">Live holders that leave their state on their devices for the new replica there.</param>
+/// <param name="Stage">Live holders that copy their state to host memory and give their devices back, to serve.</param>
+/// <param name="Staged">Holders (staged before or now) that serve from host memory.</param>
+/// <param name="KeptSources">New replicas that adopted the state at <see cref="SourceSteps"/>: they serve from their devices.</param>
+/// <param name="Needy">New replicas that receive the state.</param>
+/// <param name="Release">Live or staged holders with no part in the new plan.</param>
+public sealed record ReplanDecision(
+    long? SourceSteps,
+    IReadOnlyList<int> AdoptedFrom,
+    IReadOnlyList<int> HandOver,
+    IReadOnlyList<int> Stage,
+    IReadOnlyList<int> Staged,
+    IReadOnlyList<int> KeptSources,
+    IReadOnlyList<int> Needy,
+    IReadOnlyList<int> Release)
+{
+    public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int tensorParallel)
+    {
+        if (tensorParallel < 1 || devices.Count % tensorParallel != 0)
+            throw new ArgumentException($"{devices.Count} device(s) are not whole tensor-parallel groups of {tensorParallel}", nameof(devices));
+        var groups = devices.Chunk(tensorParallel).ToList();
+        var adoptedFrom = groups.Select(_ => -1).ToArray();
+        for (var n = 0; n < groups.Count; n++)
+            adoptedFrom[n] = Enumerable.Range(0, holders.Count).FirstOrDefault(h => holders[h] is { Alive: true, Kind: not HolderKind.Staged } holder
+                && holder.Devices.SequenceEqual(groups[n]) && !adoptedFrom.Contains(h), -1);
+        var kept = adoptedFrom.Where(h => h >= 0).ToHashSet();
+        // Parked state that no new replica adopts cannot be reached: only the others can deliver.
+        var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Alive && (holders[h].Kind != HolderKind.Parked || kept.Contains(h))).ToList();
+        long? source = deliverable.Count > 0 ? deliverable.Max(h => holders[h].Steps!.Value) : null;
+        var needy = source is null ? [] : Enumerable.Range(0, groups.Count).Where(n => adoptedFrom[n] < 0 || holders[adoptedFrom[n]].Steps != source).ToList();
+        var keptSources = Enumerable.Range(0, groups.Count).Where(n => adoptedFrom[n] >= 0 && holders[adoptedFrom[n]].Steps == source).ToList();
+        var candidates = deliverable.Where(h => !kept.Contains(h) && holders[h].Steps == source).ToList();
+        var staying = candidates.Where(h => !holders[h].Leaving).ToList();
+        List<int> staged = needy.Count == 0 ? [] : keptSources.Count + staying.Count > 0 ? staying : candidates;
+        return new ReplanDecision(source, adoptedFrom,
+            HandOver: kept.Where(h => holders[h].Kind == HolderKind.Live).Order().ToList(),
+            Stage: staged.Where(h => holders[h].Kind == HolderKind.Live).ToList(),
+            Staged: staged,
+            KeptSources: keptSources,
+            Needy: needy,
+            Release: Enumerable.Range(0, holders.Count)
+                .Where(h => holders[h].Alive && holders[h].Kind != HolderKind.Parked && !kept.Contains(h) && !staged.Contains(h)).ToList());
+    }
+}

@@ -1,0 +1,126 @@
+using Elastic.Client;
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+using Elastic.Grains.Replicas;
+using Elastic.Jobs;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>
+/// `elastic replan`: a running job moved to another layout at a step boundary, its state moved between the units'
+/// memories (no checkpoint round-trip), ends with the bits of the uninterrupted one-device run; a layout that cannot run
+/// is refused with nothing changed; and a re-plan whose prepare fails is retried from the state still in memory.
+/// </summary>
+public sealed class LiveReplanTests
+{
+    private static TrainingSpec Spec(int steps, int tensor) => TestSpecs.Tiny(steps: steps, global: 16, micro: 2, dropout: 0.1) with
+    {
+        Devices = new DeviceSpec { Min = 1, Max = 4 },
+        Parallel = new ParallelSpec { Tensor = tensor },
+        Checkpoint = new CheckpointSpec { EverySteps = 0 }, // no checkpoint to fall back to: state lost would show as steps lost
+    };
+
+    private static JobOptions Jobs => new()
+    {
+        CollectiveTimeout = TimeSpan.FromSeconds(20),
+        JoinTimeout = TimeSpan.FromSeconds(3),
+        CapacityPollInterval = TimeSpan.FromMilliseconds(200),
+        MinDwell = TimeSpan.FromMinutes(10), // the layouts asked for stay: no growth in between
+        JoinSettle = TimeSpan.FromMilliseconds(300),
+    };
+
+    [Fact]
+    public async Task Replan_tp_2_to_4_to_1_mid_job_ends_with_the_uninterrupted_digest_and_loses_no_step()
+    {
+        var spec = Spec(60, tensor: 2);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 4, jobs: Jobs);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        var before = await cluster.Until(jobId, s => s.CommittedStep >= 5);
+        Assert.Equal((2, 2), (before.Plan!.Dp, before.Plan.Tp));
+
+        // Refused: every reason with its numbers, and the job goes on as it was.
+        var refused = await Assert.ThrowsAsync<LayoutRejectedException>(() => cluster.Client.ReplanAsync(jobId, "dp=1,tp=8"));
+        Assert.Contains("tp = 8 does not divide model.tensorShards 4", refused.Message);
+        Assert.Contains("the largest silo has 4", refused.Message);
+        Assert.Equal(before.Plan.Generation, (await cluster.Client.GetStatusAsync(jobId)).Plan!.Generation);
+
+        await cluster.Client.ReplanAsync(jobId, "dp=1,tp=4");
+        var atFour = await cluster.Until(jobId, s => s.Plan!.Tp == 4);
+        await cluster.Until(jobId, s => s.CommittedStep >= atFour.CommittedStep + 5);
+        await cluster.Client.ReplanAsync(jobId, "dp=1,tp=1");
+        var status = await cluster.Finish(jobId);
+
+        var events = new List<JobEvent>();
+        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var log = string.Join("\n", events);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.True(reference == status.FinalParameterDigest, log);
+        Assert.Equal((1, 1), (status.Plan!.Dp, status.Plan.Tp));
+        var moves = events.Where(e => e.Kind == "replanned").ToList();
+        Assert.Equal(2, moves.Count);
+        Assert.Contains("requested: dp=2,tp=2 -> dp=1 pp=1 tp=4", moves[0].Message);
+        Assert.Contains("requested: dp=1,tp=4 -> dp=1 pp=1 tp=1", moves[1].Message);
+        // Every old unit served (two replicas' tensor ranks, then four), none from a checkpoint, no step lost.
+        Assert.Contains("from 2 unit(s) on 4 device(s) to 1 replica(s) over the data plane", moves[0].Message);
+        Assert.Contains("from 1 unit(s) on 4 device(s) to 1 replica(s) over the data plane", moves[1].Message);
+        Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    public static TheoryData<int, string?, string, int> FailedPrepares => new()
+    {
+        // dp 2 -> 4 at tp 1: the kept replicas hand their state over on their devices, then a new replica's prepare fails.
+        { 1, "dp=2,tp=1", "dp=4,tp=1", 3 },
+        // dp 2 x tp 2 -> dp 1 x tp 4: both replicas stage their state in host memory, then the new replica's prepare fails.
+        { 2, null, "dp=1,tp=4", 0 },
+    };
+
+    [Theory, MemberData(nameof(FailedPrepares))]
+    public async Task A_replan_whose_prepare_fails_once_is_retried_from_the_state_in_memory_and_loses_no_step(int tensor, string? first, string plan, int failingReplica)
+    {
+        var spec = Spec(40, tensor);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var fault = new FailFirstPrepare(afterGeneration: first is null ? 1 : 2, failingReplica);
+        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 4, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        await cluster.Until(jobId, s => s.CommittedStep >= 5);
+        if (first is not null)
+        {
+            await cluster.Client.ReplanAsync(jobId, first);
+            await cluster.Until(jobId, s => s.Plan!.Generation == 2);
+        }
+
+        await cluster.Client.ReplanAsync(jobId, plan);
+        var status = await cluster.Finish(jobId);
+
+        var events = new List<JobEvent>();
+        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var log = string.Join("\n", events);
+        Assert.True(fault.Failed, log);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.Contains(events, e => e.Kind == "replan-failed" && e.Message.Contains("injected prepare failure"));
+        Assert.Contains(events, e => e.Kind == "replanned" && e.Message.Contains("over the data plane") && e.Message.Contains("0 committed step(s) lost"));
+        Assert.True(reference == status.FinalParameterDigest, log);
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    /// <summary>Fails the first prepare of one replica's unit in a generation after <paramref name="afterGeneration"/>, once.</summary>
+    private sealed class FailFirstPrepare(int afterGeneration, int replica) : IIncomingGrainCallFilter
+    {
+        private int _failed;
+
+        public bool Failed => _failed == 1;
+
+        public Task Invoke(IIncomingGrainCallContext context)
+        {
+            if (context.TargetContext.GrainInstance is ShardGroupGrain && context.InterfaceMethod.Name == nameof(ITrainingUnit.Prepare)
+                && context.Request.GetArgument(0) is ShardAssignment a && a.Plan.Generation > afterGeneration && a.Replica == replica
+                && Interlocked.CompareExchange(ref _failed, 1, 0) == 0)
+                throw new InvalidOperationException($"injected prepare failure in generation {a.Plan.Generation}");
+            return context.Invoke();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using Elastic.Grains.Jobs;
+using Elastic.Jobs;
+
+namespace Elastic.Tests.Coordination;
+
+/// <summary>A layout asked for a running job: refused with every reason and its numbers, or accepted as the grid it names.</summary>
+public sealed class LayoutRequestTests
+{
+    private static readonly TrainingSpec Spec = TestSpecs.Tiny(global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } }; // S = 4, 8 micro-batches
+
+    [Theory]
+    [InlineData("dp=1,tp=4", 1, 4)]
+    [InlineData("dp=2,tp=2", 2, 2)]
+    [InlineData("dp=4", 4, 1)]
+    public void A_layout_that_fits_the_spec_and_the_silos_is_accepted(string plan, int dp, int tp)
+    {
+        var grid = LayoutRequest.Check(plan, Spec, largestSilo: 4);
+        Assert.Equal((dp, tp), (grid.Dp, grid.Tp));
+    }
+
+    [Theory]
+    [InlineData("dp=1,tp=8", 8, "tp = 8 does not divide model.tensorShards 4")]
+    [InlineData("dp=1,tp=4", 2, "tp = 4 needs 4 devices on one silo, but the largest silo has 2")]
+    [InlineData("dp=4,tp=2", 4, "dp x tp = 4 x 2 = 8 device(s) is outside the job's devices.min..max 1..4")]
+    [InlineData("dp=3,tp=1", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step")]
+    [InlineData("dp=1,pp=2,tp=2", 4, "pp = 2, but this release runs pp = 1 only")]
+    [InlineData("dp=one", 4, "--plan: ")]
+    public void A_layout_that_cannot_run_is_refused_with_its_numbers(string plan, int largestSilo, string reason)
+    {
+        var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check(plan, Spec, largestSilo));
+        Assert.Contains(reason, e.Message);
+    }
+
+    [Fact]
+    public void Every_reason_is_given_at_once()
+    {
+        var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check("dp=4,tp=8", Spec, largestSilo: 2));
+        Assert.Contains("does not divide model.tensorShards 4", e.Message);
+        Assert.Contains("the largest silo has 2", e.Message);
+        Assert.Contains("32 device(s) is outside", e.Message);
+        Assert.EndsWith("nothing changed", e.Message);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Net;
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+
+namespace Elastic.Tests.Coordination;
+
+/// <summary>
+/// The re-plan decision without a cluster: which holders keep their state where it lies, which stage it in host memory
+/// and serve, who receives, and when nothing that can deliver the state is left.
+/// </summary>
+public sealed class ReplanDecisionTests
+{
+    private static readonly DeviceSlot[] A = Silo(1), B = Silo(2);
+
+    private static DeviceSlot[] Silo(int port) =>
+        [.. Enumerable.Range(0, 4).Select(d => new DeviceSlot(SiloAddress.New(IPAddress.Loopback, port, 1), d, $"127.0.0.1:{port}"))];
+
+    private static StateHolder Live(long? steps, params DeviceSlot[] devices) => new(devices, HolderKind.Live, steps);
+
+    [Fact]
+    public void Shrinking_dp_keeps_the_survivors_on_their_devices_and_moves_nothing()
+    {
+        var holders = new[] { Live(10, A[0], A[1]), Live(null, B[0], B[1]) };
+
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], tensorParallel: 2);
+
+        Assert.Equal(10, d.SourceSteps);
+        Assert.Equal([0], d.AdoptedFrom);
+        Assert.Equal([0], d.HandOver);
+        Assert.Empty(d.Needy);
+        Assert.Empty(d.Staged);
+        Assert.Empty(d.Release);
+    }
+
+    [Fact]
+    public void Growing_dp_sends_to_the_new_replica_from_the_kept_one()
+    {
+        var d = ReplanDecision.Make([Live(10, A[0], A[1])], [A[0], A[1], B[0], B[1]], tensorParallel: 2);
+
+        Assert.Equal([0, -1], d.AdoptedFrom);
+        Assert.Equal([0], d.KeptSources);
+        Assert.Equal([1], d.Needy);
+        Assert.Empty(d.Stage);
+    }
+
+    [Fact]
+    public void Changing_tp_stages_every_old_replica_and_every_new_one_receives()
+    {
+        // dp 2 x tp 2 on silo A -> dp 1 x tp 4 on the same devices: no group is the same, so none is kept.
+        var holders = new[] { Live(10, A[0], A[1]), Live(10, A[2], A[3]) };
+
+        var d = ReplanDecision.Make(holders, A, tensorParallel: 4);
+
+        Assert.Equal([-1], d.AdoptedFrom);
+        Assert.Equal([0, 1], d.Stage);
+        Assert.Equal([0, 1], d.Staged);
+        Assert.Empty(d.KeptSources);
+        Assert.Equal([0], d.Needy);
+        Assert.Empty(d.Release);
+    }
+
+    [Fact]
+    public void A_survivor_behind_the_others_is_kept_but_receives_and_does_not_serve()
+    {
+        var holders = new[] { Live(9, A[0]), Live(10, A[1]), Live(10, A[2]) };
+
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], tensorParallel: 1);
+
+        Assert.Equal(10, d.SourceSteps);
+        Assert.Equal([0, 1], d.AdoptedFrom);
+        Assert.Equal([1], d.KeptSources);
+        Assert.Equal([0], d.Needy);
+        // The replica at step 10 leaving the plan serves too: two sources in parallel.
+        Assert.Equal([2], d.Staged);
+    }
+
+    [Fact]
+    public void Units_on_leaving_devices_serve_only_when_nothing_else_has_the_state()
+    {
+        var staying = ReplanDecision.Make([Live(10, A[0]), Live(10, B[0]) with { Leaving = true }], [A[0], A[1]], tensorParallel: 1);
+        Assert.Empty(staying.Staged);
+        Assert.Equal([1], staying.Release);
+
+        var onlyLeaving = ReplanDecision.Make([Live(10, B[0]) with { Leaving = true }], [A[0]], tensorParallel: 1);
+        Assert.Equal([0], onlyLeaving.Staged);
+        Assert.Equal([0], onlyLeaving.Needy);
+    }
+
+    [Fact]
+    public void State_parked_by_a_failed_attempt_is_adopted_again_on_its_devices()
+    {
+        // The first attempt handed replica 0's state over on A[0..1] and staged replica 1, then a prepare failed.
+        var holders = new[] { new StateHolder([A[0], A[1]], HolderKind.Parked, 10), new StateHolder([B[0], B[1]], HolderKind.Staged, 10) };
+
+        var d = ReplanDecision.Make(holders, [A[0], A[1], A[2], A[3]], tensorParallel: 2);
+
+        Assert.Equal(10, d.SourceSteps);
+        Assert.Equal([0, -1], d.AdoptedFrom);
+        Assert.Empty(d.HandOver); // already on its devices
+        Assert.Empty(d.Stage); // already in host memory
+        Assert.Equal([1], d.Staged);
+        Assert.Equal([0], d.KeptSources);
+        Assert.Equal([1], d.Needy);
+    }
+
+    [Fact]
+    public void Parked_state_no_new_replica_adopts_cannot_deliver_and_nothing_else_left_means_the_checkpoint()
+    {
+        var d = ReplanDecision.Make([new StateHolder([A[0]], HolderKind.Parked, 10), Live(null, A[1])], [B[0]], tensorParallel: 1);
+
+        Assert.Null(d.SourceSteps);
+        Assert.Empty(d.Needy);
+        Assert.Empty(d.Staged);
+    }
+
+    [Fact]
+    public void Devices_that_are_not_whole_tensor_parallel_groups_are_refused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ReplanDecision.Make([], [A[0], A[1], A[2]], tensorParallel: 2));
+        Assert.Contains("3 device(s) are not whole tensor-parallel groups of 2", e.Message);
+    }
+}
