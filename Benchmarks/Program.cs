@@ -13,6 +13,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["adamw"] = AdamWStep.Run,
     ["tensor-shards"] = TensorShardsCost.Run,
     ["tensor-parallel"] = TensorParallelStep.Run,
+    ["live-replan"] = LiveReplan.Run,
 };
 // Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>
