@@ -114,7 +114,8 @@ public sealed class ElasticClient(IGrainFactory grains)
             if (progress.Steps.Count > 0) afterStep = progress.Steps[^1].Step;
             if (progress.Events.Count > 0) afterEvent = progress.Events[^1].Index;
             yield return progress;
-            if (progress.Status.State.IsTerminal()) yield break;
+            // An ended job's history may still come in pages.
+            if (progress.Status.State.IsTerminal() && (progress.Steps.Count == 0 || afterStep >= progress.Status.CommittedStep)) yield break;
         }
     }
 

@@ -114,14 +114,14 @@ public sealed partial class JobGrain
         // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
         _ = ReleaseQuietly(lost.Select(h => found[h].Unit).OfType<IReplicaGrain>().ToArray());
         var furthest = holders.Where(h => h.Alive).Select(h => h.Steps).Max();
-        if (furthest > Record.Steps.Count
+        if (furthest > Committed
             && Enumerable.Range(0, found.Count).Where(h => holders[h].Steps == furthest).Select(h => found[h].Unit).OfType<IReplicaGrain>().FirstOrDefault() is { } ahead)
         {
             // Survivors finished steps this coordinator has no record of (it took over from a lost one): commit them first.
-            foreach (var result in await ahead.StepResults(Record.Steps.Count))
-                if (result.Step == Record.Steps.Count + 1) Commit(result.Step, [result], result.Seconds);
+            foreach (var result in await ahead.StepResults(Committed))
+                if (result.Step == Committed + 1) Commit(result.Step, [result], result.Seconds);
         }
-        var committed = Record.Steps.Count;
+        var committed = Committed;
 
         var tp = change.Layout?.Tp ?? Tp;
         // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
@@ -161,7 +161,7 @@ public sealed partial class JobGrain
         {
             source = decision.Needy.Count == 0 ? "kept on their devices" : await TransferState(plan, decision, found);
             await ReleaseQuietly(decision.Staged.Select(h => found[h].Unit!).ToArray());
-            RewindTo(steps);
+            await RewindTo(steps);
         }
         else
         {
@@ -169,7 +169,7 @@ public sealed partial class JobGrain
             if (from is not null) await Restore(plan, _units, from);
             source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
         }
-        var lostSteps = committed - Record.Steps.Count;
+        var lostSteps = committed - Committed;
         _lastReplan = DateTimeOffset.UtcNow;
         _widerSince = null;
         Count(change.Cause);
@@ -214,7 +214,7 @@ public sealed partial class JobGrain
             // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
             var writer = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind == HolderKind.Live && holders[h].Steps == steps)
                 .OrderBy(h => holders[h].Leaving ? 1 : 0).First();
-            RewindTo(steps.Value);
+            await RewindTo(steps.Value);
             var devices = holders[writer].Devices;
             await BeginCheckpoint([found[writer].Unit!], Record.Plan! with { Dp = 1, Tp = devices.Count, Devices = devices }, steps.Value);
             if (_checkpoint is not null) await _checkpoint;

@@ -42,10 +42,16 @@ public sealed partial class JobGrain(
     private DateTimeOffset _lastReplan;
     private DateTimeOffset? _widerSince;
     private JobRecordWriter? _writer;
+    private StepLog? _history;
     private readonly RepeatedFailures _failures = new();
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
+    /// <summary>Committed steps: 1..Committed are in the step history.</summary>
+    private long Committed => StepLog.Count(Record);
+    private StepLog History => _history ??= new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason));
+    /// <summary>The most steps one progress answer carries.</summary>
+    private const int ProgressPage = 5000;
     /// <summary>
     /// Writes the record: progress in the background (an outage of the store delays the write, never a step); plans, which
     /// fence generations, strictly before use (<see cref="NewPlan"/>).
@@ -83,10 +89,10 @@ public sealed partial class JobGrain(
                 ? new Change(ReplanCause.Leave, $"the coordinator moved: {handedOver}")
                 : new Change(ReplanCause.Failure, "the coordinator was lost");
             AddEvent(Record.HandedOver is null ? "coordinator-recovered" : "coordinator-moved", Record.HandedOver is null
-                ? $"the job's coordinator was lost with its silo at step {Record.Steps.Count} ({Record.State}); a new one takes over"
+                ? $"the job's coordinator was lost with its silo at step {Committed} ({Record.State}); a new one takes over"
                 : $"{Record.HandedOver}; a new one takes over");
             Record.HandedOver = null;
-            _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: takeOver) : Run(resumeFrom: null, comeBack: Record.Steps.Count > 0);
+            _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: takeOver) : Run(resumeFrom: null, comeBack: Committed > 0);
         }
         return Task.CompletedTask;
     }
@@ -101,7 +107,7 @@ public sealed partial class JobGrain(
         if (!Record.State.IsTerminal())
         {
             var why = reason.ReasonCode == DeactivationReasonCode.ShuttingDown ? "its silo is stopping" : reason.Description;
-            Record.HandedOver = $"the job's coordinator stepped down at step {Record.Steps.Count} ({why})";
+            Record.HandedOver = $"the job's coordinator stepped down at step {Committed} ({why})";
         }
         try
         {
@@ -128,7 +134,7 @@ public sealed partial class JobGrain(
         if (Record.State is not (JobState.Failed or JobState.Cancelled))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
         var (manifestName, manifest) = await FindCheckpoint(step);
-        var lost = RewindTo(manifest.Step);
+        var lost = await RewindTo(manifest.Step);
         (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
         Transition(JobState.Pending);
         AddEvent("resumed", $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
@@ -142,10 +148,11 @@ public sealed partial class JobGrain(
     public async Task<JobProgress?> WaitForProgress(long afterStep, long afterEvent, TimeSpan maxWait)
     {
         if (!job.RecordExists) return null;
-        if (!Record.State.IsTerminal() && Record.Steps.Count <= afterStep && Record.Events.Count <= afterEvent)
+        if (!Record.State.IsTerminal() && Committed <= afterStep && Record.Events.Count <= afterEvent)
             await Task.WhenAny(_changed.Task, Task.Delay(maxWait));
+        // A watcher far behind a long job gets its history in pages.
         return new JobProgress(Status(),
-            Record.Steps.Where(s => s.Step > afterStep).ToList(),
+            await History.ReadAsync(Record, afterStep, max: ProgressPage),
             Record.HeldOut.Where(e => e.Step > afterStep).ToList(),
             Record.Events.Where(e => e.Index > afterEvent).ToList());
     }
@@ -161,25 +168,25 @@ public sealed partial class JobGrain(
         return Task.FromResult<JobStatus?>(Status());
     }
 
-    public Task<RunReport?> GetReport()
+    public async Task<RunReport?> GetReport()
     {
-        if (!job.RecordExists) return Task.FromResult<RunReport?>(null);
+        if (!job.RecordExists) return null;
         var r = Record;
         var started = r.StartedAt ?? r.SubmittedAt;
-        return Task.FromResult<RunReport?>(new RunReport
+        return new RunReport
         {
             Spec = r.Spec,
             StartedAt = started,
             Device = r.Device,
             ThreadsPerDevice = r.Spec.Runtime.ThreadsPerDevice,
             Parameters = r.Parameters,
-            Steps = r.Steps,
+            Steps = await History.ReadAsync(r, 0),
             HeldOut = r.HeldOut,
             Completed = r.State == JobState.Completed,
             WallSeconds = ((r.EndedAt ?? DateTimeOffset.UtcNow) - started).TotalSeconds,
             TokensPerSecond = TokensPerSecond(),
             FinalParameterDigest = r.FinalParameterDigest ?? "",
-        });
+        };
     }
 
     public async Task<string> Export(long? step, string directory)
@@ -273,8 +280,8 @@ public sealed partial class JobGrain(
     private async Task<string?> ComeBackPoint()
     {
         var committed = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).CommittedAsync();
-        var point = committed.FirstOrDefault(c => c.Step <= Record.Steps.Count);
-        RewindTo(point?.Step ?? 0);
+        var point = committed.FirstOrDefault(c => c.Step <= Committed);
+        await RewindTo(point?.Step ?? 0);
         return point?.Manifest;
     }
 
@@ -360,7 +367,7 @@ public sealed partial class JobGrain(
                 var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {JobId}");
                 var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
                     ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
-                var lost = RewindTo(previous.Step);
+                var lost = await RewindTo(previous.Step);
                 Record.LastCheckpointStep = previous.Step;
                 AddEvent("checkpoint-unreadable", $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
                 manifest = previous.Manifest;
@@ -369,11 +376,10 @@ public sealed partial class JobGrain(
     }
 
     /// <summary>Forgets the committed steps after <paramref name="step"/> (they will be trained again); returns how many.</summary>
-    private long RewindTo(long step)
+    private async Task<long> RewindTo(long step)
     {
-        var lost = Record.Steps.RemoveAll(s => s.Step > step);
         Record.HeldOut.RemoveAll(e => e.Step > step);
-        return lost;
+        return await History.RewindAsync(Record, step);
     }
 
     /// <summary>
@@ -386,7 +392,7 @@ public sealed partial class JobGrain(
         Record.StartedAt ??= DateTimeOffset.UtcNow;
         Transition(JobState.Running);
         _lastReplan = DateTimeOffset.UtcNow;
-        for (var step = Record.Steps.Count + 1; step <= spec.Steps; step = Record.Steps.Count + 1)
+        for (var step = Committed + 1; step <= spec.Steps; step = Committed + 1)
         {
             if (Writer.Stale is { } stale) throw stale;
             if (_cancelRequested)
@@ -430,7 +436,7 @@ public sealed partial class JobGrain(
             await OnAll(final.ReplicaDevices(), [_units[0].SaveModel(directory)], "saving the model");
             AddEvent("saved", $"the trained model is in {directory}");
         }
-        return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {Record.Steps[^1].Loss:F4}, finalParameterDigest {digests[0]}");
+        return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {StepLog.Last(Record)!.Loss:F4}, finalParameterDigest {digests[0]}");
     }
 
     public Task<JobStatus?> RequestCheckpoint()
@@ -518,7 +524,7 @@ public sealed partial class JobGrain(
         if (results.Any(r => r.Loss != first.Loss))
             throw new JobFailure($"step {step}: replicas disagree on the loss ({string.Join(", ", results.Select(r => r.Loss))})");
         var tokens = (double)Record.Spec.Batch.Global * Record.Spec.Model.Context;
-        Record.Steps.Add(new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000));
+        History.Append(Record, new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000));
         Record.TrainingSeconds += seconds;
         if (results.Select(r => r.HeldOutLoss).FirstOrDefault(l => l is not null) is { } heldOut)
             Record.HeldOut.Add(new EvalRecord(step, heldOut));
@@ -569,12 +575,12 @@ public sealed partial class JobGrain(
         }
     }
 
-    private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Record.Steps.Count, Record.Spec.Steps,
-        Record.Steps.Count > 0 ? Record.Steps[^1].Loss : null, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
+    private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
+        StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
         Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device);
 
     private double TokensPerSecond() => Record.TrainingSeconds > 0
-        ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Record.Steps.Count / Record.TrainingSeconds
+        ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Committed / Record.TrainingSeconds
         : 0;
 
     private void Transition(JobState state)

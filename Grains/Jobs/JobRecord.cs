@@ -15,7 +15,8 @@ public sealed class JobRecord
     [Id(4)] public DateTimeOffset? EndedAt { get; set; }
     [Id(5)] public ParallelPlan? Plan { get; set; }
     [Id(6)] public int Generation { get; set; }
-    [Id(7)] public List<StepRecord> Steps { get; set; } = [];
+    /// <summary>The newest committed steps, those after <see cref="SealedSteps"/> (see <see cref="StepLog"/>): fewer than two segments.</summary>
+    [Id(7)] public List<StepRecord> OpenSteps { get; set; } = [];
     [Id(8)] public List<EvalRecord> HeldOut { get; set; } = [];
     [Id(9)] public List<JobEvent> Events { get; set; } = [];
     [Id(10)] public string? Error { get; set; }
@@ -30,4 +31,6 @@ public sealed class JobRecord
     [Id(19)] public int Failures { get; set; }
     /// <summary>Set by a coordinator that stepped down because its silo was stopping (why, and at which step); cleared by the one that takes over.</summary>
     [Id(20)] public string? HandedOver { get; set; }
+    /// <summary>Committed steps 1..SealedSteps, sealed in the job's step history blobs (<see cref="StepLog"/>).</summary>
+    [Id(21)] public long SealedSteps { get; set; }
 }

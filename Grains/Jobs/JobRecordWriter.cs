@@ -92,10 +92,10 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
                 var ours = state.State;
                 await state.ReadStateAsync();
                 var stored = state.State;
-                if (stored.Generation > ours.Generation || stored.Steps.Count > ours.Steps.Count || (stored.State.IsTerminal() && !ours.State.IsTerminal()))
+                if (stored.Generation > ours.Generation || StepLog.Count(stored) > StepLog.Count(ours) || (stored.State.IsTerminal() && !ours.State.IsTerminal()))
                 {
                     Stale = new StaleCoordinatorException(
-                        $"the stored record moved on (generation {stored.Generation}, {stored.Steps.Count} steps, {stored.State}) past this coordinator's (generation {ours.Generation}, {ours.Steps.Count} steps)");
+                        $"the stored record moved on (generation {stored.Generation}, {StepLog.Count(stored)} steps, {stored.State}) past this coordinator's (generation {ours.Generation}, {StepLog.Count(ours)} steps)");
                     throw Stale;
                 }
                 // Our own earlier write landed after all: the fence holds, so ours (the newer) goes over it.
