@@ -27,10 +27,12 @@ builder.UseOrleans(silo =>
             silo.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.ConnectionString));
             // Job state outlives any one silo: keep it in the same storage account.
             silo.AddAzureTableGrainStorage(StorageNames.Jobs, o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.ConnectionString));
+            silo.UseAzureTableReminderService(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(settings.ConnectionString));
             silo.ConfigureEndpoints(settings.AdvertisedIp, settings.SiloPort, settings.GatewayPort);
             break;
         case "redis":
             silo.UseRedisClustering(settings.ConnectionString!);
+            silo.UseRedisReminderService(o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.ConnectionString!));
             silo.ConfigureEndpoints(settings.AdvertisedIp, settings.SiloPort, settings.GatewayPort);
             break;
         default:

@@ -25,7 +25,7 @@ public sealed partial class JobGrain(
     [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobRecord> job,
     IOptions<JobOptions> options,
     IBlobStore checkpoints,
-    ILogger<JobGrain> logger) : Grain, IJobGrain
+    ILogger<JobGrain> logger) : Grain, IJobGrain, IRemindable
 {
     /// <summary>
     /// The strongly consistent grain directory the silo host registers for jobs and their units: at most one activation of
@@ -92,6 +92,7 @@ public sealed partial class JobGrain(
                 ? $"the job's coordinator was lost with its silo at step {Committed} ({Record.State}); a new one takes over"
                 : $"{Record.HandedOver}; a new one takes over");
             Record.HandedOver = null;
+            _ = KeepAwake();
             _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: takeOver) : Run(resumeFrom: null, comeBack: Committed > 0);
         }
         return Task.CompletedTask;
@@ -125,6 +126,7 @@ public sealed partial class JobGrain(
         job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending };
         AddEvent("submitted", $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
         await Writer.WriteAsync(TimeSpan.Zero);
+        await KeepAwake();
         _ = Run(resumeFrom: null);
     }
 
@@ -139,6 +141,7 @@ public sealed partial class JobGrain(
         Transition(JobState.Pending);
         AddEvent("resumed", $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
         await Writer.WriteAsync(TimeSpan.Zero);
+        await KeepAwake();
         _ = Run(resumeFrom: manifestName);
         return Status();
     }
@@ -269,8 +272,43 @@ public sealed partial class JobGrain(
             // The end is known here and shown to every caller; the store gets it when it comes back.
             Writer.WriteSoon();
         }
+        await StopWaking();
         this.DelayDeactivation(TimeSpan.FromMinutes(-1));
     }
+
+    /// <summary>
+    /// A reminder wakes this grain while the job has not ended: if its coordinator was lost (say while it waited for devices and
+    /// so held none, which the recovery watcher does not look at), the activation the tick causes takes over. The tick itself has
+    /// nothing to do, but for a job that ended.
+    /// </summary>
+    public Task ReceiveReminder(string reminderName, TickStatus status) =>
+        !job.RecordExists || Record.State.IsTerminal() ? StopWaking() : Task.CompletedTask;
+
+    private async Task KeepAwake()
+    {
+        try
+        {
+            await this.RegisterOrUpdateReminder(WakeReminder, options.Value.WakePeriod, options.Value.WakePeriod);
+        }
+        catch (Exception e)
+        {
+            LogReminderFailed(logger, JobId, e.Message);
+        }
+    }
+
+    private async Task StopWaking()
+    {
+        try
+        {
+            if (await this.GetReminder(WakeReminder) is { } reminder) await this.UnregisterReminder(reminder);
+        }
+        catch (Exception e)
+        {
+            LogReminderFailed(logger, JobId, e.Message);
+        }
+    }
+
+    private const string WakeReminder = "wake";
 
     /// <summary>
     /// The checkpoint a job comes back from when no replica kept its state (its committed steps after it are trained again);
@@ -621,6 +659,9 @@ public sealed partial class JobGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: persisting its record failed: {Reason}")]
     private static partial void LogPersistFailed(ILogger logger, string jobId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: its wake-up reminder could not be set or removed: {Reason}")]
+    private static partial void LogReminderFailed(ILogger logger, string jobId, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: releasing devices failed: {Reason}")]
     private static partial void LogReleaseFailed(ILogger logger, string jobId, string reason);

@@ -17,6 +17,11 @@ public sealed class JobOptions
     public TimeSpan MinDwell { get; set; } = TimeSpan.FromSeconds(10);
     /// <summary>New devices must have been free this long before a job grows onto them, so that silos joining together are taken in one re-plan.</summary>
     public TimeSpan JoinSettle { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// How often a reminder wakes the coordinator of a job that has not ended: one lost with its silo while the job held no
+    /// devices (waiting for capacity) comes back by itself within this, without a client call.
+    /// </summary>
+    public TimeSpan WakePeriod { get; set; } = TimeSpan.FromMinutes(1);
     /// <summary>How long a re-plan waits for a replica to say how far it got; one that does not answer is taken as lost.</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -71,6 +71,11 @@ public static class ElasticSiloBuilderExtensions
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());
         if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, StorageNames.Jobs)))
             silo.AddMemoryGrainStorage(StorageNames.Jobs);
+        // Job coordinators keep a reminder while their job runs (JobOptions.WakePeriod); without a durable reminder table
+        // (Azure Table or Redis, set by the host before this), one in memory.
+        if (!silo.Services.Any(d => d.ServiceType == typeof(IReminderTable)))
+            silo.UseInMemoryReminderService();
+        silo.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromTicks(Math.Min(o.MinimumReminderPeriod.Ticks, options.Jobs.WakePeriod.Ticks)));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5));
         if (options.FastFailureDetection)
             silo.Configure<ClusterMembershipOptions>(o =>
