@@ -7,9 +7,6 @@ namespace Elastic.Grains.Jobs;
 /// <summary>Re-planning: when the job changes its layout at a step boundary, and how its state reaches the new units.</summary>
 public sealed partial class JobGrain
 {
-    /// <summary>A layout a user asked for, taken at the next step boundary.</summary>
-    private ParallelGrid? _requestedLayout;
-
     /// <summary>
     /// What holds the job's state during a re-plan: the plan's units when it begins; after an attempt failed, whatever that
     /// attempt left holding it (state parked on kept devices, staged units, new units that adopted), so the next attempt
@@ -24,41 +21,16 @@ public sealed partial class JobGrain
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a job that has not ended can change its layout");
         var silos = await OnCapacity(c => c.GetInventory());
         var grid = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
-        _requestedLayout = grid;
-        AddEvent("replan-requested", $"{grid} asked for; the job moves to it at the next step boundary");
-        return Status();
+        Policy.Request(grid);
+        Journal.Add(JobEventKinds.ReplanRequested, $"{grid} asked for; the job moves to it at the next step boundary");
+        return Journal.Status();
     }
 
-    /// <summary>
-    /// At a step boundary: a layout asked for; must the job leave devices (a silo draining or gone); or may it grow? Growth
-    /// waits for the minimum dwell since the last re-plan and for new devices to have settled, so that joins are taken together.
-    /// </summary>
-    private async Task<Change?> CapacityChange()
+    /// <summary>At a step boundary: the re-plan the elasticity policy asks for, given what the capacity grain says.</summary>
+    private async Task<ReplanChange?> CapacityChange()
     {
         var plan = Record.Plan!;
-        var review = await OnCapacity(c => c.Review(JobId, Widths, plan.Devices, Tp));
-        if (review.Leaving.Count > 0)
-            return new Change(review.Kind switch
-            {
-                LeaveKind.Preempted => ReplanCause.Preemption,
-                LeaveKind.Lost => ReplanCause.Failure,
-                _ => ReplanCause.Leave,
-            }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
-        if (_requestedLayout is { } layout)
-        {
-            _requestedLayout = null;
-            return new Change(ReplanCause.Request, $"dp={plan.Dp},tp={plan.Tp} -> {layout}") { Layout = layout };
-        }
-        if (review.WidestPlan <= plan.DeviceCount)
-        {
-            _widerSince = null;
-            return null;
-        }
-        var now = DateTimeOffset.UtcNow;
-        _widerSince ??= now;
-        return now - _widerSince >= options.Value.JoinSettle && now - _lastReplan >= options.Value.MinDwell
-            ? new Change(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / Tp}")
-            : null;
+        return Policy.Decide(await OnCapacity(c => c.Review(JobId, Widths, plan.Devices, Tp)), plan);
     }
 
     /// <summary>
@@ -67,7 +39,7 @@ public sealed partial class JobGrain
     /// plane from every unit that holds the furthest step; only when no unit kept it does the job go back to its latest
     /// checkpoint (and the event says how many steps that lost). False when the devices left are below the minimum.
     /// </summary>
-    private async Task<bool> Replan(Change change)
+    private async Task<bool> Replan(ReplanChange change)
     {
         var current = Record.Plan!;
         _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.TensorGroupOf(r), HolderKind.Live, null))).ToList();
@@ -79,18 +51,17 @@ public sealed partial class JobGrain
             }
             catch (Exception e) when (attempt < 3 && !_cancelRequested)
             {
-                AddEvent("replan-failed", $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
+                Journal.Add(JobEventKinds.ReplanFailed, $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
                 change = change with { Cause = change.Cause == ReplanCause.Request ? ReplanCause.Request : ReplanCause.Failure };
             }
         }
     }
 
-    private async Task<bool> ReplanOnce(Change change)
+    private async Task<bool> ReplanOnce(ReplanChange change)
     {
         var watch = Stopwatch.StartNew();
         var old = Record.Plan!;
-        if (_checkpoint is not null) await _checkpoint;
-        _checkpoint = null;
+        await Checkpoints.Settle();
 
         // Who still answers, and how many steps each has taken; parked state is as far as it was when it was parked.
         var found = _holders;
@@ -119,7 +90,7 @@ public sealed partial class JobGrain
         {
             // Survivors finished steps this coordinator has no record of (it took over from a lost one): commit them first.
             foreach (var result in await ahead.StepResults(Committed))
-                if (result.Step == Committed + 1) Commit(result.Step, [result], result.Seconds);
+                if (result.Step == Committed + 1) Journal.Commit(result.Step, [result], result.Seconds);
         }
         var committed = Committed;
 
@@ -134,7 +105,7 @@ public sealed partial class JobGrain
         {
             if (refusable)
             {
-                AddEvent("replan-refused", $"{change.Detail}: {request.Widths[0]} device(s) in groups of {tp} on one silo are not free; the job goes on as {old}");
+                Journal.Add(JobEventKinds.ReplanRefused, $"{change.Detail}: {request.Widths[0]} device(s) in groups of {tp} on one silo are not free; the job goes on as {old}");
                 return true;
             }
             await WaitForCapacity(change, old, found, holders);
@@ -142,8 +113,8 @@ public sealed partial class JobGrain
         }
 
         var decision = ReplanDecision.Make(holders, devices, tp);
-        await OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
-        await OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
+        await UnitCalls.OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
+        await UnitCalls.OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
         var kept = decision.AdoptedFrom.Where(h => h >= 0).ToList();
         var staged = decision.Staged.Select(h => (found[h].Unit, holders[h] with { Kind = HolderKind.Staged })).ToList();
         // Should the rest of this attempt fail, the next finds the state parked on the kept devices and in the staged units.
@@ -161,7 +132,7 @@ public sealed partial class JobGrain
         {
             source = decision.Needy.Count == 0 ? "kept on their devices" : await TransferState(plan, decision, found);
             await ReleaseQuietly(decision.Staged.Select(h => found[h].Unit!).ToArray());
-            await RewindTo(steps);
+            await Journal.RewindTo(steps);
         }
         else
         {
@@ -170,10 +141,9 @@ public sealed partial class JobGrain
             source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
         }
         var lostSteps = committed - Committed;
-        _lastReplan = DateTimeOffset.UtcNow;
-        _widerSince = null;
+        Policy.Replanned();
         Count(change.Cause);
-        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
+        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
         Writer.WriteSoon();
         return true;
     }
@@ -194,8 +164,8 @@ public sealed partial class JobGrain
         var firstRanks = members.Select((_, i) => members.Take(i).Sum(m => m.Devices.Count)).ToArray();
         var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state", members.SelectMany(m => m.Devices).Select(d => d.DataPlane).ToList(),
             options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count));
-        var bytes = await OnAll(members.Select(m => m.Devices[0]).ToList(), members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i])).ToArray(), "transferring state");
-        var digests = await OnAll(plan.ReplicaDevices(), _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
+        var bytes = await UnitCalls.OnAll(members.Select(m => m.Devices[0]).ToList(), members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i])).ToArray(), "transferring state");
+        var digests = await UnitCalls.OnAll(plan.ReplicaDevices(), _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"after the state transfer the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         return $"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane " +
@@ -206,7 +176,7 @@ public sealed partial class JobGrain
     /// Below the minimum: a live unit that got furthest checkpoints its state (unless the latest checkpoint already has it),
     /// every device is given back, and the job waits for capacity.
     /// </summary>
-    private async Task WaitForCapacity(Change change, ParallelPlan old, List<(IReplicaGrain? Unit, StateHolder Holder)> found, List<StateHolder> holders)
+    private async Task WaitForCapacity(ReplanChange change, ParallelPlan old, List<(IReplicaGrain? Unit, StateHolder Holder)> found, List<StateHolder> holders)
     {
         var steps = holders.Where(h => h.Kind == HolderKind.Live && h.Alive).Select(h => h.Steps).Max();
         if (steps > (Record.LastCheckpointStep ?? 0))
@@ -214,18 +184,17 @@ public sealed partial class JobGrain
             // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
             var writer = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind == HolderKind.Live && holders[h].Steps == steps)
                 .OrderBy(h => holders[h].Leaving ? 1 : 0).First();
-            await RewindTo(steps.Value);
+            await Journal.RewindTo(steps.Value);
             var devices = holders[writer].Devices;
-            await BeginCheckpoint([found[writer].Unit!], Record.Plan! with { Dp = 1, Tp = devices.Count, Devices = devices }, steps.Value);
-            if (_checkpoint is not null) await _checkpoint;
-            _checkpoint = null;
+            await Checkpoints.Begin([found[writer].Unit!], Record.Plan! with { Dp = 1, Tp = devices.Count, Devices = devices }, steps.Value);
+            await Checkpoints.Settle();
         }
         await ReleaseQuietly(found.Select(h => h.Unit).OfType<IReplicaGrain>().ToArray());
         _units = [];
         _holders = [];
         await OnCapacity(c => c.Release(JobId));
         Count(change.Cause);
-        AddEvent("replanned", $"{Describe(change.Cause)}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
+        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
         Writer.WriteSoon();
     }
 
@@ -239,25 +208,4 @@ public sealed partial class JobGrain
     /// <summary>One device as itself; a tensor-parallel group as its silo and device indices.</summary>
     private static string Describe(IReadOnlyList<DeviceSlot> group) =>
         group.Count == 1 ? group[0].ToString() : $"{group[0].Silo}/devices {string.Join("+", group.Select(d => d.Device))}";
-
-    private static string Describe(ReplanCause cause) => cause switch
-    {
-        ReplanCause.Join => "join",
-        ReplanCause.Leave => "leave",
-        ReplanCause.Preemption => "preemption",
-        ReplanCause.Request => "requested",
-        _ => "failure",
-    };
-
-    private enum ReplanCause { Join, Leave, Preemption, Failure, Request }
-
-    /// <summary>Why the job re-plans, and what happened, for the event.</summary>
-    private sealed record Change(ReplanCause Cause, string Detail)
-    {
-        /// <summary>Devices on their way out (draining silos): still answering, but not where state should be written from.</summary>
-        public IReadOnlyList<DeviceSlot> Leaving { get; init; } = [];
-
-        /// <summary>The layout a user asked for; null: the job keeps its tp and takes the widest dp that fits.</summary>
-        public ParallelGrid? Layout { get; init; }
-    }
 }

@@ -33,25 +33,21 @@ public sealed partial class JobGrain(
     /// </summary>
     public const string Directory = "elastic-coordinators";
 
-    private TaskCompletionSource _changed = NewSignal();
     private bool _cancelRequested;
-    private Task? _checkpoint;
-    private bool _checkpointRequested;
-    private DateTimeOffset _lastCheckpointBegan = DateTimeOffset.UtcNow;
+    private CheckpointCoordinator? _checkpoints;
     private IReplicaGrain[] _units = [];
-    private DateTimeOffset _lastReplan;
-    private DateTimeOffset? _widerSince;
+    private ElasticityPolicy? _policy;
     private JobRecordWriter? _writer;
-    private StepLog? _history;
+    private JobJournal? _journal;
     private readonly RepeatedFailures _failures = new();
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
-    /// <summary>Committed steps: 1..Committed are in the step history.</summary>
-    private long Committed => StepLog.Count(Record);
-    private StepLog History => _history ??= new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason));
-    /// <summary>The most steps one progress answer carries.</summary>
-    private const int ProgressPage = 5000;
+    private long Committed => Journal.Committed;
+    private CheckpointCoordinator Checkpoints => _checkpoints ??= new CheckpointCoordinator(checkpoints, JobId, Journal, () => Writer.WriteSoon(), TimeProvider.System);
+    private ElasticityPolicy Policy => _policy ??= new ElasticityPolicy(options.Value, TimeProvider.System);
+    private JobJournal Journal => _journal ??=
+        new JobJournal(job, new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason)), JobId, logger);
     /// <summary>
     /// Writes the record: progress in the background (an outage of the store delays the write, never a step); plans, which
     /// fence generations, strictly before use (<see cref="NewPlan"/>).
@@ -86,9 +82,9 @@ public sealed partial class JobGrain(
             // died. This one takes over: it adopts the replicas that survive (and the steps they finished), or comes back from
             // the latest checkpoint.
             var takeOver = Record.HandedOver is { } handedOver
-                ? new Change(ReplanCause.Leave, $"the coordinator moved: {handedOver}")
-                : new Change(ReplanCause.Failure, "the coordinator was lost");
-            AddEvent(Record.HandedOver is null ? "coordinator-recovered" : "coordinator-moved", Record.HandedOver is null
+                ? new ReplanChange(ReplanCause.Leave, $"the coordinator moved: {handedOver}")
+                : new ReplanChange(ReplanCause.Failure, "the coordinator was lost");
+            Journal.Add(Record.HandedOver is null ? JobEventKinds.CoordinatorRecovered : JobEventKinds.CoordinatorMoved, Record.HandedOver is null
                 ? $"the job's coordinator was lost with its silo at step {Committed} ({Record.State}); a new one takes over"
                 : $"{Record.HandedOver}; a new one takes over");
             Record.HandedOver = null;
@@ -124,7 +120,7 @@ public sealed partial class JobGrain(
     {
         if (job.RecordExists) return;
         job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending };
-        AddEvent("submitted", $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
+        Journal.Add(JobEventKinds.Submitted, $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
         await Writer.WriteAsync(TimeSpan.Zero);
         await KeepAwake();
         _ = Run(resumeFrom: null);
@@ -136,29 +132,20 @@ public sealed partial class JobGrain(
         if (Record.State is not (JobState.Failed or JobState.Cancelled))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
         var (manifestName, manifest) = await FindCheckpoint(step);
-        var lost = await RewindTo(manifest.Step);
+        var lost = await Journal.RewindTo(manifest.Step);
         (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
-        Transition(JobState.Pending);
-        AddEvent("resumed", $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
+        Journal.Transition(JobState.Pending);
+        Journal.Add(JobEventKinds.Resumed, $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
         await Writer.WriteAsync(TimeSpan.Zero);
         await KeepAwake();
         _ = Run(resumeFrom: manifestName);
-        return Status();
+        return Journal.Status();
     }
 
-    public Task<JobStatus?> GetStatus() => Task.FromResult(job.RecordExists ? Status() : null);
+    public Task<JobStatus?> GetStatus() => Task.FromResult(job.RecordExists ? Journal.Status() : null);
 
-    public async Task<JobProgress?> WaitForProgress(long afterStep, long afterEvent, TimeSpan maxWait)
-    {
-        if (!job.RecordExists) return null;
-        if (!Record.State.IsTerminal() && Committed <= afterStep && Record.Events.Count <= afterEvent)
-            await Task.WhenAny(_changed.Task, Task.Delay(maxWait));
-        // A watcher far behind a long job gets its history in pages.
-        return new JobProgress(Status(),
-            await History.ReadAsync(Record, afterStep, max: ProgressPage),
-            Record.HeldOut.Where(e => e.Step > afterStep).ToList(),
-            Record.Events.Where(e => e.Index > afterEvent).ToList());
-    }
+    public async Task<JobProgress?> WaitForProgress(long afterStep, long afterEvent, TimeSpan maxWait) =>
+        job.RecordExists ? await Journal.Progress(afterStep, afterEvent, maxWait) : null;
 
     public Task<JobStatus?> Cancel()
     {
@@ -166,38 +153,19 @@ public sealed partial class JobGrain(
         if (!Record.State.IsTerminal() && !_cancelRequested)
         {
             _cancelRequested = true;
-            AddEvent("cancel-requested", "the job stops at the next step boundary");
+            Journal.Add(JobEventKinds.CancelRequested, "the job stops at the next step boundary");
         }
-        return Task.FromResult<JobStatus?>(Status());
+        return Task.FromResult<JobStatus?>(Journal.Status());
     }
 
-    public async Task<RunReport?> GetReport()
-    {
-        if (!job.RecordExists) return null;
-        var r = Record;
-        var started = r.StartedAt ?? r.SubmittedAt;
-        return new RunReport
-        {
-            Spec = r.Spec,
-            StartedAt = started,
-            Device = r.Device,
-            ThreadsPerDevice = r.Spec.Runtime.ThreadsPerDevice,
-            Parameters = r.Parameters,
-            Steps = await History.ReadAsync(r, 0),
-            HeldOut = r.HeldOut,
-            Completed = r.State == JobState.Completed,
-            WallSeconds = ((r.EndedAt ?? DateTimeOffset.UtcNow) - started).TotalSeconds,
-            TokensPerSecond = TokensPerSecond(),
-            FinalParameterDigest = r.FinalParameterDigest ?? "",
-        };
-    }
+    public async Task<RunReport?> GetReport() => job.RecordExists ? await Journal.Report() : null;
 
     public async Task<string> Export(long? step, string directory)
     {
         if (!job.RecordExists) throw new InvalidOperationException($"no job '{JobId}' in this cluster");
         var (_, manifest) = await FindCheckpoint(step);
         var (model, _) = await CheckpointExport.ExportAsync(new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)), manifest, directory);
-        AddEvent("exported", $"the checkpoint of step {manifest.Step} as {model}");
+        Journal.Add(JobEventKinds.Exported, $"the checkpoint of step {manifest.Step} as {model}");
         return model;
     }
 
@@ -208,7 +176,7 @@ public sealed partial class JobGrain(
     /// <param name="resumeFrom">A checkpoint to load into the first plan.</param>
     /// <param name="adopt">Take over the replicas of the recorded plan (a new coordinator after the old one stepped down or was lost), re-planning for this change.</param>
     /// <param name="comeBack">Start from the latest checkpoint (a job that was waiting for devices when its coordinator was lost).</param>
-    private async Task Run(string? resumeFrom, Change? adopt = null, bool comeBack = false)
+    private async Task Run(string? resumeFrom, ReplanChange? adopt = null, bool comeBack = false)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
         Outcome? outcome = null;
@@ -218,7 +186,7 @@ public sealed partial class JobGrain(
             if (adopt is not null)
             {
                 var recorded = Record.Plan!;
-                _units = Enumerable.Range(0, recorded.Dp).Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, recorded, r))).ToArray();
+                _units = Enumerable.Range(0, recorded.Dp).Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, recorded, r))).ToArray();
                 if (await Replan(adopt))
                     outcome = await Train();
                 if (outcome is null) resumeFrom = await ComeBackPoint();
@@ -228,7 +196,7 @@ public sealed partial class JobGrain(
                 var plan = await Plan();
                 if (plan is null)
                 {
-                    outcome = new Outcome(JobState.Cancelled, "cancelled", "cancelled before devices were allocated");
+                    outcome = new Outcome(JobState.Cancelled, JobEventKinds.Cancelled, "cancelled before devices were allocated");
                     break;
                 }
                 _units = await Prepare(plan, adopt: new bool[plan.Dp]);
@@ -248,10 +216,10 @@ public sealed partial class JobGrain(
         }
         catch (Exception e)
         {
-            outcome = new Outcome(JobState.Failed, "failed", e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            outcome = new Outcome(JobState.Failed, JobEventKinds.Failed, e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
         }
         // A checkpoint in flight commits (or fails) first, so the last checkpoint a user sees never moves after the end.
-        if (_checkpoint is not null) await _checkpoint;
+        await Checkpoints.Settle();
         // Devices are free before anyone can see the job as ended: a job submitted next can have them.
         await ReleaseQuietly(_units);
         try
@@ -262,7 +230,7 @@ public sealed partial class JobGrain(
         {
             LogReleaseFailed(logger, JobId, e.Message);
         }
-        End(outcome.State, outcome.Kind, outcome.Message);
+        Journal.End(outcome.State, outcome.Kind, outcome.Message);
         try
         {
             await Writer.WriteAsync(options.Value.StoreOutagePatience);
@@ -319,13 +287,13 @@ public sealed partial class JobGrain(
     {
         var committed = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).CommittedAsync();
         var point = committed.FirstOrDefault(c => c.Step <= Committed);
-        await RewindTo(point?.Step ?? 0);
+        await Journal.RewindTo(point?.Step ?? 0);
         return point?.Manifest;
     }
 
     private async Task<ParallelPlan?> Plan()
     {
-        Transition(JobState.Planning);
+        Journal.Transition(JobState.Planning);
         var waiting = false;
         while (!_cancelRequested)
         {
@@ -333,13 +301,13 @@ public sealed partial class JobGrain(
             if (devices.Count > 0)
             {
                 var plan = await NewPlan(devices, Tp);
-                AddEvent("planned", $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.TensorGroupOf(r))}")));
+                Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.TensorGroupOf(r))}")));
                 return plan;
             }
             if (!waiting)
             {
                 waiting = true;
-                AddEvent("waiting", $"waiting for devices: needs {string.Join(" or ", Widths)} free device(s)");
+                Journal.Add(JobEventKinds.Waiting, $"waiting for devices: needs {string.Join(" or ", Widths)} free device(s)");
             }
             await Task.Delay(options.Value.CapacityPollInterval);
         }
@@ -365,13 +333,13 @@ public sealed partial class JobGrain(
     {
         var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: options.Value.JoinTimeout);
         var replicas = Enumerable.Range(0, plan.Dp)
-            .Select(r => GrainFactory.GetGrain<IReplicaGrain>(ReplicaGrain.KeyOf(JobId, plan, r))).ToArray();
+            .Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];
         for (var r = 0; r < plan.Dp; r++)
             prepared[r] = replicas[r].Prepare(assignment with { Replica = r, AdoptState = adopt[r] });
         try
         {
-            Record.Parameters = (await OnAll(plan.ReplicaDevices(), prepared, $"preparing {plan}"))[0];
+            Record.Parameters = (await UnitCalls.OnAll(plan.ReplicaDevices(), prepared, $"preparing {plan}"))[0];
         }
         catch
         {
@@ -396,7 +364,7 @@ public sealed partial class JobGrain(
             var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
             try
             {
-                await OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
+                await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
                 return;
             }
             catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
@@ -405,19 +373,12 @@ public sealed partial class JobGrain(
                 var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {JobId}");
                 var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
                     ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
-                var lost = await RewindTo(previous.Step);
+                var lost = await Journal.RewindTo(previous.Step);
                 Record.LastCheckpointStep = previous.Step;
-                AddEvent("checkpoint-unreadable", $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
+                Journal.Add(JobEventKinds.CheckpointUnreadable, $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
                 manifest = previous.Manifest;
             }
         }
-    }
-
-    /// <summary>Forgets the committed steps after <paramref name="step"/> (they will be trained again); returns how many.</summary>
-    private async Task<long> RewindTo(long step)
-    {
-        Record.HeldOut.RemoveAll(e => e.Step > step);
-        return await History.RewindAsync(Record, step);
     }
 
     /// <summary>
@@ -428,16 +389,16 @@ public sealed partial class JobGrain(
     {
         var spec = Record.Spec;
         Record.StartedAt ??= DateTimeOffset.UtcNow;
-        Transition(JobState.Running);
-        _lastReplan = DateTimeOffset.UtcNow;
+        Journal.Transition(JobState.Running);
+        Policy.Replanned();
         for (var step = Committed + 1; step <= spec.Steps; step = Committed + 1)
         {
             if (Writer.Stale is { } stale) throw stale;
             if (_cancelRequested)
             {
                 // A checkpoint asked for with the cancel (an interrupted `train`) is taken first, so the job can resume right here.
-                if (_checkpointRequested && step > 1 && Record.LastCheckpointStep != step - 1) await BeginCheckpoint(_units, Record.Plan!, step - 1);
-                return new Outcome(JobState.Cancelled, "cancelled", $"cancelled after step {step - 1} of {spec.Steps}");
+                if (Checkpoints.Requested && step > 1 && Record.LastCheckpointStep != step - 1) await Checkpoints.Begin(_units, Record.Plan!, step - 1);
+                return new Outcome(JobState.Cancelled, JobEventKinds.Cancelled, $"cancelled after step {step - 1} of {spec.Steps}");
             }
             if (await CapacityChange() is { } change)
             {
@@ -450,141 +411,39 @@ public sealed partial class JobGrain(
             var calls = _units.Select(r => r.RunStep(step, evaluate)).ToArray();
             try
             {
-                Commit(step, await OnAll(plan.ReplicaDevices(), calls, $"step {step}"), watch.Elapsed.TotalSeconds);
+                Journal.Commit(step, await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"step {step}"), watch.Elapsed.TotalSeconds);
             }
             catch (JobFailure failure)
             {
                 // Replicas that finished the step hold it (all of them the same bits): it counts. The rest re-plan.
                 var finished = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToArray();
-                if (finished.Length > 0) Commit(step, finished, watch.Elapsed.TotalSeconds);
-                if (FollowsTheJob(step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, "failed", repeated);
-                if (!await Replan(new Change(ReplanCause.Failure, failure.Message))) return null;
+                if (finished.Length > 0) Journal.Commit(step, finished, watch.Elapsed.TotalSeconds);
+                if (FollowsTheJob(step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, JobEventKinds.Failed, repeated);
+                if (!await Replan(new ReplanChange(ReplanCause.Failure, failure.Message))) return null;
                 continue;
             }
-            if (CheckpointDue(step)) await BeginCheckpoint(_units, plan, step);
+            if (Checkpoints.Due(step)) await Checkpoints.Begin(_units, plan, step);
             if (step % options.Value.PersistEverySteps == 0) Writer.WriteSoon();
         }
         var final = Record.Plan!;
-        var digests = await OnAll(final.ReplicaDevices(), _units.Select(r => r.Digest()).ToArray(), "the final digest");
+        var digests = await UnitCalls.OnAll(final.ReplicaDevices(), _units.Select(r => r.Digest()).ToArray(), "the final digest");
         if (digests.Distinct().Count() != 1)
             throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
         Record.FinalParameterDigest = digests[0];
         if (spec.Output.Directory is { } directory)
         {
-            await OnAll(final.ReplicaDevices(), [_units[0].SaveModel(directory)], "saving the model");
-            AddEvent("saved", $"the trained model is in {directory}");
+            await UnitCalls.OnAll(final.ReplicaDevices(), [_units[0].SaveModel(directory)], "saving the model");
+            Journal.Add(JobEventKinds.Saved, $"the trained model is in {directory}");
         }
-        return new Outcome(JobState.Completed, "completed", $"{spec.Steps} steps, final loss {StepLog.Last(Record)!.Loss:F4}, finalParameterDigest {digests[0]}");
+        return new Outcome(JobState.Completed, JobEventKinds.Completed, $"{spec.Steps} steps, final loss {StepLog.Last(Record)!.Loss:F4}, finalParameterDigest {digests[0]}");
     }
 
     public Task<JobStatus?> RequestCheckpoint()
     {
         if (!job.RecordExists) return Task.FromResult<JobStatus?>(null);
-        if (!Record.State.IsTerminal() && !_checkpointRequested)
-        {
-            _checkpointRequested = true;
-            AddEvent("checkpoint-requested", "a checkpoint is taken at the next step boundary");
-        }
-        return Task.FromResult<JobStatus?>(Status());
-    }
-
-    /// <summary>Whether to checkpoint after <paramref name="step"/>: on request, every N steps and after the last, or every T minutes.</summary>
-    private bool CheckpointDue(long step)
-    {
-        var c = Record.Spec.Checkpoint;
-        return _checkpointRequested
-            || (c.EverySteps > 0 && (step % c.EverySteps == 0 || step == Record.Spec.Steps))
-            || (c.EveryMinutes > 0 && DateTimeOffset.UtcNow - _lastCheckpointBegan >= TimeSpan.FromMinutes(c.EveryMinutes));
-    }
-
-    /// <summary>
-    /// Starts a checkpoint at a step boundary: each replica copies its share of the state to host memory (the only
-    /// part training waits for) and uploads it in the background; the commit runs while the next steps train. A
-    /// checkpoint never starts before the previous one committed.
-    /// </summary>
-    private async Task BeginCheckpoint(IReplicaGrain[] writers, ParallelPlan plan, long step)
-    {
-        if (_checkpoint is not null) await _checkpoint;
-        (_checkpointRequested, _lastCheckpointBegan) = (false, DateTimeOffset.UtcNow);
-        try
-        {
-            await OnAll(plan.ReplicaDevices(), writers.Select((r, i) => r.BeginCheckpoint(step, i, writers.Length)).ToArray(), $"checkpoint of step {step}");
-            _checkpoint = CommitCheckpoint(writers, plan, step);
-        }
-        catch (JobFailure e)
-        {
-            CheckpointFailed(step, e.Message);
-        }
-    }
-
-    /// <summary>Waits for the replicas' uploads, then writes the manifest and moves latest (fenced by generation), then applies retention.</summary>
-    private async Task CommitCheckpoint(IReplicaGrain[] replicas, ParallelPlan plan, long step)
-    {
-        try
-        {
-            await OnAll(plan.ReplicaDevices(), replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
-            var layout = CheckpointLayout.ForJob(JobId);
-            var spec = Record.Spec;
-            await new CheckpointWriter(checkpoints, layout).CommitPartsAsync(new CheckpointManifest
-            {
-                JobId = JobId,
-                Step = step,
-                Generation = plan.Generation,
-                Plan = plan.ToString(),
-                CreatedAt = DateTimeOffset.UtcNow,
-                Chunks = [],
-                Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
-            }, Enumerable.Range(0, replicas.Length).SelectMany(r => Enumerable.Range(0, plan.Tp).Select(t => ShardGroupGrain.PartName(r, t))).ToList());
-            var retention = await new CheckpointRetention(checkpoints, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
-            Record.LastCheckpointStep = step;
-            Record.Degraded = false;
-            // A coordinator that takes over must know every step up to the latest checkpoint.
-            Writer.WriteSoon();
-            AddEvent("checkpoint", $"step {step} committed in {checkpoints.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
-        }
-        catch (Exception e)
-        {
-            CheckpointFailed(step, e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
-        }
-    }
-
-    /// <summary>A failed checkpoint does not stop training: the job is degraded until the next one commits.</summary>
-    private void CheckpointFailed(long step, string reason)
-    {
-        Record.Degraded = true;
-        AddEvent("checkpoint-failed", $"step {step}: {reason}; training goes on and the next checkpoint retries");
-    }
-
-    /// <summary>Commits a step once every replica reported it; replicas that disagree on the loss mean the layout broke its promise.</summary>
-    private void Commit(long step, ShardStepResult[] results, double seconds)
-    {
-        var first = results[0];
-        if (results.Any(r => r.Loss != first.Loss))
-            throw new JobFailure($"step {step}: replicas disagree on the loss ({string.Join(", ", results.Select(r => r.Loss))})");
-        var tokens = (double)Record.Spec.Batch.Global * Record.Spec.Model.Context;
-        History.Append(Record, new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000));
-        Record.TrainingSeconds += seconds;
-        if (results.Select(r => r.HeldOutLoss).FirstOrDefault(l => l is not null) is { } heldOut)
-            Record.HeldOut.Add(new EvalRecord(step, heldOut));
-        Signal();
-    }
-
-    /// <summary>Awaits one call per unit (on <paramref name="devices"/>, in order); any failure throws one <see cref="JobFailure"/> naming every unit's error.</summary>
-    private static Task OnAll(IReadOnlyList<DeviceSlot> devices, Task[] calls, string what) =>
-        OnAll(devices, calls.Select(async c => { await c; return true; }).ToArray(), what);
-
-    private static async Task<T[]> OnAll<T>(IReadOnlyList<DeviceSlot> devices, Task<T>[] calls, string what)
-    {
-        try
-        {
-            return await Task.WhenAll(calls);
-        }
-        catch
-        {
-            var failures = calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted)
-                .Select(c => $"unit {c.r} on {devices[c.r]}: {c.call.Exception!.InnerException!.Message}");
-            throw new JobFailure($"{what} failed: {string.Join("; ", failures)}");
-        }
+        if (!Record.State.IsTerminal() && Checkpoints.Request())
+            Journal.Add(JobEventKinds.CheckpointRequested, "a checkpoint is taken at the next step boundary");
+        return Task.FromResult<JobStatus?>(Journal.Status());
     }
 
     /// <summary>
@@ -613,47 +472,6 @@ public sealed partial class JobGrain(
         }
     }
 
-    private JobStatus Status() => new(JobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
-        StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device);
-
-    private double TokensPerSecond() => Record.TrainingSeconds > 0
-        ? (double)Record.Spec.Batch.Global * Record.Spec.Model.Context * Committed / Record.TrainingSeconds
-        : 0;
-
-    private void Transition(JobState state)
-    {
-        LogTransition(logger, JobId, Record.State, state);
-        Record.State = state;
-        Signal();
-    }
-
-    private void End(JobState state, string kind, string message)
-    {
-        Transition(state);
-        Record.EndedAt = DateTimeOffset.UtcNow;
-        if (state == JobState.Failed) Record.Error = message;
-        AddEvent(kind, message);
-    }
-
-    private void AddEvent(string kind, string message)
-    {
-        Record.Events.Add(new JobEvent(Record.Events.Count + 1, DateTimeOffset.UtcNow, kind, message));
-        Signal();
-    }
-
-    private void Signal()
-    {
-        var changed = _changed;
-        _changed = NewSignal();
-        changed.TrySetResult();
-    }
-
-    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "job {JobId}: {From} -> {To}")]
-    private static partial void LogTransition(ILogger logger, string jobId, JobState from, JobState to);
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "job {JobId}: this coordinator is stale and stops: {Reason}")]
     private static partial void LogStale(ILogger logger, string jobId, string reason);
 
@@ -668,6 +486,4 @@ public sealed partial class JobGrain(
 
     private sealed record Outcome(JobState State, string Kind, string Message);
 
-    /// <summary>A failure whose message already says what went wrong, where.</summary>
-    private sealed class JobFailure(string message) : Exception(message);
 }

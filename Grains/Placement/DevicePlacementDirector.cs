@@ -1,3 +1,4 @@
+using Elastic.GrainInterfaces;
 using Orleans.Runtime.Placement;
 
 namespace Elastic.Grains.Placement;

@@ -17,9 +17,6 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 {
     private IShardGroupGrain[] _ranks = [];
 
-    public static string KeyOf(string jobId, ParallelPlan plan, int replica) =>
-        DeviceKey.Of($"{jobId}/g{plan.Generation}/r{replica}", plan.DeviceOf(replica).Silo);
-
     public async Task<long> Prepare(ShardAssignment assignment)
     {
         if (assignment.Plan.Pp != 1)

@@ -122,7 +122,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
         var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, writer, writers));
         var upload = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
-        var name = PartName(writer, a.TensorRank);
+        var name = UnitKeys.PartName(writer, a.TensorRank);
         _checkpoint = (step, Task.Run(async () =>
         {
             var chunks = await upload.WriteChunksAsync(step, a.Plan.Generation, name, state);
@@ -232,7 +232,4 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
 
     private static bool Same(ShardAssignment a, ShardAssignment b) =>
         a.JobId == b.JobId && a.Plan.Generation == b.Plan.Generation && a.Replica == b.Replica && a.Stage == b.Stage && a.TensorRank == b.TensorRank;
-
-    /// <summary>The checkpoint part a unit writes: its data-parallel writer index and tensor rank (every region is in exactly one part).</summary>
-    public static string PartName(int writer, int tensorRank) => $"r{writer}t{tensorRank}";
 }

@@ -1,4 +1,4 @@
-namespace Elastic.Grains.Placement;
+namespace Elastic.GrainInterfaces;
 
 /// <summary>
 /// Keys of device-placed grains name the silo that owns their device (<c>job/g3/r1/on/SILO[/s0]</c>), so that every call

@@ -1,0 +1,27 @@
+namespace Elastic.GrainInterfaces;
+
+/// <summary>The kinds of <see cref="JobEvent"/> a job records, as they appear in `elastic events` and the SDK.</summary>
+public static class JobEventKinds
+{
+    public const string Submitted = "submitted";
+    public const string Resumed = "resumed";
+    public const string Waiting = "waiting";
+    public const string Planned = "planned";
+    /// <summary>The job moved to a new plan (or, below its minimum, stopped to wait for devices); the message says why, how and what it cost.</summary>
+    public const string Replanned = "replanned";
+    public const string ReplanFailed = "replan-failed";
+    public const string ReplanRequested = "replan-requested";
+    public const string ReplanRefused = "replan-refused";
+    public const string CoordinatorMoved = "coordinator-moved";
+    public const string CoordinatorRecovered = "coordinator-recovered";
+    public const string CheckpointRequested = "checkpoint-requested";
+    public const string Checkpoint = "checkpoint";
+    public const string CheckpointFailed = "checkpoint-failed";
+    public const string CheckpointUnreadable = "checkpoint-unreadable";
+    public const string CancelRequested = "cancel-requested";
+    public const string Exported = "exported";
+    public const string Saved = "saved";
+    public const string Completed = "completed";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+}

@@ -1,0 +1,12 @@
+namespace Elastic.GrainInterfaces;
+
+/// <summary>How a job's units and the parts they write are named: shared by the coordinator and the units themselves.</summary>
+public static class UnitKeys
+{
+    /// <summary>The replica grain of <paramref name="replica"/> in <paramref name="plan"/>: its generation and rank, on the silo of its devices.</summary>
+    public static string Replica(string jobId, ParallelPlan plan, int replica) =>
+        DeviceKey.Of($"{jobId}/g{plan.Generation}/r{replica}", plan.DeviceOf(replica).Silo);
+
+    /// <summary>The checkpoint part a unit writes: its data-parallel writer index and tensor rank (every region is in exactly one part).</summary>
+    public static string PartName(int writer, int tensorRank) => $"r{writer}t{tensorRank}";
+}

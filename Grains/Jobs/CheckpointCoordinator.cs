@@ -1,0 +1,101 @@
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// A job's checkpoints: when one is due, starting it at a step boundary (each unit copies its share of the state to host
+/// memory, the only part training waits for, and uploads it in the background), committing it while the next steps train
+/// (manifest, then latest, fenced by generation, then retention), and never starting one before the previous committed.
+/// A failed checkpoint does not stop training: the job is degraded until the next one commits.
+/// </summary>
+public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJournal journal, Action persistSoon, TimeProvider time)
+{
+    private Task? _inFlight;
+    private bool _requested;
+    private DateTimeOffset _lastBegan = time.GetUtcNow();
+
+    private JobRecord Record => journal.Record;
+
+    /// <summary>Asks for a checkpoint at the next step boundary; false when one is already asked for.</summary>
+    public bool Request()
+    {
+        if (_requested) return false;
+        _requested = true;
+        return true;
+    }
+
+    public bool Requested => _requested;
+
+    /// <summary>Whether to checkpoint after <paramref name="step"/>: on request, every N steps and after the last, or every T minutes.</summary>
+    public bool Due(long step)
+    {
+        var c = Record.Spec.Checkpoint;
+        return _requested
+            || (c.EverySteps > 0 && (step % c.EverySteps == 0 || step == Record.Spec.Steps))
+            || (c.EveryMinutes > 0 && time.GetUtcNow() - _lastBegan >= TimeSpan.FromMinutes(c.EveryMinutes));
+    }
+
+    /// <summary>Waits for the checkpoint in flight, if any, to commit or fail (a re-plan or the end comes after it).</summary>
+    public async Task Settle()
+    {
+        if (_inFlight is not null) await _inFlight;
+        _inFlight = null;
+    }
+
+    /// <summary>Starts the checkpoint of <paramref name="step"/>, written by <paramref name="writers"/> (the replicas of <paramref name="plan"/>).</summary>
+    public async Task Begin(IReplicaGrain[] writers, ParallelPlan plan, long step)
+    {
+        await Settle();
+        (_requested, _lastBegan) = (false, time.GetUtcNow());
+        try
+        {
+            await UnitCalls.OnAll(plan.ReplicaDevices(), writers.Select((r, i) => r.BeginCheckpoint(step, i, writers.Length)).ToArray(), $"checkpoint of step {step}");
+            _inFlight = Commit(writers, plan, step);
+        }
+        catch (JobFailure e)
+        {
+            Failed(step, e.Message);
+        }
+    }
+
+    /// <summary>Waits for the replicas' uploads, then writes the manifest and moves latest (fenced by generation), then applies retention.</summary>
+    private async Task Commit(IReplicaGrain[] replicas, ParallelPlan plan, long step)
+    {
+        try
+        {
+            await UnitCalls.OnAll(plan.ReplicaDevices(), replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
+            var layout = CheckpointLayout.ForJob(jobId);
+            var spec = Record.Spec;
+            await new CheckpointWriter(store, layout).CommitPartsAsync(new CheckpointManifest
+            {
+                JobId = jobId,
+                Step = step,
+                Generation = plan.Generation,
+                Plan = plan.ToString(),
+                CreatedAt = DateTimeOffset.UtcNow,
+                Chunks = [],
+                Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
+            }, Enumerable.Range(0, replicas.Length).SelectMany(r => Enumerable.Range(0, plan.Tp).Select(t => UnitKeys.PartName(r, t))).ToList());
+            var retention = await new CheckpointRetention(store, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
+            Record.LastCheckpointStep = step;
+            Record.Degraded = false;
+            // A coordinator that takes over must know every step up to the latest checkpoint.
+            persistSoon();
+            journal.Add(JobEventKinds.Checkpoint, $"step {step} committed in {store.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
+        }
+        catch (Exception e)
+        {
+            Failed(step, e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private void Failed(long step, string reason)
+    {
+        Record.Degraded = true;
+        journal.Add(JobEventKinds.CheckpointFailed, $"step {step}: {reason}; training goes on and the next checkpoint retries");
+    }
+}

@@ -1,0 +1,54 @@
+using Elastic.GrainInterfaces;
+using Elastic.Parallelism;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>
+/// When a running job re-plans on its own, decided at each step boundary from the capacity grain's review (pure; time
+/// from an injected <see cref="TimeProvider"/>): devices leaving force a re-plan at once; a layout a user asked for is
+/// taken next; growth onto new devices waits until they have been free for <see cref="JobOptions.JoinSettle"/> (so silos
+/// joining together are taken in one re-plan) and <see cref="JobOptions.MinDwell"/> has passed since the last re-plan.
+/// </summary>
+public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
+{
+    private DateTimeOffset _lastReplan = time.GetUtcNow();
+    private DateTimeOffset? _widerSince;
+    private ParallelGrid? _requested;
+
+    /// <summary>Takes <paramref name="layout"/> at the next step boundary (a later request replaces an earlier one not yet taken).</summary>
+    public void Request(ParallelGrid layout) => _requested = layout;
+
+    /// <summary>The job runs on a new plan: the dwell starts again.</summary>
+    public void Replanned()
+    {
+        _lastReplan = time.GetUtcNow();
+        _widerSince = null;
+    }
+
+    /// <summary>The re-plan to make at this step boundary of a job on <paramref name="plan"/>, or null.</summary>
+    public ReplanChange? Decide(CapacityReview review, ParallelPlan plan)
+    {
+        if (review.Leaving.Count > 0)
+            return new ReplanChange(review.Kind switch
+            {
+                LeaveKind.Preempted => ReplanCause.Preemption,
+                LeaveKind.Lost => ReplanCause.Failure,
+                _ => ReplanCause.Leave,
+            }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
+        if (_requested is { } layout)
+        {
+            _requested = null;
+            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},tp={plan.Tp} -> {layout}") { Layout = layout };
+        }
+        if (review.WidestPlan <= plan.DeviceCount)
+        {
+            _widerSince = null;
+            return null;
+        }
+        var now = time.GetUtcNow();
+        _widerSince ??= now;
+        return now - _widerSince >= options.JoinSettle && now - _lastReplan >= options.MinDwell
+            ? new ReplanChange(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / plan.Tp}")
+            : null;
+    }
+}

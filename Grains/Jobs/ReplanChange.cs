@@ -1,0 +1,35 @@
+using Elastic.GrainInterfaces;
+using Elastic.Parallelism;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>Why a job re-plans; counted apart in its status (preemptions and failures).</summary>
+public enum ReplanCause
+{
+    Join,
+    Leave,
+    Preemption,
+    Failure,
+    /// <summary>A user asked for a layout (`elastic replan`).</summary>
+    Request,
+}
+
+/// <summary>Why the job re-plans, and what happened, for the event.</summary>
+public sealed record ReplanChange(ReplanCause Cause, string Detail)
+{
+    /// <summary>Devices on their way out (draining silos): still answering, but not where state should be written from.</summary>
+    public IReadOnlyList<DeviceSlot> Leaving { get; init; } = [];
+
+    /// <summary>The layout a user asked for; null: the job keeps its tp and takes the widest dp that fits.</summary>
+    public ParallelGrid? Layout { get; init; }
+
+    /// <summary>The cause as the job's events name it.</summary>
+    public string CauseName => Cause switch
+    {
+        ReplanCause.Join => "join",
+        ReplanCause.Leave => "leave",
+        ReplanCause.Preemption => "preemption",
+        ReplanCause.Request => "requested",
+        _ => "failure",
+    };
+}

@@ -1,0 +1,25 @@
+using Elastic.GrainInterfaces;
+
+namespace Elastic.Grains.Jobs;
+
+/// <summary>Calls that go to every unit of a generation at once and succeed or fail together.</summary>
+public static class UnitCalls
+{
+    /// <summary>Awaits one call per unit (on <paramref name="devices"/>, in order); any failure throws one <see cref="JobFailure"/> naming every unit's error.</summary>
+    public static Task OnAll(IReadOnlyList<DeviceSlot> devices, Task[] calls, string what) =>
+        OnAll(devices, calls.Select(async c => { await c; return true; }).ToArray(), what);
+
+    public static async Task<T[]> OnAll<T>(IReadOnlyList<DeviceSlot> devices, Task<T>[] calls, string what)
+    {
+        try
+        {
+            return await Task.WhenAll(calls);
+        }
+        catch
+        {
+            var failures = calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted)
+                .Select(c => $"unit {c.r} on {devices[c.r]}: {c.call.Exception!.InnerException!.Message}");
+            throw new JobFailure($"{what} failed: {string.Join("; ", failures)}");
+        }
+    }
+}
