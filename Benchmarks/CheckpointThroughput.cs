@@ -7,7 +7,7 @@ using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;

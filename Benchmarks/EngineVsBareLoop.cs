@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Jobs;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Elastic.Jobs;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 

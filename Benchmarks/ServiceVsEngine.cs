@@ -3,7 +3,7 @@ using Elastic.Client;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Silo.Hosting;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;

@@ -4,7 +4,7 @@ using System.Net;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Parallel;
 using Elastic.Training.Parallel.TensorParallel;

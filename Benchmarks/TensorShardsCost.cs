@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Elastic.Jobs;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;

@@ -4,7 +4,6 @@ using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Placement;
-using Elastic.Grains.Replicas;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Microsoft.Extensions.Logging;

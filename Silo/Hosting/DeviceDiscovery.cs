@@ -1,4 +1,5 @@
 using Elastic.Grains.Devices;
+using Elastic.Units.Devices;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 

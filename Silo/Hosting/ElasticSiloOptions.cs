@@ -1,5 +1,6 @@
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
+using Elastic.Units.Devices;
 using Elastic.Grains.Jobs;
 
 namespace Elastic.Silo.Hosting;

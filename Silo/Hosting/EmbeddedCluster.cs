@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
+using Elastic.Units.Devices;
 using Elastic.Grains.Jobs;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;

@@ -1,7 +1,7 @@
 using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
-using Elastic.Grains.Replicas;
+using Elastic.Units.Replicas;
 using Elastic.Jobs;
 
 namespace Elastic.Tests.Cluster;

@@ -1,5 +1,5 @@
 using Elastic.GrainInterfaces;
-using Elastic.Grains.Replicas;
+using Elastic.Units.Replicas;
 using Elastic.Training.Collectives;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;

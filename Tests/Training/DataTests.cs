@@ -1,4 +1,4 @@
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Jobs;
 
 namespace Elastic.Tests.Training;

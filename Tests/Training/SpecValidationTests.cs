@@ -1,5 +1,5 @@
 using Elastic.Jobs;
-using Elastic.Training.Engine;
+using Elastic.Data;
 
 namespace Elastic.Tests.Training;
 

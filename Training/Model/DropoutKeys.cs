@@ -1,4 +1,4 @@
-using Elastic.Training.Data;
+using Elastic.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 

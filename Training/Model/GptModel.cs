@@ -1,6 +1,6 @@
 using System.Text;
 using Elastic.Jobs;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using TorchSharp.Modules;

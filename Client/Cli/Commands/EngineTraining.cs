@@ -1,7 +1,7 @@
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 
 namespace Elastic.Cli.Commands;

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Sampling;
 

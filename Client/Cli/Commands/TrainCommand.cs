@@ -4,7 +4,7 @@ using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Parallelism;
 using Elastic.Silo.Hosting;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Sampling;
 using Spectre.Console;

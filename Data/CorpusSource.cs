@@ -1,14 +1,14 @@
 using System.IO.Compression;
 using Elastic.Jobs;
 
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>Where a corpus comes from: a text bundled with the engine, a text file, or a file of uint16 token ids.</summary>
 public static class CorpusSource
 {
     private const string BundledPrefix = DataSpec.BundledPrefix;
 
-    /// <summary>Texts shipped inside the engine (see Training/Data/Corpus for their licences).</summary>
+    /// <summary>Texts shipped inside this assembly (see Data/Corpus for their licences).</summary>
     public static IReadOnlyList<string> BundledNames { get; } = ["kjv"];
 
     /// <summary>Returns why <paramref name="source"/> cannot be read, or null when it can.</summary>
@@ -49,7 +49,7 @@ public static class CorpusSource
 
     public static string ReadBundledText(string name)
     {
-        using var stream = typeof(CorpusSource).Assembly.GetManifestResourceStream($"Elastic.Training.Corpus.{name}.txt.gz")
+        using var stream = typeof(CorpusSource).Assembly.GetManifestResourceStream($"Elastic.Data.Corpus.{name}.txt.gz")
             ?? throw new ArgumentException($"unknown bundled corpus '{name}'", nameof(name));
         using var gzip = new GZipStream(stream, CompressionMode.Decompress);
         using var reader = new StreamReader(gzip);

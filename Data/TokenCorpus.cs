@@ -1,6 +1,6 @@
 using Elastic.Jobs;
 
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>A tokenized corpus split into a training part and a held-out tail.</summary>
 public sealed class TokenCorpus

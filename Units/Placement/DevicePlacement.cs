@@ -1,6 +1,6 @@
 using Orleans.Placement;
 
-namespace Elastic.Grains.Placement;
+namespace Elastic.Units.Placement;
 
 /// <summary>Places a grain on the silo that owns its device, named in its key (see <see cref="DeviceKey"/>). Never anywhere else.</summary>
 [Serializable, GenerateSerializer, Immutable, SuppressReferenceTracking, Alias("Elastic.DevicePlacement")]

@@ -1,4 +1,4 @@
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>The tokenizers a spec can name (SpecValidator.TokenizerVocabularies lists them). A BPE tokenizer registers here next to the byte one.</summary>
 public static class Tokenizers

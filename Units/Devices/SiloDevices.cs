@@ -1,7 +1,9 @@
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 
-namespace Elastic.Grains.Devices;
+using Elastic.Grains.Devices;
+
+namespace Elastic.Units.Devices;
 
 /// <summary>
 /// This silo's devices: one dedicated worker thread each, and which shard group holds each one. The

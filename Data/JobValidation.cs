@@ -1,7 +1,6 @@
 using Elastic.Jobs;
-using Elastic.Training.Data;
 
-namespace Elastic.Training.Engine;
+namespace Elastic.Data;
 
 /// <summary>
 /// Everything the engine checks before it accepts a spec: the spec's own rules, then whether its data can be

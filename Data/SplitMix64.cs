@@ -1,4 +1,4 @@
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>
 /// A small, fully specified random stream (SplitMix64). Every random choice of a run is derived from

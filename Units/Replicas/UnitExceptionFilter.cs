@@ -1,6 +1,6 @@
 using Elastic.GrainInterfaces;
 
-namespace Elastic.Grains.Replicas;
+namespace Elastic.Units.Replicas;
 
 /// <summary>
 /// Calls into training units: an exception whose type Orleans cannot serialize (from Training or Checkpoints, which know

@@ -1,4 +1,4 @@
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>
 /// Fixed-length windows of a token stream, addressed by global sample index: sample i is window

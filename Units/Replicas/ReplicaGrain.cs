@@ -1,10 +1,10 @@
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
-using Elastic.Grains.Placement;
+using Elastic.Units.Placement;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
 
-namespace Elastic.Grains.Replicas;
+namespace Elastic.Units.Replicas;
 
 /// <summary>
 /// A data-parallel replica of one generation, on the silo of its devices: the shard groups of its tensor-parallel

@@ -1,7 +1,7 @@
 using Elastic.GrainInterfaces;
 using Orleans.Runtime.Placement;
 
-namespace Elastic.Grains.Placement;
+namespace Elastic.Units.Placement;
 
 /// <summary>Puts a device-placed grain exactly on the silo its key names (<see cref="DeviceKey"/>), and fails when that silo is not active.</summary>
 public sealed class DevicePlacementDirector : IPlacementDirector

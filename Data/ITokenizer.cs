@@ -1,4 +1,4 @@
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>Maps text to token ids and back. Ids fit in 16 bits (vocabularies up to 65,536).</summary>
 public interface ITokenizer

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Elastic.Training.Data;
+namespace Elastic.Data;
 
 /// <summary>One token per UTF-8 byte: vocabulary 256, no training, nothing unknown.</summary>
 public sealed class ByteTokenizer : ITokenizer

@@ -2,11 +2,11 @@ using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
-using Elastic.Grains.Devices;
+using Elastic.Units.Devices;
 using Elastic.Grains.Jobs;
-using Elastic.Grains.Placement;
+using Elastic.Units.Placement;
 using Elastic.Training.Collectives;
-using Elastic.Training.Data;
+using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Parallelism;
 using Elastic.Training.Parallel;
@@ -15,7 +15,7 @@ using Elastic.Training.Model;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
 
-namespace Elastic.Grains.Replicas;
+namespace Elastic.Units.Replicas;
 
 /// <summary>
 /// One pipeline stage of one replica, on the silo that owns its device. It holds the model state of its
