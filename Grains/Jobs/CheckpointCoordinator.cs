@@ -10,7 +10,8 @@ namespace Elastic.Grains.Jobs;
 /// A job's checkpoints: when one is due, starting it at a step boundary (each unit copies its share of the state to host
 /// memory, the only part training waits for, and uploads it in the background), committing it while the next steps train
 /// (manifest, then latest, fenced by generation, then retention), and never starting one before the previous committed.
-/// A failed checkpoint does not stop training: the job is degraded until the next one commits.
+/// A failed checkpoint does not stop training: the job is degraded until the next one commits. Restores come back
+/// from the latest checkpoint, falling back past damaged ones.
 /// </summary>
 public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJournal journal, Action persistSoon, TimeProvider time)
 {
@@ -90,6 +91,49 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
         catch (Exception e)
         {
             Failed(step, e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The checkpoint a job comes back from when no replica kept its state (its committed steps after it are trained again);
+    /// null: from the start. Never one past the steps this coordinator has records of (a coordinator that took over from a
+    /// lost one may know fewer steps than were checkpointed), so that every step in the report is one the state went through.
+    /// </summary>
+    public async Task<string?> ComeBackPoint()
+    {
+        var committed = await new CheckpointReader(store, CheckpointLayout.ForJob(jobId)).CommittedAsync();
+        var point = committed.FirstOrDefault(c => c.Step <= journal.Committed);
+        await journal.RewindTo(point?.Step ?? 0);
+        return point?.Manifest;
+    }
+
+    /// <summary>
+    /// Loads a checkpoint into every replica. When its stored data is damaged (a replica names the chunk), the job
+    /// falls back to the next older committed checkpoint, records why and how many steps it lost, and tries again.
+    /// </summary>
+    public async Task Restore(ParallelPlan plan, IReplicaGrain[] replicas, string manifest)
+    {
+        var layout = CheckpointLayout.ForJob(jobId);
+        IReadOnlyList<CheckpointPointer>? committed = null;
+        while (true)
+        {
+            var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
+            try
+            {
+                await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
+                return;
+            }
+            catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
+            {
+                committed ??= await new CheckpointReader(store, layout).CommittedAsync();
+                var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {jobId}");
+                var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
+                    ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
+                var lost = await journal.RewindTo(previous.Step);
+                Record.LastCheckpointStep = previous.Step;
+                journal.Add(JobEventKinds.CheckpointUnreadable, $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
+                manifest = previous.Manifest;
+            }
         }
     }
 

@@ -136,8 +136,8 @@ public sealed partial class JobGrain
         }
         else
         {
-            var from = await ComeBackPoint();
-            if (from is not null) await Restore(plan, _units, from);
+            var from = await Checkpoints.ComeBackPoint();
+            if (from is not null) await Checkpoints.Restore(plan, _units, from);
             source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
         }
         var lostSteps = committed - Committed;
@@ -165,9 +165,7 @@ public sealed partial class JobGrain
         var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state", members.SelectMany(m => m.Devices).Select(d => d.DataPlane).ToList(),
             options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count));
         var bytes = await UnitCalls.OnAll(members.Select(m => m.Devices[0]).ToList(), members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i])).ToArray(), "transferring state");
-        var digests = await UnitCalls.OnAll(plan.ReplicaDevices(), _units.Select(u => u.Digest()).ToArray(), "checking the transferred state");
-        if (digests.Distinct().Count() != 1)
-            throw new JobFailure($"after the state transfer the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
+        await UnitCalls.SameState(plan, _units, "after the state transfer");
         return $"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane " +
                $"({bytes.Skip(sources.Count).Sum() / 1e6:F1} MB)";
     }

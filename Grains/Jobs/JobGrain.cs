@@ -181,14 +181,14 @@ public sealed partial class JobGrain(
         Outcome? outcome = null;
         try
         {
-            if (comeBack) resumeFrom = await ComeBackPoint();
+            if (comeBack) resumeFrom = await Checkpoints.ComeBackPoint();
             if (adopt is not null)
             {
                 var recorded = Record.Plan!;
                 _units = Enumerable.Range(0, recorded.Dp).Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, recorded, r))).ToArray();
                 if (await Replan(adopt))
                     outcome = await Train();
-                if (outcome is null) resumeFrom = await ComeBackPoint();
+                if (outcome is null) resumeFrom = await Checkpoints.ComeBackPoint();
             }
             while (outcome is null)
             {
@@ -199,10 +199,10 @@ public sealed partial class JobGrain(
                     break;
                 }
                 _units = await Prepare(plan, adopt: new bool[plan.Dp]);
-                if (resumeFrom is not null) await Restore(plan, _units, resumeFrom);
+                if (resumeFrom is not null) await Checkpoints.Restore(plan, _units, resumeFrom);
                 // Null: capacity fell below the minimum; the job waits for devices and comes back from its latest checkpoint.
                 outcome = await Train();
-                if (outcome is null) resumeFrom = await ComeBackPoint();
+                if (outcome is null) resumeFrom = await Checkpoints.ComeBackPoint();
             }
         }
         catch (StaleCoordinatorException e)
@@ -277,19 +277,6 @@ public sealed partial class JobGrain(
 
     private const string WakeReminder = "wake";
 
-    /// <summary>
-    /// The checkpoint a job comes back from when no replica kept its state (its committed steps after it are trained again);
-    /// null: from the start. Never one past the steps this coordinator has records of (a coordinator that took over from a
-    /// lost one may know fewer steps than were checkpointed), so that every step in the report is one the state went through.
-    /// </summary>
-    private async Task<string?> ComeBackPoint()
-    {
-        var committed = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).CommittedAsync();
-        var point = committed.FirstOrDefault(c => c.Step <= Committed);
-        await Journal.RewindTo(point?.Step ?? 0);
-        return point?.Manifest;
-    }
-
     private async Task<ParallelPlan?> Plan()
     {
         Journal.Transition(JobState.Planning);
@@ -351,36 +338,6 @@ public sealed partial class JobGrain(
     }
 
     /// <summary>
-    /// Loads a checkpoint into every replica. When its stored data is damaged (a replica names the chunk), the job
-    /// falls back to the next older committed checkpoint, records why and how many steps it lost, and tries again.
-    /// </summary>
-    private async Task Restore(ParallelPlan plan, IReplicaGrain[] replicas, string manifest)
-    {
-        var layout = CheckpointLayout.ForJob(JobId);
-        IReadOnlyList<CheckpointPointer>? committed = null;
-        while (true)
-        {
-            var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
-            try
-            {
-                await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
-                return;
-            }
-            catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
-            {
-                committed ??= await new CheckpointReader(checkpoints, layout).CommittedAsync();
-                var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {JobId}");
-                var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
-                    ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
-                var lost = await Journal.RewindTo(previous.Step);
-                Record.LastCheckpointStep = previous.Step;
-                Journal.Add(JobEventKinds.CheckpointUnreadable, $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
-                manifest = previous.Manifest;
-            }
-        }
-    }
-
-    /// <summary>
     /// Runs and commits steps until the last, re-planning at step boundaries when devices leave, join or fail. Null when
     /// capacity fell below the job's minimum: its state is checkpointed and it waits for devices.
     /// </summary>
@@ -425,16 +382,14 @@ public sealed partial class JobGrain(
             if (step % options.Value.PersistEverySteps == 0) Writer.WriteSoon();
         }
         var final = Record.Plan!;
-        var digests = await UnitCalls.OnAll(final.ReplicaDevices(), _units.Select(r => r.Digest()).ToArray(), "the final digest");
-        if (digests.Distinct().Count() != 1)
-            throw new JobFailure($"replicas ended with different parameters: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
-        Record.FinalParameterDigest = digests[0];
+        var digest = await UnitCalls.SameState(final, _units, "at the end");
+        Record.FinalParameterDigest = digest;
         if (spec.Output.Directory is { } directory)
         {
             await UnitCalls.OnAll(final.ReplicaDevices(), [_units[0].SaveModel(directory)], "saving the model");
             Journal.Add(JobEventKinds.Saved, $"the trained model is in {directory}");
         }
-        return new Outcome(JobState.Completed, JobEventKinds.Completed, $"{spec.Steps} steps, final loss {StepLog.Last(Record)!.Loss:F4}, finalParameterDigest {digests[0]}");
+        return new Outcome(JobState.Completed, JobEventKinds.Completed, $"{spec.Steps} steps, final loss {StepLog.Last(Record)!.Loss:F4}, finalParameterDigest {digest}");
     }
 
     public Task<JobStatus?> RequestCheckpoint()

@@ -9,6 +9,15 @@ public static class UnitCalls
     public static Task OnAll(IReadOnlyList<DeviceSlot> devices, Task[] calls, string what) =>
         OnAll(devices, calls.Select(async c => { await c; return true; }).ToArray(), what);
 
+    /// <summary>The parameter digest every replica of <paramref name="plan"/> holds; throws when they differ (the layout broke its promise).</summary>
+    public static async Task<string> SameState(ParallelPlan plan, IReplicaGrain[] replicas, string when)
+    {
+        var digests = await OnAll(plan.ReplicaDevices(), replicas.Select(u => u.Digest()).ToArray(), $"the digest {when}");
+        return digests.Distinct().Count() == 1
+            ? digests[0]
+            : throw new JobFailure($"{when} the replicas differ: {string.Join(", ", digests.Select((d, r) => $"replica {r} {d[..12]}"))}");
+    }
+
     public static async Task<T[]> OnAll<T>(IReadOnlyList<DeviceSlot> devices, Task<T>[] calls, string what)
     {
         try
