@@ -28,13 +28,20 @@ public static class JobAdmission
         return errors;
     }
 
-    /// <summary>Refuses a job no device of the cluster could run even at its narrowest layout; an empty cluster refuses nothing (the job waits for devices).</summary>
+    /// <summary>
+    /// Refuses a job no device of the cluster could run even at its narrowest layout, or whose tensor-parallel group (on one
+    /// silo) no silo can hold; an empty cluster refuses nothing (the job waits for devices).
+    /// </summary>
     public static IEnumerable<SpecError> DeviceProblems(TrainingSpec spec, IReadOnlyList<SiloInventory> inventory)
     {
         var offering = inventory.Where(s => s.Devices > 0).ToList();
-        return offering.Count == 0
-            ? []
-            : DeviceProblems(spec, offering.Max(s => s.DeviceMemoryMiB), offering.Max(s => s.ThreadsPerDevice), "the largest device of this cluster");
+        if (offering.Count == 0) return [];
+        var problems = DeviceProblems(spec, offering.Max(s => s.DeviceMemoryMiB), offering.Max(s => s.ThreadsPerDevice), "the largest device of this cluster").ToList();
+        var largest = offering.Max(s => s.Devices);
+        if (spec.Parallel.Tensor > largest)
+            problems.Add(new SpecError("parallel.tensor", spec.Parallel.Tensor.ToString(CultureInfo.InvariantCulture),
+                $"a tensor-parallel group lives on one silo's devices, but the largest silo of this cluster has {largest}"));
+        return problems;
     }
 
     /// <summary>Refuses a job that needs more memory per device than <paramref name="deviceMiB"/>, or more intra-op threads than <paramref name="threads"/>.</summary>

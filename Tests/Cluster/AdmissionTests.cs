@@ -88,6 +88,18 @@ public sealed class AdmissionTests : IDisposable
         Assert.Empty(JobAdmission.Check(TestSpecs.Tiny() with { Output = new OutputSpec { Directory = Path.Combine(root, "model") } }, options, []));
     }
 
+    [Fact]
+    public void A_tensor_parallel_group_larger_than_every_silo_is_refused_with_the_largest_silo()
+    {
+        var spec = TestSpecs.Tiny() with { Parallel = new ParallelSpec { Tensor = 4 }, Devices = new DeviceSpec { Min = 4, Max = 8 } };
+
+        var error = Assert.Single(JobAdmission.DeviceProblems(spec, [Silo(64_000, 4), Silo(64_000, 4)]));
+
+        Assert.Equal(("parallel.tensor", "4"), (error.Field, error.Value));
+        Assert.Contains("the largest silo of this cluster has 2", error.Message);
+        Assert.Empty(JobAdmission.DeviceProblems(spec with { Parallel = new ParallelSpec { Tensor = 2 } }, [Silo(64_000, 4)]));
+    }
+
     private static SiloInventory Silo(long memoryMiB, int threads) =>
         new(SiloAddress.New(System.Net.IPAddress.Loopback, 11111, 1), "silo", "cpu", 2, 0, memoryMiB, threads, "127.0.0.1:1");
 

@@ -34,6 +34,21 @@ public sealed class TensorParallelTrainingTests
     }
 
     [Fact]
+    public async Task Eight_shards_of_a_wider_model_at_tp_2_with_sequence_parallelism_keep_the_one_device_bits()
+    {
+        // The layout whose bits once differed only in a benchmark (S = 8, d = 256: shards handed aliases of their input).
+        var spec = TestSpecs.Tiny(steps: 2, dropout: 0.1) with
+        {
+            Model = TestSpecs.Tiny().Model with { Layers = 1, DModel = 256, Heads = 8, TensorShards = 8, Context = 32 },
+        };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+
+        var digests = await Train(spec, ParallelGrid.Of(1, 1, 2), sequenceParallel: true);
+
+        Assert.All(digests, d => Assert.Equal(reference, d));
+    }
+
+    [Fact]
     public async Task Eight_virtual_shards_on_one_device_are_a_different_model_from_four()
     {
         var four = TestSpecs.Tiny(steps: 2);
