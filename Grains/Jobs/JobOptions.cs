@@ -22,6 +22,8 @@ public sealed class JobOptions
     /// devices (waiting for capacity) comes back by itself within this, without a client call.
     /// </summary>
     public TimeSpan WakePeriod { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>A step that fails this many times in a row, re-planned after each, fails the job (a failure no new plan cures).</summary>
+    public int MaxStepFailures { get; set; } = 5;
     /// <summary>How long a re-plan waits for a replica to say how far it got; one that does not answer is taken as lost.</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

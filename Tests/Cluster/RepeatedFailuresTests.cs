@@ -15,4 +15,15 @@ public sealed class RepeatedFailuresTests
         Assert.Null(failures.Record(8, oom, "silo-b"));
         Assert.Equal(["silo-a", "silo-b"], failures.Record(7, oom, "silo-b")!.Order());
     }
+
+    [Fact]
+    public void Failures_of_one_step_are_counted_in_a_row_and_another_step_failing_starts_over()
+    {
+        var failures = new RepeatedFailures();
+        Assert.Equal(1, failures.FailedAgain(7));
+        Assert.Equal(2, failures.FailedAgain(7));
+        Assert.Equal(1, failures.FailedAgain(8));
+        Assert.Equal(1, failures.FailedAgain(7));
+        Assert.Equal(2, failures.FailedAgain(7));
+    }
 }
