@@ -97,6 +97,35 @@ public sealed class ClusterCommandsTests : IAsyncLifetime
         Assert.Equal(Path.Combine(_folder, "export", "model.safetensors"), exported);
         Assert.True(File.Exists(Path.Combine(_folder, "export", "config.json")));
     }
+    [Fact]
+    public async Task Replan_moves_a_running_job_to_another_layout_and_refuses_one_that_cannot_run()
+    {
+        var spec = Path.Combine(_folder, "replan.json");
+        File.WriteAllText(spec, """
+            { "name": "replan", "steps": 100000, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 8, "micro": 2 }, "optimizer": { "warmupSteps": 1 } }
+            """);
+        var jobId = (await Elastic("submit", spec)).Output.Trim();
+
+        var refused = await Elastic("replan", jobId, "--plan", "dp=1,tp=4");
+        Assert.Equal(2, refused.Exit);
+        Assert.Contains("tp = 4 does not divide model.tensorShards 2", refused.Output);
+        Assert.Contains("the largest silo has 2", refused.Output);
+        Assert.DoesNotContain("   at ", refused.Output);
+        Assert.Contains("no job 'no-such-job'", (await Elastic("replan", "no-such-job", "--plan", "dp=1,tp=2")).Output);
+
+        var moved = await Elastic("replan", jobId, "--plan", "dp=1,tp=2");
+        Assert.True(moved.Exit == 0, moved.Output);
+        Assert.Contains("moves to dp=1,tp=2 at the next step boundary", moved.Output);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        string events;
+        while (!(events = (await Elastic("events", jobId)).Output).Contains("requested: dp=2,tp=1 -> dp=1 pp=1 tp=2"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, events);
+            await Task.Delay(100);
+        }
+        await Elastic("cancel", jobId);
+    }
 
     [Fact]
     public async Task Bad_input_to_cluster_commands_gets_a_clear_error()
