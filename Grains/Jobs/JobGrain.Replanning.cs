@@ -113,6 +113,7 @@ public sealed partial class JobGrain
         }
 
         var decision = ReplanDecision.Make(holders, devices, tp);
+        var phases = Stopwatch.StartNew();
         await UnitCalls.OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
         await UnitCalls.OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
         var kept = decision.AdoptedFrom.Where(h => h >= 0).ToList();
@@ -121,9 +122,11 @@ public sealed partial class JobGrain
         _holders = [.. kept.Select(h => ((IReplicaGrain?)null, holders[h] with { Kind = HolderKind.Parked })), .. staged];
         await ReleaseQuietly(decision.Release.Select(h => found[h].Unit!).ToArray());
 
+        var handOver = phases.Elapsed;
         var plan = await NewPlan(devices, tp);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
         _units = await Prepare(plan, adopt);
+        var prepared = phases.Elapsed;
         _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
             .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.TensorGroupOf(n), HolderKind.Live, null))), .. staged];
 
@@ -143,7 +146,8 @@ public sealed partial class JobGrain
         var lostSteps = committed - Committed;
         Policy.Replanned();
         Count(change.Cause);
-        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s; {lostSteps} committed step(s) lost");
+        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s " +
+            $"(stage and hand over {handOver.TotalSeconds:F2} s, prepare {(prepared - handOver).TotalSeconds:F2} s, state {(phases.Elapsed - prepared).TotalSeconds:F2} s); {lostSteps} committed step(s) lost");
         Writer.WriteSoon();
         return true;
     }
