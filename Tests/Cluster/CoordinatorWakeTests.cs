@@ -56,8 +56,7 @@ public sealed class CoordinatorWakeTests : IDisposable
         }
 
         var status = await cluster.Finish(waiter);
-        var events = new List<JobEvent>();
-        await foreach (var progress in cluster.Client.WatchAsync(waiter)) events.AddRange(progress.Events);
+        var events = await cluster.Events(waiter);
         var log = string.Join("\n", events);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
         Assert.Contains(events, e => e.Kind == "coordinator-recovered");

@@ -125,8 +125,7 @@ public sealed class ElasticityTests
     {
         var status = await cluster.Finish(jobId);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
-        var events = new List<JobEvent>();
-        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var events = await cluster.Events(jobId);
         var log = string.Join("\n", events);
         Assert.True(await reference == status.FinalParameterDigest, log);
         var replans = events.Where(e => e.Kind == "replanned").ToList();

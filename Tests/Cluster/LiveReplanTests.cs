@@ -51,8 +51,7 @@ public sealed class LiveReplanTests
         await cluster.Client.ReplanAsync(jobId, "dp=1,tp=1");
         var status = await cluster.Finish(jobId);
 
-        var events = new List<JobEvent>();
-        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var events = await cluster.Events(jobId);
         var log = string.Join("\n", events);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
         Assert.True(reference == status.FinalParameterDigest, log);
@@ -95,8 +94,7 @@ public sealed class LiveReplanTests
         await cluster.Client.ReplanAsync(jobId, plan);
         var status = await cluster.Finish(jobId);
 
-        var events = new List<JobEvent>();
-        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var events = await cluster.Events(jobId);
         var log = string.Join("\n", events);
         Assert.True(fault.Failed, log);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");

@@ -37,8 +37,7 @@ public sealed class RepeatedKillTests(ITestOutputHelper output)
         // The rest of 1000 steps: a job long enough for five kills, on a shared 2-core machine.
         var ended = await cluster.Finish(jobId, TimeSpan.FromMinutes(5));
         Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}");
-        var events = new List<JobEvent>();
-        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var events = await cluster.Events(jobId);
         var log = string.Join("\n", events);
         var failed = events.Where(e => e.Kind == "replanned" && e.Message.StartsWith("failure", StringComparison.Ordinal)).ToList();
         foreach (var e in failed) output.WriteLine(e.Message[(e.Message.IndexOf("paused", StringComparison.Ordinal))..]);

@@ -62,8 +62,7 @@ public sealed class TensorParallelClusterTests
         else await cluster.Cluster.StopSiloAsync(leaving);
 
         var status = await cluster.Finish(jobId);
-        var events = new List<JobEvent>();
-        await foreach (var progress in cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        var events = await cluster.Events(jobId);
         var log = string.Join("\n", events);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
         Assert.True(reference == status.FinalParameterDigest, log);

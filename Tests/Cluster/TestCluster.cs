@@ -69,6 +69,14 @@ public sealed class TestCluster : IAsyncDisposable
         return await Client.WaitForCompletionAsync(jobId, timeout.Token);
     }
 
+    /// <summary>Every event of an ended job, in order.</summary>
+    public async Task<List<JobEvent>> Events(string jobId)
+    {
+        var events = new List<JobEvent>();
+        await foreach (var progress in Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        return events;
+    }
+
     /// <summary>Polls the job until <paramref name="condition"/> holds; fails the test if the job ends first (bounded by <paramref name="cancellation"/>, else a minute).</summary>
     public async Task<JobStatus> Until(string jobId, Func<JobStatus, bool> condition, CancellationToken? cancellation = null)
     {
