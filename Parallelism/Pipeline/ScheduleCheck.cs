@@ -1,10 +1,32 @@
 namespace Elastic.Parallelism.Pipeline;
 
-/// <summary>A schedule run in the timing model: when it ends, each stage's busy time and the most micro-batches whose activations it held at once.</summary>
-public sealed record ScheduleRun(double Makespan, IReadOnlyList<double> Busy, IReadOnlyList<int> PeakInFlight)
+/// <summary>
+/// A schedule run in the timing model: when it ends, each stage's busy time, the most micro-batches whose activations it
+/// held at once, and when each op started.
+/// </summary>
+public sealed record ScheduleRun(double Makespan, IReadOnlyList<double> Busy, IReadOnlyList<int> PeakInFlight,
+    IReadOnlyList<IReadOnlyList<(PipelineOp Op, double Start, double End)>> Timeline)
 {
     /// <summary>The share of the step stage <paramref name="stage"/> spends waiting: its pipeline bubble.</summary>
     public double IdleFraction(int stage) => 1 - Busy[stage] / Makespan;
+
+    /// <summary>
+    /// The timeline as text, one row per stage and <paramref name="slot"/> time units per character: a forward shows its
+    /// micro-batch as a digit (0, 1, ..., then lower-case letters), a backward as an upper-case letter (A for micro-batch 0,
+    /// B for 1, ...), idle time as dots.
+    /// </summary>
+    public string Picture(double slot)
+    {
+        var width = (int)Math.Ceiling(Makespan / slot - 1e-9);
+        return string.Join("\n", Timeline.Select((ops, stage) =>
+        {
+            var row = Enumerable.Repeat('.', width).ToArray();
+            foreach (var (op, start, end) in ops)
+                for (var t = (int)Math.Round(start / slot); t < (int)Math.Round(end / slot); t++)
+                    row[t] = op.Kind == PipelineOpKind.Forward ? "0123456789abcdefghijklmnopqrstuvwxyz"[op.Micro % 36] : (char)('A' + op.Micro % 26);
+            return $"stage {stage} | {new string(row)}";
+        }));
+    }
 }
 
 /// <summary>
@@ -31,6 +53,7 @@ public static class ScheduleCheck
         var busy = new double[stages];
         var inFlight = new int[stages];
         var peak = new int[stages];
+        var timeline = Enumerable.Range(0, stages).Select(_ => new List<(PipelineOp, double, double)>()).ToArray();
         IEnumerable<PipelineOp> DependenciesOf(PipelineOp op) => op.Kind == PipelineOpKind.Forward
             ? op.Chunk > 0 ? [op with { Chunk = op.Chunk - 1 }] : []
             : op.Chunk < chunks - 1 ? [op with { Kind = PipelineOpKind.Forward }, op with { Chunk = op.Chunk + 1 }] : [op with { Kind = PipelineOpKind.Forward }];
@@ -44,6 +67,7 @@ public static class ScheduleCheck
                     var duration = op.Kind == PipelineOpKind.Forward ? forward : backward;
                     var start = DependenciesOf(op).Select(d => done[d]).Append(free[s]).Max();
                     done[op] = free[s] = start + duration;
+                    timeline[s].Add((op, start, start + duration));
                     busy[s] += duration;
                     inFlight[s] += op.Kind == PipelineOpKind.Forward ? 1 : -1;
                     peak[s] = Math.Max(peak[s], inFlight[s]);
@@ -54,7 +78,7 @@ public static class ScheduleCheck
         if (stuck.Count > 0)
             throw new InvalidOperationException("the schedule deadlocks: " + string.Join("; ", stuck.Select(s =>
                 $"stage {s} waits at {ops[s][next[s]]} for {string.Join(", ", DependenciesOf(ops[s][next[s]]).Where(d => !done.ContainsKey(d)))}")));
-        return new ScheduleRun(free.Max(), busy, peak);
+        return new ScheduleRun(free.Max(), busy, peak, timeline);
     }
 
     private static void CheckCoverage(IReadOnlyList<IReadOnlyList<PipelineOp>> ops, int micros, int chunks, Func<int, int> stageOf)

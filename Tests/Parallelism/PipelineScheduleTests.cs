@@ -64,6 +64,14 @@ public sealed class PipelineScheduleTests
     }
 
     [Fact]
+    public void The_timeline_shows_each_stage_working_and_waiting()
+    {
+        var run = ScheduleCheck.Run(AllStages(PipelineSchedule.OneFOneB, 2, 2), 2, chunks: 2);
+
+        Assert.Equal("stage 0 | 01..AA.BB\nstage 1 | .0AA1BB..", run.Picture(1));
+    }
+
+    [Fact]
     public void A_schedule_that_waits_on_itself_is_named_before_it_runs()
     {
         // Stage 1 runs the backward of micro-batch 1 before that of 0, while stage 0 needs 0's gradient first.
