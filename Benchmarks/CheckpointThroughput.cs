@@ -6,8 +6,8 @@ using Azure.Storage.Blobs.Models;
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
-using Elastic.Jobs;
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
-using Elastic.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Elastic.Jobs;
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 

@@ -1,9 +1,9 @@
 using System.Globalization;
 using Elastic.Client;
+using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Silo.Hosting;
-using Elastic.Data;
 using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
-using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;

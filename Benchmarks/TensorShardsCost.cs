@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using Elastic.Jobs;
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;

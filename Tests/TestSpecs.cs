@@ -1,6 +1,6 @@
 using Elastic.Data;
-using Elastic.Training.Engine;
 using Elastic.Jobs;
+using Elastic.Training.Engine;
 
 namespace Elastic.Tests;
 

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Elastic.Checkpoints.Format;

@@ -1,8 +1,8 @@
-using Elastic.Grains.Placement;
 using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
+using Elastic.Grains.Placement;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
 namespace Elastic.Grains.Capacity;

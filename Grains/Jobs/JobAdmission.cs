@@ -1,7 +1,7 @@
 using System.Globalization;
+using Elastic.Data;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
-using Elastic.Data;
 
 namespace Elastic.Grains.Jobs;
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Elastic.GrainInterfaces;
-using Elastic.Parallelism;
 
 namespace Elastic.Grains.Jobs;
 

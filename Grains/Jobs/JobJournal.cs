@@ -1,5 +1,4 @@
 using Elastic.GrainInterfaces;
-using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Microsoft.Extensions.Logging;
 

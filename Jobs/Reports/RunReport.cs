@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Elastic.Jobs;
 
 namespace Elastic.Jobs.Reports;
 

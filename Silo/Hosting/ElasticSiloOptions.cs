@@ -1,6 +1,5 @@
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
-using Elastic.Units.Devices;
 using Elastic.Grains.Jobs;
 
 namespace Elastic.Silo.Hosting;

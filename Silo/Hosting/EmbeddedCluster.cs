@@ -1,12 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
+using Elastic.Grains.Capacity;
+using Elastic.Grains.Jobs;
+using Elastic.Units.Devices;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Elastic.Grains.Capacity;
-using Elastic.Grains.Devices;
-using Elastic.Units.Devices;
-using Elastic.Grains.Jobs;
-using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Storage;

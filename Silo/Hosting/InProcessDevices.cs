@@ -1,5 +1,4 @@
 using Elastic.Grains.Devices;
-using Elastic.Units.Devices;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 

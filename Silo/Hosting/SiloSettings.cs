@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
-using Elastic.Units.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Jobs;
 using Microsoft.Extensions.Configuration;

@@ -1,8 +1,8 @@
 using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
-using Elastic.Units.Replicas;
 using Elastic.Jobs;
+using Elastic.Units.Replicas;
 
 namespace Elastic.Tests.Cluster;
 

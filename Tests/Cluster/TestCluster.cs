@@ -3,7 +3,6 @@ using Elastic.GrainInterfaces;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
 using Elastic.Silo.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;
 using Orleans.TestingHost;
 

@@ -1,6 +1,6 @@
 using Elastic.GrainInterfaces;
-using Elastic.Units.Replicas;
 using Elastic.Training.Collectives;
+using Elastic.Units.Replicas;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;
 

@@ -1,7 +1,7 @@
-using Elastic.Training.Engine;
-using TorchSharp;
-using Elastic.Training.Optim;
 using Elastic.Jobs;
+using Elastic.Training.Engine;
+using Elastic.Training.Optim;
+using TorchSharp;
 using Parameter = TorchSharp.Modules.Parameter;
 using AdamW = Elastic.Training.Optim.AdamW;
 using static TorchSharp.torch;

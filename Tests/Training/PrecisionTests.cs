@@ -1,7 +1,6 @@
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Training.Engine;
-using Elastic.Training.Model;
 using static TorchSharp.torch;
 
 namespace Elastic.Tests.Training;

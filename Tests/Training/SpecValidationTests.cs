@@ -1,5 +1,5 @@
-using Elastic.Jobs;
 using Elastic.Data;
+using Elastic.Jobs;
 
 namespace Elastic.Tests.Training;
 

@@ -1,11 +1,11 @@
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
 using Elastic.Training.Parallel.TensorParallel;
-using Elastic.Jobs;
 using TorchSharp;
-using static TorchSharp.torch;
 using static Elastic.Training.ExplicitScalars;
+using static TorchSharp.torch;
 
 namespace Elastic.Training.Engine;
 

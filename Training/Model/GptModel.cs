@@ -1,11 +1,11 @@
 using System.Text;
-using Elastic.Jobs;
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 using static Elastic.Training.ExplicitScalars;
+using static TorchSharp.torch;
 
 namespace Elastic.Training.Model;
 

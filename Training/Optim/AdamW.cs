@@ -1,8 +1,8 @@
 using Elastic.Jobs;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 using static Elastic.Training.ExplicitScalars;
+using static TorchSharp.torch;
 
 namespace Elastic.Training.Optim;
 

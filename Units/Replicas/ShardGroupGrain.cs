@@ -1,17 +1,17 @@
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
-using Elastic.GrainInterfaces;
-using Elastic.Units.Devices;
-using Elastic.Grains.Jobs;
-using Elastic.Units.Placement;
-using Elastic.Training.Collectives;
 using Elastic.Data;
-using Elastic.Training.Engine;
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
 using Elastic.Parallelism;
+using Elastic.Training.Collectives;
+using Elastic.Training.Engine;
+using Elastic.Training.Model;
 using Elastic.Training.Parallel;
 using Elastic.Training.Parallel.TensorParallel;
-using Elastic.Training.Model;
+using Elastic.Units.Devices;
+using Elastic.Units.Placement;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
 

@@ -1,7 +1,7 @@
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Stores;
-using Elastic.Jobs;
 using Elastic.Data;
+using Elastic.Jobs;
 using Elastic.Training.Engine;
 
 namespace Elastic.Cli.Commands;

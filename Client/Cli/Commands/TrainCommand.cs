@@ -1,10 +1,10 @@
 using System.CommandLine;
+using Elastic.Data;
 using Elastic.Grains.Jobs;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Parallelism;
 using Elastic.Silo.Hosting;
-using Elastic.Data;
 using Elastic.Training.Engine;
 using Elastic.Training.Sampling;
 using Spectre.Console;

@@ -1,6 +1,5 @@
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
-using TorchSharp.Modules;
 using static Elastic.Tests.Training.TensorParallel.TensorParallelRanks;
 using static TorchSharp.torch;
 

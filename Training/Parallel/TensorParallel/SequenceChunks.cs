@@ -1,5 +1,5 @@
-using static TorchSharp.torch;
 using static Elastic.Training.ExplicitScalars;
+using static TorchSharp.torch;
 
 namespace Elastic.Training.Parallel.TensorParallel;
 
