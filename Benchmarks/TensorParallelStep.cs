@@ -128,7 +128,7 @@ internal static class TensorParallelStep
                 var micro = spec.Batch.Micro;
                 var tokens = randint(spec.Model.Vocab, [micro, spec.Model.Context + 1], dtype: ScalarType.Int64, generator: new Generator(7));
                 var (inputs, targets) = (tokens.narrow(1, 0, spec.Model.Context), tokens.narrow(1, 1, spec.Model.Context));
-                using var keys = new DropoutKeys(spec.Seed, 1, Enumerable.Range(0, micro).Select(j => (long)j).ToArray());
+                var keys = new DropoutKeys(spec.Seed, 1, Enumerable.Range(0, micro).Select(j => (long)j).ToArray());
                 barrier.SignalAndWait();
                 if (i == 0) before = NativeHeap.InUse();
                 barrier.SignalAndWait();

@@ -190,7 +190,7 @@ public sealed class Trainer : IDisposable
         var samples = SamplesOf(step, micro);
         var train = _corpus.Train;
         var (inputs, targets) = Batch(train, samples.Select(train.WindowOf).ToArray());
-        using var keys = Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null;
+        var keys = Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null;
         var loss = Model.Loss(inputs, targets, keys);
         loss.backward();
         Model.Group.ThrowIfFailed();

@@ -112,7 +112,7 @@ public sealed class GptModel : IDisposable
         var sequence = new SequencePart(split ? Group.Rank * length / Group.Degree : 0, length, chunks, split);
         var x = VocabParallelEmbedding.Forward(Group, tokens, _vocabTables, split);
         x = SequenceChunks.AddPositions(Group, x, Whole("wpe.weight"), sequence);
-        x = Dropout(x, keys, sequence);
+        x = Dropout(x, keys, sequence, DropoutKeys.Site(null));
         for (var i = 0; i < Spec.Layers; i++) x = Block(i, x, keys, sequence);
         var h = SequenceChunks.LayerNorm(Group, x, Whole("ln_f.weight"), Whole("ln_f.bias"), sequence);
         var head = Spec.TiedEmbeddings ? _byName["wte.weight"] : _byName["lm_head.weight"];
@@ -127,12 +127,12 @@ public sealed class GptModel : IDisposable
         var qkv = ColumnParallelLinear.Forward(Group, a, Shards(p + "attn.c_attn.weight", 2), Shards(p + "attn.c_attn.bias", 1), sequence.Split, _matmuls.Linear);
         var heads = qkv.Select(Attention).ToList();
         var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
-        x = x.add(Dropout(attention, keys, sequence), alpha: One);
+        x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
         var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);
         var hidden = ColumnParallelLinear.Forward(Group, b, Shards(p + "mlp.c_fc.weight"), Shards(p + "mlp.c_fc.bias"), sequence.Split, _matmuls.Linear)
             .Select(t => nn.functional.gelu(t, GELU.Approximate.tanh)).ToList();
         var mlp = RowParallelLinear.Forward(Group, hidden, Shards(p + "mlp.c_proj.weight"), Whole(p + "mlp.c_proj.bias"), sequence, _matmuls.Linear);
-        return x.add(Dropout(mlp, keys, sequence), alpha: One);
+        return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One);
     }
 
     /// <summary>Causal attention over one shard's heads: qkv [time, batch, 3 x d/S] (q, k, v of its heads) to [time, batch, d/S].</summary>
@@ -147,11 +147,11 @@ public sealed class GptModel : IDisposable
         return y.permute(2, 0, 1, 3).reshape(t, b, heads * headDim);
     }
 
-    private Tensor Dropout(Tensor x, DropoutKeys? keys, SequencePart sequence)
+    private Tensor Dropout(Tensor x, DropoutKeys? keys, SequencePart sequence, ulong site)
     {
         var p = Spec.Dropout;
         if (!Training || p == 0) return x;
-        return keys is null ? nn.functional.dropout(x, p, training: true) : keys.Apply(x, p, sequence.First, sequence.Length);
+        return keys is null ? nn.functional.dropout(x, p, training: true) : keys.Apply(x, p, sequence.First, sequence.Length, site);
     }
 
     private Tensor Whole(string name) => _byName[name].Local[0];
