@@ -46,7 +46,7 @@ public sealed partial class JobGrain
         {
             try
             {
-                return await ReplanOnce(change);
+                return await ReplanOnce(change, attempt);
             }
             catch (Exception e) when (attempt < 3 && !_cancelRequested)
             {
@@ -56,7 +56,9 @@ public sealed partial class JobGrain
         }
     }
 
-    private async Task<bool> ReplanOnce(ReplanChange change)
+    /// <param name="attempt">1, 2, 3: each retry gives the new units longer to join (one slow to activate while the grain
+    /// directory recovers from a lost silo would otherwise miss every attempt's join by the same margin).</param>
+    private async Task<bool> ReplanOnce(ReplanChange change, int attempt)
     {
         var watch = Stopwatch.StartNew();
         var old = Record.Plan!;
@@ -124,7 +126,7 @@ public sealed partial class JobGrain
         var handOver = phases.Elapsed;
         var plan = await NewPlan(devices, tp);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
-        _units = await Prepare(plan, adopt);
+        _units = await Prepare(plan, adopt, options.Value.JoinTimeout * attempt);
         var prepared = phases.Elapsed;
         _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
             .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.TensorGroupOf(n), HolderKind.Live, null))), .. staged];

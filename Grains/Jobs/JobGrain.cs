@@ -198,7 +198,7 @@ public sealed partial class JobGrain(
                     outcome = new Outcome(JobState.Cancelled, JobEventKinds.Cancelled, "cancelled before devices were allocated");
                     break;
                 }
-                _units = await Prepare(plan, adopt: new bool[plan.Dp]);
+                _units = await Prepare(plan, adopt: new bool[plan.Dp], options.Value.JoinTimeout);
                 if (resumeFrom is not null) await Checkpoints.Restore(plan, _units, resumeFrom);
                 // Null: capacity fell below the minimum; the job waits for devices and comes back from its latest checkpoint.
                 outcome = await Train();
@@ -315,9 +315,9 @@ public sealed partial class JobGrain(
     }
 
     /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
-    private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt)
+    private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout)
     {
-        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: options.Value.JoinTimeout);
+        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: joinTimeout);
         var replicas = Enumerable.Range(0, plan.Dp)
             .Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];
