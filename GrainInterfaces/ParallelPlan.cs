@@ -23,8 +23,8 @@ public sealed record ParallelPlan(
     /// <summary>Each replica's first device (where its replica grain lives), by replica.</summary>
     public IReadOnlyList<DeviceSlot> ReplicaDevices() => Enumerable.Range(0, Dp).Select(r => DeviceOf(r)).ToList();
 
-    /// <summary>The devices of one replica's tensor-parallel group (stage 0), in tensor rank order.</summary>
-    public IReadOnlyList<DeviceSlot> TensorGroupOf(int replica) => Enumerable.Range(0, Tp).Select(t => DeviceOf(replica, 0, t)).ToList();
+    /// <summary>The devices of one replica (its pipeline stages' tensor-parallel groups), in rank order: stage-major, tensor rank minor.</summary>
+    public IReadOnlyList<DeviceSlot> ReplicaGroupOf(int replica) => Devices.Skip(replica * Pp * Tp).Take(Pp * Tp).ToList();
 
     public DeviceSlot DeviceOf(int replica, int stage = 0, int tensorRank = 0) => Devices[ToGrid().RankOf(new GridCoordinates(replica, stage, tensorRank))];
 

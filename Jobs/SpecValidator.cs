@@ -1,4 +1,5 @@
 using System.Globalization;
+using Elastic.Parallelism.Pipeline;
 
 namespace Elastic.Jobs;
 
@@ -12,16 +13,20 @@ public static class SpecValidator
     public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int> { ["byte"] = 256 };
 
     /// <summary>
-    /// The data-parallel widths a job may run at, widest first: powers of two in [devices.min, devices.max] that
-    /// divide the micro-batches per step (so every replica's block is a subtree of the accumulation tree).
+    /// The data-parallel widths a job may run at, widest first: powers of two with dp x pp x tp devices in [devices.min,
+    /// devices.max] that divide the micro-batches per step (so every replica's block is a subtree of the accumulation
+    /// tree) and leave each replica's pipeline a block its schedule can run (interleaving needs a multiple of pp).
     /// </summary>
-    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null)
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
     {
         var microBatches = spec.Batch.MicroBatchesPerStep;
         var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
+        var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
         var widths = new List<int>();
-        for (var dp = 1; dp <= microBatches && (long)dp * tp <= spec.Devices.Max; dp *= 2)
-            if ((long)dp * tp >= spec.Devices.Min && microBatches % dp == 0) widths.Add(dp);
+        for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp *= 2)
+            if ((long)dp * pp * tp >= spec.Devices.Min && microBatches % dp == 0
+                && (pp == 1 || PipelineSchedule.Problems(spec.Parallel.Schedule, pp, microBatches / dp, spec.Parallel.VirtualStages, spec.Model.Layers).Count == 0))
+                widths.Add(dp);
         widths.Reverse();
         return widths;
     }
@@ -51,6 +56,7 @@ public static class SpecValidator
             foreach (var (field, text) in new[] { ("data.source", data.Source), ("data.format", data.Format), ("data.tokenizer", data.Tokenizer) })
                 if (text is null) Fail(field, null, "must be given, not null");
         if (spec.Runtime is { Precision: null }) Fail("runtime.precision", null, "must be given, not null");
+        if (spec.Parallel is { Schedule: null }) Fail("parallel.schedule", null, "must be given, not null");
         if (errors.Count > 0) return errors;
 
         if (NameProblem(spec.Name) is { } nameProblem) Fail("name", spec.Name, nameProblem);
@@ -109,7 +115,11 @@ public static class SpecValidator
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / parallel.tensor {spec.Parallel.Tensor} is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro})");
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
+        var parallel = spec.Parallel;
+        if (m.Layers >= 1 && parallel.Schedule is { } schedule)
+            foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))
+                Fail("parallel", $"pipeline {parallel.Pipeline}, schedule {parallel.Schedule}, virtualStages {parallel.VirtualStages}", problem);
         var tensor = spec.Parallel.Tensor;
         if (tensor < 1 || (tensor & (tensor - 1)) != 0) Fail("parallel.tensor", tensor, "must be a power of two (1, 2, 4, 8, ...)");
         else if (m.Shards % tensor != 0) Fail("parallel.tensor", tensor, $"does not divide model.tensorShards {m.Shards}");

@@ -114,6 +114,12 @@ public sealed record ParallelSpec
     public int Tensor { get; init; } = 1;
     /// <summary>With tp > 1, split LayerNorm, dropout and the residual stream along the sequence (same bits either way, less activation memory).</summary>
     public bool Sequence { get; init; } = true;
+    /// <summary>pp: the stages each replica's layers are split over (contiguous layers, balanced by FLOPs); stages may sit on different silos.</summary>
+    public int Pipeline { get; init; } = 1;
+    /// <summary>How each stage orders its forwards and backwards: <c>1f1b</c> or <c>interleaved</c> (with <see cref="VirtualStages"/> chunks per stage).</summary>
+    public string Schedule { get; init; } = "1f1b";
+    /// <summary>v: model chunks per stage under the interleaved schedule (the bubble shrinks by v).</summary>
+    public int VirtualStages { get; init; } = 1;
 }
 
 /// <summary>How many devices the job may use (dp x tp); the service picks a data-parallel width whose devices fall in [min, max] and are free.</summary>

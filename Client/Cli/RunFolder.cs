@@ -1,4 +1,5 @@
 using Elastic.Jobs;
+using Elastic.Training.Engine;
 using Elastic.Training.Model;
 
 namespace Elastic.Cli;
@@ -15,7 +16,7 @@ public sealed class RunFolder(string path)
 
     public static RunFolder ForSpec(TrainingSpec spec) => new(System.IO.Path.Combine("runs", spec.Name));
 
-    public void Save(TrainingSpec spec, GptModel model) => ModelFolder.Save(Path, spec, model);
+    public void Save(TrainingSpec spec, Trainer trainer) => ModelFolder.Save(Path, spec, trainer);
 
     /// <summary>Rebuilds the trained model; the caller owns (and disposes) it.</summary>
     public (TrainingSpec Spec, GptModel Model) Load() =>

@@ -80,7 +80,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
                 CreatedAt = DateTimeOffset.UtcNow,
                 Chunks = [],
                 Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
-            }, Enumerable.Range(0, replicas.Length).SelectMany(r => Enumerable.Range(0, plan.Tp).Select(t => UnitKeys.PartName(r, t))).ToList());
+            }, Enumerable.Range(0, replicas.Length).SelectMany(r => Enumerable.Range(0, plan.Pp * plan.Tp).Select(u => UnitKeys.PartName(r, u / plan.Tp, u % plan.Tp))).ToList());
             var retention = await new CheckpointRetention(store, layout).ApplyAsync(spec.Checkpoint.KeepLast, spec.Checkpoint.KeepEvery);
             Record.LastCheckpointStep = step;
             Record.Degraded = false;

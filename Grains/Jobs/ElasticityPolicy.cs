@@ -38,7 +38,7 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
         if (_requested is { } layout)
         {
             _requested = null;
-            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},tp={plan.Tp} -> {layout}") { Layout = layout };
+            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},pp={plan.Pp},tp={plan.Tp} -> {layout}") { Layout = layout };
         }
         if (review.WidestPlan <= plan.DeviceCount)
         {
@@ -48,7 +48,7 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
         var now = time.GetUtcNow();
         _widerSince ??= now;
         return now - _widerSince >= options.JoinSettle && now - _lastReplan >= options.MinDwell
-            ? new ReplanChange(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / plan.Tp}")
+            ? new ReplanChange(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / (plan.Pp * plan.Tp)}")
             : null;
     }
 }

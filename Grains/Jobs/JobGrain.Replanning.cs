@@ -41,7 +41,7 @@ public sealed partial class JobGrain
     private async Task<bool> Replan(ReplanChange change)
     {
         var current = Record.Plan!;
-        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.TensorGroupOf(r), HolderKind.Live, null))).ToList();
+        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.ReplicaGroupOf(r), HolderKind.Live, null))).ToList();
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -95,10 +95,10 @@ public sealed partial class JobGrain
         }
         var committed = Committed;
 
-        var tp = change.Layout?.Tp ?? Tp;
+        var (pp, tp) = (change.Layout?.Pp ?? Pp, change.Layout?.Tp ?? Tp);
         // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
         var refusable = change.Layout is not null && lost.Count == 0;
-        var request = new AllocationRequest(JobId, change.Layout is { } layout ? [layout.Size] : WidthsAt(tp),
+        var request = new AllocationRequest(JobId, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp),
             holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList(), lost.SelectMany(h => holders[h].Devices).Select(d => d.Silo).Distinct().ToList(),
             tp, KeepWhenShort: refusable);
         var devices = await OnCapacity(c => c.Allocate(request));
@@ -113,7 +113,7 @@ public sealed partial class JobGrain
             return false;
         }
 
-        var decision = ReplanDecision.Make(holders, devices, tp);
+        var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp);
         var phases = Stopwatch.StartNew();
         await UnitCalls.OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
         await UnitCalls.OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
@@ -124,12 +124,12 @@ public sealed partial class JobGrain
         await ReleaseQuietly(decision.Release.Select(h => found[h].Unit!).ToArray());
 
         var handOver = phases.Elapsed;
-        var plan = await NewPlan(devices, tp);
+        var plan = await NewPlan(devices, pp, tp);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
         _units = await Prepare(plan, adopt, options.Value.JoinTimeout * attempt);
         var prepared = phases.Elapsed;
         _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
-            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.TensorGroupOf(n), HolderKind.Live, null))), .. staged];
+            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.ReplicaGroupOf(n), HolderKind.Live, null))), .. staged];
 
         string source;
         if (decision.SourceSteps is { } steps)
@@ -162,10 +162,10 @@ public sealed partial class JobGrain
     {
         List<(IReplicaGrain Unit, IReadOnlyList<DeviceSlot> Devices)> sources =
         [
-            .. decision.KeptSources.Select(n => (_units[n], plan.TensorGroupOf(n))),
+            .. decision.KeptSources.Select(n => (_units[n], plan.ReplicaGroupOf(n))),
             .. decision.Staged.Select(h => (found[h].Unit!, found[h].Holder.Devices)),
         ];
-        var members = sources.Concat(decision.Needy.Select(n => (Unit: _units[n], Devices: plan.TensorGroupOf(n)))).ToList();
+        var members = sources.Concat(decision.Needy.Select(n => (Unit: _units[n], Devices: plan.ReplicaGroupOf(n)))).ToList();
         var firstRanks = members.Select((_, i) => members.Take(i).Sum(m => m.Devices.Count)).ToArray();
         var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state", members.SelectMany(m => m.Devices).Select(d => d.DataPlane).ToList(),
             options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count));
@@ -189,7 +189,7 @@ public sealed partial class JobGrain
                 .OrderBy(h => holders[h].Leaving ? 1 : 0).First();
             await Journal.RewindTo(steps.Value);
             var devices = holders[writer].Devices;
-            await Checkpoints.Begin([found[writer].Unit!], Record.Plan! with { Dp = 1, Tp = devices.Count, Devices = devices }, steps.Value);
+            await Checkpoints.Begin([found[writer].Unit!], Record.Plan! with { Dp = 1, Devices = devices }, steps.Value);
             await Checkpoints.Settle();
         }
         await ReleaseQuietly(found.Select(h => h.Unit).OfType<IReplicaGrain>().ToArray());

@@ -62,16 +62,19 @@ public sealed partial class JobGrain(
         return true;
     });
 
-    /// <summary>The device counts (dp x tp) the job accepts, widest first.</summary>
-    private IReadOnlyList<int> Widths => WidthsAt(Tp);
+    /// <summary>The device counts (dp x pp x tp) the job accepts, widest first.</summary>
+    private IReadOnlyList<int> Widths => WidthsAt(Pp, Tp);
 
-    private IReadOnlyList<int> WidthsAt(int tp) => SpecValidator.DataParallelWidths(Record.Spec, tp).Select(dp => dp * tp).ToList();
+    private IReadOnlyList<int> WidthsAt(int pp, int tp) => SpecValidator.DataParallelWidths(Record.Spec, tp, pp).Select(dp => dp * pp * tp).ToList();
 
     /// <summary>
     /// The job's tensor-parallel degree: its spec's, until a layout asked for changes it; every plan after that keeps it, so a
-    /// replica is a block of Tp devices on one silo.
+    /// pipeline stage is a block of Tp devices on one silo.
     /// </summary>
     private int Tp => Record.Plan?.Tp ?? Record.Spec.Parallel.Tensor;
+
+    /// <summary>The job's pipeline depth, kept like <see cref="Tp"/>: a replica is Pp blocks of Tp devices (its stages), on any silos.</summary>
+    private int Pp => Record.Plan?.Pp ?? Record.Spec.Parallel.Pipeline;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -286,8 +289,8 @@ public sealed partial class JobGrain(
             var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [], Tp)));
             if (devices.Count > 0)
             {
-                var plan = await NewPlan(devices, Tp);
-                Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.TensorGroupOf(r))}")));
+                var plan = await NewPlan(devices, Pp, Tp);
+                Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}")));
                 return plan;
             }
             if (!waiting)
@@ -304,9 +307,9 @@ public sealed partial class JobGrain(
     /// A plan in the next generation, persisted before any unit of it exists: a coordinator that takes over after this one
     /// is lost never reuses the generation, so nothing the lost one started can commit as if it were the new one's.
     /// </summary>
-    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int tp)
+    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int pp, int tp)
     {
-        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / tp, 1, tp, devices);
+        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / (pp * tp), pp, tp, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());

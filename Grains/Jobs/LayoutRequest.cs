@@ -1,10 +1,11 @@
 using Elastic.Jobs;
 using Elastic.Parallelism;
+using Elastic.Parallelism.Pipeline;
 
 namespace Elastic.Grains.Jobs;
 
 /// <summary>
-/// A layout asked for a running job (`elastic replan JOB --plan dp=1,tp=4`): checked against the job's spec and the
+/// A layout asked for a running job (`elastic replan JOB --plan dp=1,pp=2,tp=2`): checked against the job's spec and the
 /// cluster before anything changes, every reason it cannot run given at once with its numbers.
 /// </summary>
 public static class LayoutRequest
@@ -29,14 +30,19 @@ public static class LayoutRequest
     public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo)
     {
         var problems = new List<string>();
-        if (grid.Pp != 1) problems.Add($"pp = {grid.Pp}, but this release runs pp = 1 only");
         var shards = spec.Model.Shards;
+        var micros = spec.Batch.MicroBatchesPerStep;
         if (shards % grid.Tp != 0) problems.Add($"tp = {grid.Tp} does not divide model.tensorShards {shards}");
         if (grid.Tp > largestSilo) problems.Add($"tp = {grid.Tp} needs {grid.Tp} devices on one silo, but the largest silo has {largestSilo}");
         if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
-            problems.Add($"dp x tp = {grid.Dp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
-        else if (shards % grid.Tp == 0 && !SpecValidator.DataParallelWidths(spec, grid.Tp).Contains(grid.Dp))
-            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {spec.Batch.MicroBatchesPerStep} micro-batches per step");
+            problems.Add($"dp x pp x tp = {grid.Dp} x {grid.Pp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
+        if (!PairwiseTreeBlocks(micros, grid.Dp))
+            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step");
+        else if (grid.Pp > 1)
+            problems.AddRange(PipelineSchedule.Problems(spec.Parallel.Schedule, grid.Pp, micros / grid.Dp, spec.Parallel.VirtualStages, spec.Model.Layers)
+                .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {micros / grid.Dp} micro-batches)"));
         return problems;
     }
+
+    private static bool PairwiseTreeBlocks(int micros, int dp) => dp >= 1 && (dp & (dp - 1)) == 0 && micros % dp == 0;
 }

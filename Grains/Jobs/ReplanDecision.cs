@@ -4,8 +4,8 @@ namespace Elastic.Grains.Jobs;
 
 /// <summary>
 /// What a re-plan does with the state its holders have, given the devices of the new plan (pure; the job grain carries
-/// it out). A new replica whose devices are exactly a holder's, in the same tensor-rank order, adopts that state where it
-/// lies. Every other new replica receives its regions over the data plane from all holders at the furthest step: kept
+/// it out). A new replica whose devices are exactly a holder's, in the same rank order, adopts that state where it lies
+/// (only when the replicas keep their shape, pp x tp: a device then keeps its stage and tensor rank). Every other new replica receives its regions over the data plane from all holders at the furthest step: kept
 /// replicas serve from their live state, holders that leave the plan stage theirs in host memory first and serve from
 /// there (holders on leaving devices only when nothing else has the state). When no holder that can deliver answered,
 /// <see cref="SourceSteps"/> is null and the state comes from the latest checkpoint.
@@ -28,13 +28,15 @@ public sealed record ReplanDecision(
     IReadOnlyList<int> Needy,
     IReadOnlyList<int> Release)
 {
-    public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int tensorParallel)
+    /// <param name="replicaSize">Devices per new replica: pp x tp.</param>
+    /// <param name="sameShape">Whether the new replicas have the holders' pp and tp.</param>
+    public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int replicaSize, bool sameShape = true)
     {
-        if (tensorParallel < 1 || devices.Count % tensorParallel != 0)
-            throw new ArgumentException($"{devices.Count} device(s) are not whole tensor-parallel groups of {tensorParallel}", nameof(devices));
-        var groups = devices.Chunk(tensorParallel).ToList();
+        if (replicaSize < 1 || devices.Count % replicaSize != 0)
+            throw new ArgumentException($"{devices.Count} device(s) are not whole replicas of {replicaSize}", nameof(devices));
+        var groups = devices.Chunk(replicaSize).ToList();
         var adoptedFrom = groups.Select(_ => -1).ToArray();
-        for (var n = 0; n < groups.Count; n++)
+        for (var n = 0; n < groups.Count && sameShape; n++)
             adoptedFrom[n] = Enumerable.Range(0, holders.Count).FirstOrDefault(h => holders[h] is { Alive: true, Kind: not HolderKind.Staged } holder
                 && holder.Devices.SequenceEqual(groups[n]) && !adoptedFrom.Contains(h), -1);
         var kept = adoptedFrom.Where(h => h >= 0).ToHashSet();

@@ -35,7 +35,7 @@ public sealed class TensorParallelClusterTests
             Assert.True(status.State == JobState.Completed, $"{devices} devices: {status.State} {status.Error}");
             Assert.Equal((dp, 2), (status.Plan!.Dp, status.Plan.Tp));
             // Each replica's tensor-parallel group is on one silo.
-            Assert.All(Enumerable.Range(0, dp), r => Assert.Single(status.Plan.TensorGroupOf(r).Select(d => d.Silo).Distinct()));
+            Assert.All(Enumerable.Range(0, dp), r => Assert.Single(status.Plan.ReplicaGroupOf(r).Select(d => d.Silo).Distinct()));
             var report = await cluster.Client.GetReportAsync(jobId);
             Assert.Equal(reference.FinalParameterDigest, status.FinalParameterDigest);
             Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));

@@ -94,7 +94,7 @@ public sealed class ElasticityPolicyTests
         Assert.Equal(ReplanCause.Leave, policy.Decide(Review(2, LeaveKind.Draining, Devices[0]), TwoDevices)!.Cause);
         var change = policy.Decide(Review(2), TwoDevices);
         Assert.Equal(ReplanCause.Request, change!.Cause);
-        Assert.Equal("dp=2,tp=1 -> dp=1 pp=1 tp=2", change.Detail);
+        Assert.Equal("dp=2,pp=1,tp=1 -> dp=1 pp=1 tp=2", change.Detail);
         Assert.Equal(2, change.Layout!.Tp);
         Assert.Null(policy.Decide(Review(2), TwoDevices));
     }

@@ -22,7 +22,7 @@ public sealed class ReplanDecisionTests
     {
         var holders = new[] { Live(10, A[0], A[1]), Live(null, B[0], B[1]) };
 
-        var d = ReplanDecision.Make(holders, [A[0], A[1]], tensorParallel: 2);
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], replicaSize: 2);
 
         Assert.Equal(10, d.SourceSteps);
         Assert.Equal([0], d.AdoptedFrom);
@@ -35,7 +35,7 @@ public sealed class ReplanDecisionTests
     [Fact]
     public void Growing_dp_sends_to_the_new_replica_from_the_kept_one()
     {
-        var d = ReplanDecision.Make([Live(10, A[0], A[1])], [A[0], A[1], B[0], B[1]], tensorParallel: 2);
+        var d = ReplanDecision.Make([Live(10, A[0], A[1])], [A[0], A[1], B[0], B[1]], replicaSize: 2);
 
         Assert.Equal([0, -1], d.AdoptedFrom);
         Assert.Equal([0], d.KeptSources);
@@ -44,12 +44,26 @@ public sealed class ReplanDecisionTests
     }
 
     [Fact]
+    public void A_replica_of_another_shape_on_the_same_devices_receives_instead_of_adopting()
+    {
+        // pp 2 x tp 1 -> pp 1 x tp 2 on the same two devices, in the same order: a device's stage state is not a tensor shard.
+        var holders = new[] { Live(10, A[0], A[1]) };
+
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], replicaSize: 2, sameShape: false);
+
+        Assert.Equal([-1], d.AdoptedFrom);
+        Assert.Equal([0], d.Staged);
+        Assert.Equal([0], d.Needy);
+        Assert.Empty(d.HandOver);
+    }
+
+    [Fact]
     public void Changing_tp_stages_every_old_replica_and_every_new_one_receives()
     {
         // dp 2 x tp 2 on silo A -> dp 1 x tp 4 on the same devices: no group is the same, so none is kept.
         var holders = new[] { Live(10, A[0], A[1]), Live(10, A[2], A[3]) };
 
-        var d = ReplanDecision.Make(holders, A, tensorParallel: 4);
+        var d = ReplanDecision.Make(holders, A, replicaSize: 4);
 
         Assert.Equal([-1], d.AdoptedFrom);
         Assert.Equal([0, 1], d.Stage);
@@ -64,7 +78,7 @@ public sealed class ReplanDecisionTests
     {
         var holders = new[] { Live(9, A[0]), Live(10, A[1]), Live(10, A[2]) };
 
-        var d = ReplanDecision.Make(holders, [A[0], A[1]], tensorParallel: 1);
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], replicaSize: 1);
 
         Assert.Equal(10, d.SourceSteps);
         Assert.Equal([0, 1], d.AdoptedFrom);
@@ -77,11 +91,11 @@ public sealed class ReplanDecisionTests
     [Fact]
     public void Units_on_leaving_devices_serve_only_when_nothing_else_has_the_state()
     {
-        var staying = ReplanDecision.Make([Live(10, A[0]), Live(10, B[0]) with { Leaving = true }], [A[0], A[1]], tensorParallel: 1);
+        var staying = ReplanDecision.Make([Live(10, A[0]), Live(10, B[0]) with { Leaving = true }], [A[0], A[1]], replicaSize: 1);
         Assert.Empty(staying.Staged);
         Assert.Equal([1], staying.Release);
 
-        var onlyLeaving = ReplanDecision.Make([Live(10, B[0]) with { Leaving = true }], [A[0]], tensorParallel: 1);
+        var onlyLeaving = ReplanDecision.Make([Live(10, B[0]) with { Leaving = true }], [A[0]], replicaSize: 1);
         Assert.Equal([0], onlyLeaving.Staged);
         Assert.Equal([0], onlyLeaving.Needy);
     }
@@ -92,7 +106,7 @@ public sealed class ReplanDecisionTests
         // The first attempt handed replica 0's state over on A[0..1] and staged replica 1, then a prepare failed.
         var holders = new[] { new StateHolder([A[0], A[1]], HolderKind.Parked, 10), new StateHolder([B[0], B[1]], HolderKind.Staged, 10) };
 
-        var d = ReplanDecision.Make(holders, [A[0], A[1], A[2], A[3]], tensorParallel: 2);
+        var d = ReplanDecision.Make(holders, [A[0], A[1], A[2], A[3]], replicaSize: 2);
 
         Assert.Equal(10, d.SourceSteps);
         Assert.Equal([0, -1], d.AdoptedFrom);
@@ -106,7 +120,7 @@ public sealed class ReplanDecisionTests
     [Fact]
     public void Parked_state_no_new_replica_adopts_cannot_deliver_and_nothing_else_left_means_the_checkpoint()
     {
-        var d = ReplanDecision.Make([new StateHolder([A[0]], HolderKind.Parked, 10), Live(null, A[1])], [B[0]], tensorParallel: 1);
+        var d = ReplanDecision.Make([new StateHolder([A[0]], HolderKind.Parked, 10), Live(null, A[1])], [B[0]], replicaSize: 1);
 
         Assert.Null(d.SourceSteps);
         Assert.Empty(d.Needy);
@@ -116,7 +130,7 @@ public sealed class ReplanDecisionTests
     [Fact]
     public void Devices_that_are_not_whole_tensor_parallel_groups_are_refused()
     {
-        var e = Assert.Throws<ArgumentException>(() => ReplanDecision.Make([], [A[0], A[1], A[2]], tensorParallel: 2));
+        var e = Assert.Throws<ArgumentException>(() => ReplanDecision.Make([], [A[0], A[1], A[2]], replicaSize: 2));
         Assert.Contains("3 device(s) are not whole tensor-parallel groups of 2", e.Message);
     }
 }

@@ -18,6 +18,8 @@ public sealed class Communicator : IDisposable
     private readonly long[] _sent;
     private readonly long[] _received;
     private byte[][] _scratch = [];
+    // Posted sends per peer, each chained after the previous one so that frames leave in the order they were posted.
+    private readonly Task?[] _posted;
 
     /// <param name="links">One link per rank, indexed by rank; null at this rank's own index.</param>
     public Communicator(string group, int rank, IPeerLink?[] links, TimeSpan timeout)
@@ -29,6 +31,7 @@ public sealed class Communicator : IDisposable
         _links = links;
         _sent = new long[links.Length];
         _received = new long[links.Length];
+        _posted = new Task?[links.Length];
     }
 
     public string Group { get; }
@@ -43,6 +46,25 @@ public sealed class Communicator : IDisposable
     public void Send(int peer, ReadOnlyMemory<byte> data) => Exchange("send", [new(peer, ct => SendFrame(peer, data, ct))]);
 
     public void Receive(int peer, Memory<byte> into) => Exchange("receive", [new(peer, ct => ReceiveFrame(peer, into, ct))]);
+
+    /// <summary>
+    /// Starts sending <paramref name="data"/> (which must stay unchanged until <see cref="Flush"/>) to <paramref name="peer"/>
+    /// without waiting for it, after any earlier posted send to that peer: a pipeline stage goes on computing while its
+    /// activations travel, and two stages sending to each other at once never wait on each other.
+    /// </summary>
+    public void Post(int peer, ReadOnlyMemory<byte> data)
+    {
+        var previous = _posted[peer] ?? Task.CompletedTask;
+        _posted[peer] = SendAfter(previous, peer, data);
+    }
+
+    /// <summary>Waits until every posted send has left (or fails the group like any collective).</summary>
+    public void Flush()
+    {
+        var pending = Enumerable.Range(0, WorldSize).Where(p => _posted[p] is not null).Select(p => (Peer: p, Task: _posted[p]!)).ToList();
+        Array.Clear(_posted);
+        if (pending.Count > 0) Exchange("send", pending.Select(s => new PeerOperation(s.Peer, ct => s.Task.WaitAsync(ct))).ToArray());
+    }
 
     /// <summary>Copies <paramref name="data"/> from <paramref name="root"/> to every rank.</summary>
     public void Broadcast(Memory<byte> data, int root) => Exchange("broadcast", Rank == root
@@ -152,6 +174,13 @@ public sealed class Communicator : IDisposable
         var link = Link(peer);
         await link.SendAsync(header, cancellation).ConfigureAwait(false);
         await link.SendAsync(data, cancellation).ConfigureAwait(false);
+    }
+
+    private async Task SendAfter(Task previous, int peer, ReadOnlyMemory<byte> data)
+    {
+        await previous.ConfigureAwait(false);
+        using var deadline = new CancellationTokenSource(Timeout);
+        await SendFrame(peer, data, deadline.Token).ConfigureAwait(false);
     }
 
     private async Task ReceiveFrame(int peer, Memory<byte> into, CancellationToken cancellation)

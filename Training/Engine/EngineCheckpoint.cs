@@ -18,9 +18,11 @@ public static class EngineCheckpoint
     /// </summary>
     /// <param name="writer">With <paramref name="writers"/>: this rank's data-parallel replica and their number. Every region is
     /// written exactly once and the work is shared: a tensor-parallel shard's region by one of the replicas that hold it
-    /// (every writers-th), a replicated tensor by one of the replicas' tensor-parallel ranks (every (writers x tp)-th).</param>
+    /// (every writers-th), a replicated tensor by one of the replicas' tensor-parallel ranks (every (writers x tp)-th). A
+    /// pipeline stage writes only what its chunks own (not the last stage's copy of a tied token embedding).</param>
     public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1) =>
-        trainer.StateTensors().Where((s, i) => IsWriterOf(s, i, trainer.Model.Group, writer, writers)).Select(s => Copy(s, staging)).ToList();
+        trainer.StateTensors().Where(s => trainer.Model.Chunks.Any(c => Model.ChunkParameters.Owns(c, s.Owner.Name)))
+            .Where((s, i) => IsWriterOf(s, i, trainer.Model.Group, writer, writers)).Select(s => Copy(s, staging)).ToList();
 
     /// <summary>Host copies of everything this rank holds (its region of every tensor, replicated ones included): what it can give a peer.</summary>
     public static IReadOnlyList<ShardedTensor> Held(Trainer trainer) => trainer.StateTensors().Select(s => Copy(s, null)).ToList();

@@ -34,7 +34,13 @@ public sealed class FlatGradients : IDisposable
     public long Length { get; }
 
     /// <summary>Where each parameter's gradient sits in a flat buffer, in parameter order.</summary>
-    public IEnumerable<(long Offset, long Length)> Slices => _parameters.Select((p, i) => (_offsets[i], p.Parameter.numel()));
+    public IEnumerable<(string Name, long Offset, long Length)> Slices => _parameters.Select((p, i) => (p.Name, _offsets[i], p.Parameter.numel()));
+
+    /// <summary>Where the gradient of <paramref name="name"/> sits in a flat buffer.</summary>
+    public (long Offset, long Length) SliceOf(string name) =>
+        Slices.Where(s => s.Name == name).Select(s => (s.Offset, s.Length)).FirstOrDefault((-1, 0)) is { Offset: >= 0 } slice
+            ? slice
+            : throw new ArgumentException($"no gradient named {name} in this buffer", nameof(name));
 
     /// <summary>A buffer to write a gradient into; contents are undefined.</summary>
     public Tensor Rent()

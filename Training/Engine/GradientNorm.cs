@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Elastic.Training.Collectives;
 using Elastic.Training.Model;
 using static TorchSharp.torch;
 
@@ -6,53 +7,54 @@ namespace Elastic.Training.Engine;
 
 /// <summary>
 /// The gradient's L2 norm for clipping, the same bits on every layout: a sum of squares per (parameter, shard), each
-/// over a tensor whose shape no layout changes, added in fp64 in one fixed order (parameters by name, shards by
-/// index). A rank holds only its shards' sums, so the split parameters' sums are gathered from the tensor-parallel
-/// group; replicated parameters are counted once.
+/// over a tensor whose shape no layout changes, added in fp64 in one fixed order (every parameter of the model by name,
+/// shards by index). Each sum is counted by the one rank that owns it (its pipeline stage's chunk owns the parameter;
+/// a split parameter's shard is on one tensor rank, a replicated parameter is counted by tensor rank 0), and the
+/// per-rank vectors are gathered over the tensor and pipeline groups: every other rank contributes an exact zero.
 /// </summary>
 public static class GradientNorm
 {
-    public static double Compute(GptModel model, FlatGradients layout, Tensor flat)
+    public static double Compute(GptModel model, FlatGradients layout, Tensor flat, Communicator? pipeline)
     {
-        double[] local;
+        var local = new Dictionary<string, double>();
         using (var scope = NewDisposeScope())
         {
+            var slices = layout.Slices.Where(s => !s.Name.StartsWith(GptModel.TiedHeadPrefix, StringComparison.Ordinal)).ToList();
             // x * x, not square(): TorchSharp's square is pow with an implicit Scalar, which a collection can free mid-call.
-            var sums = layout.Slices.Select(s => flat.narrow(0, s.Offset, s.Length)).Select(g => g.mul(g).sum(ScalarType.Float64)).ToList();
-            local = stack(sums).cpu().data<double>().ToArray();
+            var sums = slices.Select(s => flat.narrow(0, s.Offset, s.Length)).Select(g => g.mul(g).sum(ScalarType.Float64)).ToList();
+            var values = sums.Count == 0 ? [] : stack(sums).cpu().data<double>().ToArray();
+            for (var i = 0; i < slices.Count; i++) local[slices[i].Name] = values[i];
         }
         var group = model.Group;
-        var perRank = group.ShardsPerRank;
-        var splitSums = new List<double>();
-        var index = 0;
-        foreach (var p in model.Parameters)
+        var entries = ParameterLayout.Gpt(model.Spec)
+            .SelectMany(p => p.SplitDim is null ? [(Layout: p, Key: p.Name, Split: false)] : Enumerable.Range(0, group.Shards).Select(s => (Layout: p, Key: $"{p.Name}#{s}", Split: true)))
+            .ToList();
+        var mine = new double[entries.Count];
+        for (var i = 0; i < entries.Count; i++)
         {
-            if (p.Layout.SplitDim is not null) splitSums.AddRange(local.AsSpan(index, p.Local.Count).ToArray());
-            index += p.Local.Count;
+            var (parameter, key, split) = entries[i];
+            var owned = model.Chunks.Any(c => ChunkParameters.Owns(c, parameter.Name)) && (split || group.Rank == 0);
+            if (owned && local.TryGetValue(key, out var sum)) mine[i] = sum;
         }
-        var ranks = Gather(group.Ranks, splitSums.ToArray());
+        var all = SumOver(pipeline, SumOver(group.Ranks, mine));
         double total = 0;
-        index = 0;
-        var split = 0;
-        foreach (var p in model.Parameters)
-        {
-            if (p.Layout.SplitDim is null) total += local[index];
-            else
-            {
-                for (var shard = 0; shard < group.Shards; shard++) total += ranks[shard / perRank][split * perRank + shard % perRank];
-                split++;
-            }
-            index += p.Local.Count;
-        }
+        foreach (var value in all) total += value;
         return Math.Sqrt(total);
     }
 
-    private static double[][] Gather(Collectives.Communicator? ranks, double[] mine)
+    /// <summary>Adds the ranks' vectors entry by entry; each entry is non-zero on at most one rank, so the sums are exact.</summary>
+    private static double[] SumOver(Communicator? ranks, double[] mine)
     {
-        if (ranks is null) return [mine];
+        if (ranks is null) return mine;
         var bytes = MemoryMarshal.AsBytes(mine.AsSpan()).ToArray();
-        var all = new byte[bytes.Length * ranks.WorldSize];
-        ranks.AllGather(bytes, all);
-        return Enumerable.Range(0, ranks.WorldSize).Select(r => MemoryMarshal.Cast<byte, double>(all.AsSpan(r * bytes.Length, bytes.Length)).ToArray()).ToArray();
+        var gathered = new byte[bytes.Length * ranks.WorldSize];
+        ranks.AllGather(bytes, gathered);
+        var sums = new double[mine.Length];
+        for (var r = 0; r < ranks.WorldSize; r++)
+        {
+            var values = MemoryMarshal.Cast<byte, double>(gathered.AsSpan(r * bytes.Length, bytes.Length));
+            for (var i = 0; i < sums.Length; i++) sums[i] += values[i];
+        }
+        return sums;
     }
 }

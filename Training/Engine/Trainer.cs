@@ -2,6 +2,7 @@ using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
+using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using static Elastic.Training.ExplicitScalars;
@@ -14,7 +15,9 @@ namespace Elastic.Training.Engine;
 /// parallelism can sit between them: <see cref="AccumulateBlock"/> runs forward/backward over a tree-aligned
 /// range of micro-batches and sums their gradients in the canonical tree order; <see cref="ApplyUpdate"/>
 /// takes the sum over all micro-batches (combined with <see cref="CombineBlocks"/>) and applies scaling,
-/// clipping and AdamW. <see cref="Step"/> does both on one device. Must be used from one device thread.
+/// clipping and AdamW. <see cref="Step"/> does both on one device. A pipeline stage holds its chunks' parameters
+/// only and runs the stage's schedule (<see cref="StageRunner"/>); its flat gradient holds the chunks' regions one
+/// after another. Must be used from one device thread.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -22,20 +25,60 @@ public sealed class Trainer : IDisposable
     private readonly FlatGradients _gradients;
     private readonly AdamW _optimizer;
     private readonly LearningRateSchedule _schedule;
+    private readonly IReadOnlyList<ChunkGradients> _chunks;
+    private StageRunner _runner;
+    private TiedEmbeddingGradients _tied;
+    private StageLinks? _links;
 
     /// <param name="tensorGroup">This rank's tensor-parallel group; null: one device holding every shard.</param>
     /// <param name="sequenceParallel">With tp > 1, split LayerNorm, dropout and the residual stream along the sequence.</param>
-    public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null, TensorParallelGroup? tensorGroup = null, bool sequenceParallel = true)
+    /// <param name="pipeline">This rank's pipeline stage; null: one stage holding the whole model.</param>
+    public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null, TensorParallelGroup? tensorGroup = null, bool sequenceParallel = true,
+        PipelineStage? pipeline = null)
     {
         Spec = spec;
         _corpus = corpus;
         Device = device ?? CPU;
-        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel);
-        var parameters = Model.ParametersByName();
-        _gradients = new FlatGradients(parameters.Select(p => (p.Name, p.Parameter)).ToList(), Device);
+        Stage = pipeline ?? new PipelineStage(spec, null);
+        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local);
+        // Chunk-major: each chunk's gradients are one region of the stage's flat buffer.
+        var parameters = Stage.Local.SelectMany(Model.ParametersOf).ToList();
         _optimizer = new AdamW(parameters, spec.Optimizer);
+        var headLeaves = Model.SeparateTiedHead();
+        var chunks = new List<ChunkGradients>();
+        long offset = 0;
+        foreach (var chunk in Stage.Local)
+        {
+            var entries = Model.ParametersOf(chunk).Select(p => (p.Name, p.Parameter)).Concat(chunk.Head ? headLeaves : []).ToList();
+            chunks.Add(new ChunkGradients(chunk, new FlatGradients(entries, Device), offset));
+            offset += chunks[^1].Gradients.Length;
+        }
+        _chunks = chunks;
+        _gradients = new FlatGradients(Stage.Local.SelectMany(Model.ParametersOf).Select(p => (p.Name, p.Parameter)).Concat(headLeaves).ToList(), Device);
         _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
-        ParameterCount = _gradients.Length;
+        ParameterCount = parameters.Sum(p => p.Parameter.numel());
+        (_links, _runner, _tied) = Connect();
+    }
+
+    public PipelineStage Stage { get; private set; }
+
+    /// <summary>
+    /// Moves the trainer to the groups of a new generation (the same shards of the same stage, new communicators): a unit
+    /// that adopts the state its device kept across a re-plan joins the new groups first.
+    /// </summary>
+    public void Rejoin(TensorParallelGroup tensor, PipelineStage stage)
+    {
+        if (stage.Stages != Stage.Stages || stage.Rank != Stage.Rank || !stage.Local.SequenceEqual(Stage.Local))
+            throw new ArgumentException($"this trainer holds chunk(s) {string.Join(", ", Stage.Local)} as stage {Stage.Rank} of {Stage.Stages}; the new group makes it stage {stage.Rank} of {stage.Stages}", nameof(stage));
+        Model.Rejoin(tensor);
+        Stage = stage;
+        (_links, _runner, _tied) = Connect();
+    }
+
+    private (StageLinks?, StageRunner, TiedEmbeddingGradients) Connect()
+    {
+        var links = Stage.Ranks is { } ranks ? new StageLinks(ranks, Device) : null;
+        return (links, new StageRunner(Model, Stage, links, _chunks, Spec.Model.Context, MicroBatchOf, EnterTf32Gate), new TiedEmbeddingGradients(Model, Stage, links, _gradients));
     }
 
     public TrainingSpec Spec { get; }
@@ -102,18 +145,7 @@ public sealed class Trainer : IDisposable
     /// gradient sum written into <paramref name="target"/> (a flat buffer from <see cref="RentGradient"/>).
     /// Returns the sum of their losses, in the same tree order.
     /// </summary>
-    public double AccumulateBlock(long step, int first, int count, Tensor target)
-    {
-        using var scope = NewDisposeScope();
-        var losses = new Tensor[count];
-        PairwiseTree.ReduceInto(first, first + count, target,
-            (micro, buffer) => losses[micro - first] = ForwardBackward(step, micro, buffer),
-            (into, other) => into.add_(other, alpha: One),
-            _gradients.Rent, _gradients.Release);
-        // One host synchronisation per block, not per micro-batch: the losses stay on the device (fp64, the sum
-        // a host would take of them) until their tree sum is read.
-        return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a.add(b, alpha: One)).item<double>();
-    }
+    public double AccumulateBlock(long step, int first, int count, Tensor target) => _runner.Run(step, first, count, target);
 
     /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
     public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>
@@ -124,10 +156,13 @@ public sealed class Trainer : IDisposable
     {
         using var scope = NewDisposeScope();
         var m = MicroBatchesPerStep;
+        _tied.Combine(gradientSum);
+        // The stage holding the head has the loss; the others add exact zeros.
+        lossSum = Stage.Ranks?.AllReduceSum(lossSum) ?? lossSum;
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var mean = (1.0 / m).ToScalar();
         gradientSum.mul_(mean);
-        var norm = GradientNorm.Compute(Model, _gradients, gradientSum);
+        var norm = GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks);
         var clip = Spec.Optimizer.ClipNorm;
         if (clip > 0 && norm > clip)
         {
@@ -143,11 +178,10 @@ public sealed class Trainer : IDisposable
 
     public void ReleaseGradient(Tensor buffer) => _gradients.Release(buffer);
 
-    /// <summary>Mean loss over the first eval.batches micro-batches of the held-out split, in order, without dropout.</summary>
+    /// <summary>Mean loss over the first eval.batches micro-batches of the held-out split, in order, without dropout (every stage of a pipeline calls it).</summary>
     public double EvaluateHeldOut()
     {
         using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
         using var tf32 = EnterTf32Gate();
         Model.Training = false;
         try
@@ -155,14 +189,12 @@ public sealed class Trainer : IDisposable
             var heldOut = _corpus.HeldOut;
             var micro = Spec.Batch.Micro;
             var batches = Math.Max(1, Math.Min(Spec.Eval.Batches, heldOut.Count / micro));
-            var total = zeros(1, dtype: ScalarType.Float64, device: Device);
-            for (var i = 0; i < batches; i++)
+            var total = _runner.Evaluate(batches, i =>
             {
-                var windows = Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray();
-                var (inputs, targets) = Batch(heldOut, windows);
-                total.add_(Model.Loss(inputs, targets, keys: null).to(ScalarType.Float64), alpha: One);
-            }
-            return total.item<double>() / batches;
+                var (inputs, targets) = Batch(heldOut, Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray());
+                return new MicroBatch(inputs, targets, null);
+            });
+            return (Stage.Ranks?.AllReduceSum(total) ?? total) / batches;
         }
         finally
         {
@@ -170,7 +202,23 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    public string ParameterDigest() => Engine.ParameterDigest.Compute(Model);
+    /// <summary>
+    /// Every parameter whole, in name order, on the first stage (the others send theirs there and get nothing): a
+    /// collective over the stage's tensor-parallel group and the pipeline, for export and digests.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> WholeParameters() => _links is null ? Model.WholeParameters() : WholeModel.Gather(Model, Stage, _links);
+
+    /// <summary>The digest of the whole model (<see cref="Engine.ParameterDigest"/>), the same on every rank of the replica.</summary>
+    public string ParameterDigest()
+    {
+        using var scope = NewDisposeScope();
+        if (Stage.Ranks is not { } ranks) return Engine.ParameterDigest.Compute(Model);
+        var digest = new byte[32];
+        var parameters = WholeParameters();
+        if (ranks.Rank == 0) Convert.FromHexString(Engine.ParameterDigest.Compute(parameters)).CopyTo(digest, 0);
+        ranks.Broadcast(digest, root: 0);
+        return Convert.ToHexStringLower(digest);
+    }
 
     /// <summary>Global sample indices of micro-batch <paramref name="micro"/> of step <paramref name="step"/> (1-based).</summary>
     public long[] SamplesOf(long step, int micro)
@@ -180,26 +228,17 @@ public sealed class Trainer : IDisposable
         return Enumerable.Range(0, b).Select(j => first + j).ToArray();
     }
 
-    /// <summary>The loss of micro-batch <paramref name="micro"/> as an fp64 scalar tensor on the device, its gradient bound into <paramref name="target"/>.</summary>
-    private Tensor ForwardBackward(long step, int micro, Tensor target)
+    private MicroBatch MicroBatchOf(long step, int micro)
     {
-        using var scope = NewDisposeScope();
-        using var tf32 = EnterTf32Gate();
-        target.zero_();
-        _gradients.BindTo(target);
         var samples = SamplesOf(step, micro);
         var train = _corpus.Train;
         var (inputs, targets) = Batch(train, samples.Select(train.WindowOf).ToArray());
-        var keys = Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null;
-        var loss = Model.Loss(inputs, targets, keys);
-        loss.backward();
-        Model.Group.ThrowIfFailed();
-        return loss.detach().to(ScalarType.Float64).MoveToOuterDisposeScope();
+        return new MicroBatch(inputs, targets, Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null);
     }
 
     /// <summary>On CUDA, holds the process's TF32 switch in this job's mode while the step's matmuls are launched.</summary>
-    private Tf32Gate.Holder EnterTf32Gate() =>
-        Device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default;
+    private IDisposable EnterTf32Gate() =>
+        Device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default(Tf32Gate.Holder);
 
     private (Tensor Inputs, Tensor Targets) Batch(TokenDataset data, int[] windows)
     {
@@ -216,6 +255,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        foreach (var chunk in _chunks) chunk.Gradients.Dispose();
         _gradients.Dispose();
         _optimizer.Dispose();
         Model.Dispose();

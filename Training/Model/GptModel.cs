@@ -1,6 +1,7 @@
 using System.Text;
 using Elastic.Data;
 using Elastic.Jobs;
+using Elastic.Parallelism.Pipeline;
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -15,18 +16,21 @@ namespace Elastic.Training.Model;
 /// vocabulary split into S shards, every sum across them in the canonical tree, so this rank's part of the model
 /// computes the same bits whatever tp it runs at. Activations are sequence-major ([sequence, batch, features]).
 /// Each parameter is initialised whole from its own generator keyed by (seed, name) and then cut, so its values do
-/// not depend on the layout or on which other parameters exist.
+/// not depend on the layout or on which other parameters exist. A pipeline stage holds only its chunks' parameters and
+/// runs them one chunk at a time (<see cref="Forward(ModelChunk, Tensor, long, Tensor?, DropoutKeys?)"/>).
 /// </summary>
 public sealed class GptModel : IDisposable
 {
     private readonly Dictionary<string, ModelParameter> _byName;
     private readonly IReadOnlyList<Embedding> _vocabTables;
     private readonly Matmuls _matmuls;
+    private IReadOnlyList<Parameter>? _headLeaves;
 
     /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
+    /// <param name="chunks">The pipeline chunks this model holds; null: the whole model as one chunk.</param>
     public GptModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32, Device? device = null,
-        TensorParallelGroup? group = null, bool sequenceParallel = false)
+        TensorParallelGroup? group = null, bool sequenceParallel = false, IReadOnlyList<ModelChunk>? chunks = null)
     {
         Spec = spec;
         Precision = precision;
@@ -36,8 +40,10 @@ public sealed class GptModel : IDisposable
             throw new ArgumentException($"the tensor-parallel group has {Group.Shards} shards but model.tensorShards is {spec.Shards}", nameof(group));
         SequenceParallel = sequenceParallel && Group.Degree > 1;
         _matmuls = new Matmuls(precision);
+        Chunks = chunks ?? [WholeChunk(spec)];
         var tables = new List<Embedding>();
-        Parameters = ParameterLayout.Gpt(spec).Select(layout => Create(layout, seed, spec.Layers, tables)).ToList();
+        Parameters = ParameterLayout.Gpt(spec).Where(l => Chunks.Any(c => ChunkParameters.Holds(c, l.Name, spec.TiedEmbeddings)))
+            .Select(layout => Create(layout, seed, spec.Layers, tables)).ToList();
         _byName = Parameters.ToDictionary(p => p.Name);
         _vocabTables = tables;
     }
@@ -59,6 +65,12 @@ public sealed class GptModel : IDisposable
     }
     public bool SequenceParallel { get; }
 
+    /// <summary>The pipeline chunks this model holds, in order.</summary>
+    public IReadOnlyList<ModelChunk> Chunks { get; }
+
+    /// <summary>The whole model as one chunk: embedding, every layer, head.</summary>
+    public static ModelChunk WholeChunk(ModelSpec spec) => new(0, 0, spec.Layers, true, true, 0);
+
     /// <summary>Dropout on and sequence chunks for the gradient sums; off for evaluation and sampling.</summary>
     public bool Training { get; set; } = true;
 
@@ -71,6 +83,28 @@ public sealed class GptModel : IDisposable
     /// <summary>This rank's parameter tensors (shards of split parameters), in the canonical order of flat buffers, with whether weight decay applies.</summary>
     public IReadOnlyList<(string Name, Parameter Parameter, bool Decay)> ParametersByName() =>
         Parameters.SelectMany(p => p.Named().Select(n => (n.Key, n.Tensor, p.Layout.Decay))).ToList();
+
+    /// <summary>The parameters <paramref name="chunk"/> holds, as <see cref="ParametersByName"/> lists them.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter, bool Decay)> ParametersOf(ModelChunk chunk) =>
+        Parameters.Where(p => ChunkParameters.Holds(chunk, p.Name, Spec.TiedEmbeddings))
+            .SelectMany(p => p.Named().Select(n => (n.Key, n.Tensor, p.Layout.Decay))).ToList();
+
+    /// <summary>
+    /// With tied embeddings, gives the head its own autograd leaves over the token embedding's storage, so that the head's
+    /// gradient lands in its own buffer region: the embedding's and the head's contributions are each summed over the
+    /// micro-batches and added once, the same on every pipeline layout (where they come from different stages). Call after
+    /// the parameters have their final storage (the optimizer moves them into its flat buffer).
+    /// </summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> SeparateTiedHead()
+    {
+        if (!Spec.TiedEmbeddings || !Chunks.Any(c => c.Head)) return [];
+        var wte = _byName["wte.weight"];
+        _headLeaves ??= wte.Local.Select(p => new Parameter(p.detach(), requires_grad: true)).ToList();
+        return wte.Named().Select((n, i) => (TiedHeadPrefix + n.Key, _headLeaves[i])).ToList();
+    }
+
+    /// <summary>Names the head's leaves over the tied token embedding in gradient buffers.</summary>
+    public const string TiedHeadPrefix = "head:";
 
     /// <summary>
     /// Every parameter whole, in name order: on tp > 1 the split ones are gathered from the tensor-parallel group (a
@@ -87,36 +121,67 @@ public sealed class GptModel : IDisposable
     }
 
     /// <summary>Mean next-token cross-entropy of a batch (tokens and targets [batch, time]), in fp32 whatever the compute precision.</summary>
-    public Tensor Loss(Tensor tokens, Tensor targets, DropoutKeys? keys)
+    public Tensor Loss(Tensor tokens, Tensor targets, DropoutKeys? keys) => Forward(AllLayers(), tokens, tokens.shape[1], targets, keys);
+
+    /// <summary>
+    /// One pipeline chunk's forward: from token ids [batch, time] (the first chunk) or the previous chunk's output, to the
+    /// mean loss against <paramref name="targets"/> [batch, time] (the last chunk) or this chunk's output activation
+    /// (<see cref="BoundaryShape"/>, for the next chunk).
+    /// </summary>
+    public Tensor Forward(ModelChunk chunk, Tensor input, long length, Tensor? targets, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
-        var logits = Logits(tokens.t(), keys);
-        return VocabParallelCrossEntropy.Loss(Group, logits, targets.t()).MoveToOuterDisposeScope();
+        var sequence = Sequence(length);
+        var x = Blocks(chunk, chunk.Embedding ? Embed(input.t(), keys, sequence) : input, keys, sequence);
+        if (!chunk.Head) return x.MoveToOuterDisposeScope();
+        var loss = VocabParallelCrossEntropy.Loss(Group, Head(x, sequence), (targets ?? throw new ArgumentNullException(nameof(targets))).t());
+        return loss.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Whole fp32 logits [batch, time, vocab] for token ids [batch, time] (every shard must be local: tp = 1).</summary>
+    /// <summary>The shape of the activation between two chunks on this rank: [time (this rank's part when the sequence is split), batch, d].</summary>
+    public long[] BoundaryShape(long length, long batch) => [Sequence(length) is { Split: true } ? length / Group.Degree : length, batch, Spec.DModel];
+
+    /// <summary>Whole fp32 logits [batch, time, vocab] for token ids [batch, time] (every shard and chunk must be local).</summary>
     public Tensor forward(Tensor tokens)
     {
         if (Group.Degree != 1) throw new InvalidOperationException($"whole logits need every vocabulary shard; this rank holds {Group.ShardsPerRank} of {Group.Shards}");
         using var scope = NewDisposeScope();
-        return cat(Logits(tokens.t(), keys: null).ToList(), 2).transpose(0, 1).MoveToOuterDisposeScope();
+        var sequence = Sequence(tokens.shape[1]);
+        var logits = Head(Blocks(AllLayers(), Embed(tokens.t(), null, sequence), null, sequence), sequence);
+        return cat(logits.ToList(), 2).transpose(0, 1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>This rank's vocabulary shards of the logits, [time, batch, V/S] each, fp32.</summary>
-    private IReadOnlyList<Tensor> Logits(Tensor tokens, DropoutKeys? keys)
+    private ModelChunk AllLayers() => Chunks is [{ Embedding: true, Head: true } whole]
+        ? whole
+        : throw new InvalidOperationException($"this model holds pipeline chunk(s) {string.Join(", ", Chunks)}, not the whole model");
+
+    private SequencePart Sequence(long length)
     {
-        var length = tokens.shape[0];
         var split = SequenceParallel && Training;
         // Training sums replicated parameters' gradients per virtual sequence chunk; evaluation and sampling (any length) need no chunks.
         var chunks = !Training ? 1 : split ? Group.ShardsPerRank : Group.Shards;
-        var sequence = new SequencePart(split ? Group.Rank * length / Group.Degree : 0, length, chunks, split);
-        var x = VocabParallelEmbedding.Forward(Group, tokens, _vocabTables, split);
+        return new SequencePart(split ? Group.Rank * length / Group.Degree : 0, length, chunks, split);
+    }
+
+    private Tensor Embed(Tensor tokens, DropoutKeys? keys, SequencePart sequence)
+    {
+        var x = VocabParallelEmbedding.Forward(Group, tokens, _vocabTables, sequence.Split);
         x = SequenceChunks.AddPositions(Group, x, Whole("wpe.weight"), sequence);
-        x = Dropout(x, keys, sequence, DropoutKeys.Site(null));
-        for (var i = 0; i < Spec.Layers; i++) x = Block(i, x, keys, sequence);
+        return Dropout(x, keys, sequence, DropoutKeys.Site(null));
+    }
+
+    private Tensor Blocks(ModelChunk chunk, Tensor x, DropoutKeys? keys, SequencePart sequence)
+    {
+        for (var i = chunk.First; i < chunk.First + chunk.Count; i++) x = Block(i, x, keys, sequence);
+        return x;
+    }
+
+    /// <summary>This rank's vocabulary shards of the logits, [time, batch, V/S] each, fp32.</summary>
+    private IReadOnlyList<Tensor> Head(Tensor x, SequencePart sequence)
+    {
         var h = SequenceChunks.LayerNorm(Group, x, Whole("ln_f.weight"), Whole("ln_f.bias"), sequence);
-        var head = Spec.TiedEmbeddings ? _byName["wte.weight"] : _byName["lm_head.weight"];
-        return ColumnParallelLinear.Forward(Group, h, head.Local.Cast<Tensor>().ToList(), null, split, _matmuls.Linear)
+        var head = Spec.TiedEmbeddings ? _headLeaves ?? _byName["wte.weight"].Local : _byName["lm_head.weight"].Local;
+        return ColumnParallelLinear.Forward(Group, h, head.Cast<Tensor>().ToList(), null, sequence.Split, _matmuls.Linear)
             .Select(l => l.to_type(ScalarType.Float32)).ToList();
     }
 
@@ -205,5 +270,6 @@ public sealed class GptModel : IDisposable
     {
         foreach (var table in _vocabTables) table.Dispose();
         foreach (var p in Parameters.SelectMany(p => p.Local)) p.Dispose();
+        foreach (var leaf in _headLeaves ?? []) leaf.Dispose();
     }
 }

@@ -14,16 +14,16 @@ public static class ModelFolder
     public const string WeightsFile = "model.safetensors";
 
     /// <summary>
-    /// Saves the whole model. On tp > 1 every rank of the tensor-parallel group calls it together (the split parameters
-    /// are gathered); tensor rank 0 writes.
+    /// Saves the whole model. Every rank of a replica calls it together (split parameters are gathered over the tensor
+    /// group, stages send theirs to the first); the first stage's tensor rank 0 writes.
     /// </summary>
-    public static void Save(string directory, TrainingSpec spec, GptModel model)
+    public static void Save(string directory, TrainingSpec spec, Engine.Trainer trainer)
     {
         byte[] file;
         using (var scope = NewDisposeScope())
-            file = Safetensors.Build(model.WholeParameters().Select(p =>
+            file = Safetensors.Build(trainer.WholeParameters().Select(p =>
                 new Safetensors.Entry(p.Name, "F32", p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList()).File;
-        if (model.Group.Rank != 0) return;
+        if (trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
         Directory.CreateDirectory(directory);
         var (specPath, weightsPath) = (Path.Combine(directory, SpecFile), Path.Combine(directory, WeightsFile));
         File.WriteAllBytes(weightsPath + ".tmp", file);

@@ -7,10 +7,10 @@ using Orleans.Placement;
 namespace Elastic.Units.Replicas;
 
 /// <summary>
-/// A data-parallel replica of one generation, on the silo of its devices: the shard groups of its tensor-parallel
-/// group (one per device, tp of them, all on this silo), which it drives together. Every call goes to all of them at
-/// once, because their steps, digests and saves are collectives among them; tensor rank 0 answers for the replica.
-/// Pipeline stages will live here too.
+/// A data-parallel replica of one generation, on the silo of its first device: the shard groups of its pipeline stages'
+/// tensor-parallel groups (one per device, pp x tp of them; a stage's tp on one silo, stages on any), which it drives
+/// together. Every call goes to all of them at once, because their steps, digests and saves are collectives among them;
+/// the first stage's tensor rank 0 answers for the replica.
 /// </summary>
 [DevicePlacement, Immovable, GrainDirectory(JobGrain.Directory)]
 public sealed class ReplicaGrain : Grain, IReplicaGrain
@@ -19,11 +19,11 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
-        if (assignment.Plan.Pp != 1)
-            throw new NotSupportedException($"plan {assignment.Plan}: this release runs pp = 1 only");
         this.DelayDeactivation(TimeSpan.FromDays(30));
-        _ranks = Enumerable.Range(0, assignment.Plan.Tp).Select(t => GrainFactory.GetGrain<IShardGroupGrain>($"{this.GetPrimaryKeyString()}/s0/t{t}")).ToArray();
-        return (await Together(_ranks.Select((unit, t) => unit.Prepare(assignment with { Stage = 0, TensorRank = t })).ToArray()))[0];
+        var (plan, tp) = (assignment.Plan, assignment.Plan.Tp);
+        _ranks = Enumerable.Range(0, plan.Pp * tp)
+            .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan, assignment.Replica, u / tp, u % tp))).ToArray();
+        return (await Together(_ranks.Select((unit, u) => unit.Prepare(assignment with { Stage = u / tp, TensorRank = u % tp })).ToArray()))[0];
     }
 
     public Task<ShardStepResult> RunStep(long step, bool evaluate) => First(u => u.RunStep(step, evaluate));
@@ -69,13 +69,13 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
         }
     }
 
-    /// <summary>Calls every tensor rank at once (their work is collective) and answers with rank 0's result.</summary>
+    /// <summary>Calls every unit at once (their work is collective) and answers with the first one's result.</summary>
     private async Task<T> First<T>(Func<IShardGroupGrain, Task<T>> call) => (await Together(Ranks().Select(call).ToArray()))[0];
 
     private Task All(Func<IShardGroupGrain, Task> call) => Together(Ranks().Select(async u => { await call(u); return true; }).ToArray());
 
     /// <summary>
-    /// Awaits the tensor ranks' calls; when some fail, throws the one that caused the rest (a rank's own error, not the
+    /// Awaits the units' calls; when some fail, throws the one that caused the rest (a unit's own error, not the
     /// collective timeouts its peers then hit).
     /// </summary>
     private static async Task<T[]> Together<T>(Task<T>[] calls)

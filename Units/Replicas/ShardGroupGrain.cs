@@ -9,6 +9,7 @@ using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.TensorParallel;
 using Elastic.Units.Devices;
 using Elastic.Units.Placement;
@@ -18,7 +19,7 @@ using Orleans.Placement;
 namespace Elastic.Units.Replicas;
 
 /// <summary>
-/// One pipeline stage of one replica, on the silo that owns its device. It holds the model state of its
+/// One device's share of one replica (its pipeline stage's tensor rank), on the silo that owns its device. It holds the model state of its
 /// shard, but every tensor operation runs on the device's worker thread; this grain only schedules it.
 /// </summary>
 [DevicePlacement, Immovable, GrainDirectory(JobGrain.Directory)]
@@ -58,8 +59,9 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
             var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
-            adopted?.Model.Rejoin(tensor);
-            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence), groups));
+            var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
+            adopted?.Rejoin(tensor, stage);
+            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage), groups));
             return _trainer.Trainer.Model.WholeParameterCount;
         }
         catch
@@ -108,7 +110,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         var spec = _assignment!.Spec;
         return _worker!.Run(threads, () =>
         {
-            ModelFolder.Save(directory, spec, trainer.Trainer.Model);
+            ModelFolder.Save(directory, spec, trainer.Trainer);
             return true;
         });
     }
@@ -122,7 +124,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
         var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, writer, writers));
         var upload = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
-        var name = UnitKeys.PartName(writer, a.TensorRank);
+        var name = UnitKeys.PartName(writer, a.Stage, a.TensorRank);
         _checkpoint = (step, Task.Run(async () =>
         {
             var chunks = await upload.WriteChunksAsync(step, a.Plan.Generation, name, state);

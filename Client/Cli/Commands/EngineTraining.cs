@@ -38,7 +38,7 @@ internal static class EngineTraining
             var report = await TrainingProgress.Show(console, spec.Steps, sink => device.Run(threads, () =>
             {
                 var result = TrainingLoop.Run(trainer, sink.Step, interrupts.Stop);
-                target.Run.Save(spec, trainer.Model);
+                target.Run.Save(spec, trainer);
                 return result;
             }));
             if (report.Completed)

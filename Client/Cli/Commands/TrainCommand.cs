@@ -59,7 +59,7 @@ internal static class TrainCommand
         return command;
     }
 
-    /// <summary>The spec with the layout <paramref name="plan"/> pins (dp=2,tp=2): tp from it, exactly dp x tp devices.</summary>
+    /// <summary>The spec with the layout <paramref name="plan"/> pins (dp=2,pp=2,tp=2): pp and tp from it, exactly dp x pp x tp devices.</summary>
     private static TrainingSpec Pinned(TrainingSpec spec, string? plan, int? devices)
     {
         if (plan is null) return spec;
@@ -73,9 +73,8 @@ internal static class TrainCommand
             throw new CliException($"--plan: {e.Message}");
         }
         if (devices is null) throw new CliException($"--plan {plan} needs --devices: a layout is pinned on an in-process cluster");
-        if (grid.Pp != 1) throw new CliException($"--plan {plan}: pp = {grid.Pp}, but this release runs pp = 1 only");
-        if (grid.Size > devices) throw new CliException($"--plan {plan} needs {grid.Size} devices (dp {grid.Dp} x tp {grid.Tp}), but --devices is {devices}");
-        return spec with { Parallel = spec.Parallel with { Tensor = grid.Tp }, Devices = new DeviceSpec { Min = grid.Size, Max = grid.Size } };
+        if (grid.Size > devices) throw new CliException($"--plan {plan} needs {grid.Size} devices (dp {grid.Dp} x pp {grid.Pp} x tp {grid.Tp}), but --devices is {devices}");
+        return spec with { Parallel = spec.Parallel with { Tensor = grid.Tp, Pipeline = grid.Pp }, Devices = new DeviceSpec { Min = grid.Size, Max = grid.Size } };
     }
 
     private static string ResolveDeviceKind(string requested)

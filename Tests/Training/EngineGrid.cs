@@ -3,13 +3,14 @@ using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.TensorParallel;
 using static TorchSharp.torch;
 
-namespace Elastic.Tests.Training.TensorParallel;
+namespace Elastic.Tests.Training;
 
 /// <summary>
-/// The whole engine over a grid of ranks, each with its own trainer on its own device thread, joined through one data
+/// The whole engine over a grid of ranks (dp x pp x tp), each with its own trainer on its own device thread, joined through one data
 /// plane as units on one silo are.
 /// </summary>
 internal static class EngineGrid
@@ -26,7 +27,8 @@ internal static class EngineGrid
             return await worker.Run(1, () =>
             {
                 var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
-                using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel), groups);
+                var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
+                using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage), groups);
                 return work(rank, trainer);
             });
         });

@@ -1,0 +1,88 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+using Elastic.Jobs;
+using Elastic.Training.Engine;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>
+/// Pipeline-parallel jobs on the cluster: a replica's stages on different silos (activations over TCP), the bits of the
+/// single-device engine at any pp and dp, and pp changed live (2 -> 1 -> 4) with the state moved as regions between the
+/// units' memories.
+/// </summary>
+public sealed class PipelineClusterTests
+{
+    // Four layers (one per stage at pp = 4), eight micro-batches of 2, dropout on, tied embeddings (the default).
+    private static TrainingSpec Spec(int steps, int minDevices, int maxDevices, int pipeline) => TestSpecs.Tiny(steps: steps, global: 16, micro: 2, dropout: 0.1) with
+    {
+        Model = TestSpecs.Tiny().Model with { Layers = 4 },
+        Devices = new DeviceSpec { Min = minDevices, Max = maxDevices },
+        Parallel = new ParallelSpec { Pipeline = pipeline },
+        Eval = new EvalSpec { Every = 2, Batches = 2 },
+        Checkpoint = new CheckpointSpec { EverySteps = 0 }, // no checkpoint to fall back to: state lost would show as steps lost
+    };
+
+    [Theory]
+    [InlineData(1, 2, 1)]
+    [InlineData(2, 4, 2)]
+    public async Task Pp_2_with_stages_on_two_silos_gives_the_engines_parameters_and_losses_bit_for_bit(int devicesPerSilo, int devices, int dp)
+    {
+        var spec = Spec(4, devices, devices, pipeline: 2);
+        var reference = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return TrainingLoop.Run(trainer);
+        });
+        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: devicesPerSilo);
+
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        var status = await cluster.Finish(jobId);
+
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{string.Join("\n", await cluster.Events(jobId))}");
+        Assert.Equal((dp, 2, 1), (status.Plan!.Dp, status.Plan.Pp, status.Plan.Tp));
+        if (devicesPerSilo == 1) Assert.Equal(2, status.Plan.ReplicaGroupOf(0).Select(d => d.Silo).Distinct().Count());
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(reference.FinalParameterDigest, status.FinalParameterDigest);
+        Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));
+        Assert.Equal(reference.Steps.Select(s => s.GradNorm), report.Steps.Select(s => s.GradNorm));
+        Assert.Equal(reference.HeldOut, report.HeldOut);
+    }
+
+    [Fact]
+    public async Task Replan_pp_2_to_1_to_4_mid_job_ends_with_the_uninterrupted_digest_and_loses_no_step()
+    {
+        var spec = Spec(40, 1, 4, pipeline: 2);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: new JobOptions
+        {
+            CollectiveTimeout = TimeSpan.FromSeconds(20),
+            JoinTimeout = TimeSpan.FromSeconds(3),
+            CapacityPollInterval = TimeSpan.FromMilliseconds(200),
+            MinDwell = TimeSpan.FromMinutes(10), // the layouts asked for stay: no growth in between
+            JoinSettle = TimeSpan.FromMilliseconds(300),
+        });
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        var before = await cluster.Until(jobId, s => s.CommittedStep >= 3);
+        Assert.Equal((2, 2), (before.Plan!.Dp, before.Plan.Pp));
+
+        await cluster.Client.ReplanAsync(jobId, "dp=1,pp=1");
+        var atOne = await cluster.Until(jobId, s => s.Plan!.Pp == 1);
+        await cluster.Until(jobId, s => s.CommittedStep >= atOne.CommittedStep + 3);
+        await cluster.Client.ReplanAsync(jobId, "dp=1,pp=4");
+        var status = await cluster.Finish(jobId);
+
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.True(reference == status.FinalParameterDigest, log);
+        Assert.Equal((1, 4, 1), (status.Plan!.Dp, status.Plan.Pp, status.Plan.Tp));
+        var moves = events.Where(e => e.Kind == "replanned").ToList();
+        Assert.Equal(2, moves.Count);
+        Assert.Contains("requested: dp=2,pp=2,tp=1 -> dp=1 pp=1 tp=1", moves[0].Message);
+        Assert.Contains("requested: dp=1,pp=1,tp=1 -> dp=1 pp=4 tp=1", moves[1].Message);
+        Assert.All(moves, m => Assert.Contains("over the data plane", m.Message));
+        Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+}

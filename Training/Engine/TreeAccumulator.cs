@@ -1,0 +1,49 @@
+namespace Elastic.Training.Engine;
+
+/// <summary>
+/// The canonical pairwise tree (<see cref="PairwiseTree"/>) over leaves [lo, hi) that arrive one at a time in index
+/// order, as a pipeline stage's backward passes finish: each completed subtree waits on a stack until its sibling
+/// completes, so the sum has the bits of <see cref="PairwiseTree.ReduceInto{TBuffer}"/> and holds at most
+/// log2(hi - lo) + 1 partial sums.
+/// </summary>
+public sealed class TreeAccumulator<T>(int lo, int hi, Action<T, T> addInto, Action<T> release)
+{
+    private readonly Stack<(int Lo, int Hi, T Sum)> _done = new();
+    private int _next = lo;
+    private readonly int _lo = lo;
+
+    /// <summary>Whether every leaf has arrived.</summary>
+    public bool Complete => _next == hi;
+
+    /// <summary>The next leaf index expected.</summary>
+    public int Next => _next;
+
+    /// <summary>Adds leaf <paramref name="index"/> (which must be <see cref="Next"/>); a right subtree's buffer is released once added into its left sibling.</summary>
+    public void Add(int index, T value)
+    {
+        if (index != _next) throw new InvalidOperationException($"leaf {index} arrived while leaf {_next} of [{_lo}, {hi}) was expected");
+        _next++;
+        var node = (Lo: index, Hi: index + 1, Sum: value);
+        while (_done.TryPeek(out var left) && IsNode(left.Lo, node.Hi, _lo, hi))
+        {
+            _done.Pop();
+            addInto(left.Sum, node.Sum);
+            release(node.Sum);
+            node = (left.Lo, node.Hi, left.Sum);
+        }
+        _done.Push(node);
+    }
+
+    private static bool IsNode(int a, int c, int lo, int hi)
+    {
+        while (true)
+        {
+            if (a == lo && c == hi) return true;
+            if (a < lo || c > hi || c - a >= hi - lo) return false;
+            var mid = PairwiseTree.Split(lo, hi);
+            if (c <= mid) hi = mid;
+            else if (a >= mid) lo = mid;
+            else return false;
+        }
+    }
+}

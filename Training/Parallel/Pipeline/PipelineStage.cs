@@ -1,0 +1,46 @@
+using Elastic.Jobs;
+using Elastic.Parallelism.Pipeline;
+using Elastic.Training.Collectives;
+
+namespace Elastic.Training.Parallel.Pipeline;
+
+/// <summary>
+/// One stage of a replica's pipeline: the model split into pp x v chunks balanced by cost, this stage's chunks
+/// (c mod pp = its rank), the schedule it runs and the communicator to the other stages (index = stage).
+/// </summary>
+public sealed class PipelineStage
+{
+    /// <param name="ranks">The pipeline communicator (index = stage); null for a pipeline of one stage.</param>
+    public PipelineStage(TrainingSpec spec, Communicator? ranks)
+    {
+        var stages = ranks?.WorldSize ?? 1;
+        var p = spec.Parallel;
+        var virtualStages = stages == 1 ? 1 : p.VirtualStages;
+        Schedule = stages == 1 ? PipelineSchedule.OneFOneB : p.Schedule;
+        if (PipelineSchedule.Problems(Schedule, stages, spec.Batch.MicroBatchesPerStep, virtualStages, spec.Model.Layers) is { Count: > 0 } problems)
+            throw new ArgumentException(string.Join("; ", problems), nameof(spec));
+        Ranks = ranks;
+        VirtualStages = virtualStages;
+        Chunks = Split(spec.Model, stages * virtualStages);
+        Local = Chunks.Where(c => StageOf(c) == Rank).ToList();
+    }
+
+    public Communicator? Ranks { get; }
+    public int Stages => Ranks?.WorldSize ?? 1;
+    public int Rank => Ranks?.Rank ?? 0;
+    public string Schedule { get; }
+    public int VirtualStages { get; }
+
+    /// <summary>Every chunk of the model, in order.</summary>
+    public IReadOnlyList<ModelChunk> Chunks { get; }
+
+    /// <summary>This stage's chunks, in order.</summary>
+    public IReadOnlyList<ModelChunk> Local { get; }
+
+    public int StageOf(ModelChunk chunk) => chunk.Index % Stages;
+
+    /// <summary>The model's layers in <paramref name="chunks"/> chunks of balanced training FLOPs.</summary>
+    public static IReadOnlyList<ModelChunk> Split(ModelSpec m, int chunks) =>
+        StageSplit.Balance(Enumerable.Repeat(TransformerCost.Layer(m.DModel, m.FfnSize, m.Context), m.Layers).ToList(),
+            TransformerCost.Embedding(m.DModel, m.Context), TransformerCost.Head(m.DModel, m.Vocab, m.Context), chunks);
+}
