@@ -98,9 +98,9 @@ public sealed class TrainCommandTests : IDisposable
 
     [Theory]
     [InlineData("dp=2,tp=x", "--plan: plan 'dp=2,tp=x': tp: 'x' is not a whole number")]
-    [InlineData("dp=4,tp=2", "--plan dp=4,tp=2 needs 8 devices (dp 4 x tp 2), but --devices is 4")]
+    [InlineData("dp=4,tp=2", "--plan dp=4,tp=2 needs 8 devices (dp 4 x pp 1 x tp 2), but --devices is 4")]
     [InlineData("dp=1,tp=4", "parallel.tensor = 4: does not divide model.tensorShards 2")]
-    [InlineData("dp=1,pp=2", "--plan dp=1,pp=2: pp = 2, but this release runs pp = 1 only")]
+    [InlineData("dp=1,pp=2", "pipeline 2 x virtualStages 1 = 2 chunks need one layer each, but model.layers is 1")]
     public async Task Train_refuses_a_plan_it_cannot_run_naming_it_and_writes_nothing(string plan, string message)
     {
         var spec = Path.Combine(_folder, "plan.json");

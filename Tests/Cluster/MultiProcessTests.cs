@@ -74,8 +74,8 @@ public sealed class MultiProcessTests
                 await foreach (var blob in store.ListAsync(layout.Root + "/", timeout.Token)) blobs.Add(blob);
                 var latest = await reader.LatestAsync(timeout.Token);
                 var uploading = blobs.GroupBy(b => b[..b.LastIndexOf('/')])
-                    .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}t0.safetensors", StringComparison.Ordinal))
-                                         && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}t0.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))
+                    .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}s0t0.safetensors", StringComparison.Ordinal))
+                                         && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}s0t0.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))
                                          && latest is not null && layout.CheckpointOf(f.First())!.Value.Step > latest.Step);
                 if (uploading is not null)
                 {
@@ -161,5 +161,51 @@ public sealed class MultiProcessTests
         Assert.All(events.Where(e => e.Kind == "replanned"), e => Assert.Contains(" 0 committed step(s) lost", e.Message));
         var report = await connection.Client.GetReportAsync(jobId, timeout.Token);
         Assert.Equal(Enumerable.Range(1, 300).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
+    public async Task A_silo_process_holding_one_pipeline_stage_killed_mid_step_leaves_a_complete_pipeline_that_goes_on_losing_no_committed_step()
+    {
+        var spec = TestSpecs.Tiny(steps: 200, global: 16, micro: 2) with
+        {
+            Model = TestSpecs.Tiny().Model with { Layers = 4 },
+            Devices = new DeviceSpec { Min = 2, Max = 4 },
+            Parallel = new ParallelSpec { Pipeline = 2 },
+        };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        // Four devices for dp 2 x pp 2: two on one process, one on each of two others. Whatever the placement, a replica's
+        // stages span two processes, and killing a one-device process breaks exactly one pipeline.
+        await using var cluster = await ProcessCluster.StartAsync(silos: 0, devicesPerSilo: 1);
+        cluster.StartSilo(0, 2);
+        cluster.StartSilo(1, 1);
+        cluster.StartSilo(2, 1);
+        await using var connection = await cluster.ConnectAsync();
+        await connection.Client.WaitForDevicesAsync(4, TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var jobId = await connection.Client.SubmitAsync(spec, "kill-a-stage");
+        JobStatus before;
+        while ((before = await connection.Client.GetStatusAsync(jobId, timeout.Token)).CommittedStep < 10) await Task.Delay(20, timeout.Token);
+        Assert.Equal((2, 2), (before.Plan!.Dp, before.Plan.Pp));
+
+        // Kill -9 a one-device process that does not host the coordinator, mid-step.
+        var coordinator = await connection.Cluster.GetGrain<IManagementGrain>(0).GetActivationAddress(connection.Cluster.GetGrain<IJobGrain>(jobId));
+        var victim = new[] { 1, 2 }.First(i => cluster.SiloPorts[i] != coordinator!.Endpoint.Port);
+        var broken = Enumerable.Range(0, 2).Single(r => before.Plan.ReplicaGroupOf(r).Any(d => d.Silo.Endpoint.Port == cluster.SiloPorts[victim]));
+        cluster.Silos[victim].Kill(entireProcessTree: true);
+
+        var ended = await connection.Client.WaitForCompletionAsync(jobId, timeout.Token);
+        var events = new List<JobEvent>();
+        await foreach (var progress in connection.Client.WatchAsync(jobId, timeout.Token)) events.AddRange(progress.Events);
+        var log = string.Join("\n", events);
+        Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}\n{log}");
+        Assert.True(reference == ended.FinalParameterDigest, log);
+        Assert.Equal(2, ended.Plan!.Pp);
+        // The complete pipeline kept its state on its devices; the broken one's surviving stage was let go.
+        Assert.Contains(events, e => e.Kind == "replanned" && e.Message.Contains("kept on their devices") && e.Message.Contains(" 0 committed step(s) lost"));
+        Assert.All(events.Where(e => e.Kind == "replanned"), e => Assert.Contains(" 0 committed step(s) lost", e.Message));
+        Assert.DoesNotContain(ended.Plan.ReplicaGroupOf(0), d => d.Silo.Endpoint.Port == cluster.SiloPorts[victim]);
+        Assert.Equal(before.Plan.ReplicaGroupOf(1 - broken), ended.Plan.ReplicaGroupOf(0));
+        var report = await connection.Client.GetReportAsync(jobId, timeout.Token);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }
 }

@@ -9,26 +9,38 @@ public sealed class LayoutRequestTests
     private static readonly TrainingSpec Spec = TestSpecs.Tiny(global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } }; // S = 4, 8 micro-batches
 
     [Theory]
-    [InlineData("dp=1,tp=4", 1, 4)]
-    [InlineData("dp=2,tp=2", 2, 2)]
-    [InlineData("dp=4", 4, 1)]
-    public void A_layout_that_fits_the_spec_and_the_silos_is_accepted(string plan, int dp, int tp)
+    [InlineData("dp=1,tp=4", 1, 1, 4)]
+    [InlineData("dp=2,tp=2", 2, 1, 2)]
+    [InlineData("dp=4", 4, 1, 1)]
+    [InlineData("dp=1,pp=2,tp=2", 1, 2, 2)]
+    [InlineData("dp=2,pp=2", 2, 2, 1)]
+    public void A_layout_that_fits_the_spec_and_the_silos_is_accepted(string plan, int dp, int pp, int tp)
     {
         var grid = LayoutRequest.Check(plan, Spec, largestSilo: 4);
-        Assert.Equal((dp, tp), (grid.Dp, grid.Tp));
+        Assert.Equal((dp, pp, tp), (grid.Dp, grid.Pp, grid.Tp));
     }
 
     [Theory]
     [InlineData("dp=1,tp=8", 8, "tp = 8 does not divide model.tensorShards 4")]
     [InlineData("dp=1,tp=4", 2, "tp = 4 needs 4 devices on one silo, but the largest silo has 2")]
-    [InlineData("dp=4,tp=2", 4, "dp x tp = 4 x 2 = 8 device(s) is outside the job's devices.min..max 1..4")]
+    [InlineData("dp=4,tp=2", 4, "dp x pp x tp = 4 x 1 x 2 = 8 device(s) is outside the job's devices.min..max 1..4")]
     [InlineData("dp=3,tp=1", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step")]
-    [InlineData("dp=1,pp=2,tp=2", 4, "pp = 2, but this release runs pp = 1 only")]
+    [InlineData("dp=1,pp=4", 4, "pp = 4: pipeline 4 x virtualStages 1 = 4 chunks need one layer each, but model.layers is 2")]
     [InlineData("dp=one", 4, "--plan: ")]
     public void A_layout_that_cannot_run_is_refused_with_its_numbers(string plan, int largestSilo, string reason)
     {
         var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check(plan, Spec, largestSilo));
         Assert.Contains(reason, e.Message);
+    }
+
+    [Fact]
+    public void Interleaving_needs_each_replicas_micro_batches_to_be_a_multiple_of_pp()
+    {
+        var spec = Spec with { Batch = new BatchSpec { Global = 12, Micro = 2 }, Parallel = new ParallelSpec { Schedule = "interleaved" } };
+
+        var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check("dp=2,pp=2", spec, largestSilo: 4));
+
+        Assert.Contains("pp = 2: the interleaved schedule needs the micro-batches per step (3) to be a multiple of pipeline 2 (each of dp 2 replicas runs 3 micro-batches)", e.Message);
     }
 
     [Fact]

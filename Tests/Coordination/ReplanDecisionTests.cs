@@ -128,9 +128,9 @@ public sealed class ReplanDecisionTests
     }
 
     [Fact]
-    public void Devices_that_are_not_whole_tensor_parallel_groups_are_refused()
+    public void Devices_that_are_not_whole_replicas_are_refused()
     {
         var e = Assert.Throws<ArgumentException>(() => ReplanDecision.Make([], [A[0], A[1], A[2]], replicaSize: 2));
-        Assert.Contains("3 device(s) are not whole tensor-parallel groups of 2", e.Message);
+        Assert.Contains("3 device(s) are not whole replicas of 2", e.Message);
     }
 }

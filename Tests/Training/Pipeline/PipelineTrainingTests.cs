@@ -1,4 +1,7 @@
 using System.Net;
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
@@ -87,6 +90,41 @@ public sealed class PipelineTrainingTests
         });
 
         Assert.All(losses, loss => Assert.Equal(reference, loss));
+    }
+
+    [Theory]
+    [InlineData(2, 1)]
+    [InlineData(1, 4)]
+    [InlineData(4, 2)]
+    public async Task A_checkpoint_saved_at_one_pipeline_depth_resumes_at_another_to_the_uninterrupted_digest(int savedAt, int resumedAt)
+    {
+        var spec = Spec() with { Steps = 4 };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var store = new MemoryBlobStore();
+        var layout = new CheckpointLayout("jobs/pp-resume");
+
+        // Each stage writes the regions its chunks own after 2 steps (the last stage not its copy of the tied embedding).
+        var parts = await Train(spec, ParallelGrid.Of(1, savedAt, 1), trainer =>
+        {
+            for (var step = 1; step <= 2; step++) trainer.Step(step);
+            return new CheckpointWriter(store, layout).WriteChunksAsync(2, 1, $"s{trainer.Trainer.Stage.Rank}", EngineCheckpoint.Capture(trainer.Trainer)).GetAwaiter().GetResult();
+        });
+        var chunks = parts.SelectMany(p => p).ToList();
+        Assert.Equal(chunks.Count, chunks.Select(c => c.Key).Distinct().Count());
+        var manifest = await new CheckpointWriter(store, layout).CommitAsync(new CheckpointManifest
+        {
+            JobId = "pp-resume", Step = 2, Generation = 1, Plan = $"dp=1 pp={savedAt}", CreatedAt = DateTimeOffset.UtcNow, Chunks = chunks,
+        });
+
+        var digests = await Train(spec, ParallelGrid.Of(1, resumedAt, 1), trainer =>
+        {
+            var state = EngineCheckpoint.ReadAsync(new CheckpointReader(store, layout), manifest, EngineCheckpoint.Layout(trainer.Trainer)).GetAwaiter().GetResult();
+            trainer.Trainer.Restore(manifest.Step, (key, _) => state[key]);
+            for (var step = 3; step <= spec.Steps; step++) trainer.Step(step);
+            return trainer.Trainer.ParameterDigest();
+        });
+
+        Assert.All(digests, d => Assert.Equal(reference, d));
     }
 
     private static async Task<T[]> Train<T>(TrainingSpec spec, ParallelGrid grid, Func<DataParallelTrainer, T> work)
