@@ -23,7 +23,7 @@ internal static class AllReduceBandwidth
         var ratios = new List<double>();
         foreach (var size in sizes)
         {
-            var raw = await RawTcp(size);
+            var raw = await WorkerProcesses.RawTcp(size);
             foreach (var world in new[] { 2, 4 })
             {
                 var seconds = await AllReduce(world, size);
@@ -125,38 +125,8 @@ internal static class AllReduceBandwidth
 
     private static async Task<double> AllReduce(int world, int size)
     {
-        var endpoints = string.Join(",", FreePorts(world).Select(p => $"127.0.0.1:{p}"));
-        var outputs = await Task.WhenAll(Enumerable.Range(0, world).Select(r => Self("allreduce-worker", $"{r}", $"{size}", endpoints)));
+        var endpoints = string.Join(",", WorkerProcesses.FreePorts(world).Select(p => $"127.0.0.1:{p}"));
+        var outputs = await Task.WhenAll(Enumerable.Range(0, world).Select(r => WorkerProcesses.Run("allreduce-worker", $"{r}", $"{size}", endpoints)));
         return outputs.Select(o => double.Parse(o, CultureInfo.InvariantCulture)).Max();
-    }
-
-    private static async Task<double> RawTcp(int size)
-    {
-        var port = FreePorts(1)[0];
-        var receiver = Self("raw-tcp-worker", "receive", $"{size}", $"{port}");
-        await Self("raw-tcp-worker", "send", $"{size}", $"{port}");
-        return double.Parse(await receiver, CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>Runs this benchmark program as a separate process and returns the last line it printed.</summary>
-    private static async Task<string> Self(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(typeof(AllReduceBandwidth).Assembly.Location);
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        using var process = Process.Start(info)!;
-        var (output, errors) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"{string.Join(' ', args)} exited with {process.ExitCode}: {await errors}");
-        return (await output).Trim().Split('\n')[^1];
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
     }
 }

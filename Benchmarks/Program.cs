@@ -14,12 +14,15 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["tensor-shards"] = TensorShardsCost.Run,
     ["tensor-parallel"] = TensorParallelStep.Run,
     ["live-replan"] = LiveReplan.Run,
+    ["pipeline"] = PipelineStages.Run,
 };
-// Worker modes: the all-reduce benchmark runs each rank (and the raw TCP baseline) in its own process.
+// Worker modes: the all-reduce and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>
 {
     ["allreduce-worker"] = AllReduceBandwidth.Worker,
     ["raw-tcp-worker"] = AllReduceBandwidth.RawWorker,
+    ["pipeline-worker"] = PipelineStages.Worker,
+    ["stage-link-worker"] = PipelineStages.LinkWorker,
 };
 if (args.Length > 0 && workers.TryGetValue(args[0], out var worker)) return await worker(args[1..]);
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

@@ -3,6 +3,7 @@ namespace Elastic.GrainInterfaces;
 /// <summary>
 /// A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
 /// changes while it ran; of their causes, Preemptions (eviction notices) are counted apart from Failures (lost silos).
+/// Stages: with pp > 1, which layers each pipeline stage of the plan holds.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
 public sealed record JobStatus(
@@ -22,4 +23,5 @@ public sealed record JobStatus(
     [property: Id(13)] int Replans = 0,
     [property: Id(14)] int Preemptions = 0,
     [property: Id(15)] int Failures = 0,
-    [property: Id(16)] string Device = "cpu");
+    [property: Id(16)] string Device = "cpu",
+    [property: Id(17)] string? Stages = null);

@@ -8,8 +8,8 @@ public static class UnitKeys
         DeviceKey.Of($"{jobId}/g{plan.Generation}/r{replica}", plan.DeviceOf(replica).Silo);
 
     /// <summary>The shard group of <paramref name="stage"/> and <paramref name="tensorRank"/> of a replica, on the silo of its own device (a stage may live on another silo than its replica grain).</summary>
-    public static string ShardGroup(string replicaKey, ParallelPlan plan, int replica, int stage, int tensorRank) =>
-        DeviceKey.Of($"{replicaKey}/s{stage}/t{tensorRank}", plan.DeviceOf(replica, stage, tensorRank).Silo);
+    public static string ShardGroup(string replicaKey, SiloAddress deviceSilo, int stage, int tensorRank) =>
+        DeviceKey.Of($"{replicaKey}/s{stage}/t{tensorRank}", deviceSilo);
 
     /// <summary>The checkpoint part a unit writes: its data-parallel writer index, stage and tensor rank (every region is in exactly one part).</summary>
     public static string PartName(int writer, int stage, int tensorRank) => $"r{writer}s{stage}t{tensorRank}";

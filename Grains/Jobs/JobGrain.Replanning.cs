@@ -41,7 +41,7 @@ public sealed partial class JobGrain
     private async Task<bool> Replan(ReplanChange change)
     {
         var current = Record.Plan!;
-        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.ReplicaGroupOf(r), HolderKind.Live, null))).ToList();
+        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.ReplicaGroupOf(r), HolderKind.Live, null, Tp: current.Tp))).ToList();
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -99,7 +99,7 @@ public sealed partial class JobGrain
         // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
         var refusable = change.Layout is not null && lost.Count == 0;
         var request = new AllocationRequest(JobId, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp),
-            holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList(), lost.SelectMany(h => holders[h].Devices).Select(d => d.Silo).Distinct().ToList(),
+            holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList(), await UnreachableSilos(lost.Select(h => found[h]).ToList()),
             tp, KeepWhenShort: refusable);
         var devices = await OnCapacity(c => c.Allocate(request));
         if (devices.Count == 0)
@@ -129,7 +129,7 @@ public sealed partial class JobGrain
         _units = await Prepare(plan, adopt, options.Value.JoinTimeout * attempt);
         var prepared = phases.Elapsed;
         _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
-            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.ReplicaGroupOf(n), HolderKind.Live, null))), .. staged];
+            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.ReplicaGroupOf(n), HolderKind.Live, null, Tp: plan.Tp))), .. staged];
 
         string source;
         if (decision.SourceSteps is { } steps)
@@ -151,6 +151,37 @@ public sealed partial class JobGrain
             $"(stage and hand over {handOver.TotalSeconds:F2} s, prepare {(prepared - handOver).TotalSeconds:F2} s, state {(phases.Elapsed - prepared).TotalSeconds:F2} s); {lostSteps} committed step(s) lost");
         Writer.WriteSoon();
         return true;
+    }
+
+    /// <summary>
+    /// The silos of lost holders to leave out of the next plan. A replica on one silo is lost with it. A pipeline's stages
+    /// may be on several silos, and its replica grain may be gone with one of them while stages elsewhere still hold their
+    /// devices: each of its units is told to let go directly, and only the silos whose units do not answer are left out.
+    /// </summary>
+    private async Task<List<SiloAddress>> UnreachableSilos(List<(IReplicaGrain? Unit, StateHolder Holder)> lost)
+    {
+        var unreachable = new HashSet<SiloAddress>();
+        foreach (var (unit, holder) in lost)
+        {
+            var devices = holder.Devices;
+            if (unit is null || devices.Select(d => d.Silo).Distinct().Count() == 1)
+            {
+                unreachable.UnionWith(devices.Select(d => d.Silo));
+                continue;
+            }
+            var releases = devices.Select((d, u) => GrainFactory.GetGrain<IShardGroupGrain>(
+                UnitKeys.ShardGroup(unit.GetPrimaryKeyString(), d.Silo, u / holder.Tp, u % holder.Tp)).Release().WaitAsync(options.Value.ProbeTimeout)).ToArray();
+            try
+            {
+                await Task.WhenAll(releases);
+            }
+            catch
+            {
+                // Units that did not answer are on silos to leave out.
+            }
+            unreachable.UnionWith(devices.Where((_, u) => !releases[u].IsCompletedSuccessfully).Select(d => d.Silo));
+        }
+        return [.. unreachable];
     }
 
     /// <summary>

@@ -290,7 +290,8 @@ public sealed partial class JobGrain(
             if (devices.Count > 0)
             {
                 var plan = await NewPlan(devices, Pp, Tp);
-                Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}")));
+                Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}"))
+                    + (Journal.Stages(plan) is { } stages ? $"; {stages}" : ""));
                 return plan;
             }
             if (!waiting)

@@ -1,4 +1,5 @@
 using Elastic.GrainInterfaces;
+using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Microsoft.Extensions.Logging;
 
@@ -65,7 +66,11 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     public JobStatus Status() => new(jobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
         StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device);
+        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan));
+
+    /// <summary>With pp > 1, what each stage of <paramref name="plan"/> holds; null otherwise.</summary>
+    public string? Stages(ParallelPlan? plan) =>
+        plan is { Pp: > 1 } ? PipelineSplit.Describe(Record.Spec.Model, plan.Pp, Record.Spec.Parallel.VirtualStages) : null;
 
     /// <summary>Steps after <paramref name="afterStep"/> and events after <paramref name="afterEvent"/>, waiting up to <paramref name="maxWait"/> for some.</summary>
     public async Task<JobProgress> Progress(long afterStep, long afterEvent, TimeSpan maxWait)

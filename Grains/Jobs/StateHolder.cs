@@ -14,10 +14,11 @@ public enum HolderKind
 }
 
 /// <summary>
-/// One holder of the job's state when a re-plan begins: its devices (a tensor-parallel group, in tensor rank order), what
-/// kind of holder it is, the steps its state has taken (null: it did not answer, lost), and whether its devices are leaving.
+/// One holder of the job's state when a re-plan begins: its devices (a replica's pipeline stages' tensor-parallel groups,
+/// in rank order, <paramref name="Tp"/> per stage), what kind of holder it is, the steps its state has taken (null: it
+/// did not answer, lost), and whether its devices are leaving.
 /// </summary>
-public sealed record StateHolder(IReadOnlyList<DeviceSlot> Devices, HolderKind Kind, long? Steps, bool Leaving = false)
+public sealed record StateHolder(IReadOnlyList<DeviceSlot> Devices, HolderKind Kind, long? Steps, bool Leaving = false, int Tp = 1)
 {
     public bool Alive => Steps is not null;
 }

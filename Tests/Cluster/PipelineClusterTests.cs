@@ -40,6 +40,8 @@ public sealed class PipelineClusterTests
 
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{string.Join("\n", await cluster.Events(jobId))}");
         Assert.Equal((dp, 2, 1), (status.Plan!.Dp, status.Plan.Pp, status.Plan.Tp));
+        // Balanced by FLOPs: the head (vocabulary 256) costs about 0.6 of a layer here, so each stage gets two layers.
+        Assert.Equal("stage 0: embedding + layers 0-1; stage 1: layers 2-3 + head", status.Stages);
         if (devicesPerSilo == 1) Assert.Equal(2, status.Plan.ReplicaGroupOf(0).Select(d => d.Silo).Distinct().Count());
         var report = await cluster.Client.GetReportAsync(jobId);
         Assert.Equal(reference.FinalParameterDigest, status.FinalParameterDigest);
@@ -82,6 +84,31 @@ public sealed class PipelineClusterTests
         Assert.Contains("requested: dp=1,pp=1,tp=1 -> dp=1 pp=4 tp=1", moves[1].Message);
         Assert.All(moves, m => Assert.Contains("over the data plane", m.Message));
         Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
+    public async Task A_pp_2_job_whose_only_pipeline_loses_a_stage_comes_back_from_its_checkpoint_and_says_what_it_cost()
+    {
+        var spec = Spec(60, 2, 2, pipeline: 2) with { Checkpoint = new CheckpointSpec { EverySteps = 5 } };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        // Three one-device silos: the job's two stages on two of them, the third to take the lost stage's place.
+        await using var cluster = await TestCluster.StartAsync(silos: 3, devicesPerSilo: 1);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        await cluster.Until(jobId, s => s.LastCheckpointStep >= 5 && s.CommittedStep >= 8);
+
+        await cluster.Cluster.KillSiloAsync(await cluster.SiloOfReplicaButNotCoordinator(jobId));
+
+        var status = await cluster.Finish(jobId);
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.True(reference == status.FinalParameterDigest, log);
+        // No copy of the lost stage survived: the surviving stage alone is not a replica, so the state comes from the checkpoint.
+        var comeBack = Assert.Single(events, e => e.Kind == "replanned");
+        Assert.True(comeBack.Message.Contains("no replica survived: from the checkpoint"), log);
+        Assert.Matches(@"; \d+ committed step\(s\) lost", comeBack.Message);
         var report = await cluster.Client.GetReportAsync(jobId);
         Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }

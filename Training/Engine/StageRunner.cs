@@ -21,6 +21,9 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
 {
     private readonly StageLinks? _links = links;
 
+    /// <summary>Called after each op with its compute span (Stopwatch timestamps, waits for the peer's frame excluded): benchmarks measure the bubble with it.</summary>
+    public Action<PipelineOp, long, long>? Observer { get; set; }
+
     /// <summary>
     /// Micro-batches [first, first + count) of <paramref name="step"/>: each local chunk's gradient sum is written into its
     /// region of <paramref name="target"/>. Returns the tree sum of their losses on the stage holding the head, 0 elsewhere.
@@ -30,24 +33,26 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         using var scope = NewDisposeScope();
         var ops = PipelineSchedule.For(stage.Schedule, stage.Stages, stage.Rank, count, stage.VirtualStages);
         var sums = chunks.Select(c => new TreeAccumulator<Tensor>(0, count, (into, other) => into.add_(other, alpha: One), c.Gradients.Release)).ToList();
-        var inFlight = new Dictionary<(int Micro, int Chunk), (Tensor? Input, Tensor Output)>();
+        var inFlight = new Dictionary<(int Micro, int Chunk), Held>();
         var losses = new Tensor[count];
         try
         {
             foreach (var op in ops)
             {
                 var local = chunks.Select((c, i) => (c, i)).Single(c => c.c.Chunk.Index == op.Chunk).i;
+                long started;
                 if (op.Kind == PipelineOpKind.Forward)
-                    inFlight[(op.Micro, op.Chunk)] = Forward(chunks[local].Chunk, batch(step, first + op.Micro), losses, op.Micro);
+                    (inFlight[(op.Micro, op.Chunk)], started) = Forward(chunks[local].Chunk, batch(step, first + op.Micro), losses, op.Micro);
                 else
                 {
-                    var (input, output) = inFlight[(op.Micro, op.Chunk)];
+                    var held = inFlight[(op.Micro, op.Chunk)];
                     inFlight.Remove((op.Micro, op.Chunk));
                     var sum = sums[local];
                     var buffer = sum.Next == 0 ? target.narrow(0, chunks[local].Offset, chunks[local].Gradients.Length) : chunks[local].Gradients.Rent();
-                    Backward(chunks[local], input, output, buffer);
+                    started = Backward(chunks[local], held, buffer);
                     sum.Add(op.Micro, buffer);
                 }
+                Observer?.Invoke(op, started, System.Diagnostics.Stopwatch.GetTimestamp());
             }
             _links?.Flush();
             if (sums.FirstOrDefault(s => !s.Complete) is { } unfinished)
@@ -55,11 +60,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         }
         finally
         {
-            foreach (var (input, output) in inFlight.Values)
-            {
-                input?.Dispose();
-                output.Dispose();
-            }
+            foreach (var held in inFlight.Values) Free(held);
         }
         if (!model.Chunks.Any(c => c.Head)) return 0;
         // One host synchronisation per block: the losses stay on the device (fp64) until their tree sum is read.
@@ -80,8 +81,9 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
             foreach (var chunk in stage.Local)
             {
                 using var step = NewDisposeScope();
-                var input = chunk.Embedding ? micro.Inputs : Receive(Previous(chunk), micro);
-                var output = model.Forward(chunk, input, sequenceLength, chunk.Head ? micro.Targets : null, keys: null);
+                var received = chunk.Embedding ? null : Receive(Previous(chunk), micro);
+                var output = model.Forward(chunk, received ?? micro.Inputs, sequenceLength, chunk.Head ? micro.Targets : null, keys: null);
+                if (received is not null) _links!.Release(received);
                 if (chunk.Head) total.add_(output.to(ScalarType.Float64), alpha: One);
                 else _links!.Send(Next(chunk), output);
             }
@@ -90,32 +92,59 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         return model.Chunks.Any(c => c.Head) ? total.item<double>() : 0;
     }
 
-    private (Tensor? Input, Tensor Output) Forward(ModelChunk chunk, MicroBatch micro, Tensor[] losses, int index)
+    /// <returns>What the backward needs, and when the compute started (after the input arrived).</returns>
+    private (Held, long Started) Forward(ModelChunk chunk, MicroBatch micro, Tensor[] losses, int index)
     {
         using var scope = NewDisposeScope();
         using var mode = computeMode();
-        var input = chunk.Embedding ? null : Receive(Previous(chunk), micro).requires_grad_(true);
+        var received = chunk.Embedding ? null : Receive(Previous(chunk), micro);
+        // The leaf is a view: the received tensor goes back to the links' pool after the backward.
+        var input = received?.detach().requires_grad_(true);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var output = model.Forward(chunk, input ?? micro.Inputs, sequenceLength, chunk.Head ? micro.Targets : null, micro.Keys);
         if (chunk.Head) losses[index] = output.detach().to(ScalarType.Float64).MoveToOuterDisposeScope();
         else _links!.Send(Next(chunk), output);
-        return (input?.DetachFromDisposeScope(), output.DetachFromDisposeScope());
+        return (new Held(received, input?.DetachFromDisposeScope(), output.DetachFromDisposeScope()), started);
     }
 
-    private void Backward(ChunkGradients chunk, Tensor? input, Tensor output, Tensor buffer)
+    /// <returns>When the compute started (after the output's gradient arrived).</returns>
+    private long Backward(ChunkGradients chunk, Held held, Tensor buffer)
     {
         using var scope = NewDisposeScope();
         using var mode = computeMode();
-        using var inputHandle = input;
-        using var outputHandle = output;
-        buffer.zero_();
-        chunk.Gradients.BindTo(buffer);
-        if (chunk.Chunk.Head) output.backward();
-        else output.backward([_links!.Receive(Next(chunk.Chunk), output.shape)]);
-        model.Group.ThrowIfFailed();
-        if (input is not null) _links!.Send(Previous(chunk.Chunk), input.grad ?? throw new InvalidOperationException($"chunk {chunk.Chunk} got no gradient for its input"));
+        try
+        {
+            var gradient = chunk.Chunk.Head ? null : _links!.ReceiveLeased(Next(chunk.Chunk), held.Output.shape);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            buffer.zero_();
+            chunk.Gradients.BindTo(buffer);
+            if (gradient is null) held.Output.backward();
+            else
+            {
+                held.Output.backward([gradient]);
+                _links!.Release(gradient);
+            }
+            model.Group.ThrowIfFailed();
+            if (held.Input is { } input) _links!.Send(Previous(chunk.Chunk), input.grad ?? throw new InvalidOperationException($"chunk {chunk.Chunk} got no gradient for its input"));
+            return started;
+        }
+        finally
+        {
+            Free(held);
+        }
     }
 
-    private Tensor Receive(int fromStage, MicroBatch micro) => _links!.Receive(fromStage, model.BoundaryShape(sequenceLength, micro.Inputs.shape[0]));
+    private void Free(Held held)
+    {
+        held.Input?.Dispose();
+        held.Output.Dispose();
+        if (held.Received is not null) _links!.Release(held.Received);
+    }
+
+    private Tensor Receive(int fromStage, MicroBatch micro) => _links!.ReceiveLeased(fromStage, model.BoundaryShape(sequenceLength, micro.Inputs.shape[0]));
+
+    /// <summary>A forward's tensors kept for its backward: the frame received from the previous stage, the input leaf over it, the output.</summary>
+    private sealed record Held(Tensor? Received, Tensor? Input, Tensor Output);
 
     private int Next(ModelChunk chunk) => (stage.StageOf(chunk) + 1) % stage.Stages;
 

@@ -62,6 +62,13 @@ public sealed class Trainer : IDisposable
 
     public PipelineStage Stage { get; private set; }
 
+    /// <summary>Called on the device thread after each forward or backward of the stage's schedule with its compute span (Stopwatch timestamps).</summary>
+    public Action<Parallelism.Pipeline.PipelineOp, long, long>? StageObserver
+    {
+        get => _runner.Observer;
+        set => _runner.Observer = value;
+    }
+
     /// <summary>
     /// Moves the trainer to the groups of a new generation (the same shards of the same stage, new communicators): a unit
     /// that adopts the state its device kept across a re-plan joins the new groups first.
@@ -72,7 +79,10 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"this trainer holds chunk(s) {string.Join(", ", Stage.Local)} as stage {Stage.Rank} of {Stage.Stages}; the new group makes it stage {stage.Rank} of {stage.Stages}", nameof(stage));
         Model.Rejoin(tensor);
         Stage = stage;
+        var observer = StageObserver;
+        _links?.Dispose();
         (_links, _runner, _tied) = Connect();
+        StageObserver = observer;
     }
 
     private (StageLinks?, StageRunner, TiedEmbeddingGradients) Connect()
@@ -256,6 +266,7 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         foreach (var chunk in _chunks) chunk.Gradients.Dispose();
+        _links?.Dispose();
         _gradients.Dispose();
         _optimizer.Dispose();
         Model.Dispose();

@@ -22,7 +22,7 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
         this.DelayDeactivation(TimeSpan.FromDays(30));
         var (plan, tp) = (assignment.Plan, assignment.Plan.Tp);
         _ranks = Enumerable.Range(0, plan.Pp * tp)
-            .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan, assignment.Replica, u / tp, u % tp))).ToArray();
+            .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan.DeviceOf(assignment.Replica, u / tp, u % tp).Silo, u / tp, u % tp))).ToArray();
         return (await Together(_ranks.Select((unit, u) => unit.Prepare(assignment with { Stage = u / tp, TensorRank = u % tp })).ToArray()))[0];
     }
 

@@ -23,6 +23,7 @@ internal static class StatusCommand
             Row("loss", s.LastLoss?.ToString("F4", inv) ?? "-");
             Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
             Row("plan", s.Plan?.ToString() ?? "-");
+            if (s.Stages is not null) Row("stages", s.Stages);
             Row("device", s.Device);
             Row("submitted", s.SubmittedAt.ToString("u", inv));
             if (s.Error is not null) Row("error", s.Error);

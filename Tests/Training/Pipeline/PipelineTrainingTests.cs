@@ -6,6 +6,7 @@ using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
+using Elastic.Training.Model;
 
 namespace Elastic.Tests.Training.Pipeline;
 
@@ -90,6 +91,24 @@ public sealed class PipelineTrainingTests
         });
 
         Assert.All(losses, loss => Assert.Equal(reference, loss));
+    }
+
+    [Fact]
+    public async Task A_pipeline_exports_the_whole_model_from_its_first_stage()
+    {
+        var spec = Spec(pipeline: 2);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var folder = Directory.CreateTempSubdirectory("elastic-pp-export-").FullName;
+
+        await Train(spec, ParallelGrid.Of(1, 2, 1), trainer =>
+        {
+            for (var step = 1; step <= spec.Steps; step++) trainer.Step(step);
+            ModelFolder.Save(folder, spec, trainer.Trainer);
+            return true;
+        });
+
+        var (_, model) = ModelFolder.Load(folder);
+        using (model) Assert.Equal(reference, ParameterDigest.Compute(model));
     }
 
     [Theory]

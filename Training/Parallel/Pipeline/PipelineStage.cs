@@ -21,7 +21,7 @@ public sealed class PipelineStage
             throw new ArgumentException(string.Join("; ", problems), nameof(spec));
         Ranks = ranks;
         VirtualStages = virtualStages;
-        Chunks = Split(spec.Model, stages * virtualStages);
+        Chunks = PipelineSplit.Chunks(spec.Model, stages * virtualStages);
         Local = Chunks.Where(c => StageOf(c) == Rank).ToList();
     }
 
@@ -38,9 +38,4 @@ public sealed class PipelineStage
     public IReadOnlyList<ModelChunk> Local { get; }
 
     public int StageOf(ModelChunk chunk) => chunk.Index % Stages;
-
-    /// <summary>The model's layers in <paramref name="chunks"/> chunks of balanced training FLOPs.</summary>
-    public static IReadOnlyList<ModelChunk> Split(ModelSpec m, int chunks) =>
-        StageSplit.Balance(Enumerable.Repeat(TransformerCost.Layer(m.DModel, m.FfnSize, m.Context), m.Layers).ToList(),
-            TransformerCost.Embedding(m.DModel, m.Context), TransformerCost.Head(m.DModel, m.Vocab, m.Context), chunks);
 }

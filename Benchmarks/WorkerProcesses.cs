@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Elastic.Benchmarks;
+
+/// <summary>Benchmarks whose ranks run in processes of their own (as silos do): starting them, ports, and the raw loopback TCP baseline.</summary>
+internal static class WorkerProcesses
+{
+    /// <summary>Runs this benchmark program as a separate process and returns the last line it printed.</summary>
+    public static async Task<string> Run(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(typeof(WorkerProcesses).Assembly.Location);
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        using var process = Process.Start(info)!;
+        var (output, errors) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{string.Join(' ', args)} exited with {process.ExitCode}: {await errors}");
+        return (await output).Trim().Split('\n')[^1];
+    }
+
+    /// <summary>Raw loopback TCP between two processes: median bytes/s of one connection streaming <paramref name="size"/> bytes per round.</summary>
+    public static async Task<double> RawTcp(int size)
+    {
+        var port = FreePorts(1)[0];
+        var receiver = Run("raw-tcp-worker", "receive", $"{size}", $"{port}");
+        await Run("raw-tcp-worker", "send", $"{size}", $"{port}");
+        return double.Parse(await receiver, CultureInfo.InvariantCulture);
+    }
+
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        listeners.ForEach(l => l.Start());
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+}
