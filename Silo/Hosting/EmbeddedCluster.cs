@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
-using Elastic.Units.Devices;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
