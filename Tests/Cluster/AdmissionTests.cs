@@ -35,6 +35,21 @@ public sealed class AdmissionTests : IDisposable
     }
 
     [Fact]
+    public void A_pipelined_job_is_estimated_per_stage_and_fits_where_the_whole_model_does_not()
+    {
+        var whole = TestSpecs.Tiny(global: 16, micro: 2) with { Model = new ModelSpec { Layers = 8, DModel = 512, Heads = 8, Vocab = 256, Context = 128 } };
+        var pipelined = whole with { Parallel = new ParallelSpec { Pipeline = 4 } };
+        var (one, four) = (MemoryEstimate.For(whole), MemoryEstimate.For(pipelined));
+
+        // The heaviest stage holds two of the eight layers (plus embedding or head) and at most 4 micro-batches in flight.
+        Assert.InRange(four.Parameters, one.Parameters / 4, one.Parameters / 2);
+        Assert.True(four.TotalBytes < one.TotalBytes, $"{four} should be below {one}");
+        var between = (one.TotalMiB + four.TotalMiB) / 2;
+        Assert.Empty(JobAdmission.DeviceProblems(pipelined, between, threads: 8, "a device"));
+        Assert.Single(JobAdmission.DeviceProblems(whole, between, threads: 8, "a device"));
+    }
+
+    [Fact]
     public void A_job_no_device_can_hold_is_refused_with_the_estimate_and_the_largest_device()
     {
         var inventory = new[] { Silo(memoryMiB: 1024, threads: 2), Silo(memoryMiB: 4096, threads: 1) };

@@ -52,10 +52,11 @@ public sealed class Communicator : IDisposable
     /// without waiting for it, after any earlier posted send to that peer: a pipeline stage goes on computing while its
     /// activations travel, and two stages sending to each other at once never wait on each other.
     /// </summary>
-    public void Post(int peer, ReadOnlyMemory<byte> data)
+    /// <returns>The send, complete once <paramref name="data"/> has left (its buffer may then be reused).</returns>
+    public Task Post(int peer, ReadOnlyMemory<byte> data)
     {
         var previous = _posted[peer] ?? Task.CompletedTask;
-        _posted[peer] = SendAfter(previous, peer, data);
+        return _posted[peer] = SendAfter(previous, peer, data);
     }
 
     /// <summary>Waits until every posted send has left (or fails the group like any collective).</summary>

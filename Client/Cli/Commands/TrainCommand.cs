@@ -44,7 +44,9 @@ internal static class TrainCommand
             var device = deviceCount is null && kind == "cpu"
                 ? (MiB: GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 20, Threads: Environment.ProcessorCount, Name: "this machine")
                 : (MiB: inProcess.MemoryMiB, Threads: inProcess.ThreadsPerDevice, Name: deviceCount is null ? inProcess.Model : $"a device of the in-process cluster ({inProcess.Model})");
-            if (JobAdmission.DeviceProblems(trainingSpec, device.MiB, device.Threads, device.Name).ToList() is { Count: > 0 } tooBig)
+            // The engine alone runs the whole model on one device, whatever pipeline the spec names.
+            var onDevice = deviceCount is null ? trainingSpec with { Parallel = trainingSpec.Parallel with { Pipeline = 1 } } : trainingSpec;
+            if (JobAdmission.DeviceProblems(onDevice, device.MiB, device.Threads, device.Name).ToList() is { Count: > 0 } tooBig)
                 throw new SpecValidationException(tooBig);
             var run = parse.GetValue(output) is { } dir ? new RunFolder(dir.FullName) : RunFolder.ForSpec(trainingSpec);
             var target = new RunTarget(run, parse.GetValue(report)?.FullName ?? run.ReportFile,

@@ -14,7 +14,7 @@ namespace Elastic.Training.Parallel.Pipeline;
 public sealed class StageLinks(Communicator ranks, Device device) : IDisposable
 {
     private readonly Dictionary<int, Stack<byte[]>> _free = [];
-    private readonly List<byte[]> _posted = [];
+    private readonly List<(byte[] Frame, Task Sent)> _posted = [];
     private readonly Dictionary<string, Stack<Tensor>> _hostTensors = [];
     private readonly HashSet<Tensor> _leased = new(ReferenceEqualityComparer.Instance);
 
@@ -25,8 +25,7 @@ public sealed class StageLinks(Communicator ranks, Device device) : IDisposable
         var bytes = host.bytes;
         var frame = Rent(bytes.Length);
         bytes.CopyTo(frame);
-        _posted.Add(frame);
-        ranks.Post(stage, frame);
+        _posted.Add((frame, ranks.Post(stage, frame)));
     }
 
     public Tensor Receive(int stage, long[] shape)
@@ -91,11 +90,21 @@ public sealed class StageLinks(Communicator ranks, Device device) : IDisposable
     public void Flush()
     {
         ranks.Flush();
-        _posted.ForEach(Return);
+        _posted.ForEach(p => Return(p.Frame));
         _posted.Clear();
     }
 
-    private byte[] Rent(int length) => _free.TryGetValue(length, out var free) && free.TryPop(out var frame) ? frame : new byte[length];
+    /// <summary>A buffer of <paramref name="length"/> bytes: one whose frame has left (so the pool holds about as many as are in flight), or a new one.</summary>
+    private byte[] Rent(int length)
+    {
+        for (var i = _posted.Count - 1; i >= 0; i--)
+            if (_posted[i].Sent.IsCompletedSuccessfully)
+            {
+                Return(_posted[i].Frame);
+                _posted.RemoveAt(i);
+            }
+        return _free.TryGetValue(length, out var free) && free.TryPop(out var frame) ? frame : new byte[length];
+    }
 
     private void Return(byte[] frame)
     {
