@@ -36,11 +36,7 @@ public sealed class TensorParallelClusterTests
             Assert.Equal((dp, 2), (status.Plan!.Dp, status.Plan.Tp));
             // Each replica's tensor-parallel group is on one silo.
             Assert.All(Enumerable.Range(0, dp), r => Assert.Single(status.Plan.ReplicaGroupOf(r).Select(d => d.Silo).Distinct()));
-            var report = await cluster.Client.GetReportAsync(jobId);
-            Assert.Equal(reference.FinalParameterDigest, status.FinalParameterDigest);
-            Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));
-            Assert.Equal(reference.Steps.Select(s => s.GradNorm), report.Steps.Select(s => s.GradNorm));
-            Assert.Equal(reference.HeldOut, report.HeldOut);
+            await cluster.AssertSameRun(reference, status);
         }
     }
 

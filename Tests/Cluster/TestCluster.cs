@@ -2,6 +2,7 @@ using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
+using Elastic.Jobs.Reports;
 using Elastic.Silo.Hosting;
 using Orleans.Serialization;
 using Orleans.TestingHost;
@@ -66,6 +67,17 @@ public sealed class TestCluster : IAsyncDisposable
     {
         using var timeout = new CancellationTokenSource(within ?? TimeSpan.FromMinutes(2));
         return await Client.WaitForCompletionAsync(jobId, timeout.Token);
+    }
+
+    /// <summary>Asserts that a completed job's run is <paramref name="reference"/>'s bit for bit: digest, every step's loss and gradient norm, held-out losses.</summary>
+    public async Task AssertSameRun(RunReport reference, JobStatus status)
+    {
+        var report = await Client.GetReportAsync(status.JobId);
+        Assert.Equal(reference.FinalParameterDigest, status.FinalParameterDigest);
+        Assert.Equal(reference.FinalParameterDigest, report.FinalParameterDigest);
+        Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));
+        Assert.Equal(reference.Steps.Select(s => s.GradNorm), report.Steps.Select(s => s.GradNorm));
+        Assert.Equal(reference.HeldOut, report.HeldOut);
     }
 
     /// <summary>Every event of an ended job, in order.</summary>

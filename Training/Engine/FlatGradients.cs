@@ -10,13 +10,14 @@ namespace Elastic.Training.Engine;
 /// </summary>
 public sealed class FlatGradients : IDisposable
 {
-    private readonly IReadOnlyList<(string Name, Parameter Parameter)> _parameters;
+    private readonly IReadOnlyList<(string Name, Tensor Parameter)> _parameters;
     private readonly long[] _offsets;
     private readonly Device _device;
     private readonly Stack<Tensor> _free = new();
     private readonly List<Tensor> _all = [];
 
-    public FlatGradients(IReadOnlyList<(string Name, Parameter Parameter)> parameters, Device device)
+    /// <param name="parameters">The autograd leaves whose gradients the buffers hold, in buffer order.</param>
+    public FlatGradients(IReadOnlyList<(string Name, Tensor Parameter)> parameters, Device device)
     {
         _parameters = parameters;
         _device = device;

@@ -45,16 +45,17 @@ public sealed class Trainer : IDisposable
         var parameters = Stage.Local.SelectMany(Model.ParametersOf).ToList();
         _optimizer = new AdamW(parameters, spec.Optimizer);
         var headLeaves = Model.SeparateTiedHead();
+        // The head chunk is the stage's last, so its leaves over a tied embedding end the stage's buffer, after every parameter.
+        var entries = Stage.Local.Select(chunk => Model.ParametersOf(chunk).Select(p => (p.Name, (Tensor)p.Parameter)).Concat(chunk.Head ? headLeaves : []).ToList()).ToList();
         var chunks = new List<ChunkGradients>();
         long offset = 0;
-        foreach (var chunk in Stage.Local)
+        for (var c = 0; c < entries.Count; c++)
         {
-            var entries = Model.ParametersOf(chunk).Select(p => (p.Name, p.Parameter)).Concat(chunk.Head ? headLeaves : []).ToList();
-            chunks.Add(new ChunkGradients(chunk, new FlatGradients(entries, Device), offset));
+            chunks.Add(new ChunkGradients(Stage.Local[c], new FlatGradients(entries[c], Device), offset));
             offset += chunks[^1].Gradients.Length;
         }
         _chunks = chunks;
-        _gradients = new FlatGradients(Stage.Local.SelectMany(Model.ParametersOf).Select(p => (p.Name, p.Parameter)).Concat(headLeaves).ToList(), Device);
+        _gradients = new FlatGradients(entries.SelectMany(e => e).ToList(), Device);
         _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
         ParameterCount = parameters.Sum(p => p.Parameter.numel());
         (_links, _runner, _tied) = Connect();

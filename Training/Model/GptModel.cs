@@ -24,7 +24,7 @@ public sealed class GptModel : IDisposable
     private readonly Dictionary<string, ModelParameter> _byName;
     private readonly IReadOnlyList<Embedding> _vocabTables;
     private readonly Matmuls _matmuls;
-    private IReadOnlyList<Parameter>? _headLeaves;
+    private IReadOnlyList<Tensor>? _headLeaves;
 
     /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
@@ -95,11 +95,12 @@ public sealed class GptModel : IDisposable
     /// micro-batches and added once, the same on every pipeline layout (where they come from different stages). Call after
     /// the parameters have their final storage (the optimizer moves them into its flat buffer).
     /// </summary>
-    public IReadOnlyList<(string Name, Parameter Parameter)> SeparateTiedHead()
+    public IReadOnlyList<(string Name, Tensor Leaf)> SeparateTiedHead()
     {
         if (!Spec.TiedEmbeddings || !Chunks.Any(c => c.Head)) return [];
         var wte = _byName["wte.weight"];
-        _headLeaves ??= wte.Local.Select(p => new Parameter(p.detach(), requires_grad: true)).ToList();
+        // Held by this model for its lifetime: no dispose scope or finalizer may free them while the head uses them.
+        _headLeaves ??= wte.Local.Select(p => p.detach().requires_grad_(true).DetachFromDisposeScope()).ToList();
         return wte.Named().Select((n, i) => (TiedHeadPrefix + n.Key, _headLeaves[i])).ToList();
     }
 
@@ -180,8 +181,8 @@ public sealed class GptModel : IDisposable
     private IReadOnlyList<Tensor> Head(Tensor x, SequencePart sequence)
     {
         var h = SequenceChunks.LayerNorm(Group, x, Whole("ln_f.weight"), Whole("ln_f.bias"), sequence);
-        var head = Spec.TiedEmbeddings ? _headLeaves ?? _byName["wte.weight"].Local : _byName["lm_head.weight"].Local;
-        return ColumnParallelLinear.Forward(Group, h, head.Cast<Tensor>().ToList(), null, sequence.Split, _matmuls.Linear)
+        IReadOnlyList<Tensor> head = Spec.TiedEmbeddings ? _headLeaves ?? _byName["wte.weight"].Local : _byName["lm_head.weight"].Local;
+        return ColumnParallelLinear.Forward(Group, h, head.ToList(), null, sequence.Split, _matmuls.Linear)
             .Select(l => l.to_type(ScalarType.Float32)).ToList();
     }
 
