@@ -70,9 +70,11 @@ public sealed class MultiProcessTests
             {
                 var now = await client.GetStatusAsync(jobId, timeout.Token);
                 if (now.State.IsTerminal() || now.Plan?.Generation != running.Plan!.Generation) return null;
+                // Latest first, then the listing, then the kill at once: the less time between seeing the upload and the kill,
+                // the less chance it ends in between.
+                var latest = await reader.LatestAsync(timeout.Token);
                 var blobs = new List<string>();
                 await foreach (var blob in store.ListAsync(layout.Root + "/", timeout.Token)) blobs.Add(blob);
-                var latest = await reader.LatestAsync(timeout.Token);
                 // The oldest checkpoint after latest: a newer one caught mid-upload would not stop an older, complete one from committing.
                 var uploading = latest is null ? null : blobs.GroupBy(b => b[..b.LastIndexOf('/')])
                     .Where(f => layout.CheckpointOf(f.First()) is { } c && c.Step > latest.Step).MinBy(f => layout.CheckpointOf(f.First())!.Value.Step);
