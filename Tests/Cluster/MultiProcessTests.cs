@@ -70,16 +70,14 @@ public sealed class MultiProcessTests
             {
                 var now = await client.GetStatusAsync(jobId, timeout.Token);
                 if (now.State.IsTerminal() || now.Plan?.Generation != running.Plan!.Generation) return null;
-                // Latest first, then the listing, then the kill at once: the less time between seeing the upload and the kill,
-                // the less chance it ends in between.
-                var latest = await reader.LatestAsync(timeout.Token);
                 var blobs = new List<string>();
                 await foreach (var blob in store.ListAsync(layout.Root + "/", timeout.Token)) blobs.Add(blob);
-                // The oldest checkpoint after latest: a newer one caught mid-upload would not stop an older, complete one from committing.
-                var uploading = latest is null ? null : blobs.GroupBy(b => b[..b.LastIndexOf('/')])
-                    .Where(f => layout.CheckpointOf(f.First()) is { } c && c.Step > latest.Step).MinBy(f => layout.CheckpointOf(f.First())!.Value.Step);
-                if (uploading is not null && uploading.Any(b => b.EndsWith($"chunks-r{fast}s0t0.safetensors", StringComparison.Ordinal))
-                    && !uploading.Any(b => b.EndsWith($"chunks-r{1 - fast}s0t0.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal)))
+                var latest = await reader.LatestAsync(timeout.Token);
+                var uploading = blobs.GroupBy(b => b[..b.LastIndexOf('/')])
+                    .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}s0t0.safetensors", StringComparison.Ordinal))
+                                         && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}s0t0.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))
+                                         && latest is not null && layout.CheckpointOf(f.First())!.Value.Step > latest.Step);
+                if (uploading is not null)
                 {
                     processOf[1 - fast].Kill(entireProcessTree: true);
                     return (uploading.Key, latest!);
