@@ -23,7 +23,28 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
         var (plan, tp) = (assignment.Plan, assignment.Plan.Tp);
         _ranks = Enumerable.Range(0, plan.Pp * tp)
             .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan.DeviceOf(assignment.Replica, u / tp, u % tp).Silo, u / tp, u % tp))).ToArray();
-        return (await Together(_ranks.Select((unit, u) => unit.Prepare(assignment with { Stage = u / tp, TensorRank = u % tp })).ToArray()))[0];
+        var calls = _ranks.Select((unit, u) => unit.Prepare(assignment with { Stage = u / tp, TensorRank = u % tp })).ToArray();
+        try
+        {
+            return (await Together(calls))[0];
+        }
+        catch when (assignment.AdoptState)
+        {
+            // Units that prepared took their device's state over: they leave it there again, for the next attempt (a pipeline's
+            // stages join their groups apart, so one can fail while another has already adopted).
+            await Task.WhenAll(_ranks.Where((_, u) => calls[u].IsCompletedSuccessfully).Select(async unit =>
+            {
+                try
+                {
+                    await unit.Handover();
+                }
+                catch
+                {
+                    // A unit that cannot hand over leaves the state lost to this attempt; the re-plan falls back as for any loss.
+                }
+            }));
+            throw;
+        }
     }
 
     public Task<ShardStepResult> RunStep(long step, bool evaluate) => First(u => u.RunStep(step, evaluate));
