@@ -20,7 +20,8 @@ public sealed class LiveReplanTests
         Checkpoint = new CheckpointSpec { EverySteps = 0 }, // no checkpoint to fall back to: state lost would show as steps lost
     };
 
-    private static JobOptions Jobs => new()
+    /// <summary>Job options for re-plan tests: short joins and polls, and no growth between the layouts asked for.</summary>
+    internal static JobOptions Jobs => new()
     {
         CollectiveTimeout = TimeSpan.FromSeconds(20),
         JoinTimeout = TimeSpan.FromSeconds(3),

@@ -51,14 +51,7 @@ public sealed class PipelineClusterTests
     {
         var spec = Spec(40, 1, 4, pipeline: 2);
         var reference = await TestSpecs.ReferenceDigest(spec);
-        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: new JobOptions
-        {
-            CollectiveTimeout = TimeSpan.FromSeconds(20),
-            JoinTimeout = TimeSpan.FromSeconds(3),
-            CapacityPollInterval = TimeSpan.FromMilliseconds(200),
-            MinDwell = TimeSpan.FromMinutes(10), // the layouts asked for stay: no growth in between
-            JoinSettle = TimeSpan.FromMilliseconds(300),
-        });
+        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: LiveReplanTests.Jobs);
         var jobId = await cluster.Client.SubmitAsync(spec);
         var before = await cluster.Until(jobId, s => s.CommittedStep >= 3);
         Assert.Equal((2, 2), (before.Plan!.Dp, before.Plan.Pp));
