@@ -1,5 +1,4 @@
 using Elastic.GrainInterfaces;
-using Elastic.Grains.Jobs;
 using Elastic.Jobs;
 using Elastic.Training.Engine;
 
