@@ -120,6 +120,12 @@ public sealed record ParallelSpec
     public string Schedule { get; init; } = "1f1b";
     /// <summary>v: model chunks per stage under the interleaved schedule (the bubble shrinks by v).</summary>
     public int VirtualStages { get; init; } = 1;
+    /// <summary>
+    /// ZeRO stage over the data-parallel group: 0 every replica keeps the whole optimizer state; 1 each replica keeps the AdamW
+    /// moments of its part of the parameters and updates only that part, then the parts are all-gathered; 2 also reduces the
+    /// gradients to their part's owner only (reduce-scatter instead of all-reduce). The same bits at every level.
+    /// </summary>
+    public int Zero { get; init; }
 }
 
 /// <summary>How many devices the job may use (dp x tp); the service picks a data-parallel width whose devices fall in [min, max] and are free.</summary>

@@ -47,7 +47,7 @@ public sealed record ParallelGrid
         {
             var pair = part.Split('=', StringSplitOptions.TrimEntries);
             if (pair.Length != 2 || GridAxes.Parse(pair[0]) is not { } axis)
-                errors.Add($"'{part}': expected dp=N, pp=N or tp=N");
+                errors.Add($"'{part}': expected dp=N, pp=N, tp=N or zero=N");
             else if (!int.TryParse(pair[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size))
                 errors.Add($"{pair[0]}: '{pair[1]}' is not a whole number");
             else if (!sizes.TryAdd(axis, size))

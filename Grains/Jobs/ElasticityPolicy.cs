@@ -13,10 +13,10 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
 {
     private DateTimeOffset _lastReplan = time.GetUtcNow();
     private DateTimeOffset? _widerSince;
-    private ParallelGrid? _requested;
+    private ParallelLayout? _requested;
 
     /// <summary>Takes <paramref name="layout"/> at the next step boundary (a later request replaces an earlier one not yet taken).</summary>
-    public void Request(ParallelGrid layout) => _requested = layout;
+    public void Request(ParallelLayout layout) => _requested = layout;
 
     /// <summary>The job runs on a new plan: the dwell starts again.</summary>
     public void Replanned()
@@ -38,7 +38,8 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
         if (_requested is { } layout)
         {
             _requested = null;
-            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},pp={plan.Pp},tp={plan.Tp} -> {layout}") { Layout = layout };
+            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},pp={plan.Pp},tp={plan.Tp}{(plan.Zero > 0 ? $",zero={plan.Zero}" : "")} -> {layout}")
+                { Layout = layout.Grid, Zero = layout.Zero };
         }
         if (review.WidestPlan <= plan.DeviceCount)
         {

@@ -19,9 +19,9 @@ public sealed partial class JobGrain
         if (Record.State is not (JobState.Running or JobState.Planning or JobState.Pending))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a job that has not ended can change its layout");
         var silos = await OnCapacity(c => c.GetInventory());
-        var grid = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
-        Policy.Request(grid);
-        Journal.Add(JobEventKinds.ReplanRequested, $"{grid} asked for; the job moves to it at the next step boundary");
+        var layout = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
+        Policy.Request(layout);
+        Journal.Add(JobEventKinds.ReplanRequested, $"{layout} asked for; the job moves to it at the next step boundary");
         return Journal.Status();
     }
 
@@ -95,7 +95,7 @@ public sealed partial class JobGrain
         }
         var committed = Committed;
 
-        var (pp, tp) = (change.Layout?.Pp ?? Pp, change.Layout?.Tp ?? Tp);
+        var (pp, tp, zero) = (change.Layout?.Pp ?? Pp, change.Layout?.Tp ?? Tp, change.Zero ?? Zero);
         // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
         var refusable = change.Layout is not null && lost.Count == 0;
         var request = new AllocationRequest(JobId, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp),
@@ -113,7 +113,10 @@ public sealed partial class JobGrain
             return false;
         }
 
-        var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp);
+        // Under ZeRO a replica's optimizer state is its part of a dp-wide partition: state is re-sharded over the data plane, never adopted.
+        var partitioned = zero > 0 && devices.Count > pp * tp;
+        var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp && !old.Partitioned && !partitioned,
+            partitioned: old.Partitioned);
         var phases = Stopwatch.StartNew();
         await UnitCalls.OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
         await UnitCalls.OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
@@ -124,7 +127,7 @@ public sealed partial class JobGrain
         await ReleaseQuietly(decision.Release.Select(h => found[h].Unit!).ToArray());
 
         var handOver = phases.Elapsed;
-        var plan = await NewPlan(devices, pp, tp);
+        var plan = await NewPlan(devices, pp, tp, zero);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
         _units = await Prepare(plan, adopt, options.Value.JoinTimeout * attempt);
         var prepared = phases.Elapsed;
@@ -142,7 +145,8 @@ public sealed partial class JobGrain
         {
             var from = await Checkpoints.ComeBackPoint();
             if (from is not null) await Checkpoints.Restore(plan, _units, from);
-            source = from is null ? "no replica survived and there is no checkpoint: training starts over" : $"no replica survived: from the checkpoint {from}";
+            var why = decision.PartLost ? $"the optimizer state is partitioned (zero {old.Zero}) and a part was lost with its replica" : "no replica survived";
+            source = from is null ? $"{why} and there is no checkpoint: training starts over" : $"{why}: from the checkpoint {from}";
         }
         var lostSteps = committed - Committed;
         Policy.Replanned();
@@ -213,7 +217,17 @@ public sealed partial class JobGrain
     private async Task WaitForCapacity(ReplanChange change, ParallelPlan old, List<(IReplicaGrain? Unit, StateHolder Holder)> found, List<StateHolder> holders)
     {
         var steps = holders.Where(h => h.Kind == HolderKind.Live && h.Alive).Select(h => h.Steps).Max();
-        if (steps > (Record.LastCheckpointStep ?? 0))
+        // Under ZeRO each replica holds a part of the optimizer state: only the whole live plan can write it.
+        if (old.Partitioned)
+        {
+            if (steps > (Record.LastCheckpointStep ?? 0) && holders.Count == old.Dp && holders.All(h => h.Kind == HolderKind.Live && h.Steps == steps))
+            {
+                await Journal.RewindTo(steps!.Value);
+                await Checkpoints.Begin(found.Select(h => h.Unit!).ToArray(), old, steps.Value);
+                await Checkpoints.Settle();
+            }
+        }
+        else if (steps > (Record.LastCheckpointStep ?? 0))
         {
             // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
             var writer = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind == HolderKind.Live && holders[h].Steps == steps)

@@ -76,6 +76,9 @@ public sealed partial class JobGrain(
     /// <summary>The job's pipeline depth, kept like <see cref="Tp"/>: a replica is Pp blocks of Tp devices (its stages), on any silos.</summary>
     private int Pp => Record.Plan?.Pp ?? Record.Spec.Parallel.Pipeline;
 
+    /// <summary>The job's ZeRO stage, kept like <see cref="Tp"/> (a re-plan may change it).</summary>
+    private int Zero => Record.Plan?.Zero ?? Record.Spec.Parallel.Zero;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (job.RecordExists && !Record.State.IsTerminal())
@@ -289,7 +292,7 @@ public sealed partial class JobGrain(
             var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [], Tp)));
             if (devices.Count > 0)
             {
-                var plan = await NewPlan(devices, Pp, Tp);
+                var plan = await NewPlan(devices, Pp, Tp, Zero);
                 Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}"))
                     + (Journal.Stages(plan) is { } stages ? $"; {stages}" : ""));
                 return plan;
@@ -308,9 +311,9 @@ public sealed partial class JobGrain(
     /// A plan in the next generation, persisted before any unit of it exists: a coordinator that takes over after this one
     /// is lost never reuses the generation, so nothing the lost one started can commit as if it were the new one's.
     /// </summary>
-    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int pp, int tp)
+    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int pp, int tp, int zero)
     {
-        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / (pp * tp), pp, tp, devices);
+        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / (pp * tp), pp, tp, devices, zero);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());

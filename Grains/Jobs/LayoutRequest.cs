@@ -5,27 +5,31 @@ using Elastic.Parallelism.Pipeline;
 namespace Elastic.Grains.Jobs;
 
 /// <summary>
-/// A layout asked for a running job (`elastic replan JOB --plan dp=1,pp=2,tp=2`): checked against the job's spec and the
+/// A layout asked for a running job (`elastic replan JOB --plan dp=1,pp=2,tp=2,zero=1`): checked against the job's spec and the
 /// cluster before anything changes, every reason it cannot run given at once with its numbers.
 /// </summary>
 public static class LayoutRequest
 {
     /// <summary>Parses and checks <paramref name="plan"/>; throws <see cref="ArgumentException"/> naming every problem.</summary>
     /// <param name="largestSilo">The most devices any one silo has (a tensor-parallel group lives on one silo).</param>
-    public static ParallelGrid Check(string plan, TrainingSpec spec, int largestSilo)
+    public static ParallelLayout Check(string plan, TrainingSpec spec, int largestSilo)
     {
-        ParallelGrid grid;
+        ParallelLayout layout;
         try
         {
-            grid = ParallelGrid.Parse(plan);
+            layout = ParallelLayout.Parse(plan);
         }
         catch (ParallelGridException e)
         {
             throw new ArgumentException($"--plan: {e.Message}");
         }
-        var problems = Problems(grid, spec, largestSilo);
-        return problems.Count == 0 ? grid : throw new ArgumentException($"--plan {plan}: {string.Join("; ", problems)}; nothing changed");
+        var problems = Problems(layout.Grid, spec, largestSilo);
+        if (layout.Zero is { } zero && (zero < 0 || zero > SpecValidator.MaxZero)) problems.Add(ZeroProblem(zero));
+        return problems.Count == 0 ? layout : throw new ArgumentException($"--plan {plan}: {string.Join("; ", problems)}; nothing changed");
     }
+
+    /// <summary>Why a ZeRO stage cannot be run.</summary>
+    public static string ZeroProblem(int zero) => $"zero = {zero} is not a ZeRO stage this engine runs (0, 1 or {SpecValidator.MaxZero})";
 
     public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo)
     {

@@ -23,6 +23,9 @@ public sealed record ReplanChange(ReplanCause Cause, string Detail)
     /// <summary>The layout a user asked for; null: the job keeps its tp and takes the widest dp that fits.</summary>
     public ParallelGrid? Layout { get; init; }
 
+    /// <summary>The ZeRO stage a user asked for with the layout; null: the job keeps its own.</summary>
+    public int? Zero { get; init; }
+
     /// <summary>The cause as the job's events name it.</summary>
     public string CauseName => Cause switch
     {

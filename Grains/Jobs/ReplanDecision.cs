@@ -8,7 +8,9 @@ namespace Elastic.Grains.Jobs;
 /// (only when the replicas keep their shape, pp x tp: a device then keeps its stage and tensor rank). Every other new replica receives its regions over the data plane from all holders at the furthest step: kept
 /// replicas serve from their live state, holders that leave the plan stage theirs in host memory first and serve from
 /// there (holders on leaving devices only when nothing else has the state). When no holder that can deliver answered,
-/// <see cref="SourceSteps"/> is null and the state comes from the latest checkpoint.
+/// <see cref="SourceSteps"/> is null and the state comes from the latest checkpoint. Under ZeRO the holders' optimizer
+/// state is partitioned: each holder has a part no other has, so all of them serve, and when one is lost or behind the
+/// state is incomplete (<see cref="PartLost"/>) and comes from the checkpoint too.
 /// </summary>
 /// <param name="SourceSteps">The furthest step any deliverable holder reached; null when none answered.</param>
 /// <param name="AdoptedFrom">Per new replica, the holder whose state it adopts on its devices, or -1.</param>
@@ -18,6 +20,7 @@ namespace Elastic.Grains.Jobs;
 /// <param name="KeptSources">New replicas that adopted the state at <see cref="SourceSteps"/>: they serve from their devices.</param>
 /// <param name="Needy">New replicas that receive the state.</param>
 /// <param name="Release">Live or staged holders with no part in the new plan.</param>
+/// <param name="PartLost">The holders' state was partitioned and a part was lost with its holder (or is behind).</param>
 public sealed record ReplanDecision(
     long? SourceSteps,
     IReadOnlyList<int> AdoptedFrom,
@@ -26,11 +29,14 @@ public sealed record ReplanDecision(
     IReadOnlyList<int> Staged,
     IReadOnlyList<int> KeptSources,
     IReadOnlyList<int> Needy,
-    IReadOnlyList<int> Release)
+    IReadOnlyList<int> Release,
+    bool PartLost = false)
 {
     /// <param name="replicaSize">Devices per new replica: pp x tp.</param>
-    /// <param name="sameShape">Whether the new replicas have the holders' pp and tp.</param>
-    public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int replicaSize, bool sameShape = true)
+    /// <param name="sameShape">Whether the new replicas have the holders' pp and tp (and, under ZeRO, the holders' part of the optimizer).</param>
+    /// <param name="partitioned">Whether the holders' optimizer state is split among them (ZeRO over more than one replica).</param>
+    public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int replicaSize, bool sameShape = true,
+        bool partitioned = false)
     {
         if (replicaSize < 1 || devices.Count % replicaSize != 0)
             throw new ArgumentException($"{devices.Count} device(s) are not whole replicas of {replicaSize}", nameof(devices));
@@ -43,11 +49,13 @@ public sealed record ReplanDecision(
         // Parked state that no new replica adopts cannot be reached: only the others can deliver.
         var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Alive && (holders[h].Kind != HolderKind.Parked || kept.Contains(h))).ToList();
         long? source = deliverable.Count > 0 ? deliverable.Max(h => holders[h].Steps!.Value) : null;
+        var partLost = partitioned && source is not null && holders.Any(h => h.Steps != source);
+        if (partLost) source = null;
         var needy = source is null ? [] : Enumerable.Range(0, groups.Count).Where(n => adoptedFrom[n] < 0 || holders[adoptedFrom[n]].Steps != source).ToList();
         var keptSources = Enumerable.Range(0, groups.Count).Where(n => adoptedFrom[n] >= 0 && holders[adoptedFrom[n]].Steps == source).ToList();
         var candidates = deliverable.Where(h => !kept.Contains(h) && holders[h].Steps == source).ToList();
         var staying = candidates.Where(h => !holders[h].Leaving).ToList();
-        List<int> staged = needy.Count == 0 ? [] : keptSources.Count + staying.Count > 0 ? staying : candidates;
+        List<int> staged = needy.Count == 0 ? [] : partitioned || keptSources.Count + staying.Count == 0 ? candidates : staying;
         return new ReplanDecision(source, adoptedFrom,
             HandOver: kept.Where(h => holders[h].Kind == HolderKind.Live).Order().ToList(),
             Stage: staged.Where(h => holders[h].Kind == HolderKind.Live).ToList(),
@@ -55,6 +63,7 @@ public sealed record ReplanDecision(
             KeptSources: keptSources,
             Needy: needy,
             Release: Enumerable.Range(0, holders.Count)
-                .Where(h => holders[h].Alive && holders[h].Kind != HolderKind.Parked && !kept.Contains(h) && !staged.Contains(h)).ToList());
+                .Where(h => holders[h].Alive && holders[h].Kind != HolderKind.Parked && !kept.Contains(h) && !staged.Contains(h)).ToList(),
+            partLost);
     }
 }

@@ -114,6 +114,31 @@ public sealed class CollectivesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reduce_scatter_and_all_gather_over_uneven_runs_give_every_rank_the_all_reduced_buffer()
+    {
+        // Rank 0 owns two runs that are not neighbours, rank 1 one run, rank 2 none; value 9 is nobody's.
+        var parts = new BufferParts([[(0, 2), (7, 2)], [(2, 5)], []]);
+        var ranks = await Join("uneven", 3);
+        var results = await OnEachRank(ranks, c =>
+        {
+            var data = MemoryMarshal.AsBytes(Enumerable.Range(1, 10).Select(v => (float)(v * (c.Rank + 1))).ToArray().AsSpan()).ToArray();
+            c.ReduceScatterSum(data, parts);
+            c.AllGatherParts(data, parts);
+            return MemoryMarshal.Cast<byte, float>(data).ToArray();
+        });
+        var summed = Enumerable.Range(1, 9).Select(v => (float)(v * 6)).ToList();
+        for (var r = 0; r < 3; r++) Assert.Equal([.. summed, 10f * (r + 1)], results[r]);
+        foreach (var c in ranks) c.Dispose();
+    }
+
+    [Fact]
+    public void Parts_that_overlap_are_refused_with_both_ranks_named()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new BufferParts([[(0, 4)], [(3, 2)]]));
+        Assert.Contains("rank 0 and rank 1 overlap at 3", error.Message);
+    }
+
+    [Fact]
     public async Task A_peer_that_dies_mid_collective_surfaces_as_an_error_not_a_hang()
     {
         var ranks = await Join("dies", 2, TimeSpan.FromSeconds(30));

@@ -89,7 +89,7 @@ public sealed class ElasticityPolicyTests
     public void A_requested_layout_is_taken_once_at_the_next_boundary_but_leaving_devices_come_first()
     {
         var policy = new ElasticityPolicy(Options, new Clock());
-        policy.Request(ParallelGrid.Parse("dp=1,tp=2"));
+        policy.Request(ParallelLayout.Parse("dp=1,tp=2"));
 
         Assert.Equal(ReplanCause.Leave, policy.Decide(Review(2, LeaveKind.Draining, Devices[0]), TwoDevices)!.Cause);
         var change = policy.Decide(Review(2), TwoDevices);

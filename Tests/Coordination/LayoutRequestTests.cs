@@ -16,8 +16,17 @@ public sealed class LayoutRequestTests
     [InlineData("dp=2,pp=2", 2, 2, 1)]
     public void A_layout_that_fits_the_spec_and_the_silos_is_accepted(string plan, int dp, int pp, int tp)
     {
-        var grid = LayoutRequest.Check(plan, Spec, largestSilo: 4);
-        Assert.Equal((dp, pp, tp), (grid.Dp, grid.Pp, grid.Tp));
+        var layout = LayoutRequest.Check(plan, Spec, largestSilo: 4);
+        Assert.Equal((dp, pp, tp), (layout.Grid.Dp, layout.Grid.Pp, layout.Grid.Tp));
+        Assert.Null(layout.Zero);
+    }
+
+    [Fact]
+    public void A_zero_stage_rides_along_with_the_grid()
+    {
+        var layout = LayoutRequest.Check("dp=4,zero=2", Spec, largestSilo: 4);
+        Assert.Equal((4, 2), (layout.Grid.Dp, layout.Zero));
+        Assert.Equal("dp=4 pp=1 tp=1 zero=2", layout.ToString());
     }
 
     [Theory]
@@ -27,6 +36,9 @@ public sealed class LayoutRequestTests
     [InlineData("dp=3,tp=1", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step")]
     [InlineData("dp=1,pp=4", 4, "pp = 4: pipeline 4 x virtualStages 1 = 4 chunks need one layer each, but model.layers is 2")]
     [InlineData("dp=one", 4, "--plan: ")]
+    [InlineData("dp=2,zero=3", 4, "zero = 3 is not a ZeRO stage this engine runs (0, 1 or 2)")]
+    [InlineData("dp=2,zero=x", 4, "zero: 'x' is not a whole number")]
+    [InlineData("dp=2,zero=1,zero=2", 4, "zero: given more than once")]
     public void A_layout_that_cannot_run_is_refused_with_its_numbers(string plan, int largestSilo, string reason)
     {
         var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check(plan, Spec, largestSilo));

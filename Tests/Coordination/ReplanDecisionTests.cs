@@ -128,6 +128,33 @@ public sealed class ReplanDecisionTests
     }
 
     [Fact]
+    public void Partitioned_state_is_served_by_every_holder_even_one_on_leaving_devices()
+    {
+        // ZeRO dp 2 -> 1 on a notice: the leaving replica has the only copy of its part of the moments.
+        var holders = new[] { Live(10, A[0]), Live(10, B[0]) with { Leaving = true } };
+
+        var d = ReplanDecision.Make(holders, [A[0]], replicaSize: 1, sameShape: false, partitioned: true);
+
+        Assert.Equal(10, d.SourceSteps);
+        Assert.Equal([0, 1], d.Staged);
+        Assert.Equal([0], d.Needy);
+        Assert.False(d.PartLost);
+    }
+
+    [Fact]
+    public void Partitioned_state_with_a_holder_lost_comes_from_the_checkpoint_and_says_a_part_was_lost()
+    {
+        var holders = new[] { Live(10, A[0]), Live(null, B[0]), Live(10, A[1]) };
+
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], replicaSize: 1, sameShape: false, partitioned: true);
+
+        Assert.Null(d.SourceSteps);
+        Assert.True(d.PartLost);
+        Assert.Empty(d.Needy);
+        Assert.Equal([0, 2], d.Release);
+    }
+
+    [Fact]
     public void Devices_that_are_not_whole_replicas_are_refused()
     {
         var e = Assert.Throws<ArgumentException>(() => ReplanDecision.Make([], [A[0], A[1], A[2]], replicaSize: 2));

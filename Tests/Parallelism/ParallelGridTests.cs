@@ -84,7 +84,7 @@ public sealed class ParallelGridTests
 
     [Theory]
     [InlineData("dp=2,tp=x", "plan 'dp=2,tp=x': tp: 'x' is not a whole number")]
-    [InlineData("dp=2,ep=2", "plan 'dp=2,ep=2': 'ep=2': expected dp=N, pp=N or tp=N")]
+    [InlineData("dp=2,ep=2", "plan 'dp=2,ep=2': 'ep=2': expected dp=N, pp=N, tp=N or zero=N")]
     [InlineData("dp=2,dp=4", "plan 'dp=2,dp=4': dp: given more than once")]
     [InlineData("dp=0,tp=2", "plan 'dp=0,tp=2': dp: must be at least 1, got 0")]
     [InlineData("tp=-1", "plan 'tp=-1': tp: '-1' is not a whole number")]

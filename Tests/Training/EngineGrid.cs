@@ -4,6 +4,7 @@ using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Parallel;
 using Elastic.Training.Parallel.Pipeline;
+using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
 using static TorchSharp.torch;
 
@@ -28,7 +29,8 @@ internal static class EngineGrid
             {
                 var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
                 var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
-                using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage), groups);
+                using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage,
+                    ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, groups.Grid.Dp)), groups);
                 return work(rank, trainer);
             });
         });

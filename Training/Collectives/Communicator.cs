@@ -39,9 +39,8 @@ public sealed class Communicator : IDisposable
     public int WorldSize => _links.Length;
     public TimeSpan Timeout { get; }
 
-    /// <summary>Element range [offset, offset + count) of the fp32 chunk that <paramref name="rank"/> reduces.</summary>
-    public (int Offset, int Count) ChunkOf(int rank, int floats) =>
-        ((int)((long)rank * floats / WorldSize), (int)((long)(rank + 1) * floats / WorldSize - (long)rank * floats / WorldSize));
+    /// <summary>Element range [offset, offset + count) of the fp32 chunk that <paramref name="rank"/> reduces in <see cref="AllReduceSum(Memory{byte})"/>.</summary>
+    public (int Offset, int Count) ChunkOf(int rank, int floats) => BufferParts.Even(floats, WorldSize).Of(rank)[0];
 
     public void Send(int peer, ReadOnlyMemory<byte> data) => Exchange("send", [new(peer, ct => SendFrame(peer, data, ct))]);
 
@@ -85,25 +84,28 @@ public sealed class Communicator : IDisposable
         }).ToArray());
     }
 
+    /// <summary>Sums fp32 buffers across ranks: afterwards this rank's chunk (<see cref="ChunkOf"/>) holds the tree sum of that chunk over all ranks.</summary>
+    public void ReduceScatterSum(Memory<byte> floats) => ReduceScatterSum(floats, BufferParts.Even(FloatCount(floats), WorldSize));
+
     /// <summary>
-    /// Sums fp32 buffers across ranks: afterwards this rank's chunk (<see cref="ChunkOf"/>) of <paramref name="floats"/>
-    /// holds the tree sum of that chunk over all ranks; other chunks are left as they were.
+    /// Sums fp32 buffers across ranks: afterwards each run this rank owns in <paramref name="parts"/> holds the tree sum of that
+    /// run over all ranks; the rest of the buffer is left as it was (partial sums).
     /// </summary>
-    public void ReduceScatterSum(Memory<byte> floats)
+    public void ReduceScatterSum(Memory<byte> floats, BufferParts parts)
     {
-        var count = FloatCount(floats);
-        var (mine, mineCount) = ChunkOf(Rank, count);
-        var received = Scratch(mineCount * sizeof(float));
-        Exchange("reduce-scatter", Others().SelectMany(p =>
+        CheckParts(floats, parts);
+        var mine = parts.Of(Rank);
+        var received = Scratch(parts.CountOf(Rank) * sizeof(float));
+        var packed = Packed(mine);
+        Exchange("reduce-scatter", Others().SelectMany(p => new PeerOperation[]
         {
-            var (offset, length) = ChunkOf(p, count);
-            return new PeerOperation[]
-            {
-                new(p, ct => SendFrame(p, floats.Slice(offset * sizeof(float), length * sizeof(float)), ct)),
-                new(p, ct => ReceiveFrame(p, received[p], ct)),
-            };
+            new(p, ct => SendRuns(p, floats, parts.Of(p), ct)),
+            new(p, ct => ReceiveRuns(p, received[p], packed, ct)),
         }).ToArray());
-        var own = floats.Slice(mine * sizeof(float), mineCount * sizeof(float));
+        // This rank's runs, one after another (in place when there is one); the scratch slot at its own index is free.
+        var own = mine.Count == 1 ? Bytes(floats, mine[0]) : received[Rank];
+        if (mine.Count != 1)
+            for (var i = 0; i < mine.Count; i++) Bytes(floats, mine[i]).CopyTo(Bytes(own, packed[i]));
         var sum = PairwiseTree.Reduce(0, WorldSize, r => r == Rank ? own : received[r],
             (left, right) =>
             {
@@ -111,21 +113,21 @@ public sealed class Communicator : IDisposable
                 return left;
             });
         if (!sum.Equals(own)) sum.CopyTo(own);
+        if (mine.Count != 1)
+            for (var i = 0; i < mine.Count; i++) Bytes(own, packed[i]).CopyTo(Bytes(floats, mine[i]));
     }
 
     /// <summary>Fills every rank's chunk of <paramref name="floats"/> from the rank that owns it (the second half of an all-reduce).</summary>
-    public void AllGatherChunks(Memory<byte> floats)
+    public void AllGatherChunks(Memory<byte> floats) => AllGatherParts(floats, BufferParts.Even(FloatCount(floats), WorldSize));
+
+    /// <summary>Fills every rank's runs of <paramref name="floats"/> (in <paramref name="parts"/>) from that rank.</summary>
+    public void AllGatherParts(Memory<byte> floats, BufferParts parts)
     {
-        var count = FloatCount(floats);
-        var (mine, mineCount) = ChunkOf(Rank, count);
-        Exchange("all-gather", Others().SelectMany(p =>
+        CheckParts(floats, parts);
+        Exchange("all-gather", Others().SelectMany(p => new PeerOperation[]
         {
-            var (offset, length) = ChunkOf(p, count);
-            return new PeerOperation[]
-            {
-                new(p, ct => SendFrame(p, floats.Slice(mine * sizeof(float), mineCount * sizeof(float)), ct)),
-                new(p, ct => ReceiveFrame(p, floats.Slice(offset * sizeof(float), length * sizeof(float)), ct)),
-            };
+            new(p, ct => SendRuns(p, floats, parts.Of(Rank), ct)),
+            new(p, ct => ReceiveRuns(p, floats, parts.Of(p), ct)),
         }).ToArray());
     }
 
@@ -160,6 +162,32 @@ public sealed class Communicator : IDisposable
     }
 
     private IEnumerable<int> Others() => Enumerable.Range(0, WorldSize).Where(r => r != Rank);
+
+    private void CheckParts(Memory<byte> floats, BufferParts parts)
+    {
+        if (parts.Ranks != WorldSize) throw new ArgumentException($"parts for {parts.Ranks} ranks in a group of {WorldSize}", nameof(parts));
+        if (parts.End > FloatCount(floats)) throw new ArgumentException($"parts reach value {parts.End} of a buffer of {FloatCount(floats)}", nameof(parts));
+    }
+
+    /// <summary>The runs laid one after another from 0, as they are packed in a frame sequence.</summary>
+    private static (int Offset, int Count)[] Packed(IReadOnlyList<(int Offset, int Count)> runs)
+    {
+        var packed = new (int, int)[runs.Count];
+        for (int i = 0, at = 0; i < runs.Count; at += runs[i].Count, i++) packed[i] = (at, runs[i].Count);
+        return packed;
+    }
+
+    private static Memory<byte> Bytes(Memory<byte> floats, (int Offset, int Count) run) => floats.Slice(run.Offset * sizeof(float), run.Count * sizeof(float));
+
+    private async Task SendRuns(int peer, Memory<byte> floats, IReadOnlyList<(int Offset, int Count)> runs, CancellationToken cancellation)
+    {
+        foreach (var run in runs) await SendFrame(peer, Bytes(floats, run), cancellation).ConfigureAwait(false);
+    }
+
+    private async Task ReceiveRuns(int peer, Memory<byte> floats, IReadOnlyList<(int Offset, int Count)> runs, CancellationToken cancellation)
+    {
+        foreach (var run in runs) await ReceiveFrame(peer, Bytes(floats, run), cancellation).ConfigureAwait(false);
+    }
 
     private static int FloatCount(Memory<byte> floats) =>
         floats.Length % sizeof(float) == 0 ? floats.Length / sizeof(float) : throw new ArgumentException("not a whole number of fp32 values", nameof(floats));

@@ -10,13 +10,16 @@ namespace Elastic.Training.Engine;
 /// then a tree-ordered all-reduce of the block gradient sums (and losses) over the replicas, then the
 /// optimizer update. Because the blocks are subtrees of the canonical micro-batch tree and the all-reduce
 /// combines them in the same tree, every replica ends each step with exactly the bits of a single device.
+/// Under ZeRO each replica updates only its part of the parameters (stage 2 reduces only that part of the gradient
+/// to it: a reduce-scatter in the same tree) and the parts are then all-gathered: every value gets the same arithmetic.
 /// </summary>
 public sealed class DataParallelTrainer : IDisposable
 {
     private readonly ProcessGroups _groups;
     private readonly Communicator? _replicas;
-    private byte[] _wire = [];
-    private Tensor? _staging;
+    private readonly HostWire _gradientWire = new();
+    private readonly HostWire _parameterWire = new();
+    private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroParts;
     private bool _detached;
 
     /// <param name="groups">The unit's process groups: the data-parallel one (rank = replica index) is used here; owned from now on.</param>
@@ -28,6 +31,15 @@ public sealed class DataParallelTrainer : IDisposable
         Trainer = trainer;
         _groups = groups;
         _replicas = groups.Along(GridAxis.Data);
+        if (trainer.Zero is { } zero)
+        {
+            if (zero.Ranks != dp || zero.Rank != Replica)
+                throw new ArgumentException($"the trainer holds ZeRO part {zero.Rank} of {zero.Ranks}; this group makes it replica {Replica} of {dp}", nameof(groups));
+            var partition = trainer.Partition!;
+            BufferParts Parts(Func<int, IReadOnlyList<(long Offset, long Length)>> runs) =>
+                new(Enumerable.Range(0, dp).Select(r => (IReadOnlyList<(int, int)>)runs(r).Select(x => ((int)x.Offset, (int)x.Length)).ToList()).ToList());
+            _zeroParts = (Parts(partition.GradientRanges), Parts(partition.ParameterRanges));
+        }
     }
 
     public Trainer Trainer { get; }
@@ -42,8 +54,16 @@ public sealed class DataParallelTrainer : IDisposable
         try
         {
             var lossSum = Trainer.AccumulateBlock(step, Replica * perReplica, perReplica, sum);
-            AllReduce(sum);
-            return Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum));
+            if (_zeroParts is not { } parts)
+            {
+                _gradientWire.Run(sum, _replicas.AllReduceSum);
+                return Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum));
+            }
+            if (Trainer.Zero!.Level >= 2) _gradientWire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
+            else _gradientWire.Run(sum, _replicas.AllReduceSum);
+            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _replicas);
+            _parameterWire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, parts.Parameters));
+            return result;
         }
         finally
         {
@@ -51,45 +71,24 @@ public sealed class DataParallelTrainer : IDisposable
         }
     }
 
-    /// <summary>
-    /// Sums a flat fp32 gradient over the replicas through a managed wire buffer (the data plane moves bytes; a socket
-    /// that fails mid-collective may still write into it, which must never be native memory that can be freed). A device
-    /// gradient goes through a pinned host copy kept across steps: no allocation and no page faults per step.
-    /// </summary>
-    private void AllReduce(Tensor gradient)
-    {
-        var host = gradient.device_type == TorchSharp.DeviceType.CPU ? gradient : Staged(gradient);
-        var bytes = host.bytes;
-        if (_wire.Length != bytes.Length) _wire = new byte[bytes.Length];
-        bytes.CopyTo(_wire);
-        _replicas!.AllReduceSum(_wire);
-        _wire.CopyTo(host.bytes);
-        if (!ReferenceEquals(host, gradient)) gradient.copy_(host);
-    }
-
-    private Tensor Staged(Tensor gradient)
-    {
-        if (_staging is null)
-        {
-            using var pageable = empty(gradient.shape, dtype: gradient.dtype);
-            _staging = pageable.pin_memory().DetachFromDisposeScope();
-        }
-        return _staging.copy_(gradient);
-    }
-
     /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
     public Trainer Detach()
     {
-        _groups.Dispose();
-        _staging?.Dispose();
+        Close();
         _detached = true;
         return Trainer;
     }
 
-    public void Dispose()
+    private void Close()
     {
         _groups.Dispose();
-        _staging?.Dispose();
+        _gradientWire.Dispose();
+        _parameterWire.Dispose();
+    }
+
+    public void Dispose()
+    {
+        Close();
         if (!_detached) Trainer.Dispose();
     }
 }

@@ -10,11 +10,14 @@ namespace Elastic.Training.Engine;
 /// over a tensor whose shape no layout changes, added in fp64 in one fixed order (every parameter of the model by name,
 /// shards by index). Each sum is counted by the one rank that owns it (its pipeline stage's chunk owns the parameter;
 /// a split parameter's shard is on one tensor rank, a replicated parameter is counted by tensor rank 0), and the
-/// per-rank vectors are gathered over the tensor and pipeline groups: every other rank contributes an exact zero.
+/// per-rank vectors are gathered over the tensor and pipeline groups: every other rank contributes an exact zero. Under
+/// ZeRO only the data-parallel rank that updates a parameter has its reduced gradient, so it alone counts it, and the
+/// vectors are gathered over the data-parallel group too.
 /// </summary>
 public static class GradientNorm
 {
-    public static double Compute(GptModel model, FlatGradients layout, Tensor flat, Communicator? pipeline)
+    /// <param name="zero">Under ZeRO: whether this rank updates a parameter (by name), and its data-parallel group.</param>
+    public static double Compute(GptModel model, FlatGradients layout, Tensor flat, Communicator? pipeline, (Func<string, bool> Updates, Communicator? Replicas)? zero = null)
     {
         var local = new Dictionary<string, double>();
         using (var scope = NewDisposeScope())
@@ -33,10 +36,10 @@ public static class GradientNorm
         for (var i = 0; i < entries.Count; i++)
         {
             var (parameter, key, split) = entries[i];
-            var owned = model.Chunks.Any(c => ChunkParameters.Owns(c, parameter.Name)) && (split || group.Rank == 0);
+            var owned = model.Chunks.Any(c => ChunkParameters.Owns(c, parameter.Name)) && (split || group.Rank == 0) && (zero?.Updates(parameter.Name) ?? true);
             if (owned && local.TryGetValue(key, out var sum)) mine[i] = sum;
         }
-        var all = SumOver(pipeline, SumOver(group.Ranks, mine));
+        var all = SumOver(pipeline, SumOver(group.Ranks, SumOver(zero?.Replicas, mine)));
         double total = 0;
         foreach (var value in all) total += value;
         return Math.Sqrt(total);

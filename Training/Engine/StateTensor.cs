@@ -7,8 +7,10 @@ namespace Elastic.Training.Engine;
 /// <summary>
 /// One tensor of a trainer's state as this rank holds it: the region of a parameter (or of one of its AdamW moments)
 /// that the rank's shards cover, kept as those shards (<paramref name="Parts"/>, shaped like the owner's local shards).
+/// <paramref name="OneCopy"/>: no other rank of the data-parallel group holds it (ZeRO's sharded optimizer state), so this
+/// rank writes it to checkpoints.
 /// </summary>
-public sealed record StateTensor(string Key, ModelParameter Owner, IReadOnlyList<Tensor> Parts)
+public sealed record StateTensor(string Key, ModelParameter Owner, IReadOnlyList<Tensor> Parts, bool OneCopy = false)
 {
     public TensorRegion Region => Owner.Region;
 

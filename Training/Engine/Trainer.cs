@@ -3,6 +3,7 @@ using Elastic.Jobs;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
 using Elastic.Training.Parallel.Pipeline;
+using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using static Elastic.Training.ExplicitScalars;
@@ -33,8 +34,9 @@ public sealed class Trainer : IDisposable
     /// <param name="tensorGroup">This rank's tensor-parallel group; null: one device holding every shard.</param>
     /// <param name="sequenceParallel">With tp > 1, split LayerNorm, dropout and the residual stream along the sequence.</param>
     /// <param name="pipeline">This rank's pipeline stage; null: one stage holding the whole model.</param>
+    /// <param name="zero">This rank's ZeRO shard; null: it keeps and updates the whole optimizer state.</param>
     public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null, TensorParallelGroup? tensorGroup = null, bool sequenceParallel = true,
-        PipelineStage? pipeline = null)
+        PipelineStage? pipeline = null, ZeroShard? zero = null)
     {
         Spec = spec;
         _corpus = corpus;
@@ -43,7 +45,14 @@ public sealed class Trainer : IDisposable
         Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local);
         // Chunk-major: each chunk's gradients are one region of the stage's flat buffer.
         var parameters = Stage.Local.SelectMany(Model.ParametersOf).ToList();
-        _optimizer = new AdamW(parameters, spec.Optimizer);
+        Zero = zero;
+        if (zero is not null)
+        {
+            Partition = OptimizerPartition.Of(PartitionEntries(parameters), zero.Ranks);
+            _optimizer = new AdamW(parameters, spec.Optimizer, Partition.ParameterRanges(zero.Rank));
+        }
+        else
+            _optimizer = new AdamW(parameters, spec.Optimizer);
         var headLeaves = Model.SeparateTiedHead();
         // The head chunk is the stage's last, so its leaves over a tied embedding end the stage's buffer, after every parameter.
         var entries = Stage.Local.Select(chunk => Model.ParametersOf(chunk).Select(p => (p.Name, (Tensor)p.Parameter)).Concat(chunk.Head ? headLeaves : []).ToList()).ToList();
@@ -62,6 +71,37 @@ public sealed class Trainer : IDisposable
     }
 
     public PipelineStage Stage { get; private set; }
+
+    /// <summary>This rank's ZeRO shard, or null when it updates every parameter it holds.</summary>
+    public ZeroShard? Zero { get; }
+
+    /// <summary>Under ZeRO, which data-parallel rank updates which of the stage's parameters.</summary>
+    public OptimizerPartition? Partition { get; }
+
+    /// <summary>The stage's parameters as one flat fp32 buffer, in the order of the flat gradients (what ZeRO all-gathers after an update).</summary>
+    public Tensor FlatParameters => _optimizer.FlatParameters;
+
+    /// <summary>
+    /// The partition's entries: each parameter's local shards as one run, in buffer order, and with tied embeddings the head's
+    /// leaves over the token embedding, which end the buffer of the stage holding the head.
+    /// </summary>
+    private List<OptimizerPartition.Entry> PartitionEntries(IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter, bool Decay)> parameters)
+    {
+        var tied = Spec.Model.TiedEmbeddings;
+        var lengths = parameters.ToDictionary(p => p.Name, p => p.Parameter.numel());
+        var entries = new List<OptimizerPartition.Entry>();
+        long offset = 0;
+        foreach (var key in parameters.Select(p => p.Name))
+        {
+            var owner = Model.Parameters.First(p => p.Named().Any(n => n.Key == key));
+            if (entries.Count > 0 && entries[^1].Name == owner.Name) entries[^1] = entries[^1] with { Length = entries[^1].Length + lengths[key] };
+            else entries.Add(new OptimizerPartition.Entry(owner.Name, offset, lengths[key], tied && owner.Name == "wte.weight", GradientOnly: false));
+            offset += lengths[key];
+        }
+        if (tied && Stage.Local.Any(c => c.Head))
+            entries.Add(new OptimizerPartition.Entry(GptModel.TiedHeadPrefix + "wte.weight", offset, entries.Single(e => e.Name == "wte.weight").Length, Tied: true, GradientOnly: true));
+        return entries;
+    }
 
     /// <summary>Called on the device thread after each forward or backward of the stage's schedule with its compute span (Stopwatch timestamps).</summary>
     public Action<Parallelism.Pipeline.PipelineOp, long, long>? StageObserver
@@ -112,11 +152,12 @@ public sealed class Trainer : IDisposable
     {
         foreach (var p in Model.Parameters) yield return new StateTensor($"{Elastic.Checkpoints.CheckpointExport.ParameterPrefix}{p.Name}", p, p.Local);
         var moments = _optimizer.Moments.ToDictionary(m => m.Name);
-        foreach (var p in Model.Parameters)
+        // Under ZeRO a rank has the moments of the parameters it updates, and no other rank of its data-parallel group has them.
+        foreach (var p in Model.Parameters.Where(p => moments.ContainsKey(p.Named().First().Key)))
         {
             var parts = p.Named().Select(n => moments[n.Key]).ToList();
-            yield return new StateTensor($"adam.m/{p.Name}", p, parts.Select(m => m.M).ToList());
-            yield return new StateTensor($"adam.v/{p.Name}", p, parts.Select(m => m.V).ToList());
+            yield return new StateTensor($"adam.m/{p.Name}", p, parts.Select(m => m.M).ToList(), OneCopy: Zero is not null);
+            yield return new StateTensor($"adam.v/{p.Name}", p, parts.Select(m => m.V).ToList(), OneCopy: Zero is not null);
         }
     }
 
@@ -162,18 +203,25 @@ public sealed class Trainer : IDisposable
     public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>
         PairwiseTree.Reduce(0, blocks.Count, i => blocks[i], (a, b) => a.add_(b, alpha: One));
 
-    /// <summary>Averages the summed gradient over the step's micro-batches, clips it, and takes an AdamW step.</summary>
-    public StepResult ApplyUpdate(long step, Tensor gradientSum, double lossSum)
+    /// <summary>
+    /// Averages the summed gradient over the step's micro-batches, clips it, and takes an AdamW step. Under ZeRO only this
+    /// rank's part of <paramref name="gradientSum"/> need hold the sum, only that part of the parameters is updated, and the
+    /// gradient norm's sums are gathered over <paramref name="replicas"/> (the caller then all-gathers the parameters).
+    /// </summary>
+    public StepResult ApplyUpdate(long step, Tensor gradientSum, double lossSum, Collectives.Communicator? replicas = null)
     {
         using var scope = NewDisposeScope();
         var m = MicroBatchesPerStep;
-        _tied.Combine(gradientSum);
+        // The tied embedding's two sums are added where it is updated: rank 0 of the partition (in each stage).
+        if (Zero is null or { Rank: 0 }) _tied.Combine(gradientSum);
         // The stage holding the head has the loss; the others add exact zeros.
         lossSum = Stage.Ranks?.AllReduceSum(lossSum) ?? lossSum;
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var mean = (1.0 / m).ToScalar();
         gradientSum.mul_(mean);
-        var norm = GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks);
+        var norm = Zero is { } zero && Partition is { } partition
+            ? GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks, (p => partition.OwnerOf(p) == zero.Rank, replicas))
+            : GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks);
         var clip = Spec.Optimizer.ClipNorm;
         if (clip > 0 && norm > clip)
         {

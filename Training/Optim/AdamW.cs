@@ -20,6 +20,7 @@ public sealed class AdamW : IDisposable
     private readonly IReadOnlyList<(string Name, Parameter Parameter)> _parameters;
     private readonly IReadOnlyList<(string Name, Tensor M, Tensor V)> _moments;
     private readonly Tensor _flat;
+    private readonly IReadOnlyList<(long Offset, long Length)> _owned;
     private readonly Tensor _m;
     private readonly Tensor _v;
     // The runs of the flat buffer that weight decay applies to (neighbouring decayed parameters merged).
@@ -37,7 +38,9 @@ public sealed class AdamW : IDisposable
     private readonly Scalar _eps;
 
     /// <param name="parameters">Every parameter, in the order of the flat gradients the trainer passes to <see cref="Step"/>.</param>
-    public AdamW(IEnumerable<(string Name, Parameter Parameter, bool Decay)> parameters, OptimizerSpec spec)
+    /// <param name="owned">The runs of that order (whole parameters) this optimizer updates and keeps moments for (ZeRO's part
+    /// of a data-parallel rank); null: all. The other parameters are left to be filled by their owners.</param>
+    public AdamW(IEnumerable<(string Name, Parameter Parameter, bool Decay)> parameters, OptimizerSpec spec, IReadOnlyList<(long Offset, long Length)>? owned = null)
     {
         _spec = spec;
         var all = parameters.ToList();
@@ -47,10 +50,12 @@ public sealed class AdamW : IDisposable
         if (_parameters.FirstOrDefault(p => p.Parameter.device.type != device.type || p.Parameter.device.index != device.index) is { Name: { } elsewhere })
             throw new ArgumentException($"parameter {elsewhere} is on another device than {device}", nameof(parameters));
         var total = _parameters.Sum(p => p.Parameter.numel());
+        _owned = owned ?? [(0, total)];
         _flat = empty(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
         _chunk = device.type == DeviceType.CPU ? CpuChunk : Math.Max(total, 1);
-        _m = zeros(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
-        _v = zeros(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+        var momentCount = _owned.Sum(r => r.Length);
+        _m = zeros(momentCount, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+        _v = zeros(momentCount, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
         var decayRuns = new List<(long Start, long Length)>();
         var moments = new List<(string, Tensor, Tensor)>();
         using (no_grad())
@@ -64,11 +69,14 @@ public sealed class AdamW : IDisposable
                     view.copy_(p);
                     p.set_(view);
                 }
-                moments.Add((name, Slice(_m, offset, p.shape), Slice(_v, offset, p.shape)));
-                if (decays && spec.WeightDecay != 0)
+                if (MomentOffset(offset, n) is { } at)
                 {
-                    if (decayRuns.Count > 0 && decayRuns[^1].Start + decayRuns[^1].Length == offset) decayRuns[^1] = (decayRuns[^1].Start, decayRuns[^1].Length + n);
-                    else decayRuns.Add((offset, n));
+                    moments.Add((name, Slice(_m, at, p.shape), Slice(_v, at, p.shape)));
+                    if (decays && spec.WeightDecay != 0)
+                    {
+                        if (decayRuns.Count > 0 && decayRuns[^1].Start + decayRuns[^1].Length == offset) decayRuns[^1] = (decayRuns[^1].Start, decayRuns[^1].Length + n);
+                        else decayRuns.Add((offset, n));
+                    }
                 }
                 offset += n;
             }
@@ -82,12 +90,29 @@ public sealed class AdamW : IDisposable
         _eps = spec.Eps.ToScalar();
     }
 
+    /// <summary>Where the moments of the parameter at [offset, offset + n) start, or null when it is not owned; a parameter is owned whole or not at all.</summary>
+    private long? MomentOffset(long offset, long n)
+    {
+        long at = 0;
+        foreach (var (start, length) in _owned)
+        {
+            if (offset >= start && offset + n <= start + length) return at + offset - start;
+            if (offset < start + length && start < offset + n)
+                throw new ArgumentException($"the owned run [{start}, +{length}) cuts the parameter at [{offset}, +{n})", "owned");
+            at += length;
+        }
+        return null;
+    }
+
     private const long CpuChunk = 1 << 20;
 
     /// <summary>Optimizer steps taken so far.</summary>
     public long StepCount { get; private set; }
 
-    /// <summary>The first and second moment of every parameter, by parameter name (what a checkpoint saves besides the parameters).</summary>
+    /// <summary>Every parameter as one flat fp32 buffer (the parameters are views of it), in the order of the flat gradients.</summary>
+    public Tensor FlatParameters => _flat;
+
+    /// <summary>The first and second moment of every owned parameter, by parameter name (what a checkpoint saves besides the parameters).</summary>
     public IEnumerable<(string Name, Tensor M, Tensor V)> Moments => _moments;
 
     /// <summary>Continues from a checkpoint taken after <paramref name="steps"/> steps (the moments are restored separately).</summary>
@@ -110,15 +135,21 @@ public sealed class AdamW : IDisposable
         using var scope = NewDisposeScope();
         var g = flatGradient ?? cat(_parameters.Select(p => (p.Parameter.grad ?? throw new InvalidOperationException($"parameter {p.Name} has no gradient")).view(-1)).ToList(), 0);
         foreach (var (start, length) in _decayRuns) _flat.narrow(0, start, length).mul_(decay);
-        for (long start = 0; start < _flat.shape[0]; start += _chunk)
+        long momentStart = 0;
+        foreach (var (offset, runLength) in _owned)
         {
-            using var chunkScope = NewDisposeScope();
-            var length = Math.Min(_chunk, _flat.shape[0] - start);
-            var (p, m, v, grad) = (_flat.narrow(0, start, length), _m.narrow(0, start, length), _v.narrow(0, start, length), g.narrow(0, start, length));
-            m.mul_(_beta1).add_(grad, alpha: _oneMinusBeta1);
-            v.mul_(_beta2).addcmul_(grad, grad, value: _oneMinusBeta2);
-            var denom = v.sqrt().div_(biasCorrection2Sqrt).add_(_eps, alpha: One);
-            p.addcdiv_(m, denom, value: stepSize);
+            for (long start = 0; start < runLength; start += _chunk)
+            {
+                using var chunkScope = NewDisposeScope();
+                var length = Math.Min(_chunk, runLength - start);
+                var (p, grad) = (_flat.narrow(0, offset + start, length), g.narrow(0, offset + start, length));
+                var (m, v) = (_m.narrow(0, momentStart + start, length), _v.narrow(0, momentStart + start, length));
+                m.mul_(_beta1).add_(grad, alpha: _oneMinusBeta1);
+                v.mul_(_beta2).addcmul_(grad, grad, value: _oneMinusBeta2);
+                var denom = v.sqrt().div_(biasCorrection2Sqrt).add_(_eps, alpha: One);
+                p.addcdiv_(m, denom, value: stepSize);
+            }
+            momentStart += runLength;
         }
     }
 

@@ -10,6 +10,7 @@ using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
 using Elastic.Training.Parallel.Pipeline;
+using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
 using Elastic.Units.Devices;
 using Elastic.Units.Placement;
@@ -61,7 +62,8 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
             var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
             adopted?.Rejoin(tensor, stage);
-            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage), groups));
+            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage,
+                ZeroShard.Of(assignment.Plan.Zero, groups.Coordinates.Data, groups.Grid.Dp)), groups));
             return _trainer.Trainer.Model.WholeParameterCount;
         }
         catch

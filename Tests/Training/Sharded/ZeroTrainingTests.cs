@@ -1,0 +1,128 @@
+using System.Net;
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
+using Elastic.Jobs;
+using Elastic.Parallelism;
+using Elastic.Training.Collectives;
+using Elastic.Training.Engine;
+
+namespace Elastic.Tests.Training.Sharded;
+
+/// <summary>
+/// ZeRO over the data plane: every stage (1: moments sharded; 2: gradients reduce-scattered too) at every data-parallel
+/// width, alone and with a pipeline or tensor parallelism, ends training with the one-device digest and reports the same
+/// losses and gradient norms; each rank keeps only its part of the moments and writes only that part to checkpoints,
+/// which load into any layout.
+/// </summary>
+public sealed class ZeroTrainingTests
+{
+    // Four layers, tied embeddings and dropout, eight micro-batches of 2: dp 4 gives each replica a block of two.
+    private static TrainingSpec Spec(int zero, int pipeline = 1, int tensor = 1, int steps = 3) =>
+        TestSpecs.Tiny(steps: steps, global: 16, micro: 2, dropout: 0.1) with
+        {
+            Model = TestSpecs.Tiny().Model with { Layers = 4 },
+            Parallel = new ParallelSpec { Zero = zero, Pipeline = pipeline, Tensor = tensor },
+        };
+
+    public static TheoryData<int, int, int, int> Layouts => new()
+    {
+        // zero, dp, pp, tp
+        { 0, 2, 1, 1 },
+        { 1, 2, 1, 1 },
+        { 1, 4, 1, 1 },
+        { 2, 2, 1, 1 },
+        { 2, 4, 1, 1 },
+        { 2, 2, 2, 1 },
+        { 1, 2, 1, 2 },
+    };
+
+    [Theory, MemberData(nameof(Layouts))]
+    public async Task Every_zero_stage_ends_with_the_one_device_digest_and_the_same_losses(int zero, int dp, int pp, int tp)
+    {
+        var spec = Spec(zero, pp, tp);
+        var reference = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
+            return (Steps: steps, Digest: trainer.ParameterDigest());
+        });
+
+        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), trainer =>
+        {
+            var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
+            return (Steps: steps, Digest: trainer.Trainer.ParameterDigest());
+        });
+
+        Assert.All(ranks, r =>
+        {
+            Assert.Equal(reference.Digest, r.Digest);
+            Assert.Equal(reference.Steps, r.Steps);
+        });
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Each_replica_keeps_the_moments_of_its_part_only_and_together_they_cover_every_parameter_once(int zero)
+    {
+        var spec = Spec(zero);
+        var whole = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return trainer.StateTensors().Where(s => s.Key.StartsWith("adam.m/", StringComparison.Ordinal)).Select(s => s.Key).ToList();
+        });
+
+        var parts = await Train(spec, ParallelGrid.Of(4, 1, 1), trainer =>
+            trainer.Trainer.StateTensors().Where(s => s.Key.StartsWith("adam.m/", StringComparison.Ordinal)).Select(s => (s.Key, s.Region.Elements)).ToList());
+
+        Assert.Equal(whole.Order(), parts.SelectMany(p => p).Select(p => p.Key).Order());
+        Assert.All(parts, p => Assert.NotEmpty(p));
+        // Balanced by size: no replica holds more than twice the mean (the tied embedding goes whole to replica 0).
+        var sizes = parts.Select(p => p.Sum(e => e.Elements)).ToList();
+        Assert.True(sizes.Max() <= 2 * sizes.Average(), $"moment elements per replica: {string.Join(", ", sizes)}");
+    }
+
+    [Theory]
+    [InlineData(2, 4, 0, 1)]
+    [InlineData(0, 1, 2, 4)]
+    [InlineData(1, 4, 2, 2)]
+    public async Task A_checkpoint_written_by_zero_ranks_resumes_at_another_stage_and_width_to_the_uninterrupted_digest(int savedZero, int savedDp, int resumedZero, int resumedDp)
+    {
+        var spec = Spec(savedZero, steps: 4);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var store = new MemoryBlobStore();
+        var layout = new CheckpointLayout("jobs/zero-resume");
+
+        // Every replica writes its share: the parameters in rotation, the moments of its own part.
+        var written = await Train(spec, ParallelGrid.Of(savedDp, 1, 1), trainer =>
+        {
+            for (var step = 1; step <= 2; step++) trainer.Step(step);
+            var state = EngineCheckpoint.Capture(trainer.Trainer, writer: trainer.Replica, writers: trainer.Replicas);
+            return new CheckpointWriter(store, layout).WriteChunksAsync(2, 1, $"r{trainer.Replica}", state).GetAwaiter().GetResult();
+        });
+        var chunks = written.SelectMany(p => p).ToList();
+        Assert.Equal(chunks.Count, chunks.Select(c => c.Key).Distinct().Count());
+        var manifest = await new CheckpointWriter(store, layout).CommitAsync(new CheckpointManifest
+        {
+            JobId = "zero-resume", Step = 2, Generation = 1, Plan = $"dp={savedDp} zero={savedZero}", CreatedAt = DateTimeOffset.UtcNow, Chunks = chunks,
+        });
+
+        var resumed = spec with { Parallel = spec.Parallel with { Zero = resumedZero } };
+        var digests = await Train(resumed, ParallelGrid.Of(resumedDp, 1, 1), trainer =>
+        {
+            var state = EngineCheckpoint.ReadAsync(new CheckpointReader(store, layout), manifest, EngineCheckpoint.Layout(trainer.Trainer)).GetAwaiter().GetResult();
+            trainer.Trainer.Restore(manifest.Step, (key, _) => state[key]);
+            for (var step = 3; step <= spec.Steps; step++) trainer.Step(step);
+            return trainer.Trainer.ParameterDigest();
+        });
+
+        Assert.All(digests, d => Assert.Equal(reference, d));
+    }
+
+    private static async Task<T[]> Train<T>(TrainingSpec spec, ParallelGrid grid, Func<DataParallelTrainer, T> work)
+    {
+        await using var plane = new DataPlane(IPAddress.Loopback);
+        return await EngineGrid.Run(plane, spec, grid, sequenceParallel: true, (_, trainer) => work(trainer), name: $"zero{spec.Parallel.Zero}-{grid}");
+    }
+}

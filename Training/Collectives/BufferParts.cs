@@ -1,0 +1,41 @@
+namespace Elastic.Training.Collectives;
+
+/// <summary>
+/// Which runs of an fp32 buffer each rank of a group reduces (reduce-scatter) or provides (all-gather). Runs are
+/// disjoint; together they need not cover the buffer (what no rank owns is left as it is).
+/// </summary>
+public sealed class BufferParts
+{
+    private readonly IReadOnlyList<(int Offset, int Count)>[] _runs;
+
+    /// <param name="runs">Per rank, its runs in buffer order.</param>
+    public BufferParts(IReadOnlyList<IReadOnlyList<(int Offset, int Count)>> runs)
+    {
+        var all = runs.SelectMany((r, rank) => r.Select(run => (run.Offset, run.Count, Rank: rank))).OrderBy(r => r.Offset).ToList();
+        for (var i = 0; i < all.Count; i++)
+        {
+            if (all[i].Offset < 0 || all[i].Count < 0) throw new ArgumentException($"rank {all[i].Rank} has run [{all[i].Offset}, +{all[i].Count})", nameof(runs));
+            if (i > 0 && all[i - 1].Offset + all[i - 1].Count > all[i].Offset)
+                throw new ArgumentException($"the runs of rank {all[i - 1].Rank} and rank {all[i].Rank} overlap at {all[i].Offset}", nameof(runs));
+        }
+        _runs = [.. runs];
+    }
+
+    /// <summary>Equal contiguous chunks in rank order (the first ranks get one fewer when the count does not divide).</summary>
+    public static BufferParts Even(int floats, int ranks) =>
+        new(Enumerable.Range(0, ranks).Select(r =>
+        {
+            var (start, end) = ((int)((long)r * floats / ranks), (int)((long)(r + 1) * floats / ranks));
+            return (IReadOnlyList<(int, int)>)[(start, end - start)];
+        }).ToList());
+
+    public int Ranks => _runs.Length;
+
+    public IReadOnlyList<(int Offset, int Count)> Of(int rank) => _runs[rank];
+
+    /// <summary>Values <paramref name="rank"/> owns in all.</summary>
+    public int CountOf(int rank) => _runs[rank].Sum(r => r.Count);
+
+    /// <summary>The last value any run reaches: the buffer must be at least this long.</summary>
+    public int End => _runs.SelectMany(r => r).Select(r => r.Offset + r.Count).DefaultIfEmpty(0).Max();
+}
