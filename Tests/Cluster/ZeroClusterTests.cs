@@ -1,0 +1,74 @@
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+
+namespace Elastic.Tests.Cluster;
+
+/// <summary>
+/// ZeRO jobs on the cluster: the optimizer state partitioned over the replicas is re-sharded over the data plane when dp or
+/// the ZeRO stage changes live, and comes from the checkpoint when a replica holding the only copy of its part is lost.
+/// </summary>
+public sealed class ZeroClusterTests
+{
+    private static TrainingSpec Spec(int steps, int maxDevices, int zero, int everySteps) => TestSpecs.Tiny(steps: steps, global: 16, micro: 2, dropout: 0.1) with
+    {
+        Model = TestSpecs.Tiny().Model with { Layers = 4 },
+        Devices = new DeviceSpec { Min = 1, Max = maxDevices },
+        Parallel = new ParallelSpec { Zero = zero },
+        Checkpoint = new CheckpointSpec { EverySteps = everySteps },
+    };
+
+    [Fact]
+    public async Task Replan_dp_4_to_2_to_4_across_zero_stages_mid_job_ends_with_the_uninterrupted_digest_and_loses_no_step()
+    {
+        // No checkpoints: state that did not move between the units' memories would show as steps lost.
+        var spec = Spec(40, 4, zero: 2, everySteps: 0);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: LiveReplanTests.Jobs);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        var before = await cluster.Until(jobId, s => s.CommittedStep >= 3);
+        Assert.Equal((4, 2), (before.Plan!.Dp, before.Plan.Zero));
+
+        await cluster.Client.ReplanAsync(jobId, "dp=2,zero=1");
+        var atTwo = await cluster.Until(jobId, s => s.Plan!.Dp == 2);
+        Assert.Equal(1, atTwo.Plan!.Zero);
+        await cluster.Until(jobId, s => s.CommittedStep >= atTwo.CommittedStep + 3);
+        await cluster.Client.ReplanAsync(jobId, "dp=4,zero=2");
+        var status = await cluster.Finish(jobId);
+
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.True(reference == status.FinalParameterDigest, log);
+        Assert.Equal((4, 2), (status.Plan!.Dp, status.Plan.Zero));
+        var moves = events.Where(e => e.Kind == "replanned").ToList();
+        Assert.Equal(2, moves.Count);
+        Assert.Contains("requested: dp=4,pp=1,tp=1,zero=2 -> dp=2 pp=1 tp=1 zero=1", moves[0].Message);
+        Assert.All(moves, m => Assert.Contains("over the data plane", m.Message));
+        Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
+    public async Task A_zero_2_replica_killed_takes_its_part_of_the_moments_with_it_and_the_job_comes_back_from_its_checkpoint()
+    {
+        var spec = Spec(40, 2, zero: 2, everySteps: 5);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        // Three one-device silos: the two replicas on two of them, the third to take the lost one's place.
+        await using var cluster = await TestCluster.StartAsync(silos: 3, devicesPerSilo: 1);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        await cluster.Until(jobId, s => s.LastCheckpointStep >= 5 && s.CommittedStep >= 8);
+
+        await cluster.Cluster.KillSiloAsync(await cluster.SiloOfReplicaButNotCoordinator(jobId));
+
+        var status = await cluster.Finish(jobId);
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.True(reference == status.FinalParameterDigest, log);
+        var comeBack = Assert.Single(events, e => e.Kind == "replanned");
+        Assert.True(comeBack.Message.Contains("the optimizer state is partitioned (zero 2) and a part was lost with its replica: from the checkpoint"), log);
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+}
