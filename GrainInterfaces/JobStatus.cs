@@ -1,9 +1,11 @@
+using Elastic.Jobs.Reports;
+
 namespace Elastic.GrainInterfaces;
 
 /// <summary>
 /// A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
 /// changes while it ran; of their causes, Preemptions (eviction notices) are counted apart from Failures (lost silos).
-/// Stages: with pp > 1, which layers each pipeline stage of the plan holds.
+/// Stages: with pp > 1, which layers each pipeline stage of the plan holds. Memory: what the plan's busiest device holds, by kind.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
 public sealed record JobStatus(
@@ -24,4 +26,5 @@ public sealed record JobStatus(
     [property: Id(14)] int Preemptions = 0,
     [property: Id(15)] int Failures = 0,
     [property: Id(16)] string Device = "cpu",
-    [property: Id(17)] string? Stages = null);
+    [property: Id(17)] string? Stages = null,
+    [property: Id(18)] DeviceMemory? Memory = null);

@@ -1,6 +1,11 @@
+using Elastic.Jobs.Reports;
+
 namespace Elastic.GrainInterfaces;
 
-/// <summary>What one step did on one shard group (every replica reports the same values after the all-reduce), and how long it took there.</summary>
+/// <summary>
+/// What one step did on one shard group (every replica reports the same values after the all-reduce), how long it took
+/// there, and what its device holds (a replica reports its heaviest unit's).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.ShardStepResult")]
 public sealed record ShardStepResult(
     [property: Id(0)] long Step,
@@ -8,4 +13,5 @@ public sealed record ShardStepResult(
     [property: Id(2)] double LearningRate,
     [property: Id(3)] double GradNorm,
     [property: Id(4)] double? HeldOutLoss,
-    [property: Id(5)] double Seconds = 0);
+    [property: Id(5)] double Seconds = 0,
+    [property: Id(6)] DeviceMemory? Memory = null);

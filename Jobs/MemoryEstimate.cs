@@ -16,7 +16,8 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
     public long TotalBytes => ParameterBytes + GradientBytes + OptimizerBytes + ActivationBytes + StagingBytes;
     public long TotalMiB => (TotalBytes + (1 << 20) - 1) >> 20;
 
-    /// <param name="dp">Data-parallel replicas: each holds a whole model (or, pipelined, its stages) and runs micro-batches / dp of them.</param>
+    /// <param name="dp">Data-parallel replicas: each holds a whole model (or, pipelined, its stages) and runs micro-batches / dp of them;
+    /// under ZeRO (<c>parallel.zero</c> 1 or 2) each keeps 1/dp of the AdamW moments.</param>
     /// <remarks>
     /// With <c>parallel.pipeline</c> p > 1 a device holds one stage: the figures are those of the stage that needs most, its
     /// chunks' parameters and the activations of the chunk-forwards its schedule keeps in flight (stage s of 1F1B: p - s
@@ -49,10 +50,12 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             // The step's sum and one partial sum per level of the micro-batch tree this replica reduces.
             var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local));
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.
-            var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? 2 * parameters : 0));
+            // Under ZeRO the moments are split over the replicas, and the parameters' all-gather has a wire buffer of its own.
+            var (parts, sharded) = spec.Parallel.Zero > 0 && dp > 1 ? (dp, 1) : (1, 0);
+            var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? (2 + sharded) * parameters : 0));
             // Tied embeddings: the head's contribution has its own region of every gradient buffer.
             var gradients = parameters + (m.TiedEmbeddings && mine.Any(c => c.Head) ? v * d : 0);
-            return new MemoryEstimate(parameters, Fp32 * parameters, Fp32 * gradients * gradientBuffers, Fp32 * parameters * 2, activations, staging);
+            return new MemoryEstimate(parameters, Fp32 * parameters, Fp32 * gradients * gradientBuffers, Fp32 * (parameters * 2 + parts - 1) / parts, activations, staging);
         }
         return Enumerable.Range(0, stages).Select(Stage).MaxBy(e => e.TotalBytes)!;
     }

@@ -27,5 +27,6 @@ internal static class LossSummary
         if (report.HeldOut.Count > 0)
             console.Plain.WriteLine("held-out loss: " + string.Join(", ", report.HeldOut.Select(e => string.Create(inv, $"{e.Loss:F3} @ {e.Step}"))));
         console.Plain.WriteLine(string.Create(inv, $"{steps.Count} steps in {report.WallSeconds:F1} s, {report.TokensPerSecond:N0} tokens/s, {report.Parameters:N0} parameters"));
+        if (report.Memory is { } memory) console.Plain.WriteLine($"memory per device (the busiest): {memory}");
     }
 }

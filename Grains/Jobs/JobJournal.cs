@@ -37,6 +37,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
         var tokens = (double)Record.Spec.Batch.Global * Record.Spec.Model.Context;
         history.Append(Record, new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000));
         Record.TrainingSeconds += seconds;
+        Record.Memory = results.Select(r => r.Memory).Aggregate(DeviceMemory.Heavier) ?? Record.Memory;
         if (results.Select(r => r.HeldOutLoss).FirstOrDefault(l => l is not null) is { } heldOut)
             Record.HeldOut.Add(new EvalRecord(step, heldOut));
         Signal();
@@ -66,7 +67,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     public JobStatus Status() => new(jobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
         StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan));
+        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan), Record.Memory);
 
     /// <summary>With pp > 1, what each stage of <paramref name="plan"/> holds; null otherwise.</summary>
     public string? Stages(ParallelPlan? plan) =>
@@ -100,6 +101,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
             WallSeconds = ((r.EndedAt ?? DateTimeOffset.UtcNow) - started).TotalSeconds,
             TokensPerSecond = TokensPerSecond(),
             FinalParameterDigest = r.FinalParameterDigest ?? "",
+            Memory = r.Memory,
         };
     }
 

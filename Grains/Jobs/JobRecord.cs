@@ -33,4 +33,7 @@ public sealed class JobRecord
     [Id(20)] public string? HandedOver { get; set; }
     /// <summary>Committed steps 1..SealedSteps, sealed in the job's step history blobs (<see cref="StepLog"/>).</summary>
     [Id(21)] public long SealedSteps { get; set; }
+
+    /// <summary>The busiest device of the plan at the last committed step, by kind.</summary>
+    [Id(22)] public DeviceMemory? Memory { get; set; }
 }

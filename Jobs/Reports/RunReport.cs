@@ -19,6 +19,8 @@ public sealed record RunReport
     public required double TokensPerSecond { get; init; }
     /// <summary>SHA-256 over all parameters in name order (little-endian bytes).</summary>
     public required string FinalParameterDigest { get; init; }
+    /// <summary>What the busiest device held at the end, by kind (null for reports written before it was recorded).</summary>
+    public DeviceMemory? Memory { get; init; }
 
     public void WriteTo(string path)
     {

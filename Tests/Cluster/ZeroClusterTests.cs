@@ -47,6 +47,9 @@ public sealed class ZeroClusterTests
         Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
         var report = await cluster.Client.GetReportAsync(jobId);
         Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+        // The busiest of four replicas keeps well under half of the 8 bytes of moments per parameter.
+        Assert.True(status.Memory!.OptimizerState < 4 * report.Parameters, $"{status.Memory} for {report.Parameters} parameters");
+        Assert.Equal(status.Memory, report.Memory);
     }
 
     [Fact]

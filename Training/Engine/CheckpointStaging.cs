@@ -36,6 +36,9 @@ public sealed class CheckpointStaging : IDisposable
         return buffer;
     }
 
+    /// <summary>Bytes of host buffers kept for the next capture.</summary>
+    public long Bytes => _managed.Values.Sum(b => (long)b.Length) + _pinned.Values.Sum(p => p.Tensor.numel() * p.Tensor.element_size());
+
     public void Dispose()
     {
         foreach (var pinned in _pinned.Values) ((IDisposable)pinned).Dispose();

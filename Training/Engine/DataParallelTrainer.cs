@@ -1,3 +1,4 @@
+using Elastic.Jobs.Reports;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Parallel;
@@ -70,6 +71,9 @@ public sealed class DataParallelTrainer : IDisposable
             Trainer.ReleaseGradient(sum);
         }
     }
+
+    /// <summary>What this rank holds by kind (<see cref="Trainer.Memory"/>), the wire buffers of its collectives as staging.</summary>
+    public DeviceMemory Memory() => Trainer.Memory(Replicas) with { Staging = _gradientWire.Bytes + _parameterWire.Bytes };
 
     /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
     public Trainer Detach()

@@ -43,6 +43,9 @@ public sealed class FlatGradients : IDisposable
             ? slice
             : throw new ArgumentException($"no gradient named {name} in this buffer", nameof(name));
 
+    /// <summary>Bytes of every buffer this pool has allocated (it keeps them for reuse).</summary>
+    public long AllocatedBytes => _all.Count * Length * sizeof(float);
+
     /// <summary>A buffer to write a gradient into; contents are undefined.</summary>
     public Tensor Rent()
     {

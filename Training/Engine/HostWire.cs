@@ -24,6 +24,9 @@ internal sealed class HostWire : IDisposable
         if (!ReferenceEquals(host, flat)) flat.copy_(host);
     }
 
+    /// <summary>Bytes of the wire buffer and the pinned copy.</summary>
+    public long Bytes => _wire.Length + (_staging is null ? 0 : _staging.numel() * _staging.element_size());
+
     private Tensor Staged(Tensor flat)
     {
         if (_staging is null)

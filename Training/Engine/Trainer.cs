@@ -1,5 +1,6 @@
 using Elastic.Data;
 using Elastic.Jobs;
+using Elastic.Jobs.Reports;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
 using Elastic.Training.Parallel.Pipeline;
@@ -139,6 +140,17 @@ public sealed class Trainer : IDisposable
     public long ParameterCount { get; }
     public int MicroBatchesPerStep => Spec.Batch.MicroBatchesPerStep;
     public long TokensPerStep => (long)Spec.Batch.Global * Spec.Model.Context;
+
+    /// <summary>
+    /// What this rank holds, by kind: its parameters, every gradient buffer its pools keep (the step's sum, the tree's partial
+    /// sums, per-chunk buffers), its AdamW moments (its part under ZeRO), and the activations its schedule keeps in flight (estimated).
+    /// </summary>
+    public DeviceMemory Memory(int replicas)
+    {
+        var gradients = _gradients.AllocatedBytes + _chunks.Sum(c => c.Gradients.AllocatedBytes);
+        var parameterBytes = _optimizer.FlatParameters.numel() * sizeof(float);
+        return new DeviceMemory(parameterBytes, gradients, _optimizer.MomentBytes, MemoryEstimate.For(Spec, replicas).ActivationBytes, Staging: 0);
+    }
 
     /// <summary>Optimizer steps taken, including those restored from a checkpoint.</summary>
     public long CompletedSteps => _optimizer.StepCount;

@@ -46,6 +46,7 @@ public static class TrainingLoop
             WallSeconds = wall.Elapsed.TotalSeconds,
             TokensPerSecond = trainingSeconds > 0 ? trainer.TokensPerStep * steps.Count / trainingSeconds : 0,
             FinalParameterDigest = trainer.ParameterDigest(),
+            Memory = trainer.Memory(replicas: 1),
         };
     }
 }

@@ -112,6 +112,9 @@ public sealed class AdamW : IDisposable
     /// <summary>Every parameter as one flat fp32 buffer (the parameters are views of it), in the order of the flat gradients.</summary>
     public Tensor FlatParameters => _flat;
 
+    /// <summary>Bytes of the first and second moments this optimizer keeps.</summary>
+    public long MomentBytes => (_m.numel() + _v.numel()) * sizeof(float);
+
     /// <summary>The first and second moment of every owned parameter, by parameter name (what a checkpoint saves besides the parameters).</summary>
     public IEnumerable<(string Name, Tensor M, Tensor V)> Moments => _moments;
 

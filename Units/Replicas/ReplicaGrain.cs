@@ -1,5 +1,6 @@
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
+using Elastic.Jobs.Reports;
 using Elastic.Units.Placement;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
@@ -47,7 +48,11 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
         }
     }
 
-    public Task<ShardStepResult> RunStep(long step, bool evaluate) => First(u => u.RunStep(step, evaluate));
+    public async Task<ShardStepResult> RunStep(long step, bool evaluate)
+    {
+        var results = await Together(Ranks().Select(u => u.RunStep(step, evaluate)).ToArray());
+        return results[0] with { Memory = results.Select(r => r.Memory).Aggregate(DeviceMemory.Heavier) };
+    }
 
     public Task<string> Digest() => First(u => u.Digest());
 

@@ -85,7 +85,9 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             var watch = System.Diagnostics.Stopwatch.StartNew();
             var result = trainer.Step(step);
             double? heldOut = evaluate && trainer.Replica == 0 ? trainer.Trainer.EvaluateHeldOut() : null;
-            var done = new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut, watch.Elapsed.TotalSeconds);
+            var memory = trainer.Memory();
+            var done = new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut, watch.Elapsed.TotalSeconds,
+                memory with { Staging = memory.Staging + _staging.Bytes });
             lock (_results)
             {
                 if (_results.Count == ResultsKept) _results.RemoveAt(0);

@@ -24,6 +24,7 @@ internal static class StatusCommand
             Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
             Row("plan", s.Plan?.ToString() ?? "-");
             if (s.Stages is not null) Row("stages", s.Stages);
+            if (s.Memory is not null) Row("memory", $"{s.Memory} on the busiest device");
             Row("device", s.Device);
             Row("submitted", s.SubmittedAt.ToString("u", inv));
             if (s.Error is not null) Row("error", s.Error);
