@@ -31,7 +31,16 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
         // Saved for backward per layer: the block input, both LayerNorm outputs, q/k/v, the attention output,
         // the residual, two projections with their dropout masks, the MLP's two wide activations, and the
         // attention weights of an unfused kernel; then the logits with their softmax and gradient.
-        var perLayerActivations = b * t * (14 * d + 2 * f) + b * h * t * t;
+        var attentionWeights = b * h * t * t;
+        var perLayerActivations = b * t * (14 * d + 2 * f) + attentionWeights;
+        // runtime.recompute: selective keeps no attention weights; full keeps each layer's input, and one layer's activations
+        // exist while it is run again in backward.
+        var (keptPerLayer, recomputing) = spec.Runtime.Recompute switch
+        {
+            "selective" => (perLayerActivations - attentionWeights, 0L),
+            "full" => (b * t * d, perLayerActivations),
+            _ => (perLayerActivations, 0L),
+        };
         var local = Math.Max(1, spec.Batch.MicroBatchesPerStep / Math.Max(1, dp));
 
         var (stages, virtualStages) = spec.Parallel.Pipeline > 1 && spec.Parallel.Pipeline * Math.Max(1, spec.Parallel.VirtualStages) <= m.Layers
@@ -40,7 +49,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
         var chunks = stages == 1 ? [new Parallelism.Pipeline.ModelChunk(0, 0, m.Layers, true, true, 0)] : PipelineSplit.Chunks(m, stages * virtualStages);
         long ChunkParameters(Parallelism.Pipeline.ModelChunk c) =>
             c.Count * perLayer + (c.Embedding ? v * d + t * d : 0) + (c.Head ? 2 * d + (!m.TiedEmbeddings || !c.Embedding ? v * d : 0) : 0);
-        long ChunkActivations(Parallelism.Pipeline.ModelChunk c) => c.Count * perLayerActivations + (c.Embedding ? 4 * b * t * d : 0) + (c.Head ? 3 * b * t * v : 0);
+        long ChunkActivations(Parallelism.Pipeline.ModelChunk c) => c.Count * keptPerLayer + recomputing + (c.Embedding ? 4 * b * t * d : 0) + (c.Head ? 3 * b * t * v : 0);
         MemoryEstimate Stage(int s)
         {
             var mine = chunks.Where(c => c.Index % stages == s).ToList();

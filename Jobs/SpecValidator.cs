@@ -59,6 +59,7 @@ public static class SpecValidator
             foreach (var (field, text) in new[] { ("data.source", data.Source), ("data.format", data.Format), ("data.tokenizer", data.Tokenizer) })
                 if (text is null) Fail(field, null, "must be given, not null");
         if (spec.Runtime is { Precision: null }) Fail("runtime.precision", null, "must be given, not null");
+        if (spec.Runtime is { Recompute: null }) Fail("runtime.recompute", null, "must be given, not null");
         if (spec.Parallel is { Schedule: null }) Fail("parallel.schedule", null, "must be given, not null");
         if (errors.Count > 0) return errors;
 
@@ -137,6 +138,8 @@ public static class SpecValidator
             Fail("output.directory", output, "must be an absolute path here");
         if (spec.Runtime.ThreadsPerDevice < 1) Fail("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice, "must be at least 1");
         if (spec.Runtime.Precision is not ("fp32" or "tf32" or "bf16")) Fail("runtime.precision", spec.Runtime.Precision, "must be 'fp32', 'tf32' or 'bf16'");
+        if (spec.Runtime.Recompute is not ("none" or "selective" or "full"))
+            Fail("runtime.recompute", spec.Runtime.Recompute, "must be 'none', 'selective' (the attention core) or 'full' (each layer from its input)");
         return errors;
     }
 

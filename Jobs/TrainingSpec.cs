@@ -166,4 +166,10 @@ public sealed record RuntimeSpec
     /// <c>bf16</c> (matmuls and attention in bf16 over fp32 master weights, fp32 gradients and optimizer state).
     /// </summary>
     public string Precision { get; init; } = "fp32";
+
+    /// <summary>
+    /// Activation recomputation: <c>none</c>; <c>selective</c> (the attention core is run again in backward instead of keeping its
+    /// attention weights); <c>full</c> (each layer keeps only its input and is run again in backward). Same bits every way.
+    /// </summary>
+    public string Recompute { get; init; } = "none";
 }

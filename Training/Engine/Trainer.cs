@@ -43,7 +43,10 @@ public sealed class Trainer : IDisposable
         _corpus = corpus;
         Device = device ?? CPU;
         Stage = pipeline ?? new PipelineStage(spec, null);
-        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local);
+        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local)
+        {
+            Recompute = ActivationRecomputes.Parse(spec.Runtime.Recompute),
+        };
         // Chunk-major: each chunk's gradients are one region of the stage's flat buffer.
         var parameters = Stage.Local.SelectMany(Model.ParametersOf).ToList();
         Zero = zero;

@@ -65,6 +65,9 @@ public sealed class GptModel : IDisposable
     }
     public bool SequenceParallel { get; }
 
+    /// <summary>What training forwards keep for backward; the rest is computed again there (the same bits).</summary>
+    public ActivationRecompute Recompute { get; set; }
+
     /// <summary>The pipeline chunks this model holds, in order.</summary>
     public IReadOnlyList<ModelChunk> Chunks { get; }
 
@@ -173,7 +176,12 @@ public sealed class GptModel : IDisposable
 
     private Tensor Blocks(ModelChunk chunk, Tensor x, DropoutKeys? keys, SequencePart sequence)
     {
-        for (var i = chunk.First; i < chunk.First + chunk.Count; i++) x = Block(i, x, keys, sequence);
+        var full = Recompute == ActivationRecompute.Full && is_grad_enabled();
+        for (var i = chunk.First; i < chunk.First + chunk.Count; i++)
+        {
+            var layer = i;
+            x = full ? Recomputed.Apply(Group, input => Block(layer, input, keys, sequence), x) : Block(layer, x, keys, sequence);
+        }
         return x;
     }
 
@@ -191,7 +199,7 @@ public sealed class GptModel : IDisposable
         var p = $"h.{layer}.";
         var a = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_1.weight"), Whole(p + "ln_1.bias"), sequence);
         var qkv = ColumnParallelLinear.Forward(Group, a, Shards(p + "attn.c_attn.weight", 2), Shards(p + "attn.c_attn.bias", 1), sequence.Split, _matmuls.Linear);
-        var heads = qkv.Select(Attention).ToList();
+        var heads = Recompute == ActivationRecompute.Selective && is_grad_enabled() ? qkv.Select(q => Recomputed.Apply(Group, Attention, q)).ToList() : qkv.Select(Attention).ToList();
         var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
         x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
         var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);
