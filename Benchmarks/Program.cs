@@ -15,6 +15,8 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["tensor-parallel"] = TensorParallelStep.Run,
     ["live-replan"] = LiveReplan.Run,
     ["pipeline"] = PipelineStages.Run,
+    ["zero"] = ZeroMemory.Run,
+    ["recompute"] = RecomputeCost.Run,
 };
 // Worker modes: the all-reduce and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

@@ -35,8 +35,9 @@ internal static class TensorParallelStep
         var corpus = TokenCorpus.Load(spec);
         await using var plane = new DataPlane(IPAddress.Loopback);
         var layouts = new[] { (Tp: 1, Sequence: false), (Tp: 2, Sequence: true), (Tp: 2, Sequence: false) };
-        var runs = new List<Layout>();
-        foreach (var (tp, sequence) in layouts) runs.Add(await Layout.StartAsync(plane, spec, corpus, tp, sequence, threads));
+        var runs = new List<EngineRanks>();
+        foreach (var (tp, sequence) in layouts)
+            runs.Add(await EngineRanks.StartAsync(plane, spec, corpus, ParallelGrid.Of(1, 1, tp), sequence, threads, $"bench-tp{tp}-{(sequence ? "sp" : "nosp")}"));
         var times = runs.Select(_ => new List<double>()).ToArray();
         var digests = new string[runs.Count];
         for (var round = 0; round <= rounds; round++)
@@ -56,7 +57,7 @@ internal static class TensorParallelStep
         var baseline = Statistics.Median(times[0]);
         var m = spec.Model;
         var rows = runs.Select((r, i) => string.Create(inv,
-            $"| tp = {r.Tp}{(r.Tp > 1 ? r.Sequence ? ", sequence parallel" : ", no sequence parallelism" : "")} | {Statistics.Median(times[i]):F1} | {baseline / Statistics.Median(times[i]):F2}x | {r.ParametersPerDevice / 1e6:F2} M ({r.ParametersPerDevice * 16 / 1e6:F1} MB with gradients and moments) | {activations[i] / 1e6:F1} MB | {Formula(spec, r.Tp, r.Sequence) / 1e6:F1} MB |"));
+            $"| tp = {layouts[i].Tp}{(layouts[i].Tp > 1 ? layouts[i].Sequence ? ", sequence parallel" : ", no sequence parallelism" : "")} | {Statistics.Median(times[i]):F1} | {baseline / Statistics.Median(times[i]):F2}x | {r.ParametersPerDevice / 1e6:F2} M ({r.ParametersPerDevice * 16 / 1e6:F1} MB with gradients and moments) | {activations[i] / 1e6:F1} MB | {Korthikanti.Activations(spec, layouts[i].Tp, layouts[i].Sequence) / 1e6:F1} MB |"));
         var table = string.Join("\n", new[]
         {
             "| layout | median step (ms) | speed vs tp = 1 | parameters per device | activations per device, measured | Korthikanti et al. |",
@@ -71,82 +72,5 @@ internal static class TensorParallelStep
         BenchmarkRecord.Write("tensor-parallel", "Tensor parallelism: tp = 2 against tp = 1",
             $"dotnet run -c Release --project Benchmarks -- tensor-parallel {threads}", table);
         return 0;
-    }
-
-    /// <summary>Korthikanti et al.'s activation bytes for the blocks of <paramref name="spec"/>'s model at tp = <paramref name="tp"/>, doubled for 4-byte activations.</summary>
-    private static double Formula(TrainingSpec spec, int tp, bool sequence)
-    {
-        var m = spec.Model;
-        double s = m.Context, b = spec.Batch.Micro, h = m.DModel, a = m.Heads, t = tp;
-        var perLayer = tp == 1 ? s * b * h * (34 + 5 * a * s / h)
-            : sequence ? s * b * h * (34 / t + 5 * a * s / (h * t))
-            : s * b * h * (10 + 24 / t + 5 * a * s / (h * t));
-        return 2 * m.Layers * perLayer;
-    }
-
-    /// <summary>One layout's ranks, each a trainer on its own device thread.</summary>
-    private sealed class Layout : IAsyncDisposable
-    {
-        private readonly (DeviceWorker Worker, DataParallelTrainer Trainer)[] _ranks;
-        private readonly int _threads;
-
-        private Layout((DeviceWorker, DataParallelTrainer)[] ranks, int tp, bool sequence, int threads) => (_ranks, Tp, Sequence, _threads) = (ranks, tp, sequence, threads);
-
-        public int Tp { get; }
-        public bool Sequence { get; }
-        public long ParametersPerDevice => _ranks[0].Trainer.Trainer.ParameterCount;
-
-        public static async Task<Layout> StartAsync(DataPlane plane, TrainingSpec spec, TokenCorpus corpus, int tp, bool sequence, int threads)
-        {
-            var grid = ParallelGrid.Of(1, 1, tp);
-            var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
-            var name = $"bench-tp{tp}-{(sequence ? "sp" : "nosp")}";
-            var ranks = await Task.WhenAll(Enumerable.Range(0, grid.Size).Select(async rank =>
-            {
-                var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, TimeSpan.FromMinutes(2));
-                var worker = new DeviceWorker($"{name}-{rank}");
-                var trainer = await worker.Run(threads, () =>
-                    new DataParallelTrainer(new Trainer(spec, corpus, CPU, new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor)), sequence), groups));
-                return (worker, trainer);
-            }));
-            return new Layout(ranks, tp, sequence, threads);
-        }
-
-        public Task StepAsync(long step) => Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Step(step))));
-
-        /// <summary>
-        /// What one micro-batch's forward holds until its backward, per device: every rank runs the forward together (their
-        /// collectives need each other) between two readings of the native heap, taken while all ranks wait.
-        /// </summary>
-        public async Task<long> ActivationBytesAsync(TrainingSpec spec)
-        {
-            using var barrier = new Barrier(_ranks.Length);
-            var (before, after) = (0L, 0L);
-            await Task.WhenAll(_ranks.Select((r, i) => r.Worker.Run(_threads, () =>
-            {
-                using var scope = NewDisposeScope();
-                var micro = spec.Batch.Micro;
-                var tokens = randint(spec.Model.Vocab, [micro, spec.Model.Context + 1], dtype: ScalarType.Int64, generator: new Generator(7));
-                var (inputs, targets) = (tokens.narrow(1, 0, spec.Model.Context), tokens.narrow(1, 1, spec.Model.Context));
-                var keys = new DropoutKeys(spec.Seed, 1, Enumerable.Range(0, micro).Select(j => (long)j).ToArray());
-                barrier.SignalAndWait();
-                if (i == 0) before = NativeHeap.InUse();
-                barrier.SignalAndWait();
-                var loss = r.Trainer.Trainer.Model.Loss(inputs, targets, keys);
-                barrier.SignalAndWait();
-                if (i == 0) after = NativeHeap.InUse();
-                barrier.SignalAndWait();
-                return loss.requires_grad;
-            })));
-            return (after - before) / _ranks.Length;
-        }
-
-        public async Task<string> DigestAsync() => (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Trainer.ParameterDigest()))))[0];
-
-        public async ValueTask DisposeAsync()
-        {
-            await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => { r.Trainer.Dispose(); return true; })));
-            foreach (var (worker, _) in _ranks) worker.Dispose();
-        }
     }
 }

@@ -59,9 +59,9 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             // The step's sum and one partial sum per level of the micro-batch tree this replica reduces.
             var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local));
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.
-            // Under ZeRO the moments are split over the replicas, and the parameters' all-gather has a wire buffer of its own.
-            var (parts, sharded) = spec.Parallel.Zero > 0 && dp > 1 ? (dp, 1) : (1, 0);
-            var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? (2 + sharded) * parameters : 0));
+            // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).
+            var parts = spec.Parallel.Zero > 0 && dp > 1 ? dp : 1;
+            var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? 2 * parameters : 0));
             // Tied embeddings: the head's contribution has its own region of every gradient buffer.
             var gradients = parameters + (m.TiedEmbeddings && mine.Any(c => c.Head) ? v * d : 0);
             return new MemoryEstimate(parameters, Fp32 * parameters, Fp32 * gradients * gradientBuffers, Fp32 * (parameters * 2 + parts - 1) / parts, activations, staging);

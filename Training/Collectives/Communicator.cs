@@ -20,6 +20,7 @@ public sealed class Communicator : IDisposable
     private byte[][] _scratch = [];
     // Posted sends per peer, each chained after the previous one so that frames leave in the order they were posted.
     private readonly Task?[] _posted;
+    private long _bytesSent;
 
     /// <param name="links">One link per rank, indexed by rank; null at this rank's own index.</param>
     public Communicator(string group, int rank, IPeerLink?[] links, TimeSpan timeout)
@@ -38,6 +39,9 @@ public sealed class Communicator : IDisposable
     public int Rank { get; }
     public int WorldSize => _links.Length;
     public TimeSpan Timeout { get; }
+
+    /// <summary>Bytes this rank has sent to its peers (frames and their headers), for communication-volume figures.</summary>
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
 
     /// <summary>Element range [offset, offset + count) of the fp32 chunk that <paramref name="rank"/> reduces in <see cref="AllReduceSum(Memory{byte})"/>.</summary>
     public (int Offset, int Count) ChunkOf(int rank, int floats) => BufferParts.Even(floats, WorldSize).Of(rank)[0];
@@ -203,6 +207,7 @@ public sealed class Communicator : IDisposable
         var link = Link(peer);
         await link.SendAsync(header, cancellation).ConfigureAwait(false);
         await link.SendAsync(data, cancellation).ConfigureAwait(false);
+        Interlocked.Add(ref _bytesSent, HeaderBytes + data.Length);
     }
 
     private async Task SendAfter(Task previous, int peer, ReadOnlyMemory<byte> data)

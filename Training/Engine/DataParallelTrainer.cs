@@ -18,8 +18,7 @@ public sealed class DataParallelTrainer : IDisposable
 {
     private readonly ProcessGroups _groups;
     private readonly Communicator? _replicas;
-    private readonly HostWire _gradientWire = new();
-    private readonly HostWire _parameterWire = new();
+    private readonly HostWire _wire = new();
     private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroParts;
     private bool _detached;
 
@@ -47,6 +46,9 @@ public sealed class DataParallelTrainer : IDisposable
     public int Replica => _replicas?.Rank ?? 0;
     public int Replicas => _replicas?.WorldSize ?? 1;
 
+    /// <summary>Bytes this rank has sent over its data-parallel group.</summary>
+    public long BytesSent => _replicas?.BytesSent ?? 0;
+
     public StepResult Step(long step)
     {
         if (_replicas is null) return Trainer.Step(step);
@@ -55,15 +57,12 @@ public sealed class DataParallelTrainer : IDisposable
         try
         {
             var lossSum = Trainer.AccumulateBlock(step, Replica * perReplica, perReplica, sum);
-            if (_zeroParts is not { } parts)
-            {
-                _gradientWire.Run(sum, _replicas.AllReduceSum);
-                return Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum));
-            }
-            if (Trainer.Zero!.Level >= 2) _gradientWire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
-            else _gradientWire.Run(sum, _replicas.AllReduceSum);
-            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _replicas);
-            _parameterWire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, parts.Parameters));
+            // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
+            if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2) _wire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
+            else _wire.Run(sum, _replicas.AllReduceSum);
+            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas);
+            // Under ZeRO each replica updated its part: everyone takes the others' updated parts.
+            if (_zeroParts is { } updated) _wire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, updated.Parameters));
             return result;
         }
         finally
@@ -73,7 +72,7 @@ public sealed class DataParallelTrainer : IDisposable
     }
 
     /// <summary>What this rank holds by kind (<see cref="Trainer.Memory"/>), the wire buffers of its collectives as staging.</summary>
-    public DeviceMemory Memory() => Trainer.Memory(Replicas) with { Staging = _gradientWire.Bytes + _parameterWire.Bytes };
+    public DeviceMemory Memory() => Trainer.Memory(Replicas) with { Staging = _wire.Bytes };
 
     /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
     public Trainer Detach()
@@ -86,8 +85,7 @@ public sealed class DataParallelTrainer : IDisposable
     private void Close()
     {
         _groups.Dispose();
-        _gradientWire.Dispose();
-        _parameterWire.Dispose();
+        _wire.Dispose();
     }
 
     public void Dispose()

@@ -1,0 +1,90 @@
+using System.Net;
+using Elastic.Data;
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+using Elastic.Parallelism;
+using Elastic.Training.Collectives;
+using Elastic.Training.Engine;
+using Elastic.Training.Model;
+using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.Pipeline;
+using Elastic.Training.Parallel.Sharded;
+using Elastic.Training.Parallel.TensorParallel;
+using static TorchSharp.torch;
+
+namespace Elastic.Benchmarks;
+
+/// <summary>One layout's ranks in this process, each a trainer on its own device thread, joined over one data plane as units on a silo are.</summary>
+internal sealed class EngineRanks : IAsyncDisposable
+{
+    private readonly (DeviceWorker Worker, DataParallelTrainer Trainer)[] _ranks;
+    private readonly int _threads;
+
+    private EngineRanks((DeviceWorker, DataParallelTrainer)[] ranks, ParallelGrid grid, int threads) => (_ranks, Grid, _threads) = (ranks, grid, threads);
+
+    public ParallelGrid Grid { get; }
+    public long ParametersPerDevice => _ranks[0].Trainer.Trainer.ParameterCount;
+
+    public static async Task<EngineRanks> StartAsync(DataPlane plane, TrainingSpec spec, TokenCorpus corpus, ParallelGrid grid, bool sequence, int threads, string name)
+    {
+        var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
+        var ranks = await Task.WhenAll(Enumerable.Range(0, grid.Size).Select(async rank =>
+        {
+            var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, TimeSpan.FromMinutes(2));
+            var worker = new DeviceWorker($"{name}-{rank}");
+            var trainer = await worker.Run(threads, () => new DataParallelTrainer(new Trainer(spec, corpus, CPU,
+                new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor)), sequence, new PipelineStage(spec, groups.Along(GridAxis.Pipeline)),
+                ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, grid.Dp)), groups));
+            return (worker, trainer);
+        }));
+        return new EngineRanks(ranks, grid, threads);
+    }
+
+    /// <summary>One step on every rank; the bytes the busiest rank sent over its data-parallel group.</summary>
+    public async Task<long> StepAsync(long step) =>
+        (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () =>
+        {
+            var before = r.Trainer.BytesSent;
+            r.Trainer.Step(step);
+            return r.Trainer.BytesSent - before;
+        })))).Max();
+
+    /// <summary>What the busiest rank holds, by kind.</summary>
+    public async Task<DeviceMemory> MemoryAsync() =>
+        (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Memory())))).Aggregate((a, b) => DeviceMemory.Heavier(a, b)!);
+
+    /// <summary>
+    /// What one micro-batch's forward holds until its backward, per device: every rank runs the forward together (their
+    /// collectives need each other) between two readings of the native heap, taken while all ranks wait.
+    /// </summary>
+    public async Task<long> ActivationBytesAsync(TrainingSpec spec)
+    {
+        using var barrier = new Barrier(_ranks.Length);
+        var (before, after) = (0L, 0L);
+        await Task.WhenAll(_ranks.Select((r, i) => r.Worker.Run(_threads, () =>
+        {
+            using var scope = NewDisposeScope();
+            var micro = spec.Batch.Micro;
+            var tokens = randint(spec.Model.Vocab, [micro, spec.Model.Context + 1], dtype: ScalarType.Int64, generator: new Generator(7));
+            var (inputs, targets) = (tokens.narrow(1, 0, spec.Model.Context), tokens.narrow(1, 1, spec.Model.Context));
+            var keys = new DropoutKeys(spec.Seed, 1, Enumerable.Range(0, micro).Select(j => (long)j).ToArray());
+            barrier.SignalAndWait();
+            if (i == 0) before = NativeHeap.InUse();
+            barrier.SignalAndWait();
+            var loss = r.Trainer.Trainer.Model.Loss(inputs, targets, keys);
+            barrier.SignalAndWait();
+            if (i == 0) after = NativeHeap.InUse();
+            barrier.SignalAndWait();
+            return loss.requires_grad;
+        })));
+        return (after - before) / _ranks.Length;
+    }
+
+    public async Task<string> DigestAsync() => (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Trainer.ParameterDigest()))))[0];
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => { r.Trainer.Dispose(); return true; })));
+        foreach (var (worker, _) in _ranks) worker.Dispose();
+    }
+}
