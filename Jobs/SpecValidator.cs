@@ -32,7 +32,7 @@ public static class SpecValidator
     }
 
     /// <summary>The highest ZeRO stage the engine runs.</summary>
-    public const int MaxZero = 2;
+    public const int MaxZero = 3;
 
     /// <summary>The longest job name: it names run folders and job ids.</summary>
     public const int MaxNameLength = 64;
@@ -125,7 +125,7 @@ public static class SpecValidator
             foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))
                 Fail("parallel", $"pipeline {parallel.Pipeline}, schedule {parallel.Schedule}, virtualStages {parallel.VirtualStages}", problem);
         if (parallel.Zero is < 0 or > MaxZero)
-            Fail("parallel.zero", parallel.Zero, $"must be 0 (replicated optimizer state), 1 (sharded moments) or {MaxZero} (also sharded gradients)");
+            Fail("parallel.zero", parallel.Zero, "must be 0 (replicated optimizer state), 1 (sharded moments), 2 (also gradients reduced to their owner) or 3 (also parameters, gathered per layer)");
         var tensor = spec.Parallel.Tensor;
         if (tensor < 1 || (tensor & (tensor - 1)) != 0) Fail("parallel.tensor", tensor, "must be a power of two (1, 2, 4, 8, ...)");
         else if (m.Shards % tensor != 0) Fail("parallel.tensor", tensor, $"does not divide model.tensorShards {m.Shards}");

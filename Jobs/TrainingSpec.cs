@@ -123,7 +123,8 @@ public sealed record ParallelSpec
     /// <summary>
     /// ZeRO stage over the data-parallel group: 0 every replica keeps the whole optimizer state; 1 each replica keeps the AdamW
     /// moments of its part of the parameters and updates only that part, then the parts are all-gathered; 2 also reduces the
-    /// gradients to their part's owner only (reduce-scatter instead of all-reduce). The same bits at every level.
+    /// gradients to their part's owner only (reduce-scatter instead of all-reduce); 3 also keeps only its part of the
+    /// parameters, each layer's gathered before it runs forward and again (recomputed) in backward. The same bits at every level.
     /// </summary>
     public int Zero { get; init; }
 }

@@ -396,7 +396,9 @@ public sealed partial class JobGrain(
         Record.FinalParameterDigest = digest;
         if (spec.Output.Directory is { } directory)
         {
-            await UnitCalls.OnAll(final.ReplicaDevices(), [_units[0].SaveModel(directory)], "saving the model");
+            // Under ZeRO 3 no replica holds the whole model: they all gather it, and replica 0 writes it.
+            var savers = final.Zero >= 3 && final.Dp > 1 ? _units : [_units[0]];
+            await UnitCalls.OnAll(final.ReplicaDevices(), savers.Select(u => u.SaveModel(directory)).ToArray(), "saving the model");
             Journal.Add(JobEventKinds.Saved, $"the trained model is in {directory}");
         }
         return new Outcome(JobState.Completed, JobEventKinds.Completed, $"{spec.Steps} steps, final loss {StepLog.Last(Record)!.Loss:F4}, finalParameterDigest {digest}");

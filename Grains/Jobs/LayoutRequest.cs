@@ -29,7 +29,7 @@ public static class LayoutRequest
     }
 
     /// <summary>Why a ZeRO stage cannot be run.</summary>
-    public static string ZeroProblem(int zero) => $"zero = {zero} is not a ZeRO stage this engine runs (0, 1 or {SpecValidator.MaxZero})";
+    public static string ZeroProblem(int zero) => $"zero = {zero} is not a ZeRO stage this engine runs (0 to {SpecValidator.MaxZero})";
 
     public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo)
     {

@@ -36,7 +36,7 @@ public sealed class LayoutRequestTests
     [InlineData("dp=3,tp=1", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step")]
     [InlineData("dp=1,pp=4", 4, "pp = 4: pipeline 4 x virtualStages 1 = 4 chunks need one layer each, but model.layers is 2")]
     [InlineData("dp=one", 4, "--plan: ")]
-    [InlineData("dp=2,zero=3", 4, "zero = 3 is not a ZeRO stage this engine runs (0, 1 or 2)")]
+    [InlineData("dp=2,zero=4", 4, "zero = 4 is not a ZeRO stage this engine runs (0 to 3)")]
     [InlineData("dp=2,zero=x", 4, "zero: 'x' is not a whole number")]
     [InlineData("dp=2,zero=1,zero=2", 4, "zero: given more than once")]
     public void A_layout_that_cannot_run_is_refused_with_its_numbers(string plan, int largestSilo, string reason)

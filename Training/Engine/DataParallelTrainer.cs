@@ -39,6 +39,7 @@ public sealed class DataParallelTrainer : IDisposable
             BufferParts Parts(Func<int, IReadOnlyList<(long Offset, long Length)>> runs) =>
                 new(Enumerable.Range(0, dp).Select(r => (IReadOnlyList<(int, int)>)runs(r).Select(x => ((int)x.Offset, (int)x.Length)).ToList()).ToList());
             _zeroParts = (Parts(partition.GradientRanges), Parts(partition.ParameterRanges));
+            trainer.GatherOver(_replicas);
         }
     }
 
@@ -61,8 +62,8 @@ public sealed class DataParallelTrainer : IDisposable
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2) _wire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
             else _wire.Run(sum, _replicas.AllReduceSum);
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas);
-            // Under ZeRO each replica updated its part: everyone takes the others' updated parts.
-            if (_zeroParts is { } updated) _wire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, updated.Parameters));
+            // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
+            if (_zeroParts is { } updated && Trainer.Zero!.Level < 3) _wire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, updated.Parameters));
             return result;
         }
         finally

@@ -31,6 +31,7 @@ public sealed class Trainer : IDisposable
     private StageRunner _runner;
     private TiedEmbeddingGradients _tied;
     private StageLinks? _links;
+    private readonly ParameterGather? _gather;
 
     /// <param name="tensorGroup">This rank's tensor-parallel group; null: one device holding every shard.</param>
     /// <param name="sequenceParallel">With tp > 1, split LayerNorm, dropout and the residual stream along the sequence.</param>
@@ -53,7 +54,7 @@ public sealed class Trainer : IDisposable
         if (zero is not null)
         {
             Partition = OptimizerPartition.Of(PartitionEntries(parameters), zero.Ranks);
-            _optimizer = new AdamW(parameters, spec.Optimizer, Partition.ParameterRanges(zero.Rank));
+            _optimizer = new AdamW(parameters, spec.Optimizer, Partition.ParameterRanges(zero.Rank), ownedOnly: zero.Level >= 3);
         }
         else
             _optimizer = new AdamW(parameters, spec.Optimizer);
@@ -72,7 +73,15 @@ public sealed class Trainer : IDisposable
         _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
         ParameterCount = parameters.Sum(p => p.Parameter.numel());
         (_links, _runner, _tied) = Connect();
+        if (zero is { Level: >= 3 })
+        {
+            _gather = new ParameterGather(Model.Parameters, Partition!, zero.Rank, Device, Model.TiedHeadLeaves());
+            Model.GatherParametersWith(_gather.Enter);
+        }
     }
+
+    /// <summary>ZeRO 3: the data-parallel group this rank's parameter gathers run over.</summary>
+    public void GatherOver(Collectives.Communicator? replicas) => _gather?.Connect(replicas);
 
     public PipelineStage Stage { get; private set; }
 
@@ -151,7 +160,7 @@ public sealed class Trainer : IDisposable
     public DeviceMemory Memory(int replicas)
     {
         var gradients = _gradients.AllocatedBytes + _chunks.Sum(c => c.Gradients.AllocatedBytes);
-        var parameterBytes = _optimizer.FlatParameters.numel() * sizeof(float);
+        var parameterBytes = _optimizer.FlatParameters.numel() * sizeof(float) + (_gather?.ScratchBytes ?? 0);
         return new DeviceMemory(parameterBytes, gradients, _optimizer.MomentBytes, MemoryEstimate.For(Spec, replicas).ActivationBytes, Staging: 0);
     }
 
@@ -165,7 +174,9 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public IEnumerable<StateTensor> StateTensors()
     {
-        foreach (var p in Model.Parameters) yield return new StateTensor($"{Elastic.Checkpoints.CheckpointExport.ParameterPrefix}{p.Name}", p, p.Local);
+        // Under ZeRO 3 a rank holds the parameters it owns, and no other rank of its data-parallel group holds them.
+        foreach (var p in Model.Parameters.Where(p => _gather is null || Partition!.OwnerOf(p.Name) == Zero!.Rank))
+            yield return new StateTensor($"{Elastic.Checkpoints.CheckpointExport.ParameterPrefix}{p.Name}", p, p.Local, OneCopy: _gather is not null);
         var moments = _optimizer.Moments.ToDictionary(m => m.Name);
         // Under ZeRO a rank has the moments of the parameters it updates, and no other rank of its data-parallel group has them.
         foreach (var p in Model.Parameters.Where(p => moments.ContainsKey(p.Named().First().Key)))
@@ -280,13 +291,19 @@ public sealed class Trainer : IDisposable
     /// Every parameter whole, in name order, on the first stage (the others send theirs there and get nothing): a
     /// collective over the stage's tensor-parallel group and the pipeline, for export and digests.
     /// </summary>
-    public IEnumerable<(string Name, Tensor Tensor)> WholeParameters() => _links is null ? Model.WholeParameters() : WholeModel.Gather(Model, Stage, _links);
+    public IEnumerable<(string Name, Tensor Tensor)> WholeParameters()
+    {
+        if (_gather is null) return _links is null ? Model.WholeParameters() : WholeModel.Gather(Model, Stage, _links);
+        // ZeRO 3: every parameter gathered for the time it takes to copy them out.
+        using var all = Model.GatherAll();
+        return (_links is null ? Model.WholeParameters() : WholeModel.Gather(Model, Stage, _links)).Select(p => (p.Name, p.Tensor.clone())).ToList();
+    }
 
     /// <summary>The digest of the whole model (<see cref="Engine.ParameterDigest"/>), the same on every rank of the replica.</summary>
     public string ParameterDigest()
     {
         using var scope = NewDisposeScope();
-        if (Stage.Ranks is not { } ranks) return Engine.ParameterDigest.Compute(Model);
+        if (Stage.Ranks is not { } ranks) return Engine.ParameterDigest.Compute(WholeParameters());
         var digest = new byte[32];
         var parameters = WholeParameters();
         if (ranks.Rank == 0) Convert.FromHexString(Engine.ParameterDigest.Compute(parameters)).CopyTo(digest, 0);
@@ -333,6 +350,7 @@ public sealed class Trainer : IDisposable
         _links?.Dispose();
         _gradients.Dispose();
         _optimizer.Dispose();
+        _gather?.Dispose();
         Model.Dispose();
     }
 }

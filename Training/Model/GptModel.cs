@@ -25,6 +25,7 @@ public sealed class GptModel : IDisposable
     private readonly IReadOnlyList<Embedding> _vocabTables;
     private readonly Matmuls _matmuls;
     private IReadOnlyList<Tensor>? _headLeaves;
+    private Func<IReadOnlyList<ModelParameter>, bool, IDisposable>? _gather;
 
     /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
@@ -111,6 +112,46 @@ public sealed class GptModel : IDisposable
     public const string TiedHeadPrefix = "head:";
 
     /// <summary>
+    /// ZeRO 3: from now on each unit of the model (the embeddings, a layer, the head and loss) runs between a gather of its
+    /// parameters and their release (<paramref name="gather"/>), and a training forward keeps only each unit's input: the
+    /// unit is run again, gathered again, in backward. The gather's flag says whether its buffer is worth keeping for the
+    /// next unit (false for the one-off gather of everything).
+    /// </summary>
+    public void GatherParametersWith(Func<IReadOnlyList<ModelParameter>, bool, IDisposable> gather) => _gather = gather;
+
+    /// <summary>Every held parameter gathered at once (ZeRO 3; nothing otherwise), for digests and export.</summary>
+    public IDisposable? GatherAll() => _gather is null ? null : Enter("*");
+
+    private IDisposable Enter(string unit) => _gather!(UnitParameters(unit), unit != "*");
+
+    /// <summary>The head's leaves over a tied token embedding, by the embedding shard whose storage each shares (none without them).</summary>
+    public IReadOnlyList<(Parameter Embedding, Tensor HeadLeaf)> TiedHeadLeaves() =>
+        _headLeaves is null ? [] : _byName["wte.weight"].Local.Zip(_headLeaves).ToList();
+
+    /// <summary>The held parameters a unit uses: <c>embedding</c>, <c>h.N</c>, <c>head</c> (with a tied embedding, the token embedding), or <c>*</c>.</summary>
+    private IReadOnlyList<ModelParameter> UnitParameters(string unit) => Parameters.Where(p => unit switch
+    {
+        "*" => true,
+        "embedding" => p.Name is "wte.weight" or "wpe.weight",
+        "head" => p.Name.StartsWith("ln_f.", StringComparison.Ordinal) || p.Name == (Spec.TiedEmbeddings ? "wte.weight" : "lm_head.weight"),
+        _ => p.Name.StartsWith(unit + ".", StringComparison.Ordinal),
+    }).ToList();
+
+    /// <summary>
+    /// Runs one unit on <paramref name="input"/>: under ZeRO 3 between the gather and release of its parameters, and, in a
+    /// training forward, recomputed in backward; otherwise recomputed when <paramref name="recompute"/>, or plainly.
+    /// </summary>
+    private Tensor Run(string unit, Func<Tensor, Tensor> piece, Tensor input, bool recompute)
+    {
+        if (_gather is not null)
+        {
+            if (is_grad_enabled()) return Recomputed.Apply(Group, piece, input, () => Enter(unit));
+            using (Enter(unit)) return piece(input);
+        }
+        return recompute && is_grad_enabled() ? Recomputed.Apply(Group, piece, input) : piece(input);
+    }
+
+    /// <summary>
     /// Every parameter whole, in name order: on tp > 1 the split ones are gathered from the tensor-parallel group (a
     /// collective: every rank of the group must ask at the same time).
     /// </summary>
@@ -136,9 +177,11 @@ public sealed class GptModel : IDisposable
     {
         using var scope = NewDisposeScope();
         var sequence = Sequence(length);
-        var x = Blocks(chunk, chunk.Embedding ? Embed(input.t(), keys, sequence) : input, keys, sequence);
+        var x = Blocks(chunk, chunk.Embedding ? Run("embedding", tokens => Embed(tokens, keys, sequence), input.t(), recompute: false) : input, keys, sequence);
         if (!chunk.Head) return x.MoveToOuterDisposeScope();
-        var loss = VocabParallelCrossEntropy.Loss(Group, Head(x, sequence), (targets ?? throw new ArgumentNullException(nameof(targets))).t());
+        // Out of this scope: a recomputed head runs again in backward, after the scope has ended.
+        var targetsByTime = (targets ?? throw new ArgumentNullException(nameof(targets))).t().DetachFromDisposeScope();
+        var loss = Run("head", h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), targetsByTime), x, recompute: false);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -150,6 +193,7 @@ public sealed class GptModel : IDisposable
     {
         if (Group.Degree != 1) throw new InvalidOperationException($"whole logits need every vocabulary shard; this rank holds {Group.ShardsPerRank} of {Group.Shards}");
         using var scope = NewDisposeScope();
+        using var gathered = GatherAll();
         var sequence = Sequence(tokens.shape[1]);
         var logits = Head(Blocks(AllLayers(), Embed(tokens.t(), null, sequence), null, sequence), sequence);
         return cat(logits.ToList(), 2).transpose(0, 1).MoveToOuterDisposeScope();
@@ -176,11 +220,10 @@ public sealed class GptModel : IDisposable
 
     private Tensor Blocks(ModelChunk chunk, Tensor x, DropoutKeys? keys, SequencePart sequence)
     {
-        var full = Recompute == ActivationRecompute.Full && is_grad_enabled();
         for (var i = chunk.First; i < chunk.First + chunk.Count; i++)
         {
             var layer = i;
-            x = full ? Recomputed.Apply(Group, input => Block(layer, input, keys, sequence), x) : Block(layer, x, keys, sequence);
+            x = Run($"h.{layer}", input => Block(layer, input, keys, sequence), x, Recompute == ActivationRecompute.Full);
         }
         return x;
     }
@@ -199,7 +242,8 @@ public sealed class GptModel : IDisposable
         var p = $"h.{layer}.";
         var a = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_1.weight"), Whole(p + "ln_1.bias"), sequence);
         var qkv = ColumnParallelLinear.Forward(Group, a, Shards(p + "attn.c_attn.weight", 2), Shards(p + "attn.c_attn.bias", 1), sequence.Split, _matmuls.Linear);
-        var heads = Recompute == ActivationRecompute.Selective && is_grad_enabled() ? qkv.Select(q => Recomputed.Apply(Group, Attention, q)).ToList() : qkv.Select(Attention).ToList();
+        // A layer that is recomputed as a whole (ZeRO 3) has nothing to gain from recomputing its core again.
+        var heads = Recompute == ActivationRecompute.Selective && _gather is null && is_grad_enabled() ? qkv.Select(q => Recomputed.Apply(Group, Attention, q)).ToList() : qkv.Select(Attention).ToList();
         var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
         x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
         var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);

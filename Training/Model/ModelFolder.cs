@@ -15,15 +15,16 @@ public static class ModelFolder
 
     /// <summary>
     /// Saves the whole model. Every rank of a replica calls it together (split parameters are gathered over the tensor
-    /// group, stages send theirs to the first); the first stage's tensor rank 0 writes.
+    /// group, stages send theirs to the first; under ZeRO 3 every replica, to gather the parameters); the first stage's tensor
+    /// rank 0 writes, of the replica told to <paramref name="write"/>.
     /// </summary>
-    public static void Save(string directory, TrainingSpec spec, Engine.Trainer trainer)
+    public static void Save(string directory, TrainingSpec spec, Engine.Trainer trainer, bool write = true)
     {
         byte[] file;
         using (var scope = NewDisposeScope())
             file = Safetensors.Build(trainer.WholeParameters().Select(p =>
                 new Safetensors.Entry(p.Name, "F32", p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList()).File;
-        if (trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
+        if (!write || trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
         Directory.CreateDirectory(directory);
         var (specPath, weightsPath) = (Path.Combine(directory, SpecFile), Path.Combine(directory, WeightsFile));
         File.WriteAllBytes(weightsPath + ".tmp", file);

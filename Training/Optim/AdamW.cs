@@ -21,6 +21,7 @@ public sealed class AdamW : IDisposable
     private readonly IReadOnlyList<(string Name, Tensor M, Tensor V)> _moments;
     private readonly Tensor _flat;
     private readonly IReadOnlyList<(long Offset, long Length)> _owned;
+    private readonly bool _ownedOnly;
     private readonly Tensor _m;
     private readonly Tensor _v;
     // The runs of the flat buffer that weight decay applies to (neighbouring decayed parameters merged).
@@ -40,7 +41,10 @@ public sealed class AdamW : IDisposable
     /// <param name="parameters">Every parameter, in the order of the flat gradients the trainer passes to <see cref="Step"/>.</param>
     /// <param name="owned">The runs of that order (whole parameters) this optimizer updates and keeps moments for (ZeRO's part
     /// of a data-parallel rank); null: all. The other parameters are left to be filled by their owners.</param>
-    public AdamW(IEnumerable<(string Name, Parameter Parameter, bool Decay)> parameters, OptimizerSpec spec, IReadOnlyList<(long Offset, long Length)>? owned = null)
+    /// <param name="ownedOnly">Keep only the owned parameters' storage (ZeRO 3): the flat buffer holds the owned runs one after
+    /// another, and the other parameters are left as they are, for their gatherer to release.</param>
+    public AdamW(IEnumerable<(string Name, Parameter Parameter, bool Decay)> parameters, OptimizerSpec spec, IReadOnlyList<(long Offset, long Length)>? owned = null,
+        bool ownedOnly = false)
     {
         _spec = spec;
         var all = parameters.ToList();
@@ -51,9 +55,10 @@ public sealed class AdamW : IDisposable
             throw new ArgumentException($"parameter {elsewhere} is on another device than {device}", nameof(parameters));
         var total = _parameters.Sum(p => p.Parameter.numel());
         _owned = owned ?? [(0, total)];
-        _flat = empty(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
-        _chunk = device.type == DeviceType.CPU ? CpuChunk : Math.Max(total, 1);
+        _ownedOnly = ownedOnly;
         var momentCount = _owned.Sum(r => r.Length);
+        _flat = empty(ownedOnly ? momentCount : total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+        _chunk = device.type == DeviceType.CPU ? CpuChunk : Math.Max(total, 1);
         _m = zeros(momentCount, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
         _v = zeros(momentCount, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
         var decayRuns = new List<(long Start, long Length)>();
@@ -64,18 +69,23 @@ public sealed class AdamW : IDisposable
             foreach (var (name, p, decays) in all)
             {
                 var n = p.numel();
-                using (var view = _flat.narrow(0, offset, n).view(p.shape))
+                var at = MomentOffset(offset, n);
+                // Where the parameter lives in the flat buffer: its own offset, or, keeping only owned ones, its moments' offset.
+                var home = ownedOnly ? at : offset;
+                if (home is { } h)
+                    using (var view = _flat.narrow(0, h, n).view(p.shape))
+                    {
+                        view.copy_(p);
+                        p.set_(view);
+                    }
+                if (at is { } momentAt)
                 {
-                    view.copy_(p);
-                    p.set_(view);
-                }
-                if (MomentOffset(offset, n) is { } at)
-                {
-                    moments.Add((name, Slice(_m, at, p.shape), Slice(_v, at, p.shape)));
+                    moments.Add((name, Slice(_m, momentAt, p.shape), Slice(_v, momentAt, p.shape)));
                     if (decays && spec.WeightDecay != 0)
                     {
-                        if (decayRuns.Count > 0 && decayRuns[^1].Start + decayRuns[^1].Length == offset) decayRuns[^1] = (decayRuns[^1].Start, decayRuns[^1].Length + n);
-                        else decayRuns.Add((offset, n));
+                        var start = home!.Value;
+                        if (decayRuns.Count > 0 && decayRuns[^1].Start + decayRuns[^1].Length == start) decayRuns[^1] = (decayRuns[^1].Start, decayRuns[^1].Length + n);
+                        else decayRuns.Add((start, n));
                     }
                 }
                 offset += n;
@@ -109,7 +119,7 @@ public sealed class AdamW : IDisposable
     /// <summary>Optimizer steps taken so far.</summary>
     public long StepCount { get; private set; }
 
-    /// <summary>Every parameter as one flat fp32 buffer (the parameters are views of it), in the order of the flat gradients.</summary>
+    /// <summary>Every parameter as one flat fp32 buffer (the parameters are views of it), in the order of the flat gradients; keeping only owned ones, those.</summary>
     public Tensor FlatParameters => _flat;
 
     /// <summary>Bytes of the first and second moments this optimizer keeps.</summary>
@@ -145,7 +155,7 @@ public sealed class AdamW : IDisposable
             {
                 using var chunkScope = NewDisposeScope();
                 var length = Math.Min(_chunk, runLength - start);
-                var (p, grad) = (_flat.narrow(0, offset + start, length), g.narrow(0, offset + start, length));
+                var (p, grad) = (_flat.narrow(0, (_ownedOnly ? momentStart : offset) + start, length), g.narrow(0, offset + start, length));
                 var (m, v) = (_m.narrow(0, momentStart + start, length), _v.narrow(0, momentStart + start, length));
                 m.mul_(_beta1).add_(grad, alpha: _oneMinusBeta1);
                 v.mul_(_beta2).addcmul_(grad, grad, value: _oneMinusBeta2);

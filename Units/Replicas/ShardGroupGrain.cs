@@ -84,7 +84,8 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         {
             var watch = System.Diagnostics.Stopwatch.StartNew();
             var result = trainer.Step(step);
-            double? heldOut = evaluate && trainer.Replica == 0 ? trainer.Trainer.EvaluateHeldOut() : null;
+            // Under ZeRO 3 evaluation gathers parameters over the replicas: all of them run it.
+            double? heldOut = evaluate && (trainer.Replica == 0 || trainer.Trainer.Zero is { Level: >= 3 }) ? trainer.Trainer.EvaluateHeldOut() : null;
             var memory = trainer.Memory();
             var done = new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut, watch.Elapsed.TotalSeconds,
                 memory with { Staging = memory.Staging + _staging.Bytes });
@@ -114,7 +115,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         var spec = _assignment!.Spec;
         return _worker!.Run(threads, () =>
         {
-            ModelFolder.Save(directory, spec, trainer.Trainer);
+            ModelFolder.Save(directory, spec, trainer.Trainer, write: trainer.Replica == 0);
             return true;
         });
     }

@@ -32,6 +32,7 @@ public sealed class DeviceMemoryTests
     [InlineData(0, 1.0)]
     [InlineData(1, 0.25)]
     [InlineData(2, 0.25)]
+    [InlineData(3, 0.25)]
     public async Task Under_zero_each_of_four_replicas_keeps_about_a_quarter_of_the_moments(int zero, double share)
     {
         var spec = Spec(zero);
@@ -48,5 +49,8 @@ public sealed class DeviceMemoryTests
         // Balanced by whole parameters: the busiest replica within twice its share.
         Assert.All(ranks, r => Assert.True(r.Memory.OptimizerState <= 2 * whole * share, $"{r.Memory.OptimizerState} of {whole}"));
         Assert.All(ranks, r => Assert.True(r.Memory.Staging > 0, "the all-reduce's wire buffer is staging"));
+        // ZeRO 3 keeps only a part of the parameters, plus the scratch of the largest unit gathered.
+        var parameters = 4L * ranks[0].Parameters;
+        Assert.All(ranks, r => Assert.True(zero == 3 ? r.Memory.Parameters < parameters : r.Memory.Parameters == parameters, $"{r.Memory.Parameters} of {parameters}"));
     }
 }

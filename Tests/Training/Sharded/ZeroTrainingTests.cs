@@ -10,7 +10,8 @@ using Elastic.Training.Engine;
 namespace Elastic.Tests.Training.Sharded;
 
 /// <summary>
-/// ZeRO over the data plane: every stage (1: moments sharded; 2: gradients reduce-scattered too) at every data-parallel
+/// ZeRO over the data plane: every stage (1: moments sharded; 2: gradients reduce-scattered too; 3: parameters sharded and
+/// gathered per layer) at every data-parallel
 /// width, alone and with a pipeline or tensor parallelism, ends training with the one-device digest and reports the same
 /// losses and gradient norms; each rank keeps only its part of the moments and writes only that part to checkpoints,
 /// which load into any layout.
@@ -35,6 +36,10 @@ public sealed class ZeroTrainingTests
         { 2, 4, 1, 1 },
         { 2, 2, 2, 1 },
         { 1, 2, 1, 2 },
+        { 3, 2, 1, 1 },
+        { 3, 4, 1, 1 },
+        { 3, 2, 2, 1 },
+        { 3, 2, 1, 2 },
     };
 
     [Theory, MemberData(nameof(Layouts))]
@@ -64,6 +69,7 @@ public sealed class ZeroTrainingTests
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
+    [InlineData(3)]
     public async Task Each_replica_keeps_the_moments_of_its_part_only_and_together_they_cover_every_parameter_once(int zero)
     {
         var spec = Spec(zero);
@@ -87,6 +93,8 @@ public sealed class ZeroTrainingTests
     [InlineData(2, 4, 0, 1)]
     [InlineData(0, 1, 2, 4)]
     [InlineData(1, 4, 2, 2)]
+    [InlineData(3, 4, 1, 2)]
+    [InlineData(2, 2, 3, 4)]
     public async Task A_checkpoint_written_by_zero_ranks_resumes_at_another_stage_and_width_to_the_uninterrupted_digest(int savedZero, int savedDp, int resumedZero, int resumedDp)
     {
         var spec = Spec(savedZero, steps: 4);
