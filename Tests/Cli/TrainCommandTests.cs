@@ -60,7 +60,7 @@ public sealed class TrainCommandTests : IDisposable
               "batch": { "global": 8, "micro": 2 }, "optimizer": { "warmupSteps": 1 }, "eval": { "every": 0, "batches": 1 } }
             """);
         var reports = new Dictionary<string, RunReport>();
-        foreach (var devices in new[] { "engine", "4", "1", "plan" })
+        foreach (var devices in new[] { "engine", "4", "1", "plan", "zero" })
         {
             var path = Path.Combine(_folder, $"report-{devices}.json");
             var args = devices switch
@@ -68,6 +68,8 @@ public sealed class TrainCommandTests : IDisposable
                 "engine" => new[] { "train", spec, "--out", Path.Combine(_folder, "run"), "--report", path, "--sample-tokens", "0" },
                 // Tensor parallelism: S = 2 here (2 heads), so tp 2 with 2 replicas.
                 "plan" => ["train", spec, "--devices", "4", "--plan", "dp=2,tp=2", "--out", Path.Combine(_folder, "run-plan"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"],
+                // ZeRO 3: no replica holds the whole model; they gather it to save it.
+                "zero" => ["train", spec, "--devices", "4", "--plan", "dp=4,zero=3", "--out", Path.Combine(_folder, "run-zero"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"],
                 _ => ["train", spec, "--devices", devices, "--out", Path.Combine(_folder, $"run-{devices}"), "--report", path, "--prompt", "In the", "--sample-tokens", "8"],
             };
             var output = new StringWriter();
@@ -83,6 +85,7 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["4"].FinalParameterDigest);
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["1"].FinalParameterDigest);
         Assert.Equal(reports["engine"].FinalParameterDigest, reports["plan"].FinalParameterDigest);
+        Assert.Equal(reports["engine"].FinalParameterDigest, reports["zero"].FinalParameterDigest);
         Assert.Equal(reports["engine"].Steps.Select(s => s.Loss), reports["4"].Steps.Select(s => s.Loss));
     }
 
@@ -101,6 +104,7 @@ public sealed class TrainCommandTests : IDisposable
     [InlineData("dp=4,tp=2", "--plan dp=4,tp=2 needs 8 devices (dp 4 x pp 1 x tp 2), but --devices is 4")]
     [InlineData("dp=1,tp=4", "parallel.tensor = 4: does not divide model.tensorShards 2")]
     [InlineData("dp=1,pp=2", "pipeline 2 x virtualStages 1 = 2 chunks need one layer each, but model.layers is 1")]
+    [InlineData("dp=4,zero=5", "parallel.zero = 5: must be 0 (replicated optimizer state)")]
     public async Task Train_refuses_a_plan_it_cannot_run_naming_it_and_writes_nothing(string plan, string message)
     {
         var spec = Path.Combine(_folder, "plan.json");
