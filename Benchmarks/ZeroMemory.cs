@@ -10,7 +10,7 @@ using Elastic.Training.Collectives;
 namespace Elastic.Benchmarks;
 
 /// <summary>
-/// ZeRO stages 0, 1 and 2 at dp 1, 2 and 4 (ranks on device threads of this process, over the data plane's TCP): what the
+/// ZeRO stages 0 to 3 at dp 1, 2 and 4 (ranks on device threads of this process, over the data plane's TCP): what the
 /// busiest device holds by kind against the ZeRO paper's model (fp32 AdamW: 4 bytes of parameters, 4 of gradients, 8 of
 /// moments per parameter, the sharded terms divided by dp), the median step time against stage 0 at the same width, and
 /// the bytes each rank sends per step against the collectives' volume. Every layout ends with the same digest.
@@ -28,7 +28,7 @@ internal static class ZeroMemory
             Batch = new BatchSpec { Global = 16, Micro = 4 },
         };
         var corpus = TokenCorpus.Load(baseSpec);
-        (int Zero, int Dp)[] layouts = [(0, 1), (0, 2), (1, 2), (2, 2), (0, 4), (1, 4), (2, 4)];
+        (int Zero, int Dp)[] layouts = [(0, 1), (0, 2), (1, 2), (2, 2), (3, 2), (0, 4), (1, 4), (2, 4), (3, 4)];
         await using var plane = new DataPlane(IPAddress.Loopback);
         var results = new List<(int Zero, int Dp, double Ms, long Bytes, DeviceMemory Memory, string Digest, long Parameters)>();
         foreach (var (zero, dp) in layouts)
@@ -58,10 +58,10 @@ internal static class ZeroMemory
         var rows = results.Select(r =>
         {
             var stage0 = results.First(b => b.Zero == 0 && b.Dp == r.Dp).Ms;
-            var model = (Parameters: 4.0 * psi, Gradients: 4.0 * psi / (r.Zero >= 2 ? r.Dp : 1), Optimizer: 8.0 * psi / (r.Zero >= 1 ? r.Dp : 1));
+            var model = (Parameters: 4.0 * psi / (r.Zero >= 3 ? r.Dp : 1), Gradients: 4.0 * psi / (r.Zero >= 2 ? r.Dp : 1), Optimizer: 8.0 * psi / (r.Zero >= 1 ? r.Dp : 1));
             var m = r.Memory;
             return string.Create(inv,
-                $"| {r.Zero} | {r.Dp} | {MB(m.Parameters)} / {MB(model.Parameters)} | {MB(m.Gradients)} / {MB(model.Gradients)} | {MB(m.OptimizerState)} / {MB(model.Optimizer)} | {MB(m.Parameters + m.Gradients + m.OptimizerState)} / {MB(model.Parameters + model.Gradients + model.Optimizer)} | {MB(m.Staging)} | {r.Ms:F0} | {stage0 / r.Ms:F2}x | {MB(r.Bytes)} / {MB(Volume(r.Zero, r.Dp, psi))} |");
+                $"| {r.Zero} | {r.Dp} | {MB(m.Parameters)} / {MB(model.Parameters)} | {MB(m.Gradients)} / {MB(model.Gradients)} | {MB(m.OptimizerState)} / {MB(model.Optimizer)} | {MB(m.Parameters + m.Gradients + m.OptimizerState)} / {MB(model.Parameters + model.Gradients + model.Optimizer)} | {MB(m.Staging)} | {r.Ms:F0} | {stage0 / r.Ms:F2}x | {MB(r.Bytes)} / {MB(Volume(r.Zero, r.Dp, psi, baseSpec.Batch.MicroBatchesPerStep))} |");
         });
         var table = string.Join("\n", new[]
         {
@@ -70,21 +70,22 @@ internal static class ZeroMemory
         }.Concat(rows).Concat(
         [
             "",
-            string.Create(inv, $"GPT {baseSpec.Model.Layers} layers, d {baseSpec.Model.DModel}, vocabulary {baseSpec.Model.Vocab}, context {baseSpec.Model.Context}: Ψ = {psi:N0} parameters; batch {baseSpec.Batch.Global} = {baseSpec.Batch.MicroBatchesPerStep} x {baseSpec.Batch.Micro}, fp32, dropout 0.1; every rank on its own device thread (1 intra-op thread) of this process, collectives over loopback TCP; {rounds} rounds of {stepsPerRound} steps after one to warm up, medians. All seven layouts ended with the same digest ({results[0].Digest[..12]})."),
+            string.Create(inv, $"GPT {baseSpec.Model.Layers} layers, d {baseSpec.Model.DModel}, vocabulary {baseSpec.Model.Vocab}, context {baseSpec.Model.Context}: Ψ = {psi:N0} parameters; batch {baseSpec.Batch.Global} = {baseSpec.Batch.MicroBatchesPerStep} x {baseSpec.Batch.Micro}, fp32, dropout 0.1; every rank on its own device thread (1 intra-op thread) of this process, collectives over loopback TCP; {rounds} rounds of {stepsPerRound} steps after one to warm up, medians. All {results.Count} layouts ended with the same digest ({results[0].Digest[..12]})."),
             "Memory is the busiest rank's tracked tensors: its parameters, every gradient buffer its pools keep, its AdamW moments, and staging (the wire buffers of its collectives). The model is the ZeRO paper's for fp32 AdamW (Rajbhandari et al.: 4Ψ + 4Ψ + 8Ψ bytes, sharded terms / dp).",
+            "At stage 3 a rank keeps its part of the parameters and gathers each unit (the embeddings, a layer, the head) into one scratch buffer before it runs, forward and again in backward (the unit is recomputed: its activations are not kept either); the parameters column counts its part plus that buffer, sized for the largest unit (here a layer). The gathers share the gradient's wire buffer.",
             "Gradients do not fall at stage 2 here: each replica sums its micro-batches' gradients in the canonical tree (the step's sum and the partial sums of its block, over the whole stage) before the reduce-scatter, which is what keeps the bits of one device; only the reduced sum is sharded. The tied embedding's head leaves add a region to every gradient buffer, and whole parameters are the partition's unit (the tied embedding and its head region go together to rank 0), so the busiest rank's moments are above 8Ψ/dp.",
-            "Sent per step: the bytes one rank sent over its data-parallel group (frames and headers). Collectives: stage 0 all-reduces the gradient (reduce-scatter and all-gather, 2(dp-1)/dp of its bytes), stage 1 adds the all-gather of the updated parameters ((dp-1)/dp of their bytes), stage 2 reduce-scatters the gradient instead ((dp-1)/dp) and all-gathers the parameters: 2 x 4Ψ(dp-1)/dp, the volume of stage 0, where the ZeRO paper also puts it.",
+            "Sent per step: the bytes one rank sent over its data-parallel group (frames and headers). Collectives: stage 0 all-reduces the gradient (reduce-scatter and all-gather, 2(dp-1)/dp of its bytes), stage 1 adds the all-gather of the updated parameters ((dp-1)/dp of their bytes), stage 2 reduce-scatters the gradient instead ((dp-1)/dp) and all-gathers the parameters: 2 x 4Ψ(dp-1)/dp, the volume of stage 0, where the ZeRO paper also puts it. Stage 3 reduce-scatters the gradient and all-gathers every unit twice per micro-batch (forward and backward): (dp-1)/dp x 4Ψ x (1 + 2 x micro-batches per replica), where the paper counts 3 x 4Ψ(dp-1)/dp for one micro-batch.",
         ]));
         Console.WriteLine(table);
-        BenchmarkRecord.Write("zero", "ZeRO stages 0, 1 and 2: memory per device, step time and communication",
+        BenchmarkRecord.Write("zero", "ZeRO stages 0 to 3: memory per device, step time and communication",
             "dotnet run -c Release --project Benchmarks -- zero", table);
         return 0;
     }
 
     /// <summary>Bytes of fp32 payload one rank sends per step over the data-parallel group (the gradient counted as Ψ; headers and the tied head region left out).</summary>
-    private static double Volume(int zero, int dp, long psi)
+    private static double Volume(int zero, int dp, long psi, int microBatches)
     {
         var share = (dp - 1.0) / dp * 4 * psi;
-        return zero switch { 0 => 2 * share, 1 => 3 * share, _ => 2 * share };
+        return zero switch { 0 => 2 * share, 1 => 3 * share, 2 => 2 * share, _ => share * (1 + 2.0 * microBatches / dp) };
     }
 }

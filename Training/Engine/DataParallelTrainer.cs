@@ -39,7 +39,7 @@ public sealed class DataParallelTrainer : IDisposable
             BufferParts Parts(Func<int, IReadOnlyList<(long Offset, long Length)>> runs) =>
                 new(Enumerable.Range(0, dp).Select(r => (IReadOnlyList<(int, int)>)runs(r).Select(x => ((int)x.Offset, (int)x.Length)).ToList()).ToList());
             _zeroParts = (Parts(partition.GradientRanges), Parts(partition.ParameterRanges));
-            trainer.GatherOver(_replicas);
+            trainer.GatherOver(_replicas!, _wire);
         }
     }
 

@@ -80,8 +80,8 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>ZeRO 3: the data-parallel group this rank's parameter gathers run over.</summary>
-    public void GatherOver(Collectives.Communicator? replicas) => _gather?.Connect(replicas);
+    /// <summary>ZeRO 3: the data-parallel group this rank's parameter gathers run over, and the wire buffer its collectives share.</summary>
+    internal void GatherOver(Collectives.Communicator replicas, HostWire wire) => _gather?.Connect(replicas, wire);
 
     public PipelineStage Stage { get; private set; }
 

@@ -18,11 +18,10 @@ internal sealed class ParameterGather : IDisposable
     private readonly OptimizerPartition _partition;
     private readonly Dictionary<TorchSharp.Modules.Parameter, (Tensor? Home, Tensor Placeholder)> _rest = [];
     private readonly Dictionary<TorchSharp.Modules.Parameter, Tensor> _aliases;
-    private readonly HostWire _wire = new();
     // One scratch buffer kept for the units a step gathers one at a time, sized for the largest so far.
     private Tensor? _scratch;
     private bool _scratchInUse;
-    private Communicator? _replicas;
+    private (Communicator Replicas, HostWire Wire)? _group;
 
     /// <param name="held">The stage's parameters; those <paramref name="rank"/> owns must already live in the optimizer's buffer.</param>
     /// <param name="aliases">Leaves that share a parameter's storage (the head's over a tied embedding) and follow it wherever it goes.</param>
@@ -45,8 +44,8 @@ internal sealed class ParameterGather : IDisposable
         }
     }
 
-    /// <summary>The data-parallel group to gather over (joined after the trainer was built).</summary>
-    public void Connect(Communicator? replicas) => _replicas = replicas;
+    /// <summary>The data-parallel group to gather over (joined after the trainer was built), through the group's wire buffer (its collectives run one at a time).</summary>
+    public void Connect(Communicator replicas, HostWire wire) => _group = (replicas, wire);
 
     /// <summary>Bytes of the scratch buffer kept for gathers.</summary>
     public long ScratchBytes => (_scratch?.numel() ?? 0) * sizeof(float);
@@ -55,7 +54,7 @@ internal sealed class ParameterGather : IDisposable
     /// <param name="keep">Keep the scratch buffer for the next unit (a step's units); false for a one-off gather of everything.</param>
     public IDisposable Enter(IReadOnlyList<ModelParameter> unit, bool keep)
     {
-        var replicas = _replicas ?? throw new InvalidOperationException("ZeRO 3 gathers parameters over the data-parallel group, which this trainer has not joined");
+        var (replicas, wire) = _group ?? throw new InvalidOperationException("ZeRO 3 gathers parameters over the data-parallel group, which this trainer has not joined");
         var shards = unit.SelectMany(p => p.Local.Select(s => (Owner: _partition.OwnerOf(p.Name), Shard: s))).ToList();
         var offsets = new long[shards.Count];
         for (var i = 1; i < shards.Count; i++) offsets[i] = offsets[i - 1] + shards[i - 1].Shard.numel();
@@ -73,7 +72,7 @@ internal sealed class ParameterGather : IDisposable
                 else mine.Add((at, n));
                 if (_rest[shard].Home is { } home) scratch.narrow(0, at, n).copy_(home.reshape(-1));
             }
-        _wire.Run(scratch, w => replicas.AllGatherParts(w, new BufferParts(runs)));
+        wire.Run(scratch, w => replicas.AllGatherParts(w, new BufferParts(runs)));
         for (var i = 0; i < shards.Count; i++)
         {
             using var view = scratch.narrow(0, offsets[i], shards[i].Shard.numel()).view(shards[i].Shard.shape);
@@ -113,7 +112,6 @@ internal sealed class ParameterGather : IDisposable
 
     public void Dispose()
     {
-        _wire.Dispose();
         _scratch?.Dispose();
         foreach (var (home, placeholder) in _rest.Values)
         {
