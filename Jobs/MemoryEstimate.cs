@@ -17,7 +17,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
     public long TotalMiB => (TotalBytes + (1 << 20) - 1) >> 20;
 
     /// <param name="dp">Data-parallel replicas: each holds a whole model (or, pipelined, its stages) and runs micro-batches / dp of them;
-    /// under ZeRO (<c>parallel.zero</c> 1 or 2) each keeps 1/dp of the AdamW moments.</param>
+    /// under ZeRO (<c>parallel.zero</c> 1 to 3) each keeps 1/dp of the AdamW moments (stage 3: of the parameters too).</param>
     /// <remarks>
     /// With <c>parallel.pipeline</c> p > 1 a device holds one stage: the figures are those of the stage that needs most, its
     /// chunks' parameters and the activations of the chunk-forwards its schedule keeps in flight (stage s of 1F1B: p - s
@@ -33,15 +33,17 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
         // attention weights of an unfused kernel; then the logits with their softmax and gradient.
         var attentionWeights = b * h * t * t;
         var perLayerActivations = b * t * (14 * d + 2 * f) + attentionWeights;
+        var local = Math.Max(1, spec.Batch.MicroBatchesPerStep / Math.Max(1, dp));
+        // ZeRO 3 over more than one replica keeps 1/dp of the parameters plus the largest unit gathered, and recomputes every unit.
+        var zero = dp > 1 ? spec.Parallel.Zero : 0;
         // runtime.recompute: selective keeps no attention weights; full keeps each layer's input, and one layer's activations
         // exist while it is run again in backward.
-        var (keptPerLayer, recomputing) = spec.Runtime.Recompute switch
+        var (keptPerLayer, recomputing) = zero >= 3 ? (b * t * d, perLayerActivations) : spec.Runtime.Recompute switch
         {
             "selective" => (perLayerActivations - attentionWeights, 0L),
             "full" => (b * t * d, perLayerActivations),
             _ => (perLayerActivations, 0L),
         };
-        var local = Math.Max(1, spec.Batch.MicroBatchesPerStep / Math.Max(1, dp));
 
         var (stages, virtualStages) = spec.Parallel.Pipeline > 1 && spec.Parallel.Pipeline * Math.Max(1, spec.Parallel.VirtualStages) <= m.Layers
             ? (spec.Parallel.Pipeline, spec.Parallel.Schedule == "interleaved" ? Math.Max(1, spec.Parallel.VirtualStages) : 1)
@@ -60,11 +62,13 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local));
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.
             // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).
-            var parts = spec.Parallel.Zero > 0 && dp > 1 ? dp : 1;
+            var parts = zero > 0 ? dp : 1;
+            var largestUnit = Math.Max(perLayer, Math.Max(v * d + t * d, 2 * d + v * d));
+            var parameterBytes = Fp32 * (zero >= 3 ? (parameters + dp - 1) / dp + largestUnit : parameters);
             var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? 2 * parameters : 0));
             // Tied embeddings: the head's contribution has its own region of every gradient buffer.
             var gradients = parameters + (m.TiedEmbeddings && mine.Any(c => c.Head) ? v * d : 0);
-            return new MemoryEstimate(parameters, Fp32 * parameters, Fp32 * gradients * gradientBuffers, Fp32 * (parameters * 2 + parts - 1) / parts, activations, staging);
+            return new MemoryEstimate(parameters, parameterBytes, Fp32 * gradients * gradientBuffers, Fp32 * ((parameters * 2 + parts - 1) / parts), activations, staging);
         }
         return Enumerable.Range(0, stages).Select(Stage).MaxBy(e => e.TotalBytes)!;
     }

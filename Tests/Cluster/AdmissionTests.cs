@@ -35,6 +35,24 @@ public sealed class AdmissionTests : IDisposable
     }
 
     [Fact]
+    public void Zero_divides_the_moments_and_at_stage_3_the_parameters_and_recomputation_shrinks_the_activations()
+    {
+        var spec = TestSpecs.Tiny();
+        MemoryEstimate At(int zero, string recompute = "none") =>
+            MemoryEstimate.For(spec with { Parallel = new ParallelSpec { Zero = zero }, Runtime = new RuntimeSpec { Recompute = recompute } }, dp: 4);
+
+        Assert.Equal((At(0).OptimizerBytes + 3) / 4, At(1).OptimizerBytes);
+        Assert.Equal(At(0).ParameterBytes, At(2).ParameterBytes);
+        Assert.True(At(3).ParameterBytes < At(0).ParameterBytes, $"{At(3)} against {At(0)}");
+        Assert.True(At(0, "full").ActivationBytes < At(0, "selective").ActivationBytes);
+        Assert.True(At(0, "selective").ActivationBytes < At(0).ActivationBytes);
+        // ZeRO 3 runs every unit again in backward: it keeps what full recomputation keeps.
+        Assert.Equal(At(0, "full").ActivationBytes, At(3).ActivationBytes);
+        // One replica has nothing to shard over.
+        Assert.Equal(MemoryEstimate.For(spec), MemoryEstimate.For(spec with { Parallel = new ParallelSpec { Zero = 3 } }));
+    }
+
+    [Fact]
     public void A_pipelined_job_is_estimated_per_stage_and_fits_where_the_whole_model_does_not()
     {
         var whole = TestSpecs.Tiny(global: 16, micro: 2) with { Model = new ModelSpec { Layers = 8, DModel = 512, Heads = 8, Vocab = 256, Context = 128 } };

@@ -141,14 +141,15 @@ public sealed class GptModel : IDisposable
     /// Runs one unit on <paramref name="input"/>: under ZeRO 3 between the gather and release of its parameters, and, in a
     /// training forward, recomputed in backward; otherwise recomputed when <paramref name="recompute"/>, or plainly.
     /// </summary>
-    private Tensor Run(string unit, Func<Tensor, Tensor> piece, Tensor input, bool recompute)
+    /// <param name="owned">A tensor out of any dispose scope that <paramref name="piece"/> reads besides its input, disposed after the recomputation.</param>
+    private Tensor Run(string unit, Func<Tensor, Tensor> piece, Tensor input, bool recompute, Tensor? owned = null)
     {
         if (_gather is not null)
         {
-            if (is_grad_enabled()) return Recomputed.Apply(Group, piece, input, () => Enter(unit));
+            if (is_grad_enabled()) return Recomputed.Apply(Group, piece, input, () => Enter(unit), owned);
             using (Enter(unit)) return piece(input);
         }
-        return recompute && is_grad_enabled() ? Recomputed.Apply(Group, piece, input) : piece(input);
+        return recompute && is_grad_enabled() ? Recomputed.Apply(Group, piece, input, owned: owned) : piece(input);
     }
 
     /// <summary>
@@ -179,9 +180,10 @@ public sealed class GptModel : IDisposable
         var sequence = Sequence(length);
         var x = Blocks(chunk, chunk.Embedding ? Run("embedding", tokens => Embed(tokens, keys, sequence), input.t(), recompute: false) : input, keys, sequence);
         if (!chunk.Head) return x.MoveToOuterDisposeScope();
-        // Out of this scope: a recomputed head runs again in backward, after the scope has ended.
-        var targetsByTime = (targets ?? throw new ArgumentNullException(nameof(targets))).t().DetachFromDisposeScope();
-        var loss = Run("head", h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), targetsByTime), x, recompute: false);
+        var targetsByTime = (targets ?? throw new ArgumentNullException(nameof(targets))).t();
+        // A head run again in backward reads the targets after this scope has ended: it gets a reference of its own.
+        var headTargets = _gather is not null && is_grad_enabled() ? targetsByTime.detach().DetachFromDisposeScope() : null;
+        var loss = Run("head", h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), headTargets ?? targetsByTime), x, recompute: false, owned: headTargets);
         return loss.MoveToOuterDisposeScope();
     }
 

@@ -18,21 +18,24 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
 
     /// <param name="group">Where a failure in the second run is recorded (an exception must not cross libtorch's backward).</param>
     /// <param name="around">Entered around each run of the piece (and its backward), disposed after.</param>
-    public static Tensor Apply(TensorParallelGroup group, Func<Tensor, Tensor> piece, Tensor input, Func<IDisposable>? around = null)
+    /// <param name="owned">A tensor the piece reads besides its input, held out of the caller's dispose scope (which ends before
+    /// the backward): disposed once the backward is done with it.</param>
+    public static Tensor Apply(TensorParallelGroup group, Func<Tensor, Tensor> piece, Tensor input, Func<IDisposable>? around = null, Tensor? owned = null)
     {
-        if (input.is_floating_point()) return apply(group, piece, around!, input)[0];
+        if (input.is_floating_point()) return apply(group, piece, around!, owned!, input)[0];
         // Token ids take no gradient: a leaf that does makes the output part of the graph, so that backward reaches the piece.
         var reach = zeros(1, requires_grad: true);
-        return apply(group, piece, around!, input, reach)[0];
+        return apply(group, piece, around!, owned!, input, reach)[0];
     }
 
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
     {
-        var (group, piece, around, input) = ((TensorParallelGroup)vars[0], (Func<Tensor, Tensor>)vars[1], (Func<IDisposable>?)vars[2], (Tensor)vars[3]);
+        var (group, piece, around, owned, input) = ((TensorParallelGroup)vars[0], (Func<Tensor, Tensor>)vars[1], (Func<IDisposable>?)vars[2], (Tensor?)vars[3], (Tensor)vars[4]);
         ctx.save_data("group", group);
         ctx.save_data("piece", piece);
         ctx.save_data("around", around!);
-        ctx.save_data("inputs", vars.Length - 3);
+        ctx.save_data("owned", owned!);
+        ctx.save_data("inputs", vars.Length - 4);
         ctx.save_for_backward([input]);
         using var gathered = around?.Invoke();
         using var noGrad = no_grad();
@@ -49,8 +52,9 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
         var saved = ctx.get_saved_variables()[0];
         var floating = saved.is_floating_point();
         List<Tensor> Gradients(Tensor? input) => (int)ctx.get_data("inputs") == 1
-            ? [null!, null!, null!, input?.MoveToOuterDisposeScope()!]
-            : [null!, null!, null!, null!, zeros(1).MoveToOuterDisposeScope()];
+            ? [null!, null!, null!, null!, input?.MoveToOuterDisposeScope()!]
+            : [null!, null!, null!, null!, null!, zeros(1).MoveToOuterDisposeScope()];
+        using var owned = (Tensor?)ctx.get_data("owned");
         try
         {
             using var gathered = around?.Invoke();

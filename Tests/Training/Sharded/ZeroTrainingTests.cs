@@ -128,6 +128,22 @@ public sealed class ZeroTrainingTests
         Assert.All(digests, d => Assert.Equal(reference, d));
     }
 
+    [Fact]
+    public async Task Zero_3_gathers_and_recomputation_leave_no_more_live_tensors_after_twenty_steps_than_after_two()
+    {
+        var spec = Spec(3, steps: 22);
+        var counts = await Train(spec, ParallelGrid.Of(2, 1, 1), trainer =>
+        {
+            for (var step = 1; step <= 2; step++) trainer.Step(step);
+            var warm = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            for (var step = 3; step <= spec.Steps; step++) trainer.Step(step);
+            trainer.Trainer.EvaluateHeldOut();
+            return (Warm: warm, After: TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        });
+
+        Assert.All(counts, c => Assert.Equal(c.Warm, c.After));
+    }
+
     private static async Task<T[]> Train<T>(TrainingSpec spec, ParallelGrid grid, Func<DataParallelTrainer, T> work)
     {
         await using var plane = new DataPlane(IPAddress.Loopback);
