@@ -1,4 +1,3 @@
-using System.Net;
 using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;

@@ -5,11 +5,6 @@ using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
-using Elastic.Training.Engine;
-using Elastic.Training.Model;
-using Elastic.Training.Parallel;
-using Elastic.Training.Parallel.TensorParallel;
-using static TorchSharp.torch;
 
 namespace Elastic.Benchmarks;
 

@@ -2,7 +2,6 @@ using Elastic.Jobs.Reports;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Parallel;
-using static TorchSharp.torch;
 
 namespace Elastic.Training.Engine;
 

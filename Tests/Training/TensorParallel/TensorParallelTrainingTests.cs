@@ -6,7 +6,6 @@ using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
-using static TorchSharp.torch;
 
 namespace Elastic.Tests.Training.TensorParallel;
 
