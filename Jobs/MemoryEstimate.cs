@@ -64,7 +64,8 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).
             var parts = zero > 0 ? dp : 1;
             var largestUnit = Math.Max(perLayer, Math.Max(v * d + t * d, 2 * d + v * d));
-            var parameterBytes = Fp32 * (zero >= 3 ? (parameters + dp - 1) / dp + largestUnit : parameters);
+            // The unit running and the next one, prefetched.
+            var parameterBytes = Fp32 * (zero >= 3 ? (parameters + dp - 1) / dp + 2 * largestUnit : parameters);
             var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? 2 * parameters : 0));
             // Tied embeddings: the head's contribution has its own region of every gradient buffer.
             var gradients = parameters + (m.TiedEmbeddings && mine.Any(c => c.Head) ? v * d : 0);

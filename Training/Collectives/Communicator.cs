@@ -125,14 +125,22 @@ public sealed class Communicator : IDisposable
     public void AllGatherChunks(Memory<byte> floats) => AllGatherParts(floats, BufferParts.Even(FloatCount(floats), WorldSize));
 
     /// <summary>Fills every rank's runs of <paramref name="floats"/> (in <paramref name="parts"/>) from that rank.</summary>
-    public void AllGatherParts(Memory<byte> floats, BufferParts parts)
+    public void AllGatherParts(Memory<byte> floats, BufferParts parts) => Exchange("all-gather", AllGatherOperations(floats, parts));
+
+    /// <summary>
+    /// <see cref="AllGatherParts"/> without waiting: the caller goes on computing and waits on the task before it reads
+    /// <paramref name="floats"/> (which must stay untouched until then) or issues another collective on this group.
+    /// </summary>
+    public Task AllGatherPartsAsync(Memory<byte> floats, BufferParts parts) => ExchangeAsync("all-gather", AllGatherOperations(floats, parts));
+
+    private PeerOperation[] AllGatherOperations(Memory<byte> floats, BufferParts parts)
     {
         CheckParts(floats, parts);
-        Exchange("all-gather", Others().SelectMany(p => new PeerOperation[]
+        return Others().SelectMany(p => new PeerOperation[]
         {
             new(p, ct => SendRuns(p, floats, parts.Of(Rank), ct)),
             new(p, ct => ReceiveRuns(p, floats, parts.Of(p), ct)),
-        }).ToArray());
+        }).ToArray();
     }
 
     /// <summary>Sums fp32 buffers across ranks in canonical tree order; every rank ends with identical bits.</summary>
@@ -234,15 +242,17 @@ public sealed class Communicator : IDisposable
     /// collective closes every link of this rank: the group is out of step and never used again, and peers blocked on
     /// this rank fail at once instead of waiting for their timeout (one dead rank fails the whole group promptly).
     /// </summary>
-    private void Exchange(string collective, PeerOperation[] operations)
+    private void Exchange(string collective, PeerOperation[] operations) => ExchangeAsync(collective, operations).GetAwaiter().GetResult();
+
+    private async Task ExchangeAsync(string collective, PeerOperation[] operations)
     {
         using var deadline = new CancellationTokenSource(Timeout);
         var tasks = operations.Select(op => Guard(op.Run, deadline)).ToArray();
         try
         {
-            Task.WaitAll(tasks);
+            await Task.WhenAll(tasks).ConfigureAwait(false);
         }
-        catch (AggregateException)
+        catch
         {
             Dispose();
             var failure = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);

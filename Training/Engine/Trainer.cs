@@ -75,7 +75,7 @@ public sealed class Trainer : IDisposable
         (_links, _runner, _tied) = Connect();
         if (zero is { Level: >= 3 })
         {
-            _gather = new ParameterGather(Model.Parameters, Partition!, zero.Rank, Device, Model.TiedHeadLeaves());
+            _gather = new ParameterGather(Model.Parameters, Partition!, zero.Rank, Device, Model.TiedHeadLeaves(), Model.UnitParameters);
             Model.GatherParametersWith(_gather.Enter);
         }
     }
@@ -223,7 +223,13 @@ public sealed class Trainer : IDisposable
     /// gradient sum written into <paramref name="target"/> (a flat buffer from <see cref="RentGradient"/>).
     /// Returns the sum of their losses, in the same tree order.
     /// </summary>
-    public double AccumulateBlock(long step, int first, int count, Tensor target) => _runner.Run(step, first, count, target);
+    public double AccumulateBlock(long step, int first, int count, Tensor target)
+    {
+        var losses = _runner.Run(step, first, count, target);
+        // ZeRO 3: the data-parallel group is the gradient's next; no parameter gather may still be on it.
+        _gather?.Drain();
+        return losses;
+    }
 
     /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
     public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>

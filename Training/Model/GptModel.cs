@@ -25,7 +25,7 @@ public sealed class GptModel : IDisposable
     private readonly IReadOnlyList<Embedding> _vocabTables;
     private readonly Matmuls _matmuls;
     private IReadOnlyList<Tensor>? _headLeaves;
-    private Func<IReadOnlyList<ModelParameter>, bool, IDisposable>? _gather;
+    private Func<string, string?, bool, IDisposable>? _gather;
 
     /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
@@ -114,22 +114,23 @@ public sealed class GptModel : IDisposable
     /// <summary>
     /// ZeRO 3: from now on each unit of the model (the embeddings, a layer, the head and loss) runs between a gather of its
     /// parameters and their release (<paramref name="gather"/>), and a training forward keeps only each unit's input: the
-    /// unit is run again, gathered again, in backward. The gather's flag says whether its buffer is worth keeping for the
-    /// next unit (false for the one-off gather of everything).
+    /// unit is run again, gathered again, in backward. The gather is told the unit (<see cref="UnitParameters"/>), the unit
+    /// that runs after it (to start gathering it now), and whether its buffer is worth keeping for the next unit (false for
+    /// the one-off gather of everything).
     /// </summary>
-    public void GatherParametersWith(Func<IReadOnlyList<ModelParameter>, bool, IDisposable> gather) => _gather = gather;
+    public void GatherParametersWith(Func<string, string?, bool, IDisposable> gather) => _gather = gather;
 
     /// <summary>Every held parameter gathered at once (ZeRO 3; nothing otherwise), for digests and export.</summary>
     public IDisposable? GatherAll() => _gather is null ? null : Enter("*");
 
-    private IDisposable Enter(string unit) => _gather!(UnitParameters(unit), unit != "*");
+    private IDisposable Enter(string unit, string? next = null) => _gather!(unit, next, unit != "*");
 
     /// <summary>The head's leaves over a tied token embedding, by the embedding shard whose storage each shares (none without them).</summary>
     public IReadOnlyList<(Parameter Embedding, Tensor HeadLeaf)> TiedHeadLeaves() =>
         _headLeaves is null ? [] : _byName["wte.weight"].Local.Zip(_headLeaves).ToList();
 
     /// <summary>The held parameters a unit uses: <c>embedding</c>, <c>h.N</c>, <c>head</c> (with a tied embedding, the token embedding), or <c>*</c>.</summary>
-    private IReadOnlyList<ModelParameter> UnitParameters(string unit) => Parameters.Where(p => unit switch
+    internal IReadOnlyList<ModelParameter> UnitParameters(string unit) => Parameters.Where(p => unit switch
     {
         "*" => true,
         "embedding" => p.Name is "wte.weight" or "wpe.weight",
@@ -141,13 +142,17 @@ public sealed class GptModel : IDisposable
     /// Runs one unit on <paramref name="input"/>: under ZeRO 3 between the gather and release of its parameters, and, in a
     /// training forward, recomputed in backward; otherwise recomputed when <paramref name="recompute"/>, or plainly.
     /// </summary>
+    /// <param name="units">The chunk's units in forward order, <paramref name="unit"/> among them: the next gathered in
+    /// forward follows it, in backward precedes it.</param>
     /// <param name="owned">A tensor out of any dispose scope that <paramref name="piece"/> reads besides its input, disposed after the recomputation.</param>
-    private Tensor Run(string unit, Func<Tensor, Tensor> piece, Tensor input, bool recompute, Tensor? owned = null)
+    private Tensor Run(string unit, List<string> units, Func<Tensor, Tensor> piece, Tensor input, bool recompute, Tensor? owned = null)
     {
         if (_gather is not null)
         {
-            if (is_grad_enabled()) return Recomputed.Apply(Group, piece, input, () => Enter(unit), owned);
-            using (Enter(unit)) return piece(input);
+            var at = units.IndexOf(unit);
+            var (before, after) = (at > 0 ? units[at - 1] : null, at + 1 < units.Count ? units[at + 1] : null);
+            if (is_grad_enabled()) return Recomputed.Apply(Group, piece, input, backward => Enter(unit, backward ? before : after), owned);
+            using (Enter(unit, after)) return piece(input);
         }
         return recompute && is_grad_enabled() ? Recomputed.Apply(Group, piece, input, owned: owned) : piece(input);
     }
@@ -178,12 +183,13 @@ public sealed class GptModel : IDisposable
     {
         using var scope = NewDisposeScope();
         var sequence = Sequence(length);
-        var x = Blocks(chunk, chunk.Embedding ? Run("embedding", tokens => Embed(tokens, keys, sequence), input.t(), recompute: false) : input, keys, sequence);
+        var units = UnitsOf(chunk);
+        var x = Blocks(chunk, units, chunk.Embedding ? Run("embedding", units, tokens => Embed(tokens, keys, sequence), input.t(), recompute: false) : input, keys, sequence);
         if (!chunk.Head) return x.MoveToOuterDisposeScope();
         var targetsByTime = (targets ?? throw new ArgumentNullException(nameof(targets))).t();
         // A head run again in backward reads the targets after this scope has ended: it gets a reference of its own.
         var headTargets = _gather is not null && is_grad_enabled() ? targetsByTime.detach().DetachFromDisposeScope() : null;
-        var loss = Run("head", h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), headTargets ?? targetsByTime), x, recompute: false, owned: headTargets);
+        var loss = Run("head", units, h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), headTargets ?? targetsByTime), x, recompute: false, owned: headTargets);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -194,10 +200,11 @@ public sealed class GptModel : IDisposable
     public Tensor forward(Tensor tokens)
     {
         if (Group.Degree != 1) throw new InvalidOperationException($"whole logits need every vocabulary shard; this rank holds {Group.ShardsPerRank} of {Group.Shards}");
+        if (_gather is not null) throw new InvalidOperationException("a ZeRO 3 rank holds part of the parameters: save the model (ModelFolder) and compute logits from the saved one");
         using var scope = NewDisposeScope();
-        using var gathered = GatherAll();
         var sequence = Sequence(tokens.shape[1]);
-        var logits = Head(Blocks(AllLayers(), Embed(tokens.t(), null, sequence), null, sequence), sequence);
+        var whole = AllLayers();
+        var logits = Head(Blocks(whole, UnitsOf(whole), Embed(tokens.t(), null, sequence), null, sequence), sequence);
         return cat(logits.ToList(), 2).transpose(0, 1).MoveToOuterDisposeScope();
     }
 
@@ -220,15 +227,19 @@ public sealed class GptModel : IDisposable
         return Dropout(x, keys, sequence, DropoutKeys.Site(null));
     }
 
-    private Tensor Blocks(ModelChunk chunk, Tensor x, DropoutKeys? keys, SequencePart sequence)
+    private Tensor Blocks(ModelChunk chunk, List<string> units, Tensor x, DropoutKeys? keys, SequencePart sequence)
     {
         for (var i = chunk.First; i < chunk.First + chunk.Count; i++)
         {
             var layer = i;
-            x = Run($"h.{layer}", input => Block(layer, input, keys, sequence), x, Recompute == ActivationRecompute.Full);
+            x = Run($"h.{layer}", units, input => Block(layer, input, keys, sequence), x, Recompute == ActivationRecompute.Full);
         }
         return x;
     }
+
+    /// <summary>A chunk's units in the order its forward runs them.</summary>
+    private static List<string> UnitsOf(ModelChunk chunk) =>
+        [.. chunk.Embedding ? ["embedding"] : Array.Empty<string>(), .. Enumerable.Range(chunk.First, chunk.Count).Select(i => $"h.{i}"), .. chunk.Head ? ["head"] : Array.Empty<string>()];
 
     /// <summary>This rank's vocabulary shards of the logits, [time, batch, V/S] each, fp32.</summary>
     private IReadOnlyList<Tensor> Head(Tensor x, SequencePart sequence)

@@ -10,17 +10,17 @@ namespace Elastic.Training.Model;
 /// The second run computes the same bits as the first (dropout masks are keyed by sample, position and site, not drawn
 /// from a stream), so the gradients are those of a plain backward. Parameters' gradients land where the plain backward
 /// puts them (the bound flat buffer): the piece's parameters are not inputs of this function. ZeRO 3 gathers the piece's
-/// parameters around each run (<c>around</c>) and releases them after.
+/// parameters around each run (<c>around</c>, told whether it is the backward's) and releases them after.
 /// </summary>
 public sealed class Recomputed : MultiTensorFunction<Recomputed>
 {
     public override string Name => nameof(Recomputed);
 
     /// <param name="group">Where a failure in the second run is recorded (an exception must not cross libtorch's backward).</param>
-    /// <param name="around">Entered around each run of the piece (and its backward), disposed after.</param>
+    /// <param name="around">Entered around each run of the piece (true: the backward's run), disposed after.</param>
     /// <param name="owned">A tensor the piece reads besides its input, held out of the caller's dispose scope (which ends before
     /// the backward): disposed once the backward is done with it.</param>
-    public static Tensor Apply(TensorParallelGroup group, Func<Tensor, Tensor> piece, Tensor input, Func<IDisposable>? around = null, Tensor? owned = null)
+    public static Tensor Apply(TensorParallelGroup group, Func<Tensor, Tensor> piece, Tensor input, Func<bool, IDisposable>? around = null, Tensor? owned = null)
     {
         if (input.is_floating_point()) return apply(group, piece, around!, owned!, input)[0];
         // Token ids take no gradient: a leaf that does makes the output part of the graph, so that backward reaches the piece.
@@ -30,14 +30,14 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
 
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
     {
-        var (group, piece, around, owned, input) = ((TensorParallelGroup)vars[0], (Func<Tensor, Tensor>)vars[1], (Func<IDisposable>?)vars[2], (Tensor?)vars[3], (Tensor)vars[4]);
+        var (group, piece, around, owned, input) = ((TensorParallelGroup)vars[0], (Func<Tensor, Tensor>)vars[1], (Func<bool, IDisposable>?)vars[2], (Tensor?)vars[3], (Tensor)vars[4]);
         ctx.save_data("group", group);
         ctx.save_data("piece", piece);
         ctx.save_data("around", around!);
         ctx.save_data("owned", owned!);
         ctx.save_data("inputs", vars.Length - 4);
         ctx.save_for_backward([input]);
-        using var gathered = around?.Invoke();
+        using var gathered = around?.Invoke(false);
         using var noGrad = no_grad();
         var output = piece(input);
         UndefinedGradients.Expect(ctx, output);
@@ -46,7 +46,7 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
 
     public override List<Tensor> backward(AutogradContext ctx, List<Tensor> grads)
     {
-        var (group, piece, around) = ((TensorParallelGroup)ctx.get_data("group"), (Func<Tensor, Tensor>)ctx.get_data("piece"), (Func<IDisposable>?)ctx.get_data("around"));
+        var (group, piece, around) = ((TensorParallelGroup)ctx.get_data("group"), (Func<Tensor, Tensor>)ctx.get_data("piece"), (Func<bool, IDisposable>?)ctx.get_data("around"));
         // The second run's tensors are freed when the backward returns; only the input's gradient goes on.
         using var scope = NewDisposeScope();
         var saved = ctx.get_saved_variables()[0];
@@ -57,7 +57,7 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
         using var owned = (Tensor?)ctx.get_data("owned");
         try
         {
-            using var gathered = around?.Invoke();
+            using var gathered = around?.Invoke(true);
             using var grad = enable_grad();
             var input = floating ? saved.detach().requires_grad_(true) : saved;
             var output = piece(input);
