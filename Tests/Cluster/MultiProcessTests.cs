@@ -33,9 +33,10 @@ public sealed class MultiProcessTests
     [Fact]
     public async Task A_silo_process_killed_while_uploading_a_checkpoint_never_makes_it_latest_and_retention_removes_its_orphans()
     {
-        // About 20 MB of state, each replica uploading half. Silo 1 uploads through a proxy at 4 MB/s, so its half takes a
-        // few seconds while silo 0's lands at once: the kill surely comes mid-upload (at equal speeds both uploads ended
-        // within milliseconds of each other, and on a loaded machine the kill sometimes came after both).
+        // About 20 MB of state, each replica uploading half. Silo 1 uploads through a proxy at 4 MB/s, paused once the first
+        // checkpoint is committed: its next upload can never end, while silo 0's lands, so the kill surely comes mid-upload
+        // (at equal speeds both uploads ended within milliseconds of each other, and on a loaded machine even the slowed
+        // upload sometimes ended between the listing and the kill).
         var spec = TestSpecs.Tiny(steps: 40, global: 16, micro: 2) with
         {
             Model = new ModelSpec { Layers = 2, DModel = 256, Heads = 4, Vocab = 256, Context = 32, Dropout = 0.1 },
@@ -73,6 +74,7 @@ public sealed class MultiProcessTests
                 var blobs = new List<string>();
                 await foreach (var blob in store.ListAsync(layout.Root + "/", timeout.Token)) blobs.Add(blob);
                 var latest = await reader.LatestAsync(timeout.Token);
+                if (latest is not null) slow!.Pause();
                 var uploading = blobs.GroupBy(b => b[..b.LastIndexOf('/')])
                     .FirstOrDefault(f => f.Any(b => b.EndsWith($"chunks-r{fast}s0t0.safetensors", StringComparison.Ordinal))
                                          && !f.Any(b => b.EndsWith($"chunks-r{1 - fast}s0t0.safetensors", StringComparison.Ordinal) || b.EndsWith("/manifest.json", StringComparison.Ordinal))

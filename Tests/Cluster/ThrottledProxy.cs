@@ -5,8 +5,9 @@ using System.Net.Sockets;
 namespace Elastic.Tests.Cluster;
 
 /// <summary>
-/// A loopback TCP proxy that slows what clients send to a target port to a fixed rate (replies pass freely): one silo's
-/// checkpoint uploads made slow, so that a test can act while they are certainly in flight.
+/// A loopback TCP proxy that slows what clients send to a target port to a fixed rate (replies pass freely), or holds it
+/// altogether once paused: one silo's checkpoint uploads made slow or stuck, so that a test can act while they are
+/// certainly in flight.
 /// </summary>
 public sealed class ThrottledProxy : IAsyncDisposable
 {
@@ -15,6 +16,7 @@ public sealed class ThrottledProxy : IAsyncDisposable
     private readonly int _targetPort;
     private readonly long _bytesPerSecond;
     private readonly Task _accepting;
+    private volatile bool _paused;
 
     public ThrottledProxy(int targetPort, long bytesPerSecond)
     {
@@ -24,6 +26,9 @@ public sealed class ThrottledProxy : IAsyncDisposable
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>From now on nothing more the clients send reaches the target (until the proxy is disposed).</summary>
+    public void Pause() => _paused = true;
 
     private async Task Accept()
     {
@@ -64,6 +69,7 @@ public sealed class ThrottledProxy : IAsyncDisposable
         int read;
         while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
         {
+            while (bytesPerSecond is not null && _paused) await Task.Delay(10, _stop.Token);
             await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
             sent += read;
             if (bytesPerSecond is { } rate && TimeSpan.FromSeconds((double)sent / rate) - clock.Elapsed is { Ticks: > 0 } ahead)
