@@ -32,6 +32,14 @@ internal static class TestSpecs
         return TrainingLoop.Run(trainer).FinalParameterDigest;
     });
 
+    /// <summary>Every step of <paramref name="spec"/> on one device: what each returned and the digest at the end (the reference for layouts).</summary>
+    public static Task<(List<StepResult> Steps, string Digest)> OneDeviceSteps(TrainingSpec spec) => OnDevice(() =>
+    {
+        using var trainer = new Trainer(spec, Corpus(spec));
+        var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
+        return (steps, trainer.ParameterDigest());
+    });
+
     /// <summary>Runs tensor work on a dedicated one-thread device, as the service does.</summary>
     public static Task<T> OnDevice<T>(Func<T> work) => DeviceWorker.RunOnce("test-device", 1, work);
 }

@@ -2,6 +2,7 @@ using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
+using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Silo.Hosting;
 using Orleans.Serialization;
@@ -78,6 +79,30 @@ public sealed class TestCluster : IAsyncDisposable
         Assert.Equal(reference.Steps.Select(s => s.Loss), report.Steps.Select(s => s.Loss));
         Assert.Equal(reference.Steps.Select(s => s.GradNorm), report.Steps.Select(s => s.GradNorm));
         Assert.Equal(reference.HeldOut, report.HeldOut);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="spec"/> (which checkpoints every 5 steps) on three one-device silos, kills a silo holding a
+    /// replica but not the coordinator once a checkpoint exists, and asserts that the job ends with
+    /// <paramref name="reference"/> and every step in its report. Returns the one re-plan the kill caused and the event log.
+    /// </summary>
+    public static async Task<(JobEvent ComeBack, string Log)> KillAReplicaAfterACheckpoint(TrainingSpec spec, string reference)
+    {
+        // The job on two of the silos, the third to take the lost one's place.
+        await using var cluster = await StartAsync(silos: 3, devicesPerSilo: 1);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        await cluster.Until(jobId, s => s.LastCheckpointStep >= 5 && s.CommittedStep >= 8);
+
+        await cluster.Cluster.KillSiloAsync(await cluster.SiloOfReplicaButNotCoordinator(jobId));
+
+        var status = await cluster.Finish(jobId);
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.True(reference == status.FinalParameterDigest, log);
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+        return (Assert.Single(events, e => e.Kind == "replanned"), log);
     }
 
     /// <summary>Every event of an ended job, in order.</summary>

@@ -58,22 +58,9 @@ public sealed class ZeroClusterTests
     public async Task A_zero_2_replica_killed_takes_its_part_of_the_moments_with_it_and_the_job_comes_back_from_its_checkpoint()
     {
         var spec = Spec(40, 2, zero: 2, everySteps: 5);
-        var reference = await TestSpecs.ReferenceDigest(spec);
-        // Three one-device silos: the two replicas on two of them, the third to take the lost one's place.
-        await using var cluster = await TestCluster.StartAsync(silos: 3, devicesPerSilo: 1);
-        var jobId = await cluster.Client.SubmitAsync(spec);
-        await cluster.Until(jobId, s => s.LastCheckpointStep >= 5 && s.CommittedStep >= 8);
 
-        await cluster.Cluster.KillSiloAsync(await cluster.SiloOfReplicaButNotCoordinator(jobId));
+        var (comeBack, log) = await TestCluster.KillAReplicaAfterACheckpoint(spec, await TestSpecs.ReferenceDigest(spec));
 
-        var status = await cluster.Finish(jobId);
-        var events = await cluster.Events(jobId);
-        var log = string.Join("\n", events);
-        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
-        Assert.True(reference == status.FinalParameterDigest, log);
-        var comeBack = Assert.Single(events, e => e.Kind == "replanned");
         Assert.True(comeBack.Message.Contains("the optimizer state is partitioned (zero 2) and a part was lost with its replica: from the checkpoint"), log);
-        var report = await cluster.Client.GetReportAsync(jobId);
-        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }
 }

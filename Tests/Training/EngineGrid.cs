@@ -16,6 +16,13 @@ namespace Elastic.Tests.Training;
 /// </summary>
 internal static class EngineGrid
 {
+    /// <summary>Every step of the trainer's spec on one rank: what each returned and the digest at the end (compare with <see cref="TestSpecs.OneDeviceSteps"/>).</summary>
+    public static (List<StepResult> Steps, string Digest) AllSteps(DataParallelTrainer trainer)
+    {
+        var steps = Enumerable.Range(1, trainer.Trainer.Spec.Steps).Select(s => trainer.Step(s)).ToList();
+        return (steps, trainer.Trainer.ParameterDigest());
+    }
+
     /// <summary>Runs <paramref name="work"/> on every rank of <paramref name="grid"/> (groups named <paramref name="name"/>).</summary>
     public static async Task<T[]> Run<T>(DataPlane plane, TrainingSpec spec, ParallelGrid grid, bool sequenceParallel, Func<int, DataParallelTrainer, T> work,
         string name = "engine-grid")

@@ -26,9 +26,9 @@ public sealed class RecomputeTests
     [InlineData("full")]
     public async Task Recomputing_on_one_device_gives_the_losses_and_digest_of_keeping_everything(string recompute)
     {
-        var reference = await Run(Spec("none"));
+        var reference = await TestSpecs.OneDeviceSteps(Spec("none"));
 
-        var recomputed = await Run(Spec(recompute));
+        var recomputed = await TestSpecs.OneDeviceSteps(Spec(recompute));
 
         Assert.Equal(reference.Steps, recomputed.Steps);
         Assert.Equal(reference.Digest, recomputed.Digest);
@@ -53,11 +53,4 @@ public sealed class RecomputeTests
 
         Assert.All(digests, d => Assert.Equal(reference, d));
     }
-
-    private static Task<(List<StepResult> Steps, string Digest)> Run(TrainingSpec spec) => TestSpecs.OnDevice(() =>
-    {
-        using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-        var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
-        return (steps, trainer.ParameterDigest());
-    });
 }

@@ -38,18 +38,9 @@ public sealed class PipelineTrainingTests
     public async Task Any_pipeline_layout_ends_with_the_one_device_digest_and_the_same_losses(int dp, int pp, int tp, string schedule, int virtualStages)
     {
         var spec = Spec(pp, schedule, virtualStages);
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
-            return (Steps: steps, Digest: trainer.ParameterDigest());
-        });
+        var reference = await TestSpecs.OneDeviceSteps(spec);
 
-        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), trainer =>
-        {
-            var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
-            return (Steps: steps, Digest: trainer.Trainer.ParameterDigest());
-        });
+        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), EngineGrid.AllSteps);
 
         Assert.All(ranks, r =>
         {

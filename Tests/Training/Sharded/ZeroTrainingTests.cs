@@ -46,18 +46,9 @@ public sealed class ZeroTrainingTests
     public async Task Every_zero_stage_ends_with_the_one_device_digest_and_the_same_losses(int zero, int dp, int pp, int tp)
     {
         var spec = Spec(zero, pp, tp);
-        var reference = await TestSpecs.OnDevice(() =>
-        {
-            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
-            var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
-            return (Steps: steps, Digest: trainer.ParameterDigest());
-        });
+        var reference = await TestSpecs.OneDeviceSteps(spec);
 
-        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), trainer =>
-        {
-            var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
-            return (Steps: steps, Digest: trainer.Trainer.ParameterDigest());
-        });
+        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), EngineGrid.AllSteps);
 
         Assert.All(ranks, r =>
         {
