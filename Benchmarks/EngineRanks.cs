@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
@@ -37,6 +38,24 @@ internal sealed class EngineRanks : IAsyncDisposable
             return (worker, trainer);
         }));
         return new EngineRanks(ranks, grid, threads);
+    }
+
+    /// <summary>
+    /// Steps every layout in alternating rounds of <paramref name="stepsPerRound"/> (so that the machine's noise falls on all of
+    /// them alike), round 0 to warm up and <paramref name="rounds"/> more timed: each layout's step times in milliseconds.
+    /// </summary>
+    public static async Task<List<double>[]> TimeAlternating(IReadOnlyList<EngineRanks> layouts, int rounds, int stepsPerRound)
+    {
+        var times = layouts.Select(_ => new List<double>()).ToArray();
+        for (var round = 0; round <= rounds; round++)
+            for (var i = 0; i < layouts.Count; i++)
+                for (var s = 0; s < stepsPerRound; s++)
+                {
+                    var watch = Stopwatch.StartNew();
+                    await layouts[i].StepAsync(round * stepsPerRound + s + 1);
+                    if (round > 0) times[i].Add(watch.Elapsed.TotalMilliseconds);
+                }
+        return times;
     }
 
     /// <summary>One step on every rank; the bytes the busiest rank sent over its data-parallel group.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Elastic.Data;
@@ -31,15 +30,7 @@ internal static class RecomputeCost
         var runs = new List<EngineRanks>();
         foreach (var mode in modes)
             runs.Add(await EngineRanks.StartAsync(plane, baseSpec with { Runtime = new RuntimeSpec { Recompute = mode } }, corpus, ParallelGrid.Single, sequence: true, threads: 1, $"bench-recompute-{mode}"));
-        var times = modes.Select(_ => new List<double>()).ToArray();
-        for (var round = 0; round <= rounds; round++)
-            for (var i = 0; i < runs.Count; i++)
-                for (var s = 0; s < stepsPerRound; s++)
-                {
-                    var watch = Stopwatch.StartNew();
-                    await runs[i].StepAsync(round * stepsPerRound + s + 1);
-                    if (round > 0) times[i].Add(watch.Elapsed.TotalMilliseconds); // round 0 warms up
-                }
+        var times = await EngineRanks.TimeAlternating(runs, rounds, stepsPerRound);
         var digests = new List<string>();
         var activations = new List<long>();
         foreach (var run in runs)

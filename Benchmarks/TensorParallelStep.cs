@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Elastic.Data;
@@ -33,16 +32,8 @@ internal static class TensorParallelStep
         var runs = new List<EngineRanks>();
         foreach (var (tp, sequence) in layouts)
             runs.Add(await EngineRanks.StartAsync(plane, spec, corpus, ParallelGrid.Of(1, 1, tp), sequence, threads, $"bench-tp{tp}-{(sequence ? "sp" : "nosp")}"));
-        var times = runs.Select(_ => new List<double>()).ToArray();
+        var times = await EngineRanks.TimeAlternating(runs, rounds, stepsPerRound);
         var digests = new string[runs.Count];
-        for (var round = 0; round <= rounds; round++)
-            for (var i = 0; i < runs.Count; i++)
-                for (var s = 0; s < stepsPerRound; s++)
-                {
-                    var watch = Stopwatch.StartNew();
-                    await runs[i].StepAsync(round * stepsPerRound + s + 1);
-                    if (round > 0) times[i].Add(watch.Elapsed.TotalMilliseconds); // round 0 warms up
-                }
         for (var i = 0; i < runs.Count; i++) digests[i] = await runs[i].DigestAsync();
         var activations = new long[runs.Count];
         for (var i = 0; i < runs.Count; i++) activations[i] = await runs[i].ActivationBytesAsync(spec);
