@@ -48,7 +48,7 @@ public static class SpecShape
 
     private static void CheckValue(JsonElement value, PropertyInfo property, string field, List<SpecError> errors)
     {
-        var type = property.PropertyType;
+        var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
         if (value.ValueKind == JsonValueKind.Null)
         {
             if (Nullability.Create(property).WriteState != NullabilityState.Nullable)

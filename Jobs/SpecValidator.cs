@@ -15,16 +15,18 @@ public static class SpecValidator
     /// <summary>
     /// The data-parallel widths a job may run at, widest first: powers of two with dp x pp x tp devices in [devices.min,
     /// devices.max] that divide the micro-batches per step (so every replica's block is a subtree of the accumulation
-    /// tree) and leave each replica's pipeline a block its schedule can run (interleaving needs a multiple of pp).
+    /// tree), leave each replica's pipeline a block its schedule can run (interleaving needs a multiple of pp), and are
+    /// multiples of the expert-parallel degree ep (expert groups are made of replicas).
     /// </summary>
-    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null, int? expert = null)
     {
+        var ep = Math.Max(1, expert ?? spec.Parallel.Expert);
         var microBatches = spec.Batch.MicroBatchesPerStep;
         var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
         var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
         var widths = new List<int>();
         for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp *= 2)
-            if ((long)dp * pp * tp >= spec.Devices.Min && microBatches % dp == 0
+            if ((long)dp * pp * tp >= spec.Devices.Min && microBatches % dp == 0 && dp % ep == 0
                 && (pp == 1 || PipelineSchedule.Problems(spec.Parallel.Schedule, pp, microBatches / dp, spec.Parallel.VirtualStages, spec.Model.Layers).Count == 0))
                 widths.Add(dp);
         widths.Reverse();
@@ -119,7 +121,7 @@ public static class SpecValidator
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}{(spec.Parallel.Expert > 1 ? $" and is a multiple of parallel.expert {spec.Parallel.Expert}" : "")}");
         var parallel = spec.Parallel;
         if (m.Layers >= 1 && parallel.Schedule is { } schedule)
             foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))
@@ -129,6 +131,7 @@ public static class SpecValidator
         var tensor = spec.Parallel.Tensor;
         if (tensor < 1 || (tensor & (tensor - 1)) != 0) Fail("parallel.tensor", tensor, "must be a power of two (1, 2, 4, 8, ...)");
         else if (m.Shards % tensor != 0) Fail("parallel.tensor", tensor, $"does not divide model.tensorShards {m.Shards}");
+        ValidateExperts(spec, Fail, Finite);
         if (spec.Checkpoint.EverySteps < 0) Fail("checkpoint.everySteps", spec.Checkpoint.EverySteps, "must not be negative (0 disables checkpoints)");
         if (Finite("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes) && spec.Checkpoint.EveryMinutes < 0)
             Fail("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes, "must not be negative (0: not by time)");
@@ -141,6 +144,28 @@ public static class SpecValidator
         if (spec.Runtime.Recompute is not ("none" or "selective" or "full"))
             Fail("runtime.recompute", spec.Runtime.Recompute, "must be 'none', 'selective' (the attention core) or 'full' (each layer from its input)");
         return errors;
+    }
+
+    /// <summary>model.moe and parallel.expert: each refusal names its numbers.</summary>
+    private static void ValidateExperts(TrainingSpec spec, Action<string, object?, string> fail, Func<string, double, bool> finite)
+    {
+        var ep = spec.Parallel.Expert;
+        if (ep < 1 || (ep & (ep - 1)) != 0) fail("parallel.expert", ep, "must be a power of two (1, 2, 4, 8, ...)");
+        if (spec.Model.Moe is not { } moe)
+        {
+            if (ep > 1) fail("parallel.expert", ep, "spreads experts, but model.moe is not given (a dense model has none)");
+            return;
+        }
+        if (moe.Experts < 2) fail("model.moe.experts", moe.Experts, "must be at least 2");
+        else if (ep >= 1 && moe.Experts % ep != 0) fail("parallel.expert", ep, $"does not divide model.moe.experts {moe.Experts}");
+        if (moe.TopK < 1 || (moe.Experts >= 2 && moe.TopK > moe.Experts))
+            fail("model.moe.topK", moe.TopK, $"must be in [1, model.moe.experts {moe.Experts}]");
+        if (moe.Every < 1 || (spec.Model.Layers >= 1 && moe.Every > spec.Model.Layers))
+            fail("model.moe.every", moe.Every, $"must be in [1, model.layers {spec.Model.Layers}] (every k-th layer is a MoE layer)");
+        if (moe.CapacityFactor is { } capacity && finite("model.moe.capacityFactor", capacity) && !(capacity > 0))
+            fail("model.moe.capacityFactor", capacity, "must be positive (or null for dropless)");
+        if (finite("model.moe.auxLoss", moe.AuxLoss) && moe.AuxLoss < 0) fail("model.moe.auxLoss", moe.AuxLoss, "must not be negative (0 turns the load-balancing loss off)");
+        if (finite("model.moe.zLoss", moe.ZLoss) && moe.ZLoss < 0) fail("model.moe.zLoss", moe.ZLoss, "must not be negative (0 turns the z-loss off)");
     }
 
     /// <summary>

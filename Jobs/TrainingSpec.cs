@@ -45,6 +45,9 @@ public sealed record ModelSpec
     /// </summary>
     public int TensorShards { get; init; }
 
+    /// <summary>Experts in place of the MLP of some layers; null: every layer is dense.</summary>
+    public MoeSpec? Moe { get; init; }
+
     public int FfnSize => Ffn == 0 ? 4 * DModel : Ffn;
 
     /// <summary>S as used: <see cref="TensorShards"/>, or its default.</summary>
@@ -127,6 +130,13 @@ public sealed record ParallelSpec
     /// parameters, each layer's gathered before it runs forward and again (recomputed) in backward. The same bits at every level.
     /// </summary>
     public int Zero { get; init; }
+
+    /// <summary>
+    /// ep: the devices each MoE layer's experts are spread over (E / ep each), taken from the data-parallel replicas: tokens
+    /// go to their experts' devices and back (all-to-all). A power of two dividing model.moe.experts; the data-parallel width
+    /// is then a multiple of it. The same bits at every ep.
+    /// </summary>
+    public int Expert { get; init; } = 1;
 }
 
 /// <summary>How many devices the job may use (dp x tp); the service picks a data-parallel width whose devices fall in [min, max] and are free.</summary>

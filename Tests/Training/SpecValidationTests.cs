@@ -33,6 +33,30 @@ public sealed class SpecValidationTests
     }
 
     [Fact]
+    public void Every_mixture_of_experts_error_is_listed_with_its_numbers()
+    {
+        var spec = TestSpecs.Tiny() with
+        {
+            Model = TestSpecs.Tiny().Model with { Moe = new MoeSpec { Experts = 6, TopK = 7, Every = 3, CapacityFactor = 0, AuxLoss = -0.5, ZLoss = -1 } },
+            Parallel = new ParallelSpec { Expert = 4 },
+            Devices = new DeviceSpec { Max = 2 },
+        };
+
+        var byField = SpecValidator.Validate(spec).ToDictionary(e => e.Field, e => e);
+
+        Assert.Contains("does not divide model.moe.experts 6", byField["parallel.expert"].Message);
+        Assert.Equal("7", byField["model.moe.topK"].Value);
+        Assert.Contains("[1, model.moe.experts 6]", byField["model.moe.topK"].Message);
+        Assert.Contains("[1, model.layers 2]", byField["model.moe.every"].Message);
+        Assert.Equal("0", byField["model.moe.capacityFactor"].Value);
+        Assert.Equal("-0.5", byField["model.moe.auxLoss"].Value);
+        Assert.Equal("-1", byField["model.moe.zLoss"].Value);
+        Assert.Contains("multiple of parallel.expert 4", byField["devices.min"].Message);
+        var fixedSpec = spec with { Model = spec.Model with { Moe = new MoeSpec { Experts = 8 } }, Devices = new DeviceSpec { Max = 4 } };
+        Assert.Empty(SpecValidator.Validate(fixedSpec).Select(e => e.ToString()));
+    }
+
+    [Fact]
     public void The_example_specs_are_valid()
     {
         foreach (var name in new[] { "tiny.json", "demo.json" })

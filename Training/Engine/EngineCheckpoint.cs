@@ -27,7 +27,7 @@ public static class EngineCheckpoint
         var tensor = trainer.Model.Group;
         // Tensors every replica holds rotate over the replicas in a fixed order: list them alone, so the rotation is the same on all.
         var shared = owned.Where(s => !s.OneCopy).Where((s, i) => IsWriterOf(s, i, tensor, writer, writers));
-        var own = owned.Where(s => s.OneCopy && (s.Owner.Layout.SplitDim is not null || tensor.Rank == 0));
+        var own = owned.Where(s => s.OneCopy && (s.Owner.Layout.TensorSplit || tensor.Rank == 0));
         return shared.Concat(own).Select(s => Copy(s, staging)).ToList();
     }
 
@@ -43,7 +43,7 @@ public static class EngineCheckpoint
     }
 
     private static bool IsWriterOf(StateTensor state, int index, Parallel.TensorParallel.TensorParallelGroup tensor, int replica, int replicas) =>
-        state.Owner.Layout.SplitDim is null
+        !state.Owner.Layout.TensorSplit
             ? index % (replicas * tensor.Degree) == replica * tensor.Degree + tensor.Rank
             : index % replicas == replica;
 

@@ -9,7 +9,8 @@ namespace Elastic.Training.Engine;
 /// The gradient's L2 norm for clipping, the same bits on every layout: a sum of squares per (parameter, shard), each
 /// over a tensor whose shape no layout changes, added in fp64 in one fixed order (every parameter of the model by name,
 /// shards by index). Each sum is counted by the one rank that owns it (its pipeline stage's chunk owns the parameter;
-/// a split parameter's shard is on one tensor rank, a replicated parameter is counted by tensor rank 0), and the
+/// a tensor-split parameter's shard is on one tensor rank, a replicated parameter (and an expert, which the tensor ranks
+/// share) is counted by tensor rank 0), and the
 /// per-rank vectors are gathered over the tensor and pipeline groups: every other rank contributes an exact zero. Under
 /// ZeRO only the data-parallel rank that updates a parameter has its reduced gradient, so it alone counts it, and the
 /// vectors are gathered over the data-parallel group too.
@@ -30,7 +31,7 @@ public static class GradientNorm
         }
         var group = model.Group;
         var entries = ParameterLayout.Gpt(model.Spec)
-            .SelectMany(p => p.SplitDim is null ? [(Layout: p, Key: p.Name, Split: false)] : Enumerable.Range(0, group.Shards).Select(s => (Layout: p, Key: $"{p.Name}#{s}", Split: true)))
+            .SelectMany(p => p.SplitDim is null ? [(Layout: p, Key: p.Name, Split: false)] : Enumerable.Range(0, p.Pieces(group.Shards)).Select(s => (Layout: p, Key: $"{p.Name}#{s}", Split: p.TensorSplit)))
             .ToList();
         var mine = new double[entries.Count];
         for (var i = 0; i < entries.Count; i++)

@@ -2,6 +2,7 @@ using System.Text;
 using Elastic.Data;
 using Elastic.Jobs;
 using Elastic.Parallelism.Pipeline;
+using Elastic.Training.Parallel.Experts;
 using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -26,6 +27,8 @@ public sealed class GptModel : IDisposable
     private readonly Matmuls _matmuls;
     private IReadOnlyList<Tensor>? _headLeaves;
     private Func<string, string?, bool, IDisposable>? _gather;
+    private readonly Dictionary<int, MoeLayer> _moe = [];
+    private readonly List<ExpertLayerLoad> _loads = [];
 
     /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
@@ -47,6 +50,17 @@ public sealed class GptModel : IDisposable
             .Select(layout => Create(layout, seed, spec.Layers, tables)).ToList();
         _byName = Parameters.ToDictionary(p => p.Name);
         _vocabTables = tables;
+        if (spec.Moe is { } moe)
+            foreach (var layer in Chunks.SelectMany(c => Enumerable.Range(c.First, c.Count)).Where(moe.IsMoeLayer))
+                _moe[layer] = new MoeLayer(moe, layer, _matmuls.Linear, _loads.Add);
+    }
+
+    /// <summary>What each MoE layer did in the forwards since the last call (in the order they ran), and forgets it.</summary>
+    public IReadOnlyList<ExpertLayerLoad> TakeExpertLoads()
+    {
+        var loads = _loads.ToList();
+        _loads.Clear();
+        return loads;
     }
 
     public ModelSpec Spec { get; }
@@ -166,8 +180,8 @@ public sealed class GptModel : IDisposable
         foreach (var p in Parameters)
         {
             var local = p.Joined();
-            if (p.Layout.SplitDim is not { } dim || Group.Degree == 1) yield return (p.Name, local);
-            else yield return (p.Name, Group.Gather(local.movedim([dim], [0]).contiguous()).movedim([0], [dim]));
+            if (!p.Layout.TensorSplit || Group.Degree == 1) yield return (p.Name, local);
+            else yield return (p.Name, Group.Gather(local.movedim([p.Layout.SplitDim!.Value], [0]).contiguous()).movedim([0], [p.Layout.SplitDim.Value]));
         }
     }
 
@@ -182,6 +196,8 @@ public sealed class GptModel : IDisposable
     public Tensor Forward(ModelChunk chunk, Tensor input, long length, Tensor? targets, DropoutKeys? keys)
     {
         using var scope = NewDisposeScope();
+        // A recomputation during a backward may have recorded its loads since the last forward's were taken.
+        _loads.Clear();
         var sequence = Sequence(length);
         var units = UnitsOf(chunk);
         var x = Blocks(chunk, units, chunk.Embedding ? Run("embedding", units, tokens => Embed(tokens, keys, sequence), input.t(), recompute: false) : input, keys, sequence);
@@ -260,10 +276,31 @@ public sealed class GptModel : IDisposable
         var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
         x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
         var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);
+        var mlp = _moe.TryGetValue(layer, out var moe) ? Experts(moe, b, sequence) : Mlp(p, b, sequence);
+        return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One);
+    }
+
+    private Tensor Mlp(string p, Tensor b, SequencePart sequence)
+    {
         var hidden = ColumnParallelLinear.Forward(Group, b, Shards(p + "mlp.c_fc.weight"), Shards(p + "mlp.c_fc.bias"), sequence.Split, _matmuls.Linear)
             .Select(t => nn.functional.gelu(t, GELU.Approximate.tanh)).ToList();
-        var mlp = RowParallelLinear.Forward(Group, hidden, Shards(p + "mlp.c_proj.weight"), Whole(p + "mlp.c_proj.bias"), sequence, _matmuls.Linear);
-        return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One);
+        return RowParallelLinear.Forward(Group, hidden, Shards(p + "mlp.c_proj.weight"), Whole(p + "mlp.c_proj.bias"), sequence, _matmuls.Linear);
+    }
+
+    /// <summary>
+    /// A MoE layer over the whole micro-batch on every tensor rank alike (a split sequence is gathered first and split again
+    /// after): its tokens in canonical order, by sample and then position.
+    /// </summary>
+    private Tensor Experts(MoeLayer moe, Tensor b, SequencePart sequence)
+    {
+        var whole = sequence.Split ? ReplicatedRegion.Enter(Group, b) : b;
+        var (time, batch, d) = (whole.shape[0], whole.shape[1], whole.shape[2]);
+        var p = $"h.{moe.Layer}.mlp.";
+        var weights = new[] { "c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias" }.Select(n => _byName[p + "experts." + n]).ToList();
+        var experts = weights[0].Local.Select((_, i) => new ExpertWeights(weights[0].FirstShard + i, weights[0].Local[i], weights[1].Local[i], weights[2].Local[i], weights[3].Local[i])).ToList();
+        var tokens = moe.Forward(Group, whole.transpose(0, 1).reshape(batch * time, d), Whole(p + "router.weight"), experts);
+        var back = tokens.view(batch, time, d).transpose(0, 1).contiguous();
+        return sequence.Split ? ReplicatedRegion.Leave(Group, back) : back;
     }
 
     /// <summary>Causal attention over one shard's heads: qkv [time, batch, 3 x d/S] (q, k, v of its heads) to [time, batch, d/S].</summary>
@@ -306,6 +343,12 @@ public sealed class GptModel : IDisposable
                 ParameterInit.Normal => whole.normal_(0, 0.02, generator),
                 _ => whole.normal_(0, 0.02 / Math.Sqrt(2.0 * layers), generator),
             };
+        }
+        if (layout.Experts)
+        {
+            // One piece per expert, [1, ...]: an expert's arithmetic is the same whichever rank holds it.
+            var experts = whole.split(1, 0).Select(e => new Parameter(e.contiguous().to(Device, copy: true).DetachFromDisposeScope())).ToList();
+            return new ModelParameter(layout, experts.Count, 0, experts);
         }
         if (layout.SplitDim is not { } dim)
             return new ModelParameter(layout, 1, 0, [new Parameter(whole.to(Device, copy: true).DetachFromDisposeScope())]);

@@ -12,11 +12,19 @@ public enum ParameterInit
 }
 
 /// <summary>
-/// A logical parameter of the GPT: its GPT-2 name, whole shape, the dimension its S virtual shards split (null:
-/// replicated on every rank), whether weight decay applies, and its initialisation.
+/// A logical parameter of the GPT: its GPT-2 name, whole shape, the dimension its pieces split (null: replicated on every
+/// rank), whether weight decay applies, and its initialisation. A parameter is split either into the S virtual tensor
+/// shards (held by tensor rank) or, <see cref="Experts"/>, along dimension 0 into one piece per expert (held by expert
+/// rank, replicated over the tensor group).
 /// </summary>
-public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, bool Decay, ParameterInit Init)
+public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, bool Decay, ParameterInit Init, bool Experts = false)
 {
+    /// <summary>Split into the S virtual tensor shards, each held by one tensor rank.</summary>
+    public bool TensorSplit => SplitDim is not null && !Experts;
+
+    /// <summary>The pieces the whole tensor is cut into: S tensor shards, E experts, or 1.</summary>
+    public int Pieces(int tensorShards) => Experts ? (int)Shape[0] : SplitDim is null ? 1 : tensorShards;
+
     /// <summary>Every parameter of a GPT of <paramref name="m"/>, in name order (ordinal): the canonical order for flat buffers, digests and checkpoints.</summary>
     public static IReadOnlyList<ParameterLayout> Gpt(Elastic.Jobs.ModelSpec m)
     {
@@ -43,6 +51,9 @@ public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, b
                 new(h + "attn.c_proj.bias", [d], null, false, ParameterInit.Zeros),
                 new(h + "ln_2.weight", [d], null, false, ParameterInit.Ones),
                 new(h + "ln_2.bias", [d], null, false, ParameterInit.Zeros),
+            ]);
+            all.AddRange(m.Moe is { } moe && moe.IsMoeLayer(i) ? MoeLayer(h, moe.Experts, d, f) :
+            [
                 new(h + "mlp.c_fc.weight", [f, d], 0, true, ParameterInit.Normal),
                 new(h + "mlp.c_fc.bias", [f], 0, false, ParameterInit.Zeros),
                 new(h + "mlp.c_proj.weight", [d, f], 1, true, ParameterInit.ResidualNormal),
@@ -51,4 +62,14 @@ public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, b
         }
         return all.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>A MoE layer's router ([E, d], replicated) and its E experts, each the dense MLP's shape, stacked along dimension 0.</summary>
+    private static ParameterLayout[] MoeLayer(string h, long e, long d, long f) =>
+    [
+        new(h + "mlp.router.weight", [e, d], null, true, ParameterInit.Normal),
+        new(h + "mlp.experts.c_fc.weight", [e, f, d], 0, true, ParameterInit.Normal, Experts: true),
+        new(h + "mlp.experts.c_fc.bias", [e, f], 0, false, ParameterInit.Zeros, Experts: true),
+        new(h + "mlp.experts.c_proj.weight", [e, d, f], 0, true, ParameterInit.ResidualNormal, Experts: true),
+        new(h + "mlp.experts.c_proj.bias", [e, d], 0, false, ParameterInit.Zeros, Experts: true),
+    ];
 }
