@@ -3,36 +3,46 @@ namespace Elastic.Parallelism;
 /// <summary>
 /// A job's parallel layout as a grid of ranks: dp replicas, each a pipeline of pp stages, each stage spread over
 /// tp devices. Ranks are numbered with the tensor axis innermost (<see cref="GridAxis"/>), so a rank is
-/// <c>(data * pp + pipeline) * tp + tensor</c>; all index arithmetic on layouts lives here.
+/// <c>(data * pp + pipeline) * tp + tensor</c>; all index arithmetic on layouts lives here. Expert parallelism (ep) is
+/// not an axis of its own: it splits the data axis into expert groups of ep consecutive replicas (which spread each MoE
+/// layer's experts over them) and expert-data groups of the replicas that hold the same experts (every ep-th).
 /// </summary>
 public sealed record ParallelGrid
 {
     /// <summary>No layout has more ranks than this (a guard against overflow, far beyond any cluster).</summary>
     public const int MaxRanks = 1 << 20;
 
-    private ParallelGrid(int dp, int pp, int tp) => (Dp, Pp, Tp) = (dp, pp, tp);
+    private ParallelGrid(int dp, int pp, int tp, int ep) => (Dp, Pp, Tp, Ep) = (dp, pp, tp, ep);
 
     public int Dp { get; }
     public int Pp { get; }
     public int Tp { get; }
 
+    /// <summary>ep: the replicas each MoE layer's experts are spread over; divides <see cref="Dp"/>.</summary>
+    public int Ep { get; }
+
     /// <summary>The number of ranks (devices) in the grid.</summary>
     public int Size => Dp * Pp * Tp;
 
-    public static ParallelGrid Single { get; } = new(1, 1, 1);
+    public static ParallelGrid Single { get; } = new(1, 1, 1, 1);
 
-    /// <summary>A grid of these sizes; every size that is not a positive number is refused at once, named with its value.</summary>
-    public static ParallelGrid Of(int dp, int pp = 1, int tp = 1)
+    /// <summary>A grid of these sizes; every size that is not a positive number (or an ep not dividing dp) is refused at once, named with its value.</summary>
+    public static ParallelGrid Of(int dp, int pp = 1, int tp = 1, int ep = 1)
     {
-        var errors = Validate(dp, pp, tp);
-        return errors.Count == 0 ? new ParallelGrid(dp, pp, tp) : throw new ParallelGridException(errors);
+        var errors = Validate(dp, pp, tp, ep);
+        return errors.Count == 0 ? new ParallelGrid(dp, pp, tp, ep) : throw new ParallelGridException(errors);
     }
 
-    public static IReadOnlyList<string> Validate(int dp, int pp, int tp)
+    /// <summary>The same grid with experts spread over <paramref name="ep"/> replicas.</summary>
+    public ParallelGrid WithExperts(int ep) => Of(Dp, Pp, Tp, ep);
+
+    public static IReadOnlyList<string> Validate(int dp, int pp, int tp, int ep = 1)
     {
         var errors = new List<string>();
         foreach (var (axis, size) in new[] { (GridAxis.Data, dp), (GridAxis.Pipeline, pp), (GridAxis.Tensor, tp) })
             if (size < 1) errors.Add($"{axis.Name()}: must be at least 1, got {size}");
+        if (ep < 1) errors.Add($"ep: must be at least 1, got {ep}");
+        else if (dp >= 1 && dp % ep != 0) errors.Add($"ep: {ep} does not divide dp {dp} (expert groups are made of replicas)");
         if (errors.Count == 0 && (long)dp * pp * tp > MaxRanks)
             errors.Add($"dp x pp x tp: {dp} x {pp} x {tp} = {(long)dp * pp * tp} ranks, more than {MaxRanks}");
         return errors;
@@ -41,22 +51,22 @@ public sealed record ParallelGrid
     /// <summary>Reads a layout written as <c>dp=2,pp=1,tp=4</c> (axes in any order, missing ones 1), listing every problem with its text.</summary>
     public static ParallelGrid Parse(string text)
     {
-        var sizes = new Dictionary<GridAxis, int>();
+        var sizes = new Dictionary<string, int>();
         var errors = new List<string>();
         foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
         {
             var pair = part.Split('=', StringSplitOptions.TrimEntries);
-            if (pair.Length != 2 || GridAxes.Parse(pair[0]) is not { } axis)
-                errors.Add($"'{part}': expected dp=N, pp=N, tp=N or zero=N");
+            if (pair.Length != 2 || (GridAxes.Parse(pair[0]) is null && pair[0] != ExpertName))
+                errors.Add($"'{part}': expected dp=N, pp=N, tp=N, ep=N or zero=N");
             else if (!int.TryParse(pair[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size))
                 errors.Add($"{pair[0]}: '{pair[1]}' is not a whole number");
-            else if (!sizes.TryAdd(axis, size))
+            else if (!sizes.TryAdd(pair[0], size))
                 errors.Add($"{pair[0]}: given more than once");
         }
-        if (errors.Count == 0)
-            errors.AddRange(Validate(sizes.GetValueOrDefault(GridAxis.Data, 1), sizes.GetValueOrDefault(GridAxis.Pipeline, 1), sizes.GetValueOrDefault(GridAxis.Tensor, 1)));
+        int Size(string name) => sizes.GetValueOrDefault(name, 1);
+        if (errors.Count == 0) errors.AddRange(Validate(Size("dp"), Size("pp"), Size("tp"), Size(ExpertName)));
         return errors.Count == 0
-            ? new ParallelGrid(sizes.GetValueOrDefault(GridAxis.Data, 1), sizes.GetValueOrDefault(GridAxis.Pipeline, 1), sizes.GetValueOrDefault(GridAxis.Tensor, 1))
+            ? new ParallelGrid(Size("dp"), Size("pp"), Size("tp"), Size(ExpertName))
             : throw new ParallelGridException(errors.Select(e => $"plan '{text}': {e}").ToList());
     }
 
@@ -105,5 +115,35 @@ public sealed record ParallelGrid
         return $"{axis.Name()}[{string.Join(",", GridAxes.All.Where(a => a != axis).Select(a => $"{a.Name()}{at[a]}"))}]";
     }
 
-    public override string ToString() => $"dp={Dp} pp={Pp} tp={Tp}";
+    private const string ExpertName = "ep";
+
+    /// <summary>
+    /// The expert group of <paramref name="rank"/>: the ep consecutive replicas of its block at its stage and tensor rank, in
+    /// replica order (its index in it is its expert rank, replica mod ep). Each holds E / ep of every MoE layer's experts.
+    /// </summary>
+    public IReadOnlyList<int> ExpertGroupOf(int rank)
+    {
+        var at = CoordinatesOf(rank);
+        var first = at.Data / Ep * Ep;
+        return Enumerable.Range(first, Ep).Select(d => RankOf(at with { Data = d })).ToArray();
+    }
+
+    /// <summary>
+    /// The expert-data group of <paramref name="rank"/>: the replicas holding the same experts (every ep-th), in replica order
+    /// (its index in it is replica / ep). Expert gradients are reduced over it.
+    /// </summary>
+    public IReadOnlyList<int> ExpertDataGroupOf(int rank)
+    {
+        var at = CoordinatesOf(rank);
+        return Enumerable.Range(0, Dp / Ep).Select(j => RankOf(at with { Data = j * Ep + at.Data % Ep })).ToArray();
+    }
+
+    /// <summary>Names of the expert and expert-data groups of <paramref name="rank"/>, unique in the grid.</summary>
+    public (string Expert, string ExpertData) ExpertGroupNames(int rank)
+    {
+        var at = CoordinatesOf(rank);
+        return ($"ep[block{at.Data / Ep},pp{at.Pipeline},tp{at.Tensor}]", $"edp[ep{at.Data % Ep},pp{at.Pipeline},tp{at.Tensor}]");
+    }
+
+    public override string ToString() => Ep > 1 ? $"dp={Dp} pp={Pp} tp={Tp} ep={Ep}" : $"dp={Dp} pp={Pp} tp={Tp}";
 }

@@ -82,9 +82,32 @@ public sealed class ParallelGridTests
     public void A_written_plan_is_read_in_any_order_with_missing_axes_one(string text, int dp, int pp, int tp) =>
         Assert.Equal(ParallelGrid.Of(dp, pp, tp), ParallelGrid.Parse(text));
 
+    [Fact]
+    public void Expert_groups_split_each_stage_and_tensor_rank_into_blocks_of_ep_replicas_and_expert_data_groups_stride_them()
+    {
+        var grid = ParallelGrid.Parse("dp=8,pp=2,tp=1,ep=4");
+        Assert.Equal(ParallelGrid.Of(8, 2, 1, 4), grid);
+        Assert.Equal("dp=8 pp=2 tp=1 ep=4", grid.ToString());
+
+        var rank = grid.RankOf(new GridCoordinates(6, 1, 0));
+        Assert.Equal([9, 11, 13, 15], grid.ExpertGroupOf(rank).ToArray());
+        Assert.Equal([5, 13], grid.ExpertDataGroupOf(rank).ToArray());
+        Assert.Equal(("ep[block1,pp1,tp0]", "edp[ep2,pp1,tp0]"), grid.ExpertGroupNames(rank));
+        // Every rank is in one expert group and one expert-data group, at its expert rank and its block.
+        foreach (var r in Enumerable.Range(0, grid.Size))
+        {
+            var data = grid.CoordinatesOf(r).Data;
+            Assert.Equal(data % 4, grid.ExpertGroupOf(r).ToList().IndexOf(r));
+            Assert.Equal(data / 4, grid.ExpertDataGroupOf(r).ToList().IndexOf(r));
+            Assert.Single(grid.ExpertGroupOf(r).Intersect(grid.ExpertDataGroupOf(r)));
+        }
+        Assert.Equal("dp=4 pp=1 tp=2", ParallelGrid.Of(4, 1, 2, 1).ToString());
+    }
+
     [Theory]
     [InlineData("dp=2,tp=x", "plan 'dp=2,tp=x': tp: 'x' is not a whole number")]
-    [InlineData("dp=2,ep=2", "plan 'dp=2,ep=2': 'ep=2': expected dp=N, pp=N, tp=N or zero=N")]
+    [InlineData("dp=2,xp=2", "plan 'dp=2,xp=2': 'xp=2': expected dp=N, pp=N, tp=N, ep=N or zero=N")]
+    [InlineData("dp=6,ep=4", "plan 'dp=6,ep=4': ep: 4 does not divide dp 6 (expert groups are made of replicas)")]
     [InlineData("dp=2,dp=4", "plan 'dp=2,dp=4': dp: given more than once")]
     [InlineData("dp=0,tp=2", "plan 'dp=0,tp=2': dp: must be at least 1, got 0")]
     [InlineData("tp=-1", "plan 'tp=-1': tp: '-1' is not a whole number")]

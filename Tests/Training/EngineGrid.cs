@@ -3,6 +3,7 @@ using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.Experts;
 using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
@@ -36,8 +37,9 @@ internal static class EngineGrid
             {
                 var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
                 var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
+                var experts = spec.Model.Moe is { } moe ? new ExpertGroup(moe.Experts, groups.Experts) : null;
                 using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage,
-                    ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, groups.Grid.Dp)), groups);
+                    ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, groups.Grid.Dp), experts), groups);
                 return work(rank, trainer);
             });
         });

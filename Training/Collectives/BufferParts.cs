@@ -29,6 +29,29 @@ public sealed class BufferParts
             return (IReadOnlyList<(int, int)>)[(start, end - start)];
         }).ToList());
 
+    /// <summary>
+    /// The values of <paramref name="runs"/> (disjoint, in buffer order) split in equal shares in rank order, each share as
+    /// the pieces of the runs it covers: an all-reduce of those runs alone is a reduce-scatter and all-gather over these parts.
+    /// </summary>
+    public static BufferParts Spread(IReadOnlyList<(int Offset, int Count)> runs, int ranks)
+    {
+        var total = runs.Sum(r => r.Count);
+        var shares = Even(total, ranks);
+        return new(Enumerable.Range(0, ranks).Select(rank =>
+        {
+            var (start, count) = shares.Of(rank)[0];
+            var pieces = new List<(int, int)>();
+            var before = 0;
+            foreach (var run in runs)
+            {
+                var (from, to) = (Math.Max(start, before), Math.Min(start + count, before + run.Count));
+                if (from < to) pieces.Add((run.Offset + from - before, to - from));
+                before += run.Count;
+            }
+            return (IReadOnlyList<(int, int)>)pieces;
+        }).ToList());
+    }
+
     public int Ranks => _runs.Length;
 
     public IReadOnlyList<(int Offset, int Count)> Of(int rank) => _runs[rank];

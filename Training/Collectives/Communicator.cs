@@ -88,6 +88,25 @@ public sealed class Communicator : IDisposable
         }).ToArray());
     }
 
+    /// <summary>
+    /// Each rank sends <paramref name="sends"/>[p] to every peer p and receives peer p's into <paramref name="receives"/>[p], whose
+    /// length it must know beforehand (an all-to-all of counts first, when sizes vary); its own slot is copied. Empty
+    /// messages are sent too, so every pair exchanges exactly one frame each way.
+    /// </summary>
+    public void AllToAll(IReadOnlyList<ReadOnlyMemory<byte>> sends, IReadOnlyList<Memory<byte>> receives)
+    {
+        if (sends.Count != WorldSize || receives.Count != WorldSize)
+            throw new ArgumentException($"an all-to-all over {WorldSize} ranks needs {WorldSize} sends and receives, not {sends.Count} and {receives.Count}");
+        if (sends[Rank].Length != receives[Rank].Length)
+            throw new ArgumentException($"rank {Rank} sends itself {sends[Rank].Length} bytes into a slot of {receives[Rank].Length}", nameof(receives));
+        sends[Rank].CopyTo(receives[Rank]);
+        Exchange("all-to-all", Others().SelectMany(p => new PeerOperation[]
+        {
+            new(p, ct => SendFrame(p, sends[p], ct)),
+            new(p, ct => ReceiveFrame(p, receives[p], ct)),
+        }).ToArray());
+    }
+
     /// <summary>Sums fp32 buffers across ranks: afterwards this rank's chunk (<see cref="ChunkOf"/>) holds the tree sum of that chunk over all ranks.</summary>
     public void ReduceScatterSum(Memory<byte> floats) => ReduceScatterSum(floats, BufferParts.Even(FloatCount(floats), WorldSize));
 

@@ -19,6 +19,7 @@ public sealed class DataParallelTrainer : IDisposable
     private readonly Communicator? _replicas;
     private readonly HostWire _wire = new();
     private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroParts;
+    private readonly (BufferParts Dense, BufferParts Experts, Communicator? ExpertData)? _expertParts;
     private bool _detached;
 
     /// <param name="groups">The unit's process groups: the data-parallel one (rank = replica index) is used here; owned from now on.</param>
@@ -30,6 +31,14 @@ public sealed class DataParallelTrainer : IDisposable
         Trainer = trainer;
         _groups = groups;
         _replicas = groups.Along(GridAxis.Data);
+        if (trainer.Model.Experts.Degree != groups.Grid.Ep)
+            throw new ArgumentException($"the trainer's experts are spread over {trainer.Model.Experts.Degree} ranks; the grid {groups.Grid} has ep {groups.Grid.Ep}", nameof(groups));
+        if (groups.Grid.Ep > 1)
+        {
+            if (trainer.Zero is not null) throw new ArgumentException($"ZeRO (zero {trainer.Zero.Level}) does not run with expert parallelism (ep {groups.Grid.Ep}) yet", nameof(groups));
+            var (dense, experts) = trainer.GradientRuns();
+            _expertParts = (BufferParts.Spread(dense, dp), BufferParts.Spread(experts, dp / groups.Grid.Ep), groups.ExpertData);
+        }
         if (trainer.Zero is { } zero)
         {
             if (zero.Ranks != dp || zero.Rank != Replica)
@@ -59,6 +68,7 @@ public sealed class DataParallelTrainer : IDisposable
             var lossSum = Trainer.AccumulateBlock(step, Replica * perReplica, perReplica, sum);
             // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2) _wire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
+            else if (_expertParts is { } spread) _wire.Run(sum, w => ReduceExpertsApart(w, spread));
             else _wire.Run(sum, _replicas.AllReduceSum);
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
@@ -69,6 +79,19 @@ public sealed class DataParallelTrainer : IDisposable
         {
             Trainer.ReleaseGradient(sum);
         }
+    }
+
+    /// <summary>
+    /// Under expert parallelism, all-reduces the dense gradients over the data-parallel group and the hosted experts' over the
+    /// expert-data group (the replicas hosting the same experts), each in the canonical tree.
+    /// </summary>
+    private void ReduceExpertsApart(Memory<byte> wire, (BufferParts Dense, BufferParts Experts, Communicator? ExpertData) parts)
+    {
+        _replicas!.ReduceScatterSum(wire, parts.Dense);
+        _replicas.AllGatherParts(wire, parts.Dense);
+        if (parts.ExpertData is not { } expertData) return;
+        expertData.ReduceScatterSum(wire, parts.Experts);
+        expertData.AllGatherParts(wire, parts.Experts);
     }
 
     /// <summary>What this rank holds by kind (<see cref="Trainer.Memory"/>), the wire buffers of its collectives as staging.</summary>

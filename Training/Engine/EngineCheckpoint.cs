@@ -20,13 +20,17 @@ public static class EngineCheckpoint
     /// written exactly once and the work is shared: a tensor-parallel shard's region by one of the replicas that hold it
     /// (every writers-th), a replicated tensor by one of the replicas' tensor-parallel ranks (every (writers x tp)-th). A
     /// pipeline stage writes only what its chunks own (not the last stage's copy of a tied token embedding). Under ZeRO a
-    /// replica writes the optimizer state it alone holds (a replicated tensor's by tensor-parallel rank 0).</param>
+    /// replica writes the optimizer state it alone holds (a replicated tensor's by tensor-parallel rank 0). Under expert
+    /// parallelism an expert tensor's region (the experts of one expert rank) rotates over the replicas that host it.</param>
     public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1)
     {
         var owned = trainer.StateTensors().Where(s => trainer.Model.Chunks.Any(c => Model.ChunkParameters.Owns(c, s.Owner.Name))).ToList();
         var tensor = trainer.Model.Group;
         // Tensors every replica holds rotate over the replicas in a fixed order: list them alone, so the rotation is the same on all.
-        var shared = owned.Where(s => !s.OneCopy).Where((s, i) => IsWriterOf(s, i, tensor, writer, writers));
+        var ep = trainer.Model.Experts.Degree;
+        var shared = owned.Where(s => !s.OneCopy).Where((s, i) => s.Owner.Layout.Experts
+            ? IsWriterOf(s, i, tensor, writer / ep, Math.Max(1, writers / ep))
+            : IsWriterOf(s, i, tensor, writer, writers));
         var own = owned.Where(s => s.OneCopy && (s.Owner.Layout.TensorSplit || tensor.Rank == 0));
         return shared.Concat(own).Select(s => Copy(s, staging)).ToList();
     }

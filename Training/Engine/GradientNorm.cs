@@ -13,13 +13,15 @@ namespace Elastic.Training.Engine;
 /// share) is counted by tensor rank 0), and the
 /// per-rank vectors are gathered over the tensor and pipeline groups: every other rank contributes an exact zero. Under
 /// ZeRO only the data-parallel rank that updates a parameter has its reduced gradient, so it alone counts it, and the
-/// vectors are gathered over the data-parallel group too.
+/// vectors are gathered over the data-parallel group too. Under expert parallelism an expert's sums are counted by the
+/// expert rank hosting it and the rest by expert rank 0, and the vectors are gathered over the expert group.
 /// </summary>
 public static class GradientNorm
 {
     /// <param name="zero">Under ZeRO: whether this rank updates a parameter (by name), and its data-parallel group.</param>
     public static double Compute(GptModel model, FlatGradients layout, Tensor flat, Communicator? pipeline, (Func<string, bool> Updates, Communicator? Replicas)? zero = null)
     {
+        var experts = model.Experts.Ranks;
         var local = new Dictionary<string, double>();
         using (var scope = NewDisposeScope())
         {
@@ -37,10 +39,11 @@ public static class GradientNorm
         for (var i = 0; i < entries.Count; i++)
         {
             var (parameter, key, split) = entries[i];
-            var owned = model.Chunks.Any(c => ChunkParameters.Owns(c, parameter.Name)) && (split || group.Rank == 0) && (zero?.Updates(parameter.Name) ?? true);
+            var owned = model.Chunks.Any(c => ChunkParameters.Owns(c, parameter.Name)) && (split || group.Rank == 0) && (zero?.Updates(parameter.Name) ?? true)
+                && (parameter.Experts || experts is not { Rank: > 0 });
             if (owned && local.TryGetValue(key, out var sum)) mine[i] = sum;
         }
-        var all = SumOver(pipeline, SumOver(group.Ranks, SumOver(zero?.Replicas, mine)));
+        var all = SumOver(experts, SumOver(pipeline, SumOver(group.Ranks, SumOver(zero?.Replicas, mine))));
         double total = 0;
         foreach (var value in all) total += value;
         return Math.Sqrt(total);

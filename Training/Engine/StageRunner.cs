@@ -16,8 +16,9 @@ internal readonly record struct MicroBatch(Tensor Inputs, Tensor Targets, Dropou
 /// backwards finish (in micro-batch order on every schedule), so a stage ends with the bits one device has for the
 /// same parameters. A single stage holding the whole model is the same loop without links.
 /// </summary>
+/// <param name="experts">Under expert parallelism, where hosted experts' gradients are summed per source (null otherwise).</param>
 internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLinks? links, IReadOnlyList<ChunkGradients> chunks, long sequenceLength,
-    Func<long, int, MicroBatch> batch, Func<IDisposable> computeMode)
+    Func<long, int, MicroBatch> batch, Func<IDisposable> computeMode, Parallel.Experts.ExpertGradients? experts)
 {
     private readonly StageLinks? _links = links;
 
@@ -35,6 +36,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         var sums = chunks.Select(c => new TreeAccumulator<Tensor>(0, count, (into, other) => into.add_(other, alpha: One), c.Gradients.Release)).ToList();
         var inFlight = new Dictionary<(int Micro, int Chunk), Held>();
         var losses = new Tensor[count];
+        experts?.Begin(count);
         try
         {
             foreach (var op in ops)
@@ -51,12 +53,19 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
                     var buffer = sum.Next == 0 ? target.narrow(0, chunks[local].Offset, chunks[local].Gradients.Length) : chunks[local].Gradients.Rent();
                     started = Backward(chunks[local], held, buffer);
                     sum.Add(op.Micro, buffer);
+                    experts?.Complete(chunks[local].Chunk, op.Micro);
                 }
                 Observer?.Invoke(op, started, System.Diagnostics.Stopwatch.GetTimestamp());
             }
             _links?.Flush();
             if (sums.FirstOrDefault(s => !s.Complete) is { } unfinished)
                 throw new InvalidOperationException($"the {stage.Schedule} schedule of stage {stage.Rank} left a chunk with micro-batch {unfinished.Next} of {count} without a backward");
+            experts?.WriteInto(target, (chunk, key) =>
+            {
+                var region = chunks.Single(c => c.Chunk.Index == chunk.Index);
+                var slice = region.Gradients.SliceOf(key);
+                return (region.Offset + slice.Offset, slice.Length);
+            });
         }
         finally
         {

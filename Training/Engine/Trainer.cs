@@ -3,6 +3,7 @@ using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Training.Model;
 using Elastic.Training.Optim;
+using Elastic.Training.Parallel.Experts;
 using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
@@ -32,19 +33,21 @@ public sealed class Trainer : IDisposable
     private TiedEmbeddingGradients _tied;
     private StageLinks? _links;
     private readonly ParameterGather? _gather;
+    private readonly ExpertGradients? _expertGradients;
 
     /// <param name="tensorGroup">This rank's tensor-parallel group; null: one device holding every shard.</param>
     /// <param name="sequenceParallel">With tp > 1, split LayerNorm, dropout and the residual stream along the sequence.</param>
     /// <param name="pipeline">This rank's pipeline stage; null: one stage holding the whole model.</param>
     /// <param name="zero">This rank's ZeRO shard; null: it keeps and updates the whole optimizer state.</param>
+    /// <param name="experts">With MoE layers, the expert group this rank hosts its experts in; null: it holds every expert.</param>
     public Trainer(TrainingSpec spec, TokenCorpus corpus, Device? device = null, TensorParallelGroup? tensorGroup = null, bool sequenceParallel = true,
-        PipelineStage? pipeline = null, ZeroShard? zero = null)
+        PipelineStage? pipeline = null, ZeroShard? zero = null, ExpertGroup? experts = null)
     {
         Spec = spec;
         _corpus = corpus;
         Device = device ?? CPU;
         Stage = pipeline ?? new PipelineStage(spec, null);
-        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local)
+        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local, experts)
         {
             Recompute = ActivationRecomputes.Parse(spec.Runtime.Recompute),
         };
@@ -72,6 +75,11 @@ public sealed class Trainer : IDisposable
         _gradients = new FlatGradients(entries.SelectMany(e => e).ToList(), Device);
         _schedule = new LearningRateSchedule(spec.Optimizer, spec.Steps);
         ParameterCount = parameters.Sum(p => p.Parameter.numel());
+        if (Model.Experts.Degree > 1)
+        {
+            _expertGradients = new ExpertGradients(Model, Model.Experts.Degree, Device);
+            foreach (var layer in Model.MoeLayers.Values) layer.Gradients = _expertGradients;
+        }
         (_links, _runner, _tied) = Connect();
         if (zero is { Level: >= 3 })
         {
@@ -142,7 +150,7 @@ public sealed class Trainer : IDisposable
     private (StageLinks?, StageRunner, TiedEmbeddingGradients) Connect()
     {
         var links = Stage.Ranks is { } ranks ? new StageLinks(ranks, Device) : null;
-        return (links, new StageRunner(Model, Stage, links, _chunks, Spec.Model.Context, MicroBatchOf, EnterTf32Gate), new TiedEmbeddingGradients(Model, Stage, links, _gradients));
+        return (links, new StageRunner(Model, Stage, links, _chunks, Spec.Model.Context, MicroBatchOf, EnterTf32Gate, _expertGradients), new TiedEmbeddingGradients(Model, Stage, links, _gradients));
     }
 
     public TrainingSpec Spec { get; }
@@ -159,7 +167,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public DeviceMemory Memory(int replicas)
     {
-        var gradients = _gradients.AllocatedBytes + _chunks.Sum(c => c.Gradients.AllocatedBytes);
+        var gradients = _gradients.AllocatedBytes + _chunks.Sum(c => c.Gradients.AllocatedBytes) + (_expertGradients?.AllocatedBytes ?? 0);
         var parameterBytes = _optimizer.FlatParameters.numel() * sizeof(float) + (_gather?.ScratchBytes ?? 0);
         return new DeviceMemory(parameterBytes, gradients, _optimizer.MomentBytes, MemoryEstimate.For(Spec, replicas).ActivationBytes, Staging: 0);
     }
@@ -265,6 +273,23 @@ public sealed class Trainer : IDisposable
         return new StepResult(step, lossSum / m, lr, norm);
     }
 
+    /// <summary>
+    /// The runs of the stage's flat gradient that hold hosted experts' gradients (reduced over the expert-data group under
+    /// expert parallelism), and the rest (reduced over the data-parallel group), in buffer order.
+    /// </summary>
+    internal (IReadOnlyList<(int Offset, int Count)> Dense, IReadOnlyList<(int Offset, int Count)> Experts) GradientRuns()
+    {
+        var experts = Model.Parameters.Where(p => p.Layout.Experts).SelectMany(p => p.Named().Select(n => n.Key)).ToHashSet();
+        var (dense, hosted) = (new List<(int Offset, int Count)>(), new List<(int Offset, int Count)>());
+        foreach (var (name, offset, length) in _gradients.Slices)
+        {
+            var runs = experts.Contains(name) ? hosted : dense;
+            if (runs.Count > 0 && runs[^1].Offset + runs[^1].Count == offset) runs[^1] = (runs[^1].Offset, runs[^1].Count + (int)length);
+            else runs.Add(((int)offset, (int)length));
+        }
+        return (dense, hosted);
+    }
+
     public Tensor RentGradient() => _gradients.Rent();
 
     public void ReleaseGradient(Tensor buffer) => _gradients.Release(buffer);
@@ -357,6 +382,7 @@ public sealed class Trainer : IDisposable
         _gradients.Dispose();
         _optimizer.Dispose();
         _gather?.Dispose();
+        _expertGradients?.Dispose();
         Model.Dispose();
     }
 }

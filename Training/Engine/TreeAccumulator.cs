@@ -15,6 +15,9 @@ public sealed class TreeAccumulator<T>(int lo, int hi, Action<T, T> addInto, Act
     /// <summary>Whether every leaf has arrived.</summary>
     public bool Complete => _next == hi;
 
+    /// <summary>The sum of every leaf, once all have arrived.</summary>
+    public T Sum => Complete && _done.Count == 1 ? _done.Peek().Sum : throw new InvalidOperationException($"the sum over [{_lo}, {hi}) is not complete: leaf {_next} is next");
+
     /// <summary>The next leaf index expected.</summary>
     public int Next => _next;
 

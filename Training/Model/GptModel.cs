@@ -33,8 +33,9 @@ public sealed class GptModel : IDisposable
     /// <param name="group">This rank's tensor-parallel group; null: one device holding all S shards.</param>
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
     /// <param name="chunks">The pipeline chunks this model holds; null: the whole model as one chunk.</param>
+    /// <param name="experts">With MoE layers, this rank's expert group (it holds that rank's experts of each); null: all of them.</param>
     public GptModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32, Device? device = null,
-        TensorParallelGroup? group = null, bool sequenceParallel = false, IReadOnlyList<ModelChunk>? chunks = null)
+        TensorParallelGroup? group = null, bool sequenceParallel = false, IReadOnlyList<ModelChunk>? chunks = null, ExpertGroup? experts = null)
     {
         Spec = spec;
         Precision = precision;
@@ -44,6 +45,9 @@ public sealed class GptModel : IDisposable
             throw new ArgumentException($"the tensor-parallel group has {Group.Shards} shards but model.tensorShards is {spec.Shards}", nameof(group));
         SequenceParallel = sequenceParallel && Group.Degree > 1;
         _matmuls = new Matmuls(precision);
+        Experts = experts ?? new ExpertGroup(spec.Moe?.Experts ?? 1, null);
+        if (spec.Moe is { } mixture && Experts.Experts != mixture.Experts)
+            throw new ArgumentException($"the expert group spreads {Experts.Experts} experts but model.moe.experts is {mixture.Experts}", nameof(experts));
         Chunks = chunks ?? [WholeChunk(spec)];
         var tables = new List<Embedding>();
         Parameters = ParameterLayout.Gpt(spec).Where(l => Chunks.Any(c => ChunkParameters.Holds(c, l.Name, spec.TiedEmbeddings)))
@@ -68,6 +72,12 @@ public sealed class GptModel : IDisposable
     public Device Device { get; }
     public TensorParallelGroup Group { get; private set; }
 
+    /// <summary>The ranks this model's MoE experts are spread over (one rank holding all when there are none).</summary>
+    public ExpertGroup Experts { get; private set; }
+
+    /// <summary>The model's MoE layers, by layer index.</summary>
+    public IReadOnlyDictionary<int, MoeLayer> MoeLayers => _moe;
+
     /// <summary>
     /// Moves the model to the tensor-parallel group of a new generation (the same shards on the same rank, new
     /// communicator): a unit that adopts the state its device kept across a re-plan joins the new group first.
@@ -77,6 +87,14 @@ public sealed class GptModel : IDisposable
         if (group.Shards != Group.Shards || group.Degree != Group.Degree || group.Rank != Group.Rank)
             throw new ArgumentException($"this model holds shards {Group.FirstShard}..{Group.FirstShard + Group.ShardsPerRank - 1} of {Group.Shards} as tensor rank {Group.Rank} of {Group.Degree}; the new group makes it rank {group.Rank} of {group.Degree} over {group.Shards} shards", nameof(group));
         Group = group;
+    }
+
+    /// <summary>Moves the model to the expert group of a new generation (the same experts on the same rank, new communicator).</summary>
+    public void Rejoin(ExpertGroup experts)
+    {
+        if (experts.Experts != Experts.Experts || experts.Degree != Experts.Degree || experts.Rank != Experts.Rank)
+            throw new ArgumentException($"this model holds experts {Experts.First}..{Experts.First + Experts.PerRank - 1} of {Experts.Experts} as expert rank {Experts.Rank} of {Experts.Degree}; the new group makes it rank {experts.Rank} of {experts.Degree}", nameof(experts));
+        Experts = experts;
     }
     public bool SequenceParallel { get; }
 
@@ -180,7 +198,8 @@ public sealed class GptModel : IDisposable
         foreach (var p in Parameters)
         {
             var local = p.Joined();
-            if (!p.Layout.TensorSplit || Group.Degree == 1) yield return (p.Name, local);
+            if (p.Layout.Experts) yield return (p.Name, Experts.Gather(local));
+            else if (!p.Layout.TensorSplit || Group.Degree == 1) yield return (p.Name, local);
             else yield return (p.Name, Group.Gather(local.movedim([p.Layout.SplitDim!.Value], [0]).contiguous()).movedim([0], [p.Layout.SplitDim.Value]));
         }
     }
@@ -276,7 +295,7 @@ public sealed class GptModel : IDisposable
         var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
         x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
         var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);
-        var mlp = _moe.TryGetValue(layer, out var moe) ? Experts(moe, b, sequence) : Mlp(p, b, sequence);
+        var mlp = _moe.TryGetValue(layer, out var moe) ? MixtureOfExperts(moe, b, sequence) : Mlp(p, b, sequence);
         return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One);
     }
 
@@ -291,14 +310,14 @@ public sealed class GptModel : IDisposable
     /// A MoE layer over the whole micro-batch on every tensor rank alike (a split sequence is gathered first and split again
     /// after): its tokens in canonical order, by sample and then position.
     /// </summary>
-    private Tensor Experts(MoeLayer moe, Tensor b, SequencePart sequence)
+    private Tensor MixtureOfExperts(MoeLayer moe, Tensor b, SequencePart sequence)
     {
         var whole = sequence.Split ? ReplicatedRegion.Enter(Group, b) : b;
         var (time, batch, d) = (whole.shape[0], whole.shape[1], whole.shape[2]);
         var p = $"h.{moe.Layer}.mlp.";
         var weights = new[] { "c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias" }.Select(n => _byName[p + "experts." + n]).ToList();
         var experts = weights[0].Local.Select((_, i) => new ExpertWeights(weights[0].FirstShard + i, weights[0].Local[i], weights[1].Local[i], weights[2].Local[i], weights[3].Local[i])).ToList();
-        var tokens = moe.Forward(Group, whole.transpose(0, 1).reshape(batch * time, d), Whole(p + "router.weight"), experts);
+        var tokens = moe.Forward(Group, Experts, whole.transpose(0, 1).reshape(batch * time, d), Whole(p + "router.weight"), experts);
         var back = tokens.view(batch, time, d).transpose(0, 1).contiguous();
         return sequence.Split ? ReplicatedRegion.Leave(Group, back) : back;
     }
@@ -347,8 +366,9 @@ public sealed class GptModel : IDisposable
         if (layout.Experts)
         {
             // One piece per expert, [1, ...]: an expert's arithmetic is the same whichever rank holds it.
-            var experts = whole.split(1, 0).Select(e => new Parameter(e.contiguous().to(Device, copy: true).DetachFromDisposeScope())).ToList();
-            return new ModelParameter(layout, experts.Count, 0, experts);
+            var experts = whole.split(1, 0).Skip(Experts.First).Take(Experts.PerRank)
+                .Select(e => new Parameter(e.contiguous().to(Device, copy: true).DetachFromDisposeScope())).ToList();
+            return new ModelParameter(layout, Experts.Experts, Experts.First, experts);
         }
         if (layout.SplitDim is not { } dim)
             return new ModelParameter(layout, 1, 0, [new Parameter(whole.to(Device, copy: true).DetachFromDisposeScope())]);

@@ -6,14 +6,23 @@ namespace Elastic.Training.Parallel;
 /// <summary>
 /// A unit's communicators, one per grid axis it shares with other ranks (an axis of size 1 has none), joined once
 /// per generation when the unit is prepared and handed to the layers that use them. A rank's index in each
-/// communicator is its coordinate on that axis.
+/// communicator is its coordinate on that axis. With experts spread (ep > 1) it also has the expert group (index: its
+/// expert rank) and the expert-data group (index: its block).
 /// </summary>
 public sealed class ProcessGroups : IDisposable
 {
     private readonly Dictionary<GridAxis, Communicator> _groups;
 
-    private ProcessGroups(ParallelGrid grid, int rank, Dictionary<GridAxis, Communicator> groups) =>
-        (Grid, Rank, _groups) = (grid, rank, groups);
+    private ProcessGroups(ParallelGrid grid, int rank, Dictionary<GridAxis, Communicator> groups, Communicator? experts = null, Communicator? expertData = null) =>
+        (Grid, Rank, _groups, Experts, _expertData) = (grid, rank, groups, experts, expertData);
+
+    private readonly Communicator? _expertData;
+
+    /// <summary>The replicas this rank spreads MoE experts with (null: ep = 1).</summary>
+    public Communicator? Experts { get; }
+
+    /// <summary>The replicas that hold the same experts as this rank, over which expert gradients are reduced (the data-parallel group when ep = 1; null when alone).</summary>
+    public Communicator? ExpertData => Grid.Ep == 1 ? Along(GridAxis.Data) : _expertData;
 
     public ParallelGrid Grid { get; }
     public int Rank { get; }
@@ -35,16 +44,25 @@ public sealed class ProcessGroups : IDisposable
         if (endpoints.Count != grid.Size)
             throw new ArgumentException($"{grid} has {grid.Size} ranks but {endpoints.Count} endpoints were given", nameof(endpoints));
         var groups = new Dictionary<GridAxis, Communicator>();
+        Communicator? experts = null, expertData = null;
         try
         {
             foreach (var axis in GridAxes.All.Where(a => grid.SizeOf(a) > 1))
                 groups[axis] = await plane.JoinAsync($"{prefix}/{grid.GroupName(axis, rank)}", grid.CoordinatesOf(rank)[axis],
                     grid.GroupOf(axis, rank).Select(r => endpoints[r]).ToArray(), timeout, joinTimeout);
-            return new ProcessGroups(grid, rank, groups);
+            if (grid.Ep == 1) return new ProcessGroups(grid, rank, groups);
+            var (expertName, expertDataName) = grid.ExpertGroupNames(rank);
+            var data = grid.CoordinatesOf(rank).Data;
+            experts = await plane.JoinAsync($"{prefix}/{expertName}", data % grid.Ep, grid.ExpertGroupOf(rank).Select(r => endpoints[r]).ToArray(), timeout, joinTimeout);
+            if (grid.Dp > grid.Ep)
+                expertData = await plane.JoinAsync($"{prefix}/{expertDataName}", data / grid.Ep, grid.ExpertDataGroupOf(rank).Select(r => endpoints[r]).ToArray(), timeout, joinTimeout);
+            return new ProcessGroups(grid, rank, groups, experts, expertData);
         }
         catch
         {
             foreach (var joined in groups.Values) joined.Dispose();
+            experts?.Dispose();
+            expertData?.Dispose();
             throw;
         }
     }
@@ -52,5 +70,7 @@ public sealed class ProcessGroups : IDisposable
     public void Dispose()
     {
         foreach (var group in _groups.Values) group.Dispose();
+        Experts?.Dispose();
+        _expertData?.Dispose();
     }
 }

@@ -30,7 +30,7 @@ public sealed class MoeLayerTests
         var upstream = randn([Tokens, D], generator: generator);
         var loads = new List<ExpertLayerLoad>();
 
-        var output = new MoeLayer(spec, 0, (i, w, b) => nn.functional.linear(i, w, b), loads.Add).Forward(new TensorParallelGroup(1, null), x, router, experts);
+        var output = new MoeLayer(spec, 0, (i, w, b) => nn.functional.linear(i, w, b), loads.Add).Forward(new TensorParallelGroup(1, null), new ExpertGroup(spec.Experts, null), x, router, experts);
         output.mul(upstream).sum().backward();
 
         var leaves = new[] { x, router }.Concat(experts.SelectMany(e => e.All)).ToList();
@@ -64,7 +64,7 @@ public sealed class MoeLayerTests
         var loads = new List<ExpertLayerLoad>();
 
         using var noGrad = no_grad();
-        var output = new MoeLayer(spec, 0, (i, w, b) => nn.functional.linear(i, w, b), loads.Add).Forward(new TensorParallelGroup(1, null), x, router, experts);
+        var output = new MoeLayer(spec, 0, (i, w, b) => nn.functional.linear(i, w, b), loads.Add).Forward(new TensorParallelGroup(1, null), new ExpertGroup(spec.Experts, null), x, router, experts);
 
         Assert.Equal(Tokens - Tokens / 4, Assert.Single(loads).Dropped);
         Assert.True(output[TensorIndex.Slice(0, Tokens / 4)].abs().min().item<float>() > 0);

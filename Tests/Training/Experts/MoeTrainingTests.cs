@@ -22,26 +22,31 @@ public sealed class MoeTrainingTests
             Runtime = new RuntimeSpec { Recompute = recompute },
         };
 
-    public static TheoryData<string, int, int, int, int, bool> Layouts => new()
+    public static TheoryData<string, int, int, int, int, int, bool> Layouts => new()
     {
-        // label, dp, pp, tp, zero, sequence parallel
-        { "dp 2", 2, 1, 1, 0, true },
-        { "dp 4", 4, 1, 1, 0, true },
-        { "pp 2", 1, 2, 1, 0, true },
-        { "tp 2 split sequence", 1, 1, 2, 0, true },
-        { "tp 2 whole sequence", 1, 1, 2, 0, false },
-        { "dp 2 x tp 2 zero 1", 2, 1, 2, 1, true },
-        { "dp 2 zero 3", 2, 1, 1, 3, true },
-        { "dp 2 x pp 2 zero 2", 2, 2, 1, 2, true },
+        // label, dp, pp, tp, ep, zero, sequence parallel
+        { "dp 2", 2, 1, 1, 1, 0, true },
+        { "dp 4", 4, 1, 1, 1, 0, true },
+        { "pp 2", 1, 2, 1, 1, 0, true },
+        { "tp 2 split sequence", 1, 1, 2, 1, 0, true },
+        { "tp 2 whole sequence", 1, 1, 2, 1, 0, false },
+        { "dp 2 x tp 2 zero 1", 2, 1, 2, 1, 1, true },
+        { "dp 2 zero 3", 2, 1, 1, 1, 3, true },
+        { "dp 2 x pp 2 zero 2", 2, 2, 1, 1, 2, true },
+        { "ep 2", 2, 1, 1, 2, 0, true },
+        { "ep 4", 4, 1, 1, 4, 0, true },
+        { "dp 4 ep 2", 4, 1, 1, 2, 0, true },
+        { "dp 2 x tp 2 ep 2", 2, 1, 2, 2, 0, true },
+        { "dp 4 x pp 2 ep 2", 4, 2, 1, 2, 0, true },
     };
 
     [Theory, MemberData(nameof(Layouts))]
-    public async Task Every_layout_ends_with_the_one_device_digest_and_the_same_steps(string label, int dp, int pp, int tp, int zero, bool sequence)
+    public async Task Every_layout_ends_with_the_one_device_digest_and_the_same_steps(string label, int dp, int pp, int tp, int ep, int zero, bool sequence)
     {
         var spec = Spec(zero, pp, tp, sequence, capacity: 1.0);
         var reference = await TestSpecs.OneDeviceSteps(spec);
 
-        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), sequence, EngineGrid.AllSteps);
+        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp, ep), sequence, EngineGrid.AllSteps);
 
         Assert.All(ranks, r =>
         {
