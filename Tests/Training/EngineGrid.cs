@@ -1,3 +1,7 @@
+using System.Net;
+using Elastic.Checkpoints;
+using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
@@ -44,5 +48,38 @@ internal static class EngineGrid
             });
         });
         return await Task.WhenAll(ranks);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="spec"/> on <paramref name="saved"/> for <paramref name="savedSteps"/> steps, every rank writing its share
+    /// of a checkpoint (as replicas do), then resumes it as <paramref name="resumed"/> on <paramref name="resumedGrid"/> and trains
+    /// to the end: the chunks written (no region twice) and each resumed rank's final digest.
+    /// </summary>
+    public static async Task<(IReadOnlyList<ChunkDescriptor> Chunks, string[] Digests)> CheckpointAndResume(TrainingSpec spec, ParallelGrid saved,
+        TrainingSpec resumed, ParallelGrid resumedGrid, int savedSteps = 2)
+    {
+        var store = new MemoryBlobStore();
+        var layout = new CheckpointLayout("jobs/resume");
+        await using var plane = new DataPlane(IPAddress.Loopback);
+        var written = await Run(plane, spec, saved, sequenceParallel: true, (rank, trainer) =>
+        {
+            for (var step = 1; step <= savedSteps; step++) trainer.Step(step);
+            var state = EngineCheckpoint.Capture(trainer.Trainer, writer: trainer.Replica, writers: trainer.Replicas);
+            return new CheckpointWriter(store, layout).WriteChunksAsync(savedSteps, 1, $"r{rank}", state).GetAwaiter().GetResult();
+        }, name: $"save-{saved}");
+        var chunks = written.SelectMany(p => p).ToList();
+        Assert.Equal(chunks.Count, chunks.Select(c => (c.Key, string.Join(",", c.GlobalOffset))).Distinct().Count());
+        var manifest = await new CheckpointWriter(store, layout).CommitAsync(new CheckpointManifest
+        {
+            JobId = "resume", Step = savedSteps, Generation = 1, Plan = saved.ToString(), CreatedAt = DateTimeOffset.UtcNow, Chunks = chunks,
+        });
+        var digests = await Run(plane, resumed, resumedGrid, sequenceParallel: true, (_, trainer) =>
+        {
+            var state = EngineCheckpoint.ReadAsync(new CheckpointReader(store, layout), manifest, EngineCheckpoint.Layout(trainer.Trainer)).GetAwaiter().GetResult();
+            trainer.Trainer.Restore(manifest.Step, (key, _) => state[key]);
+            for (var step = savedSteps + 1; step <= resumed.Steps; step++) trainer.Step(step);
+            return trainer.Trainer.ParameterDigest();
+        }, name: $"resume-{resumedGrid}");
+        return (chunks, digests);
     }
 }

@@ -56,6 +56,25 @@ public sealed class MoeTrainingTests
     }
 
     [Theory]
+    [InlineData(2, 4)]
+    [InlineData(4, 1)]
+    [InlineData(1, 2)]
+    public async Task A_checkpoint_written_at_one_ep_resumes_at_another_to_the_uninterrupted_digest(int savedEp, int resumedEp)
+    {
+        var spec = Spec(steps: 4);
+        var reference = await TestSpecs.ReferenceDigest(spec);
+
+        // Every rank writes its share: an expert tensor's regions by the replicas hosting them, the rest in rotation.
+        var (chunks, digests) = await EngineGrid.CheckpointAndResume(spec, ParallelGrid.Of(4, 1, 1, savedEp), spec, ParallelGrid.Of(Math.Max(2, resumedEp), 1, 1, resumedEp));
+
+        Assert.All(digests, d => Assert.Equal(reference, d));
+        // Experts are saved as regions of the stacked [E, ...] tensors, one per expert rank.
+        var fc = chunks.Where(c => c.Key == "param/h.1.mlp.experts.c_fc.weight").ToList();
+        Assert.Equal(savedEp, fc.Count);
+        Assert.Equal(Enumerable.Range(0, savedEp).Select(r => (long)r * 4 / savedEp), fc.Select(c => c.GlobalOffset[0]).Order());
+    }
+
+    [Theory]
     [InlineData("full")]
     [InlineData("selective")]
     public async Task Recomputation_gives_the_digest_of_keeping_everything(string recompute)

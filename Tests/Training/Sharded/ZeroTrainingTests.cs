@@ -90,31 +90,10 @@ public sealed class ZeroTrainingTests
     {
         var spec = Spec(savedZero, steps: 4);
         var reference = await TestSpecs.ReferenceDigest(spec);
-        var store = new MemoryBlobStore();
-        var layout = new CheckpointLayout("jobs/zero-resume");
 
         // Every replica writes its share: the parameters in rotation, the moments of its own part.
-        var written = await Train(spec, ParallelGrid.Of(savedDp, 1, 1), trainer =>
-        {
-            for (var step = 1; step <= 2; step++) trainer.Step(step);
-            var state = EngineCheckpoint.Capture(trainer.Trainer, writer: trainer.Replica, writers: trainer.Replicas);
-            return new CheckpointWriter(store, layout).WriteChunksAsync(2, 1, $"r{trainer.Replica}", state).GetAwaiter().GetResult();
-        });
-        var chunks = written.SelectMany(p => p).ToList();
-        Assert.Equal(chunks.Count, chunks.Select(c => c.Key).Distinct().Count());
-        var manifest = await new CheckpointWriter(store, layout).CommitAsync(new CheckpointManifest
-        {
-            JobId = "zero-resume", Step = 2, Generation = 1, Plan = $"dp={savedDp} zero={savedZero}", CreatedAt = DateTimeOffset.UtcNow, Chunks = chunks,
-        });
-
-        var resumed = spec with { Parallel = spec.Parallel with { Zero = resumedZero } };
-        var digests = await Train(resumed, ParallelGrid.Of(resumedDp, 1, 1), trainer =>
-        {
-            var state = EngineCheckpoint.ReadAsync(new CheckpointReader(store, layout), manifest, EngineCheckpoint.Layout(trainer.Trainer)).GetAwaiter().GetResult();
-            trainer.Trainer.Restore(manifest.Step, (key, _) => state[key]);
-            for (var step = 3; step <= spec.Steps; step++) trainer.Step(step);
-            return trainer.Trainer.ParameterDigest();
-        });
+        var (_, digests) = await EngineGrid.CheckpointAndResume(spec, ParallelGrid.Of(savedDp, 1, 1),
+            spec with { Parallel = spec.Parallel with { Zero = resumedZero } }, ParallelGrid.Of(resumedDp, 1, 1));
 
         Assert.All(digests, d => Assert.Equal(reference, d));
     }
