@@ -170,13 +170,20 @@ public sealed class Communicator : IDisposable
     }
 
     /// <summary>Sums one double per rank in canonical tree order (step losses).</summary>
-    public double AllReduceSum(double value)
+    public double AllReduceSum(double value) => AllReduceSum([value])[0];
+
+    /// <summary>Sums vectors of doubles element by element across ranks in canonical tree order; every rank gets the same bits.</summary>
+    public double[] AllReduceSum(double[] values)
     {
-        var all = new byte[sizeof(double) * WorldSize];
-        var mine = new byte[sizeof(double)];
-        BinaryPrimitives.WriteDoubleLittleEndian(mine, value);
+        var mine = MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+        var all = new byte[mine.Length * WorldSize];
         AllGather(mine, all);
-        return PairwiseTree.Reduce(0, WorldSize, r => BinaryPrimitives.ReadDoubleLittleEndian(all.AsSpan(r * sizeof(double))), (a, b) => a + b);
+        double[] Of(int rank) => MemoryMarshal.Cast<byte, double>(all.AsSpan(rank * mine.Length, mine.Length)).ToArray();
+        return PairwiseTree.Reduce(0, WorldSize, Of, (a, b) =>
+        {
+            for (var i = 0; i < a.Length; i++) a[i] += b[i];
+            return a;
+        });
     }
 
     public void Dispose()

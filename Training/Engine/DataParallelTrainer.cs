@@ -70,7 +70,8 @@ public sealed class DataParallelTrainer : IDisposable
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2) _wire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
             else if (_expertParts is { } spread) _wire.Run(sum, w => ReduceExpertsApart(w, spread));
             else _wire.Run(sum, _replicas.AllReduceSum);
-            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas);
+            var loads = Trainer.BlockExpertLoads is { } block ? _replicas.AllReduceSum(block) : null;
+            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
             if (_zeroParts is { } updated && Trainer.Zero!.Level < 3) _wire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, updated.Parameters));
             return result;

@@ -22,6 +22,9 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
 {
     private readonly StageLinks? _links = links;
 
+    /// <summary>With MoE layers, the expert loads of the last <see cref="Run"/>'s micro-batches summed in the canonical tree (<see cref="Parallel.Experts.ExpertLoadVector"/>).</summary>
+    public double[]? Loads { get; private set; }
+
     /// <summary>Called after each op with its compute span (Stopwatch timestamps, waits for the peer's frame excluded): benchmarks measure the bubble with it.</summary>
     public Action<PipelineOp, long, long>? Observer { get; set; }
 
@@ -36,6 +39,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         var sums = chunks.Select(c => new TreeAccumulator<Tensor>(0, count, (into, other) => into.add_(other, alpha: One), c.Gradients.Release)).ToList();
         var inFlight = new Dictionary<(int Micro, int Chunk), Held>();
         var losses = new Tensor[count];
+        var loads = model.Spec.Moe is null ? null : new double[count][];
         experts?.Begin(count);
         try
         {
@@ -44,7 +48,14 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
                 var local = chunks.Select((c, i) => (c, i)).Single(c => c.c.Chunk.Index == op.Chunk).i;
                 long started;
                 if (op.Kind == PipelineOpKind.Forward)
+                {
                     (inFlight[(op.Micro, op.Chunk)], started) = Forward(chunks[local].Chunk, batch(step, first + op.Micro), losses, op.Micro);
+                    if (loads is not null)
+                    {
+                        var vector = Parallel.Experts.ExpertLoadVector.Of(model.Spec, model.TakeExpertLoads());
+                        loads[op.Micro] = loads[op.Micro] is { } earlier ? Parallel.Experts.ExpertLoadVector.Add(earlier, vector) : vector;
+                    }
+                }
                 else
                 {
                     var held = inFlight[(op.Micro, op.Chunk)];
@@ -71,6 +82,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         {
             foreach (var held in inFlight.Values) Free(held);
         }
+        Loads = loads is null ? null : PairwiseTree.Reduce(0, count, i => loads[i], Parallel.Experts.ExpertLoadVector.Add);
         if (!model.Chunks.Any(c => c.Head)) return 0;
         // One host synchronisation per block: the losses stay on the device (fp64) until their tree sum is read.
         return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a.add(b, alpha: One)).item<double>();

@@ -239,6 +239,9 @@ public sealed class Trainer : IDisposable
         return losses;
     }
 
+    /// <summary>With MoE layers, the expert loads of the last <see cref="AccumulateBlock"/> (a vector to all-reduce over the replicas).</summary>
+    public double[]? BlockExpertLoads => _runner.Loads;
+
     /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
     public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>
         PairwiseTree.Reduce(0, blocks.Count, i => blocks[i], (a, b) => a.add_(b, alpha: One));
@@ -248,7 +251,8 @@ public sealed class Trainer : IDisposable
     /// rank's part of <paramref name="gradientSum"/> need hold the sum, only that part of the parameters is updated, and the
     /// gradient norm's sums are gathered over <paramref name="replicas"/> (the caller then all-gathers the parameters).
     /// </summary>
-    public StepResult ApplyUpdate(long step, Tensor gradientSum, double lossSum, Collectives.Communicator? replicas = null)
+    /// <param name="expertLoads">The step's expert loads summed over the replicas (default: this block's).</param>
+    public StepResult ApplyUpdate(long step, Tensor gradientSum, double lossSum, Collectives.Communicator? replicas = null, double[]? expertLoads = null)
     {
         using var scope = NewDisposeScope();
         var m = MicroBatchesPerStep;
@@ -256,6 +260,9 @@ public sealed class Trainer : IDisposable
         if (Zero is null or { Rank: 0 }) _tied.Combine(gradientSum);
         // The stage holding the head has the loss; the others add exact zeros.
         lossSum = Stage.Ranks?.AllReduceSum(lossSum) ?? lossSum;
+        // Each MoE layer is on one stage: the others add exact zeros.
+        expertLoads ??= BlockExpertLoads;
+        if (expertLoads is not null && Stage.Ranks is { } stages) expertLoads = stages.AllReduceSum(expertLoads);
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var mean = (1.0 / m).ToScalar();
         gradientSum.mul_(mean);
@@ -270,7 +277,7 @@ public sealed class Trainer : IDisposable
         }
         var lr = _schedule.At(step);
         _optimizer.Step(lr, gradientSum);
-        return new StepResult(step, lossSum / m, lr, norm);
+        return new StepResult(step, lossSum / m, lr, norm, ExpertLoadVector.Summary(Spec.Model, expertLoads, m));
     }
 
     /// <summary>

@@ -55,6 +55,29 @@ public sealed class MoeTrainingTests
         });
     }
 
+    [Fact]
+    public async Task Each_step_reports_tokens_per_expert_dropped_choices_and_the_router_losses()
+    {
+        var spec = Spec(capacity: 1.0, steps: 2);
+
+        var (steps, _) = await TestSpecs.OneDeviceSteps(spec);
+
+        Assert.All(steps, step =>
+        {
+            var experts = Assert.IsType<Elastic.Jobs.Reports.ExpertLoad>(step.Experts);
+            Assert.Equal([1, 3], experts.Layers.Select(l => l.Layer));
+            Assert.All(experts.Layers, layer =>
+            {
+                // Every token of the step chose top-k experts; capacity 1.0 drops what the busiest experts could not take.
+                Assert.Equal((long)spec.Batch.Global * spec.Model.Context * 2, layer.Tokens.Sum());
+                Assert.InRange(layer.Dropped, 0, layer.Tokens.Sum() - 1);
+                Assert.InRange(layer.Aux, 0.5, 4.0);
+                Assert.True(layer.Z > 0);
+            });
+            Assert.True(experts.MaxOverMean >= 1);
+        });
+    }
+
     [Theory]
     [InlineData(2, 4)]
     [InlineData(4, 1)]
