@@ -19,6 +19,9 @@ public static class JobEventKinds
     public const string CheckpointFailed = "checkpoint-failed";
     public const string CheckpointUnreadable = "checkpoint-unreadable";
     public const string CancelRequested = "cancel-requested";
+    /// <summary>A MoE layer's busiest expert stayed above model.moe.imbalanceAlert times the mean load for <c>ImbalanceSteps</c> committed steps (and when it came back).</summary>
+    public const string ExpertsImbalanced = "experts-imbalanced";
+    public const string ExpertsBalanced = "experts-balanced";
     public const string Exported = "exported";
     public const string Saved = "saved";
     public const string Completed = "completed";

@@ -6,6 +6,7 @@ namespace Elastic.GrainInterfaces;
 /// A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
 /// changes while it ran; of their causes, Preemptions (eviction notices) are counted apart from Failures (lost silos).
 /// Stages: with pp > 1, which layers each pipeline stage of the plan holds. Memory: what the plan's busiest device holds, by kind.
+/// Experts: with MoE layers, what they did in the last committed step.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
 public sealed record JobStatus(
@@ -27,4 +28,5 @@ public sealed record JobStatus(
     [property: Id(15)] int Failures = 0,
     [property: Id(16)] string Device = "cpu",
     [property: Id(17)] string? Stages = null,
-    [property: Id(18)] DeviceMemory? Memory = null);
+    [property: Id(18)] DeviceMemory? Memory = null,
+    [property: Id(19)] ExpertLoad? Experts = null);

@@ -4,7 +4,8 @@ namespace Elastic.GrainInterfaces;
 
 /// <summary>
 /// The layout of one generation of a job: dp replicas, each a pipeline of pp shard groups spread over tp
-/// devices, with the optimizer state sharded over the replicas at ZeRO stage <paramref name="Zero"/>. Devices are listed by rank of the grid (<see cref="ToGrid"/>: replica-major, then stage, then tensor rank). Every re-plan gets a new,
+/// devices, with the optimizer state sharded over the replicas at ZeRO stage <paramref name="Zero"/> and MoE experts spread over
+/// groups of <paramref name="Ep"/> replicas. Devices are listed by rank of the grid (<see cref="ToGrid"/>: replica-major, then stage, then tensor rank). Every re-plan gets a new,
 /// larger generation; work of an older generation is discarded.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.ParallelPlan")]
@@ -14,10 +15,11 @@ public sealed record ParallelPlan(
     [property: Id(2)] int Pp,
     [property: Id(3)] int Tp,
     [property: Id(4)] IReadOnlyList<DeviceSlot> Devices,
-    [property: Id(5)] int Zero = 0)
+    [property: Id(5)] int Zero = 0,
+    [property: Id(6)] int Ep = 1)
 {
     /// <summary>The plan's grid. A method, not a property: records that reach JSON grain storage must hold only what they are built from.</summary>
-    public ParallelGrid ToGrid() => ParallelGrid.Of(Dp, Pp, Tp);
+    public ParallelGrid ToGrid() => ParallelGrid.Of(Dp, Pp, Tp, Ep);
 
     public int DeviceCount => Dp * Pp * Tp;
 
@@ -30,8 +32,11 @@ public sealed record ParallelPlan(
     public DeviceSlot DeviceOf(int replica, int stage = 0, int tensorRank = 0) => Devices[ToGrid().RankOf(new GridCoordinates(replica, stage, tensorRank))];
 
     public override string ToString() =>
-        $"generation {Generation}: dp={Dp} pp={Pp} tp={Tp}{(Zero > 0 ? $" zero={Zero}" : "")} on {Devices.Select(d => d.Silo).Distinct().Count()} silo(s)";
+        $"generation {Generation}: dp={Dp} pp={Pp} tp={Tp}{(Ep > 1 ? $" ep={Ep}" : "")}{(Zero > 0 ? $" zero={Zero}" : "")} on {Devices.Select(d => d.Silo).Distinct().Count()} silo(s)";
 
     /// <summary>Whether each replica holds only its part of the optimizer state (ZeRO over more than one replica).</summary>
     public bool Partitioned => Zero > 0 && Dp > 1;
+
+    /// <summary>The expert rank of <paramref name="replica"/>: which of each MoE layer's expert parts it hosts.</summary>
+    public int ExpertPartOf(int replica) => replica % Ep;
 }

@@ -23,6 +23,11 @@ public sealed record MoeSpec
     public double AuxLoss { get; init; } = 0.01;
     /// <summary>Coefficient of the router z-loss, the mean squared log-sum-exp of the router's logits (ST-MoE).</summary>
     public double ZLoss { get; init; } = 0.001;
+    /// <summary>A job records an event when a layer's busiest expert stays above this many times the mean load for <see cref="ImbalanceSteps"/> steps.</summary>
+    public double ImbalanceAlert { get; init; } = 2.0;
+
+    /// <summary>How many committed steps in a row above <see cref="ImbalanceAlert"/> make an imbalance event.</summary>
+    public const int ImbalanceSteps = 20;
 
     /// <summary>Whether layer <paramref name="layer"/> (0-based) has experts in place of its MLP.</summary>
     public bool IsMoeLayer(int layer) => Every >= 1 && (layer + 1) % Every == 0;

@@ -15,18 +15,17 @@ public static class SpecValidator
     /// <summary>
     /// The data-parallel widths a job may run at, widest first: powers of two with dp x pp x tp devices in [devices.min,
     /// devices.max] that divide the micro-batches per step (so every replica's block is a subtree of the accumulation
-    /// tree), leave each replica's pipeline a block its schedule can run (interleaving needs a multiple of pp), and are
-    /// multiples of the expert-parallel degree ep (expert groups are made of replicas).
+    /// tree) and leave each replica's pipeline a block its schedule can run (interleaving needs a multiple of pp). Experts are
+    /// spread over min(ep, dp) replicas, so no width is ruled out by them.
     /// </summary>
-    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null, int? expert = null)
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
     {
-        var ep = Math.Max(1, expert ?? spec.Parallel.Expert);
         var microBatches = spec.Batch.MicroBatchesPerStep;
         var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
         var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
         var widths = new List<int>();
         for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp *= 2)
-            if ((long)dp * pp * tp >= spec.Devices.Min && microBatches % dp == 0 && dp % ep == 0
+            if ((long)dp * pp * tp >= spec.Devices.Min && microBatches % dp == 0
                 && (pp == 1 || PipelineSchedule.Problems(spec.Parallel.Schedule, pp, microBatches / dp, spec.Parallel.VirtualStages, spec.Model.Layers).Count == 0))
                 widths.Add(dp);
         widths.Reverse();
@@ -121,7 +120,7 @@ public static class SpecValidator
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}{(spec.Parallel.Expert > 1 ? $" and is a multiple of parallel.expert {spec.Parallel.Expert}" : "")}");
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
         var parallel = spec.Parallel;
         if (m.Layers >= 1 && parallel.Schedule is { } schedule)
             foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))
@@ -151,6 +150,10 @@ public static class SpecValidator
     {
         var ep = spec.Parallel.Expert;
         if (ep < 1 || (ep & (ep - 1)) != 0) fail("parallel.expert", ep, "must be a power of two (1, 2, 4, 8, ...)");
+        if (spec.Parallel.Zero > 0 && ep > 1)
+            fail("parallel.zero", spec.Parallel.Zero, $"does not run with parallel.expert {ep} yet: ZeRO partitions over every replica, experts over the expert-data replicas");
+        if (ep > 1 && DataParallelWidths(spec) is { Count: > 0 } widths && ep > widths[0])
+            fail("parallel.expert", ep, $"is more than the widest data-parallel width {widths[0]} that devices.max {spec.Devices.Max} allows (experts are spread over replicas)");
         if (spec.Model.Moe is not { } moe)
         {
             if (ep > 1) fail("parallel.expert", ep, "spreads experts, but model.moe is not given (a dense model has none)");
@@ -166,6 +169,8 @@ public static class SpecValidator
             fail("model.moe.capacityFactor", capacity, "must be positive (or null for dropless)");
         if (finite("model.moe.auxLoss", moe.AuxLoss) && moe.AuxLoss < 0) fail("model.moe.auxLoss", moe.AuxLoss, "must not be negative (0 turns the load-balancing loss off)");
         if (finite("model.moe.zLoss", moe.ZLoss) && moe.ZLoss < 0) fail("model.moe.zLoss", moe.ZLoss, "must not be negative (0 turns the z-loss off)");
+        if (finite("model.moe.imbalanceAlert", moe.ImbalanceAlert) && moe.ImbalanceAlert < 1)
+            fail("model.moe.imbalanceAlert", moe.ImbalanceAlert, "must be at least 1 (the busiest expert's load over the mean)");
     }
 
     /// <summary>

@@ -4,9 +4,10 @@ namespace Elastic.Parallelism;
 
 /// <summary>
 /// A layout a user pins or asks for (<c>dp=2,pp=2,tp=1,zero=2</c>): the grid and, when given, the ZeRO stage, which
-/// shards the optimizer state over the data-parallel axis without being an axis of its own.
+/// shards the optimizer state over the data-parallel axis without being an axis of its own. <paramref name="Experts"/>: the
+/// expert-parallel degree when the text gives one (<c>ep=N</c>); the grid then has it, otherwise ep 1.
 /// </summary>
-public sealed record ParallelLayout(ParallelGrid Grid, int? Zero)
+public sealed record ParallelLayout(ParallelGrid Grid, int? Zero, int? Experts = null)
 {
     /// <summary>Reads the grid's axes (<see cref="ParallelGrid.Parse"/>, missing ones 1) and an optional <c>zero=N</c>, listing every problem.</summary>
     public static ParallelLayout Parse(string text)
@@ -32,7 +33,8 @@ public sealed record ParallelLayout(ParallelGrid Grid, int? Zero)
         {
             errors.InsertRange(0, e.Errors.Select(m => m.Replace($"plan '{axes}': ", "", StringComparison.Ordinal)));
         }
-        return errors.Count == 0 ? new ParallelLayout(grid!, zero) : throw new ParallelGridException(errors.Select(e => $"plan '{text}': {e}").ToList());
+        var experts = parts.Any(p => p.Split('=', StringSplitOptions.TrimEntries)[0] == "ep") ? grid?.Ep : null;
+        return errors.Count == 0 ? new ParallelLayout(grid!, zero, experts) : throw new ParallelGridException(errors.Select(e => $"plan '{text}': {e}").ToList());
     }
 
     public override string ToString() => Zero is { } zero ? $"{Grid} zero={zero}" : Grid.ToString();

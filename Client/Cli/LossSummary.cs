@@ -28,5 +28,7 @@ internal static class LossSummary
             console.Plain.WriteLine("held-out loss: " + string.Join(", ", report.HeldOut.Select(e => string.Create(inv, $"{e.Loss:F3} @ {e.Step}"))));
         console.Plain.WriteLine(string.Create(inv, $"{steps.Count} steps in {report.WallSeconds:F1} s, {report.TokensPerSecond:N0} tokens/s, {report.Parameters:N0} parameters"));
         if (report.Memory is { } memory) console.Plain.WriteLine($"memory per device (the busiest): {memory}");
+        if (steps[^1].Experts is { } experts)
+            console.Plain.WriteLine(string.Create(inv, $"experts (last step): {experts}; busiest expert over the run {steps.Max(s => s.Experts?.MaxOverMean ?? 1):F2}x the mean"));
     }
 }

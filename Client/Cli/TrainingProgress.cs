@@ -46,7 +46,7 @@ internal static class TrainingProgress
     private static string Describe(StepRecord step, EvalRecord? eval, int totalSteps)
     {
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"step {step.Step}/{totalSteps}  loss {step.Loss:F4}  lr {step.LearningRate:0.###e+0}  {step.TokensPerSecond:N0} tok/s");
+            $"step {step.Step}/{totalSteps}  loss {step.Loss:F4}  lr {step.LearningRate:0.###e+0}  {step.TokensPerSecond:N0} tok/s{(step.Experts is { } experts ? $"  experts {experts.MaxOverMean:F2}x mean, dropped {experts.Dropped}" : "")}");
         return eval is null ? text : text + string.Create(CultureInfo.InvariantCulture, $"  held-out {eval.Loss:F4}");
     }
 }

@@ -38,8 +38,8 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
         if (_requested is { } layout)
         {
             _requested = null;
-            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},pp={plan.Pp},tp={plan.Tp}{(plan.Zero > 0 ? $",zero={plan.Zero}" : "")} -> {layout}")
-                { Layout = layout.Grid, Zero = layout.Zero };
+            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},pp={plan.Pp},tp={plan.Tp}{(plan.Ep > 1 ? $",ep={plan.Ep}" : "")}{(plan.Zero > 0 ? $",zero={plan.Zero}" : "")} -> {layout}")
+                { Layout = layout.Grid, Zero = layout.Zero, Experts = layout.Experts };
         }
         if (review.WidestPlan <= plan.DeviceCount)
         {

@@ -41,7 +41,7 @@ public sealed partial class JobGrain
     private async Task<bool> Replan(ReplanChange change)
     {
         var current = Record.Plan!;
-        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.ReplicaGroupOf(r), HolderKind.Live, null, Tp: current.Tp))).ToList();
+        _holders = _units.Select((u, r) => ((IReplicaGrain?)u, new StateHolder(current.ReplicaGroupOf(r), HolderKind.Live, null, Tp: current.Tp, ExpertPart: current.ExpertPartOf(r)))).ToList();
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -96,6 +96,7 @@ public sealed partial class JobGrain
         var committed = Committed;
 
         var (pp, tp, zero) = (change.Layout?.Pp ?? Pp, change.Layout?.Tp ?? Tp, change.Zero ?? Zero);
+        if (change.Experts is { } experts) Record.ExpertParallel = experts;
         // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
         var refusable = change.Layout is not null && lost.Count == 0;
         var request = new AllocationRequest(JobId, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp),
@@ -115,8 +116,9 @@ public sealed partial class JobGrain
 
         // Under ZeRO a replica's optimizer state is its part of a dp-wide partition: state is re-sharded over the data plane, never adopted.
         var partitioned = zero > 0 && devices.Count > pp * tp;
-        var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp && !old.Partitioned && !partitioned,
-            partitioned: old.Partitioned);
+        var ep = Math.Min(ExpertTarget, devices.Count / (pp * tp));
+        var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp && !old.Partitioned && !partitioned && ep == old.Ep,
+            partitioned: old.Partitioned, experts: (old.Ep, ep));
         var phases = Stopwatch.StartNew();
         await UnitCalls.OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
         await UnitCalls.OnAll(decision.HandOver.Select(h => holders[h].Devices[0]).ToList(), decision.HandOver.Select(h => found[h].Unit!.Handover()).ToArray(), "handing state over");
@@ -132,7 +134,7 @@ public sealed partial class JobGrain
         _units = await Prepare(plan, adopt, options.Value.JoinTimeout * attempt);
         var prepared = phases.Elapsed;
         _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
-            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.ReplicaGroupOf(n), HolderKind.Live, null, Tp: plan.Tp))), .. staged];
+            .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.ReplicaGroupOf(n), HolderKind.Live, null, Tp: plan.Tp, ExpertPart: plan.ExpertPartOf(n)))), .. staged];
 
         string source;
         if (decision.SourceSteps is { } steps)
@@ -145,7 +147,9 @@ public sealed partial class JobGrain
         {
             var from = await Checkpoints.ComeBackPoint();
             if (from is not null) await Checkpoints.Restore(plan, _units, from);
-            var why = decision.PartLost ? $"the optimizer state is partitioned (zero {old.Zero}) and a part was lost with its replica" : "no replica survived";
+            var why = !decision.PartLost ? "no replica survived"
+                : old.Ep > 1 ? $"the experts are spread over {old.Ep} replicas and every replica hosting some of them was lost"
+                : $"the optimizer state is partitioned (zero {old.Zero}) and a part was lost with its replica";
             source = from is null ? $"{why} and there is no checkpoint: training starts over" : $"{why}: from the checkpoint {from}";
         }
         var lostSteps = committed - Committed;

@@ -79,6 +79,9 @@ public sealed partial class JobGrain(
     /// <summary>The job's ZeRO stage, kept like <see cref="Tp"/> (a re-plan may change it).</summary>
     private int Zero => Record.Plan?.Zero ?? Record.Spec.Parallel.Zero;
 
+    /// <summary>The expert-parallel degree the job aims for (its spec's, or the last asked for); a plan of dp replicas spreads experts over min(it, dp).</summary>
+    private int ExpertTarget => Record.ExpertParallel ?? Record.Spec.Parallel.Expert;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (job.RecordExists && !Record.State.IsTerminal())
@@ -313,7 +316,8 @@ public sealed partial class JobGrain(
     /// </summary>
     private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int pp, int tp, int zero)
     {
-        var plan = new ParallelPlan(Record.Generation + 1, devices.Count / (pp * tp), pp, tp, devices, zero);
+        var dp = devices.Count / (pp * tp);
+        var plan = new ParallelPlan(Record.Generation + 1, dp, pp, tp, devices, zero, Math.Min(ExpertTarget, dp));
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());
@@ -397,7 +401,8 @@ public sealed partial class JobGrain(
         if (spec.Output.Directory is { } directory)
         {
             // Under ZeRO 3 no replica holds the whole model: they all gather it, and replica 0 writes it.
-            var savers = final.Zero >= 3 && final.Dp > 1 ? _units : [_units[0]];
+            // Saving gathers what replicas hold apart: every replica's part under ZeRO 3, the experts of replica 0's expert group.
+            var savers = final.Zero >= 3 && final.Dp > 1 ? _units : _units.Take(final.Ep).ToArray();
             await UnitCalls.OnAll(final.ReplicaDevices(), savers.Select(u => u.SaveModel(directory)).ToArray(), "saving the model");
             Journal.Add(JobEventKinds.Saved, $"the trained model is in {directory}");
         }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
@@ -35,13 +36,37 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
         if (results.Any(r => r.Loss != first.Loss))
             throw new JobFailure($"step {step}: replicas disagree on the loss ({string.Join(", ", results.Select(r => r.Loss))})");
         var tokens = (double)Record.Spec.Batch.Global * Record.Spec.Model.Context;
-        history.Append(Record, new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000));
+        history.Append(Record, new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000, first.Experts));
+        Record.Experts = first.Experts ?? Record.Experts;
+        WatchBalance(step, first.Experts);
         Record.TrainingSeconds += seconds;
         Record.Memory = results.Select(r => r.Memory).Aggregate(DeviceMemory.Heavier) ?? Record.Memory;
         if (results.Select(r => r.HeldOutLoss).FirstOrDefault(l => l is not null) is { } heldOut)
             Record.HeldOut.Add(new EvalRecord(step, heldOut));
         Signal();
     }
+
+    /// <summary>
+    /// Records an event when a MoE layer's busiest expert has stayed above model.moe.imbalanceAlert times the mean for
+    /// <see cref="MoeSpec.ImbalanceSteps"/> committed steps in a row, and another when it comes back under.
+    /// </summary>
+    private void WatchBalance(long step, ExpertLoad? experts)
+    {
+        if (experts is null || Record.Spec.Model.Moe is not { } moe) return;
+        var worst = experts.Layers.MaxBy(l => l.MaxOverMean)!;
+        if (worst.MaxOverMean <= moe.ImbalanceAlert)
+        {
+            if (_imbalancedSteps >= MoeSpec.ImbalanceSteps)
+                Add(JobEventKinds.ExpertsBalanced, string.Create(CultureInfo.InvariantCulture, $"step {step}: the busiest expert is back under {moe.ImbalanceAlert:0.##}x the mean load ({experts})"));
+            _imbalancedSteps = 0;
+            return;
+        }
+        if (++_imbalancedSteps == MoeSpec.ImbalanceSteps)
+            Add(JobEventKinds.ExpertsImbalanced, string.Create(CultureInfo.InvariantCulture,
+                $"step {step}: layer {worst.Layer}'s busiest expert has had over {moe.ImbalanceAlert:0.##}x the mean load for {MoeSpec.ImbalanceSteps} steps (now {worst.MaxOverMean:F2}x; tokens per expert {string.Join(" ", worst.Tokens)}, dropped {worst.Dropped}): raise model.moe.auxLoss or set a capacityFactor"));
+    }
+
+    private int _imbalancedSteps;
 
     /// <summary>Forgets the committed steps after <paramref name="step"/> (they will be trained again); returns how many.</summary>
     public async Task<long> RewindTo(long step)
@@ -67,7 +92,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     public JobStatus Status() => new(jobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
         StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan), Record.Memory);
+        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan), Record.Memory, Record.Experts);
 
     /// <summary>With pp > 1, what each stage of <paramref name="plan"/> holds; null otherwise.</summary>
     public string? Stages(ParallelPlan? plan) =>

@@ -25,6 +25,8 @@ public static class LayoutRequest
         }
         var problems = Problems(layout.Grid, spec, largestSilo);
         if (layout.Zero is { } zero && (zero < 0 || zero > SpecValidator.MaxZero)) problems.Add(ZeroProblem(zero));
+        if (layout.Grid.Ep > 1 && (layout.Zero ?? spec.Parallel.Zero) > 0)
+            problems.Add($"ep = {layout.Grid.Ep} does not run with zero = {layout.Zero ?? spec.Parallel.Zero} yet");
         return problems.Count == 0 ? layout : throw new ArgumentException($"--plan {plan}: {string.Join("; ", problems)}; nothing changed");
     }
 
@@ -37,6 +39,8 @@ public static class LayoutRequest
         var shards = spec.Model.Shards;
         var micros = spec.Batch.MicroBatchesPerStep;
         if (shards % grid.Tp != 0) problems.Add($"tp = {grid.Tp} does not divide model.tensorShards {shards}");
+        if (grid.Ep > 1 && spec.Model.Moe is null) problems.Add($"ep = {grid.Ep} spreads experts, but the job's model has none (model.moe)");
+        else if (spec.Model.Moe is { } moe && moe.Experts % grid.Ep != 0) problems.Add($"ep = {grid.Ep} does not divide model.moe.experts {moe.Experts}");
         if (grid.Tp > largestSilo) problems.Add($"tp = {grid.Tp} needs {grid.Tp} devices on one silo, but the largest silo has {largestSilo}");
         if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
             problems.Add($"dp x pp x tp = {grid.Dp} x {grid.Pp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");

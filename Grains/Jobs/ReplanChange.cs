@@ -26,6 +26,9 @@ public sealed record ReplanChange(ReplanCause Cause, string Detail)
     /// <summary>The ZeRO stage a user asked for with the layout; null: the job keeps its own.</summary>
     public int? Zero { get; init; }
 
+    /// <summary>The expert-parallel degree a user asked for with the layout; null: the job keeps its own.</summary>
+    public int? Experts { get; init; }
+
     /// <summary>The cause as the job's events name it.</summary>
     public string CauseName => Cause switch
     {

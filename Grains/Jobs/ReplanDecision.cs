@@ -10,7 +10,9 @@ namespace Elastic.Grains.Jobs;
 /// there (holders on leaving devices only when nothing else has the state). When no holder that can deliver answered,
 /// <see cref="SourceSteps"/> is null and the state comes from the latest checkpoint. Under ZeRO the holders' optimizer
 /// state is partitioned: each holder has a part no other has, so all of them serve, and when one is lost or behind the
-/// state is incomplete (<see cref="PartLost"/>) and comes from the checkpoint too.
+/// state is incomplete (<see cref="PartLost"/>) and comes from the checkpoint too. Under expert parallelism each holder hosts
+/// one part of the experts (which several replicas may share): a new replica adopts only a holder of its own part, all
+/// holders serve, and when no holder of some part is left the state comes from the checkpoint.
 /// </summary>
 /// <param name="SourceSteps">The furthest step any deliverable holder reached; null when none answered.</param>
 /// <param name="AdoptedFrom">Per new replica, the holder whose state it adopts on its devices, or -1.</param>
@@ -35,27 +37,30 @@ public sealed record ReplanDecision(
     /// <param name="replicaSize">Devices per new replica: pp x tp.</param>
     /// <param name="sameShape">Whether the new replicas have the holders' pp and tp (and, under ZeRO, the holders' part of the optimizer).</param>
     /// <param name="partitioned">Whether the holders' optimizer state is split among them (ZeRO over more than one replica).</param>
+    /// <param name="experts">The expert-parallel degree of the holders' plan and of the new one (new replica n hosts part n mod New).</param>
     public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int replicaSize, bool sameShape = true,
-        bool partitioned = false)
+        bool partitioned = false, (int Old, int New)? experts = null)
     {
+        var (oldParts, newParts) = experts ?? (1, 1);
         if (replicaSize < 1 || devices.Count % replicaSize != 0)
             throw new ArgumentException($"{devices.Count} device(s) are not whole replicas of {replicaSize}", nameof(devices));
         var groups = devices.Chunk(replicaSize).ToList();
         var adoptedFrom = groups.Select(_ => -1).ToArray();
         for (var n = 0; n < groups.Count && sameShape; n++)
             adoptedFrom[n] = Enumerable.Range(0, holders.Count).FirstOrDefault(h => holders[h] is { Alive: true, Kind: not HolderKind.Staged } holder
-                && holder.Devices.SequenceEqual(groups[n]) && !adoptedFrom.Contains(h), -1);
+                && holder.Devices.SequenceEqual(groups[n]) && !adoptedFrom.Contains(h) && (oldParts == 1 || (oldParts == newParts && holder.ExpertPart == n % newParts)), -1);
         var kept = adoptedFrom.Where(h => h >= 0).ToHashSet();
         // Parked state that no new replica adopts cannot be reached: only the others can deliver.
         var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Alive && (holders[h].Kind != HolderKind.Parked || kept.Contains(h))).ToList();
         long? source = deliverable.Count > 0 ? deliverable.Max(h => holders[h].Steps!.Value) : null;
-        var partLost = partitioned && source is not null && holders.Any(h => h.Steps != source);
+        var partLost = source is not null && ((partitioned && holders.Any(h => h.Steps != source))
+            || deliverable.Where(h => holders[h].Steps == source).Select(h => holders[h].ExpertPart).Distinct().Count() < oldParts);
         if (partLost) source = null;
         var needy = source is null ? [] : Enumerable.Range(0, groups.Count).Where(n => adoptedFrom[n] < 0 || holders[adoptedFrom[n]].Steps != source).ToList();
         var keptSources = Enumerable.Range(0, groups.Count).Where(n => adoptedFrom[n] >= 0 && holders[adoptedFrom[n]].Steps == source).ToList();
         var candidates = deliverable.Where(h => !kept.Contains(h) && holders[h].Steps == source).ToList();
         var staying = candidates.Where(h => !holders[h].Leaving).ToList();
-        List<int> staged = needy.Count == 0 ? [] : partitioned || keptSources.Count + staying.Count == 0 ? candidates : staying;
+        List<int> staged = needy.Count == 0 ? [] : partitioned || oldParts > 1 || keptSources.Count + staying.Count == 0 ? candidates : staying;
         return new ReplanDecision(source, adoptedFrom,
             HandOver: kept.Where(h => holders[h].Kind == HolderKind.Live).Order().ToList(),
             Stage: staged.Where(h => holders[h].Kind == HolderKind.Live).ToList(),

@@ -16,9 +16,9 @@ public enum HolderKind
 /// <summary>
 /// One holder of the job's state when a re-plan begins: its devices (a replica's pipeline stages' tensor-parallel groups,
 /// in rank order, <paramref name="Tp"/> per stage), what kind of holder it is, the steps its state has taken (null: it
-/// did not answer, lost), and whether its devices are leaving.
+/// did not answer, lost), whether its devices are leaving, and under expert parallelism which part of the experts it hosts.
 /// </summary>
-public sealed record StateHolder(IReadOnlyList<DeviceSlot> Devices, HolderKind Kind, long? Steps, bool Leaving = false, int Tp = 1)
+public sealed record StateHolder(IReadOnlyList<DeviceSlot> Devices, HolderKind Kind, long? Steps, bool Leaving = false, int Tp = 1, int ExpertPart = 0)
 {
     public bool Alive => Steps is not null;
 }

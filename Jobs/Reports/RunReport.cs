@@ -34,8 +34,8 @@ public sealed record RunReport
         ?? throw new InvalidDataException($"{path} is not a run report");
 }
 
-/// <summary>One optimizer step as the report records it.</summary>
-public sealed record StepRecord(long Step, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double Milliseconds);
+/// <summary>One optimizer step as the report records it (with MoE layers, what the experts did).</summary>
+public sealed record StepRecord(long Step, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double Milliseconds, ExpertLoad? Experts = null);
 
 /// <summary>A held-out evaluation after step <see cref="Step"/>.</summary>
 public sealed record EvalRecord(long Step, double Loss);

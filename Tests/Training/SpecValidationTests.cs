@@ -42,18 +42,21 @@ public sealed class SpecValidationTests
             Devices = new DeviceSpec { Max = 2 },
         };
 
-        var byField = SpecValidator.Validate(spec).ToDictionary(e => e.Field, e => e);
+        var errors = SpecValidator.Validate(spec);
+        var byField = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Last());
+        var expert = string.Join("; ", errors.Where(e => e.Field == "parallel.expert").Select(e => e.Message));
 
-        Assert.Contains("does not divide model.moe.experts 6", byField["parallel.expert"].Message);
+        Assert.Contains("does not divide model.moe.experts 6", expert);
         Assert.Equal("7", byField["model.moe.topK"].Value);
         Assert.Contains("[1, model.moe.experts 6]", byField["model.moe.topK"].Message);
         Assert.Contains("[1, model.layers 2]", byField["model.moe.every"].Message);
         Assert.Equal("0", byField["model.moe.capacityFactor"].Value);
         Assert.Equal("-0.5", byField["model.moe.auxLoss"].Value);
         Assert.Equal("-1", byField["model.moe.zLoss"].Value);
-        Assert.Contains("multiple of parallel.expert 4", byField["devices.min"].Message);
+        Assert.Contains("is more than the widest data-parallel width 2", expert);
         var fixedSpec = spec with { Model = spec.Model with { Moe = new MoeSpec { Experts = 8 } }, Devices = new DeviceSpec { Max = 4 } };
         Assert.Empty(SpecValidator.Validate(fixedSpec).Select(e => e.ToString()));
+        Assert.Contains(SpecValidator.Validate(fixedSpec with { Parallel = fixedSpec.Parallel with { Zero = 1 } }), e => e.Field == "parallel.zero" && e.Message.Contains("parallel.expert 4"));
     }
 
     [Fact]

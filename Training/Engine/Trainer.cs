@@ -135,11 +135,12 @@ public sealed class Trainer : IDisposable
     /// Moves the trainer to the groups of a new generation (the same shards of the same stage, new communicators): a unit
     /// that adopts the state its device kept across a re-plan joins the new groups first.
     /// </summary>
-    public void Rejoin(TensorParallelGroup tensor, PipelineStage stage)
+    public void Rejoin(TensorParallelGroup tensor, PipelineStage stage, ExpertGroup? experts = null)
     {
         if (stage.Stages != Stage.Stages || stage.Rank != Stage.Rank || !stage.Local.SequenceEqual(Stage.Local))
             throw new ArgumentException($"this trainer holds chunk(s) {string.Join(", ", Stage.Local)} as stage {Stage.Rank} of {Stage.Stages}; the new group makes it stage {stage.Rank} of {stage.Stages}", nameof(stage));
         Model.Rejoin(tensor);
+        if (experts is not null) Model.Rejoin(experts);
         Stage = stage;
         var observer = StageObserver;
         _links?.Dispose();

@@ -23,7 +23,7 @@ public static class TrainingLoop
             var seconds = watch.Elapsed.TotalSeconds;
             trainingSeconds += seconds;
             var record = new StepRecord(step, result.Loss, result.LearningRate, result.GradNorm,
-                trainer.TokensPerStep / seconds, seconds * 1000);
+                trainer.TokensPerStep / seconds, seconds * 1000, result.Experts);
             steps.Add(record);
             EvalRecord? eval = null;
             if (step == spec.Steps || (spec.Eval.Every > 0 && step % spec.Eval.Every == 0))

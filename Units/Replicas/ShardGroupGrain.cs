@@ -9,6 +9,7 @@ using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.Experts;
 using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
@@ -61,9 +62,10 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             var device = devices.TorchDevice(assignment.Device.Device);
             var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
             var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
-            adopted?.Rejoin(tensor, stage);
+            var experts = spec.Model.Moe is { } moe ? new ExpertGroup(moe.Experts, groups.Experts) : null;
+            adopted?.Rejoin(tensor, stage, experts);
             _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage,
-                ZeroShard.Of(assignment.Plan.Zero, groups.Coordinates.Data, groups.Grid.Dp)), groups));
+                ZeroShard.Of(assignment.Plan.Zero, groups.Coordinates.Data, groups.Grid.Dp), experts), groups));
             return _trainer.Trainer.Model.WholeParameterCount;
         }
         catch
@@ -84,11 +86,11 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         {
             var watch = System.Diagnostics.Stopwatch.StartNew();
             var result = trainer.Step(step);
-            // Under ZeRO 3 evaluation gathers parameters over the replicas: all of them run it.
-            double? heldOut = evaluate && (trainer.Replica == 0 || trainer.Trainer.Zero is { Level: >= 3 }) ? trainer.Trainer.EvaluateHeldOut() : null;
+            // Under ZeRO 3 evaluation gathers parameters over the replicas: all of them run it; with experts spread, replica 0's expert group does.
+            double? heldOut = evaluate && (trainer.Replica < trainer.Trainer.Model.Experts.Degree || trainer.Trainer.Zero is { Level: >= 3 }) ? trainer.Trainer.EvaluateHeldOut() : null;
             var memory = trainer.Memory();
             var done = new ShardStepResult(step, result.Loss, result.LearningRate, result.GradNorm, heldOut, watch.Elapsed.TotalSeconds,
-                memory with { Staging = memory.Staging + _staging.Bytes });
+                memory with { Staging = memory.Staging + _staging.Bytes }, result.Experts);
             lock (_results)
             {
                 if (_results.Count == ResultsKept) _results.RemoveAt(0);

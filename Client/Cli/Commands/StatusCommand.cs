@@ -25,6 +25,7 @@ internal static class StatusCommand
             Row("plan", s.Plan?.ToString() ?? "-");
             if (s.Stages is not null) Row("stages", s.Stages);
             if (s.Memory is not null) Row("memory", $"{s.Memory} on the busiest device");
+            if (s.Experts is not null) Row("experts", $"{s.Experts} (last step)");
             Row("device", s.Device);
             Row("submitted", s.SubmittedAt.ToString("u", inv));
             if (s.Error is not null) Row("error", s.Error);

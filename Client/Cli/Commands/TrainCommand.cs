@@ -61,7 +61,7 @@ internal static class TrainCommand
         return command;
     }
 
-    /// <summary>The spec with the layout <paramref name="plan"/> pins (dp=2,pp=2,tp=2,zero=1): pp, tp and zero from it, exactly dp x pp x tp devices.</summary>
+    /// <summary>The spec with the layout <paramref name="plan"/> pins (dp=2,pp=2,tp=2,zero=1,ep=2): pp, tp, zero and ep from it, exactly dp x pp x tp devices.</summary>
     private static TrainingSpec Pinned(TrainingSpec spec, string? plan, int? devices)
     {
         if (plan is null) return spec;
@@ -79,7 +79,7 @@ internal static class TrainCommand
         if (grid.Size > devices) throw new CliException($"--plan {plan} needs {grid.Size} devices (dp {grid.Dp} x pp {grid.Pp} x tp {grid.Tp}), but --devices is {devices}");
         return spec with
         {
-            Parallel = spec.Parallel with { Tensor = grid.Tp, Pipeline = grid.Pp, Zero = layout.Zero ?? spec.Parallel.Zero },
+            Parallel = spec.Parallel with { Tensor = grid.Tp, Pipeline = grid.Pp, Zero = layout.Zero ?? spec.Parallel.Zero, Expert = layout.Experts ?? spec.Parallel.Expert },
             Devices = new DeviceSpec { Min = grid.Size, Max = grid.Size },
         };
     }
