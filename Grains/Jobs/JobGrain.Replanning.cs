@@ -148,7 +148,7 @@ public sealed partial class JobGrain
             var from = await Checkpoints.ComeBackPoint();
             if (from is not null) await Checkpoints.Restore(plan, _units, from);
             var why = !decision.PartLost ? "no replica survived"
-                : old.Ep > 1 ? $"the experts are spread over {old.Ep} replicas and every replica hosting some of them was lost"
+                : old.Ep > 1 ? $"the experts are spread over {old.Ep} replicas and a part of them was lost with every replica hosting it"
                 : $"the optimizer state is partitioned (zero {old.Zero}) and a part was lost with its replica";
             source = from is null ? $"{why} and there is no checkpoint: training starts over" : $"{why}: from the checkpoint {from}";
         }

@@ -82,14 +82,14 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>
-    /// Trains <paramref name="spec"/> (which checkpoints every 5 steps) on three one-device silos, kills a silo holding a
+    /// Trains <paramref name="spec"/> (which checkpoints every 5 steps) on three silos of <paramref name="devicesPerSilo"/>, kills a silo holding a
     /// replica but not the coordinator once a checkpoint exists, and asserts that the job ends with
     /// <paramref name="reference"/> and every step in its report. Returns the one re-plan the kill caused and the event log.
     /// </summary>
-    public static async Task<(JobEvent ComeBack, string Log)> KillAReplicaAfterACheckpoint(TrainingSpec spec, string reference)
+    public static async Task<(JobEvent ComeBack, string Log)> KillAReplicaAfterACheckpoint(TrainingSpec spec, string reference, int devicesPerSilo = 1)
     {
         // The job on two of the silos, the third to take the lost one's place.
-        await using var cluster = await StartAsync(silos: 3, devicesPerSilo: 1);
+        await using var cluster = await StartAsync(silos: 3, devicesPerSilo: devicesPerSilo);
         var jobId = await cluster.Client.SubmitAsync(spec);
         await cluster.Until(jobId, s => s.LastCheckpointStep >= 5 && s.CommittedStep >= 8);
 
