@@ -14,7 +14,7 @@ namespace Elastic.Benchmarks;
 /// </summary>
 internal static class AllReduceBandwidth
 {
-    private const int Iterations = 12;
+    public const int Iterations = 12;
 
     public static async Task<int> Run(string[] args)
     {
@@ -26,7 +26,7 @@ internal static class AllReduceBandwidth
             var raw = await WorkerProcesses.RawTcp(size);
             foreach (var world in new[] { 2, 4 })
             {
-                var seconds = await AllReduce(world, size);
+                var seconds = await Measure("all-reduce", world, size);
                 var busBandwidth = size / seconds * 2 * (world - 1) / world;
                 var ratio = busBandwidth / raw;
                 ratios.Add(ratio);
@@ -47,10 +47,14 @@ internal static class AllReduceBandwidth
         return 0;
     }
 
-    /// <summary>Runs one rank: joins the group on its own data plane and times the all-reduces (prints the median seconds).</summary>
+    /// <summary>
+    /// Runs one rank: joins the group on its own data plane and times the collective (args[3]: <c>all-reduce</c> of the whole
+    /// buffer, or <c>all-to-all</c> of a 1/n slice to every rank); prints the median seconds.
+    /// </summary>
     public static async Task<int> Worker(string[] args)
     {
         var (rank, size) = (int.Parse(args[0], CultureInfo.InvariantCulture), int.Parse(args[1], CultureInfo.InvariantCulture));
+        var allToAll = args.Length > 3 && args[3] == "all-to-all";
         var endpoints = args[2].Split(',');
         var port = int.Parse(endpoints[rank].Split(':')[1], CultureInfo.InvariantCulture);
         await using var plane = new DataPlane(IPAddress.Loopback, port);
@@ -61,13 +65,21 @@ internal static class AllReduceBandwidth
             var data = new byte[size];
             Random.Shared.NextBytes(data);
             for (var i = 0; i < data.Length; i += 4) data[i + 3] = 0x3f; // keep the floats finite
-            group.AllReduceSum(data);
+            var slice = size / group.WorldSize;
+            var (sends, receives) = (Enumerable.Range(0, group.WorldSize).Select(r => (ReadOnlyMemory<byte>)data.AsMemory(r * slice, slice)).ToList(),
+                Enumerable.Range(0, group.WorldSize).Select(_ => (Memory<byte>)new byte[slice]).ToList());
+            void Collective()
+            {
+                if (allToAll) group.AllToAll(sends, receives);
+                else group.AllReduceSum(data);
+            }
+            Collective();
             var times = new List<double>();
             for (var i = 0; i < Iterations; i++)
             {
                 group.AllReduceSum(new byte[4]); // a barrier, so that every rank starts the timed round together
                 var watch = Stopwatch.StartNew();
-                group.AllReduceSum(data);
+                Collective();
                 times.Add(watch.Elapsed.TotalSeconds);
             }
             return Statistics.Median(times);
@@ -123,10 +135,11 @@ internal static class AllReduceBandwidth
         return 0;
     }
 
-    private static async Task<double> AllReduce(int world, int size)
+    /// <summary>The slowest rank's median seconds for <paramref name="kind"/> (all-reduce or all-to-all) of <paramref name="size"/> bytes over <paramref name="world"/> processes.</summary>
+    public static async Task<double> Measure(string kind, int world, int size)
     {
         var endpoints = string.Join(",", WorkerProcesses.FreePorts(world).Select(p => $"127.0.0.1:{p}"));
-        var outputs = await Task.WhenAll(Enumerable.Range(0, world).Select(r => WorkerProcesses.Run("allreduce-worker", $"{r}", $"{size}", endpoints)));
+        var outputs = await Task.WhenAll(Enumerable.Range(0, world).Select(r => WorkerProcesses.Run("allreduce-worker", $"{r}", $"{size}", endpoints, kind)));
         return outputs.Select(o => double.Parse(o, CultureInfo.InvariantCulture)).Max();
     }
 }

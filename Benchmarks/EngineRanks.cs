@@ -7,6 +7,7 @@ using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
+using Elastic.Training.Parallel.Experts;
 using Elastic.Training.Parallel.Pipeline;
 using Elastic.Training.Parallel.Sharded;
 using Elastic.Training.Parallel.TensorParallel;
@@ -34,7 +35,7 @@ internal sealed class EngineRanks : IAsyncDisposable
             var worker = new DeviceWorker($"{name}-{rank}");
             var trainer = await worker.Run(threads, () => new DataParallelTrainer(new Trainer(spec, corpus, CPU,
                 new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor)), sequence, new PipelineStage(spec, groups.Along(GridAxis.Pipeline)),
-                ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, grid.Dp)), groups));
+                ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups));
             return (worker, trainer);
         }));
         return new EngineRanks(ranks, grid, threads);
@@ -97,6 +98,10 @@ internal sealed class EngineRanks : IAsyncDisposable
         })));
         return (after - before) / _ranks.Length;
     }
+
+    /// <summary>The busiest rank's hosted-expert gradient bytes: in its flat buffers, and in the per-source sums (<see cref="Trainer.ExpertGradientBytes"/>).</summary>
+    public async Task<(long InFlatBuffers, long PerSource)> ExpertGradientBytesAsync() =>
+        (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Trainer.ExpertGradientBytes())))).MaxBy(b => b.InFlatBuffers + b.PerSource);
 
     public async Task<string> DigestAsync() => (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Trainer.ParameterDigest()))))[0];
 

@@ -17,8 +17,10 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["pipeline"] = PipelineStages.Run,
     ["zero"] = ZeroMemory.Run,
     ["recompute"] = RecomputeCost.Run,
+    ["all-to-all"] = AllToAllBandwidth.Run,
+    ["moe"] = MoeCost.Run,
 };
-// Worker modes: the all-reduce and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
+// Worker modes: the all-reduce, all-to-all and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>
 {
     ["allreduce-worker"] = AllReduceBandwidth.Worker,

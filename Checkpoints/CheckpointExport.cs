@@ -8,7 +8,9 @@ namespace Elastic.Checkpoints;
 /// <summary>
 /// Turns a checkpoint of any layout into one consolidated <c>model.safetensors</c> with conventional GPT-2
 /// parameter names (wte, wpe, h.N.ln_1, h.N.attn.c_attn, ..., ln_f) plus a <c>config.json</c>, for use outside
-/// Elastic. Optimizer moments are left out. Files appear under their final names only when complete.
+/// Elastic. A MoE layer's experts, stacked [E, ...] in checkpoints, are exported one per expert (h.N.mlp.experts.E.c_fc.weight
+/// and so on) next to its router (h.N.mlp.router.weight). Optimizer moments are left out. Files appear under their final
+/// names only when complete.
 /// </summary>
 public static class CheckpointExport
 {
@@ -21,7 +23,7 @@ public static class CheckpointExport
         if (parameters.Count == 0) throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} holds no parameters");
         var bytes = await reader.ReadRegionsAsync(manifest, parameters.Select(p => (p.Key, TensorRegion.Whole(p.GlobalShape))).ToList(), cancellation);
         var (file, _) = Safetensors.Build(
-            parameters.Select((p, i) => new Safetensors.Entry(p.Key[ParameterPrefix.Length..], p.DType, Gpt2Shape(p.Key, p.GlobalShape), bytes[i])).ToList(),
+            parameters.SelectMany((p, i) => Entries(p.Key[ParameterPrefix.Length..], p.DType, p.GlobalShape, bytes[i])).ToList(),
             new Dictionary<string, string> { ["format"] = "pt", ["job"] = manifest.JobId, ["step"] = $"{manifest.Step}" });
 
         Directory.CreateDirectory(directory);
@@ -31,6 +33,17 @@ public static class CheckpointExport
         File.Move(model + ".tmp", model, overwrite: true);
         File.Move(config + ".tmp", config, overwrite: true);
         return (model, config);
+    }
+
+    /// <summary>The file's entries for one parameter: itself, or one per expert for a stacked expert tensor.</summary>
+    private static IEnumerable<Safetensors.Entry> Entries(string name, string dtype, long[] shape, byte[] bytes)
+    {
+        const string experts = ".mlp.experts.";
+        var at = name.IndexOf(experts, StringComparison.Ordinal);
+        if (at < 0) return [new Safetensors.Entry(name, dtype, Gpt2Shape(name, shape), bytes)];
+        var each = bytes.Length / (int)shape[0];
+        return Enumerable.Range(0, (int)shape[0]).Select(e =>
+            new Safetensors.Entry($"{name[..(at + experts.Length)]}{e}.{name[(at + experts.Length)..]}", dtype, shape[1..], bytes.AsMemory(e * each, each)));
     }
 
     /// <summary>
@@ -48,7 +61,7 @@ public static class CheckpointExport
         if (!manifest.Metadata.TryGetValue("spec", out var json))
             throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} carries no spec");
         var m = SpecJson.Parse(json).Model;
-        return new JsonObject
+        var config = new JsonObject
         {
             ["model_type"] = "gpt2",
             ["n_layer"] = m.Layers,
@@ -63,5 +76,18 @@ public static class CheckpointExport
             ["job"] = manifest.JobId,
             ["step"] = manifest.Step,
         };
+        if (m.Moe is { } moe)
+        {
+            config["num_local_experts"] = moe.Experts;
+            config["num_experts_per_tok"] = moe.TopK;
+            config["moe_layers"] = new JsonArray(Enumerable.Range(0, m.Layers).Where(moe.IsMoeLayer).Select(l => (JsonNode)l).ToArray());
+            config["capacity_factor"] = moe.CapacityFactor;
+            config["router_aux_loss_coef"] = moe.AuxLoss;
+            config["router_z_loss_coef"] = moe.ZLoss;
+            config["moe_layout"] = "in each MoE layer the MLP is h.N.mlp.router.weight [E, d] and experts h.N.mlp.experts.E.{c_fc,c_proj}.{weight,bias}, "
+                + "each the dense MLP's shape; gates: softmax of the router logits, the top num_experts_per_tok experts (ties to the lower index), "
+                + "renormalised to sum to 1 when more than one; output: the gated sum of the chosen experts' MLP outputs";
+        }
+        return config;
     }
 }

@@ -43,5 +43,42 @@ public sealed class ExportTests : IDisposable
         Assert.Equal(spec.Model.DModel, (int)json["n_embd"]!);
     }
 
+    [Fact]
+    public async Task A_moe_model_exports_one_tensor_per_expert_and_a_config_that_says_how_they_are_routed()
+    {
+        var spec = TestSpecs.Tiny(steps: 2) with { Model = TestSpecs.Tiny().Model with { Moe = new Elastic.Jobs.MoeSpec { Experts = 4, TopK = 2, Every = 2 } } };
+        using var device = new DeviceWorker("export-moe-device");
+        var trainer = await device.Run(1, () => new Trainer(spec, TestSpecs.Corpus(spec)));
+        var (state, whole) = await device.Run(1, () =>
+        {
+            for (var step = 1; step <= 2; step++) trainer.Step(step);
+            return (EngineCheckpoint.Capture(trainer), trainer.WholeParameters().ToDictionary(p => p.Name, p => p.Tensor.clone()));
+        });
+        var store = new LocalDirectoryStore(Path.Combine(_folder, "store"));
+        var layout = new CheckpointLayout("jobs/export-moe");
+        var manifest = await EngineCheckpoint.SaveAsync(new CheckpointWriter(store, layout), "export-moe", spec, 2, 1, "dp=1", state);
+
+        var (model, config) = await CheckpointExport.ExportAsync(new CheckpointReader(store, layout), manifest, Path.Combine(_folder, "out"));
+
+        var mismatches = await device.Run(1, () =>
+        {
+            var tensors = TorchSharp.PyBridge.Safetensors.LoadStateDict(model);
+            var wrong = new List<string>();
+            foreach (var name in new[] { "c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias" })
+                for (var e = 0; e < 4; e++)
+                    if (!tensors[$"h.1.mlp.experts.{e}.{name}"].equal(whole[$"h.1.mlp.experts.{name}"][e]).all().item<bool>()) wrong.Add($"expert {e} {name}");
+            if (!tensors["h.1.mlp.router.weight"].equal(whole["h.1.mlp.router.weight"]).all().item<bool>()) wrong.Add("router");
+            if (tensors.Keys.Any(k => k.StartsWith("h.1.mlp.c_fc", StringComparison.Ordinal) || k == "h.1.mlp.experts.c_fc.weight")) wrong.Add("a dense or stacked MLP tensor in a MoE layer");
+            if (!tensors.ContainsKey("h.0.mlp.c_fc.weight")) wrong.Add("layer 0's dense MLP");
+            trainer.Dispose();
+            return wrong;
+        });
+        Assert.Empty(mismatches);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(config))!;
+        Assert.Equal(4, (int)json["num_local_experts"]!);
+        Assert.Equal(2, (int)json["num_experts_per_tok"]!);
+        Assert.Equal([1], json["moe_layers"]!.AsArray().Select(n => (int)n!));
+    }
+
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }

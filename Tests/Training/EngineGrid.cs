@@ -41,9 +41,8 @@ internal static class EngineGrid
             {
                 var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
                 var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
-                var experts = spec.Model.Moe is { } moe ? new ExpertGroup(moe.Experts, groups.Experts) : null;
                 using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage,
-                    ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, groups.Grid.Dp), experts), groups);
+                    ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, groups.Grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups);
                 return work(rank, trainer);
             });
         });

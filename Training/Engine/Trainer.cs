@@ -298,6 +298,17 @@ public sealed class Trainer : IDisposable
         return (dense, hosted);
     }
 
+    /// <summary>
+    /// The bytes the hosted experts' gradients take: their regions of every flat gradient buffer the pools hold (all a plain
+    /// reduction needs, one sum per buffer), and the per-source sums the layout-free order adds under expert parallelism.
+    /// </summary>
+    public (long InFlatBuffers, long PerSource) ExpertGradientBytes()
+    {
+        var experts = Model.Parameters.Where(p => p.Layout.Experts).SelectMany(p => p.Named().Select(n => n.Key)).ToHashSet();
+        long InPool(FlatGradients pool) => pool.Length == 0 ? 0 : pool.AllocatedBytes / pool.Length * pool.Slices.Where(s => experts.Contains(s.Name)).Sum(s => s.Length);
+        return (InPool(_gradients) + _chunks.Sum(c => InPool(c.Gradients)), _expertGradients?.AllocatedBytes ?? 0);
+    }
+
     public Tensor RentGradient() => _gradients.Rent();
 
     public void ReleaseGradient(Tensor buffer) => _gradients.Release(buffer);

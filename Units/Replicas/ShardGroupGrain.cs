@@ -62,7 +62,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             var device = devices.TorchDevice(assignment.Device.Device);
             var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
             var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
-            var experts = spec.Model.Moe is { } moe ? new ExpertGroup(moe.Experts, groups.Experts) : null;
+            var experts = ExpertGroup.Of(spec.Model, groups);
             adopted?.Rejoin(tensor, stage, experts);
             _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage,
                 ZeroShard.Of(assignment.Plan.Zero, groups.Coordinates.Data, groups.Grid.Dp), experts), groups));

@@ -21,6 +21,9 @@ public sealed class ExpertGroup
         Ranks = ranks;
     }
 
+    /// <summary>A rank's expert group for a model with MoE layers (from its process groups); null for a dense model.</summary>
+    public static ExpertGroup? Of(Jobs.ModelSpec model, ProcessGroups groups) => model.Moe is { } moe ? new ExpertGroup(moe.Experts, groups.Experts) : null;
+
     public int Experts { get; }
     public Communicator? Ranks { get; }
     public int Degree => Ranks?.WorldSize ?? 1;
