@@ -2,7 +2,6 @@ using System.Net;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;
-using Elastic.Training.Engine;
 
 namespace Elastic.Tests.Training;
 

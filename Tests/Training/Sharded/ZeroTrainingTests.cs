@@ -1,7 +1,4 @@
 using System.Net;
-using Elastic.Checkpoints;
-using Elastic.Checkpoints.Format;
-using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Training.Collectives;

@@ -1,5 +1,3 @@
-using Elastic.Jobs;
-using Elastic.Training.Parallel.TensorParallel;
 using TorchSharp;
 using static Elastic.Training.ExplicitScalars;
 using static TorchSharp.torch;
