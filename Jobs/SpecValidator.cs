@@ -150,8 +150,8 @@ public static class SpecValidator
     {
         var ep = spec.Parallel.Expert;
         if (ep < 1 || (ep & (ep - 1)) != 0) fail("parallel.expert", ep, "must be a power of two (1, 2, 4, 8, ...)");
-        if (spec.Parallel.Zero > 0 && ep > 1)
-            fail("parallel.zero", spec.Parallel.Zero, $"does not run with parallel.expert {ep} yet: ZeRO partitions over every replica, experts over the expert-data replicas");
+        if (spec.Parallel.Zero >= 3 && ep > 1)
+            fail("parallel.zero", spec.Parallel.Zero, $"3 does not run with parallel.expert {ep} yet (stages 1 and 2 do): its per-layer parameter gathers would have to run over two groups");
         if (ep > 1 && DataParallelWidths(spec) is { Count: > 0 } widths && ep > widths[0])
             fail("parallel.expert", ep, $"is more than the widest data-parallel width {widths[0]} that devices.max {spec.Devices.Max} allows (experts are spread over replicas)");
         if (spec.Model.Moe is not { } moe)

@@ -25,8 +25,8 @@ public static class LayoutRequest
         }
         var problems = Problems(layout.Grid, spec, largestSilo);
         if (layout.Zero is { } zero && (zero < 0 || zero > SpecValidator.MaxZero)) problems.Add(ZeroProblem(zero));
-        if (layout.Grid.Ep > 1 && (layout.Zero ?? spec.Parallel.Zero) > 0)
-            problems.Add($"ep = {layout.Grid.Ep} does not run with zero = {layout.Zero ?? spec.Parallel.Zero} yet");
+        if (layout.Grid.Ep > 1 && (layout.Zero ?? spec.Parallel.Zero) >= 3)
+            problems.Add($"ep = {layout.Grid.Ep} does not run with zero = {layout.Zero ?? spec.Parallel.Zero} yet (zero 1 and 2 do)");
         return problems.Count == 0 ? layout : throw new ArgumentException($"--plan {plan}: {string.Join("; ", problems)}; nothing changed");
     }
 

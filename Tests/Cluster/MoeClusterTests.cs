@@ -21,8 +21,10 @@ public sealed class MoeClusterTests
     [Fact]
     public async Task Replan_ep_2_to_4_to_1_mid_job_ends_with_the_uninterrupted_digest_and_loses_no_step()
     {
-        // No checkpoints: experts that did not move between the units' memories would show as steps lost.
-        var spec = Spec(30, 4, ep: 2, everySteps: 0);
+        // No checkpoints: experts that did not move between the units' memories would show as steps lost. An alert at 1x the
+        // mean load fires once the busiest expert has been above the mean for 20 steps (as it always is, a little).
+        var plain = Spec(30, 4, ep: 2, everySteps: 0);
+        var spec = plain with { Model = plain.Model with { Moe = plain.Model.Moe! with { ImbalanceAlert = 1.0 } } };
         var reference = await TestSpecs.ReferenceDigest(spec);
         await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: LiveReplanTests.Jobs);
         var jobId = await cluster.Client.SubmitAsync(spec);
@@ -51,6 +53,8 @@ public sealed class MoeClusterTests
         // Every step reports what the experts did, the same whatever the layout (every token chose 2 experts in each of 2 layers).
         Assert.All(report.Steps, s => Assert.All(s.Experts!.Layers, l => Assert.Equal(2L * spec.Batch.Global * spec.Model.Context, l.Tokens.Sum())));
         Assert.Equal(status.Experts, report.Steps[^1].Experts);
+        var alert = Assert.Single(events, e => e.Kind == JobEventKinds.ExpertsImbalanced);
+        Assert.Contains("busiest expert has had over 1x the mean load for 20 steps", alert.Message);
     }
 
     [Fact]

@@ -155,6 +155,38 @@ public sealed class ReplanDecisionTests
     }
 
     [Fact]
+    public void Under_expert_parallelism_a_replica_adopts_only_a_holder_of_its_own_experts_and_every_holder_serves()
+    {
+        // dp 4 ep 2 (parts 0 1 0 1) loses replica 1; the new dp 2 ep 2 plan puts replica 1 on replica 3's devices, replica 0 on replica 0's.
+        var holders = new[] { Live(10, A[0]) with { ExpertPart = 0 }, Live(null, A[1]) with { ExpertPart = 1 }, Live(10, B[0]) with { ExpertPart = 0 }, Live(10, B[1]) with { ExpertPart = 1 } };
+
+        var kept = ReplanDecision.Make(holders, [A[0], B[1]], replicaSize: 1, experts: (2, 2));
+        // Replica 0 of the new plan keeps part 0 on A0; replica 1 (part 1) keeps part 1 on B1.
+        Assert.Equal([0, 3], kept.AdoptedFrom);
+        Assert.False(kept.PartLost);
+
+        // With the devices swapped, B1 (part 1) would be replica 0 (part 0): it receives instead of adopting.
+        var swapped = ReplanDecision.Make(holders, [B[1], A[0]], replicaSize: 1, experts: (2, 2));
+        Assert.Equal([-1, -1], swapped.AdoptedFrom);
+        Assert.Equal([0, 1], swapped.Needy);
+        Assert.Equal([0, 2, 3], swapped.Staged);
+        Assert.Equal(10, swapped.SourceSteps);
+    }
+
+    [Fact]
+    public void Under_expert_parallelism_losing_every_holder_of_some_experts_sends_the_job_to_its_checkpoint()
+    {
+        // dp 2 ep 2: replica 1 hosted the only copy of part 1.
+        var holders = new[] { Live(10, A[0]) with { ExpertPart = 0 }, Live(null, B[0]) with { ExpertPart = 1 } };
+
+        var d = ReplanDecision.Make(holders, [A[0], A[1]], replicaSize: 1, sameShape: false, experts: (2, 2));
+
+        Assert.True(d.PartLost);
+        Assert.Null(d.SourceSteps);
+        Assert.Empty(d.Needy);
+    }
+
+    [Fact]
     public void Devices_that_are_not_whole_replicas_are_refused()
     {
         var e = Assert.Throws<ArgumentException>(() => ReplanDecision.Make([], [A[0], A[1], A[2]], replicaSize: 2));

@@ -56,7 +56,8 @@ public sealed class SpecValidationTests
         Assert.Contains("is more than the widest data-parallel width 2", expert);
         var fixedSpec = spec with { Model = spec.Model with { Moe = new MoeSpec { Experts = 8 } }, Devices = new DeviceSpec { Max = 4 } };
         Assert.Empty(SpecValidator.Validate(fixedSpec).Select(e => e.ToString()));
-        Assert.Contains(SpecValidator.Validate(fixedSpec with { Parallel = fixedSpec.Parallel with { Zero = 1 } }), e => e.Field == "parallel.zero" && e.Message.Contains("parallel.expert 4"));
+        Assert.Contains(SpecValidator.Validate(fixedSpec with { Parallel = fixedSpec.Parallel with { Zero = 3 } }), e => e.Field == "parallel.zero" && e.Message.Contains("parallel.expert 4"));
+        Assert.Empty(SpecValidator.Validate(fixedSpec with { Parallel = fixedSpec.Parallel with { Zero = 2 } }));
     }
 
     [Fact]

@@ -19,6 +19,7 @@ public sealed class DataParallelTrainer : IDisposable
     private readonly Communicator? _replicas;
     private readonly HostWire _wire = new();
     private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroParts;
+    private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroExpertParts;
     private readonly (BufferParts Dense, BufferParts Experts, Communicator? ExpertData)? _expertParts;
     private bool _detached;
 
@@ -35,7 +36,6 @@ public sealed class DataParallelTrainer : IDisposable
             throw new ArgumentException($"the trainer's experts are spread over {trainer.Model.Experts.Degree} ranks; the grid {groups.Grid} has ep {groups.Grid.Ep}", nameof(groups));
         if (groups.Grid.Ep > 1)
         {
-            if (trainer.Zero is not null) throw new ArgumentException($"ZeRO (zero {trainer.Zero.Level}) does not run with expert parallelism (ep {groups.Grid.Ep}) yet", nameof(groups));
             var (dense, experts) = trainer.GradientRuns();
             _expertParts = (BufferParts.Spread(dense, dp), BufferParts.Spread(experts, dp / groups.Grid.Ep), groups.ExpertData);
         }
@@ -43,10 +43,13 @@ public sealed class DataParallelTrainer : IDisposable
         {
             if (zero.Ranks != dp || zero.Rank != Replica)
                 throw new ArgumentException($"the trainer holds ZeRO part {zero.Rank} of {zero.Ranks}; this group makes it replica {Replica} of {dp}", nameof(groups));
-            var partition = trainer.Partition!;
-            BufferParts Parts(Func<int, IReadOnlyList<(long Offset, long Length)>> runs) =>
-                new(Enumerable.Range(0, dp).Select(r => (IReadOnlyList<(int, int)>)runs(r).Select(x => ((int)x.Offset, (int)x.Length)).ToList()).ToList());
-            _zeroParts = (Parts(partition.GradientRanges), Parts(partition.ParameterRanges));
+            var ownership = trainer.Ownership!;
+            static BufferParts Parts(int ranks, Func<int, IReadOnlyList<(long Offset, long Length)>> runs) =>
+                new(Enumerable.Range(0, ranks).Select(r => (IReadOnlyList<(int, int)>)runs(r).Select(x => ((int)x.Offset, (int)x.Length)).ToList()).ToList());
+            _zeroParts = (Parts(dp, ownership.Dense.GradientRanges), Parts(dp, ownership.Dense.ParameterRanges));
+            // Under expert parallelism the hosted experts are partitioned over the replicas hosting the same ones.
+            if (ownership.Experts is { } experts)
+                _zeroExpertParts = (Parts(experts.Ranks, experts.GradientRanges), Parts(experts.Ranks, experts.ParameterRanges));
             trainer.GatherOver(_replicas!, _wire);
         }
     }
@@ -67,13 +70,23 @@ public sealed class DataParallelTrainer : IDisposable
         {
             var lossSum = Trainer.AccumulateBlock(step, Replica * perReplica, perReplica, sum);
             // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
-            if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2) _wire.Run(sum, w => _replicas.ReduceScatterSum(w, parts.Gradients));
+            if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
+                _wire.Run(sum, w =>
+                {
+                    _replicas.ReduceScatterSum(w, parts.Gradients);
+                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum(w, experts.Gradients);
+                });
             else if (_expertParts is { } spread) _wire.Run(sum, w => ReduceExpertsApart(w, spread));
             else _wire.Run(sum, _replicas.AllReduceSum);
             var loads = Trainer.BlockExpertLoads is { } block ? _replicas.AllReduceSum(block) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
-            if (_zeroParts is { } updated && Trainer.Zero!.Level < 3) _wire.Run(Trainer.FlatParameters, w => _replicas.AllGatherParts(w, updated.Parameters));
+            if (_zeroParts is { } updated && Trainer.Zero!.Level < 3)
+                _wire.Run(Trainer.FlatParameters, w =>
+                {
+                    _replicas.AllGatherParts(w, updated.Parameters);
+                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.AllGatherParts(w, experts.Parameters);
+                });
             return result;
         }
         finally

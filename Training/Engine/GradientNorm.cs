@@ -14,14 +14,16 @@ namespace Elastic.Training.Engine;
 /// per-rank vectors are gathered over the tensor and pipeline groups: every other rank contributes an exact zero. Under
 /// ZeRO only the data-parallel rank that updates a parameter has its reduced gradient, so it alone counts it, and the
 /// vectors are gathered over the data-parallel group too. Under expert parallelism an expert's sums are counted by the
-/// expert rank hosting it and the rest by expert rank 0, and the vectors are gathered over the expert group.
+/// expert rank hosting it and the rest by expert rank 0, and the vectors are gathered over the expert group (under ZeRO, by
+/// the owner among the replicas hosting it, and gathered over the data-parallel group with the rest).
 /// </summary>
 public static class GradientNorm
 {
     /// <param name="zero">Under ZeRO: whether this rank updates a parameter (by name), and its data-parallel group.</param>
     public static double Compute(GptModel model, FlatGradients layout, Tensor flat, Communicator? pipeline, (Func<string, bool> Updates, Communicator? Replicas)? zero = null)
     {
-        var experts = model.Experts.Ranks;
+        // Under ZeRO every (parameter, shard) has one owner among all the replicas, experts included: the data-parallel gather counts each once.
+        var experts = zero is null ? model.Experts.Ranks : null;
         var local = new Dictionary<string, double>();
         using (var scope = NewDisposeScope())
         {

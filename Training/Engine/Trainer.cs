@@ -56,8 +56,11 @@ public sealed class Trainer : IDisposable
         Zero = zero;
         if (zero is not null)
         {
-            Partition = OptimizerPartition.Of(PartitionEntries(parameters), zero.Ranks);
-            _optimizer = new AdamW(parameters, spec.Optimizer, Partition.ParameterRanges(zero.Rank), ownedOnly: zero.Level >= 3);
+            if (zero.Level >= 3 && Model.Experts.Degree > 1)
+                throw new ArgumentException($"ZeRO 3 does not run with expert parallelism (ep {Model.Experts.Degree}) yet", nameof(zero));
+            var expertNames = Model.Parameters.Where(p => p.Layout.Experts).Select(p => p.Name).ToHashSet();
+            Ownership = new OptimizerOwnership(PartitionEntries(parameters), expertNames.Contains, zero, Model.Experts.Degree);
+            _optimizer = new AdamW(parameters, spec.Optimizer, Ownership.ParameterRanges(), ownedOnly: zero.Level >= 3);
         }
         else
             _optimizer = new AdamW(parameters, spec.Optimizer);
@@ -96,8 +99,11 @@ public sealed class Trainer : IDisposable
     /// <summary>This rank's ZeRO shard, or null when it updates every parameter it holds.</summary>
     public ZeroShard? Zero { get; }
 
-    /// <summary>Under ZeRO, which data-parallel rank updates which of the stage's parameters.</summary>
-    public OptimizerPartition? Partition { get; }
+    /// <summary>Under ZeRO, which rank updates which of the stage's parameters.</summary>
+    public OptimizerOwnership? Ownership { get; }
+
+    /// <summary>Under ZeRO, which data-parallel rank updates which of the stage's parameters (the hosted experts excepted under expert parallelism).</summary>
+    public OptimizerPartition? Partition => Ownership?.Dense;
 
     /// <summary>The stage's parameters as one flat fp32 buffer, in the order of the flat gradients (what ZeRO all-gathers after an update).</summary>
     public Tensor FlatParameters => _optimizer.FlatParameters;
@@ -267,8 +273,8 @@ public sealed class Trainer : IDisposable
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var mean = (1.0 / m).ToScalar();
         gradientSum.mul_(mean);
-        var norm = Zero is { } zero && Partition is { } partition
-            ? GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks, (p => partition.OwnerOf(p) == zero.Rank, replicas))
+        var norm = Ownership is { } ownership
+            ? GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks, (ownership.Updates, replicas))
             : GradientNorm.Compute(Model, _gradients, gradientSum, Stage.Ranks);
         var clip = Spec.Optimizer.ClipNorm;
         if (clip > 0 && norm > clip)

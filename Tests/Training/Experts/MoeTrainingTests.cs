@@ -38,6 +38,9 @@ public sealed class MoeTrainingTests
         { "dp 4 ep 2", 4, 1, 1, 2, 0, true },
         { "dp 2 x tp 2 ep 2", 2, 1, 2, 2, 0, true },
         { "dp 4 x pp 2 ep 2", 4, 2, 1, 2, 0, true },
+        { "dp 4 ep 2 zero 1", 4, 1, 1, 2, 1, true },
+        { "dp 4 ep 2 zero 2", 4, 1, 1, 2, 2, true },
+        { "dp 2 x pp 2 ep 2 zero 2", 2, 2, 1, 2, 2, true },
     };
 
     [Theory, MemberData(nameof(Layouts))]
@@ -79,16 +82,20 @@ public sealed class MoeTrainingTests
     }
 
     [Theory]
-    [InlineData(2, 4)]
-    [InlineData(4, 1)]
-    [InlineData(1, 2)]
-    public async Task A_checkpoint_written_at_one_ep_resumes_at_another_to_the_uninterrupted_digest(int savedEp, int resumedEp)
+    [InlineData(2, 0, 4, 0)]
+    [InlineData(4, 0, 1, 0)]
+    [InlineData(1, 0, 2, 0)]
+    [InlineData(2, 2, 1, 0)]
+    [InlineData(1, 1, 2, 2)]
+    public async Task A_checkpoint_written_at_one_ep_resumes_at_another_to_the_uninterrupted_digest(int savedEp, int savedZero, int resumedEp, int resumedZero)
     {
-        var spec = Spec(steps: 4);
+        var spec = Spec(zero: savedZero, steps: 4);
         var reference = await TestSpecs.ReferenceDigest(spec);
 
-        // Every rank writes its share: an expert tensor's regions by the replicas hosting them, the rest in rotation.
-        var (chunks, digests) = await EngineGrid.CheckpointAndResume(spec, ParallelGrid.Of(4, 1, 1, savedEp), spec, ParallelGrid.Of(Math.Max(2, resumedEp), 1, 1, resumedEp));
+        // Every rank writes its share: an expert tensor's regions by the replicas hosting them, the rest in rotation; under
+        // ZeRO the moments by their owner.
+        var (chunks, digests) = await EngineGrid.CheckpointAndResume(spec, ParallelGrid.Of(4, 1, 1, savedEp),
+            spec with { Parallel = spec.Parallel with { Zero = resumedZero } }, ParallelGrid.Of(Math.Max(2, resumedEp), 1, 1, resumedEp));
 
         Assert.All(digests, d => Assert.Equal(reference, d));
         // Experts are saved as regions of the stacked [E, ...] tensors, one per expert rank.

@@ -46,6 +46,9 @@ public sealed class OptimizerPartition
         return new OptimizerPartition(entries, ranks, owners);
     }
 
+    /// <summary>Whether <paramref name="name"/> is one of this partition's parameters.</summary>
+    public bool Holds(string name) => _owners.ContainsKey(name);
+
     public int OwnerOf(string name) => _owners.TryGetValue(name, out var owner) ? owner : throw new ArgumentException($"no parameter named {name} in this partition", nameof(name));
 
     /// <summary>The runs of the flat gradient that <paramref name="rank"/> reduces and updates, neighbours merged.</summary>
