@@ -27,7 +27,11 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
     {
         var m = spec.Model;
         long d = m.DModel, f = m.FfnSize, v = m.Vocab, t = m.Context, b = spec.Batch.Micro, h = m.Heads;
-        var perLayer = 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + (d * f + f) + (f * d + d);
+        var mlp = (d * f + f) + (f * d + d);
+        var perLayer = 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + mlp;
+        // A MoE layer holds its router and, of its E experts (each an MLP), the E / min(ep, dp) its replica hosts.
+        var hosted = m.Moe is { } moe ? moe.Experts / Math.Max(1, Math.Min(spec.Parallel.Expert, dp)) : 0;
+        long LayerParameters(int layer) => m.Moe is { } mixture && mixture.IsMoeLayer(layer) ? perLayer - mlp + hosted * mlp + mixture.Experts * d : perLayer;
         // Saved for backward per layer: the block input, both LayerNorm outputs, q/k/v, the attention output,
         // the residual, two projections with their dropout masks, the MLP's two wide activations, and the
         // attention weights of an unfused kernel; then the logits with their softmax and gradient.
@@ -50,7 +54,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             : (1, 1);
         var chunks = stages == 1 ? [new Parallelism.Pipeline.ModelChunk(0, 0, m.Layers, true, true, 0)] : PipelineSplit.Chunks(m, stages * virtualStages);
         long ChunkParameters(Parallelism.Pipeline.ModelChunk c) =>
-            c.Count * perLayer + (c.Embedding ? v * d + t * d : 0) + (c.Head ? 2 * d + (!m.TiedEmbeddings || !c.Embedding ? v * d : 0) : 0);
+            Enumerable.Range(c.First, c.Count).Sum(LayerParameters) + (c.Embedding ? v * d + t * d : 0) + (c.Head ? 2 * d + (!m.TiedEmbeddings || !c.Embedding ? v * d : 0) : 0);
         long ChunkActivations(Parallelism.Pipeline.ModelChunk c) => c.Count * keptPerLayer + recomputing + (c.Embedding ? 4 * b * t * d : 0) + (c.Head ? 3 * b * t * v : 0);
         MemoryEstimate Stage(int s)
         {
@@ -63,7 +67,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.
             // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).
             var parts = zero > 0 ? dp : 1;
-            var largestUnit = Math.Max(perLayer, Math.Max(v * d + t * d, 2 * d + v * d));
+            var largestUnit = Math.Max(Enumerable.Range(0, m.Layers).Max(LayerParameters), Math.Max(v * d + t * d, 2 * d + v * d));
             // The unit running and the next one, prefetched.
             var parameterBytes = Fp32 * (zero >= 3 ? (parameters + dp - 1) / dp + 2 * largestUnit : parameters);
             var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? 2 * parameters : 0));

@@ -11,11 +11,15 @@ public sealed class AdmissionTests : IDisposable
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-admission-").FullName;
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task The_memory_estimate_counts_exactly_the_parameters_the_model_has(bool tied)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public async Task The_memory_estimate_counts_exactly_the_parameters_the_model_has(bool tied, bool experts)
     {
-        var spec = TestSpecs.Tiny() with { Model = TestSpecs.Tiny().Model with { TiedEmbeddings = tied, Ffn = 48 } };
+        var spec = TestSpecs.Tiny() with
+        {
+            Model = TestSpecs.Tiny().Model with { TiedEmbeddings = tied, Ffn = 48, Moe = experts ? new MoeSpec { Experts = 4, Every = 2 } : null },
+        };
         var actual = await TestSpecs.OnDevice(() =>
         {
             using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
