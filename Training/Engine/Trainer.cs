@@ -293,7 +293,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     internal (IReadOnlyList<(int Offset, int Count)> Dense, IReadOnlyList<(int Offset, int Count)> Experts) GradientRuns()
     {
-        var experts = Model.Parameters.Where(p => p.Layout.Experts).SelectMany(p => p.Named().Select(n => n.Key)).ToHashSet();
+        var experts = Model.ExpertKeys;
         var (dense, hosted) = (new List<(int Offset, int Count)>(), new List<(int Offset, int Count)>());
         foreach (var (name, offset, length) in _gradients.Slices)
         {
@@ -310,7 +310,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public (long InFlatBuffers, long PerSource) ExpertGradientBytes()
     {
-        var experts = Model.Parameters.Where(p => p.Layout.Experts).SelectMany(p => p.Named().Select(n => n.Key)).ToHashSet();
+        var experts = Model.ExpertKeys;
         long InPool(FlatGradients pool) => pool.Length == 0 ? 0 : pool.AllocatedBytes / pool.Length * pool.Slices.Where(s => experts.Contains(s.Name)).Sum(s => s.Length);
         return (InPool(_gradients) + _chunks.Sum(c => InPool(c.Gradients)), _expertGradients?.AllocatedBytes ?? 0);
     }

@@ -75,6 +75,9 @@ public sealed class GptModel : IDisposable
     /// <summary>The ranks this model's MoE experts are spread over (one rank holding all when there are none).</summary>
     public ExpertGroup Experts { get; private set; }
 
+    /// <summary>The gradient keys (name#expert) of the expert pieces this model holds.</summary>
+    public IReadOnlySet<string> ExpertKeys => Parameters.Where(p => p.Layout.Experts).SelectMany(p => p.Named().Select(n => n.Key)).ToHashSet();
+
     /// <summary>The model's MoE layers, by layer index.</summary>
     public IReadOnlyDictionary<int, MoeLayer> MoeLayers => _moe;
 
@@ -315,7 +318,7 @@ public sealed class GptModel : IDisposable
         var whole = sequence.Split ? ReplicatedRegion.Enter(Group, b) : b;
         var (time, batch, d) = (whole.shape[0], whole.shape[1], whole.shape[2]);
         var p = $"h.{moe.Layer}.mlp.";
-        var weights = new[] { "c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias" }.Select(n => _byName[p + "experts." + n]).ToList();
+        var weights = ExpertWeights.Names.Select(n => _byName[p + "experts." + n]).ToList();
         var experts = weights[0].Local.Select((_, i) => new ExpertWeights(weights[0].FirstShard + i, weights[0].Local[i], weights[1].Local[i], weights[2].Local[i], weights[3].Local[i])).ToList();
         var tokens = moe.Forward(Group, Experts, whole.transpose(0, 1).reshape(batch * time, d), Whole(p + "router.weight"), experts);
         var back = tokens.view(batch, time, d).transpose(0, 1).contiguous();

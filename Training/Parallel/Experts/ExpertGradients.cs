@@ -70,11 +70,10 @@ public sealed class ExpertGradients : IDisposable
     {
         var part = _byLayer[layer];
         var buffer = part.Current[source] ??= Rent(part);
-        string[] names = ["c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias"];
         using var scope = NewDisposeScope();
-        for (var i = 0; i < names.Length; i++)
+        for (var i = 0; i < ExpertWeights.Names.Count; i++)
         {
-            var (offset, length) = part.ByKey[$"h.{layer}.mlp.experts.{names[i]}#{expert}"];
+            var (offset, length) = part.ByKey[$"h.{layer}.mlp.experts.{ExpertWeights.Names[i]}#{expert}"];
             buffer.narrow(0, offset, length).add_(grads[i].reshape(-1), alpha: One);
         }
     }
