@@ -15,8 +15,10 @@ namespace Elastic.Tests.Training;
 /// during the native call it was made for: a garbage collection at the wrong moment frees it mid-call
 /// ("Expected false to be true ... toFloat", or a silently wrong value). These tests force collections on
 /// another thread while the engine does its scalar-heavy work. Before ExplicitScalars, the optimizer test
-/// failed about once per second of stress on this machine; it stresses for 6 s.
+/// failed about once per second of stress on this machine; it stresses for 6 s. The collections hit every thread,
+/// so these tests run alone: tests running beside them are not written to be stressed.
 /// </summary>
+[Collection(nameof(NativeLifetimeTests))]
 public sealed class NativeLifetimeTests
 {
     [Fact]
@@ -82,3 +84,7 @@ public sealed class NativeLifetimeTests
         return (steps, ParameterDigest.Compute(parameters.Select(p => (p.Item1, (Tensor)p.Item2))));
     }
 }
+
+/// <summary>Forced collections reach every thread of the process: nothing else runs beside them.</summary>
+[CollectionDefinition(nameof(NativeLifetimeTests), DisableParallelization = true)]
+public sealed class NativeLifetimeCollection;

@@ -33,7 +33,7 @@ public sealed class DeviceWorker : IDisposable
                 try
                 {
                     if (_threads != torchThreads) set_num_threads(_threads = torchThreads);
-                    completion.SetResult(work());
+                    completion.SetResult(KeepingTensorsAlive(work));
                 }
                 catch (Exception e)
                 {
@@ -46,6 +46,23 @@ public sealed class DeviceWorker : IDisposable
             completion.SetException(new ObjectDisposedException(Name, "the device worker has stopped"));
         }
         return completion.Task;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a dispose scope that keeps every tensor it makes (outside narrower scopes)
+    /// reachable until it returns, then lets go of them, disposing none. A tensor that is only an argument of a
+    /// native call is otherwise unreachable during that call, and a collection there runs its finalizer and frees
+    /// it mid-call: a native crash (Tests/Training/NativeLifetimeTests).
+    /// </summary>
+    private static T KeepingTensorsAlive<T>(Func<T> work)
+    {
+        var scope = NewDisposeScope();
+        try { return work(); }
+        finally
+        {
+            scope.Detach(scope.DisposablesView);
+            scope.Dispose();
+        }
     }
 
     /// <summary>Runs one item on a fresh device thread that ends with it.</summary>
