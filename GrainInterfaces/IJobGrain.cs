@@ -8,7 +8,7 @@ namespace Elastic.GrainInterfaces;
 public interface IJobGrain : IGrainWithStringKey
 {
     /// <summary>Called once by the registry after validation.</summary>
-    [Alias("Start")] Task Start(TrainingSpec spec, DateTimeOffset submittedAt);
+    [Alias("Start")] Task Start(TrainingSpec spec, DateTimeOffset submittedAt, string tenant);
 
     /// <summary>Null when no job has this id.</summary>
     [Alias("GetStatus")] Task<JobStatus?> GetStatus();

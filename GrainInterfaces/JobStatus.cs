@@ -29,4 +29,5 @@ public sealed record JobStatus(
     [property: Id(16)] string Device = "cpu",
     [property: Id(17)] string? Stages = null,
     [property: Id(18)] DeviceMemory? Memory = null,
-    [property: Id(19)] ExpertLoad? Experts = null);
+    [property: Id(19)] ExpertLoad? Experts = null,
+    [property: Id(20)] string Tenant = Tenants.Default);

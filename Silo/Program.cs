@@ -1,7 +1,9 @@
 // The Elastic silo: one process per machine (or per group of GPUs). Configuration: the "Elastic" section
 // (see docs/cluster.md), e.g. Elastic__Clustering=azure Elastic__ConnectionString=... Elastic__Devices__Count=2.
 using Elastic.Grains.Jobs;
+using Elastic.Service;
 using Elastic.Silo.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
 
@@ -41,5 +43,9 @@ builder.UseOrleans(silo =>
     }
     silo.AddElastic(settings.Elastic, settings.Name);
 });
-await builder.Build().RunAsync();
+using var host = builder.Build();
+await host.StartAsync();
+// The HTTP API in this silo's process, in front of its own grain factory.
+await using (settings.Api is { } api ? await ApiServer.StartAsync(host.Services.GetRequiredService<IGrainFactory>(), api) : null)
+    await host.WaitForShutdownAsync();
 return 0;

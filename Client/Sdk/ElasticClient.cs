@@ -19,14 +19,15 @@ public sealed class ElasticClient(IGrainFactory grains)
     /// <summary>
     /// Submits a job. Submitting the same spec again under the same <paramref name="idempotencyKey"/> returns the
     /// same job id (safe to retry); another spec under that key is refused. Without a key every call creates a job.
+    /// The Orleans client is trusted: it submits for any <paramref name="tenant"/>.
     /// </summary>
-    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default)
+    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default, string tenant = Tenants.Default)
     {
         // Generated once, so that a retry after a lost reply finds the job the first attempt created.
         var key = idempotencyKey ?? Guid.NewGuid().ToString("N");
         return Call(async () =>
         {
-            var result = await Registry.Submit(spec, key).WaitAsync(cancellation);
+            var result = await Registry.Submit(spec, key, tenant).WaitAsync(cancellation);
             if (result.Errors.Count > 0) throw new JobSpecRejectedException(result.Errors);
             if (result.IdempotencyConflict is { } conflict) throw new IdempotencyConflictException(conflict);
             return result.JobId!;
@@ -104,9 +105,11 @@ public sealed class ElasticClient(IGrainFactory grains)
         Call(async () => await Job(jobId).GetReport().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId));
 
     /// <summary>Progress as it happens: committed steps, held-out losses, plan changes and other events, until the job ends.</summary>
-    public async IAsyncEnumerable<JobProgress> WatchAsync(string jobId, [EnumeratorCancellation] CancellationToken cancellation = default)
+    public IAsyncEnumerable<JobProgress> WatchAsync(string jobId, CancellationToken cancellation = default) => WatchAsync(jobId, 0, 0, cancellation);
+
+    /// <summary>Progress after step <paramref name="afterStep"/> and event <paramref name="afterEvent"/> (a watcher that reconnects), until the job ends.</summary>
+    public async IAsyncEnumerable<JobProgress> WatchAsync(string jobId, long afterStep, long afterEvent, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        var (afterStep, afterEvent) = (0L, 0L);
         while (true)
         {
             var progress = await Call(async () => await Job(jobId).WaitForProgress(afterStep, afterEvent, LongPoll).WaitAsync(cancellation)

@@ -124,10 +124,10 @@ public sealed partial class JobGrain(
         }
     }
 
-    public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt)
+    public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt, string tenant)
     {
         if (job.RecordExists) return;
-        job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending };
+        job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending, Tenant = tenant };
         Journal.Add(JobEventKinds.Submitted, $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
         await Writer.WriteAsync(TimeSpan.Zero);
         await KeepAwake();

@@ -42,4 +42,7 @@ public sealed class JobRecord
 
     /// <summary>What the MoE layers did in the last committed step.</summary>
     [Id(24)] public ExpertLoad? Experts { get; set; }
+
+    /// <summary>Who submitted the job: only that tenant (and admins) may see or change it.</summary>
+    [Id(25)] public string Tenant { get; set; } = Tenants.Default;
 }

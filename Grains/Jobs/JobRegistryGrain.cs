@@ -14,17 +14,20 @@ public sealed class JobRegistryGrain(
     [PersistentState("registry", StorageNames.Jobs)] IPersistentState<RegistryRecord> registry,
     IOptions<AdmissionOptions> admission) : Grain, IJobRegistryGrain
 {
-    public async Task<SubmitResult> Submit(TrainingSpec spec, string idempotencyKey)
+    public async Task<SubmitResult> Submit(TrainingSpec spec, string idempotencyKey, string tenant)
     {
         var inventory = await GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory();
         // Reading the data to check it is file work: off the grain scheduler.
         var errors = await Task.Run(() => JobAdmission.Check(spec, admission.Value, inventory));
         if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
             errors.Add(new SpecError("idempotencyKey", idempotencyKey, "must be 1 to 200 characters"));
+        if (Tenants.Problem(tenant) is { } problem) errors.Add(new SpecError("tenant", tenant, problem));
         if (errors.Count > 0) return new SubmitResult(null, errors, null);
 
         var specJson = SpecJson.Serialize(spec);
-        if (registry.State.ByKey.TryGetValue(idempotencyKey, out var admitted))
+        // A tenant name has no '/': the same key from two tenants is two keys.
+        var key = $"{tenant}/{idempotencyKey}";
+        if (registry.State.ByKey.TryGetValue(key, out var admitted))
         {
             if (admitted.SpecJson != specJson)
                 return new SubmitResult(null, [], $"idempotency key '{idempotencyKey}' was used for job {admitted.JobId} with a different spec");
@@ -32,12 +35,12 @@ public sealed class JobRegistryGrain(
         else
         {
             admitted = new Admission(NewJobId(spec.Name), specJson);
-            registry.State.ByKey[idempotencyKey] = admitted;
+            registry.State.ByKey[key] = admitted;
             registry.State.Jobs.Add(admitted.JobId);
             await registry.WriteStateAsync();
         }
         // Start is idempotent, so a retry after a failure here still starts the job.
-        await GrainFactory.GetGrain<IJobGrain>(admitted.JobId).Start(spec, DateTimeOffset.UtcNow);
+        await GrainFactory.GetGrain<IJobGrain>(admitted.JobId).Start(spec, DateTimeOffset.UtcNow, tenant);
         return SubmitResult.Accepted(admitted.JobId);
     }
 

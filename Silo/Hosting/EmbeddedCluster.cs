@@ -34,6 +34,9 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     /// <summary>The first silo's gateway: it never leaves (it hosts membership), so clients that use only it ride out any churn.</summary>
     public IPEndPoint Gateway { get; private set; } = null!;
 
+    /// <summary>The first silo's grain factory: what the HTTP API of an embedded cluster fronts (that silo never leaves).</summary>
+    public IGrainFactory Grains { get; private set; } = null!;
+
     /// <summary>Where grain state is kept: beside the checkpoints, outside the blobs a checkpoint store lists.</summary>
     private string GrainState => Path.Combine(_checkpoints, "grain-state");
 
@@ -92,7 +95,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
         var host = builder.Build();
         lock (_gate) _silos.Add((host, siloPort));
         await host.StartAsync(cancellation);
-        if (_silos.Count == 1) Gateway = new IPEndPoint(IPAddress.Loopback, gatewayPort);
+        if (_silos.Count == 1) (Gateway, Grains) = (new IPEndPoint(IPAddress.Loopback, gatewayPort), host.Services.GetRequiredService<IGrainFactory>());
         return host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;
     }
 

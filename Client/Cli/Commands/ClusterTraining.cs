@@ -2,6 +2,8 @@ using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
 using Elastic.Jobs;
+using Elastic.Service;
+using Elastic.Service.Access;
 using Elastic.Silo.Hosting;
 
 namespace Elastic.Cli.Commands;
@@ -34,6 +36,11 @@ internal static class ClusterTraining
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]), cancellation: cancellation);
         var client = connection.Client;
         await client.WaitForDevicesAsync(devices, TimeSpan.FromSeconds(30), cancellation);
+        // The HTTP API on localhost, for this run only: its admin key is made here and shown this once.
+        var adminKey = ApiKeySecret.New();
+        await using var api = await ApiServer.StartAsync(cluster.Grains,
+            new ApiOptions { BootstrapAdminKey = adminKey.Text, ExportDirectory = Path.Combine(run.Path, "exports") }, cancellation: cancellation);
+        console.Plain.WriteLine($"API {api.Address} (admin key for this run: {adminKey.Text})");
         string jobId;
         if (resumedJob is { } id)
         {

@@ -1,0 +1,22 @@
+using System.Security.Claims;
+using Elastic.Client;
+using Elastic.Service.Access;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+
+namespace Elastic.Service.Endpoints;
+
+/// <summary>/api/v1/cluster (the silos and their devices) and /api/v1/me (who the credential says the caller is).</summary>
+public static class ClusterEndpoints
+{
+    public static void MapClusterEndpoints(this IEndpointRouteBuilder routes)
+    {
+        var api = routes.MapGroup("/api/v1").WithTags("Cluster").RequireAuthorization();
+        api.MapGet("/cluster", async (ElasticClient client, CancellationToken cancellation) =>
+        {
+            var silos = await client.GetInventoryAsync(cancellation);
+            return TypedResults.Ok(new ClusterView(silos, silos.Sum(s => s.Devices), silos.Sum(s => s.DevicesInUse)));
+        }).WithSummary("The cluster's silos, their devices and how many are in use");
+        api.MapGet("/me", (ClaimsPrincipal user) => TypedResults.Ok(Caller.Of(user))).WithSummary("The tenant and role of the calling credential");
+    }
+}
