@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using Elastic.Client;
 using Elastic.Service.Access;
 using Elastic.Service.Endpoints;

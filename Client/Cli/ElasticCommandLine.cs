@@ -21,5 +21,6 @@ public static class ElasticCommandLine
         ListCommand.Create(),
         EventsCommand.Create(),
         ClusterCommand.Create(),
+        KeysCommand.Create(),
     };
 }

@@ -6,7 +6,7 @@ namespace Elastic.Cli;
 /// <summary>Follows a job on the cluster to its end, feeding its steps and events into a progress display.</summary>
 internal static class JobWatcher
 {
-    public static async Task<JobStatus> Follow(ElasticClient client, string jobId, ProgressSink sink, CancellationToken cancellation)
+    public static async Task<JobStatus> Follow(IElasticClient client, string jobId, ProgressSink sink, CancellationToken cancellation)
     {
         JobStatus? last = null;
         await foreach (var progress in client.WatchAsync(jobId, cancellation))

@@ -12,16 +12,19 @@ namespace Elastic.Client;
 /// Submits, watches and controls training jobs on an Elastic cluster. Every failure surfaces as an
 /// <see cref="ElasticException"/> subtype with a message fit for a user.
 /// </summary>
-public sealed class ElasticClient(IGrainFactory grains)
+public sealed class ElasticClient(IGrainFactory grains) : IElasticClient
 {
     private static readonly TimeSpan LongPoll = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Submits a job. Submitting the same spec again under the same <paramref name="idempotencyKey"/> returns the
     /// same job id (safe to retry); another spec under that key is refused. Without a key every call creates a job.
-    /// The Orleans client is trusted: it submits for any <paramref name="tenant"/>.
     /// </summary>
-    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default, string tenant = Tenants.Default)
+    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey = null, CancellationToken cancellation = default) =>
+        SubmitAsync(spec, idempotencyKey, Tenants.Default, cancellation);
+
+    /// <summary>Submits a job for <paramref name="tenant"/>: the Orleans client is trusted, it submits for any tenant.</summary>
+    public Task<string> SubmitAsync(TrainingSpec spec, string? idempotencyKey, string tenant, CancellationToken cancellation = default)
     {
         // Generated once, so that a retry after a lost reply finds the job the first attempt created.
         var key = idempotencyKey ?? Guid.NewGuid().ToString("N");
@@ -43,8 +46,10 @@ public sealed class ElasticClient(IGrainFactory grains)
         Call(async () => StillRunning(await Job(jobId).Cancel().WaitAsync(cancellation) ?? throw new JobNotFoundException(jobId), "cancel"));
 
     /// <summary>Exports a checkpoint (default: the latest) as model.safetensors + config.json into a directory on the silo's filesystem.</summary>
-    public Task<string> ExportAsync(string jobId, string directory, long? step = null, CancellationToken cancellation = default) =>
-        Call(() => Job(jobId).Export(step, directory).WaitAsync(cancellation));
+    public Task<string> ExportAsync(string jobId, string? directory, long? step = null, CancellationToken cancellation = default) =>
+        directory is null
+            ? throw new ElasticException("exporting through the cluster connection needs a directory on the silos' filesystem")
+            : Call(() => Job(jobId).Export(step, directory).WaitAsync(cancellation));
 
     /// <summary>Asks a running job to checkpoint at its next step boundary.</summary>
     /// <exception cref="JobStateException">The job had already ended: no checkpoint will be taken.</exception>

@@ -28,3 +28,6 @@ public sealed class LayoutRejectedException(string message) : ElasticException(m
 
 /// <summary>The cluster could not be reached, or stopped answering.</summary>
 public sealed class ClusterUnavailableException(string message, Exception? inner = null) : ElasticException(message, inner);
+
+/// <summary>The API refused the credential (missing, unknown, revoked, expired) or its role does not allow the call.</summary>
+public sealed class ElasticAccessDeniedException(string message) : ElasticException(message);

@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using System.Security.Claims;
 using Elastic.Client;
 using Elastic.Service.Access;
@@ -17,6 +18,10 @@ public static class ClusterEndpoints
             var silos = await client.GetInventoryAsync(cancellation);
             return TypedResults.Ok(new ClusterView(silos, silos.Sum(s => s.Devices), silos.Sum(s => s.DevicesInUse)));
         }).WithSummary("The cluster's silos, their devices and how many are in use");
-        api.MapGet("/me", (ClaimsPrincipal user) => TypedResults.Ok(Caller.Of(user))).WithSummary("The tenant and role of the calling credential");
+        api.MapGet("/me", (ClaimsPrincipal user) =>
+        {
+            var caller = Caller.Of(user);
+            return TypedResults.Ok(new ApiIdentity(caller.Tenant, caller.Role, caller.Credential));
+        }).WithSummary("The tenant and role of the calling credential");
     }
 }

@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Security.Claims;
@@ -70,7 +71,7 @@ public static class JobEndpoints
             return ApiProblems.Invalid(e.Errors);
         }
         if (idempotencyKey is { Length: 0 or > 200 }) return ApiProblems.BadRequest("Idempotency-Key", idempotencyKey, "must be 1 to 200 characters");
-        var jobId = await client.SubmitAsync(spec, idempotencyKey, cancellation, Caller.Of(user).Tenant);
+        var jobId = await client.SubmitAsync(spec, idempotencyKey, Caller.Of(user).Tenant, cancellation);
         return TypedResults.Created($"/api/v1/jobs/{Uri.EscapeDataString(jobId)}", new SubmittedJob(jobId));
     }
 

@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text;

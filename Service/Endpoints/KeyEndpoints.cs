@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;

@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Claims;
@@ -44,8 +45,8 @@ public sealed class ApiAccessTests(ApiFixture api) : IClassFixture<ApiFixture>
         var created = await api.KeyFor("team-keys");
         Assert.Matches("^ek_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$", created.Key);
         using var user = api.As(created.Key);
-        var me = await user.GetFromJsonAsync<Caller>("/api/v1/me", ApiJson.Options);
-        Assert.Equal(new Caller("team-keys", ApiRole.User, created.Info.Id), me);
+        var me = await user.GetFromJsonAsync<ApiIdentity>("/api/v1/me", ApiJson.Options);
+        Assert.Equal(new ApiIdentity("team-keys", ApiRole.User, created.Info.Id), me);
 
         using var admin = api.As(ApiFixture.AdminKey);
         var listed = await admin.GetStringAsync("/api/v1/keys");
@@ -119,9 +120,9 @@ public sealed class ApiAccessTests(ApiFixture api) : IClassFixture<ApiFixture>
         var later = DateTime.UtcNow.AddHours(1);
 
         using (var user = api.As(Token(signingKey, later, new Claim("tid", "7f3c9a"), new Claim("sub", "ada")), withTokens))
-            Assert.Equal(new Caller("team-entra", ApiRole.User, "token:ada"), await user.GetFromJsonAsync<Caller>("/api/v1/me", ApiJson.Options));
+            Assert.Equal(new ApiIdentity("team-entra", ApiRole.User, "token:ada"), await user.GetFromJsonAsync<ApiIdentity>("/api/v1/me", ApiJson.Options));
         using (var admin = api.As(Token(signingKey, later, new Claim("tid", "ops"), new Claim("sub", "root"), new Claim("roles", "Elastic.Admin")), withTokens))
-            Assert.Equal(ApiRole.Admin, (await admin.GetFromJsonAsync<Caller>("/api/v1/me", ApiJson.Options))!.Role);
+            Assert.Equal(ApiRole.Admin, (await admin.GetFromJsonAsync<ApiIdentity>("/api/v1/me", ApiJson.Options))!.Role);
 
         var forgedKey = Convert.ToBase64String(Encoding.UTF8.GetBytes("someone-elses-signing-key-32-bytes!!!!"));
         foreach (var (token, reason) in new[]

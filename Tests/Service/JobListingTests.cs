@@ -1,3 +1,4 @@
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Service.Access;
 using Elastic.Service.Endpoints;

@@ -1,12 +1,18 @@
 using System.CommandLine;
 using Elastic.Client;
+using Elastic.Client.Http;
 
 namespace Elastic.Cli.Commands;
 
-/// <summary>The commands that talk to a running cluster: each takes <c>--cluster</c>, connects, and runs against the SDK.</summary>
+/// <summary>
+/// The commands that talk to a running cluster: each connects through the HTTP API (<c>--api URL</c>, a key from
+/// ELASTIC_API_KEY) or, inside the cluster's network, as a trusted Orleans client (<c>--cluster</c>), and runs against the SDK.
+/// </summary>
 internal static class ClusterConnection
 {
-    public delegate Task<int> Action(ParseResult parse, CliOutput console, ElasticClient client, CancellationToken cancellation);
+    public delegate Task<int> Action(ParseResult parse, CliOutput console, IElasticClient client, CancellationToken cancellation);
+
+    public const string KeyVariable = "ELASTIC_API_KEY";
 
     public static Command Command(string name, string description, Symbol[] symbols, Action action)
     {
@@ -15,19 +21,48 @@ internal static class ClusterConnection
             Description = "Cluster to use: localhost[:PORT], static:HOST:PORT[,...], azure:CONNECTION-STRING or redis:CONFIGURATION (default: $ELASTIC_CLUSTER, else localhost)",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ELASTIC_CLUSTER") is { Length: > 0 } env ? env : "localhost",
         };
-        var command = new Command(name, description);
+        var api = ApiOption();
+        var command = WithSymbols(new Command(name, description), symbols);
+        command.Add(cluster);
+        command.Add(api);
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
+        {
+            if (parse.GetValue(api) is { } url)
+            {
+                using var client = ApiClient(url);
+                return await action(parse, console, client, cancellation);
+            }
+            await using var connection = await Connect(parse.GetValue(cluster)!, cancellation);
+            return await action(parse, console, connection.Client, cancellation);
+        }));
+        return command;
+    }
+
+    /// <summary><paramref name="command"/> with <paramref name="symbols"/> (arguments and options) added in order.</summary>
+    public static Command WithSymbols(Command command, Symbol[] symbols)
+    {
         foreach (var symbol in symbols)
         {
             if (symbol is Argument argument) command.Add(argument);
             else command.Add((Option)symbol);
         }
-        command.Add(cluster);
-        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
-        {
-            await using var connection = await Connect(parse.GetValue(cluster)!, cancellation);
-            return await action(parse, console, connection.Client, cancellation);
-        }));
         return command;
+    }
+
+    public static Option<string?> ApiOption() => new("--api")
+    {
+        Description = $"The HTTP API to use instead of an Orleans connection, e.g. http://127.0.0.1:8080 (default: $ELASTIC_API); the key comes from ${KeyVariable}",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ELASTIC_API") is { Length: > 0 } env ? env : null,
+    };
+
+    /// <summary>A client of the API at <paramref name="api"/> with the key in ELASTIC_API_KEY (never a command-line argument: those show in process lists).</summary>
+    public static ElasticApiClient ApiClient(string? url)
+    {
+        if (url is null) throw new CliException("--api URL is required (or set ELASTIC_API), e.g. --api http://127.0.0.1:8080");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var api) || api.Scheme is not ("http" or "https")) throw new CliException($"--api {url}: must be an http or https URL");
+        var key = Environment.GetEnvironmentVariable(KeyVariable);
+        if (string.IsNullOrWhiteSpace(key)) throw new CliException($"--api {api}: set {KeyVariable} to an API key (an admin creates one with `elastic keys create`)");
+        return ElasticApiClient.Create(api, key.Trim());
     }
 
     private static async Task<ElasticConnection> Connect(string text, CancellationToken cancellation)

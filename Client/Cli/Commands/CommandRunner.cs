@@ -19,15 +19,15 @@ internal static class CommandRunner
         {
             return await command(output);
         }
-        catch (Exception e) when (e is SpecValidationException or CliException or JobSpecRejectedException or IdempotencyConflictException or JobNotFoundException or JobStateException or LayoutRejectedException)
-        {
-            output.Error(e.Message);
-            return InvalidInput;
-        }
         catch (ClusterUnavailableException e)
         {
             output.Error(e.Message);
             return Unavailable;
+        }
+        catch (Exception e) when (e is SpecValidationException or CliException or ElasticException)
+        {
+            output.Error(e.Message);
+            return InvalidInput;
         }
         catch (OperationCanceledException)
         {

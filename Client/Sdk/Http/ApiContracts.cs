@@ -1,6 +1,6 @@
 using Elastic.GrainInterfaces;
 
-namespace Elastic.Service.Endpoints;
+namespace Elastic.Client.Http;
 
 /// <summary>A job the API admitted.</summary>
 public sealed record SubmittedJob(string JobId);
@@ -28,3 +28,6 @@ public sealed record CreatedKey(string Key, ApiKeyInfo Info);
 
 /// <summary>The cluster's silos and their devices.</summary>
 public sealed record ClusterView(IReadOnlyList<SiloInventory> Silos, int Devices, int DevicesInUse);
+
+/// <summary>Who a credential says its holder is: /api/v1/me.</summary>
+public sealed record ApiIdentity(string Tenant, ApiRole Role, string Credential);

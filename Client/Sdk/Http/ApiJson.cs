@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Elastic.Service;
+namespace Elastic.Client.Http;
 
 /// <summary>
 /// How the API writes and reads JSON: web defaults (camelCase), enums by name, NaN and infinities as strings (a diverged
