@@ -26,6 +26,8 @@ public static class ElasticApi
         {
             document.Info.Title = "Elastic";
             document.Info.Description = "Elastic distributed training: submit, watch and steer training jobs. Authenticate with Authorization: Bearer <API key or token>.";
+            // Clients know where they reached it; a listening port in the document would change with every start.
+            document.Servers?.Clear();
             return Task.CompletedTask;
         }));
         return services;
