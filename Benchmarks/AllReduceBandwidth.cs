@@ -58,7 +58,7 @@ internal static class AllReduceBandwidth
         var endpoints = args[2].Split(',');
         var port = int.Parse(endpoints[rank].Split(':')[1], CultureInfo.InvariantCulture);
         await using var plane = new DataPlane(IPAddress.Loopback, port);
-        using var group = await plane.JoinAsync("bench", rank, endpoints, TimeSpan.FromSeconds(60));
+        using var group = await plane.JoinAsync("bench", rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromSeconds(60));
         // Collectives run on a dedicated thread, as on a silo's device worker (never a thread-pool thread).
         var median = await DeviceWorker.RunOnce("rank", 1, () =>
         {

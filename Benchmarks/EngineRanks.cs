@@ -31,7 +31,7 @@ internal sealed class EngineRanks : IAsyncDisposable
         var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
         var ranks = await Task.WhenAll(Enumerable.Range(0, grid.Size).Select(async rank =>
         {
-            var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, TimeSpan.FromMinutes(2));
+            var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
             var worker = new DeviceWorker($"{name}-{rank}");
             var trainer = await worker.Run(threads, () => new DataParallelTrainer(new Trainer(spec, corpus, CPU,
                 new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor)), sequence, new PipelineStage(spec, groups.Along(GridAxis.Pipeline)),

@@ -126,7 +126,7 @@ internal static class PipelineStages
         var spec = Spec(p, m, schedule, v);
         var corpus = TokenCorpus.Load(spec);
         await using var plane = new DataPlane(IPAddress.Loopback, int.Parse(endpoints[rank].Split(':')[1], inv));
-        using var groups = await ProcessGroups.JoinAsync(plane, "bench", ParallelGrid.Of(1, p, 1), rank, endpoints, TimeSpan.FromMinutes(2));
+        using var groups = await ProcessGroups.JoinAsync(plane, "bench", ParallelGrid.Of(1, p, 1), rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
         var run = await DeviceWorker.RunOnce("stage", 1, () =>
         {
             using var trainer = new Trainer(spec, corpus, CPU, new TensorParallelGroup(spec.Model.Shards, null), false, new PipelineStage(spec, groups.Along(GridAxis.Pipeline)));
@@ -161,7 +161,7 @@ internal static class PipelineStages
         var inv = CultureInfo.InvariantCulture;
         var (rank, size, endpoints) = (int.Parse(args[0], inv), int.Parse(args[1], inv), args[2].Split(','));
         await using var plane = new DataPlane(IPAddress.Loopback, int.Parse(endpoints[rank].Split(':')[1], inv));
-        using var group = await plane.JoinAsync("bench-link", rank, endpoints, TimeSpan.FromMinutes(1));
+        using var group = await plane.JoinAsync("bench-link", rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(1));
         var rate = await DeviceWorker.RunOnce("stage", 1, () =>
         {
             using var links = new StageLinks(group, CPU);

@@ -2,18 +2,31 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using Elastic.Training.Collectives;
 
 namespace Elastic.Benchmarks;
 
 /// <summary>Benchmarks whose ranks run in processes of their own (as silos do): starting them, ports, and the raw loopback TCP baseline.</summary>
 internal static class WorkerProcesses
 {
+    private const string SecretVariable = "ELASTIC_BENCHMARK_GROUP_SECRET";
+
+    /// <summary>Drawn by the benchmark's own process and handed to its workers in their environment: the ranks of one run share it.</summary>
+    private static readonly byte[] SecretBytes = Environment.GetEnvironmentVariable(SecretVariable) is { Length: > 0 } hex
+        ? Convert.FromHexString(hex)
+        : RandomNumberGenerator.GetBytes(GroupSecret.Bytes);
+
+    /// <summary>The data-plane secret of this benchmark run's groups.</summary>
+    public static GroupSecret Secret => GroupSecret.From(SecretBytes);
+
     /// <summary>Runs this benchmark program as a separate process and returns the last line it printed.</summary>
     public static async Task<string> Run(params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(typeof(WorkerProcesses).Assembly.Location);
         foreach (var arg in args) info.ArgumentList.Add(arg);
+        info.Environment[SecretVariable] = Convert.ToHexString(SecretBytes);
         using var process = Process.Start(info)!;
         var (output, errors) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
         await process.WaitForExitAsync();

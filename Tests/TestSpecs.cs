@@ -1,5 +1,6 @@
 using Elastic.Data;
 using Elastic.Jobs;
+using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 
 namespace Elastic.Tests;
@@ -39,6 +40,9 @@ internal static class TestSpecs
         var steps = Enumerable.Range(1, spec.Steps).Select(s => trainer.Step(s)).ToList();
         return (steps, trainer.ParameterDigest());
     });
+
+    /// <summary>The data-plane secret the ranks of a test's groups share.</summary>
+    public static GroupSecret Secret { get; } = GroupSecret.New();
 
     /// <summary>Runs tensor work on a dedicated one-thread device, as the service does.</summary>
     public static Task<T> OnDevice<T>(Func<T> work) => DeviceWorker.RunOnce("test-device", 1, work);

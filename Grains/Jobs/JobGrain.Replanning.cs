@@ -207,7 +207,7 @@ public sealed partial class JobGrain
         var members = sources.Concat(decision.Needy.Select(n => (Unit: _units[n], Devices: plan.ReplicaGroupOf(n)))).ToList();
         var firstRanks = members.Select((_, i) => members.Take(i).Sum(m => m.Devices.Count)).ToArray();
         var group = new StateTransferGroup($"{JobId}/g{plan.Generation}/state", members.SelectMany(m => m.Devices).Select(d => d.DataPlane).ToList(),
-            options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count));
+            options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count), PeerSecret(plan));
         var bytes = await UnitCalls.OnAll(members.Select(m => m.Devices[0]).ToList(), members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i])).ToArray(), "transferring state");
         await UnitCalls.SameState(plan, _units, "after the state transfer");
         return $"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane " +

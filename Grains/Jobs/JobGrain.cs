@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
@@ -35,6 +36,7 @@ public sealed partial class JobGrain(
     private bool _cancelRequested;
     private CheckpointCoordinator? _checkpoints;
     private IReplicaGrain[] _units = [];
+    private (int Generation, byte[] Secret)? _peerSecret;
     private ElasticityPolicy? _policy;
     private JobRecordWriter? _writer;
     private JobJournal? _journal;
@@ -325,10 +327,20 @@ public sealed partial class JobGrain(
         return plan;
     }
 
+    /// <summary>
+    /// The data-plane secret of <paramref name="plan"/>'s generation: drawn once, kept in memory only (a generation never outlives
+    /// its coordinator: a new one re-plans into a generation of its own), handed to the units with their assignments.
+    /// </summary>
+    private byte[] PeerSecret(ParallelPlan plan)
+    {
+        if (_peerSecret?.Generation != plan.Generation) _peerSecret = (plan.Generation, RandomNumberGenerator.GetBytes(32));
+        return _peerSecret.Value.Secret;
+    }
+
     /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
     private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout)
     {
-        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: joinTimeout);
+        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: joinTimeout, PeerSecret: PeerSecret(plan));
         var replicas = Enumerable.Range(0, plan.Dp)
             .Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];

@@ -29,7 +29,9 @@ public static class ElasticSiloBuilderExtensions
     /// </summary>
     public static ISiloBuilder AddElastic(this ISiloBuilder silo, ElasticSiloOptions options, string siloName)
     {
-        var dataPlane = new DataPlane(IPAddress.Parse(options.DataPlaneBind), options.DataPlanePort, options.DataPlaneHost);
+        ILogger? dataPlaneLog = null;
+        var dataPlane = new DataPlane(IPAddress.Parse(options.DataPlaneBind), options.DataPlanePort, options.DataPlaneHost,
+            refused: message => dataPlaneLog?.LogWarning("{Refusal}", message));
         var devices = new SiloDevices(options.Devices, siloName);
         var inv = CultureInfo.InvariantCulture;
         silo.UseSiloMetadata(new Dictionary<string, string>
@@ -44,7 +46,11 @@ public static class ElasticSiloBuilderExtensions
         });
         // Registered through factories so that the container disposes them when the silo stops: the
         // listener closes and peers' collectives fail fast instead of waiting for a timeout.
-        silo.Services.AddSingleton(_ => dataPlane);
+        silo.Services.AddSingleton(sp =>
+        {
+            dataPlaneLog = sp.GetRequiredService<ILoggerFactory>().CreateLogger<DataPlane>();
+            return dataPlane;
+        });
         silo.Services.AddSingleton(_ => devices);
         silo.Services.AddSingleton<IBlobStore>(_ => (options.CheckpointConnectionString, options.CheckpointAccountUri) switch
         {

@@ -30,7 +30,7 @@ public sealed class CollectivesTests : IAsyncLifetime
     {
         var planes = Enumerable.Range(0, world).Select(r => r % 2 == 0 ? _siloA : _siloB).ToArray();
         var endpoints = planes.Select(p => p.Endpoint).ToArray();
-        return await Task.WhenAll(Enumerable.Range(0, world).Select(r => planes[r].JoinAsync(group, r, endpoints, timeout ?? TimeSpan.FromSeconds(10))));
+        return await Task.WhenAll(Enumerable.Range(0, world).Select(r => planes[r].JoinAsync(group, r, endpoints, TestSpecs.Secret, timeout ?? TimeSpan.FromSeconds(10))));
     }
 
     private static Task<T[]> OnEachRank<T>(Communicator[] ranks, Func<Communicator, T> work) =>
@@ -169,7 +169,7 @@ public sealed class CollectivesTests : IAsyncLifetime
     public async Task A_rank_that_never_joins_fails_the_join_within_the_timeout()
     {
         var endpoints = new[] { _siloA.Endpoint, _siloB.Endpoint };
-        var error = await Assert.ThrowsAsync<CollectiveException>(() => _siloA.JoinAsync("lonely", 0, endpoints, TimeSpan.FromMilliseconds(500)));
+        var error = await Assert.ThrowsAsync<CollectiveException>(() => _siloA.JoinAsync("lonely", 0, endpoints, TestSpecs.Secret, TimeSpan.FromMilliseconds(500)));
         Assert.Contains("rank 1", error.Message);
     }
 }

@@ -35,7 +35,7 @@ internal static class EngineGrid
         var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
         var ranks = Enumerable.Range(0, grid.Size).Select(async rank =>
         {
-            var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, TimeSpan.FromSeconds(60));
+            var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(60));
             using var worker = new DeviceWorker($"{name}-rank-{rank}");
             return await worker.Run(1, () =>
             {

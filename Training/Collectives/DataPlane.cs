@@ -10,21 +10,30 @@ namespace Elastic.Training.Collectives;
 /// One per host process (per silo): a TCP listener that peers dial, and the rendezvous that turns a group's
 /// ranks into a <see cref="Communicator"/>. Ranks on the same data plane link in memory; ranks on different
 /// ones by TCP, the higher rank dialling the lower. Group names carry the job generation, so links of a
-/// stale plan can never be mistaken for current ones.
+/// stale plan can never be mistaken for current ones. A TCP link is made only between two data planes that prove they
+/// hold the group's <see cref="GroupSecret"/> (see there); any other connection is refused, and reported.
 /// </summary>
 public sealed class DataPlane : IAsyncDisposable
 {
     private const uint Magic = 0x50444C45; // "ELDP"
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<(string Group, int To, int From), TaskCompletionSource<IPeerLink>> _slots = new();
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(30);
+    private const int RememberedGroups = 1024;
+    private readonly ConcurrentDictionary<(string Group, int To, int From), Rendezvous> _slots = new();
+    private readonly ConcurrentDictionary<(string Group, int Rank), GroupSecret> _joined = new();
+    private readonly ConcurrentQueue<(string Group, int Rank)> _joinOrder = new();
     private readonly Task _acceptLoop;
+    private readonly Action<string>? _refused;
+    private int _refusals;
 
     /// <param name="bind">Address to listen on.</param>
     /// <param name="port">Port to listen on; 0 picks a free one.</param>
     /// <param name="advertisedHost">Host name or address peers dial (defaults to the bind address).</param>
-    public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null)
+    /// <param name="refused">Told of every connection refused for a missing or wrong proof (what it claimed and from where; never a secret).</param>
+    public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null, Action<string>? refused = null)
     {
+        _refused = refused;
         _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         // A restarted silo must be able to take its port back while old connections linger in TIME_WAIT.
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -38,25 +47,31 @@ public sealed class DataPlane : IAsyncDisposable
     /// <summary>"host:port" that peers dial; also this data plane's identity in a group's endpoint list.</summary>
     public string Endpoint { get; }
 
+    /// <summary>Connections refused so far because they did not prove they hold their group's secret.</summary>
+    public int Refusals => Volatile.Read(ref _refusals);
+
     /// <summary>
     /// Links rank <paramref name="rank"/> of <paramref name="group"/> to every other rank. Every rank of the group
-    /// must call this with the same endpoint list (index = rank) within <paramref name="joinTimeout"/> (default:
-    /// <paramref name="timeout"/>, which bounds each collective of the group).
+    /// must call this with the same endpoint list (index = rank) and <paramref name="secret"/> within <paramref name="joinTimeout"/>
+    /// (default: <paramref name="timeout"/>, which bounds each collective of the group).
     /// </summary>
-    public async Task<Communicator> JoinAsync(string group, int rank, IReadOnlyList<string> endpoints, TimeSpan timeout, TimeSpan? joinTimeout = null)
+    public async Task<Communicator> JoinAsync(string group, int rank, IReadOnlyList<string> endpoints, GroupSecret secret, TimeSpan timeout, TimeSpan? joinTimeout = null)
     {
         var links = new IPeerLink?[endpoints.Count];
+        // Every higher rank may dial at once: each finds its rendezvous ready, with the secret to check it against.
+        for (var peer = rank + 1; peer < endpoints.Count; peer++) Slot(group, rank, peer).Secret.TrySetResult(secret);
+        Remember(group, rank, secret);
         try
         {
             using var deadline = new CancellationTokenSource(joinTimeout ?? timeout);
             for (var peer = 0; peer < rank; peer++)
-                links[peer] = endpoints[peer] == Endpoint ? LinkInMemory(group, rank, peer) : await Dial(group, rank, peer, endpoints[peer], deadline.Token);
+                links[peer] = endpoints[peer] == Endpoint ? LinkInMemory(group, rank, peer) : await Dial(group, rank, peer, endpoints[peer], secret, deadline.Token);
             for (var peer = rank + 1; peer < endpoints.Count; peer++)
             {
                 var slot = Slot(group, rank, peer);
                 try
                 {
-                    links[peer] = await slot.Task.WaitAsync(deadline.Token);
+                    links[peer] = await slot.Link.Task.WaitAsync(deadline.Token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -72,6 +87,10 @@ public sealed class DataPlane : IAsyncDisposable
         catch
         {
             foreach (var link in links) link?.Dispose();
+            // The peers never waited for: their rendezvous go too (a link that arrives late is closed with it).
+            for (var peer = rank + 1; peer < endpoints.Count; peer++)
+                if (_slots.TryRemove((group, rank, peer), out var left) && !left.Link.TrySetCanceled() && left.Link.Task.IsCompletedSuccessfully)
+                    left.Link.Task.Result.Dispose();
             throw;
         }
     }
@@ -79,12 +98,16 @@ public sealed class DataPlane : IAsyncDisposable
     private IPeerLink LinkInMemory(string group, int rank, int peer)
     {
         var (mine, theirs) = InMemoryPeerLink.CreatePair();
-        if (!Slot(group, peer, rank).TrySetResult(theirs)) throw new CollectiveException($"{group}: rank {rank} joined twice");
+        if (!Slot(group, peer, rank).Link.TrySetResult(theirs)) throw new CollectiveException($"{group}: rank {rank} joined twice");
         return mine;
     }
 
-    /// <summary>Connects to a peer's data plane (retrying while it refuses: it may still be starting) and says who is calling.</summary>
-    private async Task<IPeerLink> Dial(string group, int rank, int peer, string endpoint, CancellationToken cancellation)
+    /// <summary>
+    /// Connects to a peer's data plane (retrying while it refuses: it may still be starting), says who is calling, and
+    /// proves it holds the group's secret as the peer proves it too: hello (ranks, group, our nonce) -> their nonce and
+    /// proof -> our proof -> their acceptance.
+    /// </summary>
+    private async Task<IPeerLink> Dial(string group, int rank, int peer, string endpoint, GroupSecret secret, CancellationToken cancellation)
     {
         var (host, port) = ParseEndpoint(endpoint);
         while (true)
@@ -95,14 +118,27 @@ public sealed class DataPlane : IAsyncDisposable
                 TcpPeerLink.Configure(socket);
                 await socket.ConnectAsync(host, port, cancellation);
                 var name = Encoding.UTF8.GetBytes(group);
-                var hello = new byte[16 + name.Length];
+                var ours = GroupSecret.NewNonce();
+                var hello = new byte[16 + name.Length + ours.Length];
                 BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(4), rank);
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(8), peer);
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(12), name.Length);
                 name.CopyTo(hello, 16);
-                await socket.SendAsync(hello, SocketFlags.None, cancellation);
-                return new TcpPeerLink(socket);
+                ours.CopyTo(hello, 16 + name.Length);
+                var link = new TcpPeerLink(socket);
+                await link.SendAsync(hello, cancellation);
+                var answer = new byte[GroupSecret.NonceBytes + GroupSecret.ProofBytes];
+                await Receive(link, answer, group, rank, peer, endpoint, "did not answer our hello", cancellation);
+                var theirs = answer.AsSpan(0, GroupSecret.NonceBytes).ToArray();
+                if (!secret.Verify(answer.AsSpan(GroupSecret.NonceBytes), "listener", group, rank, peer, ours, theirs))
+                {
+                    link.Dispose();
+                    throw new CollectiveException($"{group}: rank {peer} at {endpoint} did not prove it holds the group's secret; not linked");
+                }
+                await link.SendAsync(secret.Prove("dialler", group, rank, peer, ours, theirs), cancellation);
+                await Receive(link, new byte[1], group, rank, peer, endpoint, "refused our proof", cancellation);
+                return link;
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
             {
@@ -124,6 +160,19 @@ public sealed class DataPlane : IAsyncDisposable
         }
     }
 
+    private static async Task Receive(TcpPeerLink link, byte[] buffer, string group, int rank, int peer, string endpoint, string failure, CancellationToken cancellation)
+    {
+        try
+        {
+            await link.ReceiveAsync(buffer, cancellation);
+        }
+        catch (PeerLostException e)
+        {
+            link.Dispose();
+            throw new CollectiveException($"{group}: rank {peer} at {endpoint} {failure} (rank {rank} dialling)", e);
+        }
+    }
+
     private async Task AcceptLoop()
     {
         while (!_stopping.IsCancellationRequested)
@@ -142,14 +191,19 @@ public sealed class DataPlane : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads a dialler's hello and hands the connection to the rank waiting for it; anything malformed is dropped.</summary>
+    /// <summary>
+    /// Reads a dialler's hello, waits until the rank it names has joined (so that its secret is known), proves this side
+    /// holds the secret, checks the dialler's proof, and only then hands the connection to that rank. A malformed hello is
+    /// dropped; a missing or wrong proof is refused and reported.
+    /// </summary>
     private async Task Greet(Socket socket)
     {
+        var remote = socket.RemoteEndPoint?.ToString() ?? "?";
+        var link = new TcpPeerLink(socket);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            timeout.CancelAfter(TimeSpan.FromSeconds(30));
-            var link = new TcpPeerLink(socket);
+            timeout.CancelAfter(HelloTimeout);
             var header = new byte[16];
             await link.ReceiveAsync(header, timeout.Token);
             var nameLength = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12));
@@ -158,19 +212,60 @@ public sealed class DataPlane : IAsyncDisposable
                 link.Dispose();
                 return;
             }
-            var name = new byte[nameLength];
-            await link.ReceiveAsync(name, timeout.Token);
+            var rest = new byte[nameLength + GroupSecret.NonceBytes];
+            await link.ReceiveAsync(rest, timeout.Token);
+            var group = Encoding.UTF8.GetString(rest, 0, nameLength);
+            var dialNonce = rest.AsSpan(nameLength).ToArray();
             var (from, to) = (BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)), BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8)));
-            if (!Slot(Encoding.UTF8.GetString(name), to, from).TrySetResult(link)) link.Dispose();
+            // A rank that joined here and no longer waits for this peer means an impostor or a stale dial: it is challenged at
+            // once. Otherwise the rank it names may not have joined yet: wait for it to bring the secret.
+            Rendezvous? slot = null;
+            if (!_joined.TryGetValue((group, to), out var secret) || _slots.TryGetValue((group, to, from), out slot))
+            {
+                slot ??= Slot(group, to, from);
+                secret = await slot.Secret.Task.WaitAsync(timeout.Token);
+            }
+            var ours = GroupSecret.NewNonce();
+            await link.SendAsync(ours.Concat(secret.Prove("listener", group, from, to, dialNonce, ours)).ToArray(), timeout.Token);
+            var proof = new byte[GroupSecret.ProofBytes];
+            await link.ReceiveAsync(proof, timeout.Token);
+            if (!secret.Verify(proof, "dialler", group, from, to, dialNonce, ours))
+            {
+                Refuse($"refused a data-plane connection from {remote} claiming rank {from} of {group}: its proof does not match the group's secret");
+                link.Dispose();
+                return;
+            }
+            await link.SendAsync(new byte[] { 1 }, timeout.Token);
+            if (slot is null || !slot.Link.TrySetResult(link)) link.Dispose();
         }
         catch (Exception e) when (e is PeerLostException or OperationCanceledException or SocketException)
         {
-            socket.Dispose();
+            link.Dispose();
         }
     }
 
-    private TaskCompletionSource<IPeerLink> Slot(string group, int to, int from) =>
-        _slots.GetOrAdd((group, to, from), _ => new TaskCompletionSource<IPeerLink>(TaskCreationOptions.RunContinuationsAsynchronously));
+    /// <summary>Keeps the secrets of the latest ranks that joined here, so that a later dial to one of them is checked without waiting.</summary>
+    private void Remember(string group, int rank, GroupSecret secret)
+    {
+        if (!_joined.TryAdd((group, rank), secret)) return;
+        _joinOrder.Enqueue((group, rank));
+        while (_joinOrder.Count > RememberedGroups && _joinOrder.TryDequeue(out var oldest)) _joined.TryRemove(oldest, out _);
+    }
+
+    private void Refuse(string message)
+    {
+        Interlocked.Increment(ref _refusals);
+        _refused?.Invoke(message);
+    }
+
+    /// <summary>Where a rank waiting for a peer and that peer's connection meet: the rank brings the secret, the peer the link.</summary>
+    private sealed class Rendezvous
+    {
+        public TaskCompletionSource<GroupSecret> Secret { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<IPeerLink> Link { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private Rendezvous Slot(string group, int to, int from) => _slots.GetOrAdd((group, to, from), _ => new Rendezvous());
 
     private static (string Host, int Port) ParseEndpoint(string endpoint)
     {
@@ -186,7 +281,7 @@ public sealed class DataPlane : IAsyncDisposable
         _listener.Dispose();
         await _acceptLoop;
         foreach (var slot in _slots.Values)
-            if (slot.Task.IsCompletedSuccessfully) slot.Task.Result.Dispose();
+            if (slot.Link.Task.IsCompletedSuccessfully) slot.Link.Task.Result.Dispose();
         _stopping.Dispose();
     }
 }

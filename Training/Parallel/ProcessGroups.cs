@@ -36,10 +36,11 @@ public sealed class ProcessGroups : IDisposable
 
     /// <summary>
     /// Joins every group of <paramref name="rank"/>, axis by axis in the grid's fixed order (every rank joins in the same order,
-    /// so no two groups wait on each other), named <c>{prefix}/{group name}</c>. <paramref name="endpoints"/> is by rank.
+    /// so no two groups wait on each other), named <c>{prefix}/{group name}</c>. <paramref name="endpoints"/> is by rank;
+    /// <paramref name="secret"/> is the generation's, which every rank was given with its assignment.
     /// </summary>
     public static async Task<ProcessGroups> JoinAsync(DataPlane plane, string prefix, ParallelGrid grid, int rank, IReadOnlyList<string> endpoints,
-        TimeSpan timeout, TimeSpan? joinTimeout = null)
+        GroupSecret secret, TimeSpan timeout, TimeSpan? joinTimeout = null)
     {
         if (endpoints.Count != grid.Size)
             throw new ArgumentException($"{grid} has {grid.Size} ranks but {endpoints.Count} endpoints were given", nameof(endpoints));
@@ -49,13 +50,13 @@ public sealed class ProcessGroups : IDisposable
         {
             foreach (var axis in GridAxes.All.Where(a => grid.SizeOf(a) > 1))
                 groups[axis] = await plane.JoinAsync($"{prefix}/{grid.GroupName(axis, rank)}", grid.CoordinatesOf(rank)[axis],
-                    grid.GroupOf(axis, rank).Select(r => endpoints[r]).ToArray(), timeout, joinTimeout);
+                    grid.GroupOf(axis, rank).Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
             if (grid.Ep == 1) return new ProcessGroups(grid, rank, groups);
             var (expertName, expertDataName) = grid.ExpertGroupNames(rank);
             var data = grid.CoordinatesOf(rank).Data;
-            experts = await plane.JoinAsync($"{prefix}/{expertName}", data % grid.Ep, grid.ExpertGroupOf(rank).Select(r => endpoints[r]).ToArray(), timeout, joinTimeout);
+            experts = await plane.JoinAsync($"{prefix}/{expertName}", data % grid.Ep, grid.ExpertGroupOf(rank).Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
             if (grid.Dp > grid.Ep)
-                expertData = await plane.JoinAsync($"{prefix}/{expertDataName}", data / grid.Ep, grid.ExpertDataGroupOf(rank).Select(r => endpoints[r]).ToArray(), timeout, joinTimeout);
+                expertData = await plane.JoinAsync($"{prefix}/{expertDataName}", data / grid.Ep, grid.ExpertDataGroupOf(rank).Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
             return new ProcessGroups(grid, rank, groups, experts, expertData);
         }
         catch

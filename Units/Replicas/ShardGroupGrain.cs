@@ -53,7 +53,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         try
         {
             groups = await ProcessGroups.JoinAsync(dataPlane, assignment.GroupPrefix, assignment.Plan.ToGrid(), assignment.Rank, assignment.Endpoints,
-                assignment.CollectiveTimeout, assignment.JoinTimeout);
+                GroupSecret.From(assignment.PeerSecret), assignment.CollectiveTimeout, assignment.JoinTimeout);
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;
             adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
@@ -197,7 +197,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     public async Task<long> TransferState(StateTransferGroup group, int rank)
     {
         var a = _assignment ?? throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is not prepared (its silo may have restarted)");
-        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, group.Timeout, a.JoinTimeout);
+        using var transfer = await dataPlane.JoinAsync(group.Name, rank, group.Endpoints, GroupSecret.From(group.Secret), group.Timeout, a.JoinTimeout);
         // The transfer's calls block until their peers answer: they run on the device's thread, or a staged unit's own thread,
         // never on the thread pool (blocked pool threads would starve the other units' joins).
         if (_staged is { } staged)

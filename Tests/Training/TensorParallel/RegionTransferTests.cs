@@ -39,12 +39,12 @@ public sealed class RegionTransferTests
         var endpoints = Enumerable.Repeat(plane.Endpoint, members).ToArray();
         var sent = held.Select((h, rank) => Task.Run(async () =>
         {
-            using var group = await plane.JoinAsync("transfer", rank, endpoints, TimeSpan.FromSeconds(60));
+            using var group = await plane.JoinAsync("transfer", rank, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(60));
             return RegionTransfer.Serve(group, before.Size, h.CompletedSteps, h.State);
         })).ToArray();
         var continued = await EngineGrid.Run(plane, spec, after, sequenceParallel: true, (rank, trainer) =>
         {
-            using var group = plane.JoinAsync("transfer", before.Size + rank, endpoints, TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
+            using var group = plane.JoinAsync("transfer", before.Size + rank, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
             var wanted = EngineCheckpoint.Layout(trainer.Trainer);
             var (step, state, bytes) = RegionTransfer.Receive(group, before.Size, wanted);
             trainer.Trainer.Restore(step, (key, _) => state[key]);
@@ -69,9 +69,9 @@ public sealed class RegionTransferTests
         var tensor = new ShardedTensor("w", "F32", [4], [0], [4], new byte[16]);
         var ranks = new[]
         {
-            Task.Run(async () => { using var g = await plane.JoinAsync("steps", 0, endpoints, TimeSpan.FromSeconds(10)); RegionTransfer.Serve(g, 2, 5, [tensor]); }),
-            Task.Run(async () => { using var g = await plane.JoinAsync("steps", 1, endpoints, TimeSpan.FromSeconds(10)); RegionTransfer.Serve(g, 2, 6, [tensor]); }),
-            Task.Run(async () => { using var g = await plane.JoinAsync("steps", 2, endpoints, TimeSpan.FromSeconds(10)); RegionTransfer.Receive(g, 2, [("w", TensorRegion.Whole([4]))]); }),
+            Task.Run(async () => { using var g = await plane.JoinAsync("steps", 0, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(10)); RegionTransfer.Serve(g, 2, 5, [tensor]); }),
+            Task.Run(async () => { using var g = await plane.JoinAsync("steps", 1, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(10)); RegionTransfer.Serve(g, 2, 6, [tensor]); }),
+            Task.Run(async () => { using var g = await plane.JoinAsync("steps", 2, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(10)); RegionTransfer.Receive(g, 2, [("w", TensorRegion.Whole([4]))]); }),
         };
         foreach (var rank in ranks)
             Assert.Contains("hold different steps (5, 6)", (await Assert.ThrowsAsync<InvalidOperationException>(() => rank)).Message);
