@@ -19,6 +19,7 @@ public static class ElasticApi
         services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
         services.Configure<JsonOptions>(o => ApiJson.Configure(o.SerializerOptions));
+        services.AddServiceDefaults();
         services.AddProblemDetails();
         services.AddApiAuthentication(options);
         services.AddTenantRateLimits(options.RateLimit);
@@ -40,6 +41,7 @@ public static class ElasticApi
         app.UseAuthentication();
         app.UseRateLimiter();
         app.UseAuthorization();
+        app.MapDefaultEndpoints();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapJobEndpoints();
         app.MapKeyEndpoints();

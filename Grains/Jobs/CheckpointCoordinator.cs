@@ -2,6 +2,7 @@ using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Telemetry;
 using Elastic.Jobs;
 
 namespace Elastic.Grains.Jobs;
@@ -50,6 +51,8 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
     /// <summary>Starts the checkpoint of <paramref name="step"/>, written by <paramref name="writers"/> (the replicas of <paramref name="plan"/>).</summary>
     public async Task Begin(IReplicaGrain[] writers, ParallelPlan plan, long step)
     {
+        using var span = ElasticTelemetry.Traces.StartActivity("checkpoint");
+        span?.SetTag("job", jobId).SetTag("step", step);
         await Settle();
         (_requested, _lastBegan) = (false, time.GetUtcNow());
         try
@@ -86,6 +89,9 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
             Record.Degraded = false;
             // A coordinator that takes over must know every step up to the latest checkpoint.
             persistSoon();
+            var seconds = (time.GetUtcNow() - _lastBegan).TotalSeconds;
+            ElasticTelemetry.CheckpointDuration.Record(seconds, ElasticTelemetry.Job(jobId));
+            ElasticTelemetry.Checkpoints.Add(1, ElasticTelemetry.Job(jobId));
             journal.Add(JobEventKinds.Checkpoint, $"step {step} committed in {store.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
         }
         catch (Exception e)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Telemetry;
 
 namespace Elastic.Grains.Jobs;
 
@@ -60,6 +61,8 @@ public sealed partial class JobGrain
     /// directory recovers from a lost silo would otherwise miss every attempt's join by the same margin).</param>
     private async Task<bool> ReplanOnce(ReplanChange change, int attempt)
     {
+        using var span = ElasticTelemetry.Traces.StartActivity("replan");
+        span?.SetTag("job", JobId).SetTag("cause", change.CauseName).SetTag("attempt", attempt);
         var watch = Stopwatch.StartNew();
         var old = Record.Plan!;
         await Checkpoints.Settle();
@@ -155,6 +158,7 @@ public sealed partial class JobGrain
         var lostSteps = committed - Committed;
         Policy.Replanned();
         Count(change.Cause);
+        ElasticTelemetry.ReplanPause.Record(watch.Elapsed.TotalSeconds, ElasticTelemetry.Job(JobId), new("cause", change.CauseName));
         Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s " +
             $"(stage and hand over {handOver.TotalSeconds:F2} s, prepare {(prepared - handOver).TotalSeconds:F2} s, state {(phases.Elapsed - prepared).TotalSeconds:F2} s); {lostSteps} committed step(s) lost");
         Writer.WriteSoon();

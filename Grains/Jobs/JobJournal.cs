@@ -1,5 +1,6 @@
 using System.Globalization;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Telemetry;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Microsoft.Extensions.Logging;
@@ -37,6 +38,9 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
             throw new JobFailure($"step {step}: replicas disagree on the loss ({string.Join(", ", results.Select(r => r.Loss))})");
         var tokens = (double)Record.Spec.Batch.Global * Record.Spec.Model.Context;
         history.Append(Record, new StepRecord(step, first.Loss, first.LearningRate, first.GradNorm, tokens / seconds, seconds * 1000, first.Experts));
+        ElasticTelemetry.StepDuration.Record(seconds, ElasticTelemetry.Job(jobId));
+        ElasticTelemetry.Steps.Add(1, ElasticTelemetry.Job(jobId));
+        ElasticTelemetry.Tokens.Add((long)tokens, ElasticTelemetry.Job(jobId));
         Record.Experts = first.Experts ?? Record.Experts;
         WatchBalance(step, first.Experts);
         Record.TrainingSeconds += seconds;

@@ -1,4 +1,5 @@
 using Elastic.Grains.Placement;
+using Elastic.Grains.Telemetry;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Microsoft.Extensions.Options;
@@ -16,6 +17,8 @@ public sealed class JobRegistryGrain(
 {
     public async Task<SubmitResult> Submit(TrainingSpec spec, string idempotencyKey, string tenant)
     {
+        using var span = ElasticTelemetry.Traces.StartActivity("submit");
+        span?.SetTag("tenant", tenant).SetTag("job.name", spec.Name);
         var inventory = await GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory();
         // Reading the data to check it is file work: off the grain scheduler.
         var errors = await Task.Run(() => JobAdmission.Check(spec, admission.Value, inventory));

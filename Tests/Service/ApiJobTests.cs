@@ -126,6 +126,33 @@ public sealed class ApiJobTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task Health_is_open_and_metrics_are_for_admins_and_count_committed_steps()
+    {
+        using var anonymous = api.As(null);
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/health/live")).StatusCode);
+        var ready = await anonymous.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal("Healthy", await ready.Content.ReadAsStringAsync());
+        await ApiFixture.Problem(await anonymous.GetAsync("/metrics"), HttpStatusCode.Unauthorized);
+        using var user = api.As((await api.KeyFor("team-metrics")).Key);
+        await ApiFixture.Problem(await user.GetAsync("/metrics"), HttpStatusCode.Forbidden);
+
+        var jobId = await Submit(user, TestSpecs.Tiny(steps: 3), null);
+        await api.Cluster.Finish(jobId);
+        using var admin = api.As(ApiFixture.AdminKey);
+        var metrics = await admin.GetStringAsync("/metrics");
+        // A sample line: name{labels} value [timestamp].
+        string Value(string metric)
+        {
+            var line = Assert.Single(metrics.Split('\n'), l => l.StartsWith(metric + "{", StringComparison.Ordinal) && l.Contains($"job=\"{jobId}\""));
+            return line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0];
+        }
+        Assert.Equal("3", Value("elastic_steps_total"));
+        Assert.Equal("3", Value("elastic_step_duration_seconds_count"));
+        Assert.Contains("http_server_request_duration_seconds", metrics);
+    }
+
+    [Fact]
     public async Task The_cluster_view_lists_silos_and_devices()
     {
         using var user = api.As((await api.KeyFor("team-look")).Key);

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net.Sockets;
 
 namespace Elastic.Training.Collectives;
@@ -5,6 +6,7 @@ namespace Elastic.Training.Collectives;
 /// <summary>A peer link over a connected TCP socket (Nagle off, large buffers).</summary>
 public sealed class TcpPeerLink : IPeerLink
 {
+    private static readonly Counter<long> Bytes = new Meter("Elastic").CreateCounter<long>("elastic.dataplane.bytes", "By", "Bytes sent over data-plane TCP links");
     private readonly Socket _socket;
 
     public TcpPeerLink(Socket socket)
@@ -24,11 +26,13 @@ public sealed class TcpPeerLink : IPeerLink
     {
         try
         {
+            var length = data.Length;
             while (!data.IsEmpty)
             {
                 var sent = await _socket.SendAsync(data, SocketFlags.None, cancellation).ConfigureAwait(false);
                 data = data[sent..];
             }
+            Bytes.Add(length);
         }
         catch (SocketException e)
         {

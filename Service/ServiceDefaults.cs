@@ -1,0 +1,61 @@
+using Elastic.Client;
+using Elastic.Service.Access;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Elastic.Service;
+
+/// <summary>
+/// What every Elastic host process serves besides its API, wired in one place: OpenTelemetry meters (Elastic's own
+/// coordinators and data plane, Orleans, ASP.NET Core, the runtime) scraped by Prometheus at /metrics (admin
+/// credentials: job ids are tenants' data), traces exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and
+/// health endpoints (/health/live: the process answers; /health/ready: the cluster answers).
+/// </summary>
+public static class ServiceDefaults
+{
+    /// <summary>The meter and activity source of Elastic's coordinators (Grains/Telemetry) and data plane.</summary>
+    public const string Elastic = "Elastic";
+
+    public static IServiceCollection AddServiceDefaults(this IServiceCollection services)
+    {
+        var telemetry = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("elastic"))
+            .WithMetrics(m => m.AddMeter(Elastic, "Microsoft.Orleans").AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter())
+            .WithTracing(t => t.AddSource(Elastic, "Microsoft.Orleans.Runtime", "Microsoft.Orleans.Application").AddAspNetCoreInstrumentation());
+        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"))) telemetry.UseOtlpExporter();
+        services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"]);
+        return services;
+    }
+
+    public static WebApplication MapDefaultEndpoints(this WebApplication app)
+    {
+        app.MapPrometheusScrapingEndpoint("/metrics").RequireAuthorization(ApiAuthentication.AdminPolicy);
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        return app;
+    }
+
+    /// <summary>Ready when the cluster answers an inventory call within a few seconds.</summary>
+    private sealed class ClusterHealthCheck(ElasticClient client) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellation = default)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            try
+            {
+                var silos = await client.GetInventoryAsync(timeout.Token);
+                return HealthCheckResult.Healthy($"{silos.Count} silo(s), {silos.Sum(s => s.Devices)} device(s)");
+            }
+            catch (Exception e) when (e is ElasticException or OperationCanceledException)
+            {
+                return HealthCheckResult.Unhealthy($"the cluster did not answer: {e.Message}");
+            }
+        }
+    }
+}
