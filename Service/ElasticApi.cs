@@ -1,5 +1,5 @@
-using Elastic.Client.Http;
 using Elastic.Client;
+using Elastic.Client.Http;
 using Elastic.Service.Access;
 using Elastic.Service.Endpoints;
 using Microsoft.AspNetCore.Builder;

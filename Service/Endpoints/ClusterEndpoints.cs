@@ -1,6 +1,6 @@
-using Elastic.Client.Http;
 using System.Security.Claims;
 using Elastic.Client;
+using Elastic.Client.Http;
 using Elastic.Service.Access;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;

@@ -1,8 +1,8 @@
-using Elastic.Client.Http;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Security.Claims;
 using Elastic.Client;
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;

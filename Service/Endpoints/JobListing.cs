@@ -1,7 +1,7 @@
-using Elastic.Client.Http;
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Service.Access;

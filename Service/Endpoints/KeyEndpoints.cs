@@ -1,5 +1,5 @@
-using Elastic.Client.Http;
 using System.Globalization;
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Elastic.Service.Access;

@@ -1,12 +1,11 @@
-using Elastic.Client.Http;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Claims;
 using System.Text;
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Service;
 using Elastic.Service.Access;
-using Elastic.Service.Endpoints;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 

@@ -1,11 +1,10 @@
-using Elastic.Client.Http;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Service;
 using Elastic.Service.Access;
-using Elastic.Service.Endpoints;
 using Elastic.Tests.Cluster;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;

@@ -1,13 +1,11 @@
-using Elastic.Client.Http;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Elastic.Client;
+using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
-using Elastic.Service;
-using Elastic.Service.Endpoints;
 
 namespace Elastic.Tests.Service;
 

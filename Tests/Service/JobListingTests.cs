@@ -1,4 +1,3 @@
-using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Service.Access;
 using Elastic.Service.Endpoints;
