@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Elastic.Training.Parallel.TensorParallel;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
@@ -34,7 +35,8 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
         ctx.save_data("group", group);
         ctx.save_data("piece", piece);
         ctx.save_data("around", around!);
-        ctx.save_data("owned", owned!);
+        // Boxed: TorchSharp takes a tensor saved as data for a mistake (and says so on the console).
+        ctx.save_data("owned", new StrongBox<Tensor?>(owned));
         ctx.save_data("inputs", vars.Length - 4);
         ctx.save_for_backward([input]);
         using var gathered = around?.Invoke(false);
@@ -54,7 +56,7 @@ public sealed class Recomputed : MultiTensorFunction<Recomputed>
         List<Tensor> Gradients(Tensor? input) => (int)ctx.get_data("inputs") == 1
             ? [null!, null!, null!, null!, input?.MoveToOuterDisposeScope()!]
             : [null!, null!, null!, null!, null!, zeros(1).MoveToOuterDisposeScope()];
-        using var owned = (Tensor?)ctx.get_data("owned");
+        using var owned = ((StrongBox<Tensor?>)ctx.get_data("owned")).Value;
         try
         {
             using var gathered = around?.Invoke(true);
