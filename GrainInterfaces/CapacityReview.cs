@@ -15,11 +15,13 @@ public enum LeaveKind
 /// <summary>
 /// What the capacity grain tells a running job at a step boundary: devices it holds that are leaving (why, in words
 /// and as the most severe <see cref="LeaveKind"/>), and the widest acceptable plan it could have with what it holds
-/// plus the free devices.
+/// plus the free devices and its fair share. <see cref="Yield"/>: why its share is now below what it holds (a higher-priority
+/// job waits for devices), so it shrinks at this step boundary.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.CapacityReview")]
 public sealed record CapacityReview(
     [property: Id(0)] IReadOnlyList<DeviceSlot> Leaving,
     [property: Id(1)] string? LeavingReason,
     [property: Id(2)] int WidestPlan,
-    [property: Id(3)] LeaveKind Kind);
+    [property: Id(3)] LeaveKind Kind,
+    [property: Id(4)] string? Yield = null);

@@ -12,14 +12,22 @@ public interface ICapacityGrain : IGrainWithStringKey
     [Alias("GetInventory")] Task<IReadOnlyList<SiloInventory>> GetInventory();
 
     /// <summary>
-    /// Allocates the largest acceptable width the free devices allow (replacing what the job held), taking the job's
-    /// preferred devices first and never a device on a draining or excluded silo; empty when no width fits.
+    /// Allocates the largest acceptable width the free devices and the job's fair share allow (replacing what the job held),
+    /// taking the job's preferred devices first and never a device on a draining or excluded silo; no devices when no width
+    /// fits (the job is queued: it keeps its place while it asks again).
     /// </summary>
-    [Alias("Allocate")] Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request);
+    [Alias("Allocate")] Task<Allocation> Allocate(AllocationRequest request);
 
-    /// <summary>What has changed for a job holding <paramref name="held"/>: devices it must leave, and the widest plan it could have now.</summary>
-    [Alias("Review")] Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel);
+    /// <summary>
+    /// What has changed for a job holding <paramref name="held"/>: devices it must leave, and the widest plan its fair share
+    /// and the free devices allow now.
+    /// </summary>
+    [Alias("Review")] Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel);
 
+    /// <summary>Every job the scheduler knows (running or queued), in its order, with its share.</summary>
+    [Alias("GetSchedule")] Task<IReadOnlyList<JobShare>> GetSchedule();
+
+    /// <summary>The job gives its devices back and leaves the queue.</summary>
     [Alias("Release")] Task Release(string jobId);
 
     /// <summary>

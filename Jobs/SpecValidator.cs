@@ -35,6 +35,9 @@ public static class SpecValidator
     /// <summary>The highest ZeRO stage the engine runs.</summary>
     public const int MaxZero = 3;
 
+    /// <summary>The highest job priority.</summary>
+    public const int MaxPriority = 9;
+
     /// <summary>The longest job name: it names run folders and job ids.</summary>
     public const int MaxNameLength = 64;
 
@@ -66,6 +69,7 @@ public static class SpecValidator
 
         if (NameProblem(spec.Name) is { } nameProblem) Fail("name", spec.Name, nameProblem);
         if (spec.Steps < 1) Fail("steps", spec.Steps, "must be at least 1");
+        if (spec.Priority is < 0 or > MaxPriority) Fail("priority", spec.Priority, $"must be in [0, {MaxPriority}] (higher is served first)");
 
         var m = spec.Model;
         if (m.Layers < 1) Fail("model.layers", m.Layers, "must be at least 1");

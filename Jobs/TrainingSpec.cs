@@ -18,6 +18,11 @@ public sealed record TrainingSpec
     public EvalSpec Eval { get; init; } = new();
     public RuntimeSpec Runtime { get; init; } = new();
     public DeviceSpec Devices { get; init; } = new();
+    /// <summary>
+    /// 0 to <see cref="SpecValidator.MaxPriority"/>: a cluster serves higher priorities first, and a job that waits shrinks
+    /// running jobs of a lower priority (never below their devices.min) to start. Never enters the math.
+    /// </summary>
+    public int Priority { get; init; }
     public ParallelSpec Parallel { get; init; } = new();
     public OutputSpec Output { get; init; } = new();
     public CheckpointSpec Checkpoint { get; init; } = new();

@@ -90,6 +90,9 @@ public sealed class ElasticClient(IGrainFactory grains) : IElasticClient
     public Task<IReadOnlyList<SiloInventory>> GetInventoryAsync(CancellationToken cancellation = default) =>
         Call(() => grains.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory().WaitAsync(cancellation));
 
+    public Task<IReadOnlyList<JobShare>> GetScheduleAsync(CancellationToken cancellation = default) =>
+        Call(() => grains.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetSchedule().WaitAsync(cancellation));
+
     /// <summary>Waits until the cluster offers at least <paramref name="devices"/> devices (silos announce theirs as they join).</summary>
     /// <exception cref="ClusterUnavailableException">They did not appear within <paramref name="timeout"/>.</exception>
     public async Task<IReadOnlyList<SiloInventory>> WaitForDevicesAsync(int devices, TimeSpan timeout, CancellationToken cancellation = default)

@@ -25,5 +25,8 @@ public interface IElasticClient
 
     Task<RunReport> GetReportAsync(string jobId, CancellationToken cancellation = default);
     Task<IReadOnlyList<SiloInventory>> GetInventoryAsync(CancellationToken cancellation = default);
+
+    /// <summary>The jobs the scheduler knows (running or queued) in its order, with their shares; through the API, the caller's tenant's only unless it is an admin.</summary>
+    Task<IReadOnlyList<JobShare>> GetScheduleAsync(CancellationToken cancellation = default);
     IAsyncEnumerable<JobProgress> WatchAsync(string jobId, CancellationToken cancellation = default);
 }

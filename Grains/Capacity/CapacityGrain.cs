@@ -3,23 +3,36 @@ using Elastic.GrainInterfaces;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Placement;
+using Elastic.Grains.Scheduling;
+using Elastic.Grains.Telemetry;
+using Microsoft.Extensions.Options;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
 namespace Elastic.Grains.Capacity;
 
 /// <summary>
 /// The cluster's device inventory, rebuilt on every call from membership (active silos only) and silo
-/// metadata, the allocation of devices to jobs, and the silos that are draining. Allocations on silos that left are dropped.
-/// Allocations and drains are persisted, so that when this grain's silo goes the next activation knows who holds what.
+/// metadata, the allocation of devices to jobs, the silos that are draining, and the scheduler's queue: every allocation
+/// is capped by the job's fair share (<see cref="FairShare"/>). Allocations on silos that left are dropped.
+/// Allocations, drains and claims are persisted, so that when this grain's silo goes the next activation knows who holds what.
 /// </summary>
 [OnDemandPlacement]
 public sealed class CapacityGrain(
     [PersistentState("capacity", StorageNames.Jobs)] IPersistentState<CapacityRecord> record,
     IClusterMembershipService membership,
-    ISiloMetadataCache metadata) : Grain, ICapacityGrain
+    ISiloMetadataCache metadata,
+    IOptions<SchedulingOptions> scheduling,
+    TimeProvider time) : Grain, ICapacityGrain
 {
     private Dictionary<string, List<DeviceSlot>> Allocations => record.State.Held;
     private Dictionary<string, Drain> Draining => record.State.Draining;
+    private Dictionary<string, Claim> Claims => record.State.Claims;
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        ElasticTelemetry.Scheduler.Clear();
+        return Task.CompletedTask;
+    }
 
     public Task<IReadOnlyList<SiloInventory>> GetInventory()
     {
@@ -30,24 +43,32 @@ public sealed class CapacityGrain(
             .ToList());
     }
 
-    public async Task<IReadOnlyList<DeviceSlot>> Allocate(AllocationRequest request)
+    public async Task<Allocation> Allocate(AllocationRequest request)
     {
+        Claims[request.JobId] = new Claim(request.Standing, request.Widths, time.GetUtcNow());
+        var share = ShareOf(request.JobId);
         Allocations.Remove(request.JobId, out var before);
         var usable = Usable(request.Exclude);
         var preferred = request.Prefer.Where(usable.Contains).Distinct().ToList();
         // Then fill the silos with the most free devices first: fewer silos means more replicas linked in memory.
         var others = usable.Except(preferred).GroupBy(d => d.Silo).OrderByDescending(g => g.Count()).SelectMany(g => g).ToList();
         var blocks = TensorBlocks.Of(preferred.Concat(others), request.TensorParallel);
-        var width = request.Widths.Where(w => w <= blocks.Count * request.TensorParallel).DefaultIfEmpty(0).Max();
+        var width = request.Widths.Where(w => w <= blocks.Count * request.TensorParallel && w <= share.Cap).DefaultIfEmpty(0).Max();
         var slots = blocks.Take(width / request.TensorParallel).SelectMany(b => b).ToList();
         if (width > 0) Allocations[request.JobId] = slots;
         else if (request.KeepWhenShort && before is not null) Allocations[request.JobId] = before;
         await record.WriteStateAsync();
-        return slots;
+        return new Allocation(slots, share);
     }
 
-    public Task<CapacityReview> Review(string jobId, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel)
+    public async Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel)
     {
+        if (Claims.GetValueOrDefault(jobId) is not { } claim || claim.Standing != standing || !claim.Widths.SequenceEqual(widths))
+        {
+            Claims[jobId] = new Claim(standing, widths, time.GetUtcNow());
+            await record.WriteStateAsync();
+        }
+        var share = ShareOf(jobId);
         var active = Silos().Select(s => s.Silo).ToHashSet();
         var leaving = held.Where(d => !active.Contains(d.Silo) || DrainOf(d.Silo) is not null).ToList();
         var reason = leaving.Select(d => d.Silo).Distinct()
@@ -56,13 +77,37 @@ public sealed class CapacityGrain(
         var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : DrainOf(d.Silo)!.Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
             .DefaultIfEmpty(LeaveKind.None).Max();
         var available = TensorBlocks.UsableDevices(Usable([]).Concat(held.Where(d => !leaving.Contains(d))), tensorParallel);
-        var widest = widths.Where(w => w <= available).DefaultIfEmpty(0).Max();
-        return Task.FromResult(new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind));
+        var widest = widths.Where(w => w <= available && w <= share.Cap).DefaultIfEmpty(0).Max();
+        return new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind, share.Cap < share.Held ? share.Note : null);
     }
 
     public async Task Release(string jobId)
     {
-        if (Allocations.Remove(jobId)) await record.WriteStateAsync();
+        if (Allocations.Remove(jobId) | Claims.Remove(jobId)) await record.WriteStateAsync();
+        Schedule();
+    }
+
+    public Task<IReadOnlyList<JobShare>> GetSchedule() => Task.FromResult(Schedule());
+
+    private JobShare ShareOf(string jobId) => Schedule().Single(s => s.JobId == jobId);
+
+    /// <summary>
+    /// The fair share of every job the scheduler knows, over the devices of active silos that are not draining. A job holding
+    /// devices with no claim (allocated before claims existed) keeps what it holds; a queued job that stopped asking is dropped.
+    /// </summary>
+    private IReadOnlyList<JobShare> Schedule()
+    {
+        var now = time.GetUtcNow();
+        var held = HeldByJob().GroupBy(d => d.JobId).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var (jobId, _) in Claims.Where(c => !held.ContainsKey(c.Key) && now - c.Value.LastAsked > scheduling.Value.WaitingExpiry).ToList())
+            Claims.Remove(jobId);
+        var claims = Claims.Select(c => new JobClaim(c.Key, c.Value.Standing, c.Value.Widths, held.GetValueOrDefault(c.Key)))
+            .Concat(held.Where(h => !Claims.ContainsKey(h.Key)).Select(h => new JobClaim(h.Key, new JobStanding(Tenants.Default, 0, DateTimeOffset.MinValue), [h.Value], h.Value)))
+            .ToList();
+        var devices = Silos().Where(s => DrainOf(s.Silo) is null).Sum(s => s.Devices);
+        var shares = FairShare.Decide(devices, claims, scheduling.Value);
+        ElasticTelemetry.Scheduler.Publish(shares.Count(s => s.Position is not null), held.Values.Sum(), devices);
+        return shares;
     }
 
     public async Task Drain(SiloAddress silo, string reason, bool preemption)
@@ -90,10 +135,12 @@ public sealed class CapacityGrain(
             .ToHashSet();
     }
 
-    private IEnumerable<DeviceSlot> Held()
+    private IEnumerable<DeviceSlot> Held() => HeldByJob().Select(d => d.Device);
+
+    private IEnumerable<(string JobId, DeviceSlot Device)> HeldByJob()
     {
         var active = Silos().Select(s => s.Silo).ToHashSet();
-        return Allocations.Values.SelectMany(slots => slots).Where(d => active.Contains(d.Silo));
+        return Allocations.SelectMany(a => a.Value.Select(d => (a.Key, d))).Where(d => active.Contains(d.d.Silo));
     }
 
     private IEnumerable<SiloInventory> Silos()

@@ -2,14 +2,23 @@ using Elastic.GrainInterfaces;
 
 namespace Elastic.Grains.Capacity;
 
-/// <summary>The persistent state of the capacity grain: who holds which devices, and which silos are draining and why.</summary>
+/// <summary>The persistent state of the capacity grain: who holds which devices, which silos are draining and why, and the jobs the scheduler knows.</summary>
 [GenerateSerializer, Alias("Elastic.CapacityRecord")]
 public sealed class CapacityRecord
 {
     [Id(0)] public Dictionary<string, List<DeviceSlot>> Held { get; set; } = [];
     /// <summary>By silo address (parsable form: storage serializers need string keys).</summary>
     [Id(1)] public Dictionary<string, Drain> Draining { get; set; } = [];
+    /// <summary>By job id: every job that holds devices or waits for them.</summary>
+    [Id(2)] public Dictionary<string, Claim> Claims { get; set; } = [];
 }
 
 [GenerateSerializer, Immutable, Alias("Elastic.CapacityDrain")]
 public sealed record Drain([property: Id(0)] string Reason, [property: Id(1)] bool Preemption);
+
+/// <summary>A job the scheduler knows: where it stands, the device counts it accepts, and when it last asked (a queued job must keep asking).</summary>
+[GenerateSerializer, Alias("Elastic.CapacityClaim")]
+public sealed record Claim(
+    [property: Id(0)] JobStanding Standing,
+    [property: Id(1)] IReadOnlyList<int> Widths,
+    [property: Id(2)] DateTimeOffset LastAsked);

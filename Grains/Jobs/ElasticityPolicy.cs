@@ -5,8 +5,8 @@ namespace Elastic.Grains.Jobs;
 
 /// <summary>
 /// When a running job re-plans on its own, decided at each step boundary from the capacity grain's review (pure; time
-/// from an injected <see cref="TimeProvider"/>): devices leaving force a re-plan at once; a layout a user asked for is
-/// taken next; growth onto new devices waits until they have been free for <see cref="JobOptions.JoinSettle"/> (so silos
+/// from an injected <see cref="TimeProvider"/>): devices leaving force a re-plan at once; so does a fair share below what
+/// the job holds (a higher-priority job waits: it shrinks now); a layout a user asked for is taken next; growth onto new devices waits until they have been free for <see cref="JobOptions.JoinSettle"/> (so silos
 /// joining together are taken in one re-plan) and <see cref="JobOptions.MinDwell"/> has passed since the last re-plan.
 /// </summary>
 public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
@@ -35,6 +35,8 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
                 LeaveKind.Lost => ReplanCause.Failure,
                 _ => ReplanCause.Leave,
             }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
+        if (review.Yield is { } yield && review.WidestPlan < plan.DeviceCount)
+            return new ReplanChange(ReplanCause.FairShare, $"{yield}: {plan.DeviceCount} -> {review.WidestPlan} device(s)");
         if (_requested is { } layout)
         {
             _requested = null;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Elastic.Data;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
 
 namespace Elastic.Grains.Jobs;
@@ -42,6 +43,15 @@ public static class JobAdmission
             problems.Add(new SpecError("parallel.tensor", spec.Parallel.Tensor.ToString(CultureInfo.InvariantCulture),
                 $"a tensor-parallel group lives on one silo's devices, but the largest silo of this cluster has {largest}"));
         return problems;
+    }
+
+    /// <summary>Refuses a job whose narrowest layout needs more devices than its tenant may hold together.</summary>
+    public static IEnumerable<SpecError> QuotaProblems(TrainingSpec spec, string tenant, SchedulingOptions scheduling)
+    {
+        var narrowest = SpecValidator.DataParallelWidths(spec).DefaultIfEmpty(1).Min() * spec.Parallel.Pipeline * spec.Parallel.Tensor;
+        if (scheduling.QuotaOf(tenant) is { } quota && narrowest > quota)
+            yield return new SpecError("devices.min", spec.Devices.Min.ToString(CultureInfo.InvariantCulture),
+                $"the narrowest layout needs {narrowest} device(s), but tenant {tenant} may hold at most {quota} ({scheduling.QuotaSetting(tenant)})");
     }
 
     /// <summary>Refuses a job that needs more memory per device than <paramref name="deviceMiB"/>, or more intra-op threads than <paramref name="threads"/>.</summary>

@@ -64,6 +64,9 @@ public sealed partial class JobGrain(
         return true;
     });
 
+    /// <summary>Where the job stands in the scheduler's order.</summary>
+    private JobStanding Standing => new(Record.Tenant, Record.Spec.Priority, Record.SubmittedAt);
+
     /// <summary>The device counts (dp x pp x tp) the job accepts, widest first.</summary>
     private IReadOnlyList<int> Widths => WidthsAt(Pp, Tp);
 
@@ -291,22 +294,23 @@ public sealed partial class JobGrain(
     private async Task<ParallelPlan?> Plan()
     {
         Journal.Transition(JobState.Planning);
-        var waiting = false;
+        string? said = null;
         while (!_cancelRequested)
         {
-            var devices = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Widths, [], [], Tp)));
-            if (devices.Count > 0)
+            var allocation = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Standing, Widths, [], [], Tp)));
+            if (allocation.Devices.Count > 0)
             {
-                var plan = await NewPlan(devices, Pp, Tp, Zero);
+                var plan = await NewPlan(allocation.Devices, Pp, Tp, Zero);
                 Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}"))
                     + (Journal.Stages(plan) is { } stages ? $"; {stages}" : ""));
                 return plan;
             }
-            if (!waiting)
-            {
-                waiting = true;
-                Journal.Add(JobEventKinds.Waiting, $"waiting for devices: needs {string.Join(" or ", Widths)} free device(s)");
-            }
+            // Said again only when its place in the queue or the reason changes.
+            var share = allocation.Share;
+            var waiting = $"waiting for devices: needs {string.Join(" or ", Widths)} free device(s)"
+                + (share.Position is { } position ? $"; number {position} in the queue (priority {share.Standing.Priority})" : "")
+                + (share.Note is { } note ? $"; {note}" : "");
+            if (waiting != said) Journal.Add(JobEventKinds.Waiting, said = waiting);
             await Task.Delay(options.Value.CapacityPollInterval);
         }
         return null;

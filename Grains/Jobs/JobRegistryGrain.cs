@@ -1,4 +1,5 @@
 using Elastic.Grains.Placement;
+using Elastic.Grains.Scheduling;
 using Elastic.Grains.Telemetry;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
@@ -13,7 +14,8 @@ namespace Elastic.Grains.Jobs;
 [OnDemandPlacement]
 public sealed class JobRegistryGrain(
     [PersistentState("registry", StorageNames.Jobs)] IPersistentState<RegistryRecord> registry,
-    IOptions<AdmissionOptions> admission) : Grain, IJobRegistryGrain
+    IOptions<AdmissionOptions> admission,
+    IOptions<SchedulingOptions> scheduling) : Grain, IJobRegistryGrain
 {
     public async Task<SubmitResult> Submit(TrainingSpec spec, string idempotencyKey, string tenant)
     {
@@ -25,6 +27,7 @@ public sealed class JobRegistryGrain(
         if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
             errors.Add(new SpecError("idempotencyKey", idempotencyKey, "must be 1 to 200 characters"));
         if (Tenants.Problem(tenant) is { } problem) errors.Add(new SpecError("tenant", tenant, problem));
+        else if (errors.Count == 0) errors.AddRange(JobAdmission.QuotaProblems(spec, tenant, scheduling.Value));
         if (errors.Count > 0) return new SubmitResult(null, errors, null);
 
         var specJson = SpecJson.Serialize(spec);

@@ -12,6 +12,8 @@ public enum ReplanCause
     Failure,
     /// <summary>A user asked for a layout (`elastic replan`).</summary>
     Request,
+    /// <summary>The job shrinks to give devices to a higher-priority job that waits for them (see FairShare).</summary>
+    FairShare,
 }
 
 /// <summary>Why the job re-plans, and what happened, for the event.</summary>
@@ -36,6 +38,7 @@ public sealed record ReplanChange(ReplanCause Cause, string Detail)
         ReplanCause.Leave => "leave",
         ReplanCause.Preemption => "preemption",
         ReplanCause.Request => "requested",
+        ReplanCause.FairShare => "fair share",
         _ => "failure",
     };
 }

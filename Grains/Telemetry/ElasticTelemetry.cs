@@ -24,4 +24,30 @@ public static class ElasticTelemetry
     public static readonly Counter<long> Checkpoints = Meter.CreateCounter<long>("elastic.checkpoints", "{checkpoint}", "Committed checkpoints");
 
     public static KeyValuePair<string, object?> Job(string jobId) => new("job", jobId);
+
+    /// <summary>
+    /// The scheduler's gauges: queued jobs, devices held and devices schedulable, as the capacity grain last saw them. Only the
+    /// silo hosting that grain reports them (it clears them when the grain leaves), so a scrape of every silo counts each once.
+    /// </summary>
+    public static class Scheduler
+    {
+        // A reference swapped whole: a scrape never sees half of one update.
+        private static Counts? _last;
+
+        static Scheduler()
+        {
+            Meter.CreateObservableGauge("elastic.queue.length", () => Observe(s => s.Queued), "{job}", "Jobs waiting for devices");
+            Meter.CreateObservableGauge("elastic.devices.in_use", () => Observe(s => s.InUse), "{device}", "Devices held by jobs");
+            Meter.CreateObservableGauge("elastic.devices", () => Observe(s => s.Devices), "{device}", "Devices of active silos that are not draining");
+        }
+
+        public static void Publish(int queued, int inUse, int devices) => _last = new Counts(queued, inUse, devices);
+
+        public static void Clear() => _last = null;
+
+        private static IEnumerable<Measurement<int>> Observe(Func<Counts, int> value) =>
+            _last is { } last ? [new Measurement<int>(value(last))] : [];
+
+        private sealed record Counts(int Queued, int InUse, int Devices);
+    }
 }

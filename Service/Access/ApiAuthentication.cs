@@ -12,6 +12,7 @@ public static class ApiAuthentication
 
     public static IServiceCollection AddApiAuthentication(this IServiceCollection services, ApiOptions options)
     {
+        services.AddSingleton(new BootstrapAdminKey(options));
         var authentication = services.AddAuthentication(Scheme)
             // A presented key goes to the key handler; any other bearer token to the JWT handler, when there is one.
             .AddPolicyScheme(Scheme, "API key or bearer token", o => o.ForwardDefaultSelector = context =>

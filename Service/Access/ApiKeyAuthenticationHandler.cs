@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Encodings.Web;
 using Elastic.GrainInterfaces;
 using Microsoft.AspNetCore.Authentication;
@@ -16,7 +15,7 @@ public sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     IGrainFactory grains,
-    IOptions<ApiOptions> api,
+    BootstrapAdminKey bootstrap,
     TimeProvider time) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -26,7 +25,7 @@ public sealed class ApiKeyAuthenticationHandler(
     {
         if (Presented(Request) is not { } text) return AuthenticateResult.NoResult();
         if (ApiKeySecret.Parse(text) is not { } key) return AuthenticateResult.Fail("the API key is malformed: expected ek_<12 hex digits>_<43 base64url characters>");
-        if (IsBootstrap(key))
+        if (bootstrap.Matches(key))
             return Success(new Caller(Tenants.Default, ApiRole.Admin, "bootstrap"));
         var info = await grains.GetGrain<IApiKeyRegistryGrain>(IApiKeyRegistryGrain.DefaultKey).Verify(key.Id, key.Hash());
         if (info is null) return AuthenticateResult.Fail($"API key {key} is not known");
@@ -53,10 +52,6 @@ public sealed class ApiKeyAuthenticationHandler(
             ? token
             : null;
     }
-
-    private bool IsBootstrap(ApiKeySecret key) =>
-        api.Value.BootstrapAdminKey is { Length: > 0 } bootstrap && ApiKeySecret.Parse(bootstrap) is { } known && known.Id == key.Id
-        && CryptographicOperations.FixedTimeEquals(known.Hash(), key.Hash());
 
     private AuthenticateResult Success(Caller caller) => AuthenticateResult.Success(new AuthenticationTicket(caller.ToPrincipal(SchemeName), SchemeName));
 }

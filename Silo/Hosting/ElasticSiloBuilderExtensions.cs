@@ -11,6 +11,7 @@ using Elastic.Units.Devices;
 using Elastic.Units.Placement;
 using Elastic.Units.Replicas;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -60,6 +61,8 @@ public static class ElasticSiloBuilderExtensions
         });
         silo.Services.AddSingleton(Options.Create(options.Jobs));
         silo.Services.AddSingleton(Options.Create(options.Admission));
+        silo.Services.AddSingleton(Options.Create(options.Scheduling));
+        silo.Services.TryAddSingleton(TimeProvider.System);
         silo.Services.AddSingleton(sp => new SiloDrain(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ILocalSiloDetails>(),
             options.DrainTimeout, sp.GetRequiredService<ILogger<SiloDrain>>()));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloDrain>());

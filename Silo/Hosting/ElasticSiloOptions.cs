@@ -1,6 +1,7 @@
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
+using Elastic.Grains.Scheduling;
 
 namespace Elastic.Silo.Hosting;
 
@@ -17,6 +18,8 @@ public sealed record ElasticSiloOptions
     public JobOptions Jobs { get; init; } = new();
     /// <summary>Where submitted jobs may read data and write models.</summary>
     public AdmissionOptions Admission { get; init; } = new();
+    /// <summary>How tenants share the devices: their quotas.</summary>
+    public SchedulingOptions Scheduling { get; init; } = new();
     /// <summary>Tune membership to declare a dead silo in about a second (see docs/cluster.md); off: Orleans defaults (10-15 s).</summary>
     public bool FastFailureDetection { get; init; } = true;
     /// <summary>This silo runs on spot (evictable) capacity: it carries devices, and coordinators prefer other silos.</summary>

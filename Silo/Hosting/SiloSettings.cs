@@ -4,6 +4,7 @@ using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
+using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
 using Elastic.Service;
 using Elastic.Service.Access;
@@ -103,6 +104,7 @@ public sealed record SiloSettings
                     CollectiveTimeout = TimeSpan.FromSeconds(Int("Jobs:CollectiveTimeoutSeconds", 60, 1, 3_600)),
                 },
                 Admission = new AdmissionOptions { DataRoots = Roots("Jobs:DataRoots"), OutputRoots = Roots("Jobs:OutputRoots") },
+                Scheduling = ReadScheduling(section.GetSection("Scheduling"), errors),
                 DrainTimeout = TimeSpan.FromSeconds(Int("DrainTimeoutSeconds", 20, 0, 3_600)),
                 FastFailureDetection = Text("FastFailureDetection", "true") != "false",
                 Spot = Text("Spot", "false") == "true",
@@ -119,6 +121,24 @@ public sealed record SiloSettings
         if (!IPAddress.TryParse(settings.Elastic.DataPlaneBind, out _)) errors.Add($"Elastic:DataPlane:Bind = {settings.Elastic.DataPlaneBind}: not an IP address");
         if (errors.Count > 0) throw new InvalidOperationException("invalid silo configuration:" + string.Concat(errors.Select(e => Environment.NewLine + "  - " + e)));
         return settings;
+    }
+
+    private static SchedulingOptions ReadScheduling(IConfigurationSection scheduling, List<string> errors)
+    {
+        int? Quota(string key, string? text)
+        {
+            if (string.IsNullOrEmpty(text)) return null;
+            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var devices) && devices >= 1) return devices;
+            errors.Add($"Elastic:Scheduling:{key} = {text}: must be a positive number of devices");
+            return null;
+        }
+        var tenants = new Dictionary<string, int>();
+        foreach (var entry in scheduling.GetSection("TenantDevices").GetChildren())
+        {
+            if (Tenants.Problem(entry.Key) is { } problem) errors.Add($"Elastic:Scheduling:TenantDevices:{entry.Key}: {problem}");
+            else if (Quota($"TenantDevices:{entry.Key}", entry.Value) is { } devices) tenants[entry.Key] = devices;
+        }
+        return new SchedulingOptions { TenantDevices = tenants, DefaultTenantDevices = Quota("DefaultTenantDevices", scheduling["DefaultTenantDevices"]) };
     }
 
     private static ApiOptions? ReadApi(IConfigurationSection api, List<string> errors)

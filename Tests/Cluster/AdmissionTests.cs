@@ -1,5 +1,6 @@
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
+using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
 using Elastic.Training.Engine;
 
@@ -139,6 +140,21 @@ public sealed class AdmissionTests : IDisposable
 
     private static SiloInventory Silo(long memoryMiB, int threads) =>
         new(SiloAddress.New(System.Net.IPAddress.Loopback, 11111, 1), "silo", "cpu", 2, 0, memoryMiB, threads, "127.0.0.1:1");
+
+    [Fact]
+    public void A_job_whose_narrowest_layout_exceeds_its_tenants_quota_is_refused_naming_the_quota_and_where_it_is_set()
+    {
+        var quotas = new SchedulingOptions { TenantDevices = new Dictionary<string, int> { ["team-a"] = 2 }, DefaultTenantDevices = 8 };
+        // Narrowest layout: dp 2 x tp 2 = 4 devices (devices.min counts dp x pp x tp).
+        var spec = TestSpecs.Tiny(global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 3, Max = 8 }, Parallel = new ParallelSpec { Tensor = 2 } };
+
+        var refused = Assert.Single(JobAdmission.QuotaProblems(spec, "team-a", quotas));
+        Assert.Equal(("devices.min", "3"), (refused.Field, refused.Value));
+        Assert.Equal("the narrowest layout needs 4 device(s), but tenant team-a may hold at most 2 (Elastic:Scheduling:TenantDevices:team-a)", refused.Message);
+        Assert.Empty(JobAdmission.QuotaProblems(spec, "team-b", quotas));
+        Assert.Contains("Elastic:Scheduling:DefaultTenantDevices", Assert.Single(JobAdmission.QuotaProblems(spec, "team-b", quotas with { DefaultTenantDevices = 3 })).Message);
+        Assert.Empty(JobAdmission.QuotaProblems(spec, "team-b", new SchedulingOptions()));
+    }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }

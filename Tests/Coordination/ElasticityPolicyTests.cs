@@ -98,4 +98,19 @@ public sealed class ElasticityPolicyTests
         Assert.Equal(2, change.Layout!.Tp);
         Assert.Null(policy.Decide(Review(2), TwoDevices));
     }
+
+    [Fact]
+    public void A_fair_share_below_what_the_job_holds_shrinks_it_at_once_before_a_requested_layout_and_whatever_the_dwell()
+    {
+        var policy = new ElasticityPolicy(Options, new Clock());
+        policy.Replanned();
+        policy.Request(ParallelLayout.Parse("dp=2,tp=1"));
+
+        var change = policy.Decide(Review(1) with { Yield = "yields 1 device(s) to job urgent (priority 5)" }, TwoDevices);
+
+        Assert.Equal(ReplanCause.FairShare, change!.Cause);
+        Assert.Equal("yields 1 device(s) to job urgent (priority 5): 2 -> 1 device(s)", change.Detail);
+        Assert.Null(change.Layout); // the widest width the share allows
+        Assert.Equal(ReplanCause.Request, policy.Decide(Review(2), TwoDevices)!.Cause);
+    }
 }

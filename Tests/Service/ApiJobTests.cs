@@ -63,6 +63,10 @@ public sealed class ApiJobTests(ApiFixture api) : IClassFixture<ApiFixture>
         }
         Assert.Empty((await intruder.GetFromJsonAsync<JobPage>("/api/v1/jobs", ApiJson.Options))!.Jobs);
         Assert.Empty((await intruder.GetFromJsonAsync<JobPage>("/api/v1/jobs?tenant=team-owner", ApiJson.Options))!.Jobs);
+        // The scheduler's view of the cluster shows a user its own tenant's jobs only.
+        Assert.DoesNotContain(jobId, (await intruder.GetStringAsync("/api/v1/cluster")));
+        Assert.Contains(jobId, (await owner.GetFromJsonAsync<ClusterView>("/api/v1/cluster", ApiJson.Options))!.Jobs.Select(j => j.JobId));
+        Assert.Contains(jobId, (await admin.GetFromJsonAsync<ClusterView>("/api/v1/cluster", ApiJson.Options))!.Jobs.Select(j => j.JobId));
 
         var after = await api.Cluster.Client.GetStatusAsync(jobId);
         Assert.Equal(JobState.Running, after.State);
@@ -148,6 +152,9 @@ public sealed class ApiJobTests(ApiFixture api) : IClassFixture<ApiFixture>
         Assert.Equal("3", Value("elastic_steps_total"));
         Assert.Equal("3", Value("elastic_step_duration_seconds_count"));
         Assert.Contains("http_server_request_duration_seconds", metrics);
+        // The scheduler's gauges, from the silo that hosts the capacity grain.
+        Assert.Contains("elastic_queue_length", metrics);
+        Assert.Contains("elastic_devices_in_use", metrics);
     }
 
     [Fact]

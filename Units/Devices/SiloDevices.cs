@@ -27,18 +27,30 @@ public sealed class SiloDevices : IDisposable
 
     public SiloDeviceOptions Options { get; }
 
-    /// <summary>Leases device <paramref name="device"/> to <paramref name="holder"/> (again, if it already holds it) and returns its worker.</summary>
-    public DeviceWorker Acquire(int device, string holder)
+    /// <summary>
+    /// Leases device <paramref name="device"/> to <paramref name="holder"/> (again, if it already holds it) and returns its worker.
+    /// A device still held by another waits up to <paramref name="patience"/> for its release: the capacity grain hands a device
+    /// to its next job as soon as the last one gives it up, which can be a moment before that job's unit lets go of it here.
+    /// </summary>
+    public async Task<DeviceWorker> AcquireAsync(int device, string holder, TimeSpan patience)
     {
         if (device < 0 || device >= _workers.Length)
             throw new ArgumentOutOfRangeException(nameof(device), device, $"this silo has {_workers.Length} devices");
-        lock (_gate)
+        var deadline = DateTime.UtcNow + patience;
+        while (true)
         {
-            if (_holders[device] is { } current && current != holder)
-                throw new InvalidOperationException($"device {device} is held by {current}; {holder} cannot take it");
-            _holders[device] = holder;
+            lock (_gate)
+            {
+                if (_holders[device] is not { } current || current == holder)
+                {
+                    _holders[device] = holder;
+                    return _workers[device];
+                }
+                if (DateTime.UtcNow >= deadline)
+                    throw new InvalidOperationException($"device {device} is held by {current}; {holder} cannot take it (waited {patience.TotalSeconds:0.#} s for its release)");
+            }
+            await Task.Delay(20);
         }
-        return _workers[device];
     }
 
     public void Release(int device, string holder)

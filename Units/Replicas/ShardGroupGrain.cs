@@ -45,8 +45,8 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
                 : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is already prepared for another assignment");
         if (assignment.Device.Silo != silo.SiloAddress)
             throw new InvalidOperationException($"{this.GetPrimaryKeyString()} runs on {silo.SiloAddress} but its device is on {assignment.Device.Silo}");
+        _worker = await devices.AcquireAsync(assignment.Device.Device, this.GetPrimaryKeyString(), assignment.JoinTimeout ?? assignment.CollectiveTimeout);
         _assignment = assignment;
-        _worker = devices.Acquire(assignment.Device.Device, this.GetPrimaryKeyString());
         this.DelayDeactivation(TimeSpan.FromDays(30));
         ProcessGroups? groups = null;
         Trainer? adopted = null;

@@ -3,7 +3,7 @@ using Spectre.Console;
 
 namespace Elastic.Cli.Commands;
 
-/// <summary><c>elastic cluster</c>: the silos and their devices.</summary>
+/// <summary><c>elastic cluster</c>: the silos and their devices, and the scheduler's jobs with their shares and the queue.</summary>
 internal static class ClusterCommand
 {
     public static Command Create() =>
@@ -16,6 +16,13 @@ internal static class ClusterCommand
                     Markup.Escape(s.DeviceModel), $"{s.DeviceMemoryMiB} MiB", s.ThreadsPerDevice.ToString(), Markup.Escape(s.DataPlane));
             console.Ansi.Write(table);
             console.Plain.WriteLine($"{silos.Count} silo(s), {silos.Sum(s => s.Devices)} device(s), {silos.Sum(s => s.DevicesInUse)} in use");
+            var jobs = await client.GetScheduleAsync(cancellation);
+            if (jobs.Count == 0) return 0;
+            var schedule = new Table().AddColumns("job", "tenant", "priority", "devices", "share", "queue", "why");
+            foreach (var j in jobs)
+                schedule.AddRow(Markup.Escape(j.JobId), Markup.Escape(j.Standing.Tenant), j.Standing.Priority.ToString(), j.Held.ToString(), j.Cap.ToString(),
+                    j.Position?.ToString() ?? "-", Markup.Escape(j.Note ?? ""));
+            console.Ansi.Write(schedule);
             return 0;
         });
 }

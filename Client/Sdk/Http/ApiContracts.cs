@@ -26,8 +26,8 @@ public sealed record CreateKeyRequest(string Tenant, ApiRole Role = ApiRole.User
 /// <summary>A created key: <see cref="Key"/> is shown this once and cannot be recovered.</summary>
 public sealed record CreatedKey(string Key, ApiKeyInfo Info);
 
-/// <summary>The cluster's silos and their devices.</summary>
-public sealed record ClusterView(IReadOnlyList<SiloInventory> Silos, int Devices, int DevicesInUse);
+/// <summary>The cluster's silos and their devices, and the scheduler's jobs (the caller's tenant's, or every job for an admin).</summary>
+public sealed record ClusterView(IReadOnlyList<SiloInventory> Silos, int Devices, int DevicesInUse, IReadOnlyList<JobShare> Jobs);
 
 /// <summary>Who a credential says its holder is: /api/v1/me.</summary>
 public sealed record ApiIdentity(string Tenant, ApiRole Role, string Credential);

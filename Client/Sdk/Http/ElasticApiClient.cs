@@ -78,6 +78,9 @@ public sealed class ElasticApiClient(HttpClient http) : IElasticClient, IDisposa
     public async Task<IReadOnlyList<SiloInventory>> GetInventoryAsync(CancellationToken cancellation = default) =>
         (await Get<ClusterView>("api/v1/cluster", null, cancellation)).Silos;
 
+    public async Task<IReadOnlyList<JobShare>> GetScheduleAsync(CancellationToken cancellation = default) =>
+        (await Get<ClusterView>("api/v1/cluster", null, cancellation)).Jobs;
+
     /// <summary>The job's server-sent events; a dropped stream is reopened where it stopped (Last-Event-ID).</summary>
     public async IAsyncEnumerable<JobProgress> WatchAsync(string jobId, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
