@@ -14,6 +14,13 @@ if ! infra/local/azurite.sh install; then
   exit 1
 fi
 
+# Debian's chromium (apt) backs the dashboard's browser tests.
+if ! infra/local/chromium.sh install; then
+  echo "installing chromium failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 if ! dotnet build Elastic.sln -c Release --nologo -v q; then
   echo "build failed"
   echo "0 passed, 1 failed"

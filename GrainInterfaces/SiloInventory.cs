@@ -1,6 +1,6 @@
 namespace Elastic.GrainInterfaces;
 
-/// <summary>What one silo offers: its devices (and how many are in use) and its data-plane endpoint.</summary>
+/// <summary>What one silo offers: its devices (and how many are in use), its data-plane endpoint, and whether it is spot (evictable) capacity.</summary>
 [GenerateSerializer, Immutable, Alias("Elastic.SiloInventory")]
 public sealed record SiloInventory(
     [property: Id(0)] SiloAddress Silo,
@@ -11,4 +11,5 @@ public sealed record SiloInventory(
     [property: Id(5)] long DeviceMemoryMiB,
     [property: Id(6)] int ThreadsPerDevice,
     [property: Id(7)] string DataPlane,
-    [property: Id(8)] string DeviceModel = "cpu");
+    [property: Id(8)] string DeviceModel = "cpu",
+    [property: Id(9)] bool Spot = false);

@@ -1,6 +1,7 @@
 using Elastic.Client;
 using Elastic.Client.Http;
 using Elastic.Service.Access;
+using Elastic.Service.Dashboard;
 using Elastic.Service.Endpoints;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http.Json;
@@ -46,6 +47,7 @@ public static class ElasticApi
         app.MapJobEndpoints();
         app.MapKeyEndpoints();
         app.MapClusterEndpoints();
+        app.MapDashboard();
         return app;
     }
 }

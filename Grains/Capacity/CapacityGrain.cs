@@ -155,7 +155,8 @@ public sealed class CapacityGrain(
                 Number(values, SiloMetadataKeys.DeviceMemoryMiB),
                 (int)Number(values, SiloMetadataKeys.ThreadsPerDevice),
                 dataPlane,
-                values.GetValueOrDefault(SiloMetadataKeys.DeviceModel, "cpu"));
+                values.GetValueOrDefault(SiloMetadataKeys.DeviceModel, "cpu"),
+                values.GetValueOrDefault(SiloMetadataKeys.Spot) == "true");
         }
     }
 

@@ -11,9 +11,17 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Elastic.Tests.Service;
 
-/// <summary>A one-silo cluster with two virtual devices and the HTTP API in front of it on a real socket, its clock a fake.</summary>
-public sealed class ApiFixture : IAsyncLifetime
+/// <summary>A one-silo cluster with two virtual devices (or more) and the HTTP API in front of it on a real socket, its clock a fake.</summary>
+public class ApiFixture : IAsyncLifetime
 {
+    private readonly int _devices;
+
+    public ApiFixture() : this(2)
+    {
+    }
+
+    protected ApiFixture(int devices) => _devices = devices;
+
     public static readonly string AdminKey = ApiKeySecret.New().Text;
 
     public TestCluster Cluster { get; private set; } = null!;
@@ -21,9 +29,9 @@ public sealed class ApiFixture : IAsyncLifetime
     public FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
     public string Exports { get; } = Directory.CreateTempSubdirectory("elastic-api-exports-").FullName;
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
-        Cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2);
+        Cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: _devices);
         Api = await StartApi(new ApiOptions { BootstrapAdminKey = AdminKey, ExportDirectory = Exports });
     }
 
@@ -59,7 +67,7 @@ public sealed class ApiFixture : IAsyncLifetime
         return problem.RootElement.TryGetProperty("detail", out var detail) ? detail.GetString() ?? "" : "";
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Api.DisposeAsync();
         await Cluster.DisposeAsync();
