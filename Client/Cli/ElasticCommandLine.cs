@@ -22,5 +22,6 @@ public static class ElasticCommandLine
         EventsCommand.Create(),
         ClusterCommand.Create(),
         KeysCommand.Create(),
+        ServeCommand.Create(),
     };
 }

@@ -11,14 +11,17 @@ internal sealed class Interrupts : IDisposable
     private readonly CancellationTokenSource _stop;
     private readonly List<PosixSignalRegistration> _registrations = [];
     private readonly Action<string> _note;
+    private readonly string _stopping;
     private int _count;
 
     /// <param name="cancellation">The command's own token (tests cancel through it); it stops the command like a first signal.</param>
     /// <param name="note">Where to say what the signal does.</param>
-    public Interrupts(CancellationToken cancellation, Action<string> note)
+    /// <param name="stopping">What the first signal does, in words.</param>
+    public Interrupts(CancellationToken cancellation, Action<string> note, string stopping = "stopping at the next step boundary to save a checkpoint")
     {
         _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         _note = note;
+        _stopping = stopping;
         foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
             _registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
     }
@@ -36,7 +39,7 @@ internal sealed class Interrupts : IDisposable
             _note("interrupted again: aborting now");
             Environment.Exit(Commands.CommandRunner.Cancelled);
         }
-        _note($"{context.Signal}: stopping at the next step boundary to save a checkpoint (interrupt again to abort at once)");
+        _note($"{context.Signal}: {_stopping} (interrupt again to abort at once)");
         _stop.Cancel();
     }
 

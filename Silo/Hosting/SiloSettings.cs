@@ -117,7 +117,7 @@ public sealed record SiloSettings
                 CheckpointContainer = Text("Checkpoints:Container", "checkpoints"),
             },
         };
-        settings = settings with { Api = ReadApi(section.GetSection("Api"), errors) };
+        settings = settings with { Api = ApiSettings.Read(section.GetSection("Api"), errors) };
         if (!IPAddress.TryParse(settings.Elastic.DataPlaneBind, out _)) errors.Add($"Elastic:DataPlane:Bind = {settings.Elastic.DataPlaneBind}: not an IP address");
         if (errors.Count > 0) throw new InvalidOperationException("invalid silo configuration:" + string.Concat(errors.Select(e => Environment.NewLine + "  - " + e)));
         return settings;
@@ -139,43 +139,5 @@ public sealed record SiloSettings
             else if (Quota($"TenantDevices:{entry.Key}", entry.Value) is { } devices) tenants[entry.Key] = devices;
         }
         return new SchedulingOptions { TenantDevices = tenants, DefaultTenantDevices = Quota("DefaultTenantDevices", scheduling["DefaultTenantDevices"]) };
-    }
-
-    private static ApiOptions? ReadApi(IConfigurationSection api, List<string> errors)
-    {
-        if (string.IsNullOrWhiteSpace(api["Urls"])) return null;
-        int Positive(string key, int fallback)
-        {
-            var text = api[key];
-            if (string.IsNullOrEmpty(text)) return fallback;
-            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= 1) return value;
-            errors.Add($"Elastic:Api:{key} = {text}: must be a positive integer");
-            return fallback;
-        }
-        var bootstrap = api["BootstrapAdminKey"];
-        // Never repeat a secret back, even a malformed one.
-        if (!string.IsNullOrEmpty(bootstrap) && ApiKeySecret.Parse(bootstrap) is null)
-            errors.Add("Elastic:Api:BootstrapAdminKey: not an API key (ek_<12 hex digits>_<43 base64url characters>; `elastic keys new` makes one)");
-        var jwt = api.GetSection("Jwt");
-        var options = new ApiOptions
-        {
-            Urls = api["Urls"]!,
-            BootstrapAdminKey = bootstrap,
-            ExportDirectory = api["ExportDirectory"] is { Length: > 0 } exports ? exports : "exports",
-            RateLimit = new RateLimitOptions { RequestsPerMinute = Positive("RateLimit:RequestsPerMinute", 6000), Burst = Positive("RateLimit:Burst", 200) },
-            Jwt = new JwtOptions
-            {
-                Authority = jwt["Authority"],
-                Audience = jwt["Audience"],
-                Issuer = jwt["Issuer"],
-                SigningKey = jwt["SigningKey"],
-                TenantClaim = jwt["TenantClaim"] is { Length: > 0 } claim ? claim : "tid",
-                AdminRole = jwt["AdminRole"] is { Length: > 0 } role ? role : "Elastic.Admin",
-                Tenants = jwt.GetSection("Tenants").GetChildren().ToDictionary(c => c.Key, c => c.Value ?? ""),
-            },
-        };
-        foreach (var (id, tenant) in options.Jwt.Tenants)
-            if (Tenants.Problem(tenant) is { } problem) errors.Add($"Elastic:Api:Jwt:Tenants:{id} = {tenant}: {problem}");
-        return options;
     }
 }

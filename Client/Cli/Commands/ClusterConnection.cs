@@ -16,11 +16,7 @@ internal static class ClusterConnection
 
     public static Command Command(string name, string description, Symbol[] symbols, Action action)
     {
-        var cluster = new Option<string>("--cluster")
-        {
-            Description = "Cluster to use: localhost[:PORT], static:HOST:PORT[,...], azure:CONNECTION-STRING or redis:CONFIGURATION (default: $ELASTIC_CLUSTER, else localhost)",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ELASTIC_CLUSTER") is { Length: > 0 } env ? env : "localhost",
-        };
+        var cluster = ClusterOption();
         var api = ApiOption();
         var command = WithSymbols(new Command(name, description), symbols);
         command.Add(cluster);
@@ -49,6 +45,12 @@ internal static class ClusterConnection
         return command;
     }
 
+    public static Option<string> ClusterOption() => new("--cluster")
+    {
+        Description = "Cluster to use: localhost[:PORT], static:HOST:PORT[,...], azure:CONNECTION-STRING or redis:CONFIGURATION (default: $ELASTIC_CLUSTER, else localhost)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ELASTIC_CLUSTER") is { Length: > 0 } env ? env : "localhost",
+    };
+
     public static Option<string?> ApiOption() => new("--api")
     {
         Description = $"The HTTP API to use instead of an Orleans connection, e.g. http://127.0.0.1:8080 (default: $ELASTIC_API); the key comes from ${KeyVariable}",
@@ -65,7 +67,7 @@ internal static class ClusterConnection
         return ElasticApiClient.Create(api, key.Trim());
     }
 
-    private static async Task<ElasticConnection> Connect(string text, CancellationToken cancellation)
+    public static async Task<ElasticConnection> Connect(string text, CancellationToken cancellation)
     {
         ClusterAddress address;
         try
