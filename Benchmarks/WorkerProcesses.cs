@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Elastic.Training.Collectives;
 
 namespace Elastic.Benchmarks;
@@ -20,6 +21,16 @@ internal static class WorkerProcesses
     /// <summary>The data-plane secret of this benchmark run's groups.</summary>
     public static GroupSecret Secret => GroupSecret.From(SecretBytes);
 
+    private const string CertificateVariable = "ELASTIC_BENCHMARK_TLS_PFX";
+
+    /// <summary>A self-signed certificate drawn by the benchmark's process and shared with its workers, for TLS links.</summary>
+    private static readonly Lazy<byte[]> Certificate = new(() => Environment.GetEnvironmentVariable(CertificateVariable) is { Length: > 0 } base64
+        ? Convert.FromBase64String(base64)
+        : DataPlaneTls.SelfSigned("elastic-benchmark").Export(X509ContentType.Pfx));
+
+    /// <summary>TLS for this benchmark run's data planes: every rank presents the same certificate.</summary>
+    public static DataPlaneTls Tls => new(X509CertificateLoader.LoadPkcs12(Certificate.Value, null));
+
     /// <summary>Runs this benchmark program as a separate process and returns the last line it printed.</summary>
     public static async Task<string> Run(params string[] args)
     {
@@ -27,6 +38,7 @@ internal static class WorkerProcesses
         info.ArgumentList.Add(typeof(WorkerProcesses).Assembly.Location);
         foreach (var arg in args) info.ArgumentList.Add(arg);
         info.Environment[SecretVariable] = Convert.ToHexString(SecretBytes);
+        info.Environment[CertificateVariable] = Convert.ToBase64String(Certificate.Value);
         using var process = Process.Start(info)!;
         var (output, errors) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
         await process.WaitForExitAsync();

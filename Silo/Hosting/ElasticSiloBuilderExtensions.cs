@@ -32,7 +32,7 @@ public static class ElasticSiloBuilderExtensions
     {
         ILogger? dataPlaneLog = null;
         var dataPlane = new DataPlane(IPAddress.Parse(options.DataPlaneBind), options.DataPlanePort, options.DataPlaneHost,
-            refused: message => dataPlaneLog?.LogWarning("{Refusal}", message));
+            refused: message => dataPlaneLog?.LogWarning("{Refusal}", message), tls: options.DataPlaneTls);
         var devices = new SiloDevices(options.Devices, siloName);
         var inv = CultureInfo.InvariantCulture;
         silo.UseSiloMetadata(new Dictionary<string, string>

@@ -2,6 +2,7 @@ using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
+using Elastic.Training.Collectives;
 
 namespace Elastic.Silo.Hosting;
 
@@ -15,6 +16,8 @@ public sealed record ElasticSiloOptions
     public string? DataPlaneHost { get; init; }
     /// <summary>0 picks a free port.</summary>
     public int DataPlanePort { get; init; }
+    /// <summary>Data-plane links inside mutual TLS (every silo of a cluster alike); null: in the clear, authenticated by each generation's secret.</summary>
+    public DataPlaneTls? DataPlaneTls { get; init; }
     public JobOptions Jobs { get; init; } = new();
     /// <summary>Where submitted jobs may read data and write models.</summary>
     public AdmissionOptions Admission { get; init; } = new();

@@ -6,6 +6,7 @@ using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
+using Elastic.Training.Collectives;
 using Elastic.Service;
 using Elastic.Service.Access;
 using Microsoft.Extensions.Configuration;
@@ -94,6 +95,7 @@ public sealed record SiloSettings
                 DataPlaneBind = Text("DataPlane:Bind", "127.0.0.1"),
                 DataPlaneHost = section["DataPlane:Host"],
                 DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
+                DataPlaneTls = ReadDataPlaneTls(section.GetSection("DataPlane:Tls"), errors),
                 CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),
                 CheckpointConnectionString = section["Checkpoints:ConnectionString"],
                 CheckpointAccountUri = account,
@@ -121,6 +123,25 @@ public sealed record SiloSettings
         if (!IPAddress.TryParse(settings.Elastic.DataPlaneBind, out _)) errors.Add($"Elastic:DataPlane:Bind = {settings.Elastic.DataPlaneBind}: not an IP address");
         if (errors.Count > 0) throw new InvalidOperationException("invalid silo configuration:" + string.Concat(errors.Select(e => Environment.NewLine + "  - " + e)));
         return settings;
+    }
+
+    private static DataPlaneTls? ReadDataPlaneTls(IConfigurationSection tls, List<string> errors)
+    {
+        if (string.IsNullOrEmpty(tls["Certificate"]))
+        {
+            if (!string.IsNullOrEmpty(tls["Trusted"])) errors.Add("Elastic:DataPlane:Tls:Trusted: set with Elastic:DataPlane:Tls:Certificate, or not at all");
+            return null;
+        }
+        try
+        {
+            return DataPlaneTls.Load(tls["Certificate"]!, tls["CertificatePassword"], tls["Trusted"] is { Length: > 0 } trusted ? trusted : null);
+        }
+        catch (ArgumentException e)
+        {
+            // The message names the file, never the password.
+            errors.Add($"Elastic:DataPlane:Tls: {e.Message}");
+            return null;
+        }
     }
 
     private static SchedulingOptions ReadScheduling(IConfigurationSection scheduling, List<string> errors)

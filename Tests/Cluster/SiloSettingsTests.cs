@@ -1,4 +1,6 @@
+using System.Security.Cryptography.X509Certificates;
 using Elastic.Silo.Hosting;
+using Elastic.Tests.Collectives;
 using Microsoft.Extensions.Configuration;
 
 namespace Elastic.Tests.Cluster;
@@ -37,5 +39,44 @@ public sealed class SiloSettingsTests
         Assert.Contains("Elastic:Scheduling:TenantDevices:team-a = 0: must be a positive number of devices", error.Message);
         Assert.Contains("Elastic:Scheduling:TenantDevices:Not A Tenant:", error.Message);
         Assert.Contains("Elastic:Scheduling:DefaultTenantDevices = many: must be a positive number of devices", error.Message);
+    }
+
+    [Fact]
+    public void Data_plane_tls_loads_the_certificate_and_the_authority_and_refuses_an_unreadable_one_without_the_password()
+    {
+        var folder = Directory.CreateTempSubdirectory("elastic-tls-settings-").FullName;
+        try
+        {
+            using var authority = new TestCertificates.Authority("elastic-ca");
+            using var leaf = authority.Issue("silo-a");
+            var pfx = Path.Combine(folder, "silo.pfx");
+            var ca = Path.Combine(folder, "ca.pem");
+            File.WriteAllBytes(pfx, leaf.Export(X509ContentType.Pfx, "right-password"));
+            File.WriteAllText(ca, authority.Certificate.ExportCertificatePem());
+
+            var tls = Read(new()
+            {
+                ["Elastic:DataPlane:Tls:Certificate"] = pfx,
+                ["Elastic:DataPlane:Tls:CertificatePassword"] = "right-password",
+                ["Elastic:DataPlane:Tls:Trusted"] = ca,
+            }).Elastic.DataPlaneTls!;
+            Assert.Equal(leaf.Thumbprint, tls.Certificate.Thumbprint);
+            Assert.Equal(authority.Certificate.Thumbprint, Assert.Single(tls.Trusted!).Thumbprint);
+            Assert.Null(Read([]).Elastic.DataPlaneTls);
+
+            var error = Assert.Throws<InvalidOperationException>(() => Read(new()
+            {
+                ["Elastic:DataPlane:Tls:Certificate"] = pfx,
+                ["Elastic:DataPlane:Tls:CertificatePassword"] = "wrong-password",
+            }));
+            Assert.Contains($"Elastic:DataPlane:Tls: {pfx}: not a readable PKCS#12 certificate with its key", error.Message);
+            Assert.DoesNotContain("wrong-password", error.Message);
+            Assert.Contains("Elastic:DataPlane:Tls:Trusted: set with Elastic:DataPlane:Tls:Certificate",
+                Assert.Throws<InvalidOperationException>(() => Read(new() { ["Elastic:DataPlane:Tls:Trusted"] = ca })).Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }

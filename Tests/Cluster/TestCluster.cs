@@ -5,6 +5,7 @@ using Elastic.Grains.Jobs;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Silo.Hosting;
+using Elastic.Training.Collectives;
 using Orleans.Serialization;
 using Orleans.TestingHost;
 
@@ -32,8 +33,9 @@ public sealed class TestCluster : IAsyncDisposable
     /// <param name="jobs">How jobs are driven (defaults: 20 s collective timeout, quick capacity polls and re-plans).</param>
     /// <param name="scheduledEvents">Each silo watches this Scheduled Events endpoint for an eviction of a VM named like the silo.</param>
     /// <param name="silo">More configuration for each silo, applied before Elastic's (a job store of the test's own, say).</param>
+    /// <param name="dataPlaneTls">Every silo's data-plane links inside this TLS.</param>
     public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null,
-        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null)
+        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null, DataPlaneTls? dataPlaneTls = null)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -46,6 +48,7 @@ public sealed class TestCluster : IAsyncDisposable
                 ? new EvictionOptions()
                 : new EvictionOptions { Watch = true, Endpoint = scheduledEvents, VmName = options.SiloName, PollInterval = TimeSpan.FromMilliseconds(200) },
             Devices = new() { Count = devicesPerSilo },
+            DataPlaneTls = dataPlaneTls,
             Jobs = jobs ?? new JobOptions
             {
                 CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20),

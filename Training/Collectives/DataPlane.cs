@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 
 namespace Elastic.Training.Collectives;
@@ -25,15 +26,18 @@ public sealed class DataPlane : IAsyncDisposable
     private readonly ConcurrentQueue<(string Group, int Rank)> _joinOrder = new();
     private readonly Task _acceptLoop;
     private readonly Action<string>? _refused;
+    private readonly DataPlaneTls? _tls;
     private int _refusals;
 
     /// <param name="bind">Address to listen on.</param>
     /// <param name="port">Port to listen on; 0 picks a free one.</param>
     /// <param name="advertisedHost">Host name or address peers dial (defaults to the bind address).</param>
-    /// <param name="refused">Told of every connection refused for a missing or wrong proof (what it claimed and from where; never a secret).</param>
-    public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null, Action<string>? refused = null)
+    /// <param name="refused">Told of every connection refused for a missing or wrong proof, or a failed TLS handshake (what it claimed and from where; never a secret).</param>
+    /// <param name="tls">Links inside mutual TLS (every data plane of a cluster alike); null: in the clear, still authenticated by the group's secret.</param>
+    public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null, Action<string>? refused = null, DataPlaneTls? tls = null)
     {
         _refused = refused;
+        _tls = tls;
         _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         // A restarted silo must be able to take its port back while old connections linger in TIME_WAIT.
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -117,6 +121,15 @@ public sealed class DataPlane : IAsyncDisposable
             {
                 TcpPeerLink.Configure(socket);
                 await socket.ConnectAsync(host, port, cancellation);
+                TcpPeerLink link;
+                try
+                {
+                    link = await TcpPeerLink.OpenAsync(socket, _tls, dialling: true, cancellation);
+                }
+                catch (Exception e) when (e is AuthenticationException or IOException)
+                {
+                    throw new CollectiveException($"{group}: rank {rank} could not open a TLS link to rank {peer} at {endpoint}: {e.Message}", e);
+                }
                 var name = Encoding.UTF8.GetBytes(group);
                 var ours = GroupSecret.NewNonce();
                 var hello = new byte[16 + name.Length + ours.Length];
@@ -126,7 +139,6 @@ public sealed class DataPlane : IAsyncDisposable
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(12), name.Length);
                 name.CopyTo(hello, 16);
                 ours.CopyTo(hello, 16 + name.Length);
-                var link = new TcpPeerLink(socket);
                 await link.SendAsync(hello, cancellation);
                 var answer = new byte[GroupSecret.NonceBytes + GroupSecret.ProofBytes];
                 await Receive(link, answer, group, rank, peer, endpoint, "did not answer our hello", cancellation);
@@ -199,11 +211,21 @@ public sealed class DataPlane : IAsyncDisposable
     private async Task Greet(Socket socket)
     {
         var remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        var link = new TcpPeerLink(socket);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        timeout.CancelAfter(HelloTimeout);
+        TcpPeerLink link;
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            timeout.CancelAfter(HelloTimeout);
+            link = await TcpPeerLink.OpenAsync(socket, _tls, dialling: false, timeout.Token);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
+        {
+            socket.Dispose();
+            Refuse($"refused a data-plane connection from {remote}: the TLS handshake failed ({e.Message})");
+            return;
+        }
+        try
+        {
             var header = new byte[16];
             await link.ReceiveAsync(header, timeout.Token);
             var nameLength = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12));

@@ -3,16 +3,26 @@ using System.Net.Sockets;
 
 namespace Elastic.Training.Collectives;
 
-/// <summary>A peer link over a connected TCP socket (Nagle off, large buffers).</summary>
+/// <summary>A peer link over a connected TCP socket (Nagle off, large buffers), in the clear or inside TLS.</summary>
 public sealed class TcpPeerLink : IPeerLink
 {
     private static readonly Counter<long> Bytes = new Meter("Elastic").CreateCounter<long>("elastic.dataplane.bytes", "By", "Bytes sent over data-plane TCP links");
-    private readonly Socket _socket;
+    private readonly Stream _stream;
+    private readonly string _remote;
 
-    public TcpPeerLink(Socket socket)
+    private TcpPeerLink(Stream stream, string remote) => (_stream, _remote) = (stream, remote);
+
+    /// <summary>
+    /// A link over <paramref name="socket"/> (which it then owns): with <paramref name="tls"/>, after the TLS handshake as the
+    /// <paramref name="dialling"/> or the listening end.
+    /// </summary>
+    public static async Task<TcpPeerLink> OpenAsync(Socket socket, DataPlaneTls? tls, bool dialling, CancellationToken cancellation)
     {
-        _socket = socket;
         Configure(socket);
+        var remote = socket.RemoteEndPoint?.ToString() ?? "?";
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        if (tls is not null) stream = dialling ? await tls.DialAsync(stream, cancellation) : await tls.AcceptAsync(stream, cancellation);
+        return new TcpPeerLink(stream, remote);
     }
 
     public static void Configure(Socket socket)
@@ -26,17 +36,12 @@ public sealed class TcpPeerLink : IPeerLink
     {
         try
         {
-            var length = data.Length;
-            while (!data.IsEmpty)
-            {
-                var sent = await _socket.SendAsync(data, SocketFlags.None, cancellation).ConfigureAwait(false);
-                data = data[sent..];
-            }
-            Bytes.Add(length);
+            await _stream.WriteAsync(data, cancellation).ConfigureAwait(false);
+            Bytes.Add(data.Length);
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            throw new PeerLostException($"connection to {_socket.RemoteEndPoint} broke while sending: {e.SocketErrorCode}", e);
+            throw new PeerLostException($"connection to {_remote} broke while sending: {Reason(e)}", e);
         }
     }
 
@@ -46,16 +51,18 @@ public sealed class TcpPeerLink : IPeerLink
         {
             while (!into.IsEmpty)
             {
-                var read = await _socket.ReceiveAsync(into, SocketFlags.None, cancellation).ConfigureAwait(false);
-                if (read == 0) throw new PeerLostException($"{_socket.RemoteEndPoint} closed the connection");
+                var read = await _stream.ReadAsync(into, cancellation).ConfigureAwait(false);
+                if (read == 0) throw new PeerLostException($"{_remote} closed the connection");
                 into = into[read..];
             }
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            throw new PeerLostException($"connection to {_socket.RemoteEndPoint} broke while receiving: {e.SocketErrorCode}", e);
+            throw new PeerLostException($"connection to {_remote} broke while receiving: {Reason(e)}", e);
         }
     }
 
-    public void Dispose() => _socket.Dispose();
+    private static string Reason(Exception e) => (e as SocketException ?? e.InnerException as SocketException)?.SocketErrorCode.ToString() ?? e.Message;
+
+    public void Dispose() => _stream.Dispose();
 }
