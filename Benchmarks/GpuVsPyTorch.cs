@@ -42,12 +42,12 @@ internal static class GpuVsPyTorch
                 var spec = plain with { Model = plain.Model with { TensorShards = shards } };
                 var corpus = TokenCorpus.Load(spec);
                 (var elasticMs, parameters) = await DeviceWorker.RunOnce("bench-gpu", 1, () => MeasureEngine(spec, corpus, device));
-                var flopsPerStep = FlopsPerToken(spec, parameters) * TokensPerStep(spec);
+                var flopsPerStep = ModelFlops.PerToken(spec.Model, parameters) * TokensPerStep(spec);
                 rows.Add(Row($"Elastic engine, {precision}, model.tensorShards {shards}", elasticMs, spec, flopsPerStep, card, precision));
                 ratios.Add(string.Create(CultureInfo.InvariantCulture, $"{precision} S = {shards}: {torchMs / elasticMs:F3}{(shards == 1 ? $" (goal >= {(precision == "fp32" ? "0.95" : "0.90")})" : "")}"));
                 Console.WriteLine($"{precision}, S = {shards}: Elastic {elasticMs:F1} ms/step, PyTorch {torchMs:F1} ms/step");
             }
-            rows.Add(Row($"PyTorch loop, {(precision == "bf16" ? "bf16 autocast" : precision)}", torchMs, plain, FlopsPerToken(plain, parameters) * TokensPerStep(plain), card, precision));
+            rows.Add(Row($"PyTorch loop, {(precision == "bf16" ? "bf16 autocast" : precision)}", torchMs, plain, ModelFlops.PerToken(plain.Model, parameters) * TokensPerStep(plain), card, precision));
         }
         var table = string.Join("\n", [
             "| loop | median step (ms) | tokens/s | TFLOP/s | MFU |",
@@ -101,20 +101,11 @@ internal static class GpuVsPyTorch
 
     private static long TokensPerStep(TrainingSpec spec) => (long)spec.Batch.Global * spec.Model.Context;
 
-    private static double FlopsPerToken(TrainingSpec spec, long parameters) =>
-        6.0 * parameters + 12.0 * spec.Model.Layers * spec.Model.DModel * spec.Model.Context;
-
     private static string Row(string name, double ms, TrainingSpec spec, double flopsPerStep, string card, string precision)
     {
         var tflops = flopsPerStep / (ms / 1000) / 1e12;
-        var peak = PeakTflops(card, precision);
+        var peak = ModelFlops.PeakTflops(card, precision);
         return string.Create(CultureInfo.InvariantCulture,
             $"| {name} | {ms:F1} | {TokensPerStep(spec) / (ms / 1000):N0} | {tflops:F1} | {(peak is { } p ? $"{tflops / p * 100:F1}%" : "n/a")} |");
     }
-
-    /// <summary>Dense peaks (NVIDIA datasheets, SXM): H100 and H200 share the same compute.</summary>
-    private static double? PeakTflops(string card, string precision) =>
-        card.Contains("H100", StringComparison.Ordinal) || card.Contains("H200", StringComparison.Ordinal)
-            ? precision switch { "bf16" => 989, "tf32" => 495, _ => 67 }
-            : null;
 }

@@ -6,7 +6,8 @@ namespace Elastic.GrainInterfaces;
 /// A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
 /// changes while it ran; of their causes, Preemptions (eviction notices) are counted apart from Failures (lost silos).
 /// Stages: with pp > 1, which layers each pipeline stage of the plan holds. Memory: what the plan's busiest device holds, by kind.
-/// Experts: with MoE layers, what they did in the last committed step.
+/// Experts: with MoE layers, what they did in the last committed step. Mfu: model FLOPs utilization over the job's training
+/// time, where the devices' peak is known (H100, H200), else null.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Elastic.JobStatus")]
 public sealed record JobStatus(
@@ -30,4 +31,5 @@ public sealed record JobStatus(
     [property: Id(17)] string? Stages = null,
     [property: Id(18)] DeviceMemory? Memory = null,
     [property: Id(19)] ExpertLoad? Experts = null,
-    [property: Id(20)] string Tenant = Tenants.Default);
+    [property: Id(20)] string Tenant = Tenants.Default,
+    [property: Id(21)] double? Mfu = null);

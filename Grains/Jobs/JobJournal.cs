@@ -41,6 +41,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
         ElasticTelemetry.StepDuration.Record(seconds, ElasticTelemetry.Job(jobId));
         ElasticTelemetry.Steps.Add(1, ElasticTelemetry.Job(jobId));
         ElasticTelemetry.Tokens.Add((long)tokens, ElasticTelemetry.Job(jobId));
+        if (Utilization(tokens / seconds) is { } mfu) ElasticTelemetry.Mfu.Record(mfu, ElasticTelemetry.Job(jobId));
         Record.Experts = first.Experts ?? Record.Experts;
         WatchBalance(step, first.Experts);
         Record.TrainingSeconds += seconds;
@@ -96,7 +97,12 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     public JobStatus Status() => new(jobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
         StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
-        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan), Record.Memory, Record.Experts, Record.Tenant);
+        Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan), Record.Memory, Record.Experts, Record.Tenant,
+        Utilization(TokensPerSecond()));
+
+    /// <summary>The model FLOPs utilization of <paramref name="tokensPerSecond"/> on the current plan's devices; null where their peak is not known.</summary>
+    private double? Utilization(double tokensPerSecond) =>
+        Record.Plan is { } plan ? ModelFlops.Utilization(Record.Spec, Record.Parameters, tokensPerSecond, plan.DeviceCount, Record.Device) : null;
 
     /// <summary>With pp > 1, what each stage of <paramref name="plan"/> holds; null otherwise.</summary>
     public string? Stages(ParallelPlan? plan) =>

@@ -18,6 +18,7 @@ public static class ElasticTelemetry
 
     public static readonly Histogram<double> StepDuration = Meter.CreateHistogram<double>("elastic.step.duration", "s", "Wall time of a committed optimizer step");
     public static readonly Counter<long> Tokens = Meter.CreateCounter<long>("elastic.tokens", "{token}", "Tokens trained in committed steps");
+    public static readonly Histogram<double> Mfu = Meter.CreateHistogram<double>("elastic.mfu", "1", "Model FLOPs utilization of a committed step, where the devices' peak is known");
     public static readonly Counter<long> Steps = Meter.CreateCounter<long>("elastic.steps", "{step}", "Committed optimizer steps");
     public static readonly Histogram<double> ReplanPause = Meter.CreateHistogram<double>("elastic.replan.pause", "s", "Time a re-plan held training, from the decision to the new plan's first step");
     public static readonly Histogram<double> CheckpointDuration = Meter.CreateHistogram<double>("elastic.checkpoint.duration", "s", "From a checkpoint's snapshot to its manifest");

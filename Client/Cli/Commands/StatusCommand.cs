@@ -22,6 +22,7 @@ internal static class StatusCommand
             Row("steps", $"{s.CommittedStep}/{s.TotalSteps}");
             Row("loss", s.LastLoss?.ToString("F4", inv) ?? "-");
             Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
+            if (s.Mfu is { } mfu) Row("MFU", mfu.ToString("P1", inv));
             Row("plan", s.Plan?.ToString() ?? "-");
             if (s.Stages is not null) Row("stages", s.Stages);
             if (s.Memory is not null) Row("memory", $"{s.Memory} on the busiest device");

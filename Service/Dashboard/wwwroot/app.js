@@ -250,15 +250,18 @@ function jobPage(jobId, signal) {
   const fact = (label, value, id) => el('div', {}, el('span', { class: 'label' }, label), el('span', { class: 'value', id }, value));
   const render = () => {
     title.replaceChildren(`${status.name} `, stateBadge(status.state), el('div', { class: 'muted subtitle' }, `${status.jobId} · tenant ${status.tenant}`));
-    facts.replaceChildren(
+    const mfu = status.mfu ?? null;
+    facts.replaceChildren(...[
       fact('step', `${number(status.committedStep)} / ${number(status.totalSteps)}`, 'step'),
       fact('loss', number(status.lastLoss, 4), 'loss'),
       fact('tokens/s', number(status.tokensPerSecond)),
+      mfu === null ? null : fact('MFU', `${number(mfu * 100, 1)}%`),
       fact('devices', status.plan ? status.plan.devices.length : '–'),
       fact('re-plans', `${status.replans} (${status.preemptions} preemptions, ${status.failures} failures)`),
       fact('last checkpoint', status.lastCheckpointStep ?? '–'),
-      ...[status.finalParameterDigest ? el('div', {}, el('span', { class: 'label' }, 'finalParameterDigest'), el('span', { class: 'digest', id: 'digest' }, status.finalParameterDigest)) : null,
-        status.error ? el('div', { class: 'error' }, status.error) : null].filter(Boolean));
+      status.finalParameterDigest ? el('div', {}, el('span', { class: 'label' }, 'finalParameterDigest'), el('span', { class: 'digest', id: 'digest' }, status.finalParameterDigest)) : null,
+      status.error ? el('div', { class: 'error' }, status.error) : null,
+    ].filter(Boolean));
     chart.replaceChildren(lossChart(steps, heldOut));
     if (status.plan?.generation !== shownPlan?.generation) {
       if (shownPlan) previousPlan = shownPlan;
