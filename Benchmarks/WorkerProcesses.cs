@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Elastic.Security;
 using Elastic.Training.Collectives;
 
 namespace Elastic.Benchmarks;
@@ -26,10 +27,10 @@ internal static class WorkerProcesses
     /// <summary>A self-signed certificate drawn by the benchmark's process and shared with its workers, for TLS links.</summary>
     private static readonly Lazy<byte[]> Certificate = new(() => Environment.GetEnvironmentVariable(CertificateVariable) is { Length: > 0 } base64
         ? Convert.FromBase64String(base64)
-        : DataPlaneTls.SelfSigned("elastic-benchmark").Export(X509ContentType.Pfx));
+        : ClusterCertificate.SelfSigned("elastic-benchmark").Export(X509ContentType.Pfx));
 
     /// <summary>TLS for this benchmark run's data planes: every rank presents the same certificate.</summary>
-    public static DataPlaneTls Tls => new(X509CertificateLoader.LoadPkcs12(Certificate.Value, null));
+    public static DataPlaneTls Tls => new(new ClusterCertificate(X509CertificateLoader.LoadPkcs12(Certificate.Value, null)));
 
     /// <summary>Runs this benchmark program as a separate process and returns the last line it printed.</summary>
     public static async Task<string> Run(params string[] args)

@@ -24,8 +24,10 @@ public sealed class ElasticConnection : IAsyncDisposable
     public IClusterClient Cluster => _host.Services.GetRequiredService<IClusterClient>();
 
     /// <summary>Connects, retrying for up to <paramref name="timeout"/> (default 15 s) while no gateway answers.</summary>
+    /// <param name="tls">The client's certificate, for a cluster whose silos require TLS (<see cref="ClusterTls"/>).</param>
     /// <exception cref="ClusterUnavailableException">No gateway answered in time.</exception>
-    public static async Task<ElasticConnection> ConnectAsync(ClusterAddress address, TimeSpan? timeout = null, CancellationToken cancellation = default)
+    public static async Task<ElasticConnection> ConnectAsync(ClusterAddress address, TimeSpan? timeout = null, CancellationToken cancellation = default,
+        Security.ClusterCertificate? tls = null)
     {
         var deadline = DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
@@ -48,6 +50,7 @@ public sealed class ElasticConnection : IAsyncDisposable
                 return true;
             });
             client.Services.AddSerializer(s => s.AddElasticJobTypes());
+            if (tls is not null) client.UseTls(o => ClusterTls.Configure(o, tls));
         });
         var host = builder.Build();
         try

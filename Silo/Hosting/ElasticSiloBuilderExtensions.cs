@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using Elastic.Checkpoints.Stores;
+using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
@@ -59,6 +60,7 @@ public static class ElasticSiloBuilderExtensions
             (_, { } account) => AzureBlobStore.Connect(account, options.CheckpointContainer),
             _ => new LocalDirectoryStore(options.CheckpointDirectory),
         });
+        if (options.ClusterTls is { } clusterTls) silo.UseTls(o => ClusterTls.Configure(o, clusterTls));
         silo.Services.AddSingleton(Options.Create(options.Jobs));
         silo.Services.AddSingleton(Options.Create(options.Admission));
         silo.Services.AddSingleton(Options.Create(options.Scheduling));

@@ -2,6 +2,7 @@ using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
+using Elastic.Security;
 using Elastic.Training.Collectives;
 
 namespace Elastic.Silo.Hosting;
@@ -16,6 +17,8 @@ public sealed record ElasticSiloOptions
     public string? DataPlaneHost { get; init; }
     /// <summary>0 picks a free port.</summary>
     public int DataPlanePort { get; init; }
+    /// <summary>Orleans traffic (silo to silo, clients to the gateway) inside mutual TLS; null: in the clear (a private network).</summary>
+    public ClusterCertificate? ClusterTls { get; init; }
     /// <summary>Data-plane links inside mutual TLS (every silo of a cluster alike); null: in the clear, authenticated by each generation's secret.</summary>
     public DataPlaneTls? DataPlaneTls { get; init; }
     public JobOptions Jobs { get; init; } = new();

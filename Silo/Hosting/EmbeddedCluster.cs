@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
+using Elastic.Security;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -27,9 +28,10 @@ public sealed class EmbeddedCluster : IAsyncDisposable
 
     private readonly AdmissionOptions _admission;
     private readonly InProcessDevices _devices;
+    private readonly ClusterCertificate? _clusterTls;
 
-    private EmbeddedCluster(IPEndPoint primary, string checkpoints, AdmissionOptions admission, InProcessDevices devices) =>
-        (_primary, _checkpoints, _admission, _devices) = (primary, checkpoints, admission, devices);
+    private EmbeddedCluster(IPEndPoint primary, string checkpoints, AdmissionOptions admission, InProcessDevices devices, ClusterCertificate? clusterTls) =>
+        (_primary, _checkpoints, _admission, _devices, _clusterTls) = (primary, checkpoints, admission, devices, clusterTls);
 
     /// <summary>The first silo's gateway: it never leaves (it hosts membership), so clients that use only it ride out any churn.</summary>
     public IPEndPoint Gateway { get; private set; } = null!;
@@ -45,11 +47,13 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     /// <param name="admission">Where submitted jobs may read data and write models (default: bundled corpora only, no model files).</param>
     /// <param name="keepState">Keep the jobs an earlier cluster on the same directory left (to resume one); otherwise start with none.</param>
     /// <param name="deviceKind"><c>cpu</c> (virtual devices) or <c>cuda</c> (device g on GPU g mod the GPU count).</param>
+    /// <param name="clusterTls">Orleans traffic (between the silos and from clients to the gateways) inside mutual TLS with this certificate.</param>
     public static async Task<EmbeddedCluster> StartAsync(IReadOnlyList<int> devicesPerSilo, string checkpoints = "checkpoints",
-        CancellationToken cancellation = default, AdmissionOptions? admission = null, bool keepState = false, string deviceKind = "cpu")
+        CancellationToken cancellation = default, AdmissionOptions? admission = null, bool keepState = false, string deviceKind = "cpu",
+        ClusterCertificate? clusterTls = null)
     {
         var cluster = new EmbeddedCluster(new IPEndPoint(IPAddress.Loopback, FreePorts(1)[0]), checkpoints, admission ?? new AdmissionOptions(),
-            new InProcessDevices(deviceKind, devicesPerSilo.Sum()));
+            new InProcessDevices(deviceKind, devicesPerSilo.Sum()), clusterTls);
         if (!keepState && Directory.Exists(cluster.GrainState)) Directory.Delete(cluster.GrainState, recursive: true);
         try
         {
@@ -88,6 +92,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                 Spot = spot,
                 CheckpointDirectory = _checkpoints,
                 Admission = _admission,
+                ClusterTls = _clusterTls,
                 // Short demos: grow onto joining silos within seconds.
                 Jobs = new JobOptions { MinDwell = TimeSpan.FromSeconds(2), JoinSettle = TimeSpan.FromMilliseconds(500) },
             }, name);

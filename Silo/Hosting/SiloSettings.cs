@@ -7,6 +7,7 @@ using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
 using Elastic.Training.Collectives;
+using Elastic.Security;
 using Elastic.Service;
 using Elastic.Service.Access;
 using Microsoft.Extensions.Configuration;
@@ -95,7 +96,8 @@ public sealed record SiloSettings
                 DataPlaneBind = Text("DataPlane:Bind", "127.0.0.1"),
                 DataPlaneHost = section["DataPlane:Host"],
                 DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
-                DataPlaneTls = ReadDataPlaneTls(section.GetSection("DataPlane:Tls"), errors),
+                DataPlaneTls = ReadCertificate(section, "DataPlane:Tls", errors) is { } dataPlane ? new DataPlaneTls(dataPlane) : null,
+                ClusterTls = ReadCertificate(section, "Tls", errors),
                 CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),
                 CheckpointConnectionString = section["Checkpoints:ConnectionString"],
                 CheckpointAccountUri = account,
@@ -125,21 +127,23 @@ public sealed record SiloSettings
         return settings;
     }
 
-    private static DataPlaneTls? ReadDataPlaneTls(IConfigurationSection tls, List<string> errors)
+    /// <summary>A certificate and its trust from <c>Elastic:KEY:Certificate</c>, <c>CertificatePassword</c> and <c>Trusted</c>; null when not set.</summary>
+    private static ClusterCertificate? ReadCertificate(IConfigurationSection elastic, string key, List<string> errors)
     {
+        var tls = elastic.GetSection(key);
         if (string.IsNullOrEmpty(tls["Certificate"]))
         {
-            if (!string.IsNullOrEmpty(tls["Trusted"])) errors.Add("Elastic:DataPlane:Tls:Trusted: set with Elastic:DataPlane:Tls:Certificate, or not at all");
+            if (!string.IsNullOrEmpty(tls["Trusted"])) errors.Add($"Elastic:{key}:Trusted: set with Elastic:{key}:Certificate, or not at all");
             return null;
         }
         try
         {
-            return DataPlaneTls.Load(tls["Certificate"]!, tls["CertificatePassword"], tls["Trusted"] is { Length: > 0 } trusted ? trusted : null);
+            return ClusterCertificate.Load(tls["Certificate"]!, tls["CertificatePassword"], tls["Trusted"] is { Length: > 0 } trusted ? trusted : null);
         }
         catch (ArgumentException e)
         {
             // The message names the file, never the password.
-            errors.Add($"Elastic:DataPlane:Tls: {e.Message}");
+            errors.Add($"Elastic:{key}: {e.Message}");
             return null;
         }
     }

@@ -54,15 +54,22 @@ public sealed class SiloSettingsTests
             File.WriteAllBytes(pfx, leaf.Export(X509ContentType.Pfx, "right-password"));
             File.WriteAllText(ca, authority.Certificate.ExportCertificatePem());
 
-            var tls = Read(new()
+            var settings = Read(new()
             {
                 ["Elastic:DataPlane:Tls:Certificate"] = pfx,
                 ["Elastic:DataPlane:Tls:CertificatePassword"] = "right-password",
                 ["Elastic:DataPlane:Tls:Trusted"] = ca,
-            }).Elastic.DataPlaneTls!;
-            Assert.Equal(leaf.Thumbprint, tls.Certificate.Thumbprint);
-            Assert.Equal(authority.Certificate.Thumbprint, Assert.Single(tls.Trusted!).Thumbprint);
+                ["Elastic:Tls:Certificate"] = pfx,
+                ["Elastic:Tls:CertificatePassword"] = "right-password",
+            }).Elastic;
+            var tls = settings.DataPlaneTls!;
+            // Orleans TLS (Elastic:Tls) without Trusted: peers must present this same certificate.
+            Assert.Equal(leaf.Thumbprint, settings.ClusterTls!.Certificate.Thumbprint);
+            Assert.Null(settings.ClusterTls.Trusted);
+            Assert.Equal(leaf.Thumbprint, tls.Identity.Certificate.Thumbprint);
+            Assert.Equal(authority.Certificate.Thumbprint, Assert.Single(tls.Identity.Trusted!).Thumbprint);
             Assert.Null(Read([]).Elastic.DataPlaneTls);
+            Assert.Null(Read([]).Elastic.ClusterTls);
 
             var error = Assert.Throws<InvalidOperationException>(() => Read(new()
             {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using Elastic.Security;
 using Elastic.Training.Collectives;
 
 namespace Elastic.Tests.Collectives;
@@ -13,9 +14,9 @@ public sealed class DataPlaneTlsTests
     [Fact]
     public async Task Ranks_sharing_one_certificate_link_inside_tls_and_reduce()
     {
-        using var shared = DataPlaneTls.SelfSigned("elastic-cluster");
-        await using var a = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(shared));
-        await using var b = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(shared));
+        using var shared = ClusterCertificate.SelfSigned("elastic-cluster");
+        await using var a = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(new ClusterCertificate(shared)));
+        await using var b = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(new ClusterCertificate(shared)));
 
         Assert.Equal(new[] { 3.0, 3.0 }, await Reduce(a, b));
     }
@@ -25,8 +26,8 @@ public sealed class DataPlaneTlsTests
     {
         using var authority = new TestCertificates.Authority("elastic-ca");
         var trusted = new X509Certificate2Collection(authority.Certificate);
-        await using var a = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(authority.Issue("silo-a"), trusted));
-        await using var b = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(authority.Issue("silo-b"), trusted));
+        await using var a = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(new ClusterCertificate(authority.Issue("silo-a"), trusted)));
+        await using var b = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(new ClusterCertificate(authority.Issue("silo-b"), trusted)));
 
         Assert.Equal(new[] { 3.0, 3.0 }, await Reduce(a, b));
     }
@@ -38,8 +39,8 @@ public sealed class DataPlaneTlsTests
         using var theirs = new TestCertificates.Authority("someone-else");
         var refusals = new List<string>();
         await using var listener = new DataPlane(IPAddress.Loopback, refused: m => { lock (refusals) refusals.Add(m); },
-            tls: new DataPlaneTls(ours.Issue("silo-a"), new X509Certificate2Collection(ours.Certificate)));
-        await using var stranger = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(theirs.Issue("silo-x"), new X509Certificate2Collection(theirs.Certificate)));
+            tls: new DataPlaneTls(new ClusterCertificate(ours.Issue("silo-a"), new X509Certificate2Collection(ours.Certificate))));
+        await using var stranger = new DataPlane(IPAddress.Loopback, tls: new DataPlaneTls(new ClusterCertificate(theirs.Issue("silo-x"), new X509Certificate2Collection(theirs.Certificate))));
         await using var plain = new DataPlane(IPAddress.Loopback);
 
         foreach (var (dialler, group) in new[] { (stranger, "job/g1/data"), (plain, "job/g2/data") })

@@ -78,6 +78,15 @@ internal static class ClusterConnection
         {
             throw new CliException($"--cluster {text}: {e.Message}");
         }
-        return await ElasticConnection.ConnectAsync(address, cancellation: cancellation);
+        Security.ClusterCertificate? tls;
+        try
+        {
+            tls = ClusterTls.FromEnvironment();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException($"{ClusterTls.CertificateVariable}: {e.Message}");
+        }
+        return await ElasticConnection.ConnectAsync(address, cancellation: cancellation, tls: tls);
     }
 }
