@@ -11,7 +11,8 @@ namespace Elastic.Grains.Scheduling;
 /// width it accepts, never below its devices.min): those jobs shrink at their next step boundary (0 steps lost).</item>
 /// <item>A queued job that cannot start even so blocks the jobs queued behind it (no backfill: a large job is not starved
 /// by smaller ones), but not the running jobs, which may still grow into free devices (they give them back when it can start).</item>
-/// <item>A tenant's jobs never hold more than its quota together; a job held back by its own tenant's quota blocks no one.</item>
+/// <item>A tenant's jobs never hold more than its quota together; a job held back by its own tenant's quota blocks no one,
+/// nor does one that needs more devices than the cluster has (it waits for the cluster to grow).</item>
 /// <item>Running jobs, in order, grow into what is left free (they grow back when the job they yielded to ends).</item>
 /// </list>
 /// Jobs of the same priority never shrink each other: first come, first served.
@@ -52,6 +53,9 @@ public static class FairShare
             {
                 if (job.WidestWithin(free + reclaimable) > 0)
                     notes[job.JobId] = $"tenant {tenant} may hold {options.QuotaOf(tenant)} device(s) ({options.QuotaSetting(tenant)}) and its jobs hold {tenants.GetValueOrDefault(tenant)}";
+                else if (job.Floor > devices)
+                    // It waits for the cluster to grow; holding up the queue until then would stop everyone behind it.
+                    notes[job.JobId] = $"needs {job.Floor} device(s): the cluster has {devices}";
                 else
                 {
                     notes[job.JobId] = $"needs {job.Floor} device(s): {free} free and {reclaimable} held above their minimum by lower-priority jobs";

@@ -77,6 +77,17 @@ public sealed class FairShareTests
     }
 
     [Fact]
+    public void A_job_needing_more_devices_than_the_cluster_has_waits_without_holding_up_the_queue()
+    {
+        var shares = Decide(4, null,
+            Job("huge", 5, minute: 0, held: 0, widths: [8]),
+            Job("small", 0, minute: 1, held: 0, widths: [2, 1]));
+
+        Assert.Equal((0, "needs 8 device(s): the cluster has 4"), (shares["huge"].Cap, shares["huge"].Note));
+        Assert.Equal((2, 2), (shares["small"].Cap, shares["small"].Position));
+    }
+
+    [Fact]
     public void The_queue_is_ordered_by_priority_then_submission()
     {
         var shares = FairShare.Decide(0, [

@@ -90,6 +90,7 @@ async function every(ms, work, signal) {
   while (!signal.aborted) {
     try {
       await work();
+      document.getElementById('error')?.remove();
     } catch (error) {
       if (signal.aborted) return;
       showError(error.message);
