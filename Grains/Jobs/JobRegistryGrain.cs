@@ -1,7 +1,7 @@
+using Elastic.GrainInterfaces;
 using Elastic.Grains.Placement;
 using Elastic.Grains.Scheduling;
 using Elastic.Grains.Telemetry;
-using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Microsoft.Extensions.Options;
 

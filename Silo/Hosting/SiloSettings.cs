@@ -1,15 +1,14 @@
 using System.Globalization;
 using System.Net;
+using Elastic.GrainInterfaces;
 using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
-using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
-using Elastic.Training.Collectives;
 using Elastic.Security;
 using Elastic.Service;
-using Elastic.Service.Access;
+using Elastic.Training.Collectives;
 using Microsoft.Extensions.Configuration;
 
 namespace Elastic.Silo.Hosting;

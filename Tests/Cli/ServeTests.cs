@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text;
 using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
-using Elastic.Jobs;
 using Elastic.Service.Access;
 using Elastic.Silo.Hosting;
 

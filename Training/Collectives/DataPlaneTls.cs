@@ -13,40 +13,30 @@ public sealed class DataPlaneTls(ClusterCertificate identity)
     public ClusterCertificate Identity { get; } = identity;
 
     /// <summary>The dialling end's handshake over <paramref name="inner"/>.</summary>
-    public async Task<Stream> DialAsync(Stream inner, CancellationToken cancellation)
+    public Task<Stream> DialAsync(Stream inner, CancellationToken cancellation) => Handshake(inner, tls => tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
     {
-        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
-        try
-        {
-            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-            {
-                TargetHost = "elastic-data-plane",
-                ClientCertificates = [Identity.Certificate],
-                RemoteCertificateValidationCallback = (_, peer, _, _) => Identity.Accepts(peer),
-                EnabledSslProtocols = SslProtocols.Tls13,
-            }, cancellation);
-            return tls;
-        }
-        catch
-        {
-            await tls.DisposeAsync();
-            throw;
-        }
-    }
+        TargetHost = "elastic-data-plane",
+        ClientCertificates = [Identity.Certificate],
+        RemoteCertificateValidationCallback = (_, peer, _, _) => Identity.Accepts(peer),
+        EnabledSslProtocols = SslProtocols.Tls13,
+    }, cancellation));
 
     /// <summary>The listening end's handshake over <paramref name="inner"/>; the dialler must present a certificate too.</summary>
-    public async Task<Stream> AcceptAsync(Stream inner, CancellationToken cancellation)
+    public Task<Stream> AcceptAsync(Stream inner, CancellationToken cancellation) => Handshake(inner, tls => tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+    {
+        ServerCertificate = Identity.Certificate,
+        ClientCertificateRequired = true,
+        RemoteCertificateValidationCallback = (_, peer, _, _) => Identity.Accepts(peer),
+        EnabledSslProtocols = SslProtocols.Tls13,
+    }, cancellation));
+
+    /// <summary>The TLS stream over <paramref name="inner"/> once <paramref name="authenticate"/> succeeded; on failure both are closed.</summary>
+    private static async Task<Stream> Handshake(Stream inner, Func<SslStream, Task> authenticate)
     {
         var tls = new SslStream(inner, leaveInnerStreamOpen: false);
         try
         {
-            await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-            {
-                ServerCertificate = Identity.Certificate,
-                ClientCertificateRequired = true,
-                RemoteCertificateValidationCallback = (_, peer, _, _) => Identity.Accepts(peer),
-                EnabledSslProtocols = SslProtocols.Tls13,
-            }, cancellation);
+            await authenticate(tls);
             return tls;
         }
         catch

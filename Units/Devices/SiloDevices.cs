@@ -1,7 +1,6 @@
+using Elastic.Grains.Devices;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
-
-using Elastic.Grains.Devices;
 
 namespace Elastic.Units.Devices;
 
