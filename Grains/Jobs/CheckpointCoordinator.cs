@@ -74,7 +74,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
             await UnitCalls.OnAll(plan.ReplicaDevices(), replicas.Select(r => r.FinishCheckpoint(step)).ToArray(), $"uploading the checkpoint of step {step}");
             var layout = CheckpointLayout.ForJob(jobId);
             var spec = Record.Spec;
-            await new CheckpointWriter(store, layout).CommitPartsAsync(new CheckpointManifest
+            var manifest = await new CheckpointWriter(store, layout).CommitPartsAsync(new CheckpointManifest
             {
                 JobId = jobId,
                 Step = step,
@@ -92,6 +92,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
             var seconds = (time.GetUtcNow() - _lastBegan).TotalSeconds;
             ElasticTelemetry.CheckpointDuration.Record(seconds, ElasticTelemetry.Job(jobId));
             ElasticTelemetry.Checkpoints.Add(1, ElasticTelemetry.Job(jobId));
+            ElasticTelemetry.CheckpointBytes.Add(manifest.Chunks.Sum(c => c.ByteLength), ElasticTelemetry.Job(jobId));
             journal.Add(JobEventKinds.Checkpoint, $"step {step} committed in {store.Location}/{layout.Root} ({retention.Kept.Count} kept, {retention.Removed.Count + retention.OrphansRemoved.Count} removed)");
         }
         catch (Exception e)

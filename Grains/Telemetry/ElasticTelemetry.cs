@@ -22,6 +22,7 @@ public static class ElasticTelemetry
     public static readonly Counter<long> Steps = Meter.CreateCounter<long>("elastic.steps", "{step}", "Committed optimizer steps");
     public static readonly Histogram<double> ReplanPause = Meter.CreateHistogram<double>("elastic.replan.pause", "s", "Time a re-plan held training, from the decision to the new plan's first step");
     public static readonly Histogram<double> CheckpointDuration = Meter.CreateHistogram<double>("elastic.checkpoint.duration", "s", "From a checkpoint's snapshot to its manifest");
+    public static readonly Counter<long> CheckpointBytes = Meter.CreateCounter<long>("elastic.checkpoint.bytes", "By", "Bytes of committed checkpoints' chunks");
     public static readonly Counter<long> Checkpoints = Meter.CreateCounter<long>("elastic.checkpoints", "{checkpoint}", "Committed checkpoints");
 
     public static KeyValuePair<string, object?> Job(string jobId) => new("job", jobId);

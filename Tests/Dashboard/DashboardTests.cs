@@ -33,6 +33,7 @@ public sealed class DashboardTests(BrowserFixture browser) : IClassFixture<Brows
             await page.FillAsync("#api-key", "ek_0123456789ab_" + new string('A', 43));
             await page.ClickAsync("button[type=submit]");
             await Expect(page.Locator(".sign-in .error")).ToContainTextAsync("API key ek_0123456789ab_… is not known");
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(BrowserFixture.Screenshots, "sign-in.png") });
 
             await page.FillAsync("#api-key", (await browser.KeyFor("team-web")).Key);
             await page.ClickAsync("button[type=submit]");
