@@ -24,6 +24,7 @@ internal static partial class SpotTraceReplay
 
     public static async Task<int> Run(string[] args)
     {
+        if (args is ["describe", ..]) return Describe();
         // The first HOURS of the trace, SPEEDUP times faster than real time: on a 2-core machine every silo start and stop
         // costs CPU that training also needs, so the replay is sped up only as far as that stays small.
         var hours = args.Length > 0 ? double.Parse(args[0], Inv) : 2;
@@ -58,6 +59,25 @@ internal static partial class SpotTraceReplay
             $"dotnet run -c Release --project Benchmarks -- spot-trace {hours.ToString(Inv)} {scale.ToString(Inv)}", table);
         return 0;
     }
+
+    /// <summary>
+    /// The traces a fair replay uses, without replaying them: the whole AWS trace mapped onto at most 8 nodes (4 trace nodes
+    /// to 1, rounded down to a power of two), and the synthetic trace of the documented seed.
+    /// </summary>
+    private static int Describe()
+    {
+        var whole = Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv"));
+        foreach (var (name, trace) in new[] { ("AWS p3 trace", whole), ("mapped 4 -> 1, at most 8", whole.Mapped(4, 8)), ("synthetic, seed 16", SyntheticTrace()) })
+        {
+            var alive = trace.Alive().ToList();
+            var mean = alive.Zip(alive.Skip(1).Select(a => a.At).Append(trace.Duration)).Sum(p => p.First.Count * (p.Second - p.First.At).TotalHours) / trace.Duration.TotalHours;
+            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {mean:F2} alive on average"));
+        }
+        return 0;
+    }
+
+    /// <summary>The synthetic trace: 8 nodes, a removal every 6 minutes on average (a quarter in bursts), nodes back after 15 minutes on average, 4 hours.</summary>
+    public static Trace SyntheticTrace() => Trace.Synthetic(16, 8, TimeSpan.FromHours(4), TimeSpan.FromMinutes(6), TimeSpan.FromMinutes(15));
 
     private enum Mode { ElasticWithNotice, ElasticNoNotice, CheckpointRestart }
 

@@ -7,23 +7,90 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
 {
     public TimeSpan Duration => Events[^1].At;
 
-    public int MaxAlive
+    public int MaxAlive => Alive().Max(a => a.Count);
+
+    public int Removals => Events.Count(e => !e.Add);
+
+    public int Additions => Events.Count(e => e.Add && e.At > TimeSpan.Zero);
+
+    /// <summary>How many nodes are alive after each instant with events, in time order.</summary>
+    public IEnumerable<(TimeSpan At, int Count)> Alive()
     {
-        get
+        var alive = new HashSet<string>();
+        foreach (var group in Events.GroupBy(e => e.At))
         {
-            var (alive, max) = (new HashSet<string>(), 0);
-            foreach (var e in Events)
+            foreach (var e in group)
             {
                 if (e.Add) alive.Add(e.Node);
                 else alive.Remove(e.Node);
-                max = Math.Max(max, alive.Count);
             }
-            return max;
+            yield return (group.Key, alive.Count);
         }
     }
 
     /// <summary>The events up to <paramref name="end"/>.</summary>
     public Trace Until(TimeSpan end) => new(Events.Where(e => e.At <= end).ToList());
+
+    /// <summary>
+    /// The trace on at most <paramref name="slots"/> nodes: every <paramref name="bucket"/> trace nodes alive (rounded up)
+    /// make one node, rounded down to a power of two, so that every node is a device of a data-parallel job (dp is a power
+    /// of two) and every removal hits it. A node removed is the one added last; the count follows the trace at each instant.
+    /// </summary>
+    public Trace Mapped(int bucket, int slots)
+    {
+        var events = new List<TraceEvent>();
+        var alive = new Stack<string>();
+        var next = 1;
+        foreach (var (at, count) in Alive())
+        {
+            var target = PowerOfTwoAtMost(Math.Min(slots, (count + bucket - 1) / bucket));
+            while (alive.Count > target) events.Add(new TraceEvent(at, false, alive.Pop()));
+            while (alive.Count < target)
+            {
+                alive.Push($"slot{next++}");
+                events.Add(new TraceEvent(at, true, alive.Peek()));
+            }
+        }
+        return new Trace(events);
+    }
+
+    /// <summary>
+    /// A synthetic trace from <paramref name="seed"/>: <paramref name="nodes"/> nodes alive at the start; removals arrive as a
+    /// Poisson process (mean gap <paramref name="meanGap"/>), a quarter of them bursts that take 2 or 3 nodes within 5 s;
+    /// a removed node returns after an exponential time (mean <paramref name="meanReturn"/>). Node names never repeat.
+    /// </summary>
+    public static Trace Synthetic(int seed, int nodes, TimeSpan duration, TimeSpan meanGap, TimeSpan meanReturn)
+    {
+        var random = new Random(seed);
+        double Exponential(TimeSpan mean) => -Math.Log(1 - random.NextDouble()) * mean.TotalMilliseconds;
+        var events = Enumerable.Range(1, nodes).Select(n => new TraceEvent(TimeSpan.Zero, true, $"node{n}")).ToList();
+        var alive = events.Select(e => e.Node).ToList();
+        var returns = new PriorityQueue<TimeSpan, TimeSpan>();
+        var named = nodes;
+        for (var at = TimeSpan.FromMilliseconds(Exponential(meanGap)); at < duration; at += TimeSpan.FromMilliseconds(Exponential(meanGap)))
+        {
+            while (returns.TryPeek(out var back, out _) && back <= at)
+            {
+                returns.Dequeue();
+                alive.Add($"node{++named}");
+                events.Add(new TraceEvent(back, true, alive[^1]));
+            }
+            var burst = random.NextDouble() < 0.25 ? random.Next(2, 4) : 1;
+            for (var i = 0; i < burst && alive.Count > 0; i++)
+            {
+                var gone = alive[random.Next(alive.Count)];
+                alive.Remove(gone);
+                var when = at + TimeSpan.FromMilliseconds(i == 0 ? 0 : random.Next(0, 5000));
+                events.Add(new TraceEvent(when, false, gone));
+                var back = when + TimeSpan.FromMilliseconds(Exponential(meanReturn));
+                returns.Enqueue(back, back);
+            }
+        }
+        while (returns.TryDequeue(out var back, out _) && back < duration) events.Add(new TraceEvent(back, true, $"node{++named}"));
+        return new Trace(events.OrderBy(e => e.At).ToList());
+    }
+
+    private static int PowerOfTwoAtMost(int n) => n < 1 ? 0 : 1 << (31 - int.LeadingZeroCount(n));
 
     public static Trace Read(string path) => new(File.ReadLines(path).Where(l => l.Trim().Length > 0).Select((line, i) =>
     {
