@@ -10,13 +10,13 @@ using Elastic.Silo.Hosting;
 namespace Elastic.Benchmarks;
 
 /// <summary>
-/// Replays real spot churn (../shared/traces/aws-p3-spot.csv: AWS p3 availability from the Bamboo paper, up to 32 nodes
-/// over 11.4 h), time-compressed, onto an in-process cluster: each trace node is a silo with one device, plus one
-/// on-demand silo that never leaves (it hosts membership). The same data-parallel job runs three ways over the same
-/// trace: elastic with a (scaled) 30 s eviction notice before every removal, elastic with no notice (removals are
-/// kills), and the checkpoint-restart baseline (as torchrun does: at every membership change the job is stopped and
-/// restarted from its latest checkpoint). Reports ETTR (seconds of committed training kept at the end / wall seconds),
-/// lost steps and pauses.
+/// Replays spot churn, time-compressed, onto an in-process cluster where both runs use the same nodes and see the same events:
+/// the AWS p3 trace of the Bamboo paper (../shared/traces/aws-p3-spot.csv, up to 32 nodes over 11.4 h) mapped onto at most 8
+/// nodes (<see cref="Trace.Mapped"/>), and a seeded synthetic trace (<see cref="Trace.Synthetic"/>). Each node is a silo
+/// with one device and every node alive is a device of the job, so every removal hits it. The same data-parallel job runs
+/// three ways: elastic with a (scaled) 30 s eviction notice before every removal, elastic with no notice (removals are
+/// kills), and the checkpoint-restart baseline (as torchrun does: at every change of its nodes it stops and restarts from
+/// its latest checkpoint). Reports ETTR, goodput per node alive, lost steps and pauses.
 /// </summary>
 internal static partial class SpotTraceReplay
 {
@@ -25,40 +25,56 @@ internal static partial class SpotTraceReplay
     public static async Task<int> Run(string[] args)
     {
         if (args is ["describe", ..]) return Describe();
-        // The first HOURS of the trace, SPEEDUP times faster than real time: on a 2-core machine every silo start and stop
-        // costs CPU that training also needs, so the replay is sped up only as far as that stays small.
-        var hours = args.Length > 0 ? double.Parse(args[0], Inv) : 2;
-        var scale = args.Length > 1 ? double.Parse(args[1], Inv) : 60;
-        var whole = Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv"));
-        var trace = whole.Until(TimeSpan.FromHours(hours));
+        // Both traces, SCALE times faster than real time (on a 2-core machine every silo start and stop costs CPU that training
+        // also needs, so the replay is sped up only as far as that stays small), optionally only their first HOURS.
+        var scale = args.Length > 0 ? double.Parse(args[0], Inv) : 60;
+        var hours = args.Length > 1 ? double.Parse(args[1], Inv) : double.PositiveInfinity;
         var notice = TimeSpan.FromSeconds(30 / scale);
-        var minutes = trace.Duration.TotalMinutes / scale;
-        Console.WriteLine(string.Create(Inv, $"trace: {trace.Events.Count} of {whole.Events.Count} events, the first {trace.Duration.TotalHours:F1} of {whole.Duration.TotalHours:F1} h, replayed in {minutes:F1} min (x{scale:F0}); notice {notice.TotalMilliseconds:F0} ms"));
-        var results = new List<Result>();
-        foreach (var mode in new[] { Mode.ElasticWithNotice, Mode.ElasticNoNotice, Mode.CheckpointRestart })
+        var sections = new List<string>();
+        foreach (var (name, full) in Traces())
         {
-            var result = await Replay(trace, scale, notice, mode);
-            Console.WriteLine(result.Line());
-            results.Add(result);
+            var trace = double.IsPositiveInfinity(hours) ? full : full.Until(TimeSpan.FromHours(hours));
+            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, replayed in {trace.Duration.TotalMinutes / scale:F1} min (x{scale:F0}); notice {notice.TotalMilliseconds:F0} ms"));
+            var results = new List<Result>();
+            foreach (var mode in new[] { Mode.ElasticWithNotice, Mode.ElasticNoNotice, Mode.CheckpointRestart })
+            {
+                var result = await Replay(trace, scale, notice, mode);
+                Console.WriteLine(result.Line());
+                results.Add(result);
+            }
+            var baseline = results.Single(r => r.Mode == Mode.CheckpointRestart);
+            sections.Add(string.Join("\n", [
+                string.Create(Inv, $"**{name}** ({trace.Duration.TotalHours:F1} h: {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average; replayed in {trace.Duration.TotalMinutes / scale:F1} min):"),
+                "",
+                "| run | ETTR | goodput (samples/s per device alive) | committed steps kept | lost steps | re-plans / restarts | median pause (s) | p90 pause (s) | kill -> training again, median (s) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+                .. results.Select(r => r.Row()),
+                "",
+                string.Create(Inv, $"ETTR elastic / checkpoint-restart: **{results[0].Ettr / baseline.Ettr:F1}x with notice, {results[1].Ettr / baseline.Ettr:F1}x without**; goodput {results[0].Goodput / baseline.Goodput:F1}x and {results[1].Goodput / baseline.Goodput:F1}x."),
+            ]));
         }
-        var baseline = results.Single(r => r.Mode == Mode.CheckpointRestart);
-        var table = string.Join("\n", [
-            "| run | ETTR | committed steps kept | lost steps | re-plans / restarts | median pause (s) | p90 pause (s) | kill -> training again, median (s) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-            .. results.Select(r => r.Row()),
-            "",
-            string.Create(Inv, $"**ETTR elastic / checkpoint-restart: {results[0].Ettr / baseline.Ettr:F1}x with notice, {results[1].Ettr / baseline.Ettr:F1}x without** (goal >= 2x)."),
-            "",
-            string.Create(Inv, $"The first {trace.Duration.TotalHours:F1} h of the trace ({trace.Events.Count} of its {whole.Events.Count} events, at most {trace.MaxAlive} nodes) replayed in {minutes:F1} min (x{scale:F0}); the 30 s notice scales to {notice.TotalMilliseconds:F0} ms. ") +
-            string.Create(Inv, $"One silo with one virtual CPU device per trace node, plus one on-demand silo; a GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2, dp 1..4 (powers of two), a checkpoint every 5 minutes of trace time (scaled: {5 * 60 / scale:F0} s) in all runs. ") +
-            "ETTR = seconds of the steps that remain committed at the end / wall seconds of the replay. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart. " +
-            "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR, not throughput, is the figure that carries over.",
+        var table = string.Join("\n\n", [
+            .. sections,
+            string.Create(Inv, $"Both runs on the same nodes with the same events: each node of the trace is a silo with one virtual CPU device, and every node alive is a device of the job (devices 1..8, dp a power of two); one more silo without devices hosts membership and the coordinator. ") +
+            "The AWS p3 trace (Bamboo, up to 32 nodes) is mapped onto at most 8 nodes: every 4 trace nodes alive (rounded up) make one node, rounded down to a power of two, so that no node is ever idle and every removal hits the job; a node removed is the one added last. " +
+            "The synthetic trace: seed 16, 8 nodes, a removal every 6 minutes on average (a Poisson process; a quarter of them bursts of 2 or 3 nodes within 5 s), each removed node back after 15 minutes on average. " +
+            string.Create(Inv, $"Elastic: with a 30 s eviction notice (scaled: {notice.TotalMilliseconds:F0} ms) before every removal, or none (removals are kills); it grows onto added nodes. Checkpoint-restart (torchrun's way): at every change of its nodes it stops and restarts from its latest checkpoint on the nodes then alive. ") +
+            string.Create(Inv, $"A GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2; a checkpoint every 5 minutes of trace time (scaled: {5 * 60 / scale:F0} s) in all runs. ") +
+            "ETTR = seconds of the steps that remain committed at the end / wall seconds. Goodput = samples of the steps kept per wall second / the mean number of nodes alive. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart. " +
+            "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR and goodput ratios, not throughput, are the figures that carry over.",
         ]);
         Console.WriteLine(table);
-        BenchmarkRecord.Write("spot-trace", "Spot trace replay: elastic re-planning against checkpoint-restart",
-            $"dotnet run -c Release --project Benchmarks -- spot-trace {hours.ToString(Inv)} {scale.ToString(Inv)}", table);
+        BenchmarkRecord.Write("spot-trace", "Spot trace replay: elastic re-planning against checkpoint-restart, on the same nodes",
+            $"dotnet run -c Release --project Benchmarks -- spot-trace {scale.ToString(Inv)}{(double.IsPositiveInfinity(hours) ? "" : " " + hours.ToString(Inv))}", table);
         return 0;
     }
+
+    /// <summary>The traces replayed: the AWS trace mapped onto at most 8 nodes, and the synthetic one.</summary>
+    private static (string Name, Trace Trace)[] Traces() =>
+    [
+        ("AWS p3 trace, mapped 4 -> 1 onto at most 8 nodes", Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv")).Mapped(4, 8)),
+        ("Synthetic trace, seed 16", SyntheticTrace()),
+    ];
 
     /// <summary>
     /// The traces a fair replay uses, without replaying them: the whole AWS trace mapped onto at most 8 nodes (4 trace nodes
@@ -67,12 +83,8 @@ internal static partial class SpotTraceReplay
     private static int Describe()
     {
         var whole = Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv"));
-        foreach (var (name, trace) in new[] { ("AWS p3 trace", whole), ("mapped 4 -> 1, at most 8", whole.Mapped(4, 8)), ("synthetic, seed 16", SyntheticTrace()) })
-        {
-            var alive = trace.Alive().ToList();
-            var mean = alive.Zip(alive.Skip(1).Select(a => a.At).Append(trace.Duration)).Sum(p => p.First.Count * (p.Second - p.First.At).TotalHours) / trace.Duration.TotalHours;
-            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {mean:F2} alive on average"));
-        }
+        foreach (var (name, trace) in Traces().Prepend(("AWS p3 trace as recorded", whole)))
+            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average"));
         return 0;
     }
 
@@ -84,12 +96,13 @@ internal static partial class SpotTraceReplay
     private static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, Mode mode)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-spot-").FullName;
-        await using var cluster = await EmbeddedCluster.StartAsync([1], checkpoints);
+        // A silo without devices hosts membership and the coordinator: every device of the cluster is a node of the trace.
+        await using var cluster = await EmbeddedCluster.StartAsync([0], checkpoints);
         var nodes = new ConcurrentDictionary<string, SiloAddress>();
         foreach (var e in trace.Events.Where(e => e.At == TimeSpan.Zero && e.Add)) nodes[e.Node] = await cluster.AddSiloAsync(1, spot: true);
         await using var connection = await ElasticConnection.ConnectAsync(ClusterAddress.Static([cluster.Gateway]));
         var client = connection.Client;
-        await client.WaitForDevicesAsync(nodes.Count + 1, TimeSpan.FromSeconds(60));
+        await client.WaitForDevicesAsync(nodes.Count, TimeSpan.FromSeconds(60));
         var spec = new TrainingSpec
         {
             Name = "spot",
@@ -97,7 +110,7 @@ internal static partial class SpotTraceReplay
             Model = new ModelSpec { Layers = 2, DModel = 64, Heads = 4, Context = 64, Dropout = 0.1 },
             Batch = new BatchSpec { Global = 16, Micro = 2 },
             Eval = new EvalSpec { Every = 0, Batches = 1 },
-            Devices = new DeviceSpec { Min = 1, Max = 4 },
+            Devices = new DeviceSpec { Min = 1, Max = 8 },
             // Every 5 minutes of trace time (scaled like the trace), in all runs: frequent for real training.
             Checkpoint = new CheckpointSpec { EveryMinutes = 5.0 / scale, KeepLast = 2 },
         };
@@ -107,6 +120,8 @@ internal static partial class SpotTraceReplay
         await client.CheckpointAsync(jobId);
         while ((await client.GetStatusAsync(jobId)).LastCheckpointStep is null) await Task.Delay(20);
 
+        // Only the steps committed during the replay count: the ones before it (and the first checkpoint) are set-up.
+        var setUp = (await client.GetStatusAsync(jobId)).CommittedStep;
         var clock = Stopwatch.StartNew();
         var (restartPauses, killRecoveries, lost) = (new List<double>(), new List<Task<double>>(), 0L);
         var changes = trace.Events.Where(e => e.At > TimeSpan.Zero).GroupBy(e => e.At).OrderBy(g => g.Key).ToList();
@@ -157,8 +172,10 @@ internal static partial class SpotTraceReplay
             lost = replans.Select(e => Lost().Match(e.Message)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, Inv));
         var recoveries = (await Task.WhenAll(killRecoveries)).Where(t => t > 0).ToList();
         Directory.Delete(checkpoints, recursive: true);
-        var kept = report.Steps.Sum(s => s.Milliseconds) / 1000;
-        return new Result(mode, kept / wall, report.Steps.Count, lost, mode == Mode.CheckpointRestart ? restartPauses.Count : final.Replans, pauses, recoveries);
+        var replayed = report.Steps.Where(s => s.Step > setUp).ToList();
+        var kept = replayed.Sum(s => s.Milliseconds) / 1000;
+        var samples = (double)replayed.Count * spec.Batch.Global;
+        return new Result(mode, kept / wall, samples / wall / trace.MeanAlive(), replayed.Count, lost, mode == Mode.CheckpointRestart ? restartPauses.Count : final.Replans, pauses, recoveries);
     }
 
     private static async Task DrainAt(Stopwatch clock, TimeSpan at, Func<Task> drain)
@@ -210,7 +227,7 @@ internal static partial class SpotTraceReplay
         return 0;
     }
 
-    private sealed record Result(Mode Mode, double Ettr, int Kept, long Lost, int Changes, List<double> Pauses, List<double> Recoveries)
+    private sealed record Result(Mode Mode, double Ettr, double Goodput, int Kept, long Lost, int Changes, List<double> Pauses, List<double> Recoveries)
     {
         private string Name => Mode switch
         {
@@ -223,9 +240,9 @@ internal static partial class SpotTraceReplay
 
         private static string P90(List<double> values) => values.Count == 0 ? "-" : values.Order().ElementAt((int)Math.Min(values.Count - 1, Math.Ceiling(values.Count * 0.9) - 1)).ToString("F2", Inv);
 
-        public string Row() => string.Create(Inv, $"| {Name} | {Ettr:F2} | {Kept} | {Lost} | {Changes} | {Median(Pauses)} | {P90(Pauses)} | {Median(Recoveries)} |");
+        public string Row() => string.Create(Inv, $"| {Name} | {Ettr:F2} | {Goodput:F1} | {Kept} | {Lost} | {Changes} | {Median(Pauses)} | {P90(Pauses)} | {Median(Recoveries)} |");
 
-        public string Line() => string.Create(Inv, $"{Name}: ETTR {Ettr:F2}, {Kept} steps kept, {Lost} lost, {Changes} changes, median pause {Median(Pauses)} s");
+        public string Line() => string.Create(Inv, $"{Name}: ETTR {Ettr:F2}, goodput {Goodput:F1}, {Kept} steps kept, {Lost} lost, {Changes} changes, median pause {Median(Pauses)} s");
     }
 
     [GeneratedRegex(@"paused ([\d.]+) s")]

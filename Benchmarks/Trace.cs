@@ -28,6 +28,13 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
         }
     }
 
+    /// <summary>The mean number of nodes alive over the trace, weighted by time.</summary>
+    public double MeanAlive()
+    {
+        var alive = Alive().ToList();
+        return alive.Zip(alive.Skip(1).Select(a => a.At).Append(Duration)).Sum(p => p.First.Count * (p.Second - p.First.At).TotalMilliseconds) / Duration.TotalMilliseconds;
+    }
+
     /// <summary>The events up to <paramref name="end"/>.</summary>
     public Trace Until(TimeSpan end) => new(Events.Where(e => e.At <= end).ToList());
 
