@@ -158,7 +158,15 @@ internal static partial class SpotTraceReplay
         var remaining = end - clock.Elapsed;
         if (remaining > TimeSpan.Zero) await Task.Delay(remaining);
         var wall = clock.Elapsed.TotalSeconds;
-        await client.CancelAsync(jobId);
+        try
+        {
+            await client.CancelAsync(jobId);
+        }
+        catch (JobStateException e)
+        {
+            // The job ended before the replay did (it failed): a finding to report with its events, not a crash.
+            Console.WriteLine($"  the job ended during the replay: {e.Message}");
+        }
         var final = await client.WaitForCompletionAsync(jobId);
         var report = await client.GetReportAsync(jobId);
         var events = new List<JobEvent>();
