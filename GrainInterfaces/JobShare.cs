@@ -13,9 +13,3 @@ public sealed record JobShare(
     [property: Id(3)] int Cap,
     [property: Id(4)] int? Position,
     [property: Id(5)] string? Note);
-
-/// <summary>What an allocation gave a job (empty: nothing fits yet), and its share as the scheduler sees it.</summary>
-[GenerateSerializer, Immutable, Alias("Elastic.Allocation")]
-public sealed record Allocation(
-    [property: Id(0)] IReadOnlyList<DeviceSlot> Devices,
-    [property: Id(1)] JobShare Share);
