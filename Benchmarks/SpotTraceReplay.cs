@@ -25,55 +25,61 @@ internal static partial class SpotTraceReplay
     public static async Task<int> Run(string[] args)
     {
         if (args is ["describe", ..]) return Describe();
-        // Both traces, SCALE times faster than real time (on a 2-core machine every silo start and stop costs CPU that training
-        // also needs, so the replay is sped up only as far as that stays small), optionally only their first HOURS.
-        var scale = args.Length > 0 ? double.Parse(args[0], Inv) : 60;
-        var hours = args.Length > 1 ? double.Parse(args[1], Inv) : double.PositiveInfinity;
-        var notice = TimeSpan.FromSeconds(30 / scale);
+        var options = ReplayOptions.Parse(args);
+        var notice = TimeSpan.FromSeconds(30 / options.Scale);
         var sections = new List<string>();
-        foreach (var (name, full) in Traces())
+        foreach (var (name, full) in Traces().Where(t => options.Traces.Contains(t.Key)).Select(t => (t.Name, t.Trace)))
         {
-            var trace = double.IsPositiveInfinity(hours) ? full : full.Until(TimeSpan.FromHours(hours));
-            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, replayed in {trace.Duration.TotalMinutes / scale:F1} min (x{scale:F0}); notice {notice.TotalMilliseconds:F0} ms"));
-            var results = new List<Result>();
-            foreach (var mode in new[] { Mode.ElasticWithNotice, Mode.ElasticNoNotice, Mode.CheckpointRestart })
+            var trace = double.IsPositiveInfinity(options.Hours) ? full : full.Until(TimeSpan.FromHours(options.Hours));
+            foreach (var cadence in options.CheckpointMinutes)
             {
-                var result = await Replay(trace, scale, notice, mode);
-                Console.WriteLine(result.Line());
-                results.Add(result);
+                Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, replayed in {trace.Duration.TotalMinutes / options.Scale:F1} min (x{options.Scale:F0}); notice {notice.TotalMilliseconds:F0} ms; a checkpoint every {cadence} min of trace time"));
+                var results = new List<Result>();
+                foreach (var mode in options.Modes)
+                {
+                    var result = await Replay(trace, options.Scale, notice, cadence, mode);
+                    Console.WriteLine(result.Line());
+                    results.Add(result);
+                }
+                if (results.Count == 3) sections.Add(Section(name, trace, options.Scale, cadence, results));
             }
-            var baseline = results.Single(r => r.Mode == Mode.CheckpointRestart);
-            sections.Add(string.Join("\n", [
-                string.Create(Inv, $"**{name}** ({trace.Duration.TotalHours:F1} h: {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average; replayed in {trace.Duration.TotalMinutes / scale:F1} min):"),
-                "",
-                "| run | ETTR | goodput (samples/s per device alive) | committed steps kept | lost steps | re-plans / restarts | median pause (s) | p90 pause (s) | kill -> training again, median (s) |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-                .. results.Select(r => r.Row()),
-                "",
-                string.Create(Inv, $"ETTR elastic / checkpoint-restart: **{results[0].Ettr / baseline.Ettr:F1}x with notice, {results[1].Ettr / baseline.Ettr:F1}x without**; goodput {results[0].Goodput / baseline.Goodput:F1}x and {results[1].Goodput / baseline.Goodput:F1}x."),
-            ]));
         }
+        if (sections.Count != options.CheckpointMinutes.Count * Traces().Length) return 0;
         var table = string.Join("\n\n", [
             .. sections,
             string.Create(Inv, $"Both runs on the same nodes with the same events: each node of the trace is a silo with one virtual CPU device, and every node alive is a device of the job (devices 1..8, dp a power of two); one more silo without devices hosts membership and the coordinator. ") +
             "The AWS p3 trace (Bamboo, up to 32 nodes) is mapped onto at most 8 nodes: every 4 trace nodes alive (rounded up) make one node, rounded down to a power of two, so that no node is ever idle and every removal hits the job; a node removed is the one added last. " +
-            "The synthetic trace: seed 16, 8 nodes, a removal every 6 minutes on average (a Poisson process; a quarter of them bursts of 2 or 3 nodes within 5 s), each removed node back after 15 minutes on average. " +
+            "The synthetic trace: seed 16, 8 nodes, a removal every 6 minutes on average (a Poisson process; a quarter of them bursts of 2 or 3 nodes within 5 s), each removed node back after 15 minutes on average, rounded down to a power of two like the AWS one. " +
             string.Create(Inv, $"Elastic: with a 30 s eviction notice (scaled: {notice.TotalMilliseconds:F0} ms) before every removal, or none (removals are kills); it grows onto added nodes. Checkpoint-restart (torchrun's way): at every change of its nodes it stops and restarts from its latest checkpoint on the nodes then alive. ") +
-            string.Create(Inv, $"A GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2; a checkpoint every 5 minutes of trace time (scaled: {5 * 60 / scale:F0} s) in all runs. ") +
+            "A GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2; the same checkpoint cadence in all runs of a table, in minutes of trace time (scaled like the trace). " +
             "ETTR = seconds of the steps that remain committed at the end / wall seconds. Goodput = samples of the steps kept per wall second / the mean number of nodes alive. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart. " +
-            "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR and goodput ratios, not throughput, are the figures that carry over.",
+            "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR and goodput ratios, not throughput, are the figures that carry over. What the ratio depends on (the checkpoint cadence and how often the job's nodes change), and a check of the compression at x60: [elasticity.md](elasticity.md#measured).",
         ]);
         Console.WriteLine(table);
         BenchmarkRecord.Write("spot-trace", "Spot trace replay: elastic re-planning against checkpoint-restart, on the same nodes",
-            $"dotnet run -c Release --project Benchmarks -- spot-trace {scale.ToString(Inv)}{(double.IsPositiveInfinity(hours) ? "" : " " + hours.ToString(Inv))}", table);
+            $"dotnet run -c Release --project Benchmarks -- spot-trace {options.Command}", table);
         return 0;
     }
 
+    private static string Section(string name, Trace trace, double scale, double cadence, List<Result> results)
+    {
+        var baseline = results.Single(r => r.Mode == Mode.CheckpointRestart);
+        return string.Join("\n", [
+            string.Create(Inv, $"**{name}, a checkpoint every {cadence} min** ({trace.Duration.TotalHours:F1} h: {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average; replayed in {trace.Duration.TotalMinutes / scale:F1} min, x{scale:F0}):"),
+            "",
+            "| run | ETTR | goodput (samples/s per device alive) | committed steps kept | lost steps | re-plans / restarts | median pause (s) | p90 pause (s) | kill -> training again, median (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            .. results.Select(r => r.Row()),
+            "",
+            string.Create(Inv, $"ETTR elastic / checkpoint-restart: **{results[0].Ettr / baseline.Ettr:F1}x with notice, {results[1].Ettr / baseline.Ettr:F1}x without**; goodput {results[0].Goodput / baseline.Goodput:F1}x and {results[1].Goodput / baseline.Goodput:F1}x."),
+        ]);
+    }
+
     /// <summary>The traces replayed: the AWS trace mapped onto at most 8 nodes, and the synthetic one.</summary>
-    private static (string Name, Trace Trace)[] Traces() =>
+    private static (string Key, string Name, Trace Trace)[] Traces() =>
     [
-        ("AWS p3 trace, mapped 4 -> 1 onto at most 8 nodes", Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv")).Mapped(4, 8)),
-        ("Synthetic trace, seed 16", SyntheticTrace()),
+        ("aws", "AWS p3 trace, mapped 4 -> 1 onto at most 8 nodes", Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv")).Mapped(4, 8)),
+        ("synthetic", "Synthetic trace, seed 16", SyntheticTrace().Mapped(1, 8)),
     ];
 
     /// <summary>
@@ -83,7 +89,7 @@ internal static partial class SpotTraceReplay
     private static int Describe()
     {
         var whole = Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv"));
-        foreach (var (name, trace) in Traces().Prepend(("AWS p3 trace as recorded", whole)))
+        foreach (var (name, trace) in Traces().Select(t => (t.Name, t.Trace)).Prepend(("AWS p3 trace as recorded", whole)))
             Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average"));
         return 0;
     }
@@ -91,9 +97,9 @@ internal static partial class SpotTraceReplay
     /// <summary>The synthetic trace: 8 nodes, a removal every 6 minutes on average (a quarter in bursts), nodes back after 15 minutes on average, 4 hours.</summary>
     public static Trace SyntheticTrace() => Trace.Synthetic(16, 8, TimeSpan.FromHours(4), TimeSpan.FromMinutes(6), TimeSpan.FromMinutes(15));
 
-    private enum Mode { ElasticWithNotice, ElasticNoNotice, CheckpointRestart }
+    internal enum Mode { ElasticWithNotice, ElasticNoNotice, CheckpointRestart }
 
-    private static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, Mode mode)
+    private static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, double cadence, Mode mode)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-spot-").FullName;
         // A silo without devices hosts membership and the coordinator: every device of the cluster is a node of the trace.
@@ -111,8 +117,8 @@ internal static partial class SpotTraceReplay
             Batch = new BatchSpec { Global = 16, Micro = 2 },
             Eval = new EvalSpec { Every = 0, Batches = 1 },
             Devices = new DeviceSpec { Min = 1, Max = 8 },
-            // Every 5 minutes of trace time (scaled like the trace), in all runs: frequent for real training.
-            Checkpoint = new CheckpointSpec { EveryMinutes = 5.0 / scale, KeepLast = 2 },
+            // Minutes of trace time, scaled like the trace; the same in all runs of a table.
+            Checkpoint = new CheckpointSpec { EveryMinutes = cadence / scale, KeepLast = 2 },
         };
         var jobId = await client.SubmitAsync(spec);
         while ((await client.GetStatusAsync(jobId)).CommittedStep < 1) await Task.Delay(20);
