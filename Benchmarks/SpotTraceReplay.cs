@@ -28,7 +28,8 @@ internal static partial class SpotTraceReplay
         var options = ReplayOptions.Parse(args);
         var notice = TimeSpan.FromSeconds(30 / options.Scale);
         var sections = new List<string>();
-        foreach (var (name, full) in Traces().Where(t => options.Traces.Contains(t.Key)).Select(t => (t.Name, t.Trace)))
+        var traces = Traces();
+        foreach (var (name, full) in traces.Where(t => options.Traces.Contains(t.Key)).Select(t => (t.Name, t.Trace)))
         {
             var trace = double.IsPositiveInfinity(options.Hours) ? full : full.Until(TimeSpan.FromHours(options.Hours));
             foreach (var cadence in options.CheckpointMinutes)
@@ -44,7 +45,7 @@ internal static partial class SpotTraceReplay
                 if (results.Count == 3) sections.Add(Section(name, trace, options.Scale, cadence, results));
             }
         }
-        if (sections.Count != options.CheckpointMinutes.Count * Traces().Length) return 0;
+        if (sections.Count != options.CheckpointMinutes.Count * traces.Length) return 0;
         var table = string.Join("\n\n", [
             .. sections,
             string.Create(Inv, $"Both runs on the same nodes with the same events: each node of the trace is a silo with one virtual CPU device, and every node alive is a device of the job (devices 1..8, dp a power of two); one more silo without devices hosts membership and the coordinator. ") +
@@ -63,7 +64,7 @@ internal static partial class SpotTraceReplay
 
     private static string Section(string name, Trace trace, double scale, double cadence, List<Result> results)
     {
-        var baseline = results.Single(r => r.Mode == Mode.CheckpointRestart);
+        var (notice, kills, baseline) = (Of(Mode.ElasticWithNotice), Of(Mode.ElasticNoNotice), Of(Mode.CheckpointRestart));
         return string.Join("\n", [
             string.Create(Inv, $"**{name}, a checkpoint every {cadence} min** ({trace.Duration.TotalHours:F1} h: {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average; replayed in {trace.Duration.TotalMinutes / scale:F1} min, x{scale:F0}):"),
             "",
@@ -71,8 +72,10 @@ internal static partial class SpotTraceReplay
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             .. results.Select(r => r.Row()),
             "",
-            string.Create(Inv, $"ETTR elastic / checkpoint-restart: **{results[0].Ettr / baseline.Ettr:F1}x with notice, {results[1].Ettr / baseline.Ettr:F1}x without**; goodput {results[0].Goodput / baseline.Goodput:F1}x and {results[1].Goodput / baseline.Goodput:F1}x."),
+            string.Create(Inv, $"ETTR elastic / checkpoint-restart: **{notice.Ettr / baseline.Ettr:F1}x with notice, {kills.Ettr / baseline.Ettr:F1}x without**; goodput {notice.Goodput / baseline.Goodput:F1}x and {kills.Goodput / baseline.Goodput:F1}x."),
         ]);
+
+        Result Of(Mode mode) => results.Single(r => r.Mode == mode);
     }
 
     /// <summary>The traces replayed: the AWS trace mapped onto at most 8 nodes, and the synthetic one.</summary>
