@@ -47,6 +47,20 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   find "$results" -name 'Sequence_*.xml' -exec sh -c 'echo "the last tests started before the run ended:"; grep -o "Name=\"[^\"]*\"" "$1" | tail -8' _ {} \;
   failed=1
 fi
+if [ "$failed" -gt 0 ]; then
+  # CI keeps only the tail of the log: name each failed test and the first lines of its message next to the summary.
+  echo "failed tests:"
+  awk '
+    /<UnitTestResult / && /outcome="(Failed|Error|Timeout|Aborted)"/ {
+      match($0, /testName="[^"]*"/); print "  " substr($0, RSTART + 10, RLENGTH - 11); want = 1; next }
+    want && /<Message>/ { inmsg = 1; lines = 0; sub(/.*<Message>/, "") }
+    inmsg {
+      end = sub(/<\/Message>.*/, "")
+      if (lines < 6) print "    " $0
+      lines++
+      if (end) { inmsg = 0; want = 0 } }
+  ' "$trx" | sed 's/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&apos;/'"'"'/g; s/&amp;/\&/g'
+fi
 summary="$passed passed, $failed failed"
 [ "${skipped:-0}" -gt 0 ] && summary="$summary, $skipped skipped"
 echo "$summary"
