@@ -144,7 +144,8 @@ public sealed class MultiProcessTests
         await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 1);
         await using var connection = await cluster.ConnectAsync();
         await connection.Client.WaitForDevicesAsync(3, TimeSpan.FromSeconds(60));
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        // A hang guard, not a timing: this job took up to 2.9 minutes on a loaded 2-core machine while other classes ran.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
         var jobId = await connection.Client.SubmitAsync(spec, "kill-coordinator");
         JobStatus before;
         while ((before = await connection.Client.GetStatusAsync(jobId, timeout.Token)).CommittedStep < 20) await Task.Delay(50, timeout.Token);
@@ -183,7 +184,7 @@ public sealed class MultiProcessTests
         cluster.StartSilo(2, 1);
         await using var connection = await cluster.ConnectAsync();
         await connection.Client.WaitForDevicesAsync(4, TimeSpan.FromSeconds(60));
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
         var jobId = await connection.Client.SubmitAsync(spec, "kill-a-stage");
         JobStatus before;
         while ((before = await connection.Client.GetStatusAsync(jobId, timeout.Token)).CommittedStep < 10) await Task.Delay(20, timeout.Token);

@@ -66,11 +66,34 @@ public sealed class TestCluster : IAsyncDisposable
         return testCluster;
     }
 
-    /// <summary>Waits for the job to end (bounded: a hang is a test failure, not a stuck run).</summary>
+    /// <summary>
+    /// Waits for the job to end (bounded: a hang is a test failure, not a stuck run, and it names where the job stood). The
+    /// default bound is twice the longest job of the suite on a loaded 2-core machine (a tp 2 job of 150 steps that loses a
+    /// silo takes up to 2 minutes there while other test classes run).
+    /// </summary>
     public async Task<JobStatus> Finish(string jobId, TimeSpan? within = null)
     {
-        using var timeout = new CancellationTokenSource(within ?? TimeSpan.FromMinutes(2));
-        return await Client.WaitForCompletionAsync(jobId, timeout.Token);
+        var limit = within ?? TimeSpan.FromMinutes(4);
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            return await Client.WaitForCompletionAsync(jobId, timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            var status = await Client.GetStatusAsync(jobId);
+            // What has happened so far: the pages that come at once, without waiting for more.
+            var events = new List<JobEvent>();
+            using var read = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await foreach (var progress in Client.WatchAsync(jobId, read.Token)) events.AddRange(progress.Events);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            throw new TimeoutException($"job {jobId} did not end within {limit}: {status.State} at committed step {status.CommittedStep}, plan {status.Plan}\n{string.Join("\n", events)}");
+        }
     }
 
     /// <summary>Asserts that a completed job's run is <paramref name="reference"/>'s bit for bit: digest, every step's loss and gradient norm, held-out losses.</summary>
