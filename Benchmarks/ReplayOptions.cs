@@ -3,12 +3,13 @@ using System.Globalization;
 namespace Elastic.Benchmarks;
 
 /// <summary>
-/// What <c>spot-trace</c> replays: <c>[SCALE] [HOURS] [--trace aws|synthetic] [--checkpoint-minutes M,M] [--mode notice|kills|restart]</c>.
+/// What <c>spot-trace</c> replays: <c>[SCALE] [HOURS] [--trace aws|synthetic] [--checkpoint-minutes M,M] [--mode notice|kills|restart]
+/// [--churn K,K]</c>; with <c>--churn</c>, the synthetic trace at each churn (<see cref="ChurnSweep"/>).
 /// SCALE is how many times faster than real time (on 2 cores every silo start and stop costs CPU that training also needs,
 /// so the replay is sped up only as far as that stays small); HOURS replays only the first hours of each trace. Only a run
 /// of both traces with all three modes is recorded in docs/benchmarks.md.
 /// </summary>
-internal sealed record ReplayOptions(double Scale, double Hours, IReadOnlyList<string> Traces, IReadOnlyList<double> CheckpointMinutes, IReadOnlyList<SpotTraceReplay.Mode> Modes, string Command)
+internal sealed record ReplayOptions(double Scale, double Hours, IReadOnlyList<string> Traces, IReadOnlyList<double> CheckpointMinutes, IReadOnlyList<SpotTraceReplay.Mode> Modes, IReadOnlyList<double>? Churn, string Command)
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
@@ -17,6 +18,7 @@ internal sealed record ReplayOptions(double Scale, double Hours, IReadOnlyList<s
         var positional = new List<double>();
         string[] traces = ["aws", "synthetic"];
         double[] cadences = [5];
+        double[]? churn = null;
         SpotTraceReplay.Mode[] modes = [SpotTraceReplay.Mode.ElasticWithNotice, SpotTraceReplay.Mode.ElasticNoNotice, SpotTraceReplay.Mode.CheckpointRestart];
         for (var i = 0; i < args.Length; i++)
         {
@@ -24,7 +26,8 @@ internal sealed record ReplayOptions(double Scale, double Hours, IReadOnlyList<s
             switch (args[i])
             {
                 case "--trace": traces = [Value()]; break;
-                case "--checkpoint-minutes": cadences = Value().Split(',').Select(v => double.Parse(v, Inv)).ToArray(); break;
+                case "--checkpoint-minutes": cadences = Numbers(Value()); break;
+                case "--churn": churn = Numbers(Value()); break;
                 case "--mode":
                     modes = [Value() switch
                     {
@@ -38,6 +41,8 @@ internal sealed record ReplayOptions(double Scale, double Hours, IReadOnlyList<s
             }
         }
         return new ReplayOptions(positional.ElementAtOrDefault(0) is > 0 and var scale ? scale : 60,
-            positional.Count > 1 ? positional[1] : double.PositiveInfinity, traces, cadences, modes, string.Join(" ", args));
+            positional.Count > 1 ? positional[1] : double.PositiveInfinity, traces, cadences, modes, churn, string.Join(" ", args));
     }
+
+    private static double[] Numbers(string list) => list.Split(',').Select(v => double.Parse(v, Inv)).ToArray();
 }

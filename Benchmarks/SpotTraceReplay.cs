@@ -24,9 +24,10 @@ internal static partial class SpotTraceReplay
 
     public static async Task<int> Run(string[] args)
     {
-        if (args is ["describe", ..]) return Describe();
+        if (args is ["describe", .. var rest]) return Describe(ReplayOptions.Parse(rest).Churn ?? []);
         var options = ReplayOptions.Parse(args);
         var notice = TimeSpan.FromSeconds(30 / options.Scale);
+        if (options.Churn is { } churn) return await ChurnSweep.Run(options, churn, notice);
         var sections = new List<string>();
         var traces = Traces();
         foreach (var (name, full) in traces.Where(t => options.Traces.Contains(t.Key)).Select(t => (t.Name, t.Trace)))
@@ -89,20 +90,26 @@ internal static partial class SpotTraceReplay
     /// The traces a fair replay uses, without replaying them: the whole AWS trace mapped onto at most 8 nodes (4 trace nodes
     /// to 1, rounded down to a power of two), and the synthetic trace of the documented seed.
     /// </summary>
-    private static int Describe()
+    private static int Describe(IReadOnlyList<double> churns)
     {
         var whole = Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv"));
-        foreach (var (name, trace) in Traces().Select(t => (t.Name, t.Trace)).Prepend(("AWS p3 trace as recorded", whole)))
-            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average"));
+        var traces = Traces().Select(t => (t.Name, t.Trace)).Prepend(("AWS p3 trace as recorded", whole))
+            .Concat(churns.Select(k => (string.Create(Inv, $"Synthetic trace, seed 16, x{k} churn"), SyntheticTrace(k).Mapped(1, 8))));
+        foreach (var (name, trace) in traces)
+            Console.WriteLine(string.Create(Inv, $"{name}: {trace.Duration.TotalHours:F1} h, {trace.Removals} removals, {trace.Additions} additions, {trace.Changes} changes, at most {trace.MaxAlive} nodes, {trace.MeanAlive():F2} alive on average"));
         return 0;
     }
 
-    /// <summary>The synthetic trace: 8 nodes, a removal every 6 minutes on average (a quarter in bursts), nodes back after 15 minutes on average, 4 hours.</summary>
-    public static Trace SyntheticTrace() => Trace.Synthetic(16, 8, TimeSpan.FromHours(4), TimeSpan.FromMinutes(6), TimeSpan.FromMinutes(15));
+    /// <summary>
+    /// The synthetic trace: 8 nodes, a removal every 6 minutes on average (a quarter in bursts), nodes back after 15 minutes on
+    /// average, 4 hours; at <paramref name="churn"/> k both k times sooner, so that as many nodes are alive on average.
+    /// </summary>
+    public static Trace SyntheticTrace(double churn = 1) =>
+        Trace.Synthetic(16, 8, TimeSpan.FromHours(4), TimeSpan.FromMinutes(6 / churn), TimeSpan.FromMinutes(15 / churn));
 
     internal enum Mode { ElasticWithNotice, ElasticNoNotice, CheckpointRestart }
 
-    private static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, double cadence, Mode mode)
+    internal static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, double cadence, Mode mode)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-spot-").FullName;
         // A silo without devices hosts membership and the coordinator: every device of the cluster is a node of the trace.
@@ -244,7 +251,7 @@ internal static partial class SpotTraceReplay
         return 0;
     }
 
-    private sealed record Result(Mode Mode, double Ettr, double Goodput, int Kept, long Lost, int Changes, List<double> Pauses, List<double> Recoveries)
+    internal sealed record Result(Mode Mode, double Ettr, double Goodput, int Kept, long Lost, int Changes, List<double> Pauses, List<double> Recoveries)
     {
         private string Name => Mode switch
         {

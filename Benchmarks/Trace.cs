@@ -2,16 +2,18 @@ using System.Globalization;
 
 namespace Elastic.Benchmarks;
 
-/// <summary>A spot availability trace: <c>milliseconds,add|remove,node</c> per line.</summary>
-internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
+/// <summary>A spot availability trace of <paramref name="Duration"/>: <c>milliseconds,add|remove,node</c> per line in a file.</summary>
+internal sealed record Trace(IReadOnlyList<TraceEvent> Events, TimeSpan Duration)
 {
-    public TimeSpan Duration => Events[^1].At;
 
     public int MaxAlive => Alive().Max(a => a.Count);
 
     public int Removals => Events.Count(e => !e.Add);
 
     public int Additions => Events.Count(e => e.Add && e.At > TimeSpan.Zero);
+
+    /// <summary>The instants after the start at which nodes come or go: a job on all of them changes this many times.</summary>
+    public int Changes => Events.Where(e => e.At > TimeSpan.Zero).Select(e => e.At).Distinct().Count();
 
     /// <summary>How many nodes are alive after each instant with events, in time order.</summary>
     public IEnumerable<(TimeSpan At, int Count)> Alive()
@@ -36,7 +38,7 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
     }
 
     /// <summary>The events up to <paramref name="end"/>.</summary>
-    public Trace Until(TimeSpan end) => new(Events.Where(e => e.At <= end).ToList());
+    public Trace Until(TimeSpan end) => new(Events.Where(e => e.At <= end).ToList(), end < Duration ? end : Duration);
 
     /// <summary>
     /// The trace on at most <paramref name="slots"/> nodes: every <paramref name="bucket"/> trace nodes alive (rounded up)
@@ -58,7 +60,7 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
                 events.Add(new TraceEvent(at, true, alive.Peek()));
             }
         }
-        return new Trace(events);
+        return new Trace(events, Duration);
     }
 
     /// <summary>
@@ -94,18 +96,23 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events)
             }
         }
         while (returns.TryDequeue(out var back, out _) && back < duration) events.Add(new TraceEvent(back, true, $"node{++named}"));
-        return new Trace(events.OrderBy(e => e.At).ToList());
+        return new Trace(events.OrderBy(e => e.At).ToList(), duration);
     }
 
     private static int PowerOfTwoAtMost(int n) => n < 1 ? 0 : 1 << (31 - int.LeadingZeroCount(n));
 
-    public static Trace Read(string path) => new(File.ReadLines(path).Where(l => l.Trim().Length > 0).Select((line, i) =>
+    /// <summary>A recorded trace; it lasts until its last event.</summary>
+    public static Trace Read(string path)
     {
-        var fields = line.Split(',');
-        if (fields.Length != 3 || !long.TryParse(fields[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms) || fields[1] is not ("add" or "remove"))
-            throw new FormatException($"{path} line {i + 1}: '{line}' is not 'milliseconds,add|remove,node'");
-        return new TraceEvent(TimeSpan.FromMilliseconds(ms), fields[1] == "add", fields[2]);
-    }).ToList());
+        var events = File.ReadLines(path).Where(l => l.Trim().Length > 0).Select((line, i) =>
+        {
+            var fields = line.Split(',');
+            if (fields.Length != 3 || !long.TryParse(fields[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms) || fields[1] is not ("add" or "remove"))
+                throw new FormatException($"{path} line {i + 1}: '{line}' is not 'milliseconds,add|remove,node'");
+            return new TraceEvent(TimeSpan.FromMilliseconds(ms), fields[1] == "add", fields[2]);
+        }).ToList();
+        return new Trace(events, events[^1].At);
+    }
 }
 
 internal sealed record TraceEvent(TimeSpan At, bool Add, string Node);
