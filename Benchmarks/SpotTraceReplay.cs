@@ -54,7 +54,7 @@ internal static partial class SpotTraceReplay
             "The synthetic trace: seed 16, 8 nodes, a removal every 6 minutes on average (a Poisson process; a quarter of them bursts of 2 or 3 nodes within 5 s), each removed node back after 15 minutes on average, rounded down to a power of two like the AWS one. " +
             string.Create(Inv, $"Elastic: with a 30 s eviction notice (scaled: {notice.TotalMilliseconds:F0} ms) before every removal, or none (removals are kills); it grows onto added nodes. Checkpoint-restart (torchrun's way): at every change of its nodes it stops and restarts from its latest checkpoint on the nodes then alive. ") +
             "A GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2; the same checkpoint cadence in all runs of a table, in minutes of trace time (scaled like the trace). " +
-            "ETTR = seconds of the steps that remain committed at the end / wall seconds. Goodput = samples of the steps kept per wall second / the mean number of nodes alive. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart. " +
+            "ETTR = seconds of the steps that remain committed at the end / wall seconds. Goodput = samples of the steps kept per wall second / the mean number of nodes alive. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart (a restart with no node to train on before the next change has none). " +
             "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR and goodput ratios, not throughput, are the figures that carry over. What the ratio depends on (the checkpoint cadence and how often the job's nodes change), and a check of the compression at x60: [elasticity.md](elasticity.md#measured).",
         ]);
         Console.WriteLine(table);
@@ -139,7 +139,8 @@ internal static partial class SpotTraceReplay
         // Only the steps committed during the replay count: the ones before it (and the first checkpoint) are set-up.
         var setUp = (await client.GetStatusAsync(jobId)).CommittedStep;
         var clock = Stopwatch.StartNew();
-        var (restartPauses, killRecoveries, lost) = (new List<double>(), new List<Task<double>>(), 0L);
+        var (restarts, restartPauses, killRecoveries, lost) = (0, new List<Task<double?>>(), new List<Task<double>>(), 0L);
+        CancellationTokenSource? untrained = null;
         var changes = trace.Events.Where(e => e.At > TimeSpan.Zero).GroupBy(e => e.At).OrderBy(g => g.Key).ToList();
         var end = trace.Duration / scale;
         // With notice, each removal's silo starts draining (as on an eviction notice) ahead of the removal, on its own schedule.
@@ -152,6 +153,8 @@ internal static partial class SpotTraceReplay
         {
             var wait = group.Key / scale - clock.Elapsed;
             if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            // A restart that has not trained again by the next change (no node was alive) has no pause of its own to report.
+            untrained?.Cancel();
             var stop = mode == Mode.CheckpointRestart ? await StopForRestart(client, jobId) : null;
             var before = mode == Mode.ElasticNoNotice ? await client.GetStatusAsync(jobId) : null;
             foreach (var e in group)
@@ -167,10 +170,13 @@ internal static partial class SpotTraceReplay
             {
                 var resumed = await client.ResumeAsync(jobId);
                 lost += s.Committed - resumed.CommittedStep;
-                restartPauses.Add(await FirstStepAfter(client, jobId, resumed.CommittedStep, s.Clock));
+                restarts++;
+                untrained = new CancellationTokenSource();
+                restartPauses.Add(FirstStepAfter(client, jobId, resumed.CommittedStep, s.Clock, untrained.Token));
             }
         }
         await Task.WhenAll(drains);
+        untrained?.Cancel();
         var remaining = end - clock.Elapsed;
         if (remaining > TimeSpan.Zero) await Task.Delay(remaining);
         var wall = clock.Elapsed.TotalSeconds;
@@ -190,7 +196,7 @@ internal static partial class SpotTraceReplay
         var replans = events.Where(e => e.Kind == "replanned").ToList();
         foreach (var e in events.Where(e => e.Kind is not ("checkpoint" or "checkpoint-failed"))) Console.WriteLine($"    {e}");
         var pauses = mode == Mode.CheckpointRestart
-            ? restartPauses
+            ? (await Task.WhenAll(restartPauses)).OfType<double>().ToList()
             : replans.Select(e => Paused().Match(e.Message)).Where(m => m.Success).Select(m => double.Parse(m.Groups[1].Value, Inv)).ToList();
         if (mode != Mode.CheckpointRestart)
             lost = replans.Select(e => Lost().Match(e.Message)).Where(m => m.Success).Sum(m => long.Parse(m.Groups[1].Value, Inv));
@@ -199,7 +205,7 @@ internal static partial class SpotTraceReplay
         var replayed = report.Steps.Where(s => s.Step > setUp).ToList();
         var kept = replayed.Sum(s => s.Milliseconds) / 1000;
         var samples = (double)replayed.Count * spec.Batch.Global;
-        return new Result(mode, kept / wall, samples / wall / trace.MeanAlive(), replayed.Count, lost, mode == Mode.CheckpointRestart ? restartPauses.Count : final.Replans, pauses, recoveries);
+        return new Result(mode, kept / wall, samples / wall / trace.MeanAlive(), replayed.Count, lost, mode == Mode.CheckpointRestart ? restarts : final.Replans, pauses, recoveries);
     }
 
     private static async Task DrainAt(Stopwatch clock, TimeSpan at, Func<Task> drain)
@@ -228,10 +234,18 @@ internal static partial class SpotTraceReplay
         return new Stopped(status.CommittedStep, clock);
     }
 
-    private static async Task<double> FirstStepAfter(ElasticClient client, string jobId, long step, Stopwatch clock)
+    /// <summary>Seconds from the stop until a step after <paramref name="step"/> commits; null if the next change came first.</summary>
+    private static async Task<double?> FirstStepAfter(ElasticClient client, string jobId, long step, Stopwatch clock, CancellationToken nextChange)
     {
-        while ((await client.GetStatusAsync(jobId)).CommittedStep <= step) await Task.Delay(10);
-        return clock.Elapsed.TotalSeconds;
+        try
+        {
+            while ((await client.GetStatusAsync(jobId, nextChange)).CommittedStep <= step) await Task.Delay(10, nextChange);
+            return clock.Elapsed.TotalSeconds;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Seconds from a kill until the job re-planned and committed a step under the new plan; 0 when it did not need to (no replica there).</summary>
