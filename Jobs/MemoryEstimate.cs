@@ -37,7 +37,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
         // attention weights of an unfused kernel; then the logits with their softmax and gradient.
         var attentionWeights = b * h * t * t;
         var perLayerActivations = b * t * (14 * d + 2 * f) + attentionWeights;
-        var local = Math.Max(1, spec.Batch.MicroBatchesPerStep / Math.Max(1, dp));
+        var local = Math.Max(1, (spec.Batch.MicroBatchesPerStep + Math.Max(1, dp) - 1) / Math.Max(1, dp));
         // ZeRO 3 over more than one replica keeps 1/dp of the parameters plus the largest unit gathered, and recomputes every unit.
         var zero = dp > 1 ? spec.Parallel.Zero : 0;
         // runtime.recompute: selective keeps no attention weights; full keeps each layer's input, and one layer's activations

@@ -13,24 +13,39 @@ public static class SpecValidator
     public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int> { ["byte"] = 256 };
 
     /// <summary>
-    /// The data-parallel widths a job may run at, widest first: powers of two with dp x pp x tp devices in [devices.min,
-    /// devices.max] that divide the micro-batches per step (so every replica's block is a subtree of the accumulation
-    /// tree) and leave each replica's pipeline a block its schedule can run (interleaving needs a multiple of pp). Experts are
-    /// spread over min(ep, dp) replicas, so no width is ruled out by them.
+    /// The data-parallel widths a job may run at, widest first, with dp x pp x tp devices in [devices.min, devices.max]. Without
+    /// pipeline, expert parallelism and ZeRO 3 (<see cref="UnevenReplicas"/>) replicas may hold blocks of unequal size, and every
+    /// width that makes a step shorter than all narrower ones is offered (the narrowest for each longest block: with 8
+    /// micro-batches 1, 2, 3, 4 and 8; 5 to 7 replicas take 2 each at most, as 4 do). Otherwise only powers of two dividing the
+    /// micro-batches (every replica's block a subtree of the accumulation tree) that leave each replica's pipeline a block its
+    /// schedule can run (interleaving needs a multiple of pp). Experts are spread over min(ep, dp) replicas, so no width is
+    /// ruled out by them.
     /// </summary>
-    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
+    /// <param name="expert">The expert-parallel degree the job runs at (default: the spec's).</param>
+    /// <param name="zero">The ZeRO stage the job runs at (default: the spec's).</param>
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null, int? expert = null, int? zero = null)
     {
         var microBatches = spec.Batch.MicroBatchesPerStep;
         var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
         var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
+        var uneven = UnevenReplicas(pp, expert ?? spec.Parallel.Expert, zero ?? spec.Parallel.Zero);
+        static int LongestBlock(int micro, int dp) => (micro + dp - 1) / dp;
         var widths = new List<int>();
-        for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp *= 2)
-            if ((long)dp * pp * tp >= spec.Devices.Min && microBatches % dp == 0
+        for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp = uneven ? dp + 1 : dp * 2)
+            if ((long)dp * pp * tp >= spec.Devices.Min
+                && (uneven ? dp == 1 || LongestBlock(microBatches, dp) < LongestBlock(microBatches, dp - 1) : microBatches % dp == 0)
                 && (pp == 1 || PipelineSchedule.Problems(spec.Parallel.Schedule, pp, microBatches / dp, spec.Parallel.VirtualStages, spec.Model.Layers).Count == 0))
                 widths.Add(dp);
         widths.Reverse();
         return widths;
     }
+
+    /// <summary>
+    /// Whether data-parallel replicas may split a step's micro-batches unevenly: not with pipeline stages, expert parallelism or
+    /// ZeRO 3, whose collectives inside a block (activation sends, all-to-alls, parameter gathers) need every replica to run
+    /// the same blocks.
+    /// </summary>
+    public static bool UnevenReplicas(int pipeline, int expert, int zero) => pipeline == 1 && expert == 1 && zero < 3;
 
     /// <summary>The highest ZeRO stage the engine runs.</summary>
     public const int MaxZero = 3;
@@ -124,7 +139,7 @@ public static class SpecValidator
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is a power of two dividing the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is {(UnevenReplicas(spec.Parallel.Pipeline, spec.Parallel.Expert, spec.Parallel.Zero) ? "at most" : "a power of two dividing")} the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
         var parallel = spec.Parallel;
         if (m.Layers >= 1 && parallel.Schedule is { } schedule)
             foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))

@@ -23,7 +23,7 @@ public static class LayoutRequest
         {
             throw new ArgumentException($"--plan: {e.Message}");
         }
-        var problems = Problems(layout.Grid, spec, largestSilo);
+        var problems = Problems(layout.Grid, spec, largestSilo, layout.Zero ?? spec.Parallel.Zero);
         if (layout.Zero is { } zero && (zero < 0 || zero > SpecValidator.MaxZero)) problems.Add(ZeroProblem(zero));
         if (layout.Grid.Ep > 1 && (layout.Zero ?? spec.Parallel.Zero) >= 3)
             problems.Add($"ep = {layout.Grid.Ep} does not run with zero = {layout.Zero ?? spec.Parallel.Zero} yet (zero 1 and 2 do)");
@@ -33,7 +33,8 @@ public static class LayoutRequest
     /// <summary>Why a ZeRO stage cannot be run.</summary>
     public static string ZeroProblem(int zero) => $"zero = {zero} is not a ZeRO stage this engine runs (0 to {SpecValidator.MaxZero})";
 
-    public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo)
+    /// <param name="zero">The ZeRO stage the layout runs at.</param>
+    public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo, int zero)
     {
         var problems = new List<string>();
         var shards = spec.Model.Shards;
@@ -44,8 +45,12 @@ public static class LayoutRequest
         if (grid.Tp > largestSilo) problems.Add($"tp = {grid.Tp} needs {grid.Tp} devices on one silo, but the largest silo has {largestSilo}");
         if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
             problems.Add($"dp x pp x tp = {grid.Dp} x {grid.Pp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
-        if (!PairwiseTreeBlocks(micros, grid.Dp))
-            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step");
+        if (SpecValidator.UnevenReplicas(grid.Pp, grid.Ep, zero))
+        {
+            if (grid.Dp > micros) problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step (a replica would have none)");
+        }
+        else if (!PairwiseTreeBlocks(micros, grid.Dp))
+            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step (pp {grid.Pp}, ep {grid.Ep} or zero {zero} needs every replica to run an equal block)");
         else if (grid.Pp > 1)
             problems.AddRange(PipelineSchedule.Problems(spec.Parallel.Schedule, grid.Pp, micros / grid.Dp, spec.Parallel.VirtualStages, spec.Model.Layers)
                 .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {micros / grid.Dp} micro-batches)"));

@@ -23,7 +23,7 @@ public sealed class DataParallelTests : IAsyncLifetime
     [Theory]
     [InlineData("fp32")]
     [InlineData("bf16")]
-    public async Task Dp_1_2_and_4_give_the_engines_parameters_and_losses_bit_for_bit(string precision)
+    public async Task Dp_1_2_3_and_4_give_the_engines_parameters_and_losses_bit_for_bit(string precision)
     {
         var reference = await TestSpecs.OnDevice(() =>
         {
@@ -31,7 +31,8 @@ public sealed class DataParallelTests : IAsyncLifetime
             using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
             return TrainingLoop.Run(trainer);
         });
-        foreach (var dp in new[] { 1, 2, 4 })
+        // dp 3 splits the 8 micro-batches 2, 3, 3: its replicas still sum subtrees of the one-device tree.
+        foreach (var dp in new[] { 1, 2, 3, 4 })
         {
             var jobId = await _cluster.Client.SubmitAsync(Spec(dp, precision));
             var status = await _cluster.Finish(jobId);
@@ -62,7 +63,7 @@ public sealed class DataParallelTests : IAsyncLifetime
         Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Index));
         Assert.Equal(JobState.Completed, states[^1]);
         var status = await _cluster.Client.GetStatusAsync(jobId);
-        Assert.Equal(4, status.Plan!.Dp); // the widest power of two the 4 free devices allow
+        Assert.Equal(4, status.Plan!.Dp); // the widest the 4 free devices allow
         Assert.Equal(5, status.CommittedStep);
         Assert.Contains(jobId, (await _cluster.Client.ListAsync()).Select(j => j.JobId));
         Assert.All(await _cluster.Client.GetInventoryAsync(), silo => Assert.Equal(0, silo.DevicesInUse));

@@ -149,7 +149,7 @@ public sealed class MultiProcessTests
         var jobId = await connection.Client.SubmitAsync(spec, "kill-coordinator");
         JobStatus before;
         while ((before = await connection.Client.GetStatusAsync(jobId, timeout.Token)).CommittedStep < 20) await Task.Delay(50, timeout.Token);
-        Assert.Equal(2, before.Plan!.Dp);
+        Assert.Equal(3, before.Plan!.Dp);
 
         // Kill -9 the process of the job's coordinator (and of the replica it hosts, if any; at least one replica survives).
         var coordinator = await connection.Cluster.GetGrain<IManagementGrain>(0).GetActivationAddress(connection.Cluster.GetGrain<IJobGrain>(jobId));

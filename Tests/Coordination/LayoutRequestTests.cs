@@ -14,6 +14,7 @@ public sealed class LayoutRequestTests
     [InlineData("dp=4", 4, 1, 1)]
     [InlineData("dp=1,pp=2,tp=2", 1, 2, 2)]
     [InlineData("dp=2,pp=2", 2, 2, 1)]
+    [InlineData("dp=3", 3, 1, 1)]
     public void A_layout_that_fits_the_spec_and_the_silos_is_accepted(string plan, int dp, int pp, int tp)
     {
         var layout = LayoutRequest.Check(plan, Spec, largestSilo: 4);
@@ -33,7 +34,9 @@ public sealed class LayoutRequestTests
     [InlineData("dp=1,tp=8", 8, "tp = 8 does not divide model.tensorShards 4")]
     [InlineData("dp=1,tp=4", 2, "tp = 4 needs 4 devices on one silo, but the largest silo has 2")]
     [InlineData("dp=4,tp=2", 4, "dp x pp x tp = 4 x 1 x 2 = 8 device(s) is outside the job's devices.min..max 1..4")]
-    [InlineData("dp=3,tp=1", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step")]
+    [InlineData("dp=3,zero=3", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step (pp 1, ep 1 or zero 3 needs every replica to run an equal block)")]
+    [InlineData("dp=3,pp=2", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step (pp 2, ep 1 or zero 0 needs")]
+    [InlineData("dp=9", 4, "dp = 9 is more than the 8 micro-batches per step")]
     [InlineData("dp=1,pp=4", 4, "pp = 4: pipeline 4 x virtualStages 1 = 4 chunks need one layer each, but model.layers is 2")]
     [InlineData("dp=one", 4, "--plan: ")]
     [InlineData("dp=2,zero=4", 4, "zero = 4 is not a ZeRO stage this engine runs (0 to 3)")]

@@ -114,30 +114,47 @@ public sealed class Communicator : IDisposable
     /// Sums fp32 buffers across ranks: afterwards each run this rank owns in <paramref name="parts"/> holds the tree sum of that
     /// run over all ranks; the rest of the buffer is left as it was (partial sums).
     /// </summary>
-    public void ReduceScatterSum(Memory<byte> floats, BufferParts parts)
+    public void ReduceScatterSum(Memory<byte> floats, BufferParts parts) => ReduceScatterSum([floats], ReplicaBlocks.OnePerRank(WorldSize), parts);
+
+    /// <summary>
+    /// Sums fp32 buffers that the ranks hold as the pieces of their blocks (<paramref name="pieces"/>: this rank's, in the order
+    /// of <see cref="ReplicaBlocks.PiecesOf"/>) in the canonical tree over the blocks' leaves: afterwards each run this rank
+    /// owns in <paramref name="parts"/> holds that sum in <paramref name="pieces"/>[0]; the rest is left as it was.
+    /// </summary>
+    public void ReduceScatterSum(IReadOnlyList<Memory<byte>> pieces, ReplicaBlocks blocks, BufferParts parts)
     {
-        CheckParts(floats, parts);
+        if (blocks.Ranks != WorldSize) throw new ArgumentException($"blocks of {blocks.Ranks} ranks in a group of {WorldSize}", nameof(blocks));
+        if (pieces.Count != blocks.PiecesOf(Rank).Count)
+            throw new ArgumentException($"rank {Rank} holds {blocks.PiecesOf(Rank).Count} piece(s) of its block, not {pieces.Count}", nameof(pieces));
+        foreach (var piece in pieces) CheckParts(piece, parts);
         var mine = parts.Of(Rank);
-        var received = Scratch(parts.CountOf(Rank) * sizeof(float));
+        var received = Scratch(parts.CountOf(Rank) * sizeof(float), blocks);
         var packed = Packed(mine);
         Exchange("reduce-scatter", Others().SelectMany(p => new PeerOperation[]
         {
-            new(p, ct => SendRuns(p, floats, parts.Of(p), ct)),
-            new(p, ct => ReceiveRuns(p, received[p], packed, ct)),
+            new(p, async ct =>
+            {
+                foreach (var piece in pieces) await SendRuns(p, piece, parts.Of(p), ct).ConfigureAwait(false);
+            }),
+            new(p, async ct =>
+            {
+                foreach (var slot in received[p]) await ReceiveRuns(p, slot, packed, ct).ConfigureAwait(false);
+            }),
         }).ToArray());
-        // This rank's runs, one after another (in place when there is one); the scratch slot at its own index is free.
-        var own = mine.Count == 1 ? Bytes(floats, mine[0]) : received[Rank];
+        // This rank's runs of each piece, one after another (in place when there is one); its own scratch slots are free.
+        var own = pieces.Select((piece, k) => mine.Count == 1 ? Bytes(piece, mine[0]) : received[Rank][k]).ToArray();
         if (mine.Count != 1)
-            for (var i = 0; i < mine.Count; i++) Bytes(floats, mine[i]).CopyTo(Bytes(own, packed[i]));
-        var sum = PairwiseTree.Reduce(0, WorldSize, r => r == Rank ? own : received[r],
+            for (var k = 0; k < pieces.Count; k++)
+                for (var i = 0; i < mine.Count; i++) Bytes(pieces[k], mine[i]).CopyTo(Bytes(own[k], packed[i]));
+        var sum = blocks.Reduce((r, k) => r == Rank ? own[k] : received[r][k],
             (left, right) =>
             {
                 FloatMath.AddInto(MemoryMarshal.Cast<byte, float>(left.Span), MemoryMarshal.Cast<byte, float>(right.Span));
                 return left;
             });
-        if (!sum.Equals(own)) sum.CopyTo(own);
+        if (!sum.Equals(own[0])) sum.CopyTo(own[0]);
         if (mine.Count != 1)
-            for (var i = 0; i < mine.Count; i++) Bytes(own, packed[i]).CopyTo(Bytes(floats, mine[i]));
+            for (var i = 0; i < mine.Count; i++) Bytes(own[0], packed[i]).CopyTo(Bytes(pieces[0], mine[i]));
     }
 
     /// <summary>Fills every rank's chunk of <paramref name="floats"/> from the rank that owns it (the second half of an all-reduce).</summary>
@@ -163,23 +180,33 @@ public sealed class Communicator : IDisposable
     }
 
     /// <summary>Sums fp32 buffers across ranks in canonical tree order; every rank ends with identical bits.</summary>
-    public void AllReduceSum(Memory<byte> floats)
+    public void AllReduceSum(Memory<byte> floats) => AllReduceSum([floats], ReplicaBlocks.OnePerRank(WorldSize));
+
+    /// <summary>Sums the ranks' pieces of <paramref name="blocks"/> (see <see cref="ReduceScatterSum(IReadOnlyList{Memory{byte}}, ReplicaBlocks, BufferParts)"/>); every rank ends with identical bits in <paramref name="pieces"/>[0].</summary>
+    public void AllReduceSum(IReadOnlyList<Memory<byte>> pieces, ReplicaBlocks blocks)
     {
-        ReduceScatterSum(floats);
-        AllGatherChunks(floats);
+        ReduceScatterSum(pieces, blocks, BufferParts.Even(FloatCount(pieces[0]), WorldSize));
+        AllGatherChunks(pieces[0]);
     }
 
     /// <summary>Sums one double per rank in canonical tree order (step losses).</summary>
     public double AllReduceSum(double value) => AllReduceSum([value])[0];
 
     /// <summary>Sums vectors of doubles element by element across ranks in canonical tree order; every rank gets the same bits.</summary>
-    public double[] AllReduceSum(double[] values)
+    public double[] AllReduceSum(double[] values) => AllReduceSum([values], ReplicaBlocks.OnePerRank(WorldSize));
+
+    /// <summary>Sums vectors of doubles (all of one length) that the ranks hold as the pieces of their blocks, in the canonical tree over the leaves.</summary>
+    public double[] AllReduceSum(IReadOnlyList<double[]> pieces, ReplicaBlocks blocks)
     {
-        var mine = MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-        var all = new byte[mine.Length * WorldSize];
-        AllGather(mine, all);
-        double[] Of(int rank) => MemoryMarshal.Cast<byte, double>(all.AsSpan(rank * mine.Length, mine.Length)).ToArray();
-        return PairwiseTree.Reduce(0, WorldSize, Of, (a, b) =>
+        var length = pieces[0].Length;
+        var slots = blocks.MostPieces;
+        var mine = new double[slots * length];
+        for (var k = 0; k < pieces.Count; k++) pieces[k].CopyTo(mine, k * length);
+        var bytes = MemoryMarshal.AsBytes(mine.AsSpan()).ToArray();
+        var all = new byte[bytes.Length * WorldSize];
+        AllGather(bytes, all);
+        double[] Of(int rank, int piece) => MemoryMarshal.Cast<byte, double>(all.AsSpan((rank * slots + piece) * length * sizeof(double), length * sizeof(double))).ToArray();
+        return blocks.Reduce(Of, (a, b) =>
         {
             for (var i = 0; i < a.Length; i++) a[i] += b[i];
             return a;
@@ -191,12 +218,17 @@ public sealed class Communicator : IDisposable
         foreach (var link in _links) link?.Dispose();
     }
 
-    /// <summary>One receive buffer per peer for reduce-scatter, grown as needed and kept: steps reduce same-sized gradients, and large buffers are expensive to collect.</summary>
-    private Memory<byte>[] Scratch(int bytes)
+    /// <summary>
+    /// One receive buffer per piece of each rank's block for reduce-scatter, grown as needed and kept: steps reduce same-sized
+    /// gradients, and large buffers are expensive to collect.
+    /// </summary>
+    private Memory<byte>[][] Scratch(int bytes, ReplicaBlocks blocks)
     {
-        if (_scratch.Length != WorldSize || _scratch[0].Length < bytes)
-            _scratch = Enumerable.Range(0, WorldSize).Select(_ => new byte[bytes]).ToArray();
-        return _scratch.Select(b => b.AsMemory(0, bytes)).ToArray();
+        var slots = Enumerable.Range(0, WorldSize).Sum(r => blocks.PiecesOf(r).Count);
+        if (_scratch.Length < slots || _scratch[0].Length < bytes)
+            _scratch = Enumerable.Range(0, slots).Select(_ => new byte[bytes]).ToArray();
+        var next = 0;
+        return Enumerable.Range(0, WorldSize).Select(r => blocks.PiecesOf(r).Select(_ => _scratch[next++].AsMemory(0, bytes)).ToArray()).ToArray();
     }
 
     private IEnumerable<int> Others() => Enumerable.Range(0, WorldSize).Where(r => r != Rank);

@@ -6,10 +6,10 @@ using Elastic.Training.Parallel;
 namespace Elastic.Training.Engine;
 
 /// <summary>
-/// One data-parallel replica's step: forward/backward over its aligned block of the step's micro-batches,
-/// then a tree-ordered all-reduce of the block gradient sums (and losses) over the replicas, then the
-/// optimizer update. Because the blocks are subtrees of the canonical micro-batch tree and the all-reduce
-/// combines them in the same tree, every replica ends each step with exactly the bits of a single device.
+/// One data-parallel replica's step: forward/backward over its block of the step's micro-batches (<see cref="ReplicaBlocks"/>),
+/// then a tree-ordered all-reduce of the block's gradient sums (and losses) over the replicas, then the optimizer update.
+/// Because a block is summed as subtrees of the canonical micro-batch tree and the all-reduce combines them in the same tree,
+/// every replica ends each step with exactly the bits of a single device, whatever dp is.
 /// Under ZeRO each replica updates only its part of the parameters (stage 2 reduces only that part of the gradient
 /// to it: a reduce-scatter in the same tree) and the parts are then all-gathered: every value gets the same arithmetic.
 /// </summary>
@@ -17,6 +17,7 @@ public sealed class DataParallelTrainer : IDisposable
 {
     private readonly ProcessGroups _groups;
     private readonly Communicator? _replicas;
+    private readonly ReplicaBlocks _blocks;
     private readonly HostWire _wire = new();
     private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroParts;
     private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroExpertParts;
@@ -27,8 +28,12 @@ public sealed class DataParallelTrainer : IDisposable
     public DataParallelTrainer(Trainer trainer, ProcessGroups groups)
     {
         var dp = groups.Grid.Dp;
-        if (!PairwiseTree.IsAlignedBlockCount(trainer.MicroBatchesPerStep, dp))
-            throw new ArgumentException($"dp {dp} must be a power of two dividing the {trainer.MicroBatchesPerStep} micro-batches per step", nameof(groups));
+        if (dp > trainer.MicroBatchesPerStep)
+            throw new ArgumentException($"dp {dp} leaves some replicas none of the {trainer.MicroBatchesPerStep} micro-batches per step", nameof(groups));
+        _blocks = new ReplicaBlocks(trainer.MicroBatchesPerStep, dp);
+        // Collectives inside a block (pipeline sends, expert all-to-alls, ZeRO 3 gathers) need every replica to run the same pieces.
+        if (!_blocks.Aligned && (groups.Grid.Pp > 1 || groups.Grid.Ep > 1 || trainer.Zero is { Level: >= 3 }))
+            throw new ArgumentException($"dp {dp} splits the {trainer.MicroBatchesPerStep} micro-batches per step unevenly, which runs without pipeline, expert parallelism and ZeRO 3 only (pp {groups.Grid.Pp}, ep {groups.Grid.Ep}, zero {trainer.Zero?.Level ?? 0}): dp must be a power of two dividing them", nameof(groups));
         Trainer = trainer;
         _groups = groups;
         _replicas = groups.Along(GridAxis.Data);
@@ -64,22 +69,31 @@ public sealed class DataParallelTrainer : IDisposable
     public StepResult Step(long step)
     {
         if (_replicas is null) return Trainer.Step(step);
-        var perReplica = Trainer.MicroBatchesPerStep / Replicas;
-        var sum = Trainer.RentGradient();
+        // The block's pieces, each a subtree summed into its own buffer (one, the block itself, when dp is a power of two).
+        var pieces = _blocks.PiecesOf(Replica);
+        var sums = new List<TorchSharp.torch.Tensor>(pieces.Count);
         try
         {
-            var lossSum = Trainer.AccumulateBlock(step, Replica * perReplica, perReplica, sum);
+            var losses = new double[pieces.Count][];
+            var blockLoads = new double[]?[pieces.Count];
+            for (var k = 0; k < pieces.Count; k++)
+            {
+                sums.Add(Trainer.RentGradient());
+                losses[k] = [Trainer.AccumulateBlock(step, pieces[k].First, pieces[k].Count, sums[k])];
+                blockLoads[k] = Trainer.BlockExpertLoads;
+            }
+            var sum = sums[0];
             // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
-                _wire.Run(sum, w =>
+                _wire.Run(sums, w =>
                 {
-                    _replicas.ReduceScatterSum(w, parts.Gradients);
-                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum(w, experts.Gradients);
+                    _replicas.ReduceScatterSum(w, _blocks, parts.Gradients);
+                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum(w[0], experts.Gradients);
                 });
             else if (_expertParts is { } spread) _wire.Run(sum, w => ReduceExpertsApart(w, spread));
-            else _wire.Run(sum, _replicas.AllReduceSum);
-            var loads = Trainer.BlockExpertLoads is { } block ? _replicas.AllReduceSum(block) : null;
-            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(lossSum), _zeroParts is null ? null : _replicas, loads);
+            else _wire.Run(sums, w => _replicas.AllReduceSum(w, _blocks));
+            var loads = blockLoads[0] is null ? null : _replicas.AllReduceSum(blockLoads!, _blocks);
+            var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
             if (_zeroParts is { } updated && Trainer.Zero!.Level < 3)
                 _wire.Run(Trainer.FlatParameters, w =>
@@ -91,7 +105,7 @@ public sealed class DataParallelTrainer : IDisposable
         }
         finally
         {
-            Trainer.ReleaseGradient(sum);
+            foreach (var sum in sums) Trainer.ReleaseGradient(sum);
         }
     }
 

@@ -15,16 +15,28 @@ internal sealed class HostWire : IDisposable
     private readonly Dictionary<long, Tensor> _staging = [];
 
     /// <summary>Copies <paramref name="flat"/> out, runs <paramref name="collective"/> on the bytes, and copies the result back.</summary>
-    public void Run(Tensor flat, Action<Memory<byte>> collective)
+    public void Run(Tensor flat, Action<Memory<byte>> collective) => Run([flat], wires => collective(wires[0]));
+
+    /// <summary>
+    /// Copies <paramref name="flats"/> (of one size) out one after another, runs <paramref name="collective"/> on their bytes,
+    /// and copies the first back: collectives over the pieces of a replica's block leave their result there.
+    /// </summary>
+    public void Run(IReadOnlyList<Tensor> flats, Action<IReadOnlyList<Memory<byte>>> collective)
     {
-        var host = flat.device_type == TorchSharp.DeviceType.CPU ? flat : Staged(flat);
-        var bytes = host.bytes;
-        if (_wire.Length < bytes.Length) _wire = new byte[bytes.Length];
-        var wire = _wire.AsMemory(0, bytes.Length);
-        bytes.CopyTo(wire.Span);
-        collective(wire);
-        wire.Span.CopyTo(host.bytes);
-        if (!ReferenceEquals(host, flat)) flat.copy_(host);
+        var length = (int)(flats[0].numel() * flats[0].element_size());
+        if (flats.Any(f => f.numel() != flats[0].numel())) throw new ArgumentException("the pieces of a collective differ in size", nameof(flats));
+        if (_wire.Length < length * flats.Count) _wire = new byte[length * flats.Count];
+        var wires = flats.Select((flat, i) =>
+        {
+            var wire = _wire.AsMemory(i * length, length);
+            (flat.device_type == TorchSharp.DeviceType.CPU ? flat : Staged(flat)).bytes.CopyTo(wire.Span);
+            return wire;
+        }).ToArray();
+        collective(wires);
+        var first = flats[0];
+        var host = first.device_type == TorchSharp.DeviceType.CPU ? first : _staging[first.numel()];
+        wires[0].Span.CopyTo(host.bytes);
+        if (!ReferenceEquals(host, first)) first.copy_(host);
     }
 
     /// <summary>Bytes of the wire buffer and the pinned copies.</summary>

@@ -1,0 +1,78 @@
+namespace Elastic.Training.Engine;
+
+/// <summary>
+/// The step's micro-batches [0, <see cref="Leaves"/>) split over <see cref="Ranks"/> data-parallel replicas in contiguous
+/// blocks as even as the counts allow (replica r: [r·L/R, (r+1)·L/R)). A replica sums its block as pieces, the largest nodes
+/// of the canonical tree (<see cref="PairwiseTree"/>) inside it, and <see cref="Reduce{T}"/> combines everyone's pieces in
+/// that tree: the bits of one device for any number of replicas, so a job on 7 devices need not drop to 4. A power of two
+/// dividing the leaves gives each replica one piece (its block is a subtree) and the tree over ranks.
+/// </summary>
+public sealed class ReplicaBlocks
+{
+    private readonly (int First, int Count)[][] _pieces;
+    private readonly Dictionary<(int First, int Count), (int Rank, int Index)> _owners = [];
+
+    public ReplicaBlocks(int leaves, int ranks)
+    {
+        if (ranks < 1 || ranks > leaves)
+            throw new ArgumentOutOfRangeException(nameof(ranks), ranks, $"{leaves} micro-batches split over 1 to {leaves} replicas");
+        Leaves = leaves;
+        Ranks = ranks;
+        _pieces = new (int, int)[ranks][];
+        for (var rank = 0; rank < ranks; rank++)
+        {
+            var (first, count) = BlockOf(rank);
+            var pieces = new List<(int, int)>();
+            Cover(0, leaves, first, first + count, pieces);
+            _pieces[rank] = [.. pieces];
+            for (var i = 0; i < pieces.Count; i++) _owners[pieces[i]] = (rank, i);
+        }
+    }
+
+    /// <summary>Every rank one leaf (a group whose ranks each contribute one buffer).</summary>
+    public static ReplicaBlocks OnePerRank(int ranks) => new(ranks, ranks);
+
+    public int Leaves { get; }
+    public int Ranks { get; }
+
+    /// <summary>Whether every block is one subtree: a power of two dividing the leaves.</summary>
+    public bool Aligned => PairwiseTree.IsAlignedBlockCount(Leaves, Ranks);
+
+    /// <summary>The most pieces any replica holds.</summary>
+    public int MostPieces => _pieces.Max(p => p.Length);
+
+    public (int First, int Count) BlockOf(int rank)
+    {
+        var (first, end) = ((int)((long)rank * Leaves / Ranks), (int)((long)(rank + 1) * Leaves / Ranks));
+        return (first, end - first);
+    }
+
+    /// <summary>The subtrees that make up <paramref name="rank"/>'s block, in micro-batch order.</summary>
+    public IReadOnlyList<(int First, int Count)> PiecesOf(int rank) => _pieces[rank];
+
+    /// <summary>Combines all pieces in the canonical tree; <paramref name="piece"/> gives a rank's piece by its index in <see cref="PiecesOf"/>.</summary>
+    public T Reduce<T>(Func<int, int, T> piece, Func<T, T, T> combine)
+    {
+        T Node(int lo, int hi)
+        {
+            if (_owners.TryGetValue((lo, hi - lo), out var owner)) return piece(owner.Rank, owner.Index);
+            var mid = PairwiseTree.Split(lo, hi);
+            var left = Node(lo, mid);
+            return combine(left, Node(mid, hi));
+        }
+        return Node(0, Leaves);
+    }
+
+    private static void Cover(int lo, int hi, int first, int end, List<(int, int)> into)
+    {
+        if (end <= lo || hi <= first) return;
+        if (first <= lo && hi <= end)
+        {
+            into.Add((lo, hi - lo));
+            return;
+        }
+        var mid = PairwiseTree.Split(lo, hi);
+        Cover(lo, mid, first, end, into);
+        Cover(mid, hi, first, end, into);
+    }
+}
