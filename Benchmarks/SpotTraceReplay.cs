@@ -13,7 +13,8 @@ namespace Elastic.Benchmarks;
 /// Replays spot churn, time-compressed, onto an in-process cluster where both runs use the same nodes and see the same events:
 /// the AWS p3 trace of the Bamboo paper (../shared/traces/aws-p3-spot.csv, up to 32 nodes over 11.4 h) mapped onto at most 8
 /// nodes (<see cref="Trace.Mapped"/>), and a seeded synthetic trace (<see cref="Trace.Synthetic"/>). Each node is a silo
-/// with one device and every node alive is a device of the job, so every removal hits it. The same data-parallel job runs
+/// with one device and every node alive is a device of the job (32 micro-batches per step: each of 1 to 8 replicas shortens
+/// a step, so the job takes them all), so every removal hits it. The same data-parallel job runs
 /// three ways: elastic with a (scaled) 30 s eviction notice before every removal, elastic with no notice (removals are
 /// kills), and the checkpoint-restart baseline (as torchrun does: at every change of its nodes it stops and restarts from
 /// its latest checkpoint). Reports ETTR, goodput per node alive, lost steps and pauses.
@@ -49,11 +50,11 @@ internal static partial class SpotTraceReplay
         if (sections.Count != options.CheckpointMinutes.Count * traces.Length) return 0;
         var table = string.Join("\n\n", [
             .. sections,
-            string.Create(Inv, $"Both runs on the same nodes with the same events: each node of the trace is a silo with one virtual CPU device, and every node alive is a device of the job (devices 1..8, dp a power of two); one more silo without devices hosts membership and the coordinator. ") +
-            "The AWS p3 trace (Bamboo, up to 32 nodes) is mapped onto at most 8 nodes: every 4 trace nodes alive (rounded up) make one node, rounded down to a power of two, so that no node is ever idle and every removal hits the job; a node removed is the one added last. " +
-            "The synthetic trace: seed 16, 8 nodes, a removal every 6 minutes on average (a Poisson process; a quarter of them bursts of 2 or 3 nodes within 5 s), each removed node back after 15 minutes on average, rounded down to a power of two like the AWS one. " +
+            string.Create(Inv, $"Both runs on the same nodes with the same events: each node of the trace is a silo with one virtual CPU device, and every node alive is a device of the job (dp = the nodes alive, 1 to 8: with 32 micro-batches per step each more replica shortens a step, and uneven blocks keep the bits); one more silo without devices hosts membership and the coordinator. ") +
+            "The AWS p3 trace (Bamboo, up to 32 nodes) is mapped onto at most 8 nodes: every 4 trace nodes alive (rounded up) make one node, so that no node is ever idle and every removal hits the job; a node removed is the one added last. " +
+            "The synthetic trace: seed 16, 8 nodes, a removal every 6 minutes on average (a Poisson process; a quarter of them bursts of 2 or 3 nodes within 5 s), each removed node back after 15 minutes on average. " +
             string.Create(Inv, $"Elastic: with a 30 s eviction notice (scaled: {notice.TotalMilliseconds:F0} ms) before every removal, or none (removals are kills); it grows onto added nodes. Checkpoint-restart (torchrun's way): at every change of its nodes it stops and restarts from its latest checkpoint on the nodes then alive. ") +
-            "A GPT of 2 layers, d=64, context 64, batch 16 = 8 x 2; the same checkpoint cadence in all runs of a table, in minutes of trace time (scaled like the trace). " +
+            "A GPT of 2 layers, d=64, context 64, batch 32 = 32 x 1; the same checkpoint cadence in all runs of a table, in minutes of trace time (scaled like the trace). " +
             "ETTR = seconds of the steps that remain committed at the end / wall seconds. Goodput = samples of the steps kept per wall second / the mean number of nodes alive. Pause: elastic, from the start of a re-plan to the new plan ready (job event); checkpoint-restart, from the stop request to the first step committed after the restart (a restart with no node to train on before the next change has none). " +
             "Kill -> training again: from the kill to the first step committed by the new plan (includes failure detection). On 2 shared cores the step time does not improve with dp, so ETTR and goodput ratios, not throughput, are the figures that carry over. What the ratio depends on (the checkpoint cadence and how often the job's nodes change), and a check of the compression at x60: [elasticity.md](elasticity.md#measured).",
         ]);
@@ -88,7 +89,7 @@ internal static partial class SpotTraceReplay
 
     /// <summary>
     /// The traces a fair replay uses, without replaying them: the whole AWS trace mapped onto at most 8 nodes (4 trace nodes
-    /// to 1, rounded down to a power of two), and the synthetic trace of the documented seed.
+    /// to 1), and the synthetic trace of the documented seed.
     /// </summary>
     private static int Describe(IReadOnlyList<double> churns)
     {
@@ -124,7 +125,8 @@ internal static partial class SpotTraceReplay
             Name = "spot",
             Steps = 1_000_000,
             Model = new ModelSpec { Layers = 2, DModel = 64, Heads = 4, Context = 64, Dropout = 0.1 },
-            Batch = new BatchSpec { Global = 16, Micro = 2 },
+            // 32 micro-batches: every width from 1 to 8 shortens a step, so the job always runs on every node alive.
+            Batch = new BatchSpec { Global = 32, Micro = 1 },
             Eval = new EvalSpec { Every = 0, Batches = 1 },
             Devices = new DeviceSpec { Min = 1, Max = 8 },
             // Minutes of trace time, scaled like the trace; the same in all runs of a table.

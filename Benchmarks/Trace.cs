@@ -42,8 +42,7 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events, TimeSpan Duration
 
     /// <summary>
     /// The trace on at most <paramref name="slots"/> nodes: every <paramref name="bucket"/> trace nodes alive (rounded up)
-    /// make one node, rounded down to a power of two, so that every node is a device of a data-parallel job (dp is a power
-    /// of two) and every removal hits it. A node removed is the one added last; the count follows the trace at each instant.
+    /// make one node. A node removed is the one added last; the count follows the trace at each instant.
     /// </summary>
     public Trace Mapped(int bucket, int slots)
     {
@@ -52,7 +51,7 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events, TimeSpan Duration
         var next = 1;
         foreach (var (at, count) in Alive())
         {
-            var target = PowerOfTwoAtMost(Math.Min(slots, (count + bucket - 1) / bucket));
+            var target = Math.Min(slots, (count + bucket - 1) / bucket);
             while (alive.Count > target) events.Add(new TraceEvent(at, false, alive.Pop()));
             while (alive.Count < target)
             {
@@ -98,8 +97,6 @@ internal sealed record Trace(IReadOnlyList<TraceEvent> Events, TimeSpan Duration
         while (returns.TryDequeue(out var back, out _) && back < duration) events.Add(new TraceEvent(back, true, $"node{++named}"));
         return new Trace(events.OrderBy(e => e.At).ToList(), duration);
     }
-
-    private static int PowerOfTwoAtMost(int n) => n < 1 ? 0 : 1 << (31 - int.LeadingZeroCount(n));
 
     /// <summary>A recorded trace; it lasts until its last event.</summary>
     public static Trace Read(string path)

@@ -62,15 +62,17 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             var parameters = mine.Sum(ChunkParameters);
             var inFlight = stages == 1 ? 1 : virtualStages == 1 ? Math.Min(stages - s, local) : Math.Min(local * virtualStages, (stages - s - 1) * 2 + (virtualStages - 1) * stages + 1);
             var activations = Fp32 * inFlight * mine.Max(ChunkActivations);
-            // The step's sum and one partial sum per level of the micro-batch tree this replica reduces.
-            var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local));
+            // The step's sum and one partial sum per level of the micro-batch tree this replica reduces; a block that is not one
+            // subtree is summed as several (at most two per level), each kept in its own buffer and wired out together.
+            var extraPieces = SpecValidator.EqualBlocks(spec.Batch.MicroBatchesPerStep, dp) ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
+            var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local)) + extraPieces;
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.
             // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).
             var parts = zero > 0 ? dp : 1;
             var largestUnit = Math.Max(Enumerable.Range(0, m.Layers).Max(LayerParameters), Math.Max(v * d + t * d, 2 * d + v * d));
             // The unit running and the next one, prefetched.
             var parameterBytes = Fp32 * (zero >= 3 ? (parameters + dp - 1) / dp + 2 * largestUnit : parameters);
-            var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? 2 * parameters : 0));
+            var staging = Fp32 * (3 * parameters / Math.Max(1, dp) + (dp > 1 ? (2 + extraPieces) * parameters : 0));
             // Tied embeddings: the head's contribution has its own region of every gradient buffer.
             var gradients = parameters + (m.TiedEmbeddings && mine.Any(c => c.Head) ? v * d : 0);
             return new MemoryEstimate(parameters, parameterBytes, Fp32 * gradients * gradientBuffers, Fp32 * ((parameters * 2 + parts - 1) / parts), activations, staging);

@@ -33,7 +33,7 @@ public static class SpecValidator
         var widths = new List<int>();
         for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp = uneven ? dp + 1 : dp * 2)
             if ((long)dp * pp * tp >= spec.Devices.Min
-                && (uneven ? dp == 1 || LongestBlock(microBatches, dp) < LongestBlock(microBatches, dp - 1) : microBatches % dp == 0)
+                && (uneven ? dp == 1 || LongestBlock(microBatches, dp) < LongestBlock(microBatches, dp - 1) : EqualBlocks(microBatches, dp))
                 && (pp == 1 || PipelineSchedule.Problems(spec.Parallel.Schedule, pp, microBatches / dp, spec.Parallel.VirtualStages, spec.Model.Layers).Count == 0))
                 widths.Add(dp);
         widths.Reverse();
@@ -46,6 +46,9 @@ public static class SpecValidator
     /// the same blocks.
     /// </summary>
     public static bool UnevenReplicas(int pipeline, int expert, int zero) => pipeline == 1 && expert == 1 && zero < 3;
+
+    /// <summary>Whether <paramref name="dp"/> replicas split the micro-batches into equal subtrees of the accumulation tree (a power of two dividing them).</summary>
+    public static bool EqualBlocks(int microBatches, int dp) => dp >= 1 && (dp & (dp - 1)) == 0 && microBatches % dp == 0;
 
     /// <summary>The highest ZeRO stage the engine runs.</summary>
     public const int MaxZero = 3;

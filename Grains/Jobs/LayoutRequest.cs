@@ -49,13 +49,11 @@ public static class LayoutRequest
         {
             if (grid.Dp > micros) problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step (a replica would have none)");
         }
-        else if (!PairwiseTreeBlocks(micros, grid.Dp))
+        else if (!SpecValidator.EqualBlocks(micros, grid.Dp))
             problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step (pp {grid.Pp}, ep {grid.Ep} or zero {zero} needs every replica to run an equal block)");
         else if (grid.Pp > 1)
             problems.AddRange(PipelineSchedule.Problems(spec.Parallel.Schedule, grid.Pp, micros / grid.Dp, spec.Parallel.VirtualStages, spec.Model.Layers)
                 .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {micros / grid.Dp} micro-batches)"));
         return problems;
     }
-
-    private static bool PairwiseTreeBlocks(int micros, int dp) => dp >= 1 && (dp & (dp - 1)) == 0 && micros % dp == 0;
 }

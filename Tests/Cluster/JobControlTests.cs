@@ -39,12 +39,12 @@ public sealed class JobControlTests : IAsyncLifetime
             Steps = 0,
             Model = new ModelSpec { DModel = 30, Heads = 4 },
             Batch = new BatchSpec { Global = 12, Micro = 4 },
-            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Devices = new DeviceSpec { Min = 4, Max = 4 },
             Data = new DataSpec { Source = "/no/such/corpus.txt" },
         };
         var error = await Assert.ThrowsAsync<JobSpecRejectedException>(() => _cluster.Client.SubmitAsync(bad, "bad-one"));
         Assert.Equal(["steps", "model.dModel", "optimizer.warmupSteps", "devices.min", "data.source"], error.Errors.Select(e => e.Field));
-        Assert.Contains("no data-parallel width dp in [devices.min 2, devices.max 2]", error.Message);
+        Assert.Contains("no data-parallel width dp in [devices.min 4, devices.max 4]", error.Message);
         Assert.Empty(await _cluster.Client.ListAsync());
         var statistics = await _cluster.Cluster.Client.GetGrain<IManagementGrain>(0).GetSimpleGrainStatistics();
         Assert.DoesNotContain(statistics, s => s.GrainType.Contains(nameof(JobGrain), StringComparison.Ordinal) && s.ActivationCount > 0);
