@@ -64,8 +64,9 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             var activations = Fp32 * inFlight * mine.Max(ChunkActivations);
             // The step's sum and one partial sum per level of the micro-batch tree this replica reduces; a block that is not one
             // subtree is summed as several (at most two per level), each kept in its own buffer and wired out together.
-            var extraPieces = SpecValidator.EqualBlocks(spec.Batch.MicroBatchesPerStep, dp) ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
-            var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local)) + extraPieces;
+            var extraPieces = SpecValidator.EqualBlocks(spec.Batch.MicroBatchesPerStep, dp, SpecValidator.BlockUnit(spec, stages)) ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
+            // ZeRO 3 pads a shorter block with micro-batches whose gradient goes to one more buffer, then is dropped.
+            var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local)) + extraPieces + (zero >= 3 && extraPieces > 0 ? 1 : 0);
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.
             // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).
             var parts = zero > 0 ? dp : 1;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Elastic.Parallelism;
 using Elastic.Parallelism.Pipeline;
 
 namespace Elastic.Jobs;
@@ -14,12 +15,12 @@ public static class SpecValidator
 
     /// <summary>
     /// The data-parallel widths a job may run at, widest first, with dp x pp x tp devices in [devices.min, devices.max]. Without
-    /// pipeline, expert parallelism and ZeRO 3 (<see cref="UnevenReplicas"/>) replicas may hold blocks of unequal size, and every
-    /// width that makes a step shorter than all narrower ones is offered (the narrowest for each longest block: with 8
-    /// micro-batches 1, 2, 3, 4 and 8; 5 to 7 replicas take 2 each at most, as 4 do). Otherwise only powers of two dividing the
-    /// micro-batches (every replica's block a subtree of the accumulation tree) that leave each replica's pipeline a block its
-    /// schedule can run (interleaving needs a multiple of pp). Experts are spread over min(ep, dp) replicas, so no width is
-    /// ruled out by them.
+    /// expert parallelism (and without ZeRO 3 under a pipeline; <see cref="UnevenReplicas"/>) replicas may hold blocks of unequal
+    /// size (<see cref="MicroBatchSplit"/>), and every width that makes a step shorter than all narrower ones is offered (the
+    /// narrowest for each longest block: with 8 micro-batches 1, 2, 3, 4 and 8; 5 to 7 replicas take 2 each at most, as 4 do).
+    /// Otherwise only powers of two dividing the micro-batches (every replica's block a subtree of the accumulation tree). Each
+    /// replica's pipeline must be able to run its block (interleaving needs multiples of pp, which the split keeps). Experts are
+    /// spread over min(ep, dp) replicas, so no width is ruled out by them.
     /// </summary>
     /// <param name="expert">The expert-parallel degree the job runs at (default: the spec's).</param>
     /// <param name="zero">The ZeRO stage the job runs at (default: the spec's).</param>
@@ -29,26 +30,45 @@ public static class SpecValidator
         var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
         var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
         var uneven = UnevenReplicas(pp, expert ?? spec.Parallel.Expert, zero ?? spec.Parallel.Zero);
-        static int LongestBlock(int micro, int dp) => (micro + dp - 1) / dp;
+        var unit = BlockUnit(spec, pp);
         var widths = new List<int>();
-        for (var dp = 1; dp <= microBatches && (long)dp * pp * tp <= spec.Devices.Max; dp = uneven ? dp + 1 : dp * 2)
+        for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(microBatches, unit) && (long)dp * pp * tp <= spec.Devices.Max; dp = uneven ? dp + 1 : dp * 2)
             if ((long)dp * pp * tp >= spec.Devices.Min
-                && (uneven ? dp == 1 || LongestBlock(microBatches, dp) < LongestBlock(microBatches, dp - 1) : EqualBlocks(microBatches, dp))
-                && (pp == 1 || PipelineSchedule.Problems(spec.Parallel.Schedule, pp, microBatches / dp, spec.Parallel.VirtualStages, spec.Model.Layers).Count == 0))
+                && (uneven ? dp == 1 || MicroBatchSplit.Longest(microBatches, dp, unit) < MicroBatchSplit.Longest(microBatches, dp - 1, unit) : EqualBlocks(microBatches, dp, unit))
+                && PipelineProblems(spec, pp, dp, unit).Count == 0)
                 widths.Add(dp);
         widths.Reverse();
         return widths;
     }
 
     /// <summary>
-    /// Whether data-parallel replicas may split a step's micro-batches unevenly: not with pipeline stages, expert parallelism or
-    /// ZeRO 3, whose collectives inside a block (activation sends, all-to-alls, parameter gathers) need every replica to run
-    /// the same blocks.
+    /// Whether data-parallel replicas may split a step's micro-batches unevenly: not with expert parallelism, whose all-to-alls
+    /// inside a block need every replica to run the same blocks, nor with ZeRO 3 under a pipeline (a shorter replica pads its
+    /// block to keep the per-layer gathers paired, which a pipeline's schedule does not allow).
     /// </summary>
-    public static bool UnevenReplicas(int pipeline, int expert, int zero) => pipeline == 1 && expert == 1 && zero < 3;
+    public static bool UnevenReplicas(int pipeline, int expert, int zero) => expert == 1 && (zero < 3 || pipeline == 1);
 
-    /// <summary>Whether <paramref name="dp"/> replicas split the micro-batches into equal subtrees of the accumulation tree (a power of two dividing them).</summary>
-    public static bool EqualBlocks(int microBatches, int dp) => dp >= 1 && (dp & (dp - 1)) == 0 && microBatches % dp == 0;
+    /// <summary>What a block is a whole multiple of at pipeline <paramref name="pp"/> (<see cref="MicroBatchSplit.Unit"/>).</summary>
+    public static int BlockUnit(TrainingSpec spec, int pp) =>
+        MicroBatchSplit.Unit(spec.Batch.MicroBatchesPerStep, pp, spec.Parallel.Schedule == PipelineSchedule.Interleaved);
+
+    /// <summary>Why the pipeline of each of dp replicas (which must be at most the units) cannot run its block, each with its numbers; empty when it can.</summary>
+    public static List<string> PipelineProblems(TrainingSpec spec, int pp, int dp, int unit)
+    {
+        if (pp == 1) return [];
+        var micros = spec.Batch.MicroBatchesPerStep;
+        var (shortest, longest) = (MicroBatchSplit.Shortest(micros, dp, unit), MicroBatchSplit.Longest(micros, dp, unit));
+        return new[] { longest, shortest }.Distinct()
+            .SelectMany(block => PipelineSchedule.Problems(spec.Parallel.Schedule, pp, block, spec.Parallel.VirtualStages, spec.Model.Layers))
+            .Distinct().ToList();
+    }
+
+    /// <summary>
+    /// Whether <paramref name="dp"/> replicas split the micro-batches into equal subtrees of the accumulation tree: a power of two
+    /// dividing them into whole <paramref name="unit"/>s.
+    /// </summary>
+    public static bool EqualBlocks(int microBatches, int dp, int unit) =>
+        dp >= 1 && (dp & (dp - 1)) == 0 && unit >= 1 && microBatches % unit == 0 && microBatches / unit % dp == 0;
 
     /// <summary>The highest ZeRO stage the engine runs.</summary>
     public const int MaxZero = 3;

@@ -45,15 +45,19 @@ public static class LayoutRequest
         if (grid.Tp > largestSilo) problems.Add($"tp = {grid.Tp} needs {grid.Tp} devices on one silo, but the largest silo has {largestSilo}");
         if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
             problems.Add($"dp x pp x tp = {grid.Dp} x {grid.Pp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
+        var unit = SpecValidator.BlockUnit(spec, grid.Pp);
         if (SpecValidator.UnevenReplicas(grid.Pp, grid.Ep, zero))
         {
-            if (grid.Dp > micros) problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step (a replica would have none)");
+            if (grid.Dp > MicroBatchSplit.MostReplicas(micros, unit))
+                problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step{(unit > 1 ? $" split in multiples of pp {unit} (interleaved)" : "")} allow (a replica would have none)");
+            else problems.AddRange(PipelineProblems());
         }
-        else if (!SpecValidator.EqualBlocks(micros, grid.Dp))
-            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step (pp {grid.Pp}, ep {grid.Ep} or zero {zero} needs every replica to run an equal block)");
-        else if (grid.Pp > 1)
-            problems.AddRange(PipelineSchedule.Problems(spec.Parallel.Schedule, grid.Pp, micros / grid.Dp, spec.Parallel.VirtualStages, spec.Model.Layers)
-                .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {micros / grid.Dp} micro-batches)"));
+        else if (!SpecValidator.EqualBlocks(micros, grid.Dp, unit))
+            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step{(unit > 1 ? $" into multiples of pp {unit} (interleaved)" : "")} ({(grid.Ep > 1 ? $"ep {grid.Ep}" : $"zero {zero} with pp {grid.Pp}")} needs every replica to run an equal block)");
+        else problems.AddRange(PipelineProblems());
+        IEnumerable<string> PipelineProblems() => SpecValidator.PipelineProblems(spec, grid.Pp, grid.Dp, unit)
+            .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {Blocks()} micro-batches)");
+        string Blocks() => (MicroBatchSplit.Shortest(micros, grid.Dp, unit), MicroBatchSplit.Longest(micros, grid.Dp, unit)) is var (a, b) && a == b ? $"{a}" : $"{a} to {b}";
         return problems;
     }
 }

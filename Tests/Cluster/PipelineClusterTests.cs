@@ -6,7 +6,7 @@ namespace Elastic.Tests.Cluster;
 
 /// <summary>
 /// Pipeline-parallel jobs on the cluster: a replica's stages on different silos (activations over TCP), the bits of the
-/// single-device engine at any pp and dp, and pp changed live (2 -> 1 -> 4) with the state moved as regions between the
+/// single-device engine at any pp and dp (dp 3 included: replicas running 2, 3 and 3 micro-batches), and pp changed live (2 -> 1 -> 4) with the state moved as regions between the
 /// units' memories.
 /// </summary>
 public sealed class PipelineClusterTests
@@ -24,6 +24,7 @@ public sealed class PipelineClusterTests
     [Theory]
     [InlineData(1, 2, 1)]
     [InlineData(2, 4, 2)]
+    [InlineData(3, 6, 3)] // three replicas split the eight micro-batches 2, 3, 3
     public async Task Pp_2_with_stages_on_two_silos_gives_the_engines_parameters_and_losses_bit_for_bit(int devicesPerSilo, int devices, int dp)
     {
         var spec = Spec(4, devices, devices, pipeline: 2);

@@ -22,20 +22,21 @@ public sealed class LayoutRequestTests
         Assert.Null(layout.Zero);
     }
 
-    [Fact]
-    public void A_zero_stage_rides_along_with_the_grid()
+    [Theory]
+    [InlineData("dp=4,zero=2", 4, 2)]
+    [InlineData("dp=3,zero=3", 3, 3)]
+    public void A_zero_stage_rides_along_with_the_grid(string plan, int dp, int zero)
     {
-        var layout = LayoutRequest.Check("dp=4,zero=2", Spec, largestSilo: 4);
-        Assert.Equal((4, 2), (layout.Grid.Dp, layout.Zero));
-        Assert.Equal("dp=4 pp=1 tp=1 zero=2", layout.ToString());
+        var layout = LayoutRequest.Check(plan, Spec, largestSilo: 4);
+        Assert.Equal((dp, zero), (layout.Grid.Dp, layout.Zero));
+        Assert.Equal($"dp={dp} pp=1 tp=1 zero={zero}", layout.ToString());
     }
 
     [Theory]
     [InlineData("dp=1,tp=8", 8, "tp = 8 does not divide model.tensorShards 4")]
     [InlineData("dp=1,tp=4", 2, "tp = 4 needs 4 devices on one silo, but the largest silo has 2")]
     [InlineData("dp=4,tp=2", 4, "dp x pp x tp = 4 x 1 x 2 = 8 device(s) is outside the job's devices.min..max 1..4")]
-    [InlineData("dp=3,zero=3", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step (pp 1, ep 1 or zero 3 needs every replica to run an equal block)")]
-    [InlineData("dp=3,pp=2", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step (pp 2, ep 1 or zero 0 needs")]
+    [InlineData("dp=3,pp=2,zero=3", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step (zero 3 with pp 2 needs every replica to run an equal block)")]
     [InlineData("dp=9", 4, "dp = 9 is more than the 8 micro-batches per step")]
     [InlineData("dp=1,pp=4", 4, "pp = 4: pipeline 4 x virtualStages 1 = 4 chunks need one layer each, but model.layers is 2")]
     [InlineData("dp=one", 4, "--plan: ")]
@@ -49,13 +50,23 @@ public sealed class LayoutRequestTests
     }
 
     [Fact]
-    public void Interleaving_needs_each_replicas_micro_batches_to_be_a_multiple_of_pp()
+    public void Pipelines_may_split_the_micro_batches_unevenly()
     {
-        var spec = Spec with { Batch = new BatchSpec { Global = 12, Micro = 2 }, Parallel = new ParallelSpec { Schedule = "interleaved" } };
+        var layout = LayoutRequest.Check("dp=3,pp=2", Spec with { Devices = new DeviceSpec { Min = 1, Max = 6 } }, largestSilo: 4);
 
-        var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check("dp=2,pp=2", spec, largestSilo: 4));
+        Assert.Equal((3, 2), (layout.Grid.Dp, layout.Grid.Pp));
+    }
 
-        Assert.Contains("pp = 2: the interleaved schedule needs the micro-batches per step (3) to be a multiple of pipeline 2 (each of dp 2 replicas runs 3 micro-batches)", e.Message);
+    [Theory]
+    [InlineData(12, null)]
+    [InlineData(10, "pp = 2: the interleaved schedule needs the micro-batches per step (3) to be a multiple of pipeline 2 (each of dp 2 replicas runs 2 to 3 micro-batches)")]
+    public void Interleaving_splits_the_micro_batches_in_multiples_of_pp(int global, string? reason)
+    {
+        var spec = Spec with { Batch = new BatchSpec { Global = global, Micro = 2 }, Parallel = new ParallelSpec { Schedule = "interleaved" } };
+
+        // Six micro-batches: blocks of 2 and 4; five cannot be split in multiples of 2.
+        if (reason is null) Assert.Equal(2, LayoutRequest.Check("dp=2,pp=2", spec, largestSilo: 4).Grid.Dp);
+        else Assert.Contains(reason, Assert.Throws<ArgumentException>(() => LayoutRequest.Check("dp=2,pp=2", spec, largestSilo: 4)).Message);
     }
 
     [Fact]

@@ -9,7 +9,8 @@ namespace Elastic.Tests.Training;
 /// <summary>
 /// Data parallelism at any width: replicas that split the step's micro-batches unevenly (3, 5, 6 or 7 of them over 8) sum their
 /// blocks as subtrees of the accumulation tree and combine them in it, so they end with the one-device bits, alone, with
-/// ZeRO 1 and 2, tensor parallelism and MoE layers, and through a checkpoint written at one width and resumed at another.
+/// ZeRO 1, 2 and 3, tensor parallelism, pipeline stages (both schedules) and MoE layers, and through a checkpoint written at one
+/// width and resumed at another.
 /// </summary>
 public sealed class UnevenReplicasTests
 {
@@ -47,26 +48,61 @@ public sealed class UnevenReplicasTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new ReplicaBlocks(8, 9));
     }
 
-    public static TheoryData<string, int, int, int, bool> Layouts => new()
+    [Fact]
+    public void An_interleaved_pipeline_gets_blocks_of_whole_multiples_of_its_stages()
     {
-        // label, dp, tp, zero, MoE layers
-        { "dp 3", 3, 1, 0, false },
-        { "dp 5", 5, 1, 0, false },
-        { "dp 6", 6, 1, 0, false },
-        { "dp 7", 7, 1, 0, false },
-        { "dp 3 zero 1", 3, 1, 1, false },
-        { "dp 5 zero 2", 5, 1, 2, false },
-        { "dp 3 tp 2", 3, 2, 0, false },
-        { "dp 3 moe", 3, 1, 0, true },
+        var blocks = new ReplicaBlocks(12, 5, unit: 2);
+
+        Assert.Equal([(0, 2), (2, 2), (4, 2), (6, 2), (8, 4)], Enumerable.Range(0, 5).Select(blocks.BlockOf));
+        Assert.Equal(4, blocks.Longest);
+        Assert.False(blocks.Aligned);
+        // A power of two dividing the micro-batches but not the units is not an equal split.
+        Assert.False(new ReplicaBlocks(6, 2, unit: 2).Aligned);
+        Assert.True(new ReplicaBlocks(8, 2, unit: 2).Aligned);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ReplicaBlocks(12, 7, unit: 2));
+    }
+
+    public static TheoryData<string, int, int, int, int, bool> Layouts => new()
+    {
+        // label, dp, pp, tp, zero, MoE layers
+        { "dp 3", 3, 1, 1, 0, false },
+        { "dp 5", 5, 1, 1, 0, false },
+        { "dp 6", 6, 1, 1, 0, false },
+        { "dp 7", 7, 1, 1, 0, false },
+        { "dp 3 zero 1", 3, 1, 1, 1, false },
+        { "dp 5 zero 2", 5, 1, 1, 2, false },
+        { "dp 3 zero 3", 3, 1, 1, 3, false },
+        { "dp 6 zero 3", 6, 1, 1, 3, false },
+        { "dp 3 tp 2", 3, 1, 2, 0, false },
+        { "dp 3 pp 2", 3, 2, 1, 0, false },
+        { "dp 3 pp 2 zero 2", 3, 2, 1, 2, false },
+        { "dp 3 moe", 3, 1, 1, 0, true },
+        { "dp 3 zero 3 moe", 3, 1, 1, 3, true },
     };
 
     [Theory, MemberData(nameof(Layouts))]
-    public async Task Uneven_replicas_end_with_the_one_device_digest_and_the_same_losses(string label, int dp, int tp, int zero, bool moe)
+    public async Task Uneven_replicas_end_with_the_one_device_digest_and_the_same_losses(string label, int dp, int pp, int tp, int zero, bool moe)
     {
-        var spec = Spec(zero, tp, moe);
+        var spec = Spec(zero, tp, moe, pipeline: pp);
         var reference = await TestSpecs.OneDeviceSteps(spec);
 
-        var ranks = await Train(spec, ParallelGrid.Of(dp, 1, tp), EngineGrid.AllSteps, label);
+        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), EngineGrid.AllSteps, label);
+
+        Assert.All(ranks, r =>
+        {
+            Assert.Equal(reference.Digest, r.Digest);
+            Assert.Equal(reference.Steps, r.Steps);
+        });
+    }
+
+    [Fact]
+    public async Task An_interleaved_pipeline_runs_uneven_blocks_of_whole_multiples_of_its_stages()
+    {
+        // Twelve micro-batches over dp 5 at pp 2: blocks of 2, 2, 2, 2 and 4, each a multiple of the interleaved schedule's stages.
+        var spec = Spec(pipeline: 2, schedule: "interleaved", virtualStages: 2) with { Batch = new BatchSpec { Global = 24, Micro = 2 }, Steps = 2 };
+        var reference = await TestSpecs.OneDeviceSteps(spec);
+
+        var ranks = await Train(spec, ParallelGrid.Of(5, 2, 1), EngineGrid.AllSteps, "interleaved");
 
         Assert.All(ranks, r =>
         {
@@ -89,39 +125,41 @@ public sealed class UnevenReplicasTests
     }
 
     [Fact]
-    public async Task Uneven_replicas_with_zero_3_are_refused_before_a_step()
+    public async Task Uneven_replicas_with_zero_3_through_a_pipeline_are_refused_before_a_step()
     {
-        var spec = Spec(zero: 3);
+        var spec = Spec(zero: 3, pipeline: 2);
 
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => Train(spec, ParallelGrid.Of(3, 1, 1), _ => 0, "zero3"));
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => Train(spec, ParallelGrid.Of(3, 2, 1), _ => 0, "zero3-pp2"));
 
         Assert.Contains("dp 3 splits the 8 micro-batches per step unevenly", e.Message);
     }
 
     [Theory]
-    [InlineData(1, 1, 0, new[] { 8, 4, 3, 2, 1 })]
-    [InlineData(1, 1, 2, new[] { 8, 4, 3, 2, 1 })]
-    [InlineData(1, 1, 3, new[] { 8, 4, 2, 1 })]
-    [InlineData(2, 1, 0, new[] { 8, 4, 2, 1 })]
-    [InlineData(1, 2, 0, new[] { 8, 4, 2, 1 })]
-    public void The_widths_offered_are_those_that_shorten_a_step(int pipeline, int expert, int zero, int[] widths)
+    [InlineData(1, "1f1b", 1, 0, new[] { 8, 4, 3, 2, 1 })]
+    [InlineData(1, "1f1b", 1, 2, new[] { 8, 4, 3, 2, 1 })]
+    [InlineData(1, "1f1b", 1, 3, new[] { 8, 4, 3, 2, 1 })]
+    [InlineData(2, "1f1b", 1, 0, new[] { 8, 4, 3, 2, 1 })]
+    [InlineData(2, "1f1b", 1, 3, new[] { 8, 4, 2, 1 })]
+    [InlineData(2, "interleaved", 1, 0, new[] { 4, 2, 1 })]
+    [InlineData(1, "1f1b", 2, 0, new[] { 8, 4, 2, 1 })]
+    public void The_widths_offered_are_those_that_shorten_a_step(int pipeline, string schedule, int expert, int zero, int[] widths)
     {
         var spec = TestSpecs.Tiny(global: 16, micro: 2) with
         {
             Model = TestSpecs.Tiny().Model with { Layers = 4 },
             Devices = new DeviceSpec { Min = 1, Max = 8 * pipeline },
-            Parallel = new ParallelSpec { Pipeline = pipeline, Expert = expert, Zero = zero },
+            Parallel = new ParallelSpec { Pipeline = pipeline, Schedule = schedule, Expert = expert, Zero = zero },
         };
 
         Assert.Equal(widths, SpecValidator.DataParallelWidths(spec));
     }
 
     // Four layers, tied embeddings and dropout, eight micro-batches of 2.
-    private static TrainingSpec Spec(int zero = 0, int tensor = 1, bool moe = false, int steps = 3) =>
+    private static TrainingSpec Spec(int zero = 0, int tensor = 1, bool moe = false, int steps = 3, int pipeline = 1, string schedule = "1f1b", int virtualStages = 1) =>
         TestSpecs.Tiny(steps: steps, global: 16, micro: 2, dropout: 0.1) with
         {
             Model = TestSpecs.Tiny().Model with { Layers = 4, Moe = moe ? new MoeSpec { Experts = 4, TopK = 2, Every = 2 } : null },
-            Parallel = new ParallelSpec { Zero = zero, Tensor = tensor },
+            Parallel = new ParallelSpec { Zero = zero, Tensor = tensor, Pipeline = pipeline, Schedule = schedule, VirtualStages = virtualStages },
         };
 
     private static async Task<T[]> Train<T>(TrainingSpec spec, ParallelGrid grid, Func<DataParallelTrainer, T> work, string name)

@@ -1,8 +1,10 @@
+using Elastic.Parallelism;
+
 namespace Elastic.Training.Engine;
 
 /// <summary>
 /// The step's micro-batches [0, <see cref="Leaves"/>) split over <see cref="Ranks"/> data-parallel replicas in contiguous
-/// blocks as even as the counts allow (replica r: [r·L/R, (r+1)·L/R)). A replica sums its block as pieces, the largest nodes
+/// blocks as even as the counts allow (<see cref="MicroBatchSplit"/>). A replica sums its block as pieces, the largest nodes
 /// of the canonical tree (<see cref="PairwiseTree"/>) inside it, and <see cref="Reduce{T}"/> combines everyone's pieces in
 /// that tree: the bits of one device for any number of replicas, so a job on 7 devices need not drop to 4. A power of two
 /// dividing the leaves gives each replica one piece (its block is a subtree) and the tree over ranks.
@@ -12,12 +14,13 @@ public sealed class ReplicaBlocks
     private readonly (int First, int Count)[][] _pieces;
     private readonly Dictionary<(int First, int Count), (int Rank, int Index)> _owners = [];
 
-    public ReplicaBlocks(int leaves, int ranks)
+    /// <param name="unit">Blocks are whole multiples of it (an interleaved pipeline's stages).</param>
+    public ReplicaBlocks(int leaves, int ranks, int unit = 1)
     {
-        if (ranks < 1 || ranks > leaves)
-            throw new ArgumentOutOfRangeException(nameof(ranks), ranks, $"{leaves} micro-batches split over 1 to {leaves} replicas");
         Leaves = leaves;
         Ranks = ranks;
+        Unit = unit;
+        Longest = MicroBatchSplit.Longest(leaves, ranks, unit);
         _pieces = new (int, int)[ranks][];
         for (var rank = 0; rank < ranks; rank++)
         {
@@ -34,18 +37,18 @@ public sealed class ReplicaBlocks
 
     public int Leaves { get; }
     public int Ranks { get; }
+    public int Unit { get; }
 
-    /// <summary>Whether every block is one subtree: a power of two dividing the leaves.</summary>
-    public bool Aligned => PairwiseTree.IsAlignedBlockCount(Leaves, Ranks);
+    /// <summary>The most micro-batches any replica runs.</summary>
+    public int Longest { get; }
+
+    /// <summary>Whether the blocks are equal and each one subtree (a power of two dividing the leaves into whole units).</summary>
+    public bool Aligned => MostPieces == 1 && Longest == MicroBatchSplit.Shortest(Leaves, Ranks, Unit);
 
     /// <summary>The most pieces any replica holds.</summary>
     public int MostPieces => _pieces.Max(p => p.Length);
 
-    public (int First, int Count) BlockOf(int rank)
-    {
-        var (first, end) = ((int)((long)rank * Leaves / Ranks), (int)((long)(rank + 1) * Leaves / Ranks));
-        return (first, end - first);
-    }
+    public (int First, int Count) BlockOf(int rank) => MicroBatchSplit.BlockOf(Leaves, Ranks, rank, Unit);
 
     /// <summary>The subtrees that make up <paramref name="rank"/>'s block, in micro-batch order.</summary>
     public IReadOnlyList<(int First, int Count)> PiecesOf(int rank) => _pieces[rank];

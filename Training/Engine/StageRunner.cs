@@ -22,21 +22,26 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
 {
     private readonly StageLinks? _links = links;
 
-    /// <summary>With MoE layers, the expert loads of the last <see cref="Run"/>'s micro-batches summed in the canonical tree (<see cref="Parallel.Experts.ExpertLoadVector"/>).</summary>
-    public double[]? Loads { get; private set; }
+    /// <summary>With MoE layers, the expert loads of each piece of the last <see cref="Run"/> summed in the canonical tree (<see cref="Parallel.Experts.ExpertLoadVector"/>).</summary>
+    public IReadOnlyList<double[]>? Loads { get; private set; }
 
     /// <summary>Called after each op with its compute span (Stopwatch timestamps, waits for the peer's frame excluded): benchmarks measure the bubble with it.</summary>
     public Action<PipelineOp, long, long>? Observer { get; set; }
 
     /// <summary>
-    /// Micro-batches [first, first + count) of <paramref name="step"/>: each local chunk's gradient sum is written into its
-    /// region of <paramref name="target"/>. Returns the tree sum of their losses on the stage holding the head, 0 elsewhere.
+    /// The block of micro-batches <paramref name="pieces"/> cover (contiguous, in order) of <paramref name="step"/>, run as one
+    /// schedule: each piece's gradient sum (a subtree of the canonical tree) is written into each local chunk's region of its
+    /// target. Returns each piece's tree sum of losses on the stage holding the head, 0 elsewhere.
     /// </summary>
-    public double Run(long step, int first, int count, Tensor target)
+    public double[] Run(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets)
     {
+        var (first, count, pieceOf) = Block(pieces, targets.Count);
+        if (experts is not null && pieces.Count > 1)
+            throw new ArgumentException($"hosted experts' gradients are summed per source over one block; got {pieces.Count} pieces", nameof(pieces));
         using var scope = NewDisposeScope();
         var ops = PipelineSchedule.For(stage.Schedule, stage.Stages, stage.Rank, count, stage.VirtualStages);
-        var sums = chunks.Select(c => new TreeAccumulator<Tensor>(0, count, (into, other) => into.add_(other, alpha: One), c.Gradients.Release)).ToList();
+        // Per chunk, one tree per piece over the piece's micro-batches (indices relative to the block).
+        var sums = chunks.Select(c => pieces.Select(p => new TreeAccumulator<Tensor>(p.First - first, p.First - first + p.Count, (into, other) => into.add_(other, alpha: One), c.Gradients.Release)).ToList()).ToList();
         var inFlight = new Dictionary<(int Micro, int Chunk), Held>();
         var losses = new Tensor[count];
         var loads = model.Spec.Moe is null ? null : new double[count][];
@@ -60,8 +65,11 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
                 {
                     var held = inFlight[(op.Micro, op.Chunk)];
                     inFlight.Remove((op.Micro, op.Chunk));
-                    var sum = sums[local];
-                    var buffer = sum.Next == 0 ? target.narrow(0, chunks[local].Offset, chunks[local].Gradients.Length) : chunks[local].Gradients.Rent();
+                    var piece = pieceOf[op.Micro];
+                    var sum = sums[local][piece];
+                    var buffer = sum.Next == pieces[piece].First - first
+                        ? targets[piece].narrow(0, chunks[local].Offset, chunks[local].Gradients.Length)
+                        : chunks[local].Gradients.Rent();
                     started = Backward(chunks[local], held, buffer);
                     sum.Add(op.Micro, buffer);
                     experts?.Complete(chunks[local].Chunk, op.Micro);
@@ -69,9 +77,9 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
                 Observer?.Invoke(op, started, System.Diagnostics.Stopwatch.GetTimestamp());
             }
             _links?.Flush();
-            if (sums.FirstOrDefault(s => !s.Complete) is { } unfinished)
+            if (sums.SelectMany(s => s).FirstOrDefault(s => !s.Complete) is { } unfinished)
                 throw new InvalidOperationException($"the {stage.Schedule} schedule of stage {stage.Rank} left a chunk with micro-batch {unfinished.Next} of {count} without a backward");
-            experts?.WriteInto(target, (chunk, key) =>
+            experts?.WriteInto(targets[0], (chunk, key) =>
             {
                 var region = chunks.Single(c => c.Chunk.Index == chunk.Index);
                 var slice = region.Gradients.SliceOf(key);
@@ -82,10 +90,28 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         {
             foreach (var held in inFlight.Values) Free(held);
         }
-        Loads = loads is null ? null : PairwiseTree.Reduce(0, count, i => loads[i], Parallel.Experts.ExpertLoadVector.Add);
-        if (!model.Chunks.Any(c => c.Head)) return 0;
-        // One host synchronisation per block: the losses stay on the device (fp64) until their tree sum is read.
-        return PairwiseTree.Reduce(0, count, i => losses[i], (a, b) => a.add(b, alpha: One)).item<double>();
+        (int Lo, int Hi) Range((int First, int Count) p) => (p.First - first, p.First - first + p.Count);
+        Loads = loads is null ? null : pieces.Select(p => PairwiseTree.Reduce(Range(p).Lo, Range(p).Hi, i => loads[i], Parallel.Experts.ExpertLoadVector.Add)).ToList();
+        if (!model.Chunks.Any(c => c.Head)) return new double[pieces.Count];
+        // One host synchronisation per block: the losses stay on the device (fp64) until their tree sums are read.
+        using var pieceLosses = stack(pieces.Select(p => PairwiseTree.Reduce(Range(p).Lo, Range(p).Hi, i => losses[i], (a, b) => a.add(b, alpha: One))).ToArray());
+        return pieceLosses.cpu().data<double>().ToArray();
+    }
+
+    /// <summary>The block the pieces cover, and the piece of each of its micro-batches; throws unless they are contiguous and in order.</summary>
+    private static (int First, int Count, int[] PieceOf) Block(IReadOnlyList<(int First, int Count)> pieces, int targets)
+    {
+        if (pieces.Count == 0 || pieces.Count != targets)
+            throw new ArgumentException($"{pieces.Count} piece(s) with {targets} gradient target(s): one target per piece, at least one", nameof(pieces));
+        var first = pieces[0].First;
+        var pieceOf = new List<int>();
+        for (var k = 0; k < pieces.Count; k++)
+        {
+            if (pieces[k].Count < 1 || pieces[k].First != first + pieceOf.Count)
+                throw new ArgumentException($"piece {k} [{pieces[k].First}, +{pieces[k].Count}) does not follow micro-batch {first + pieceOf.Count - 1}: a block's pieces are contiguous and in order", nameof(pieces));
+            pieceOf.AddRange(Enumerable.Repeat(k, pieces[k].Count));
+        }
+        return (first, pieceOf.Count, [.. pieceOf]);
     }
 
     /// <summary>

@@ -238,16 +238,23 @@ public sealed class Trainer : IDisposable
     /// gradient sum written into <paramref name="target"/> (a flat buffer from <see cref="RentGradient"/>).
     /// Returns the sum of their losses, in the same tree order.
     /// </summary>
-    public double AccumulateBlock(long step, int first, int count, Tensor target)
+    public double AccumulateBlock(long step, int first, int count, Tensor target) => AccumulatePieces(step, [(first, count)], [target])[0];
+
+    /// <summary>
+    /// Forward and backward over the block of <paramref name="step"/>'s micro-batches that <paramref name="pieces"/> cover
+    /// (contiguous, in order) as one schedule; each piece's gradient sum, a subtree of the canonical tree, is written into its
+    /// target (a flat buffer from <see cref="RentGradient"/>). Returns each piece's sum of losses, in the same tree order.
+    /// </summary>
+    public double[] AccumulatePieces(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets)
     {
-        var losses = _runner.Run(step, first, count, target);
+        var losses = _runner.Run(step, pieces, targets);
         // ZeRO 3: the data-parallel group is the gradient's next; no parameter gather may still be on it.
         _gather?.Drain();
         return losses;
     }
 
-    /// <summary>With MoE layers, the expert loads of the last <see cref="AccumulateBlock"/> (a vector to all-reduce over the replicas).</summary>
-    public double[]? BlockExpertLoads => _runner.Loads;
+    /// <summary>With MoE layers, the expert loads of each piece of the last <see cref="AccumulatePieces"/> (vectors to all-reduce over the replicas).</summary>
+    public IReadOnlyList<double[]>? PieceExpertLoads => _runner.Loads;
 
     /// <summary>Combines per-block gradient sums (equal, aligned blocks in micro-batch order) in place into blocks[0].</summary>
     public static Tensor CombineBlocks(IReadOnlyList<Tensor> blocks) =>
@@ -268,7 +275,7 @@ public sealed class Trainer : IDisposable
         // The stage holding the head has the loss; the others add exact zeros.
         lossSum = Stage.Ranks?.AllReduceSum(lossSum) ?? lossSum;
         // Each MoE layer is on one stage: the others add exact zeros.
-        expertLoads ??= BlockExpertLoads;
+        expertLoads ??= PieceExpertLoads?[0];
         if (expertLoads is not null && Stage.Ranks is { } stages) expertLoads = stages.AllReduceSum(expertLoads);
         // Explicit scalars live until the end of the method; implicit ones can be finalized mid-call.
         using var mean = (1.0 / m).ToScalar();
