@@ -102,7 +102,7 @@ public sealed partial class JobGrain
         if (change.Experts is { } experts) Record.ExpertParallel = experts;
         // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
         var refusable = change.Layout is not null && lost.Count == 0;
-        var request = new AllocationRequest(JobId, Standing, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp, zero),
+        var request = new AllocationRequest(JobId, Standing, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp),
             holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList(), await UnreachableSilos(lost.Select(h => found[h]).ToList()),
             tp, KeepWhenShort: refusable);
         var devices = (await OnCapacity(c => c.Allocate(request))).Devices;

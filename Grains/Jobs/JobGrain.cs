@@ -68,10 +68,10 @@ public sealed partial class JobGrain(
     private JobStanding Standing => new(Record.Tenant, Record.Spec.Priority, Record.SubmittedAt);
 
     /// <summary>The device counts (dp x pp x tp) the job accepts, widest first.</summary>
-    private IReadOnlyList<int> Widths => WidthsAt(Pp, Tp, Zero);
+    private IReadOnlyList<int> Widths => WidthsAt(Pp, Tp);
 
-    private IReadOnlyList<int> WidthsAt(int pp, int tp, int zero) =>
-        SpecValidator.DataParallelWidths(Record.Spec, tp, pp, ExpertTarget, zero).Select(dp => dp * pp * tp).ToList();
+    private IReadOnlyList<int> WidthsAt(int pp, int tp) =>
+        SpecValidator.DataParallelWidths(Record.Spec, tp, pp, ExpertTarget).Select(dp => dp * pp * tp).ToList();
 
     /// <summary>
     /// The job's tensor-parallel degree: its spec's, until a layout asked for changes it; every plan after that keeps it, so a

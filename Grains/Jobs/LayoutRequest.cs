@@ -23,7 +23,7 @@ public static class LayoutRequest
         {
             throw new ArgumentException($"--plan: {e.Message}");
         }
-        var problems = Problems(layout.Grid, spec, largestSilo, layout.Zero ?? spec.Parallel.Zero);
+        var problems = Problems(layout.Grid, spec, largestSilo);
         if (layout.Zero is { } zero && (zero < 0 || zero > SpecValidator.MaxZero)) problems.Add(ZeroProblem(zero));
         if (layout.Grid.Ep > 1 && (layout.Zero ?? spec.Parallel.Zero) >= 3)
             problems.Add($"ep = {layout.Grid.Ep} does not run with zero = {layout.Zero ?? spec.Parallel.Zero} yet (zero 1 and 2 do)");
@@ -33,8 +33,7 @@ public static class LayoutRequest
     /// <summary>Why a ZeRO stage cannot be run.</summary>
     public static string ZeroProblem(int zero) => $"zero = {zero} is not a ZeRO stage this engine runs (0 to {SpecValidator.MaxZero})";
 
-    /// <param name="zero">The ZeRO stage the layout runs at.</param>
-    public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo, int zero)
+    public static List<string> Problems(ParallelGrid grid, TrainingSpec spec, int largestSilo)
     {
         var problems = new List<string>();
         var shards = spec.Model.Shards;
@@ -46,14 +45,14 @@ public static class LayoutRequest
         if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
             problems.Add($"dp x pp x tp = {grid.Dp} x {grid.Pp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
         var unit = SpecValidator.BlockUnit(spec, grid.Pp);
-        if (SpecValidator.UnevenReplicas(grid.Pp, grid.Ep, zero))
+        if (SpecValidator.UnevenReplicas(grid.Ep))
         {
             if (grid.Dp > MicroBatchSplit.MostReplicas(micros, unit))
                 problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step{(unit > 1 ? $" split in multiples of pp {unit} (interleaved)" : "")} allow (a replica would have none)");
             else problems.AddRange(PipelineProblems());
         }
         else if (!SpecValidator.EqualBlocks(micros, grid.Dp, unit))
-            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step{(unit > 1 ? $" into multiples of pp {unit} (interleaved)" : "")} ({(grid.Ep > 1 ? $"ep {grid.Ep}" : $"zero {zero} with pp {grid.Pp}")} needs every replica to run an equal block)");
+            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step{(unit > 1 ? $" into multiples of pp {unit} (interleaved)" : "")} (ep {grid.Ep} needs every replica to run an equal block)");
         else problems.AddRange(PipelineProblems());
         IEnumerable<string> PipelineProblems() => SpecValidator.PipelineProblems(spec, grid.Pp, grid.Dp, unit)
             .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {Blocks()} micro-batches)");

@@ -36,7 +36,6 @@ public sealed class LayoutRequestTests
     [InlineData("dp=1,tp=8", 8, "tp = 8 does not divide model.tensorShards 4")]
     [InlineData("dp=1,tp=4", 2, "tp = 4 needs 4 devices on one silo, but the largest silo has 2")]
     [InlineData("dp=4,tp=2", 4, "dp x pp x tp = 4 x 1 x 2 = 8 device(s) is outside the job's devices.min..max 1..4")]
-    [InlineData("dp=3,pp=2,zero=3", 4, "dp = 3 is not a power of two dividing the 8 micro-batches per step (zero 3 with pp 2 needs every replica to run an equal block)")]
     [InlineData("dp=9", 4, "dp = 9 is more than the 8 micro-batches per step")]
     [InlineData("dp=1,pp=4", 4, "pp = 4: pipeline 4 x virtualStages 1 = 4 chunks need one layer each, but model.layers is 2")]
     [InlineData("dp=one", 4, "--plan: ")]
@@ -49,12 +48,24 @@ public sealed class LayoutRequestTests
         Assert.Contains(reason, e.Message);
     }
 
-    [Fact]
-    public void Pipelines_may_split_the_micro_batches_unevenly()
+    [Theory]
+    [InlineData("dp=3,pp=2")]
+    [InlineData("dp=3,pp=2,zero=3")]
+    public void Pipelines_may_split_the_micro_batches_unevenly(string plan)
     {
-        var layout = LayoutRequest.Check("dp=3,pp=2", Spec with { Devices = new DeviceSpec { Min = 1, Max = 6 } }, largestSilo: 4);
+        var layout = LayoutRequest.Check(plan, Spec with { Devices = new DeviceSpec { Min = 1, Max = 6 } }, largestSilo: 4);
 
         Assert.Equal((3, 2), (layout.Grid.Dp, layout.Grid.Pp));
+    }
+
+    [Fact]
+    public void Expert_parallelism_needs_equal_blocks()
+    {
+        var spec = Spec with { Model = Spec.Model with { Moe = new MoeSpec { Experts = 4 } }, Devices = new DeviceSpec { Min = 1, Max = 8 } };
+
+        var e = Assert.Throws<ArgumentException>(() => LayoutRequest.Check("dp=6,ep=2", spec, largestSilo: 4));
+
+        Assert.Contains("dp = 6 is not a power of two dividing the 8 micro-batches per step (ep 2 needs every replica to run an equal block)", e.Message);
     }
 
     [Theory]

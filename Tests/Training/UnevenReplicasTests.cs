@@ -76,6 +76,7 @@ public sealed class UnevenReplicasTests
         { "dp 3 tp 2", 3, 1, 2, 0, false },
         { "dp 3 pp 2", 3, 2, 1, 0, false },
         { "dp 3 pp 2 zero 2", 3, 2, 1, 2, false },
+        { "dp 3 pp 2 zero 3", 3, 2, 1, 3, false },
         { "dp 3 moe", 3, 1, 1, 0, true },
         { "dp 3 zero 3 moe", 3, 1, 1, 3, true },
     };
@@ -125,13 +126,13 @@ public sealed class UnevenReplicasTests
     }
 
     [Fact]
-    public async Task Uneven_replicas_with_zero_3_through_a_pipeline_are_refused_before_a_step()
+    public async Task Uneven_replicas_with_expert_parallelism_are_refused_before_a_step()
     {
-        var spec = Spec(zero: 3, pipeline: 2);
+        var spec = Spec(moe: true) with { Parallel = new ParallelSpec { Expert = 2 } };
 
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => Train(spec, ParallelGrid.Of(3, 2, 1), _ => 0, "zero3-pp2"));
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => Train(spec, ParallelGrid.Of(6, 1, 1, 2), _ => 0, "ep2"));
 
-        Assert.Contains("dp 3 splits the 8 micro-batches per step unevenly", e.Message);
+        Assert.Contains("dp 6 splits the 8 micro-batches per step unevenly, which does not run with expert parallelism (ep 2)", e.Message);
     }
 
     [Theory]
@@ -139,9 +140,10 @@ public sealed class UnevenReplicasTests
     [InlineData(1, "1f1b", 1, 2, new[] { 8, 4, 3, 2, 1 })]
     [InlineData(1, "1f1b", 1, 3, new[] { 8, 4, 3, 2, 1 })]
     [InlineData(2, "1f1b", 1, 0, new[] { 8, 4, 3, 2, 1 })]
-    [InlineData(2, "1f1b", 1, 3, new[] { 8, 4, 2, 1 })]
+    [InlineData(2, "1f1b", 1, 3, new[] { 8, 4, 3, 2, 1 })]
     [InlineData(2, "interleaved", 1, 0, new[] { 4, 2, 1 })]
     [InlineData(1, "1f1b", 2, 0, new[] { 8, 4, 2, 1 })]
+    [InlineData(1, "1f1b", 2, 2, new[] { 8, 4, 2, 1 })]
     public void The_widths_offered_are_those_that_shorten_a_step(int pipeline, string schedule, int expert, int zero, int[] widths)
     {
         var spec = TestSpecs.Tiny(global: 16, micro: 2) with

@@ -33,13 +33,14 @@ public sealed class DataParallelTrainer : IDisposable
         if (dp > MicroBatchSplit.MostReplicas(trainer.MicroBatchesPerStep, unit))
             throw new ArgumentException($"dp {dp} leaves some replicas none of the {trainer.MicroBatchesPerStep} micro-batches per step{(unit > 1 ? $" in blocks of whole multiples of pp {unit} (interleaved)" : "")}", nameof(groups));
         _blocks = new ReplicaBlocks(trainer.MicroBatchesPerStep, dp, unit);
-        // Expert all-to-alls inside a block need every replica to run the same pieces; ZeRO 3's per-unit gathers need every
-        // replica to run as many micro-batches, which shorter blocks make up for with padding (not through a pipeline's schedule).
-        if (!_blocks.Aligned && (groups.Grid.Ep > 1 || trainer.Zero is { Level: >= 3 } && groups.Grid.Pp > 1))
-            throw new ArgumentException($"dp {dp} splits the {trainer.MicroBatchesPerStep} micro-batches per step unevenly, which runs without expert parallelism and without ZeRO 3 under a pipeline only (pp {groups.Grid.Pp}, ep {groups.Grid.Ep}, zero {trainer.Zero?.Level ?? 0}): dp must be a power of two dividing them", nameof(groups));
+        // Expert all-to-alls pair every replica's micro-batches one to one; the host sums each source's as one subtree.
+        if (!_blocks.Aligned && groups.Grid.Ep > 1)
+            throw new ArgumentException($"dp {dp} splits the {trainer.MicroBatchesPerStep} micro-batches per step unevenly, which does not run with expert parallelism (ep {groups.Grid.Ep}) yet: dp must be a power of two dividing them", nameof(groups));
         Trainer = trainer;
         _groups = groups;
         _replicas = groups.Along(GridAxis.Data);
+        // ZeRO 3's per-unit gathers pair up by order: a shorter block runs micro-batches into a dropped gradient to make up the
+        // difference (no step time: the step waits for the longest block anyway).
         _padding = trainer.Zero is { Level: >= 3 } ? _blocks.Longest - _blocks.BlockOf(Replica).Count : 0;
         if (trainer.Model.Experts.Degree != groups.Grid.Ep)
             throw new ArgumentException($"the trainer's experts are spread over {trainer.Model.Experts.Degree} ranks; the grid {groups.Grid} has ep {groups.Grid.Ep}", nameof(groups));
@@ -79,9 +80,7 @@ public sealed class DataParallelTrainer : IDisposable
         try
         {
             for (var k = 0; k < pieces.Count; k++) sums.Add(Trainer.RentGradient());
-            var losses = Trainer.AccumulatePieces(step, pieces, sums).Select(loss => new[] { loss }).ToList();
-            var pieceLoads = Trainer.PieceExpertLoads;
-            if (_padding > 0) Pad(step);
+            var losses = Trainer.AccumulatePieces(step, pieces, sums, _padding).Select(loss => new[] { loss }).ToList();
             var sum = sums[0];
             // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
@@ -92,7 +91,7 @@ public sealed class DataParallelTrainer : IDisposable
                 });
             else if (_expertParts is { } spread) _wire.Run(sum, w => ReduceExpertsApart(w, spread));
             else _wire.Run(sums, w => _replicas.AllReduceSum(w, _blocks));
-            var loads = pieceLoads is null ? null : _replicas.AllReduceSum(pieceLoads, _blocks);
+            var loads = Trainer.PieceExpertLoads is { } pieceLoads ? _replicas.AllReduceSum(pieceLoads, _blocks) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
             if (_zeroParts is { } updated && Trainer.Zero!.Level < 3)
@@ -106,24 +105,6 @@ public sealed class DataParallelTrainer : IDisposable
         finally
         {
             foreach (var sum in sums) Trainer.ReleaseGradient(sum);
-        }
-    }
-
-    /// <summary>
-    /// ZeRO 3 with a block shorter than the longest: runs the missing micro-batches again into a gradient that is dropped, so
-    /// that this replica gathers each unit as often as the others (the gathers pair up by order). It costs no step time: the
-    /// step waits for the longest block anyway.
-    /// </summary>
-    private void Pad(long step)
-    {
-        var dropped = Trainer.RentGradient();
-        try
-        {
-            Trainer.AccumulateBlock(step, 0, _padding, dropped);
-        }
-        finally
-        {
-            Trainer.ReleaseGradient(dropped);
         }
     }
 

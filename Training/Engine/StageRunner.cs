@@ -33,18 +33,22 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
     /// schedule: each piece's gradient sum (a subtree of the canonical tree) is written into each local chunk's region of its
     /// target. Returns each piece's tree sum of losses on the stage holding the head, 0 elsewhere.
     /// </summary>
-    public double[] Run(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets)
+    /// <param name="padding">Micro-batches run after the block, into gradients that are dropped, so that this replica runs as
+    /// many as the longest block (collectives inside a step, ZeRO 3's gathers, pair up by order).</param>
+    public double[] Run(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0)
     {
         var (first, count, pieceOf) = Block(pieces, targets.Count);
+        // A padding micro-batch is one of the block's own again (any would do: its results are dropped).
+        int Data(int micro) => first + micro % count;
         if (experts is not null && pieces.Count > 1)
             throw new ArgumentException($"hosted experts' gradients are summed per source over one block; got {pieces.Count} pieces", nameof(pieces));
         using var scope = NewDisposeScope();
-        var ops = PipelineSchedule.For(stage.Schedule, stage.Stages, stage.Rank, count, stage.VirtualStages);
+        var ops = PipelineSchedule.For(stage.Schedule, stage.Stages, stage.Rank, count + padding, stage.VirtualStages);
         // Per chunk, one tree per piece over the piece's micro-batches (indices relative to the block).
         var sums = chunks.Select(c => pieces.Select(p => new TreeAccumulator<Tensor>(p.First - first, p.First - first + p.Count, (into, other) => into.add_(other, alpha: One), c.Gradients.Release)).ToList()).ToList();
         var inFlight = new Dictionary<(int Micro, int Chunk), Held>();
-        var losses = new Tensor[count];
-        var loads = model.Spec.Moe is null ? null : new double[count][];
+        var losses = new Tensor[count + padding];
+        var loads = model.Spec.Moe is null ? null : new double[count + padding][];
         experts?.Begin(count);
         try
         {
@@ -54,7 +58,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
                 long started;
                 if (op.Kind == PipelineOpKind.Forward)
                 {
-                    (inFlight[(op.Micro, op.Chunk)], started) = Forward(chunks[local].Chunk, batch(step, first + op.Micro), losses, op.Micro);
+                    (inFlight[(op.Micro, op.Chunk)], started) = Forward(chunks[local].Chunk, batch(step, Data(op.Micro)), losses, op.Micro);
                     if (loads is not null)
                     {
                         var vector = Parallel.Experts.ExpertLoadVector.Of(model.Spec, model.TakeExpertLoads());
@@ -65,13 +69,22 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
                 {
                     var held = inFlight[(op.Micro, op.Chunk)];
                     inFlight.Remove((op.Micro, op.Chunk));
-                    var piece = pieceOf[op.Micro];
-                    var sum = sums[local][piece];
-                    var buffer = sum.Next == pieces[piece].First - first
-                        ? targets[piece].narrow(0, chunks[local].Offset, chunks[local].Gradients.Length)
-                        : chunks[local].Gradients.Rent();
-                    started = Backward(chunks[local], held, buffer);
-                    sum.Add(op.Micro, buffer);
+                    if (op.Micro < count)
+                    {
+                        var piece = pieceOf[op.Micro];
+                        var sum = sums[local][piece];
+                        var buffer = sum.Next == pieces[piece].First - first
+                            ? targets[piece].narrow(0, chunks[local].Offset, chunks[local].Gradients.Length)
+                            : chunks[local].Gradients.Rent();
+                        started = Backward(chunks[local], held, buffer);
+                        sum.Add(op.Micro, buffer);
+                    }
+                    else
+                    {
+                        var dropped = chunks[local].Gradients.Rent();
+                        started = Backward(chunks[local], held, dropped);
+                        chunks[local].Gradients.Release(dropped);
+                    }
                     experts?.Complete(chunks[local].Chunk, op.Micro);
                 }
                 Observer?.Invoke(op, started, System.Diagnostics.Stopwatch.GetTimestamp());

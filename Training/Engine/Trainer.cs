@@ -245,9 +245,11 @@ public sealed class Trainer : IDisposable
     /// (contiguous, in order) as one schedule; each piece's gradient sum, a subtree of the canonical tree, is written into its
     /// target (a flat buffer from <see cref="RentGradient"/>). Returns each piece's sum of losses, in the same tree order.
     /// </summary>
-    public double[] AccumulatePieces(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets)
+    /// <param name="padding">Micro-batches run after the block into dropped gradients, so that this replica runs as many as the
+    /// longest block (under ZeRO 3 every replica gathers each unit as often).</param>
+    public double[] AccumulatePieces(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0)
     {
-        var losses = _runner.Run(step, pieces, targets);
+        var losses = _runner.Run(step, pieces, targets, padding);
         // ZeRO 3: the data-parallel group is the gradient's next; no parameter gather may still be on it.
         _gather?.Drain();
         return losses;
