@@ -29,8 +29,8 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
         long d = m.DModel, f = m.FfnSize, v = m.Vocab, t = m.Context, b = spec.Batch.Micro, h = m.Heads;
         var mlp = (d * f + f) + (f * d + d);
         var perLayer = 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + mlp;
-        // A MoE layer holds its router and, of its E experts (each an MLP), the E / min(ep, dp) its replica hosts.
-        var hosted = m.Moe is { } moe ? moe.Experts / Math.Max(1, Math.Min(spec.Parallel.Expert, dp)) : 0;
+        // A MoE layer holds its router and, of its E experts (each an MLP), the E / ExpertRanks(ep, dp) its replica hosts.
+        var hosted = m.Moe is { } moe ? moe.Experts / SpecValidator.ExpertRanks(spec.Parallel.Expert, Math.Max(1, dp)) : 0;
         long LayerParameters(int layer) => m.Moe is { } mixture && mixture.IsMoeLayer(layer) ? perLayer - mlp + hosted * mlp + mixture.Experts * d : perLayer;
         // Saved for backward per layer: the block input, both LayerNorm outputs, q/k/v, the attention output,
         // the residual, two projections with their dropout masks, the MLP's two wide activations, and the

@@ -14,26 +14,22 @@ public static class SpecValidator
     public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int> { ["byte"] = 256 };
 
     /// <summary>
-    /// The data-parallel widths a job may run at, widest first, with dp x pp x tp devices in [devices.min, devices.max]. Without
-    /// expert parallelism (<see cref="UnevenReplicas"/>) replicas may hold blocks of unequal
-    /// size (<see cref="MicroBatchSplit"/>), and every width that makes a step shorter than all narrower ones is offered (the
-    /// narrowest for each longest block: with 8 micro-batches 1, 2, 3, 4 and 8; 5 to 7 replicas take 2 each at most, as 4 do).
-    /// Otherwise only powers of two dividing the micro-batches (every replica's block a subtree of the accumulation tree). Each
-    /// replica's pipeline must be able to run its block (interleaving needs multiples of pp, which the split keeps). Experts are
-    /// spread over min(ep, dp) replicas, so no width is ruled out by them.
+    /// The data-parallel widths a job may run at, widest first, with dp x pp x tp devices in [devices.min, devices.max]. Replicas
+    /// may hold blocks of unequal size (<see cref="MicroBatchSplit"/>), and every width that makes a step shorter than all
+    /// narrower ones is offered (the narrowest for each longest block: with 8 micro-batches 1, 2, 3, 4 and 8; 5 to 7 replicas
+    /// take 2 each at most, as 4 do), provided each replica's pipeline can run its block (interleaving needs multiples of pp,
+    /// which the split keeps). Experts are spread over <see cref="ExpertRanks"/> replicas, so no width is ruled out by them.
     /// </summary>
-    /// <param name="expert">The expert-parallel degree the job runs at (default: the spec's).</param>
-    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null, int? expert = null)
+    public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
     {
         var microBatches = spec.Batch.MicroBatchesPerStep;
         var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
         var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
-        var uneven = UnevenReplicas(expert ?? spec.Parallel.Expert);
         var unit = BlockUnit(spec, pp);
         var widths = new List<int>();
-        for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(microBatches, unit) && (long)dp * pp * tp <= spec.Devices.Max; dp = uneven ? dp + 1 : dp * 2)
+        for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(microBatches, unit) && (long)dp * pp * tp <= spec.Devices.Max; dp++)
             if ((long)dp * pp * tp >= spec.Devices.Min
-                && (uneven ? dp == 1 || MicroBatchSplit.Longest(microBatches, dp, unit) < MicroBatchSplit.Longest(microBatches, dp - 1, unit) : EqualBlocks(microBatches, dp, unit))
+                && (dp == 1 || MicroBatchSplit.Longest(microBatches, dp, unit) < MicroBatchSplit.Longest(microBatches, dp - 1, unit))
                 && PipelineProblems(spec, pp, dp, unit).Count == 0)
                 widths.Add(dp);
         widths.Reverse();
@@ -41,10 +37,15 @@ public static class SpecValidator
     }
 
     /// <summary>
-    /// Whether data-parallel replicas may split a step's micro-batches unevenly: not with expert parallelism, whose all-to-alls
-    /// pair the replicas' micro-batches one to one and whose hosts sum each source's block as one subtree.
+    /// The replicas each MoE layer's experts are spread over at data-parallel width <paramref name="dp"/>: the widest power of
+    /// two up to the expert-parallel degree <paramref name="ep"/> that divides dp (expert groups are dp / that consecutive replicas).
     /// </summary>
-    public static bool UnevenReplicas(int expert) => expert == 1;
+    public static int ExpertRanks(int ep, int dp)
+    {
+        var ranks = 1;
+        while (ranks * 2 <= ep && dp % (ranks * 2) == 0) ranks *= 2;
+        return ranks;
+    }
 
     /// <summary>What a block is a whole multiple of at pipeline <paramref name="pp"/> (<see cref="MicroBatchSplit.Unit"/>).</summary>
     public static int BlockUnit(TrainingSpec spec, int pp) =>
@@ -160,7 +161,7 @@ public static class SpecValidator
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
         else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is {(UnevenReplicas(spec.Parallel.Expert) ? "at most" : "a power of two dividing")} the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is at most the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
         var parallel = spec.Parallel;
         if (m.Layers >= 1 && parallel.Schedule is { } schedule)
             foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Elastic.GrainInterfaces;
+using Elastic.Jobs;
 using Elastic.Grains.Telemetry;
 
 namespace Elastic.Grains.Jobs;
@@ -119,7 +120,7 @@ public sealed partial class JobGrain
 
         // Under ZeRO a replica's optimizer state is its part of a dp-wide partition: state is re-sharded over the data plane, never adopted.
         var partitioned = zero > 0 && devices.Count > pp * tp;
-        var ep = Math.Min(ExpertTarget, devices.Count / (pp * tp));
+        var ep = SpecValidator.ExpertRanks(ExpertTarget, devices.Count / (pp * tp));
         var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp && !old.Partitioned && !partitioned && ep == old.Ep,
             partitioned: old.Partitioned, experts: (old.Ep, ep));
         var phases = Stopwatch.StartNew();

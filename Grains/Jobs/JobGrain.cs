@@ -71,7 +71,7 @@ public sealed partial class JobGrain(
     private IReadOnlyList<int> Widths => WidthsAt(Pp, Tp);
 
     private IReadOnlyList<int> WidthsAt(int pp, int tp) =>
-        SpecValidator.DataParallelWidths(Record.Spec, tp, pp, ExpertTarget).Select(dp => dp * pp * tp).ToList();
+        SpecValidator.DataParallelWidths(Record.Spec, tp, pp).Select(dp => dp * pp * tp).ToList();
 
     /// <summary>
     /// The job's tensor-parallel degree: its spec's, until a layout asked for changes it; every plan after that keeps it, so a
@@ -324,7 +324,7 @@ public sealed partial class JobGrain(
     private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int pp, int tp, int zero)
     {
         var dp = devices.Count / (pp * tp);
-        var plan = new ParallelPlan(Record.Generation + 1, dp, pp, tp, devices, zero, Math.Min(ExpertTarget, dp));
+        var plan = new ParallelPlan(Record.Generation + 1, dp, pp, tp, devices, zero, SpecValidator.ExpertRanks(ExpertTarget, dp));
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());

@@ -45,14 +45,8 @@ public static class LayoutRequest
         if (grid.Size < spec.Devices.Min || grid.Size > spec.Devices.Max)
             problems.Add($"dp x pp x tp = {grid.Dp} x {grid.Pp} x {grid.Tp} = {grid.Size} device(s) is outside the job's devices.min..max {spec.Devices.Min}..{spec.Devices.Max}");
         var unit = SpecValidator.BlockUnit(spec, grid.Pp);
-        if (SpecValidator.UnevenReplicas(grid.Ep))
-        {
-            if (grid.Dp > MicroBatchSplit.MostReplicas(micros, unit))
-                problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step{(unit > 1 ? $" split in multiples of pp {unit} (interleaved)" : "")} allow (a replica would have none)");
-            else problems.AddRange(PipelineProblems());
-        }
-        else if (!SpecValidator.EqualBlocks(micros, grid.Dp, unit))
-            problems.Add($"dp = {grid.Dp} is not a power of two dividing the {micros} micro-batches per step{(unit > 1 ? $" into multiples of pp {unit} (interleaved)" : "")} (ep {grid.Ep} needs every replica to run an equal block)");
+        if (grid.Dp > MicroBatchSplit.MostReplicas(micros, unit))
+            problems.Add($"dp = {grid.Dp} is more than the {micros} micro-batches per step{(unit > 1 ? $" split in multiples of pp {unit} (interleaved)" : "")} allow (a replica would have none)");
         else problems.AddRange(PipelineProblems());
         IEnumerable<string> PipelineProblems() => SpecValidator.PipelineProblems(spec, grid.Pp, grid.Dp, unit)
             .Select(p => $"pp = {grid.Pp}: {p} (each of dp {grid.Dp} replicas runs {Blocks()} micro-batches)");

@@ -30,7 +30,7 @@ public sealed class UnevenReplicasTests
                 // Pieces tile each block and blocks tile the leaves, in order.
                 Assert.Equal(Enumerable.Range(0, leaves), pieces.SelectMany(p => p).SelectMany(p => Enumerable.Range(p.First, p.Count)));
                 Assert.All(Enumerable.Range(0, ranks), r => Assert.Equal(blocks.BlockOf(r).Count, pieces[r].Sum(p => p.Count)));
-                if (blocks.Aligned) Assert.All(pieces, p => Assert.Single(p));
+                if (PairwiseTree.IsAlignedBlockCount(leaves, ranks)) Assert.All(pieces, p => Assert.Single(p));
                 // Each piece summed on its own (as a replica does), then all of them combined.
                 var sum = blocks.Reduce((r, k) => PairwiseTree.Reduce(pieces[r][k].First, pieces[r][k].First + pieces[r][k].Count, i => values[i], (a, b) => a + b), (a, b) => a + b);
                 Assert.Equal(BitConverter.DoubleToInt64Bits(reference), BitConverter.DoubleToInt64Bits(sum));
@@ -55,39 +55,43 @@ public sealed class UnevenReplicasTests
 
         Assert.Equal([(0, 2), (2, 2), (4, 2), (6, 2), (8, 4)], Enumerable.Range(0, 5).Select(blocks.BlockOf));
         Assert.Equal(4, blocks.Longest);
-        Assert.False(blocks.Aligned);
         // A power of two dividing the micro-batches but not the units is not an equal split.
-        Assert.False(new ReplicaBlocks(6, 2, unit: 2).Aligned);
-        Assert.True(new ReplicaBlocks(8, 2, unit: 2).Aligned);
+        Assert.Equal([(0, 2), (2, 4)], Enumerable.Range(0, 2).Select(new ReplicaBlocks(6, 2, unit: 2).BlockOf));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ReplicaBlocks(12, 7, unit: 2));
     }
 
-    public static TheoryData<string, int, int, int, int, bool> Layouts => new()
+    public static TheoryData<string, int, int, int, int, int, bool, int> Layouts => new()
     {
-        // label, dp, pp, tp, zero, MoE layers
-        { "dp 3", 3, 1, 1, 0, false },
-        { "dp 5", 5, 1, 1, 0, false },
-        { "dp 6", 6, 1, 1, 0, false },
-        { "dp 7", 7, 1, 1, 0, false },
-        { "dp 3 zero 1", 3, 1, 1, 1, false },
-        { "dp 5 zero 2", 5, 1, 1, 2, false },
-        { "dp 3 zero 3", 3, 1, 1, 3, false },
-        { "dp 6 zero 3", 6, 1, 1, 3, false },
-        { "dp 3 tp 2", 3, 1, 2, 0, false },
-        { "dp 3 pp 2", 3, 2, 1, 0, false },
-        { "dp 3 pp 2 zero 2", 3, 2, 1, 2, false },
-        { "dp 3 pp 2 zero 3", 3, 2, 1, 3, false },
-        { "dp 3 moe", 3, 1, 1, 0, true },
-        { "dp 3 zero 3 moe", 3, 1, 1, 3, true },
+        // label, dp, pp, tp, ep, zero, MoE layers, micro-batches per step
+        { "dp 3", 3, 1, 1, 1, 0, false, 8 },
+        { "dp 5", 5, 1, 1, 1, 0, false, 8 },
+        { "dp 6", 6, 1, 1, 1, 0, false, 8 },
+        { "dp 7", 7, 1, 1, 1, 0, false, 8 },
+        { "dp 3 zero 1", 3, 1, 1, 1, 1, false, 8 },
+        { "dp 5 zero 2", 5, 1, 1, 1, 2, false, 8 },
+        { "dp 3 zero 3", 3, 1, 1, 1, 3, false, 8 },
+        { "dp 6 zero 3", 6, 1, 1, 1, 3, false, 8 },
+        { "dp 3 tp 2", 3, 1, 2, 1, 0, false, 8 },
+        { "dp 3 pp 2", 3, 2, 1, 1, 0, false, 8 },
+        { "dp 3 pp 2 zero 2", 3, 2, 1, 1, 2, false, 8 },
+        { "dp 3 pp 2 zero 3", 3, 2, 1, 1, 3, false, 8 },
+        { "dp 3 moe", 3, 1, 1, 1, 0, true, 8 },
+        { "dp 3 zero 3 moe", 3, 1, 1, 1, 3, true, 8 },
+        // Expert groups of two replicas: blocks 1, 1 | 1, 1 | 2, 2 of 8, and 2, 2 | 2, 2 | 2, 2 of 12, whose groups' blocks
+        // [0, 4), [4, 8), [8, 12) are two, three and two subtrees.
+        { "dp 6 ep 2", 6, 1, 1, 2, 0, true, 8 },
+        { "dp 6 ep 2 of 12", 6, 1, 1, 2, 0, true, 12 },
+        { "dp 6 ep 2 zero 2 of 12", 6, 1, 1, 2, 2, true, 12 },
+        { "dp 6 pp 2 ep 2", 6, 2, 1, 2, 1, true, 8 },
     };
 
     [Theory, MemberData(nameof(Layouts))]
-    public async Task Uneven_replicas_end_with_the_one_device_digest_and_the_same_losses(string label, int dp, int pp, int tp, int zero, bool moe)
+    public async Task Uneven_replicas_end_with_the_one_device_digest_and_the_same_losses(string label, int dp, int pp, int tp, int ep, int zero, bool moe, int microBatches)
     {
-        var spec = Spec(zero, tp, moe, pipeline: pp);
+        var spec = Spec(zero, tp, moe, pipeline: pp) with { Batch = new BatchSpec { Global = 2 * microBatches, Micro = 2 } };
         var reference = await TestSpecs.OneDeviceSteps(spec);
 
-        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp), EngineGrid.AllSteps, label);
+        var ranks = await Train(spec, ParallelGrid.Of(dp, pp, tp, ep), EngineGrid.AllSteps, label);
 
         Assert.All(ranks, r =>
         {
@@ -125,15 +129,15 @@ public sealed class UnevenReplicasTests
         Assert.All(digests, d => Assert.Equal(reference, d));
     }
 
-    [Fact]
-    public async Task Uneven_replicas_with_expert_parallelism_are_refused_before_a_step()
-    {
-        var spec = Spec(moe: true) with { Parallel = new ParallelSpec { Expert = 2 } };
-
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => Train(spec, ParallelGrid.Of(6, 1, 1, 2), _ => 0, "ep2"));
-
-        Assert.Contains("dp 6 splits the 8 micro-batches per step unevenly, which does not run with expert parallelism (ep 2)", e.Message);
-    }
+    [Theory]
+    [InlineData(2, 3, 1)]
+    [InlineData(2, 6, 2)]
+    [InlineData(4, 6, 2)]
+    [InlineData(4, 8, 4)]
+    [InlineData(8, 4, 4)]
+    [InlineData(1, 7, 1)]
+    public void Experts_spread_over_the_widest_power_of_two_that_divides_the_replicas(int ep, int dp, int ranks) =>
+        Assert.Equal(ranks, SpecValidator.ExpertRanks(ep, dp));
 
     [Theory]
     [InlineData(1, "1f1b", 1, 0, new[] { 8, 4, 3, 2, 1 })]
@@ -142,8 +146,8 @@ public sealed class UnevenReplicasTests
     [InlineData(2, "1f1b", 1, 0, new[] { 8, 4, 3, 2, 1 })]
     [InlineData(2, "1f1b", 1, 3, new[] { 8, 4, 3, 2, 1 })]
     [InlineData(2, "interleaved", 1, 0, new[] { 4, 2, 1 })]
-    [InlineData(1, "1f1b", 2, 0, new[] { 8, 4, 2, 1 })]
-    [InlineData(1, "1f1b", 2, 2, new[] { 8, 4, 2, 1 })]
+    [InlineData(1, "1f1b", 2, 0, new[] { 8, 4, 3, 2, 1 })]
+    [InlineData(1, "1f1b", 2, 2, new[] { 8, 4, 3, 2, 1 })]
     public void The_widths_offered_are_those_that_shorten_a_step(int pipeline, string schedule, int expert, int zero, int[] widths)
     {
         var spec = TestSpecs.Tiny(global: 16, micro: 2) with

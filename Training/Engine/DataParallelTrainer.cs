@@ -23,6 +23,8 @@ public sealed class DataParallelTrainer : IDisposable
     private readonly (BufferParts Gradients, BufferParts Parameters)? _zeroExpertParts;
     private readonly (BufferParts Dense, BufferParts Experts, Communicator? ExpertData)? _expertParts;
     private readonly int _padding;
+    // Under expert parallelism, the expert-data group's blocks: each the union of an expert group's replicas' blocks.
+    private readonly ReplicaBlocks? _expertBlocks;
     private bool _detached;
 
     /// <param name="groups">The unit's process groups: the data-parallel one (rank = replica index) is used here; owned from now on.</param>
@@ -33,21 +35,21 @@ public sealed class DataParallelTrainer : IDisposable
         if (dp > MicroBatchSplit.MostReplicas(trainer.MicroBatchesPerStep, unit))
             throw new ArgumentException($"dp {dp} leaves some replicas none of the {trainer.MicroBatchesPerStep} micro-batches per step{(unit > 1 ? $" in blocks of whole multiples of pp {unit} (interleaved)" : "")}", nameof(groups));
         _blocks = new ReplicaBlocks(trainer.MicroBatchesPerStep, dp, unit);
-        // Expert all-to-alls pair every replica's micro-batches one to one; the host sums each source's as one subtree.
-        if (!_blocks.Aligned && groups.Grid.Ep > 1)
-            throw new ArgumentException($"dp {dp} splits the {trainer.MicroBatchesPerStep} micro-batches per step unevenly, which does not run with expert parallelism (ep {groups.Grid.Ep}) yet: dp must be a power of two dividing them", nameof(groups));
         Trainer = trainer;
         _groups = groups;
         _replicas = groups.Along(GridAxis.Data);
-        // ZeRO 3's per-unit gathers pair up by order: a shorter block runs micro-batches into a dropped gradient to make up the
-        // difference (no step time: the step waits for the longest block anyway).
-        _padding = trainer.Zero is { Level: >= 3 } ? _blocks.Longest - _blocks.BlockOf(Replica).Count : 0;
+        // ZeRO 3's per-unit gathers and the expert all-to-alls pair up by order: a shorter block runs micro-batches into a dropped
+        // gradient to make up the difference (no step time: the step waits for the longest block anyway).
+        _padding = trainer.Zero is { Level: >= 3 } || groups.Grid.Ep > 1 ? _blocks.Longest - _blocks.BlockOf(Replica).Count : 0;
         if (trainer.Model.Experts.Degree != groups.Grid.Ep)
             throw new ArgumentException($"the trainer's experts are spread over {trainer.Model.Experts.Degree} ranks; the grid {groups.Grid} has ep {groups.Grid.Ep}", nameof(groups));
-        if (groups.Grid.Ep > 1)
+        if (groups.Grid.Ep is var ep and > 1)
         {
             var (dense, experts) = trainer.GradientRuns();
-            _expertParts = (BufferParts.Spread(dense, dp), BufferParts.Spread(experts, dp / groups.Grid.Ep), groups.ExpertData);
+            _expertParts = (BufferParts.Spread(dense, dp), BufferParts.Spread(experts, dp / ep), groups.ExpertData);
+            var members = Enumerable.Range(0, dp / ep).Select(g => Enumerable.Range(g * ep, ep).ToList()).ToList();
+            _expertBlocks = new ReplicaBlocks(trainer.MicroBatchesPerStep, members.Select(m => (_blocks.BlockOf(m[0]).First, m.Sum(r => _blocks.BlockOf(r).Count))).ToList());
+            trainer.ArrangeExperts(members[Replica / ep].Select(_blocks.PiecesOf).ToList(), _expertBlocks.PiecesOf(Replica / ep));
         }
         if (trainer.Zero is { } zero)
         {
@@ -79,17 +81,20 @@ public sealed class DataParallelTrainer : IDisposable
         var sums = new List<TorchSharp.torch.Tensor>(pieces.Count);
         try
         {
-            for (var k = 0; k < pieces.Count; k++) sums.Add(Trainer.RentGradient());
+            // Hosted experts' sums are the pieces of the expert group's block, which may be more.
+            var groupPieces = _expertBlocks?.PiecesOf(Replica / _groups.Grid.Ep).Count ?? 0;
+            for (var k = 0; k < Math.Max(pieces.Count, groupPieces); k++) sums.Add(Trainer.RentGradient());
+            IReadOnlyList<Memory<byte>> Own(IReadOnlyList<Memory<byte>> wires) => [.. wires.Take(pieces.Count)];
             var losses = Trainer.AccumulatePieces(step, pieces, sums, _padding).Select(loss => new[] { loss }).ToList();
             var sum = sums[0];
             // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
                 _wire.Run(sums, w =>
                 {
-                    _replicas.ReduceScatterSum(w, _blocks, parts.Gradients);
-                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum(w[0], experts.Gradients);
+                    _replicas.ReduceScatterSum(Own(w), _blocks, parts.Gradients);
+                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum([.. w.Take(groupPieces)], _expertBlocks!, experts.Gradients);
                 });
-            else if (_expertParts is { } spread) _wire.Run(sum, w => ReduceExpertsApart(w, spread));
+            else if (_expertParts is { } spread) _wire.Run(sums, w => ReduceExpertsApart(Own(w), [.. w.Take(groupPieces)], spread));
             else _wire.Run(sums, w => _replicas.AllReduceSum(w, _blocks));
             var loads = Trainer.PieceExpertLoads is { } pieceLoads ? _replicas.AllReduceSum(pieceLoads, _blocks) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
@@ -109,16 +114,17 @@ public sealed class DataParallelTrainer : IDisposable
     }
 
     /// <summary>
-    /// Under expert parallelism, all-reduces the dense gradients over the data-parallel group and the hosted experts' over the
-    /// expert-data group (the replicas hosting the same experts), each in the canonical tree.
+    /// Under expert parallelism, all-reduces the dense gradients (this replica's pieces) over the data-parallel group and the
+    /// hosted experts' (the pieces of its expert group's block) over the expert-data group (the replicas hosting the same
+    /// experts), each in the canonical tree; both end in the first buffer.
     /// </summary>
-    private void ReduceExpertsApart(Memory<byte> wire, (BufferParts Dense, BufferParts Experts, Communicator? ExpertData) parts)
+    private void ReduceExpertsApart(IReadOnlyList<Memory<byte>> dense, IReadOnlyList<Memory<byte>> experts, (BufferParts Dense, BufferParts Experts, Communicator? ExpertData) parts)
     {
-        _replicas!.ReduceScatterSum(wire, parts.Dense);
-        _replicas.AllGatherParts(wire, parts.Dense);
+        _replicas!.ReduceScatterSum(dense, _blocks, parts.Dense);
+        _replicas.AllGatherParts(dense[0], parts.Dense);
         if (parts.ExpertData is not { } expertData) return;
-        expertData.ReduceScatterSum(wire, parts.Experts);
-        expertData.AllGatherParts(wire, parts.Experts);
+        expertData.ReduceScatterSum(experts, _expertBlocks!, parts.Experts);
+        expertData.AllGatherParts(experts[0], parts.Experts);
     }
 
     /// <summary>What this rank holds by kind (<see cref="Trainer.Memory"/>), the wire buffers of its collectives as staging.</summary>

@@ -11,22 +11,34 @@ namespace Elastic.Training.Engine;
 /// </summary>
 public sealed class ReplicaBlocks
 {
+    private readonly IReadOnlyList<(int First, int Count)> _blocks;
     private readonly (int First, int Count)[][] _pieces;
     private readonly Dictionary<(int First, int Count), (int Rank, int Index)> _owners = [];
 
     /// <param name="unit">Blocks are whole multiples of it (an interleaved pipeline's stages).</param>
     public ReplicaBlocks(int leaves, int ranks, int unit = 1)
+        : this(leaves, Enumerable.Range(0, ranks).Select(rank => MicroBatchSplit.BlockOf(leaves, ranks, rank, unit)).ToList())
     {
-        Leaves = leaves;
-        Ranks = ranks;
-        Unit = unit;
-        Longest = MicroBatchSplit.Longest(leaves, ranks, unit);
-        _pieces = new (int, int)[ranks][];
-        for (var rank = 0; rank < ranks; rank++)
+    }
+
+    /// <summary>Given blocks, one per rank, that tile the leaves in order (an expert-data group's: each the union of an expert group's).</summary>
+    public ReplicaBlocks(int leaves, IReadOnlyList<(int First, int Count)> blocks)
+    {
+        var end = 0;
+        foreach (var (first, count) in blocks)
         {
-            var (first, count) = BlockOf(rank);
+            if (first != end || count < 1)
+                throw new ArgumentException($"block [{first}, +{count}) does not follow leaf {end - 1}: blocks tile the {leaves} leaves in order", nameof(blocks));
+            end += count;
+        }
+        if (end != leaves) throw new ArgumentException($"the blocks end at leaf {end}, not at the {leaves} leaves", nameof(blocks));
+        Leaves = leaves;
+        _blocks = blocks;
+        _pieces = new (int, int)[blocks.Count][];
+        for (var rank = 0; rank < blocks.Count; rank++)
+        {
             var pieces = new List<(int, int)>();
-            Cover(0, leaves, first, first + count, pieces);
+            Cover(0, leaves, blocks[rank].First, blocks[rank].First + blocks[rank].Count, pieces);
             _pieces[rank] = [.. pieces];
             for (var i = 0; i < pieces.Count; i++) _owners[pieces[i]] = (rank, i);
         }
@@ -36,19 +48,15 @@ public sealed class ReplicaBlocks
     public static ReplicaBlocks OnePerRank(int ranks) => new(ranks, ranks);
 
     public int Leaves { get; }
-    public int Ranks { get; }
-    public int Unit { get; }
+    public int Ranks => _blocks.Count;
 
     /// <summary>The most micro-batches any replica runs.</summary>
-    public int Longest { get; }
-
-    /// <summary>Whether the blocks are equal and each one subtree (a power of two dividing the leaves into whole units).</summary>
-    public bool Aligned => MostPieces == 1 && Longest == MicroBatchSplit.Shortest(Leaves, Ranks, Unit);
+    public int Longest => _blocks.Max(b => b.Count);
 
     /// <summary>The most pieces any replica holds.</summary>
     public int MostPieces => _pieces.Max(p => p.Length);
 
-    public (int First, int Count) BlockOf(int rank) => MicroBatchSplit.BlockOf(Leaves, Ranks, rank, Unit);
+    public (int First, int Count) BlockOf(int rank) => _blocks[rank];
 
     /// <summary>The subtrees that make up <paramref name="rank"/>'s block, in micro-batch order.</summary>
     public IReadOnlyList<(int First, int Count)> PiecesOf(int rank) => _pieces[rank];

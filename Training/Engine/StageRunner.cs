@@ -31,7 +31,8 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
     /// <summary>
     /// The block of micro-batches <paramref name="pieces"/> cover (contiguous, in order) of <paramref name="step"/>, run as one
     /// schedule: each piece's gradient sum (a subtree of the canonical tree) is written into each local chunk's region of its
-    /// target. Returns each piece's tree sum of losses on the stage holding the head, 0 elsewhere.
+    /// target (under expert parallelism the hosted experts' sums over the expert group's block go to its pieces' targets, which
+    /// may be more). Returns each piece's tree sum of losses on the stage holding the head, 0 elsewhere.
     /// </summary>
     /// <param name="padding">Micro-batches run after the block, into gradients that are dropped, so that this replica runs as
     /// many as the longest block (collectives inside a step, ZeRO 3's gathers, pair up by order).</param>
@@ -40,8 +41,6 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         var (first, count, pieceOf) = Block(pieces, targets.Count);
         // A padding micro-batch is one of the block's own again (any would do: its results are dropped).
         int Data(int micro) => first + micro % count;
-        if (experts is not null && pieces.Count > 1)
-            throw new ArgumentException($"hosted experts' gradients are summed per source over one block; got {pieces.Count} pieces", nameof(pieces));
         using var scope = NewDisposeScope();
         var ops = PipelineSchedule.For(stage.Schedule, stage.Stages, stage.Rank, count + padding, stage.VirtualStages);
         // Per chunk, one tree per piece over the piece's micro-batches (indices relative to the block).
@@ -49,7 +48,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
         var inFlight = new Dictionary<(int Micro, int Chunk), Held>();
         var losses = new Tensor[count + padding];
         var loads = model.Spec.Moe is null ? null : new double[count + padding][];
-        experts?.Begin(count);
+        experts?.Begin(count + padding);
         try
         {
             foreach (var op in ops)
@@ -92,7 +91,7 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
             _links?.Flush();
             if (sums.SelectMany(s => s).FirstOrDefault(s => !s.Complete) is { } unfinished)
                 throw new InvalidOperationException($"the {stage.Schedule} schedule of stage {stage.Rank} left a chunk with micro-batch {unfinished.Next} of {count} without a backward");
-            experts?.WriteInto(targets[0], (chunk, key) =>
+            experts?.WriteInto(targets, (chunk, key) =>
             {
                 var region = chunks.Single(c => c.Chunk.Index == chunk.Index);
                 var slice = region.Gradients.SliceOf(key);
@@ -114,8 +113,8 @@ internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLink
     /// <summary>The block the pieces cover, and the piece of each of its micro-batches; throws unless they are contiguous and in order.</summary>
     private static (int First, int Count, int[] PieceOf) Block(IReadOnlyList<(int First, int Count)> pieces, int targets)
     {
-        if (pieces.Count == 0 || pieces.Count != targets)
-            throw new ArgumentException($"{pieces.Count} piece(s) with {targets} gradient target(s): one target per piece, at least one", nameof(pieces));
+        if (pieces.Count == 0 || pieces.Count > targets)
+            throw new ArgumentException($"{pieces.Count} piece(s) with {targets} gradient target(s): a target per piece (hosted experts may write more), at least one", nameof(pieces));
         var first = pieces[0].First;
         var pieceOf = new List<int>();
         for (var k = 0; k < pieces.Count; k++)

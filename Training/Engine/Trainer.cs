@@ -255,6 +255,13 @@ public sealed class Trainer : IDisposable
         return losses;
     }
 
+    /// <summary>
+    /// Under expert parallelism, where the step's micro-batches come from: each source's (expert rank's) block as its pieces, and
+    /// the pieces of the expert group's block whose hosted experts' sums <see cref="AccumulatePieces"/> writes, one per target.
+    /// </summary>
+    internal void ArrangeExperts(IReadOnlyList<IReadOnlyList<(int First, int Count)>> sources, IReadOnlyList<(int First, int Count)> group) =>
+        _expertGradients?.Arrange(sources, group);
+
     /// <summary>With MoE layers, the expert loads of each piece of the last <see cref="AccumulatePieces"/> (vectors to all-reduce over the replicas).</summary>
     public IReadOnlyList<double[]>? PieceExpertLoads => _runner.Loads;
 

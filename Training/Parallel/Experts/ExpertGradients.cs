@@ -9,9 +9,10 @@ namespace Elastic.Training.Parallel.Experts;
 /// <summary>
 /// Hosted experts' weight gradients under expert parallelism. A rank hosts its experts for every source of its expert
 /// group, whose micro-batches are other blocks of the canonical tree; so each source's contributions are summed apart,
-/// in micro-batch order (one tree per chunk and source), and the sources' sums are combined in the tree once the block
-/// is done: the ep consecutive replicas' blocks make one aligned block, which the expert-data group then reduces like
-/// any other. The cost is one expert-gradient buffer per source and tree level: what the layout-free order takes.
+/// in micro-batch order (one tree per chunk, source and piece of the source's block), and once the block is done they are
+/// combined in the tree into the pieces of the group's block (the ep consecutive replicas' blocks together), which the
+/// expert-data group then reduces like any replica's. A source's micro-batches past its block (padding to the longest) are
+/// dropped. The cost is one expert-gradient buffer per source and tree level: what the layout-free order takes.
 /// </summary>
 public sealed class ExpertGradients : IDisposable
 {
@@ -19,6 +20,10 @@ public sealed class ExpertGradients : IDisposable
     private readonly Device _device;
     private readonly Dictionary<int, Part> _byLayer = [];
     private readonly Dictionary<int, Part> _byChunk = [];
+    private (IReadOnlyList<IReadOnlyList<(int First, int Count)>> Sources, IReadOnlyList<(int First, int Count)> Group)? _arranged;
+    // The current block's arrangement, and each source's piece of each of its micro-batches.
+    private (IReadOnlyList<IReadOnlyList<(int First, int Count)>> Sources, IReadOnlyList<(int First, int Count)> Group) _block = ([], []);
+    private int[][] _pieceOf = [];
 
     /// <summary>One chunk's hosted expert pieces in buffer order, a pool of compact buffers, and per source its tree and current buffer.</summary>
     private sealed class Part(ModelChunk chunk, IReadOnlyList<(string Key, long Offset, long Length)> slices)
@@ -29,7 +34,7 @@ public sealed class ExpertGradients : IDisposable
         public long Length => Slices.Sum(s => s.Length);
         public Stack<Tensor> Free { get; } = new();
         public List<Tensor> All { get; } = [];
-        public TreeAccumulator<Tensor>[] Trees { get; set; } = [];
+        public TreeAccumulator<Tensor>[][] Trees { get; set; } = [];
         public Tensor?[] Current { get; set; } = [];
     }
 
@@ -55,12 +60,30 @@ public sealed class ExpertGradients : IDisposable
     /// <summary>Bytes of every buffer the pools have allocated.</summary>
     public long AllocatedBytes => _byChunk.Values.Sum(p => p.All.Count * p.Length * sizeof(float));
 
-    /// <summary>Starts a block of <paramref name="count"/> micro-batches: every source's sums start empty.</summary>
+    /// <summary>
+    /// Where the step's micro-batches come from: each source's block as its pieces (subtrees of the canonical tree, in order),
+    /// and the pieces of the group's block (the sources' blocks together) that <see cref="WriteInto"/> writes. Unarranged, every
+    /// source's block is the one <see cref="Begin"/> is given, one after another.
+    /// </summary>
+    public void Arrange(IReadOnlyList<IReadOnlyList<(int First, int Count)>> sources, IReadOnlyList<(int First, int Count)> group)
+    {
+        if (sources.Count != _sources)
+            throw new ArgumentException($"{sources.Count} sources arranged for an expert group of {_sources}", nameof(sources));
+        _arranged = (sources, group);
+    }
+
+    /// <summary>Starts a step's block of <paramref name="count"/> micro-batches on every source: every source's sums start empty.</summary>
     public void Begin(int count)
     {
+        _block = _arranged ?? (Enumerable.Range(0, _sources).Select(s => (IReadOnlyList<(int, int)>)[(s * count, count)]).ToList(), [(0, _sources * count)]);
+        var sources = _block.Sources;
+        _pieceOf = sources.Select(pieces => pieces.SelectMany((p, k) => Enumerable.Repeat(k, p.Count)).ToArray()).ToArray();
+        if (_pieceOf.Any(p => p.Length > count))
+            throw new ArgumentException($"a source's block is longer than the {count} micro-batches every source runs", nameof(count));
         foreach (var part in _byChunk.Values)
         {
-            part.Trees = Enumerable.Range(0, _sources).Select(_ => new TreeAccumulator<Tensor>(0, count, (into, other) => into.add_(other, alpha: One), part.Free.Push)).ToArray();
+            part.Trees = sources.Select(pieces => pieces.Select(p =>
+                new TreeAccumulator<Tensor>(p.First - pieces[0].First, p.First - pieces[0].First + p.Count, (into, other) => into.add_(other, alpha: One), part.Free.Push)).ToArray()).ToArray();
             part.Current = new Tensor?[_sources];
         }
     }
@@ -78,32 +101,56 @@ public sealed class ExpertGradients : IDisposable
         }
     }
 
-    /// <summary>After <paramref name="chunk"/>'s backward of micro-batch <paramref name="micro"/>: each source's contributions become a leaf of its tree.</summary>
+    /// <summary>After <paramref name="chunk"/>'s backward of micro-batch <paramref name="micro"/>: each source's contributions become a leaf of its tree (or are dropped, past its block).</summary>
     public void Complete(ModelChunk chunk, int micro)
     {
         if (!_byChunk.TryGetValue(chunk.Index, out var part)) return;
         for (var source = 0; source < _sources; source++)
         {
-            part.Trees[source].Add(micro, part.Current[source] ?? Rent(part));
+            var contribution = part.Current[source];
             part.Current[source] = null;
+            if (micro >= _pieceOf[source].Length)
+            {
+                if (contribution is not null) part.Free.Push(contribution);
+                continue;
+            }
+            part.Trees[source][_pieceOf[source][micro]].Add(micro, contribution ?? Rent(part));
         }
     }
 
-    /// <summary>Writes each chunk's hosted experts' block sum (the sources' sums combined in the tree) into their slices of <paramref name="target"/>.</summary>
+    /// <summary>
+    /// Writes each chunk's hosted experts' sums over the group's block, piece k (the sources' piece sums combined in the tree)
+    /// into their slices of <paramref name="targets"/>[k].
+    /// </summary>
     /// <param name="slice">Where a gradient key sits in the stage's flat buffer.</param>
-    public void WriteInto(Tensor target, Func<ModelChunk, string, (long Offset, long Length)> slice)
+    public void WriteInto(IReadOnlyList<Tensor> targets, Func<ModelChunk, string, (long Offset, long Length)> slice)
     {
         using var scope = NewDisposeScope();
+        var (sources, group) = _block;
         foreach (var part in _byChunk.Values)
         {
-            var sums = part.Trees.Select(t => t.Sum).ToList();
-            var total = PairwiseTree.Reduce(0, sums.Count, s => sums[s], (a, b) => a.add_(b, alpha: One));
-            foreach (var (key, offset, length) in part.Slices)
+            var sums = new Dictionary<(int First, int Count), Tensor>();
+            for (var source = 0; source < _sources; source++)
+                for (var k = 0; k < part.Trees[source].Length; k++)
+                    sums[sources[source][k]] = part.Trees[source][k].Sum;
+            for (var g = 0; g < group.Count; g++)
             {
-                var at = slice(part.Chunk, key);
-                target.narrow(0, at.Offset, length).copy_(total.narrow(0, offset, length));
+                var total = Node(group[g].First, group[g].First + group[g].Count);
+                foreach (var (key, offset, length) in part.Slices)
+                {
+                    var at = slice(part.Chunk, key);
+                    targets[g].narrow(0, at.Offset, length).copy_(total.narrow(0, offset, length));
+                }
             }
-            foreach (var sum in sums) part.Free.Push(sum);
+            foreach (var sum in sums.Values) part.Free.Push(sum);
+
+            // The sum over [lo, hi) from the sources' pieces inside it, in the canonical tree (added into the leftmost piece's buffer).
+            Tensor Node(int lo, int hi)
+            {
+                if (sums.TryGetValue((lo, hi - lo), out var piece)) return piece;
+                var mid = PairwiseTree.Split(lo, hi);
+                return Node(lo, mid).add_(Node(mid, hi), alpha: One);
+            }
         }
     }
 
