@@ -1,6 +1,5 @@
 using Elastic.Jobs;
 using Elastic.Parallelism;
-using Elastic.Parallelism.Pipeline;
 
 namespace Elastic.Grains.Jobs;
 
