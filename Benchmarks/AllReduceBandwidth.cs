@@ -52,13 +52,15 @@ internal static class AllReduceBandwidth
 
     /// <summary>
     /// Runs one rank: joins the group on its own data plane and times the collective (args[3]: <c>all-reduce</c> of the whole
-    /// buffer, <c>all-reduce-tls</c> the same over TLS links, or <c>all-to-all</c> of a 1/n slice to every rank); prints the median seconds.
+    /// buffer, <c>all-reduce-tls</c> the same over TLS links, <c>all-reduce-pieces</c> of a replica's block pieces at an uneven
+    /// width (<see cref="UnevenAllReduce"/>), or <c>all-to-all</c> of a 1/n slice to every rank); prints the median seconds.
     /// </summary>
     public static async Task<int> Worker(string[] args)
     {
         var (rank, size) = (int.Parse(args[0], CultureInfo.InvariantCulture), int.Parse(args[1], CultureInfo.InvariantCulture));
-        var allToAll = args.Length > 3 && args[3] == "all-to-all";
-        var tls = args.Length > 3 && args[3] == "all-reduce-tls" ? WorkerProcesses.Tls : null;
+        var kind = args.Length > 3 ? args[3] : "all-reduce";
+        var allToAll = kind == "all-to-all";
+        var tls = kind == "all-reduce-tls" ? WorkerProcesses.Tls : null;
         var endpoints = args[2].Split(',');
         var port = int.Parse(endpoints[rank].Split(':')[1], CultureInfo.InvariantCulture);
         await using var plane = new DataPlane(IPAddress.Loopback, port, tls: tls);
@@ -72,9 +74,13 @@ internal static class AllReduceBandwidth
             var slice = size / group.WorldSize;
             var (sends, receives) = (Enumerable.Range(0, group.WorldSize).Select(r => (ReadOnlyMemory<byte>)data.AsMemory(r * slice, slice)).ToList(),
                 Enumerable.Range(0, group.WorldSize).Select(_ => (Memory<byte>)new byte[slice]).ToList());
+            ReplicaBlocks? blocks = null;
+            IReadOnlyList<Memory<byte>> pieces = [];
+            if (kind == UnevenAllReduce.PiecesKind) (blocks, pieces) = UnevenAllReduce.PiecesOf(group.WorldSize, rank, data);
             void Collective()
             {
                 if (allToAll) group.AllToAll(sends, receives);
+                else if (blocks is not null) group.AllReduceSum(pieces, blocks);
                 else group.AllReduceSum(data);
             }
             Collective();

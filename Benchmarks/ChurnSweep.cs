@@ -39,7 +39,8 @@ internal static class ChurnSweep
             .. rows,
             "",
             "The synthetic trace of the spot-trace replay section (seed 16, 8 nodes, 4 h), with removals k times as often and nodes back k times sooner (at x1 a removal every 6 min and back after 15 min on average), so that about as many nodes are alive at every churn; the same job, modes and checkpoint cadence as there. " +
-            "The model's checkpoint-restart ETTR is 1 - changes x (half the checkpoint interval + its median measured restart, in trace time) / duration: the baseline loses on average half an interval of work and a restart at every change of its nodes, whatever the rest of the system does.",
+            "The model's checkpoint-restart ETTR is 1 - changes x (half the checkpoint interval + its median measured restart, in trace time) / duration: the baseline loses on average half an interval of work and a restart at every change of its nodes, whatever the rest of the system does. " +
+            "The elastic job loses committed steps only when no replica survives a change (it ran on one node and that node was killed): it then goes back to its checkpoint, as the baseline does at every change.",
         ]);
         Console.WriteLine(table);
         BenchmarkRecord.Write("spot-churn", "Spot trace replay: the ratio against checkpoint-restart as churn grows",

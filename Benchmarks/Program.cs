@@ -6,6 +6,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
 {
     ["engine-vs-bare"] = EngineVsBareLoop.Run,
     ["allreduce"] = AllReduceBandwidth.Run,
+    ["uneven-allreduce"] = UnevenAllReduce.Run,
     ["service-vs-engine"] = ServiceVsEngine.Run,
     ["checkpoint"] = CheckpointThroughput.Run,
     ["spot-trace"] = SpotTraceReplay.Run,
