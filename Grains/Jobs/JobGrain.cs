@@ -230,7 +230,11 @@ public sealed partial class JobGrain(
         }
         catch (Exception e)
         {
-            outcome = new Outcome(JobState.Failed, JobEventKinds.Failed, e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            var error = e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            // Asked to stop, the job is not retried and ends where the user wanted it to: what broke on the way is said, not a failure.
+            outcome = _cancelRequested
+                ? new Outcome(JobState.Cancelled, JobEventKinds.Cancelled, $"cancelled after step {Committed} of {Record.Spec.Steps} ({error})")
+                : new Outcome(JobState.Failed, JobEventKinds.Failed, error);
         }
         // A checkpoint in flight commits (or fails) first, so the last checkpoint a user sees never moves after the end.
         await Checkpoints.Settle();

@@ -9,7 +9,8 @@ namespace Elastic.Tests.Cluster;
 /// <summary>
 /// `elastic replan`: a running job moved to another layout at a step boundary, its state moved between the units'
 /// memories (no checkpoint round-trip), ends with the bits of the uninterrupted one-device run; a layout that cannot run
-/// is refused with nothing changed; and a re-plan whose prepare fails is retried from the state still in memory.
+/// is refused with nothing changed; a re-plan whose prepare fails is retried from the state still in memory, and one that
+/// fails after a cancel leaves the job cancelled.
 /// </summary>
 public sealed class LiveReplanTests
 {
@@ -106,20 +107,46 @@ public sealed class LiveReplanTests
         Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
     }
 
+    [Fact]
+    public async Task A_cancel_that_arrives_while_a_replan_fails_ends_the_job_cancelled_not_failed()
+    {
+        var spec = Spec(400, tensor: 1);
+        string? jobId = null;
+        TestCluster? running = null;
+        // The cancel comes while the new generation prepares, whose prepare then fails: a re-plan that is not retried.
+        var fault = new FailFirstPrepare(afterGeneration: 1, replica: 0, before: () => running!.Client.CancelAsync(jobId!));
+        await using var cluster = running = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 4, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
+        jobId = await cluster.Client.SubmitAsync(spec with { Devices = new DeviceSpec { Min = 1, Max = 2 } });
+        await cluster.Until(jobId, s => s.CommittedStep >= 3);
+
+        await cluster.Client.ReplanAsync(jobId, "dp=1");
+        var status = await cluster.Finish(jobId);
+
+        var log = string.Join("\n", await cluster.Events(jobId));
+        Assert.True(fault.Failed, log);
+        Assert.True(status.State == JobState.Cancelled, $"{status.State}: {status.Error}\n{log}");
+        Assert.Matches(@"cancelled after step \d+ of 400 \(.*injected prepare failure", status.Error ?? log);
+        Assert.True(status.CommittedStep >= 3, log);
+    }
+
     /// <summary>Fails the first prepare of one replica's unit in a generation after <paramref name="afterGeneration"/>, once.</summary>
-    private sealed class FailFirstPrepare(int afterGeneration, int replica) : IIncomingGrainCallFilter
+    /// <param name="before">Run first, just before the failure (a cancel that arrives during the re-plan).</param>
+    private sealed class FailFirstPrepare(int afterGeneration, int replica, Func<Task>? before = null) : IIncomingGrainCallFilter
     {
         private int _failed;
 
         public bool Failed => _failed == 1;
 
-        public Task Invoke(IIncomingGrainCallContext context)
+        public async Task Invoke(IIncomingGrainCallContext context)
         {
             if (context.TargetContext.GrainInstance is ShardGroupGrain && context.InterfaceMethod.Name == nameof(ITrainingUnit.Prepare)
                 && context.Request.GetArgument(0) is ShardAssignment a && a.Plan.Generation > afterGeneration && a.Replica == replica
                 && Interlocked.CompareExchange(ref _failed, 1, 0) == 0)
+            {
+                if (before is not null) await before();
                 throw new InvalidOperationException($"injected prepare failure in generation {a.Plan.Generation}");
-            return context.Invoke();
+            }
+            await context.Invoke();
         }
     }
 }
