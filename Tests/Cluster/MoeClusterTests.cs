@@ -6,7 +6,8 @@ namespace Elastic.Tests.Cluster;
 /// <summary>
 /// MoE jobs on the cluster: experts spread over ep replicas move over the data plane when ep changes live, are rebuilt from
 /// the replicas that host the same experts when one is killed, and come from the checkpoint when the only host of some
-/// experts is lost; always to the digest of one device.
+/// experts is lost, and follow a width no power of two divides (dp 6 at ep 2, dp 3 hosting every expert); always to the
+/// digest of one device.
 /// </summary>
 public sealed class MoeClusterTests
 {
@@ -17,6 +18,27 @@ public sealed class MoeClusterTests
         Parallel = new ParallelSpec { Expert = ep },
         Checkpoint = new CheckpointSpec { EverySteps = everySteps },
     };
+
+    [Fact]
+    public async Task Experts_follow_any_width_dp_6_at_ep_2_then_dp_3_hosting_all_to_the_one_device_digest()
+    {
+        // Twelve micro-batches over 6 replicas in expert groups of 2 (blocks [0, 4), [4, 8), [8, 12): two, three and two subtrees),
+        // then over 3, which no ep 2 divides.
+        var spec = Spec(12, 6, ep: 2, everySteps: 0) with { Batch = new BatchSpec { Global = 24, Micro = 2 } };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 3, jobs: LiveReplanTests.Jobs);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        var before = await cluster.Until(jobId, s => s.CommittedStep >= 3);
+        Assert.Equal((6, 2), (before.Plan!.Dp, before.Plan.Ep));
+
+        await cluster.Client.ReplanAsync(jobId, "dp=3");
+        var status = await cluster.Finish(jobId);
+
+        var log = string.Join("\n", await cluster.Events(jobId));
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.Equal((3, 1), (status.Plan!.Dp, status.Plan.Ep));
+        Assert.True(reference == status.FinalParameterDigest, log);
+    }
 
     [Fact]
     public async Task Replan_ep_2_to_4_to_1_mid_job_ends_with_the_uninterrupted_digest_and_loses_no_step()
