@@ -1,4 +1,5 @@
 using System.Globalization;
+using Elastic.Parallelism;
 
 namespace Elastic.Jobs;
 
@@ -37,7 +38,11 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
         // attention weights of an unfused kernel; then the logits with their softmax and gradient.
         var attentionWeights = b * h * t * t;
         var perLayerActivations = b * t * (14 * d + 2 * f) + attentionWeights;
-        var local = Math.Max(1, (spec.Batch.MicroBatchesPerStep + Math.Max(1, dp) - 1) / Math.Max(1, dp));
+        // The longest block a replica runs (padded to under ZeRO 3 and expert parallelism).
+        var unit = SpecValidator.BlockUnit(spec, spec.Parallel.Pipeline);
+        var local = dp >= 1 && dp <= MicroBatchSplit.MostReplicas(spec.Batch.MicroBatchesPerStep, unit)
+            ? MicroBatchSplit.Longest(spec.Batch.MicroBatchesPerStep, dp, unit)
+            : Math.Max(1, (spec.Batch.MicroBatchesPerStep + Math.Max(1, dp) - 1) / Math.Max(1, dp));
         // ZeRO 3 over more than one replica keeps 1/dp of the parameters plus the largest unit gathered, and recomputes every unit.
         var zero = dp > 1 ? spec.Parallel.Zero : 0;
         // runtime.recompute: selective keeps no attention weights; full keeps each layer's input, and one layer's activations
@@ -64,7 +69,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             var activations = Fp32 * inFlight * mine.Max(ChunkActivations);
             // The step's sum and one partial sum per level of the micro-batch tree this replica reduces; a block that is not one
             // subtree is summed as several (at most two per level), each kept in its own buffer and wired out together.
-            var extraPieces = SpecValidator.EqualBlocks(spec.Batch.MicroBatchesPerStep, dp, SpecValidator.BlockUnit(spec, stages)) ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
+            var extraPieces = SpecValidator.EqualBlocks(spec.Batch.MicroBatchesPerStep, dp, unit) ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
             // ZeRO 3 pads a shorter block with micro-batches whose gradient goes to one more buffer, then is dropped.
             var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local)) + extraPieces + (zero >= 3 && extraPieces > 0 ? 1 : 0);
             // Host copies of the parameters and moments for a checkpoint (shared by the replicas), plus the wire buffer and host copy of an all-reduce.

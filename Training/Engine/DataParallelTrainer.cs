@@ -85,6 +85,7 @@ public sealed class DataParallelTrainer : IDisposable
             var groupPieces = _expertBlocks?.PiecesOf(Replica / _groups.Grid.Ep).Count ?? 0;
             for (var k = 0; k < Math.Max(pieces.Count, groupPieces); k++) sums.Add(Trainer.RentGradient());
             IReadOnlyList<Memory<byte>> Own(IReadOnlyList<Memory<byte>> wires) => [.. wires.Take(pieces.Count)];
+            IReadOnlyList<Memory<byte>> Hosted(IReadOnlyList<Memory<byte>> wires) => [.. wires.Take(groupPieces)];
             var losses = Trainer.AccumulatePieces(step, pieces, sums, _padding).Select(loss => new[] { loss }).ToList();
             var sum = sums[0];
             // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
@@ -92,9 +93,9 @@ public sealed class DataParallelTrainer : IDisposable
                 _wire.Run(sums, w =>
                 {
                     _replicas.ReduceScatterSum(Own(w), _blocks, parts.Gradients);
-                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum([.. w.Take(groupPieces)], _expertBlocks!, experts.Gradients);
+                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum(Hosted(w), _expertBlocks!, experts.Gradients);
                 });
-            else if (_expertParts is { } spread) _wire.Run(sums, w => ReduceExpertsApart(Own(w), [.. w.Take(groupPieces)], spread));
+            else if (_expertParts is { } spread) _wire.Run(sums, w => ReduceExpertsApart(Own(w), Hosted(w), spread));
             else _wire.Run(sums, w => _replicas.AllReduceSum(w, _blocks));
             var loads = Trainer.PieceExpertLoads is { } pieceLoads ? _replicas.AllReduceSum(pieceLoads, _blocks) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
