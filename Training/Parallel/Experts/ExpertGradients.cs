@@ -21,8 +21,7 @@ public sealed class ExpertGradients : IDisposable
     private readonly Dictionary<int, Part> _byLayer = [];
     private readonly Dictionary<int, Part> _byChunk = [];
     private (IReadOnlyList<IReadOnlyList<(int First, int Count)>> Sources, IReadOnlyList<(int First, int Count)> Group)? _arranged;
-    // The current block's arrangement, and each source's piece of each of its micro-batches.
-    private (IReadOnlyList<IReadOnlyList<(int First, int Count)>> Sources, IReadOnlyList<(int First, int Count)> Group) _block = ([], []);
+    // Each source's piece of each of its micro-batches.
     private int[][] _pieceOf = [];
 
     /// <summary>One chunk's hosted expert pieces in buffer order, a pool of compact buffers, and per source its tree and current buffer.</summary>
@@ -62,8 +61,8 @@ public sealed class ExpertGradients : IDisposable
 
     /// <summary>
     /// Where the step's micro-batches come from: each source's block as its pieces (subtrees of the canonical tree, in order),
-    /// and the pieces of the group's block (the sources' blocks together) that <see cref="WriteInto"/> writes. Unarranged, every
-    /// source's block is the one <see cref="Begin"/> is given, one after another.
+    /// and the pieces of the group's block (the sources' blocks together) that <see cref="WriteInto"/> writes. Set by the
+    /// data-parallel trainer of each generation, before its first step.
     /// </summary>
     public void Arrange(IReadOnlyList<IReadOnlyList<(int First, int Count)>> sources, IReadOnlyList<(int First, int Count)> group)
     {
@@ -75,8 +74,7 @@ public sealed class ExpertGradients : IDisposable
     /// <summary>Starts a step's block of <paramref name="count"/> micro-batches on every source: every source's sums start empty.</summary>
     public void Begin(int count)
     {
-        _block = _arranged ?? (Enumerable.Range(0, _sources).Select(s => (IReadOnlyList<(int, int)>)[(s * count, count)]).ToList(), [(0, _sources * count)]);
-        var sources = _block.Sources;
+        var (sources, _) = Arrangement;
         _pieceOf = sources.Select(pieces => pieces.SelectMany((p, k) => Enumerable.Repeat(k, p.Count)).ToArray()).ToArray();
         if (_pieceOf.Any(p => p.Length > count))
             throw new ArgumentException($"a source's block is longer than the {count} micro-batches every source runs", nameof(count));
@@ -126,7 +124,7 @@ public sealed class ExpertGradients : IDisposable
     public void WriteInto(IReadOnlyList<Tensor> targets, Func<ModelChunk, string, (long Offset, long Length)> slice)
     {
         using var scope = NewDisposeScope();
-        var (sources, group) = _block;
+        var (sources, group) = Arrangement;
         foreach (var part in _byChunk.Values)
         {
             var sums = new Dictionary<(int First, int Count), Tensor>();
@@ -153,6 +151,9 @@ public sealed class ExpertGradients : IDisposable
             }
         }
     }
+
+    private (IReadOnlyList<IReadOnlyList<(int First, int Count)>> Sources, IReadOnlyList<(int First, int Count)> Group) Arrangement =>
+        _arranged ?? throw new InvalidOperationException("hosted experts' gradients need to know which micro-batches each source runs (Arrange) before a step");
 
     private Tensor Rent(Part part)
     {
