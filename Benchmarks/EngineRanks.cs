@@ -35,7 +35,7 @@ internal sealed class EngineRanks : IAsyncDisposable
             var worker = new DeviceWorker($"{name}-{rank}");
             var trainer = await worker.Run(threads, () => new DataParallelTrainer(new Trainer(spec, corpus, CPU,
                 new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor)), sequence, new PipelineStage(spec, groups.Along(GridAxis.Pipeline)),
-                ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups));
+                ZeroShard.Of(spec.Parallel.Zero ?? 0, groups.Coordinates.Data, grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups));
             return (worker, trainer);
         }));
         return new EngineRanks(ranks, grid, threads);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Elastic.Data;
 using Elastic.Jobs;
+using Elastic.Planning;
 using Elastic.Training.Engine;
 using static TorchSharp.torch;
 

@@ -12,6 +12,8 @@ public static class JobEventKinds
     public const string ReplanFailed = "replan-failed";
     public const string ReplanRequested = "replan-requested";
     public const string ReplanRefused = "replan-refused";
+    /// <summary>New devices could run a better layout, but the move was weighed and not worth it; the message says what was weighed.</summary>
+    public const string ReplanDeclined = "replan-declined";
     public const string CoordinatorMoved = "coordinator-moved";
     public const string CoordinatorRecovered = "coordinator-recovered";
     public const string CheckpointRequested = "checkpoint-requested";

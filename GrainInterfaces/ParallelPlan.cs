@@ -16,8 +16,18 @@ public sealed record ParallelPlan(
     [property: Id(3)] int Tp,
     [property: Id(4)] IReadOnlyList<DeviceSlot> Devices,
     [property: Id(5)] int Zero = 0,
-    [property: Id(6)] int Ep = 1)
+    [property: Id(6)] int Ep = 1,
+    [property: Id(7)] int VirtualStages = 1,
+    [property: Id(8)] string Recompute = Recomputation.None,
+    [property: Id(9)] bool Interleaved = false)
 {
+    /// <summary>A plan of <paramref name="layout"/> on <paramref name="devices"/> (in rank order) in generation <paramref name="generation"/>.</summary>
+    public static ParallelPlan Of(int generation, Layout layout, IReadOnlyList<DeviceSlot> devices) =>
+        new(generation, layout.Dp, layout.Pp, layout.Tp, devices, layout.Zero, layout.Ep, layout.VirtualStages, layout.Recompute, layout.Interleaved);
+
+    /// <summary>The plan's layout. A method, as <see cref="ToGrid"/>.</summary>
+    public Layout ToLayout() => new(Dp, Pp, Tp, Ep, Zero, VirtualStages, Recompute, Interleaved);
+
     /// <summary>The plan's grid. A method, not a property: records that reach JSON grain storage must hold only what they are built from.</summary>
     public ParallelGrid ToGrid() => ParallelGrid.Of(Dp, Pp, Tp, Ep);
 
@@ -31,8 +41,7 @@ public sealed record ParallelPlan(
 
     public DeviceSlot DeviceOf(int replica, int stage = 0, int tensorRank = 0) => Devices[ToGrid().RankOf(new GridCoordinates(replica, stage, tensorRank))];
 
-    public override string ToString() =>
-        $"generation {Generation}: dp={Dp} pp={Pp} tp={Tp}{(Ep > 1 ? $" ep={Ep}" : "")}{(Zero > 0 ? $" zero={Zero}" : "")} on {Devices.Select(d => d.Silo).Distinct().Count()} silo(s)";
+    public override string ToString() => $"generation {Generation}: {ToLayout()} on {Devices.Select(d => d.Silo).Distinct().Count()} silo(s)";
 
     /// <summary>Whether each replica holds only its part of the optimizer state (ZeRO over more than one replica).</summary>
     public bool Partitioned => Zero > 0 && Dp > 1;

@@ -55,6 +55,9 @@ public static class SpecShape
                 errors.Add(new SpecError(field, "null", $"must be {Expected(type)}, not null (leave the field out for its default)"));
             return;
         }
+        // A field the planner may choose also takes "auto".
+        var auto = property.GetCustomAttribute<System.Text.Json.Serialization.JsonConverterAttribute>()?.ConverterType == typeof(AutoConverter);
+        if (auto && value.ValueKind == JsonValueKind.String && value.GetString() == AutoConverter.Auto) return;
         var fits = type switch
         {
             _ when type == typeof(int) => value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out _),
@@ -64,7 +67,7 @@ public static class SpecShape
             _ when type == typeof(string) => value.ValueKind == JsonValueKind.String,
             _ => value.ValueKind == JsonValueKind.Object,
         };
-        if (!fits) errors.Add(new SpecError(field, Show(value), $"must be {Expected(type)}"));
+        if (!fits) errors.Add(new SpecError(field, Show(value), $"must be {Expected(type)}{(auto ? $" or \"{AutoConverter.Auto}\"" : "")}"));
         else if (value.ValueKind == JsonValueKind.Object) CheckObject(value, type, field + ".", errors);
     }
 

@@ -23,8 +23,8 @@ public static class SpecValidator
     public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
     {
         var microBatches = spec.Batch.MicroBatchesPerStep;
-        var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor);
-        var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline);
+        var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor ?? 1);
+        var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline ?? 1);
         var unit = BlockUnit(spec, pp);
         var widths = new List<int>();
         for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(microBatches, unit) && (long)dp * pp * tp <= spec.Devices.Max; dp++)
@@ -47,20 +47,12 @@ public static class SpecValidator
         return ranks;
     }
 
-    /// <summary>What a block is a whole multiple of at pipeline <paramref name="pp"/> (<see cref="MicroBatchSplit.Unit"/>).</summary>
-    public static int BlockUnit(TrainingSpec spec, int pp) =>
-        MicroBatchSplit.Unit(spec.Batch.MicroBatchesPerStep, pp, spec.Parallel.Schedule == PipelineSchedule.Interleaved);
+    /// <summary>What a block is a whole multiple of at pipeline <paramref name="pp"/> (<see cref="LayoutRules.BlockUnit"/>).</summary>
+    public static int BlockUnit(TrainingSpec spec, int pp) => LayoutRules.BlockUnit(spec, SpecLayout.At(spec, 1) with { Pp = Math.Max(1, pp) });
 
-    /// <summary>Why the pipeline of each of dp replicas (which must be at most the units) cannot run its block, each with its numbers; empty when it can.</summary>
-    public static List<string> PipelineProblems(TrainingSpec spec, int pp, int dp, int unit)
-    {
-        if (pp == 1) return [];
-        var micros = spec.Batch.MicroBatchesPerStep;
-        var (shortest, longest) = (MicroBatchSplit.Shortest(micros, dp, unit), MicroBatchSplit.Longest(micros, dp, unit));
-        return new[] { longest, shortest }.Distinct()
-            .SelectMany(block => PipelineSchedule.Problems(spec.Parallel.Schedule, pp, block, spec.Parallel.VirtualStages, spec.Model.Layers))
-            .Distinct().ToList();
-    }
+    /// <summary>Why the pipeline of each of dp replicas (which must be at most the units) cannot run its block (<see cref="LayoutRules.PipelineProblems"/>).</summary>
+    public static List<string> PipelineProblems(TrainingSpec spec, int pp, int dp, int unit) =>
+        LayoutRules.PipelineProblems(spec, SpecLayout.At(spec, dp) with { Pp = Math.Max(1, pp), Ep = 1 }, unit);
 
     /// <summary>
     /// Whether <paramref name="dp"/> replicas split the micro-batches into equal subtrees of the accumulation tree: a power of two
@@ -69,8 +61,40 @@ public static class SpecValidator
     public static bool EqualBlocks(int microBatches, int dp, int unit) =>
         dp >= 1 && (dp & (dp - 1)) == 0 && unit >= 1 && microBatches % unit == 0 && microBatches / unit % dp == 0;
 
+    /// <summary>Why <paramref name="start"/> cannot be the layout a spec starts on: its notation, the layout rules, or a pin it does not keep.</summary>
+    private static IEnumerable<string> StartProblems(TrainingSpec spec, string start)
+    {
+        ParallelLayout asked;
+        try
+        {
+            asked = ParallelLayout.Parse(start);
+        }
+        catch (ParallelGridException e)
+        {
+            return e.Errors;
+        }
+        var layout = SpecLayout.Asked(spec, SpecLayout.At(spec, asked.Grid.Dp), asked);
+        var problems = LayoutRules.Problems(spec, layout);
+        if (!SpecLayout.Pins(spec).Admit(layout)) problems.Add($"does not keep what the spec pins ({SpecLayout.Pins(spec)}): {layout}");
+        return problems;
+    }
+
+    /// <summary>A pinned number as written, or "auto".</summary>
+    private static string Show(int? value) => value?.ToString(CultureInfo.InvariantCulture) ?? AutoConverter.Auto;
+
+    /// <summary>
+    /// Whether some data-parallel width runs the spec at some pipeline depth and tensor-parallel degree it allows (its pinned
+    /// ones, or any the planner could choose: powers of two dividing model.tensorShards, one to model.layers stages).
+    /// </summary>
+    private static bool AnyWidth(TrainingSpec spec)
+    {
+        var tensors = spec.Parallel.Tensor is { } tp ? [tp] : Enumerable.Range(0, 31).Select(i => 1 << i).TakeWhile(t => t <= spec.Model.Shards);
+        var pipelines = spec.Parallel.Pipeline is { } pp ? [pp] : Enumerable.Range(1, Math.Max(1, spec.Model.Layers));
+        return tensors.Any(t => pipelines.Any(p => DataParallelWidths(spec, t, p).Count > 0));
+    }
+
     /// <summary>The highest ZeRO stage the engine runs.</summary>
-    public const int MaxZero = 3;
+    public const int MaxZero = Layout.MaxZero;
 
     /// <summary>The highest job priority.</summary>
     public const int MaxPriority = 9;
@@ -100,8 +124,6 @@ public static class SpecValidator
             foreach (var (field, text) in new[] { ("data.source", data.Source), ("data.format", data.Format), ("data.tokenizer", data.Tokenizer) })
                 if (text is null) Fail(field, null, "must be given, not null");
         if (spec.Runtime is { Precision: null }) Fail("runtime.precision", null, "must be given, not null");
-        if (spec.Runtime is { Recompute: null }) Fail("runtime.recompute", null, "must be given, not null");
-        if (spec.Parallel is { Schedule: null }) Fail("parallel.schedule", null, "must be given, not null");
         if (errors.Count > 0) return errors;
 
         if (NameProblem(spec.Name) is { } nameProblem) Fail("name", spec.Name, nameProblem);
@@ -160,18 +182,32 @@ public static class SpecValidator
         var devices = spec.Devices;
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
-        else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && DataParallelWidths(spec).Count == 0)
-            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {spec.Parallel.Pipeline} x parallel.tensor {spec.Parallel.Tensor}) is at most the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
+        else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && !AnyWidth(spec))
+            Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {Show(spec.Parallel.Pipeline)} x parallel.tensor {Show(spec.Parallel.Tensor)}) is at most the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
         var parallel = spec.Parallel;
-        if (m.Layers >= 1 && parallel.Schedule is { } schedule)
-            foreach (var problem in PipelineSchedule.Problems(schedule, parallel.Pipeline, b.MicroBatchesPerStep, parallel.VirtualStages, m.Layers))
-                Fail("parallel", $"pipeline {parallel.Pipeline}, schedule {parallel.Schedule}, virtualStages {parallel.VirtualStages}", problem);
+        var virtualStages = parallel.VirtualStages ?? 1;
+        if (parallel.Schedule is { } schedule && schedule is not (PipelineSchedule.OneFOneB or PipelineSchedule.Interleaved))
+            Fail("parallel.schedule", schedule, $"must be '{PipelineSchedule.OneFOneB}', '{PipelineSchedule.Interleaved}' or '{AutoConverter.Auto}'");
+        else if (m.Layers >= 1)
+        {
+            // Without a pinned pipeline only what the schedule says of v can be checked; the planner keeps the rest.
+            var asWritten = parallel.Schedule ?? (virtualStages > 1 ? PipelineSchedule.Interleaved : PipelineSchedule.OneFOneB);
+            var problems = parallel.Pipeline is { } pipeline
+                ? PipelineSchedule.Problems(asWritten, pipeline, b.MicroBatchesPerStep, virtualStages, m.Layers)
+                : PipelineSchedule.Problems(asWritten, 1, b.MicroBatchesPerStep, virtualStages, m.Layers);
+            foreach (var problem in problems)
+                Fail("parallel", $"pipeline {Show(parallel.Pipeline)}, schedule {parallel.Schedule ?? AutoConverter.Auto}, virtualStages {Show(parallel.VirtualStages)}", problem);
+        }
         if (parallel.Zero is < 0 or > MaxZero)
             Fail("parallel.zero", parallel.Zero, "must be 0 (replicated optimizer state), 1 (sharded moments), 2 (also gradients reduced to their owner) or 3 (also parameters, gathered per layer)");
-        var tensor = spec.Parallel.Tensor;
-        if (tensor < 1 || (tensor & (tensor - 1)) != 0) Fail("parallel.tensor", tensor, "must be a power of two (1, 2, 4, 8, ...)");
-        else if (m.Shards % tensor != 0) Fail("parallel.tensor", tensor, $"does not divide model.tensorShards {m.Shards}");
+        if (spec.Parallel.Tensor is { } tensor)
+        {
+            if (tensor < 1 || (tensor & (tensor - 1)) != 0) Fail("parallel.tensor", tensor, "must be a power of two (1, 2, 4, 8, ...)");
+            else if (m.Shards % tensor != 0) Fail("parallel.tensor", tensor, $"does not divide model.tensorShards {m.Shards}");
+        }
         ValidateExperts(spec, Fail, Finite);
+        if (parallel.Start is { } start && errors.Count == 0)
+            foreach (var problem in StartProblems(spec, start)) Fail("parallel.start", start, problem);
         if (spec.Checkpoint.EverySteps < 0) Fail("checkpoint.everySteps", spec.Checkpoint.EverySteps, "must not be negative (0 disables checkpoints)");
         if (Finite("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes) && spec.Checkpoint.EveryMinutes < 0)
             Fail("checkpoint.everyMinutes", spec.Checkpoint.EveryMinutes, "must not be negative (0: not by time)");
@@ -181,7 +217,7 @@ public static class SpecValidator
             Fail("output.directory", output, "must be an absolute path here");
         if (spec.Runtime.ThreadsPerDevice < 1) Fail("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice, "must be at least 1");
         if (spec.Runtime.Precision is not ("fp32" or "tf32" or "bf16")) Fail("runtime.precision", spec.Runtime.Precision, "must be 'fp32', 'tf32' or 'bf16'");
-        if (spec.Runtime.Recompute is not ("none" or "selective" or "full"))
+        if (spec.Runtime.Recompute is not (null or "none" or "selective" or "full"))
             Fail("runtime.recompute", spec.Runtime.Recompute, "must be 'none', 'selective' (the attention core) or 'full' (each layer from its input)");
         return errors;
     }
@@ -189,7 +225,7 @@ public static class SpecValidator
     /// <summary>model.moe and parallel.expert: each refusal names its numbers.</summary>
     private static void ValidateExperts(TrainingSpec spec, Action<string, object?, string> fail, Func<string, double, bool> finite)
     {
-        var ep = spec.Parallel.Expert;
+        var ep = spec.Parallel.Expert ?? 1;
         if (ep < 1 || (ep & (ep - 1)) != 0) fail("parallel.expert", ep, "must be a power of two (1, 2, 4, 8, ...)");
         if (spec.Parallel.Zero >= 3 && ep > 1)
             fail("parallel.zero", spec.Parallel.Zero, $"3 does not run with parallel.expert {ep} yet (stages 1 and 2 do): its per-layer parameter gathers would have to run over two groups");

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Elastic.Jobs;
 
 /// <summary>
@@ -113,35 +115,49 @@ public sealed record EvalSpec
 }
 
 /// <summary>
-/// The model-parallel part of the layout, fixed for a job: tensor-parallel degree and sequence parallelism. The
-/// data-parallel width is the service's to choose (and change) within <see cref="DeviceSpec"/>.
+/// The parallel layout a job pins. Every dimension left out (or written <c>"auto"</c>, null here) is the planner's to choose
+/// when the job starts and to change as devices come and go; a pinned one is kept through every re-plan. The data-parallel
+/// width is always the service's, within <see cref="DeviceSpec"/>. Every layout gives the same bits. Run on the engine alone
+/// (no cluster), an unpinned dimension takes its neutral value: one device, no ZeRO, no recomputation.
 /// </summary>
 public sealed record ParallelSpec
 {
-    /// <summary>tp: the devices of one silo that each replica's layers are split over; a power of two dividing model.tensorShards.</summary>
-    public int Tensor { get; init; } = 1;
+    /// <summary>tp: the devices of one silo that each replica's layers are split over; a power of two dividing model.tensorShards. Null: auto.</summary>
+    [JsonConverter(typeof(AutoConverter))]
+    public int? Tensor { get; init; }
     /// <summary>With tp > 1, split LayerNorm, dropout and the residual stream along the sequence (same bits either way, less activation memory).</summary>
     public bool Sequence { get; init; } = true;
-    /// <summary>pp: the stages each replica's layers are split over (contiguous layers, balanced by FLOPs); stages may sit on different silos.</summary>
-    public int Pipeline { get; init; } = 1;
-    /// <summary>How each stage orders its forwards and backwards: <c>1f1b</c> or <c>interleaved</c> (with <see cref="VirtualStages"/> chunks per stage).</summary>
-    public string Schedule { get; init; } = "1f1b";
-    /// <summary>v: model chunks per stage under the interleaved schedule (the bubble shrinks by v).</summary>
-    public int VirtualStages { get; init; } = 1;
+    /// <summary>pp: the stages each replica's layers are split over (contiguous layers, balanced by FLOPs); stages may sit on different silos. Null: auto.</summary>
+    [JsonConverter(typeof(AutoConverter))]
+    public int? Pipeline { get; init; }
+    /// <summary>How each stage orders its forwards and backwards: <c>1f1b</c> or <c>interleaved</c> (with <see cref="VirtualStages"/> chunks per stage). Null: auto (interleaved when v > 1).</summary>
+    [JsonConverter(typeof(AutoConverter))]
+    public string? Schedule { get; init; }
+    /// <summary>v: model chunks per stage under the interleaved schedule (the bubble shrinks by v). Null: auto.</summary>
+    [JsonConverter(typeof(AutoConverter))]
+    public int? VirtualStages { get; init; }
     /// <summary>
     /// ZeRO stage over the data-parallel group: 0 every replica keeps the whole optimizer state; 1 each replica keeps the AdamW
     /// moments of its part of the parameters and updates only that part, then the parts are all-gathered; 2 also reduces the
     /// gradients to their part's owner only (reduce-scatter instead of all-reduce); 3 also keeps only its part of the
-    /// parameters, each layer's gathered before it runs forward and again (recomputed) in backward. The same bits at every level.
+    /// parameters, each layer's gathered before it runs forward and again (recomputed) in backward. The same bits at every level. Null: auto.
     /// </summary>
-    public int Zero { get; init; }
+    [JsonConverter(typeof(AutoConverter))]
+    public int? Zero { get; init; }
 
     /// <summary>
     /// ep: the devices each MoE layer's experts are spread over (E / ep each), taken from the data-parallel replicas: tokens
     /// go to their experts' devices and back (all-to-all). A power of two dividing model.moe.experts; the data-parallel width
-    /// is then a multiple of it. The same bits at every ep.
+    /// is then a multiple of it. The same bits at every ep. Null: auto.
     /// </summary>
-    public int Expert { get; init; } = 1;
+    [JsonConverter(typeof(AutoConverter))]
+    public int? Expert { get; init; }
+
+    /// <summary>
+    /// The layout to start on, in the <c>--plan</c> notation (<c>dp=1,pp=2,tp=2,zero=1</c>); null: the planner's choice. It must
+    /// keep the pinned dimensions; as devices come and go the planner may leave it for the others.
+    /// </summary>
+    public string? Start { get; init; }
 }
 
 /// <summary>How many devices the job may use (dp x tp); the service picks a data-parallel width whose devices fall in [min, max] and are free.</summary>
@@ -186,6 +202,8 @@ public sealed record RuntimeSpec
     /// <summary>
     /// Activation recomputation: <c>none</c>; <c>selective</c> (the attention core is run again in backward instead of keeping its
     /// attention weights); <c>full</c> (each layer keeps only its input and is run again in backward). Same bits every way.
+    /// Null (<c>"auto"</c>): the planner's to choose, as a parallel dimension is.
     /// </summary>
-    public string Recompute { get; init; } = "none";
+    [JsonConverter(typeof(AutoConverter))]
+    public string? Recompute { get; init; }
 }

@@ -17,6 +17,7 @@ public static class ElasticCommandLine
         ResumeCommand.Create(),
         CheckpointCommand.Create(),
         ReplanCommand.Create(),
+        PlanCommand.Create(),
         ExportCommand.Create(),
         ListCommand.Create(),
         EventsCommand.Create(),

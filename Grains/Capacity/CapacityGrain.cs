@@ -57,16 +57,18 @@ public sealed class CapacityGrain(
         var slots = blocks.Take(width / request.TensorParallel).SelectMany(b => b).ToList();
         if (width > 0) Allocations[request.JobId] = slots;
         else if (request.KeepWhenShort && before is not null) Allocations[request.JobId] = before;
+        if (request.Serving is { Count: > 0 } serving) record.State.Serving[request.JobId] = serving.Select(d => d.Silo.ToParsableString()).Distinct().ToList();
         await record.WriteStateAsync();
         return new Allocation(slots, share);
     }
 
     public async Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel)
     {
+        var changed = record.State.Serving.ContainsKey(jobId);
         if (Claims.GetValueOrDefault(jobId) is not { } claim || claim.Standing != standing || !claim.Widths.SequenceEqual(widths))
         {
             Claims[jobId] = new Claim(standing, widths, time.GetUtcNow());
-            await record.WriteStateAsync();
+            changed = true;
         }
         var share = ShareOf(jobId);
         var active = Silos().Select(s => s.Silo).ToHashSet();
@@ -76,14 +78,23 @@ public sealed class CapacityGrain(
             .ToList();
         var kind = leaving.Select(d => !active.Contains(d.Silo) ? LeaveKind.Lost : DrainOf(d.Silo)!.Preemption ? LeaveKind.Preempted : LeaveKind.Draining)
             .DefaultIfEmpty(LeaveKind.None).Max();
-        var available = TensorBlocks.UsableDevices(Usable([]).Concat(held.Where(d => !leaving.Contains(d))), tensorParallel);
+        // The re-plan that asked for this review (if any) is over: its old units no longer serve.
+        var served = record.State.Serving.Remove(jobId);
+        // Its own devices count whether or not the job names them (units of a failed re-plan hold some it no longer lists).
+        var own = held.Concat(Allocations.GetValueOrDefault(jobId) ?? []).Distinct();
+        var could = Usable([]).Concat(own.Where(d => !leaving.Contains(d) && active.Contains(d.Silo) && DrainOf(d.Silo) is null)).Distinct().ToList();
+        var available = TensorBlocks.UsableDevices(could, tensorParallel);
         var widest = widths.Where(w => w <= available && w <= share.Cap).DefaultIfEmpty(0).Max();
-        return new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind, share.Cap < share.Held ? share.Note : null);
+        var silos = Silos().ToDictionary(s => s.Silo);
+        var offer = could.GroupBy(d => d.Silo).Where(g => silos.ContainsKey(g.Key))
+            .Select(g => new SiloOffer(g.Key, g.Count(), silos[g.Key].DeviceModel, silos[g.Key].DeviceMemoryMiB)).ToList();
+        if (changed || served) await record.WriteStateAsync();
+        return new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind, share.Cap < share.Held ? share.Note : null, offer, share.Cap, share);
     }
 
     public async Task Release(string jobId)
     {
-        if (Allocations.Remove(jobId) | Claims.Remove(jobId)) await record.WriteStateAsync();
+        if (Allocations.Remove(jobId) | Claims.Remove(jobId) | record.State.Serving.Remove(jobId)) await record.WriteStateAsync();
         Schedule();
     }
 
@@ -121,7 +132,8 @@ public sealed class CapacityGrain(
     public Task<IReadOnlyList<string>> HoldingJobs() => Task.FromResult<IReadOnlyList<string>>(Allocations.Keys.ToList());
 
     public Task<int> JobsOn(SiloAddress silo) =>
-        Task.FromResult(Allocations.Count(job => job.Value.Any(d => d.Silo.Equals(silo))));
+        Task.FromResult(Allocations.Where(job => job.Value.Any(d => d.Silo.Equals(silo))).Select(job => job.Key)
+            .Union(record.State.Serving.Where(job => job.Value.Contains(silo.ToParsableString())).Select(job => job.Key)).Count());
 
     private Drain? DrainOf(SiloAddress silo) => Draining.GetValueOrDefault(silo.ToParsableString());
 

@@ -11,6 +11,11 @@ public sealed class CapacityRecord
     [Id(1)] public Dictionary<string, Drain> Draining { get; set; } = [];
     /// <summary>By job id: every job that holds devices or waits for them.</summary>
     [Id(2)] public Dictionary<string, Claim> Claims { get; set; } = [];
+    /// <summary>
+    /// By job id: silos (parsable form) whose old units still serve the job's state while it re-plans off them; a draining silo
+    /// waits for them as for held devices. Cleared when the job next reviews its capacity (the re-plan is over) or ends.
+    /// </summary>
+    [Id(3)] public Dictionary<string, List<string>> Serving { get; set; } = [];
 }
 
 [GenerateSerializer, Immutable, Alias("Elastic.CapacityDrain")]

@@ -7,16 +7,17 @@ namespace Elastic.Grains.Jobs;
 /// When a running job re-plans on its own, decided at each step boundary from the capacity grain's review (pure; time
 /// from an injected <see cref="TimeProvider"/>): devices leaving force a re-plan at once; so does a fair share below what
 /// the job holds (a higher-priority job waits: it shrinks now); a layout a user asked for is taken next; growth onto new devices waits until they have been free for <see cref="JobOptions.JoinSettle"/> (so silos
-/// joining together are taken in one re-plan) and <see cref="JobOptions.MinDwell"/> has passed since the last re-plan.
+/// joining together are taken in one re-plan) and <see cref="JobOptions.MinDwell"/> has passed since the last re-plan, and then only
+/// to a layout worth moving to.
 /// </summary>
 public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
 {
     private DateTimeOffset _lastReplan = time.GetUtcNow();
     private DateTimeOffset? _widerSince;
-    private ParallelLayout? _requested;
+    private (Layout Layout, int? Experts)? _requested;
 
     /// <summary>Takes <paramref name="layout"/> at the next step boundary (a later request replaces an earlier one not yet taken).</summary>
-    public void Request(ParallelLayout layout) => _requested = layout;
+    public void Request(Layout layout, int? experts = null) => _requested = (layout, experts);
 
     /// <summary>The job runs on a new plan: the dwell starts again.</summary>
     public void Replanned()
@@ -26,7 +27,11 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
     }
 
     /// <summary>The re-plan to make at this step boundary of a job on <paramref name="plan"/>, or null.</summary>
-    public ReplanChange? Decide(CapacityReview review, ParallelPlan plan)
+    /// <param name="better">
+    /// Once new devices have settled: a layout on what the job could hold now that is worth moving to, and why (the job's
+    /// planner and its weighing of the move); null: stay. Not given: grow onto them with whatever layout the re-plan finds.
+    /// </param>
+    public ReplanChange? Decide(CapacityReview review, ParallelPlan plan, Func<(Layout Target, string Why)?>? better = null)
     {
         if (review.Leaving.Count > 0)
             return new ReplanChange(review.Kind switch
@@ -37,11 +42,10 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
             }, review.LeavingReason ?? "devices are leaving") { Leaving = review.Leaving };
         if (review.Yield is { } yield && review.WidestPlan < plan.DeviceCount)
             return new ReplanChange(ReplanCause.FairShare, $"{yield}: {plan.DeviceCount} -> {review.WidestPlan} device(s)");
-        if (_requested is { } layout)
+        if (_requested is { } requested)
         {
             _requested = null;
-            return new ReplanChange(ReplanCause.Request, $"dp={plan.Dp},pp={plan.Pp},tp={plan.Tp}{(plan.Ep > 1 ? $",ep={plan.Ep}" : "")}{(plan.Zero > 0 ? $",zero={plan.Zero}" : "")} -> {layout}")
-                { Layout = layout.Grid, Zero = layout.Zero, Experts = layout.Experts };
+            return new ReplanChange(ReplanCause.Request, $"{requested.Layout} asked for") { Target = requested.Layout, Experts = requested.Experts };
         }
         if (review.WidestPlan <= plan.DeviceCount)
         {
@@ -50,8 +54,8 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
         }
         var now = time.GetUtcNow();
         _widerSince ??= now;
-        return now - _widerSince >= options.JoinSettle && now - _lastReplan >= options.MinDwell
-            ? new ReplanChange(ReplanCause.Join, $"devices joined: dp {plan.Dp} can grow to {review.WidestPlan / (plan.Pp * plan.Tp)}")
-            : null;
+        if (now - _widerSince < options.JoinSettle || now - _lastReplan < options.MinDwell) return null;
+        if (better is null) return new ReplanChange(ReplanCause.Join, $"devices joined: {plan.DeviceCount} device(s) can grow to {review.WidestPlan}");
+        return better() is { } found ? new ReplanChange(ReplanCause.Join, $"devices joined: {found.Why}") { Target = found.Target } : null;
     }
 }

@@ -1,8 +1,10 @@
 using System.Globalization;
 using Elastic.Data;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Capacity;
 using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
+using Elastic.Planning;
 
 namespace Elastic.Grains.Jobs;
 
@@ -30,17 +32,20 @@ public static class JobAdmission
     }
 
     /// <summary>
-    /// Refuses a job no device of the cluster could run even at its narrowest layout, or whose tensor-parallel group (on one
-    /// silo) no silo can hold; an empty cluster refuses nothing (the job waits for devices).
+    /// Refuses a job no layout of which the cluster's devices could hold (its own narrowest layout is tried first, then the
+    /// planner's over every dimension the spec leaves free), or whose tensor-parallel group (on one silo) no silo can hold; an
+    /// empty cluster refuses nothing (the job waits for devices).
     /// </summary>
     public static IEnumerable<SpecError> DeviceProblems(TrainingSpec spec, IReadOnlyList<SiloInventory> inventory)
     {
         var offering = inventory.Where(s => s.Devices > 0).ToList();
         if (offering.Count == 0) return [];
         var problems = DeviceProblems(spec, offering.Max(s => s.DeviceMemoryMiB), offering.Max(s => s.ThreadsPerDevice), "the largest device of this cluster").ToList();
+        if (problems.Any(p => p.Field == "model") && new Planner(spec).Rank(InventoryShape.Of(offering), SpecLayout.Pins(spec), keep: 1).Choice is not null)
+            problems.RemoveAll(p => p.Field == "model");
         var largest = offering.Max(s => s.Devices);
-        if (spec.Parallel.Tensor > largest)
-            problems.Add(new SpecError("parallel.tensor", spec.Parallel.Tensor.ToString(CultureInfo.InvariantCulture),
+        if (spec.Parallel.Tensor is { } tensor && tensor > largest)
+            problems.Add(new SpecError("parallel.tensor", tensor.ToString(CultureInfo.InvariantCulture),
                 $"a tensor-parallel group lives on one silo's devices, but the largest silo of this cluster has {largest}"));
         return problems;
     }
@@ -48,7 +53,7 @@ public static class JobAdmission
     /// <summary>Refuses a job whose narrowest layout needs more devices than its tenant may hold together.</summary>
     public static IEnumerable<SpecError> QuotaProblems(TrainingSpec spec, string tenant, SchedulingOptions scheduling)
     {
-        var narrowest = SpecValidator.DataParallelWidths(spec).DefaultIfEmpty(1).Min() * spec.Parallel.Pipeline * spec.Parallel.Tensor;
+        var narrowest = SpecValidator.DataParallelWidths(spec).DefaultIfEmpty(1).Min() * SpecLayout.At(spec, 1).ReplicaDevices;
         if (scheduling.QuotaOf(tenant) is { } quota && narrowest > quota)
             yield return new SpecError("devices.min", spec.Devices.Min.ToString(CultureInfo.InvariantCulture),
                 $"the narrowest layout needs {narrowest} device(s), but tenant {tenant} may hold at most {quota} ({scheduling.QuotaSetting(tenant)})");

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Capacity;
 using Elastic.Jobs;
+using Elastic.Parallelism;
 using Elastic.Grains.Telemetry;
 
 namespace Elastic.Grains.Jobs;
@@ -21,8 +23,9 @@ public sealed partial class JobGrain
         if (Record.State is not (JobState.Running or JobState.Planning or JobState.Pending))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a job that has not ended can change its layout");
         var silos = await OnCapacity(c => c.GetInventory());
-        var layout = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
-        Policy.Request(layout);
+        var asked = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
+        var layout = SpecLayout.Asked(Record.Spec, Current, asked);
+        Policy.Request(layout, asked.Experts);
         Journal.Add(JobEventKinds.ReplanRequested, $"{layout} asked for; the job moves to it at the next step boundary");
         return Journal.Status();
     }
@@ -31,7 +34,47 @@ public sealed partial class JobGrain
     private async Task<ReplanChange?> CapacityChange()
     {
         var plan = Record.Plan!;
-        return Policy.Decide(await OnCapacity(c => c.Review(JobId, Standing, Widths, plan.Devices, Tp)), plan);
+        var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, plan.Devices, 1));
+        return Policy.Decide(review, plan, () => Better(review, plan));
+    }
+
+    /// <summary>What the job last weighed growing onto: the offer (silos and counts, and its share) and the answer.</summary>
+    private (string Offer, (Layout Target, string Why)? Answer)? _weighed;
+
+    /// <summary>
+    /// A layout on what the job could hold now that is worth moving to from <paramref name="plan"/>, and why; null when none is
+    /// (the job says once per offer what it weighed). The same offer is weighed once.
+    /// </summary>
+    private (Layout Target, string Why)? Better(CapacityReview review, ParallelPlan plan)
+    {
+        var offer = string.Join(";", (review.Offer ?? []).Select(o => $"{o.Silo}:{o.Devices}")) + $"|{review.Cap}|{plan.Generation}";
+        if (_weighed is { } weighed && weighed.Offer == offer) return weighed.Answer;
+        (Layout, string)? answer = null;
+        var current = plan.ToLayout();
+        if (Chooser.Rank(review).Choice is { } best && best.Layout != current)
+        {
+            var now = Chooser.Predict(current, review);
+            var link = InventoryShape.Of(review.Offer ?? []) is { Devices: > 0 } shape ? shape.Weakest.InterNode.BusBandwidthGBs * 1e9 : 1e9;
+            // Parameters and both AdamW moments, in fp32.
+            var verdict = new MoveWeighing(options.Value.MinReplanGain, _lastPrepare).Weigh(now, best, Record.Parameters * 12.0, link, ExpectedStay());
+            if (verdict.Move) answer = (best.Layout, $"{current} can become {best.Layout}: {verdict.Why}");
+            else Journal.Add(JobEventKinds.ReplanDeclined, $"{current} stays rather than become {best.Layout}: {verdict.Why}");
+        }
+        _weighed = (offer, answer);
+        return answer;
+    }
+
+    /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
+    private TimeSpan _lastPrepare = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long devices are expected to stay: the median time between the job's recent re-plans, or the configured guess before it has any.</summary>
+    private TimeSpan ExpectedStay()
+    {
+        var replans = Record.Events.Where(e => e.Kind == JobEventKinds.Replanned).TakeLast(6).Select(e => e.Time).ToList();
+        if (replans.Count < 3) return options.Value.ExpectedStay;
+        var gaps = replans.Zip(replans.Skip(1), (a, b) => b - a).Order().ToList();
+        var median = gaps[gaps.Count / 2];
+        return TimeSpan.FromTicks(Math.Clamp(median.Ticks, TimeSpan.FromMinutes(1).Ticks, TimeSpan.FromHours(1).Ticks));
     }
 
     /// <summary>
@@ -99,29 +142,44 @@ public sealed partial class JobGrain
         }
         var committed = Committed;
 
-        var (pp, tp, zero) = (change.Layout?.Pp ?? Pp, change.Layout?.Tp ?? Tp, change.Zero ?? Zero);
-        if (change.Experts is { } experts) Record.ExpertParallel = experts;
-        // A layout asked for either fits now or is refused, the job going on as it is; one forced by lost units cannot be refused.
-        var refusable = change.Layout is not null && lost.Count == 0;
-        var request = new AllocationRequest(JobId, Standing, change.Layout is { } layout ? [layout.Size] : WidthsAt(pp, tp),
-            holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList(), await UnreachableSilos(lost.Select(h => found[h]).ToList()),
-            tp, KeepWhenShort: refusable);
+        // A layout asked for (or found worth moving to) either fits now or is refused, the job going on as it is; a re-plan forced
+        // by lost or leaving units takes the planner's best layout on what is left, and waits only when no layout fits.
+        var refusable = change.Target is not null && lost.Count == 0;
+        var alive = holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList();
+        var unreachable = await UnreachableSilos(lost.Select(h => found[h]).ToList());
+        var target = change.Target;
+        var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, alive, 1));
+        if (target is null)
+        {
+            var ranking = Chooser.Rank(review, unreachable);
+            target = ranking.Choice?.Layout;
+            if (target is null)
+            {
+                await WaitForCapacity(change, old, found, holders, ranking.Rejected.FirstOrDefault());
+                return false;
+            }
+        }
+        // Old units on leaving devices may have to serve the state: their silos wait for this re-plan before they stop.
+        var serving = holders.Where(h => h.Alive && h.Leaving).SelectMany(h => h.Devices).ToList();
+        var request = new AllocationRequest(JobId, Standing, [target.Devices], alive, unreachable, target.Tp, KeepWhenShort: refusable, Serving: serving);
         var devices = (await OnCapacity(c => c.Allocate(request))).Devices;
         if (devices.Count == 0)
         {
             if (refusable)
             {
-                Journal.Add(JobEventKinds.ReplanRefused, $"{change.Detail}: {request.Widths[0]} device(s) in groups of {tp} on one silo are not free; the job goes on as {old}");
+                Journal.Add(JobEventKinds.ReplanRefused, $"{change.Detail}: {target.Devices} device(s) in groups of {target.Tp} on one silo are not free; the job goes on as {old}");
                 return true;
             }
-            await WaitForCapacity(change, old, found, holders);
+            await WaitForCapacity(change, old, found, holders, $"{target.Devices} device(s) for {target} are not free");
             return false;
         }
+        var (pp, tp, zero) = (target.Pp, target.Tp, target.Zero);
 
         // Under ZeRO a replica's optimizer state is its part of a dp-wide partition: state is re-sharded over the data plane, never adopted.
         var partitioned = zero > 0 && devices.Count > pp * tp;
-        var ep = SpecValidator.ExpertRanks(ExpertTarget, devices.Count / (pp * tp));
-        var decision = ReplanDecision.Make(holders, devices, pp * tp, sameShape: pp == old.Pp && tp == old.Tp && !old.Partitioned && !partitioned && ep == old.Ep,
+        var ep = target.Ep;
+        var decision = ReplanDecision.Make(holders, devices, pp * tp,
+            sameShape: pp == old.Pp && tp == old.Tp && target.VirtualStages == old.VirtualStages && !old.Partitioned && !partitioned && ep == old.Ep,
             partitioned: old.Partitioned, experts: (old.Ep, ep));
         var phases = Stopwatch.StartNew();
         await UnitCalls.OnAll(decision.Stage.Select(h => holders[h].Devices[0]).ToList(), decision.Stage.Select(h => found[h].Unit!.Stage()).ToArray(), "staging state");
@@ -133,17 +191,28 @@ public sealed partial class JobGrain
         await ReleaseQuietly(decision.Release.Select(h => found[h].Unit!).ToArray());
 
         var handOver = phases.Elapsed;
-        var plan = await NewPlan(devices, pp, tp, zero);
+        var plan = await NewPlan(devices, target);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
         _units = await Prepare(plan, adopt, options.Value.JoinTimeout * attempt);
         var prepared = phases.Elapsed;
+        _lastPrepare = prepared - handOver;
         _holders = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n])
             .Select(n => ((IReplicaGrain?)_units[n], new StateHolder(plan.ReplicaGroupOf(n), HolderKind.Live, null, Tp: plan.Tp, ExpertPart: plan.ExpertPartOf(n)))), .. staged];
 
         string source;
+        long moved = 0;
         if (decision.SourceSteps is { } steps)
         {
-            source = decision.Needy.Count == 0 ? "kept on their devices" : await TransferState(plan, decision, found);
+            try
+            {
+                (source, moved) = decision.Needy.Count == 0 ? ("kept on their devices", 0) : await TransferState(plan, decision, found);
+            }
+            catch
+            {
+                // The replicas that were to receive hold nothing yet: they give their devices back for the next attempt.
+                await ReleaseQuietly(decision.Needy.Select(n => _units[n]).ToArray());
+                throw;
+            }
             await ReleaseQuietly(decision.Staged.Select(h => found[h].Unit!).ToArray());
             await Journal.RewindTo(steps);
         }
@@ -160,8 +229,11 @@ public sealed partial class JobGrain
         Policy.Replanned();
         Count(change.Cause);
         ElasticTelemetry.ReplanPause.Record(watch.Elapsed.TotalSeconds, ElasticTelemetry.Job(JobId), new("cause", change.CauseName));
-        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old} -> {plan}; state {source}; paused {watch.Elapsed.TotalSeconds:F2} s " +
-            $"(stage and hand over {handOver.TotalSeconds:F2} s, prepare {(prepared - handOver).TotalSeconds:F2} s, state {(phases.Elapsed - prepared).TotalSeconds:F2} s); {lostSteps} committed step(s) lost");
+        var predicted = Chooser.Predict(plan.ToLayout(), review).Step.Seconds;
+        var measured = StepLog.Last(Record) is { } last ? last.Milliseconds / 1e3 : (double?)null;
+        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old.ToLayout()} -> {plan.ToLayout()} ({plan}); state {source}; paused {watch.Elapsed.TotalSeconds:F2} s " +
+            $"(stage and hand over {handOver.TotalSeconds:F2} s, prepare {(prepared - handOver).TotalSeconds:F2} s, state {(phases.Elapsed - prepared).TotalSeconds:F2} s); {lostSteps} committed step(s) lost",
+            new ReplanFields(change.CauseName, old.ToLayout().ToString(), plan.ToLayout().ToString(), watch.Elapsed.TotalSeconds, lostSteps, moved, predicted, measured));
         Writer.WriteSoon();
         return true;
     }
@@ -202,7 +274,7 @@ public sealed partial class JobGrain
     /// once, the regions the plan gives it; every needy replica's tensor ranks receive theirs. Then every replica must hold
     /// the same bits.
     /// </summary>
-    private async Task<string> TransferState(ParallelPlan plan, ReplanDecision decision, List<(IReplicaGrain? Unit, StateHolder Holder)> found)
+    private async Task<(string Text, long Bytes)> TransferState(ParallelPlan plan, ReplanDecision decision, List<(IReplicaGrain? Unit, StateHolder Holder)> found)
     {
         List<(IReplicaGrain Unit, IReadOnlyList<DeviceSlot> Devices)> sources =
         [
@@ -215,15 +287,16 @@ public sealed partial class JobGrain
             options.Value.CollectiveTimeout, sources.Sum(s => s.Devices.Count), PeerSecret(plan));
         var bytes = await UnitCalls.OnAll(members.Select(m => m.Devices[0]).ToList(), members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i])).ToArray(), "transferring state");
         await UnitCalls.SameState(plan, _units, "after the state transfer");
-        return $"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane " +
-               $"({bytes.Skip(sources.Count).Sum() / 1e6:F1} MB)";
+        var received = bytes.Skip(sources.Count).Sum();
+        return ($"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane ({received / 1e6:F1} MB)", received);
     }
 
     /// <summary>
     /// Below the minimum: a live unit that got furthest checkpoints its state (unless the latest checkpoint already has it),
     /// every device is given back, and the job waits for capacity.
     /// </summary>
-    private async Task WaitForCapacity(ReplanChange change, ParallelPlan old, List<(IReplicaGrain? Unit, StateHolder Holder)> found, List<StateHolder> holders)
+    /// <param name="why">Why no layout runs on what is left (the planner's first reason).</param>
+    private async Task WaitForCapacity(ReplanChange change, ParallelPlan old, List<(IReplicaGrain? Unit, StateHolder Holder)> found, List<StateHolder> holders, string? why)
     {
         var steps = holders.Where(h => h.Kind == HolderKind.Live && h.Alive).Select(h => h.Steps).Max();
         // Under ZeRO each replica holds a part of the optimizer state: only the whole live plan can write it.
@@ -246,12 +319,14 @@ public sealed partial class JobGrain
             await Checkpoints.Begin([found[writer].Unit!], Record.Plan! with { Dp = 1, Devices = devices }, steps.Value);
             await Checkpoints.Settle();
         }
-        await ReleaseQuietly(found.Select(h => h.Unit).OfType<IReplicaGrain>().ToArray());
+        await ReleaseQuietly(found.Select(h => h.Unit).OfType<IReplicaGrain>().Union(_units).ToArray());
         _units = [];
         _holders = [];
         await OnCapacity(c => c.Release(JobId));
         Count(change.Cause);
-        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; fewer than {Record.Spec.Devices.Min} device(s) left: {old} stops, checkpointed at step {Record.LastCheckpointStep?.ToString() ?? "none"}, and the job waits for devices");
+        var kept = Record.LastCheckpointStep is { } saved ? $"its state is in the checkpoint of step {saved}" : "it has no checkpoint yet";
+        Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; no layout runs on the devices left ({why ?? "none are left"}; some layout runs on {string.Join(" or ", Widths.Reverse().Take(3))} device(s)): {old.ToLayout()} stops, {kept}, and the job waits for devices",
+            new ReplanFields(change.CauseName, old.ToLayout().ToString(), "", 0, 0, 0));
         Writer.WriteSoon();
     }
 

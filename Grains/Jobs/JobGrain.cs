@@ -4,9 +4,11 @@ using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Capacity;
 using Elastic.Grains.Placement;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
+using Elastic.Parallelism;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
@@ -40,6 +42,7 @@ public sealed partial class JobGrain(
     private ElasticityPolicy? _policy;
     private JobRecordWriter? _writer;
     private JobJournal? _journal;
+    private LayoutChooser? _chooser;
     private readonly RepeatedFailures _failures = new();
 
     private string JobId => this.GetPrimaryKeyString();
@@ -67,26 +70,14 @@ public sealed partial class JobGrain(
     /// <summary>Where the job stands in the scheduler's order.</summary>
     private JobStanding Standing => new(Record.Tenant, Record.Spec.Priority, Record.SubmittedAt);
 
-    /// <summary>The device counts (dp x pp x tp) the job accepts, widest first.</summary>
-    private IReadOnlyList<int> Widths => WidthsAt(Pp, Tp);
+    /// <summary>The job's planner: its layouts ranked on the devices it could hold.</summary>
+    private LayoutChooser Chooser => _chooser ??= new LayoutChooser(Record.Spec);
 
-    private IReadOnlyList<int> WidthsAt(int pp, int tp) =>
-        SpecValidator.DataParallelWidths(Record.Spec, tp, pp).Select(dp => dp * pp * tp).ToList();
+    /// <summary>The device counts (dp x pp x tp) some layout of the job runs on, widest first: what it claims in the queue.</summary>
+    private IReadOnlyList<int> Widths => Chooser.Widths;
 
-    /// <summary>
-    /// The job's tensor-parallel degree: its spec's, until a layout asked for changes it; every plan after that keeps it, so a
-    /// pipeline stage is a block of Tp devices on one silo.
-    /// </summary>
-    private int Tp => Record.Plan?.Tp ?? Record.Spec.Parallel.Tensor;
-
-    /// <summary>The job's pipeline depth, kept like <see cref="Tp"/>: a replica is Pp blocks of Tp devices (its stages), on any silos.</summary>
-    private int Pp => Record.Plan?.Pp ?? Record.Spec.Parallel.Pipeline;
-
-    /// <summary>The job's ZeRO stage, kept like <see cref="Tp"/> (a re-plan may change it).</summary>
-    private int Zero => Record.Plan?.Zero ?? Record.Spec.Parallel.Zero;
-
-    /// <summary>The expert-parallel degree the job aims for (its spec's, or the last asked for); a plan of dp replicas spreads experts over min(it, dp).</summary>
-    private int ExpertTarget => Record.ExpertParallel ?? Record.Spec.Parallel.Expert;
+    /// <summary>The job's layout now: its plan's, or before its first plan what the spec says with nothing chosen.</summary>
+    private Layout Current => Record.Plan?.ToLayout() ?? SpecLayout.At(Record.Spec, 1);
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -300,35 +291,50 @@ public sealed partial class JobGrain(
     {
         Journal.Transition(JobState.Planning);
         string? said = null;
+        // The layout the spec starts on, when it names one and this is the job's first plan.
+        var start = Record.Plan is null && Record.Spec.Parallel.Start is { } text ? SpecLayout.Asked(Record.Spec, Current, ParallelLayout.Parse(text)) : null;
         while (!_cancelRequested)
         {
-            var allocation = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Standing, Widths, [], [], Tp)));
-            if (allocation.Devices.Count > 0)
+            var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, [], 1));
+            var ranking = Chooser.Rank(review);
+            var layout = start is not null && Fits(start, review) ? start : ranking.Choice?.Layout;
+            if (layout is not null)
             {
-                var plan = await NewPlan(allocation.Devices, Pp, Tp, Zero);
-                Journal.Add(JobEventKinds.Planned, $"{plan}: " + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}"))
-                    + (Journal.Stages(plan) is { } stages ? $"; {stages}" : ""));
-                return plan;
+                var allocation = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Standing, [layout.Devices], [], [], layout.Tp)));
+                if (allocation.Devices.Count == layout.Devices)
+                {
+                    var plan = await NewPlan(allocation.Devices, layout);
+                    var predicted = Chooser.Predict(layout, review);
+                    Journal.Add(JobEventKinds.Planned, $"{plan}{(layout == start ? " (the spec's start)" : "")}, predicted {predicted.TokensPerSecond:N0} tokens/s: "
+                        + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}"))
+                        + (Journal.Stages(plan) is { } stages ? $"; {stages}" : ""));
+                    return plan;
+                }
             }
             // Said again only when its place in the queue or the reason changes.
-            var share = allocation.Share;
-            var waiting = $"waiting for devices: needs {string.Join(" or ", Widths)} free device(s)"
-                + (share.Position is { } position ? $"; number {position} in the queue (priority {share.Standing.Priority})" : "")
-                + (share.Note is { } note ? $"; {note}" : "");
+            var share = review.Share;
+            var waiting = (layout is null
+                    ? $"waiting for devices: no layout fits the {review.Offer?.Sum(o => o.Devices) ?? 0} device(s) it could have ({ranking.Rejected.FirstOrDefault() ?? "none"}); some layout runs on {string.Join(" or ", Widths.Reverse().Take(3))} device(s)"
+                    : $"waiting for devices: needs {layout.Devices} free device(s) for {layout}")
+                + (share?.Position is { } position ? $"; number {position} in the queue (priority {share.Standing.Priority})" : "")
+                + (share?.Note is { } note ? $"; {note}" : "");
             if (waiting != said) Journal.Add(JobEventKinds.Waiting, said = waiting);
             await Task.Delay(options.Value.CapacityPollInterval);
         }
         return null;
     }
 
+    /// <summary>Whether the offer holds <paramref name="layout"/>: a group of tp devices on one silo for every stage of every replica, within the job's share.</summary>
+    private static bool Fits(Layout layout, CapacityReview review) =>
+        layout.Devices <= review.Cap && InventoryShape.Of(review.Offer ?? []).Blocks(layout.Tp) >= (long)layout.Dp * layout.Pp;
+
     /// <summary>
     /// A plan in the next generation, persisted before any unit of it exists: a coordinator that takes over after this one
     /// is lost never reuses the generation, so nothing the lost one started can commit as if it were the new one's.
     /// </summary>
-    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, int pp, int tp, int zero)
+    private async Task<ParallelPlan> NewPlan(IReadOnlyList<DeviceSlot> devices, Layout layout)
     {
-        var dp = devices.Count / (pp * tp);
-        var plan = new ParallelPlan(Record.Generation + 1, dp, pp, tp, devices, zero, SpecValidator.ExpertRanks(ExpertTarget, dp));
+        var plan = ParallelPlan.Of(Record.Generation + 1, layout with { Dp = devices.Count / layout.ReplicaDevices }, devices);
         Record.Generation = plan.Generation;
         Record.Plan = plan;
         Record.Device = string.Join(", ", devices.Select(d => d.Model).Distinct());
@@ -349,7 +355,7 @@ public sealed partial class JobGrain(
     /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
     private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout)
     {
-        var assignment = new ShardAssignment(JobId, Record.Spec, plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: joinTimeout, PeerSecret: PeerSecret(plan));
+        var assignment = new ShardAssignment(JobId, SpecLayout.Resolve(Record.Spec, plan.ToLayout()), plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: joinTimeout, PeerSecret: PeerSecret(plan));
         var replicas = Enumerable.Range(0, plan.Dp)
             .Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];

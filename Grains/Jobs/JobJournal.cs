@@ -2,6 +2,7 @@ using System.Globalization;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Telemetry;
 using Elastic.Jobs;
+using Elastic.Planning;
 using Elastic.Jobs.Reports;
 using Microsoft.Extensions.Logging;
 
@@ -24,9 +25,9 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
     /// <summary>Committed steps: 1..Committed are in the step history.</summary>
     public long Committed => StepLog.Count(Record);
 
-    public void Add(string kind, string message)
+    public void Add(string kind, string message, ReplanFields? replan = null)
     {
-        Record.Events.Add(new JobEvent(Record.Events.Count + 1, DateTimeOffset.UtcNow, kind, message));
+        Record.Events.Add(new JobEvent(Record.Events.Count + 1, DateTimeOffset.UtcNow, kind, message, replan));
         Signal();
     }
 
@@ -106,7 +107,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     /// <summary>With pp > 1, what each stage of <paramref name="plan"/> holds; null otherwise.</summary>
     public string? Stages(ParallelPlan? plan) =>
-        plan is { Pp: > 1 } ? PipelineSplit.Describe(Record.Spec.Model, plan.Pp, Record.Spec.Parallel.VirtualStages) : null;
+        plan is { Pp: > 1 } ? PipelineSplit.Describe(Record.Spec.Model, plan.Pp, Record.Spec.Parallel.VirtualStages ?? 1) : null;
 
     /// <summary>Steps after <paramref name="afterStep"/> and events after <paramref name="afterEvent"/>, waiting up to <paramref name="maxWait"/> for some.</summary>
     public async Task<JobProgress> Progress(long afterStep, long afterEvent, TimeSpan maxWait)

@@ -26,4 +26,8 @@ public sealed class JobOptions
     public int MaxStepFailures { get; set; } = 5;
     /// <summary>How long a re-plan waits for a replica to say how far it got; one that does not answer is taken as lost.</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>A job grows onto new devices only for a layout predicted at least this much faster (0.1: 10 %), so joins and leaves in turn do not make it flap.</summary>
+    public double MinReplanGain { get; set; } = 0.1;
+    /// <summary>How long new devices are expected to stay before a job has seen any churn of its own (then: the median time between its re-plans).</summary>
+    public TimeSpan ExpectedStay { get; set; } = TimeSpan.FromMinutes(10);
 }

@@ -37,9 +37,6 @@ public sealed class JobRecord
     /// <summary>The busiest device of the plan at the last committed step, by kind.</summary>
     [Id(22)] public DeviceMemory? Memory { get; set; }
 
-    /// <summary>The expert-parallel degree a re-plan asked for (the spec's until then); each plan spreads experts over min(it, dp) replicas.</summary>
-    [Id(23)] public int? ExpertParallel { get; set; }
-
     /// <summary>What the MoE layers did in the last committed step.</summary>
     [Id(24)] public ExpertLoad? Experts { get; set; }
 

@@ -22,13 +22,10 @@ public sealed record ReplanChange(ReplanCause Cause, string Detail)
     /// <summary>Devices on their way out (draining silos): still answering, but not where state should be written from.</summary>
     public IReadOnlyList<DeviceSlot> Leaving { get; init; } = [];
 
-    /// <summary>The layout a user asked for; null: the job keeps its tp and takes the widest dp that fits.</summary>
-    public ParallelGrid? Layout { get; init; }
+    /// <summary>The layout to move to (asked for, or a better one found on new devices); null: the planner's best on the devices left.</summary>
+    public Layout? Target { get; init; }
 
-    /// <summary>The ZeRO stage a user asked for with the layout; null: the job keeps its own.</summary>
-    public int? Zero { get; init; }
-
-    /// <summary>The expert-parallel degree a user asked for with the layout; null: the job keeps its own.</summary>
+    /// <summary>The expert-parallel degree a user asked for with the layout (the job aims for it from now on); null: the job keeps its own.</summary>
     public int? Experts { get; init; }
 
     /// <summary>The cause as the job's events name it.</summary>

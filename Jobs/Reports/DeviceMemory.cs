@@ -5,7 +5,7 @@ namespace Elastic.Jobs.Reports;
 /// <summary>
 /// What one device holds for a job, in bytes, by kind: the tensors the engine keeps (parameters, gradient buffers, AdamW
 /// moments), host staging (checkpoint captures, collective wire buffers), and the activations the micro-batches in flight
-/// keep for backward, which autograd holds out of the engine's sight and are estimated from the model (<see cref="MemoryEstimate"/>).
+/// keep for backward, which autograd holds out of the engine's sight and are estimated from the model (<c>Elastic.Planning.MemoryEstimate</c>).
 /// </summary>
 public sealed record DeviceMemory(long Parameters, long Gradients, long OptimizerState, long ActivationsEstimate, long Staging)
 {

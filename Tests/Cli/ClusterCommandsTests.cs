@@ -119,7 +119,7 @@ public sealed class ClusterCommandsTests : IAsyncLifetime
         Assert.Contains("moves to dp=1,tp=2 at the next step boundary", moved.Output);
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
         string events;
-        while (!(events = (await Elastic("events", jobId)).Output).Contains("requested: dp=2,pp=1,tp=1 -> dp=1 pp=1 tp=2"))
+        while (!(events = (await Elastic("events", jobId)).Output).Contains("requested: dp=1,pp=1,tp=2 asked for; dp=2,pp=1,tp=1 -> dp=1,pp=1,tp=2"))
         {
             Assert.True(DateTime.UtcNow < deadline, events);
             await Task.Delay(100);

@@ -96,15 +96,15 @@ public sealed class TrainCommandTests : IDisposable
         File.WriteAllText(spec, """{ "name": "wide", "devices": { "min": 4 }, "batch": { "global": 16, "micro": 4 } }""");
         var output = new StringWriter();
         Assert.Equal(2, await Invoke(output, "train", spec, "--devices", "2"));
-        Assert.Contains("--devices 2: the spec runs on 4 device(s)", output.ToString());
+        Assert.Contains("--devices 2: every layout of the spec needs at least 4 device(s)", output.ToString());
     }
 
     [Theory]
     [InlineData("dp=2,tp=x", "--plan: plan 'dp=2,tp=x': tp: 'x' is not a whole number")]
     [InlineData("dp=4,tp=2", "--plan dp=4,tp=2 needs 8 devices (dp 4 x pp 1 x tp 2), but --devices is 4")]
-    [InlineData("dp=1,tp=4", "parallel.tensor = 4: does not divide model.tensorShards 2")]
+    [InlineData("dp=1,tp=4", "parallel.start = dp=1,tp=4: tp = 4 does not divide model.tensorShards 2")]
     [InlineData("dp=1,pp=2", "pipeline 2 x virtualStages 1 = 2 chunks need one layer each, but model.layers is 1")]
-    [InlineData("dp=4,zero=5", "parallel.zero = 5: must be 0 (replicated optimizer state)")]
+    [InlineData("dp=4,zero=5", "parallel.start = dp=4,zero=5: zero = 5 is not a ZeRO stage this engine runs (0 to 3)")]
     public async Task Train_refuses_a_plan_it_cannot_run_naming_it_and_writes_nothing(string plan, string message)
     {
         var spec = Path.Combine(_folder, "plan.json");

@@ -2,6 +2,7 @@ using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
+using Elastic.Planning;
 using Elastic.Training.Engine;
 
 namespace Elastic.Tests.Cluster;

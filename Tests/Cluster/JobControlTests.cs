@@ -40,6 +40,8 @@ public sealed class JobControlTests : IAsyncLifetime
             Model = new ModelSpec { DModel = 30, Heads = 4 },
             Batch = new BatchSpec { Global = 12, Micro = 4 },
             Devices = new DeviceSpec { Min = 4, Max = 4 },
+            // Pinned: no layout of one device per replica spreads 3 micro-batches over 4 devices.
+            Parallel = new ParallelSpec { Tensor = 1, Pipeline = 1 },
             Data = new DataSpec { Source = "/no/such/corpus.txt" },
         };
         var error = await Assert.ThrowsAsync<JobSpecRejectedException>(() => _cluster.Client.SubmitAsync(bad, "bad-one"));

@@ -60,8 +60,8 @@ public sealed class LiveReplanTests
         Assert.Equal((1, 1), (status.Plan!.Dp, status.Plan.Tp));
         var moves = events.Where(e => e.Kind == "replanned").ToList();
         Assert.Equal(2, moves.Count);
-        Assert.Contains("requested: dp=2,pp=1,tp=2 -> dp=1 pp=1 tp=4", moves[0].Message);
-        Assert.Contains("requested: dp=1,pp=1,tp=4 -> dp=1 pp=1 tp=1", moves[1].Message);
+        Assert.Equal(("requested", "dp=2,pp=1,tp=2", "dp=1,pp=1,tp=4"), (moves[0].Replan!.Cause, moves[0].Replan!.From, moves[0].Replan!.To));
+        Assert.Equal(("requested", "dp=1,pp=1,tp=4", "dp=1,pp=1,tp=1"), (moves[1].Replan!.Cause, moves[1].Replan!.From, moves[1].Replan!.To));
         // Every old unit served (two replicas' tensor ranks, then four), none from a checkpoint, no step lost.
         Assert.Contains("from 2 unit(s) on 4 device(s) to 1 replica(s) over the data plane", moves[0].Message);
         Assert.Contains("from 1 unit(s) on 4 device(s) to 1 replica(s) over the data plane", moves[1].Message);

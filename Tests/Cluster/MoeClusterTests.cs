@@ -24,7 +24,7 @@ public sealed class MoeClusterTests
     {
         // Twelve micro-batches over 6 replicas in expert groups of 2 (blocks [0, 4), [4, 8), [8, 12): two, three and two subtrees),
         // then over 3, which no ep 2 divides.
-        var spec = Spec(12, 6, ep: 2, everySteps: 0) with { Batch = new BatchSpec { Global = 24, Micro = 2 } };
+        var spec = Spec(12, 6, ep: 2, everySteps: 0) with { Batch = new BatchSpec { Global = 24, Micro = 2 }, Parallel = new ParallelSpec { Expert = 2, Start = "dp=6,ep=2" } };
         var reference = await TestSpecs.ReferenceDigest(spec);
         await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 3, jobs: LiveReplanTests.Jobs);
         var jobId = await cluster.Client.SubmitAsync(spec);
@@ -45,7 +45,7 @@ public sealed class MoeClusterTests
     {
         // No checkpoints: experts that did not move between the units' memories would show as steps lost. An alert at 1x the
         // mean load fires once the busiest expert has been above the mean for 20 steps (as it always is, a little).
-        var plain = Spec(30, 4, ep: 2, everySteps: 0);
+        var plain = Spec(30, 4, ep: 2, everySteps: 0) with { Parallel = new ParallelSpec { Expert = 2, Start = "dp=4,ep=2" } };
         var spec = plain with { Model = plain.Model with { Moe = plain.Model.Moe! with { ImbalanceAlert = 1.0 } } };
         var reference = await TestSpecs.ReferenceDigest(spec);
         await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: LiveReplanTests.Jobs);
@@ -67,7 +67,7 @@ public sealed class MoeClusterTests
         Assert.Equal((4, 1), (status.Plan!.Dp, status.Plan.Ep));
         var moves = events.Where(e => e.Kind == "replanned").ToList();
         Assert.Equal(2, moves.Count);
-        Assert.Contains("requested: dp=4,pp=1,tp=1,ep=2 -> dp=4 pp=1 tp=1 ep=4", moves[0].Message);
+        Assert.Equal(("requested", "dp=4,pp=1,tp=1,ep=2", "dp=4,pp=1,tp=1,ep=4"), (moves[0].Replan!.Cause, moves[0].Replan!.From, moves[0].Replan!.To));
         Assert.All(moves, m => Assert.Contains("over the data plane", m.Message));
         Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
         var report = await cluster.Client.GetReportAsync(jobId);
@@ -83,7 +83,7 @@ public sealed class MoeClusterTests
     public async Task A_replica_killed_whose_experts_another_replica_hosts_too_is_rebuilt_from_the_peers()
     {
         // dp 4 in two expert groups on two silos of two devices: a silo's two replicas host both parts, the other silo's too.
-        var spec = Spec(30, 4, ep: 2, everySteps: 5);
+        var spec = Spec(30, 4, ep: 2, everySteps: 5) with { Parallel = new ParallelSpec { Expert = 2, Start = "dp=4,ep=2" } };
 
         var (comeBack, log) = await TestCluster.KillAReplicaAfterACheckpoint(spec, await TestSpecs.ReferenceDigest(spec), devicesPerSilo: 2);
 
@@ -93,7 +93,7 @@ public sealed class MoeClusterTests
     [Fact]
     public async Task The_only_host_of_some_experts_killed_sends_the_job_to_its_checkpoint_and_the_event_says_so()
     {
-        var spec = Spec(30, 2, ep: 2, everySteps: 5);
+        var spec = Spec(30, 2, ep: 2, everySteps: 5) with { Parallel = new ParallelSpec { Expert = 2, Start = "dp=2,ep=2" } };
 
         var (comeBack, log) = await TestCluster.KillAReplicaAfterACheckpoint(spec, await TestSpecs.ReferenceDigest(spec));
 

@@ -16,7 +16,7 @@ public sealed class PipelineClusterTests
     {
         Model = TestSpecs.Tiny().Model with { Layers = 4 },
         Devices = new DeviceSpec { Min = minDevices, Max = maxDevices },
-        Parallel = new ParallelSpec { Pipeline = pipeline },
+        Parallel = new ParallelSpec { Pipeline = pipeline, Schedule = "1f1b" },
         Eval = new EvalSpec { Every = 2, Batches = 2 },
         Checkpoint = new CheckpointSpec { EverySteps = 0 }, // no checkpoint to fall back to: state lost would show as steps lost
     };
@@ -69,8 +69,8 @@ public sealed class PipelineClusterTests
         Assert.Equal((1, 4, 1), (status.Plan!.Dp, status.Plan.Pp, status.Plan.Tp));
         var moves = events.Where(e => e.Kind == "replanned").ToList();
         Assert.Equal(2, moves.Count);
-        Assert.Contains("requested: dp=2,pp=2,tp=1 -> dp=1 pp=1 tp=1", moves[0].Message);
-        Assert.Contains("requested: dp=1,pp=1,tp=1 -> dp=1 pp=4 tp=1", moves[1].Message);
+        Assert.Equal(("requested", "dp=2,pp=2,tp=1", "dp=1,pp=1,tp=1"), (moves[0].Replan!.Cause, moves[0].Replan!.From, moves[0].Replan!.To));
+        Assert.Equal(("requested", "dp=1,pp=1,tp=1", "dp=1,pp=4,tp=1"), (moves[1].Replan!.Cause, moves[1].Replan!.From, moves[1].Replan!.To));
         Assert.All(moves, m => Assert.Contains("over the data plane", m.Message));
         Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
         var report = await cluster.Client.GetReportAsync(jobId);

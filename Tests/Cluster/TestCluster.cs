@@ -148,7 +148,7 @@ public sealed class TestCluster : IAsyncDisposable
         {
             var status = await Client.GetStatusAsync(jobId, token);
             if (condition(status)) return status;
-            Assert.False(status.State.IsTerminal(), $"the job ended: {status.State} {status.Error}");
+            if (status.State.IsTerminal()) Assert.Fail($"the job ended: {status.State} {status.Error}\n{string.Join("\n", await Events(jobId))}");
             await Task.Delay(20, token);
         }
     }

@@ -21,7 +21,7 @@ public sealed class ZeroClusterTests
     public async Task Replan_dp_4_to_2_to_4_under_zero_3_and_across_stages_mid_job_ends_with_the_uninterrupted_digest_and_loses_no_step()
     {
         // No checkpoints: state that did not move between the units' memories would show as steps lost.
-        var spec = Spec(40, 4, zero: 3, everySteps: 0);
+        var spec = Spec(40, 4, zero: 3, everySteps: 0) with { Parallel = new ParallelSpec { Zero = 3, Start = "dp=4" } };
         var reference = await TestSpecs.ReferenceDigest(spec);
         await using var cluster = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: LiveReplanTests.Jobs);
         var jobId = await cluster.Client.SubmitAsync(spec);
@@ -42,7 +42,7 @@ public sealed class ZeroClusterTests
         Assert.Equal((4, 3), (status.Plan!.Dp, status.Plan.Zero));
         var moves = events.Where(e => e.Kind == "replanned").ToList();
         Assert.Equal(2, moves.Count);
-        Assert.Contains("requested: dp=4,pp=1,tp=1,zero=3 -> dp=2 pp=1 tp=1 zero=1", moves[0].Message);
+        Assert.Equal(("requested", "dp=4,pp=1,tp=1,zero=3", "dp=2,pp=1,tp=1,zero=1"), (moves[0].Replan!.Cause, moves[0].Replan!.From, moves[0].Replan!.To));
         Assert.All(moves, m => Assert.Contains("over the data plane", m.Message));
         Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
         var report = await cluster.Client.GetReportAsync(jobId);

@@ -53,7 +53,7 @@ public sealed class ElasticityPolicyTests
         var change = policy.Decide(Review(4), TwoDevices);
 
         Assert.Equal(ReplanCause.Join, change!.Cause);
-        Assert.Equal("devices joined: dp 2 can grow to 4", change.Detail);
+        Assert.Equal("devices joined: 2 device(s) can grow to 4", change.Detail);
     }
 
     [Fact]
@@ -89,13 +89,13 @@ public sealed class ElasticityPolicyTests
     public void A_requested_layout_is_taken_once_at_the_next_boundary_but_leaving_devices_come_first()
     {
         var policy = new ElasticityPolicy(Options, new Clock());
-        policy.Request(ParallelLayout.Parse("dp=1,tp=2"));
+        policy.Request(new Layout(1, Tp: 2));
 
         Assert.Equal(ReplanCause.Leave, policy.Decide(Review(2, LeaveKind.Draining, Devices[0]), TwoDevices)!.Cause);
         var change = policy.Decide(Review(2), TwoDevices);
         Assert.Equal(ReplanCause.Request, change!.Cause);
-        Assert.Equal("dp=2,pp=1,tp=1 -> dp=1 pp=1 tp=2", change.Detail);
-        Assert.Equal(2, change.Layout!.Tp);
+        Assert.Equal("dp=1,pp=1,tp=2 asked for", change.Detail);
+        Assert.Equal(new Layout(1, Tp: 2), change.Target);
         Assert.Null(policy.Decide(Review(2), TwoDevices));
     }
 
@@ -104,13 +104,32 @@ public sealed class ElasticityPolicyTests
     {
         var policy = new ElasticityPolicy(Options, new Clock());
         policy.Replanned();
-        policy.Request(ParallelLayout.Parse("dp=2,tp=1"));
+        policy.Request(new Layout(2));
 
         var change = policy.Decide(Review(1) with { Yield = "yields 1 device(s) to job urgent (priority 5)" }, TwoDevices);
 
         Assert.Equal(ReplanCause.FairShare, change!.Cause);
         Assert.Equal("yields 1 device(s) to job urgent (priority 5): 2 -> 1 device(s)", change.Detail);
-        Assert.Null(change.Layout); // the widest width the share allows
+        Assert.Null(change.Target); // the planner's best within the share
         Assert.Equal(ReplanCause.Request, policy.Decide(Review(2), TwoDevices)!.Cause);
+    }
+
+    [Fact]
+    public void Once_settled_growth_goes_to_the_layout_found_worth_moving_to_and_not_at_all_when_none_is()
+    {
+        var clock = new Clock();
+        var policy = new ElasticityPolicy(Options, clock);
+        clock.Now += TimeSpan.FromSeconds(10);
+        var asked = 0;
+
+        Assert.Null(policy.Decide(Review(4), TwoDevices, () => { asked++; return null; })); // settling: not asked yet
+        clock.Now += TimeSpan.FromSeconds(3);
+        Assert.Null(policy.Decide(Review(4), TwoDevices, () => { asked++; return null; })); // asked: not worth moving
+        var change = policy.Decide(Review(4), TwoDevices, () => (new Layout(2, Tp: 2), "dp=2,pp=1,tp=1 can become dp=2,pp=1,tp=2: faster"));
+
+        Assert.Equal(1, asked);
+        Assert.Equal(ReplanCause.Join, change!.Cause);
+        Assert.Equal(new Layout(2, Tp: 2), change.Target);
+        Assert.Equal("devices joined: dp=2,pp=1,tp=1 can become dp=2,pp=1,tp=2: faster", change.Detail);
     }
 }

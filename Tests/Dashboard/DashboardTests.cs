@@ -58,7 +58,7 @@ public sealed class DashboardTests(BrowserFixture browser) : IClassFixture<Brows
 
             // A re-plan while the page is open: the event appears and the grid marks the ranks whose device changed.
             await owner.ReplanAsync(jobId, "dp=1,tp=4");
-            await Expect(page.Locator("#events li[data-kind='replanned']")).ToContainTextAsync("requested: dp=2,pp=1,tp=2 -> dp=1 pp=1 tp=4");
+            await Expect(page.Locator("#events li[data-kind='replanned']")).ToContainTextAsync("requested: dp=1,pp=1,tp=4 asked for; dp=2,pp=1,tp=2 -> dp=1,pp=1,tp=4");
             await Expect(page.Locator("#layout")).ToContainTextAsync("tp 3");
             Assert.True(await page.Locator("#layout td.changed").CountAsync() >= 1);
             await Expect(page.Locator("#layout").Locator("xpath=..")).ToContainTextAsync("changed from generation 1");

@@ -42,7 +42,7 @@ internal static class EngineGrid
                 var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
                 var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
                 using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage,
-                    ZeroShard.Of(spec.Parallel.Zero, groups.Coordinates.Data, groups.Grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups);
+                    ZeroShard.Of(spec.Parallel.Zero ?? 0, groups.Coordinates.Data, groups.Grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups);
                 return work(rank, trainer);
             });
         });

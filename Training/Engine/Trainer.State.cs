@@ -1,4 +1,5 @@
 using Elastic.Jobs;
+using Elastic.Planning;
 using Elastic.Jobs.Reports;
 using Elastic.Training.Parallel.Pipeline;
 using static TorchSharp.torch;

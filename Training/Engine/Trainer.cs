@@ -48,7 +48,7 @@ public sealed partial class Trainer : IDisposable
         Stage = pipeline ?? new PipelineStage(spec, null);
         Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local, experts)
         {
-            Recompute = ActivationRecomputes.Parse(spec.Runtime.Recompute),
+            Recompute = ActivationRecomputes.Parse(SpecLayout.At(spec, 1).Recompute),
         };
         // Chunk-major: each chunk's gradients are one region of the stage's flat buffer.
         var parameters = Stage.Local.SelectMany(Model.ParametersOf).ToList();

@@ -21,17 +21,21 @@ internal static class ClusterConnection
         var command = WithSymbols(new Command(name, description), symbols);
         command.Add(cluster);
         command.Add(api);
-        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
-        {
-            if (parse.GetValue(api) is { } url)
-            {
-                using var client = ApiClient(url);
-                return await action(parse, console, client, cancellation);
-            }
-            await using var connection = await Connect(parse.GetValue(cluster)!, cancellation);
-            return await action(parse, console, connection.Client, cancellation);
-        }));
+        command.SetAction((parse, cancellation) => CommandRunner.Run(parse, console =>
+            With(parse, cluster, api, client => action(parse, console, client, cancellation), cancellation)));
         return command;
+    }
+
+    /// <summary>Runs <paramref name="use"/> with a client of the API (<paramref name="api"/> given) or of the cluster, closed after.</summary>
+    public static async Task<T> With<T>(ParseResult parse, Option<string> cluster, Option<string?> api, Func<IElasticClient, Task<T>> use, CancellationToken cancellation)
+    {
+        if (parse.GetValue(api) is { } url)
+        {
+            using var client = ApiClient(url);
+            return await use(client);
+        }
+        await using var connection = await Connect(parse.GetValue(cluster)!, cancellation);
+        return await use(connection.Client);
     }
 
     /// <summary><paramref name="command"/> with <paramref name="symbols"/> (arguments and options) added in order.</summary>

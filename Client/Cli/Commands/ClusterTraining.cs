@@ -16,15 +16,14 @@ internal static class ClusterTraining
 {
     public static async Task<int> Run(CliOutput console, TrainingSpec spec, int devices, string deviceKind, bool churn, bool resume, RunTarget target, CancellationToken cancellation)
     {
-        var replica = spec.Parallel.Pipeline * spec.Parallel.Tensor;
-        var widths = SpecValidator.DataParallelWidths(spec).Select(dp => dp * replica).ToList();
+        var widths = new LayoutChooser(spec).Widths;
         if (devices < 1 || !widths.Any(w => w <= devices))
-            throw new CliException($"--devices {devices}: the spec runs on {string.Join(" or ", widths)} device(s) (devices.min {spec.Devices.Min}, devices.max {spec.Devices.Max}, {spec.Batch.MicroBatchesPerStep} micro-batches per step, pp {spec.Parallel.Pipeline} x tp {spec.Parallel.Tensor} per replica)");
+            throw new CliException($"--devices {devices}: every layout of the spec needs at least {widths.DefaultIfEmpty(0).Min()} device(s) (devices.min {spec.Devices.Min}, devices.max {spec.Devices.Max}, {spec.Batch.MicroBatchesPerStep} micro-batches per step, pinned: {SpecLayout.Pins(spec)})");
         var run = target.Run;
         var resumedJob = resume ? ResumableJob(run) : null;
         var layout = EmbeddedCluster.Layout(devices);
-        var dp = widths.First(w => w <= devices) / replica;
-        TrainCommand.Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) with {devices} {deviceKind} device(s), dp = {dp}");
+        TrainCommand.Describe(console, spec, $"an in-process cluster of {layout.Count} silo(s) with {devices} {deviceKind} device(s), "
+            + (spec.Parallel.Start is { } start ? $"starting on {start}" : "on the layout the planner chooses"));
         var model = spec.Output.Directory is { } chosen ? new RunFolder(chosen) : run;
         // The job may read the spec's data file and write its model into the run folder, nothing else.
         var admission = new AdmissionOptions

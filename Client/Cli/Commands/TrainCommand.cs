@@ -29,13 +29,13 @@ internal static class TrainCommand
         var sampleTokens = new Option<int>("--sample-tokens") { Description = "Tokens to generate after training (0: none)", DefaultValueFactory = _ => 200 };
         var churn = new Option<bool>("--churn") { Description = "With --devices: a silo leaves a third of the way in and a new one joins two thirds in (elasticity demo)" };
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted run from the checkpoint it saved in its run folder" };
-        var plan = new Option<string?>("--plan") { Description = "With --devices: pin the layout, e.g. dp=2,pp=2,tp=2,zero=1 (parallel.tensor = tp, parallel.pipeline = pp, parallel.zero = zero, exactly dp x pp x tp devices); the digest is the same for every layout" };
+        var plan = new Option<string?>("--plan") { Description = "With --devices: the layout to start on, e.g. dp=1,pp=2,tp=2,zero=1 (parallel.start); the planner keeps it until devices change, then chooses again among what the spec does not pin. The digest is the same for every layout" };
         var command = new Command("train", "Train a model from a job spec, on this machine's engine or an in-process cluster") { spec, devices, deviceKind, report, output, prompt, sampleTokens, churn, resume, plan };
         command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
             var specFile = parse.GetValue(spec)!.FullName;
             var deviceCount = parse.GetValue(devices);
-            var trainingSpec = Pinned(SpecJson.Read(specFile), parse.GetValue(plan), deviceCount);
+            var trainingSpec = Started(SpecJson.Read(specFile), parse.GetValue(plan), deviceCount);
             var corpus = JobValidation.LoadValidated(trainingSpec);
             var requestedKind = parse.GetValue(deviceKind)!;
             var kind = ResolveDeviceKind(requestedKind);
@@ -61,8 +61,8 @@ internal static class TrainCommand
         return command;
     }
 
-    /// <summary>The spec with the layout <paramref name="plan"/> pins (dp=2,pp=2,tp=2,zero=1,ep=2): pp, tp, zero and ep from it, exactly dp x pp x tp devices.</summary>
-    private static TrainingSpec Pinned(TrainingSpec spec, string? plan, int? devices)
+    /// <summary>The spec starting on the layout <paramref name="plan"/> names (dp=1,pp=2,tp=2,zero=1,ep=2), which must fit the devices.</summary>
+    private static TrainingSpec Started(TrainingSpec spec, string? plan, int? devices)
     {
         if (plan is null) return spec;
         ParallelLayout layout;
@@ -75,13 +75,9 @@ internal static class TrainCommand
             throw new CliException($"--plan: {e.Message}");
         }
         var grid = layout.Grid;
-        if (devices is null) throw new CliException($"--plan {plan} needs --devices: a layout is pinned on an in-process cluster");
+        if (devices is null) throw new CliException($"--plan {plan} needs --devices: a job starts on a layout on an in-process cluster");
         if (grid.Size > devices) throw new CliException($"--plan {plan} needs {grid.Size} devices (dp {grid.Dp} x pp {grid.Pp} x tp {grid.Tp}), but --devices is {devices}");
-        return spec with
-        {
-            Parallel = spec.Parallel with { Tensor = grid.Tp, Pipeline = grid.Pp, Zero = layout.Zero ?? spec.Parallel.Zero, Expert = layout.Experts ?? spec.Parallel.Expert },
-            Devices = new DeviceSpec { Min = grid.Size, Max = grid.Size },
-        };
+        return spec with { Parallel = spec.Parallel with { Start = plan } };
     }
 
     private static string ResolveDeviceKind(string requested)

@@ -1,5 +1,6 @@
 using System.Net;
 using Elastic.Jobs;
+using Elastic.Planning;
 using Elastic.Training.Collectives;
 using Elastic.Parallelism;
 

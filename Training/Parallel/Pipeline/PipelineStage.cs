@@ -1,4 +1,5 @@
 using Elastic.Jobs;
+using Elastic.Planning;
 using Elastic.Parallelism.Pipeline;
 using Elastic.Training.Collectives;
 
@@ -14,9 +15,10 @@ public sealed class PipelineStage
     public PipelineStage(TrainingSpec spec, Communicator? ranks)
     {
         var stages = ranks?.WorldSize ?? 1;
-        var p = spec.Parallel;
-        var virtualStages = stages == 1 ? 1 : p.VirtualStages;
-        Schedule = stages == 1 ? PipelineSchedule.OneFOneB : p.Schedule;
+        // A spec that leaves the schedule to a planner runs its neutral one here (the units of a plan get a resolved spec).
+        var layout = SpecLayout.At(spec, 1);
+        var virtualStages = stages == 1 ? 1 : layout.VirtualStages;
+        Schedule = stages == 1 ? PipelineSchedule.OneFOneB : layout.Schedule;
         if (PipelineSchedule.Problems(Schedule, stages, spec.Batch.MicroBatchesPerStep, virtualStages, spec.Model.Layers) is { Count: > 0 } problems)
             throw new ArgumentException(string.Join("; ", problems), nameof(spec));
         Ranks = ranks;

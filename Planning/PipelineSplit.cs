@@ -1,6 +1,7 @@
+using Elastic.Jobs;
 using Elastic.Parallelism.Pipeline;
 
-namespace Elastic.Jobs;
+namespace Elastic.Planning;
 
 /// <summary>How a model's layers are cut into pipeline chunks: balanced by training FLOPs (<see cref="StageSplit"/>, <see cref="TransformerCost"/>).</summary>
 public static class PipelineSplit

@@ -1,4 +1,7 @@
-namespace Elastic.Jobs;
+using Elastic.Jobs;
+using Elastic.Planning.Hardware;
+
+namespace Elastic.Planning;
 
 /// <summary>
 /// Model FLOPs utilization (MFU): the FLOPs training the model needs per second, over what its devices could do at their
@@ -9,12 +12,21 @@ public static class ModelFlops
     /// <summary>Training FLOPs per token: 6 per parameter (forward 2, backward 4) and attention's 12 x layers x d x context.</summary>
     public static double PerToken(ModelSpec model, long parameters) => 6.0 * parameters + 12.0 * model.Layers * model.DModel * model.Context;
 
-    /// <summary>One device's dense peak in TFLOPS at <paramref name="precision"/>, by the device's model name; null when not known (CPUs, other cards).</summary>
+    /// <summary>
+    /// Training FLOPs per token of <paramref name="model"/> from its shape: <see cref="PerToken(ModelSpec, long)"/> of its parameters
+    /// for a dense model; for a mixture-of-experts one, three times the forward matmuls a token runs (its top-k experts, not all of them).
+    /// </summary>
+    public static double PerToken(ModelSpec model)
+    {
+        var shape = new ModelShape(model, 1);
+        return model.Moe is null
+            ? PerToken(model, shape.Parameters)
+            : 3 * (Enumerable.Range(0, model.Layers).Sum(shape.LayerForwardFlops) + shape.HeadForwardFlops) / shape.Tokens;
+    }
+
+    /// <summary>One device's published dense peak in TFLOPS at <paramref name="precision"/>, by the device's model name (<see cref="HardwareProfiles"/>); null when not known (CPUs, other cards).</summary>
     public static double? PeakTflops(string deviceModel, string precision) =>
-        deviceModel.Contains("H100", StringComparison.Ordinal) || deviceModel.Contains("H200", StringComparison.Ordinal)
-            // NVIDIA's datasheets (SXM, dense): H100 and H200 share the same compute.
-            ? precision switch { "bf16" => 989, "tf32" => 495, _ => 67 }
-            : null;
+        HardwareProfiles.ForDeviceModel(deviceModel) is { Published: true } profile ? profile.Peak(precision) : null;
 
     /// <summary>
     /// The MFU of <paramref name="spec"/> training <paramref name="tokensPerSecond"/> on <paramref name="devices"/> devices named

@@ -1,0 +1,124 @@
+using Elastic.Jobs;
+using Elastic.Parallelism.Pipeline;
+
+namespace Elastic.Planning;
+
+/// <summary>
+/// The sizes of a GPT's parts that the cost model adds up: parameters of each layer and of the embedding and head, split
+/// by tensor parallelism or replicated over it; the training FLOPs and kernels of a micro-batch through each part; the
+/// activations autograd keeps. Counts of elements and operations, in one place for the memory and step-time models.
+/// </summary>
+public sealed class ModelShape
+{
+    private readonly ModelSpec _m;
+
+    public ModelShape(ModelSpec model, int microBatch)
+    {
+        _m = model;
+        MicroBatch = microBatch;
+        long d = model.DModel, f = model.FfnSize;
+        Mlp = d * f + f + (f * d + d);
+        // Split by tp: the QKV projection (weights and bias), the output projection's weight, the MLP's two weights and its first bias.
+        SplitDense = 3 * d * d + 3 * d + d * d + d * f + f + f * d;
+        // Replicated: both LayerNorms, the output projection's and the MLP's second bias.
+        ReplicatedDense = 2 * d + 2 * d + d + d;
+    }
+
+    public int MicroBatch { get; }
+
+    /// <summary>Parameters of one expert (an MLP of the dense layers' shape).</summary>
+    public long Mlp { get; }
+
+    public long SplitDense { get; }
+    public long ReplicatedDense { get; }
+
+    /// <summary>Tokens in one micro-batch.</summary>
+    public long Tokens => (long)MicroBatch * _m.Context;
+
+    public bool IsMoe(int layer) => _m.Moe is { } moe && moe.IsMoeLayer(layer);
+
+    /// <summary>
+    /// Parameters of layer <paramref name="layer"/> one tensor rank of <paramref name="tp"/> holds when its replica hosts
+    /// <paramref name="hostedExperts"/> experts of each MoE layer (experts are not split by tp; the router is replicated).
+    /// </summary>
+    public long LayerParameters(int layer, int tp, int hostedExperts)
+    {
+        if (!IsMoe(layer)) return SplitDense / tp + ReplicatedDense;
+        var d = (long)_m.DModel;
+        var attention = 3 * d * d + 3 * d + d * d;
+        return attention / tp + d + 4 * d + (long)hostedExperts * Mlp + _m.Moe!.Experts * d;
+    }
+
+    /// <summary>Parameters of the embedding (token embedding split over the vocabulary, positions replicated).</summary>
+    public long EmbeddingParameters(int tp) => (long)_m.Vocab * _m.DModel / tp + (long)_m.Context * _m.DModel;
+
+    /// <summary>Parameters of the head: the final LayerNorm and, untied or on a stage without the embedding, the output projection.</summary>
+    public long HeadParameters(int tp, bool withEmbedding) =>
+        2L * _m.DModel + (!_m.TiedEmbeddings || !withEmbedding ? (long)_m.Vocab * _m.DModel / tp : 0);
+
+    public long ChunkParameters(ModelChunk chunk, int tp, int hostedExperts) =>
+        Enumerable.Range(chunk.First, chunk.Count).Sum(l => LayerParameters(l, tp, hostedExperts))
+        + (chunk.Embedding ? EmbeddingParameters(tp) : 0) + (chunk.Head ? HeadParameters(tp, chunk.Embedding) : 0);
+
+    /// <summary>The whole model's parameters (every expert).</summary>
+    public long Parameters =>
+        ChunkParameters(new ModelChunk(0, 0, _m.Layers, true, true, 0), 1, _m.Moe?.Experts ?? 0);
+
+    /// <summary>
+    /// Activation elements a layer keeps for backward per micro-batch: the block input, both LayerNorm outputs, q/k/v, the
+    /// attention output, the residual, two projections with their dropout masks, the MLP's two wide activations and the attention
+    /// weights of an unfused kernel. Of these, q/k/v, the attention output, the MLP's activations and the attention weights are split
+    /// by tp; the rest (<see cref="SequenceElements"/>) is split only when the sequence is (sequence parallelism).
+    /// </summary>
+    public long LayerActivationElements(int tp, bool sequenceSplit) => SequenceElements / (sequenceSplit ? tp : 1) + TensorElements / tp;
+
+    /// <summary>What a layer keeps that tensor parallelism splits only along the sequence.</summary>
+    public long SequenceElements => Tokens * 10 * _m.DModel;
+
+    /// <summary>What a layer keeps that tensor parallelism splits along heads or the MLP width.</summary>
+    public long TensorElements => Tokens * (4L * _m.DModel + 2L * _m.FfnSize) + AttentionWeights;
+
+    /// <summary>Attention weights of one micro-batch through one layer (b x h x t x t): what selective recomputation drops.</summary>
+    public long AttentionWeights => (long)MicroBatch * _m.Heads * _m.Context * _m.Context;
+
+    /// <summary>The embedding's activations (token and position lookups, their sum, its dropout), per micro-batch.</summary>
+    public long EmbeddingActivationElements => 4 * Tokens * _m.DModel;
+
+    /// <summary>The head's logits, their softmax and gradient (split over the vocabulary by tp), per micro-batch.</summary>
+    public long HeadActivationElements(int tp) => 3 * Tokens * _m.Vocab / tp;
+
+    /// <summary>
+    /// Forward matmul FLOPs of layer <paramref name="layer"/> per micro-batch, whole (not divided by tp): QKV and output
+    /// projections, attention scores and values (unfused: the whole t x t), and the MLP or, on a MoE layer, the router and top-k experts.
+    /// </summary>
+    public double LayerForwardFlops(int layer)
+    {
+        double n = Tokens, d = _m.DModel, f = _m.FfnSize, t = _m.Context;
+        var attention = 2 * n * 4 * d * d + 4 * n * t * d;
+        return _m.Moe is { } moe && IsMoe(layer)
+            ? attention + 2 * n * d * moe.Experts + moe.TopK * 2 * n * 2 * d * f
+            : attention + 2 * n * 2 * d * f;
+    }
+
+    /// <summary>The attention core's forward FLOPs per micro-batch (scores and values): what selective recomputation runs again.</summary>
+    public double AttentionCoreFlops => 4.0 * Tokens * _m.Context * _m.DModel;
+
+    /// <summary>The head's forward matmul FLOPs per micro-batch (to the vocabulary), whole.</summary>
+    public double HeadForwardFlops => 2.0 * Tokens * _m.DModel * _m.Vocab;
+
+    /// <summary>
+    /// Elements a layer's elementwise kernels read and write in forward per micro-batch (LayerNorms, residuals, dropout,
+    /// softmax, GELU): the sequence-wise part split only with the sequence, the rest by tp.
+    /// </summary>
+    public double LayerElementwise(int tp, bool sequenceSplit) =>
+        8.0 * Tokens * _m.DModel / (sequenceSplit ? tp : 1) + (12.0 * Tokens * _m.DModel + 4.0 * Tokens * _m.FfnSize + 3.0 * AttentionWeights) / tp;
+
+    /// <summary>
+    /// Kernels one tensor rank launches for a layer's forward: each of its S / tp virtual shards runs the QKV, score, value,
+    /// output and two MLP matmuls apart (the price of layout-independent bits), plus the elementwise kernels.
+    /// </summary>
+    public int LayerForwardKernels(int tp) => 6 * Math.Max(1, _m.Shards / tp) + 14;
+
+    /// <summary>Parameter tensors of one layer (what the optimizer's per-tensor kernels run over).</summary>
+    public int LayerTensors => 12;
+}
