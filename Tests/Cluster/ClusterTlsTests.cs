@@ -33,9 +33,10 @@ public sealed class ClusterTlsTests
         await cluster.Client.ReplanAsync(jobId, "dp=2");
         var status = await cluster.Finish(jobId);
 
-        var log = string.Join("\n", await cluster.Events(jobId));
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
-        Assert.Contains("replanned: requested: dp=4,pp=1,tp=1 -> dp=2", log);
+        Assert.Contains(events, e => e.Replan is { Cause: "requested", From: "dp=4,pp=1,tp=1", To: "dp=2,pp=1,tp=1" });
         Assert.True(reference == status.FinalParameterDigest, log);
     }
 

@@ -13,7 +13,7 @@ public sealed class MultiProcessTests
     [Fact]
     public async Task Three_silo_processes_complete_a_dp_4_job_with_the_engines_digest()
     {
-        var spec = TestSpecs.Tiny(steps: 4, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 4, Max = 4 } };
+        var spec = TestSpecs.Tiny(steps: 4, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 4, Max = 4 }, Parallel = new ParallelSpec { Start = "dp=4" } };
         var reference = await TestSpecs.ReferenceDigest(spec);
 
         await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 2);
@@ -41,6 +41,8 @@ public sealed class MultiProcessTests
         {
             Model = new ModelSpec { Layers = 2, DModel = 256, Heads = 4, Vocab = 256, Context = 32, Dropout = 0.1 },
             Devices = new DeviceSpec { Min = 1, Max = 2 },
+            // A replica on each silo, each uploading its half of every checkpoint.
+            Parallel = new ParallelSpec { Start = "dp=2" },
             Checkpoint = new CheckpointSpec { EverySteps = 2, KeepLast = 2 },
         };
         var reference = await TestSpecs.ReferenceDigest(spec);
