@@ -44,7 +44,7 @@ internal static class PlanScale
             string.Create(inv, $"**The full search over 10,000 GPUs takes {cold.Seconds:F2} s (goal < 10 s); the re-plan after one node leaves {replan.Seconds:F2} s (goal < 1 s), {replan.Seconds / cold.Seconds:F2}x the full search.** ")
             + string.Create(inv, $"GPT-3 175B (examples/published/gpt3-175b.json, bf16, 1,536 sequences of 2,048 per step), nothing pinned, medians of {Runs} runs on one thread. ")
             + "The planner keeps the per-shape stage costs (parameters, FLOPs, activations of each stage at each tp, pp and v) for the job's life, so a re-plan only re-ranks; "
-            + string.Create(inv, $"what it keeps is the 5 best layouts and one reason per rejected family, whatever the number weighed (peak working set of this process: {Environment.WorkingSet / 1e6:F0} MB)."),
+            + string.Create(inv, $"what it keeps is the 5 best layouts and one reason per rejected family, whatever the number weighed (working set of this process after every search: {Environment.WorkingSet / 1e6:F0} MB)."),
         ]);
         BenchmarkRecord.Write("plan-scale", "The planner at 10,000 GPUs: full search and re-plan",
             "dotnet run -c Release --project Benchmarks -- plan-scale", table);

@@ -32,4 +32,6 @@ public sealed record JobStatus(
     [property: Id(18)] DeviceMemory? Memory = null,
     [property: Id(19)] ExpertLoad? Experts = null,
     [property: Id(20)] string Tenant = Tenants.Default,
-    [property: Id(21)] double? Mfu = null);
+    [property: Id(21)] double? Mfu = null,
+    [property: Id(22)] double? PredictedStepSeconds = null,
+    [property: Id(23)] double? MeasuredStepSeconds = null);

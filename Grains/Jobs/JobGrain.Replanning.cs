@@ -229,7 +229,7 @@ public sealed partial class JobGrain
         Policy.Replanned();
         Count(change.Cause);
         ElasticTelemetry.ReplanPause.Record(watch.Elapsed.TotalSeconds, ElasticTelemetry.Job(JobId), new("cause", change.CauseName));
-        var predicted = Chooser.Predict(plan.ToLayout(), review).Step.Seconds;
+        var predicted = Record.PredictedStepSeconds = Chooser.Predict(plan.ToLayout(), review).Step.Seconds;
         var measured = StepLog.Last(Record) is { } last ? last.Milliseconds / 1e3 : (double?)null;
         Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old.ToLayout()} -> {plan.ToLayout()} ({plan}); state {source}; paused {watch.Elapsed.TotalSeconds:F2} s " +
             $"(stage and hand over {handOver.TotalSeconds:F2} s, prepare {(prepared - handOver).TotalSeconds:F2} s, state {(phases.Elapsed - prepared).TotalSeconds:F2} s); {lostSteps} committed step(s) lost",

@@ -303,8 +303,9 @@ public sealed partial class JobGrain(
                 var allocation = await OnCapacity(c => c.Allocate(new AllocationRequest(JobId, Standing, [layout.Devices], [], [], layout.Tp)));
                 if (allocation.Devices.Count == layout.Devices)
                 {
-                    var plan = await NewPlan(allocation.Devices, layout);
                     var predicted = Chooser.Predict(layout, review);
+                    Record.PredictedStepSeconds = predicted.Step.Seconds;
+                    var plan = await NewPlan(allocation.Devices, layout);
                     Journal.Add(JobEventKinds.Planned, $"{plan}{(layout == start ? " (the spec's start)" : "")}, predicted {predicted.TokensPerSecond:N0} tokens/s: "
                         + string.Join(", ", Enumerable.Range(0, plan.Dp).Select(r => $"replica {r} on {Describe(plan.ReplicaGroupOf(r))}"))
                         + (Journal.Stages(plan) is { } stages ? $"; {stages}" : ""));

@@ -99,7 +99,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
     public JobStatus Status() => new(jobId, Record.Spec.Name, Record.State, Record.Plan, Committed, Record.Spec.Steps,
         StepLog.Last(Record)?.Loss, TokensPerSecond(), Record.Error, Record.SubmittedAt, Record.FinalParameterDigest,
         Record.LastCheckpointStep, Record.Degraded, Record.Replans, Record.Preemptions, Record.Failures, Record.Device, Stages(Record.Plan), Record.Memory, Record.Experts, Record.Tenant,
-        Utilization(TokensPerSecond()));
+        Utilization(TokensPerSecond()), Record.PredictedStepSeconds, StepLog.Last(Record) is { } last ? last.Milliseconds / 1e3 : null);
 
     /// <summary>The model FLOPs utilization of <paramref name="tokensPerSecond"/> on the current plan's devices; null where their peak is not known.</summary>
     private double? Utilization(double tokensPerSecond) =>
@@ -107,7 +107,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     /// <summary>With pp > 1, what each stage of <paramref name="plan"/> holds; null otherwise.</summary>
     public string? Stages(ParallelPlan? plan) =>
-        plan is { Pp: > 1 } ? PipelineSplit.Describe(Record.Spec.Model, plan.Pp, Record.Spec.Parallel.VirtualStages ?? 1) : null;
+        plan is { Pp: > 1 } ? PipelineSplit.Describe(Record.Spec.Model, plan.Pp, plan.VirtualStages) : null;
 
     /// <summary>Steps after <paramref name="afterStep"/> and events after <paramref name="afterEvent"/>, waiting up to <paramref name="maxWait"/> for some.</summary>
     public async Task<JobProgress> Progress(long afterStep, long afterEvent, TimeSpan maxWait)

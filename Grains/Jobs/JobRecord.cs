@@ -42,4 +42,7 @@ public sealed class JobRecord
 
     /// <summary>Who submitted the job: only that tenant (and admins) may see or change it.</summary>
     [Id(25)] public string Tenant { get; set; } = Tenants.Default;
+
+    /// <summary>The step time the planner predicted for the current plan's layout on its devices.</summary>
+    [Id(26)] public double? PredictedStepSeconds { get; set; }
 }

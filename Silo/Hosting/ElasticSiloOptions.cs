@@ -1,8 +1,8 @@
-using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
 using Elastic.Security;
+using Elastic.Silo.Eviction;
 using Elastic.Training.Collectives;
 
 namespace Elastic.Silo.Hosting;

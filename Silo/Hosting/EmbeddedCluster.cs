@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
-using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
 using Elastic.Security;
+using Elastic.Silo.Eviction;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;

@@ -1,13 +1,13 @@
 using System.Globalization;
 using System.Net;
 using Elastic.GrainInterfaces;
-using Elastic.Grains.Capacity;
 using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
 using Elastic.Security;
 using Elastic.Service;
+using Elastic.Silo.Eviction;
 using Elastic.Training.Collectives;
 using Microsoft.Extensions.Configuration;
 

@@ -1,9 +1,9 @@
 using Elastic.Client;
 using Elastic.GrainInterfaces;
-using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
+using Elastic.Silo.Eviction;
 using Elastic.Silo.Hosting;
 using Elastic.Training.Collectives;
 using Orleans.Serialization;

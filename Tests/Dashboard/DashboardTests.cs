@@ -55,6 +55,9 @@ public sealed class DashboardTests(BrowserFixture browser) : IClassFixture<Brows
             Assert.True(await page.EvalOnSelectorAsync<int>("#loss-chart polyline.train", "line => line.points.numberOfItems") > 1);
             await Expect(page.Locator("#layout td")).ToHaveCountAsync(4);
             await Expect(page.Locator("#layout td.changed")).ToHaveCountAsync(0);
+            // The layout in the --plan notation, and the step time the planner predicted for it beside the one measured.
+            await Expect(page.Locator("#layout-notation")).ToHaveTextAsync("dp=2,pp=1,tp=2");
+            await Expect(page.Locator("#step-time")).ToContainTextAsync("ms predicted");
 
             // A re-plan while the page is open: the event appears and the grid marks the ranks whose device changed.
             await owner.ReplanAsync(jobId, "dp=1,tp=4");

@@ -24,6 +24,8 @@ internal static class StatusCommand
             Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
             if (s.Mfu is { } mfu) Row("MFU", mfu.ToString("P1", inv));
             Row("plan", s.Plan?.ToString() ?? "-");
+            if (s.PredictedStepSeconds is { } predicted)
+                Row("step time", $"{predicted * 1e3:N0} ms predicted for the layout, {(s.MeasuredStepSeconds is { } measured ? $"{measured * 1e3:N0} ms" : "-")} measured (last step)");
             if (s.Stages is not null) Row("stages", s.Stages);
             if (s.Memory is not null) Row("memory", $"{s.Memory} on the busiest device");
             if (s.Experts is not null) Row("experts", $"{s.Experts} (last step)");

@@ -248,6 +248,10 @@ function jobPage(jobId, signal) {
   const silos = new Map();
   api('/api/v1/cluster', signal).then(cluster => cluster.silos.forEach(s => silos.set(s.silo, s.name))).catch(() => {});
 
+  // The plan's layout in the --plan notation (as events and `elastic plan` write it).
+  const layoutText = plan => [`dp=${plan.dp}`, `pp=${plan.pp}`, `tp=${plan.tp}`, plan.ep > 1 ? `ep=${plan.ep}` : null,
+    plan.virtualStages > 1 ? `v=${plan.virtualStages}` : null, plan.zero > 0 ? `zero=${plan.zero}` : null,
+    plan.recompute && plan.recompute !== 'none' ? `recompute=${plan.recompute}` : null].filter(Boolean).join(',');
   const fact = (label, value, id) => el('div', {}, el('span', { class: 'label' }, label), el('span', { class: 'value', id }, value));
   const render = () => {
     title.replaceChildren(`${status.name} `, stateBadge(status.state), el('div', { class: 'muted subtitle' }, `${status.jobId} · tenant ${status.tenant}`));
@@ -258,6 +262,9 @@ function jobPage(jobId, signal) {
       fact('tokens/s', number(status.tokensPerSecond)),
       mfu === null ? null : fact('MFU', `${number(mfu * 100, 1)}%`),
       fact('devices', status.plan ? status.plan.devices.length : '–'),
+      status.plan ? fact('layout', layoutText(status.plan), 'layout-notation') : null,
+      status.predictedStepSeconds == null ? null
+        : fact('step time', `${number(status.predictedStepSeconds * 1000)} ms predicted · ${status.measuredStepSeconds == null ? '–' : number(status.measuredStepSeconds * 1000)} ms measured`, 'step-time'),
       fact('re-plans', `${status.replans} (${status.preemptions} preemptions, ${status.failures} failures)`),
       fact('last checkpoint', status.lastCheckpointStep ?? '–'),
       status.finalParameterDigest ? el('div', {}, el('span', { class: 'label' }, 'finalParameterDigest'), el('span', { class: 'digest', id: 'digest' }, status.finalParameterDigest)) : null,

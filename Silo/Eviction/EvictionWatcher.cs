@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Elastic.Grains.Capacity;
+namespace Elastic.Silo.Eviction;
 
 /// <summary>
 /// Polls Azure Scheduled Events (the instance metadata service, every second) for a Preempt event that names this VM.

@@ -1,7 +1,7 @@
 using Elastic.GrainInterfaces;
 using Microsoft.Extensions.Logging;
 
-namespace Elastic.Grains.Capacity;
+namespace Elastic.Silo.Eviction;
 
 /// <summary>
 /// Moves jobs off this silo before it goes: on a graceful stop (SIGTERM, StopSiloAsync) or an eviction notice the

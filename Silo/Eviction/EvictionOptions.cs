@@ -1,4 +1,4 @@
-namespace Elastic.Grains.Capacity;
+namespace Elastic.Silo.Eviction;
 
 /// <summary>Where and how a silo watches for its VM's eviction (Azure Scheduled Events from the instance metadata service).</summary>
 public sealed record EvictionOptions
