@@ -56,7 +56,8 @@ public sealed partial class JobGrain
             var now = Chooser.Predict(current, review);
             var link = InventoryShape.Of(review.Offer ?? []) is { Devices: > 0 } shape ? shape.Weakest.InterNode.BusBandwidthGBs * 1e9 : 1e9;
             // Parameters and both AdamW moments, in fp32.
-            var verdict = new MoveWeighing(options.Value.MinReplanGain, _lastPrepare).Weigh(now, best, Record.Parameters * 12.0, link, ExpectedStay());
+            var verdict = new MoveWeighing(options.Value.MinReplanGain, _lastPrepare).Weigh(now, best, Record.Parameters * 12.0, link,
+                MoveWeighing.ExpectedStay(Record.Events.Where(e => e.Kind == JobEventKinds.Replanned).Select(e => e.Time).ToList(), options.Value.ExpectedStay));
             if (verdict.Move) answer = (best.Layout, $"{current} can become {best.Layout}: {verdict.Why}");
             else Journal.Add(JobEventKinds.ReplanDeclined, $"{current} stays rather than become {best.Layout}: {verdict.Why}");
         }
@@ -67,15 +68,6 @@ public sealed partial class JobGrain
     /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
     private TimeSpan _lastPrepare = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long devices are expected to stay: the median time between the job's recent re-plans, or the configured guess before it has any.</summary>
-    private TimeSpan ExpectedStay()
-    {
-        var replans = Record.Events.Where(e => e.Kind == JobEventKinds.Replanned).TakeLast(6).Select(e => e.Time).ToList();
-        if (replans.Count < 3) return options.Value.ExpectedStay;
-        var gaps = replans.Zip(replans.Skip(1), (a, b) => b - a).Order().ToList();
-        var median = gaps[gaps.Count / 2];
-        return TimeSpan.FromTicks(Math.Clamp(median.Ticks, TimeSpan.FromMinutes(1).Ticks, TimeSpan.FromHours(1).Ticks));
-    }
 
     /// <summary>
     /// Moves the job to a new plan at a step boundary, in a new generation (whatever the old one still had in flight is

@@ -11,6 +11,18 @@ namespace Elastic.Grains.Jobs;
 /// </summary>
 public sealed record MoveWeighing(double MinGain, TimeSpan Prepare)
 {
+    /// <summary>
+    /// How long new devices are expected to stay, from the times of the job's re-plans: the median gap between its last few
+    /// (clamped to 1 minute .. 1 hour), or <paramref name="guess"/> before it has three.
+    /// </summary>
+    public static TimeSpan ExpectedStay(IReadOnlyList<DateTimeOffset> replans, TimeSpan guess)
+    {
+        var recent = replans.TakeLast(6).ToList();
+        if (recent.Count < 3) return guess;
+        var gaps = recent.Zip(recent.Skip(1), (a, b) => b - a).Order().ToList();
+        return TimeSpan.FromTicks(Math.Clamp(gaps[gaps.Count / 2].Ticks, TimeSpan.FromMinutes(1).Ticks, TimeSpan.FromHours(1).Ticks));
+    }
+
     /// <summary>The decision and what it weighed, in words for the job's event.</summary>
     public sealed record Weighed(bool Move, string Why);
 

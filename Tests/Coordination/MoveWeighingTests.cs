@@ -39,4 +39,20 @@ public sealed class MoveWeighingTests
 
         Assert.False(verdict.Move, verdict.Why);
     }
+
+    [Fact]
+    public void Devices_that_come_and_go_every_minute_are_not_worth_a_move_that_would_pay_over_ten()
+    {
+        var start = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
+        // A re-plan every 70 s: joins and leaves in turn.
+        var churning = Enumerable.Range(0, 6).Select(i => start + TimeSpan.FromSeconds(70 * i)).ToList();
+        var stay = MoveWeighing.ExpectedStay(churning, TimeSpan.FromMinutes(10));
+        // 25 % faster, for a move that costs 2 s of preparing and 20 s of moving state.
+        var (current, candidate) = (Running(1.0), Running(0.8));
+
+        Assert.Equal(TimeSpan.FromSeconds(70), stay);
+        Assert.False(Weighing.Weigh(current, candidate, 20e9, 1e9, stay).Move);
+        Assert.True(Weighing.Weigh(current, candidate, 20e9, 1e9, MoveWeighing.ExpectedStay(churning.Take(2).ToList(), TimeSpan.FromMinutes(10))).Move);
+        Assert.Equal(TimeSpan.FromMinutes(1), MoveWeighing.ExpectedStay([start, start.AddSeconds(1), start.AddSeconds(2)], TimeSpan.FromMinutes(10)));
+    }
 }
