@@ -35,7 +35,8 @@ public sealed partial class JobGrain
     {
         var plan = Record.Plan!;
         var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, plan.Devices, 1));
-        return Policy.Decide(review, plan, () => Better(review, plan));
+        var growth = review.WidestPlan > plan.DeviceCount ? await Better(review, plan) : null;
+        return Policy.Decide(review, plan, () => growth);
     }
 
     /// <summary>What the job last weighed growing onto: the offer (silos and counts, and its share) and the answer.</summary>
@@ -45,13 +46,13 @@ public sealed partial class JobGrain
     /// A layout on what the job could hold now that is worth moving to from <paramref name="plan"/>, and why; null when none is
     /// (the job says once per offer what it weighed). The same offer is weighed once.
     /// </summary>
-    private (Layout Target, string Why)? Better(CapacityReview review, ParallelPlan plan)
+    private async Task<(Layout Target, string Why)?> Better(CapacityReview review, ParallelPlan plan)
     {
         var offer = string.Join(";", (review.Offer ?? []).Select(o => $"{o.Silo}:{o.Devices}")) + $"|{review.Cap}|{plan.Generation}";
         if (_weighed is { } weighed && weighed.Offer == offer) return weighed.Answer;
         (Layout, string)? answer = null;
         var current = plan.ToLayout();
-        if (Chooser.Rank(review).Choice is { } best && best.Layout != current)
+        if ((await Rank(review)).Choice is { } best && best.Layout != current)
         {
             var now = Chooser.Predict(current, review);
             var link = InventoryShape.Of(review.Offer ?? []) is { Devices: > 0 } shape ? shape.Weakest.InterNode.BusBandwidthGBs * 1e9 : 1e9;
@@ -143,7 +144,7 @@ public sealed partial class JobGrain
         var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, alive, 1));
         if (target is null)
         {
-            var ranking = Chooser.Rank(review, unreachable);
+            var ranking = await Rank(review, unreachable);
             target = ranking.Choice?.Layout;
             if (target is null)
             {

@@ -9,6 +9,7 @@ using Elastic.Grains.Placement;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Parallelism;
+using Elastic.Planning;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
@@ -75,6 +76,18 @@ public sealed partial class JobGrain(
 
     /// <summary>The device counts (dp x pp x tp) some layout of the job runs on, widest first: what it claims in the queue.</summary>
     private IReadOnlyList<int> Widths => Chooser.Widths;
+
+    /// <summary>
+    /// The planner's ranking on the thread pool: a search over a large cluster takes a noticeable fraction of a second, which
+    /// must not hold the silo's scheduler (a busy scheduler makes healthy silos look dead). Its caches see one search at a time:
+    /// only the training loop, which awaits each, ranks.
+    /// </summary>
+    private Task<PlanRanking> Rank(CapacityReview review, IReadOnlyCollection<SiloAddress>? exclude = null)
+    {
+        // Taken here: the record behind it is the activation's to read, not a pool thread's.
+        var chooser = Chooser;
+        return Task.Run(() => chooser.Rank(review, exclude));
+    }
 
     /// <summary>The job's layout now: its plan's, or before its first plan what the spec says with nothing chosen.</summary>
     private Layout Current => Record.Plan?.ToLayout() ?? SpecLayout.At(Record.Spec, 1);
@@ -187,6 +200,9 @@ public sealed partial class JobGrain(
         Outcome? outcome = null;
         try
         {
+            // The device counts the job accepts come from every pipeline depth and tp the spec allows: counted off the scheduler.
+            var chooser = Chooser;
+            await Task.Run(() => chooser.Widths);
             if (comeBack) resumeFrom = await Checkpoints.ComeBackPoint();
             if (adopt is not null)
             {
@@ -296,7 +312,7 @@ public sealed partial class JobGrain(
         while (!_cancelRequested)
         {
             var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, [], 1));
-            var ranking = Chooser.Rank(review);
+            var ranking = await Rank(review);
             var layout = start is not null && Fits(start, review) ? start : ranking.Choice?.Layout;
             if (layout is not null)
             {
