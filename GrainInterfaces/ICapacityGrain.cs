@@ -19,10 +19,10 @@ public interface ICapacityGrain : IGrainWithStringKey
     [Alias("Allocate")] Task<Allocation> Allocate(AllocationRequest request);
 
     /// <summary>
-    /// What has changed for a job holding <paramref name="held"/>: devices it must leave, and the widest plan its fair share
-    /// and the free devices allow now.
+    /// What has changed for a job holding <paramref name="held"/>: devices it must leave, the widest of <paramref name="widths"/>
+    /// its fair share and the free devices allow now, and per silo the devices it could hold (what its planner plans on).
     /// </summary>
-    [Alias("Review")] Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel);
+    [Alias("Review")] Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held);
 
     /// <summary>Every job the scheduler knows (running or queued), in its order, with its share.</summary>
     [Alias("GetSchedule")] Task<IReadOnlyList<JobShare>> GetSchedule();

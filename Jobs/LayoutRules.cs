@@ -42,6 +42,39 @@ public static class LayoutRules
         return problems;
     }
 
+    /// <summary>
+    /// The data-parallel widths replicas shaped like <paramref name="family"/> (its pp, tp, v and schedule) may run at, narrowest
+    /// first, with at most <paramref name="mostDevices"/> devices and <paramref name="groups"/> tensor-parallel groups, and at least
+    /// devices.min. Replicas may hold blocks of unequal size (<see cref="MicroBatchSplit"/>), and every width that makes a step
+    /// shorter than all narrower ones is offered (the narrowest for each longest block: with 8 micro-batches 1, 2, 3, 4 and 8; 5 to
+    /// 7 replicas take 2 each at most, as 4 do), provided each replica's pipeline can run its block.
+    /// </summary>
+    public static List<int> Widths(TrainingSpec spec, Layout family, int mostDevices, long groups = long.MaxValue)
+    {
+        var micros = spec.Batch.MicroBatchesPerStep;
+        var (pp, tp) = (family.Pp, family.Tp);
+        var unit = BlockUnit(spec, family);
+        var widths = new List<int>();
+        for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(micros, unit) && (long)dp * pp <= groups && (long)dp * pp * tp <= mostDevices; dp++)
+            if ((long)dp * pp * tp >= spec.Devices.Min
+                && (dp == 1 || MicroBatchSplit.Longest(micros, dp, unit) < MicroBatchSplit.Longest(micros, dp - 1, unit))
+                && PipelineProblems(spec, family with { Dp = dp }, unit).Count == 0)
+                widths.Add(dp);
+        return widths;
+    }
+
+    /// <summary>
+    /// The device counts (dp x pp x tp) some layout of the spec runs on, widest first: at its pinned pp and tp, or at every pp up to
+    /// model.layers and every tp a power of two dividing model.tensorShards (what a job accepts while the planner chooses).
+    /// </summary>
+    public static IReadOnlyList<int> DeviceCounts(TrainingSpec spec)
+    {
+        var tensors = spec.Parallel.Tensor is { } tp ? [tp] : Enumerable.Range(0, 31).Select(i => 1 << i).TakeWhile(t => t <= spec.Model.Shards).ToList();
+        var pipelines = spec.Parallel.Pipeline is { } pp ? [pp] : Enumerable.Range(1, Math.Max(1, spec.Model.Layers)).ToList();
+        return tensors.SelectMany(t => pipelines.SelectMany(p => SpecValidator.DataParallelWidths(spec, t, p).Select(dp => dp * p * t)))
+            .Distinct().OrderDescending().ToList();
+    }
+
     /// <summary>What a replica's block of micro-batches is a whole multiple of on <paramref name="layout"/> (<see cref="MicroBatchSplit.Unit"/>).</summary>
     public static int BlockUnit(TrainingSpec spec, Layout layout) =>
         MicroBatchSplit.Unit(spec.Batch.MicroBatchesPerStep, layout.Pp, layout.Schedule == PipelineSchedule.Interleaved);

@@ -22,16 +22,12 @@ public static class SpecValidator
     /// </summary>
     public static IReadOnlyList<int> DataParallelWidths(TrainingSpec spec, int? tensorParallel = null, int? pipeline = null)
     {
-        var microBatches = spec.Batch.MicroBatchesPerStep;
-        var tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor ?? 1);
-        var pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline ?? 1);
-        var unit = BlockUnit(spec, pp);
-        var widths = new List<int>();
-        for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(microBatches, unit) && (long)dp * pp * tp <= spec.Devices.Max; dp++)
-            if ((long)dp * pp * tp >= spec.Devices.Min
-                && (dp == 1 || MicroBatchSplit.Longest(microBatches, dp, unit) < MicroBatchSplit.Longest(microBatches, dp - 1, unit))
-                && PipelineProblems(spec, pp, dp, unit).Count == 0)
-                widths.Add(dp);
+        var family = SpecLayout.At(spec, 1) with
+        {
+            Pp = Math.Max(1, pipeline ?? spec.Parallel.Pipeline ?? 1),
+            Tp = Math.Max(1, tensorParallel ?? spec.Parallel.Tensor ?? 1),
+        };
+        var widths = LayoutRules.Widths(spec, family, spec.Devices.Max);
         widths.Reverse();
         return widths;
     }
@@ -46,13 +42,6 @@ public static class SpecValidator
         while (ranks * 2 <= ep && dp % (ranks * 2) == 0) ranks *= 2;
         return ranks;
     }
-
-    /// <summary>What a block is a whole multiple of at pipeline <paramref name="pp"/> (<see cref="LayoutRules.BlockUnit"/>).</summary>
-    public static int BlockUnit(TrainingSpec spec, int pp) => LayoutRules.BlockUnit(spec, SpecLayout.At(spec, 1) with { Pp = Math.Max(1, pp) });
-
-    /// <summary>Why the pipeline of each of dp replicas (which must be at most the units) cannot run its block (<see cref="LayoutRules.PipelineProblems"/>).</summary>
-    public static List<string> PipelineProblems(TrainingSpec spec, int pp, int dp, int unit) =>
-        LayoutRules.PipelineProblems(spec, SpecLayout.At(spec, dp) with { Pp = Math.Max(1, pp), Ep = 1 }, unit);
 
     /// <summary>
     /// Whether <paramref name="dp"/> replicas split the micro-batches into equal subtrees of the accumulation tree: a power of two
@@ -81,17 +70,6 @@ public static class SpecValidator
 
     /// <summary>A pinned number as written, or "auto".</summary>
     private static string Show(int? value) => value?.ToString(CultureInfo.InvariantCulture) ?? AutoConverter.Auto;
-
-    /// <summary>
-    /// Whether some data-parallel width runs the spec at some pipeline depth and tensor-parallel degree it allows (its pinned
-    /// ones, or any the planner could choose: powers of two dividing model.tensorShards, one to model.layers stages).
-    /// </summary>
-    private static bool AnyWidth(TrainingSpec spec)
-    {
-        var tensors = spec.Parallel.Tensor is { } tp ? [tp] : Enumerable.Range(0, 31).Select(i => 1 << i).TakeWhile(t => t <= spec.Model.Shards);
-        var pipelines = spec.Parallel.Pipeline is { } pp ? [pp] : Enumerable.Range(1, Math.Max(1, spec.Model.Layers));
-        return tensors.Any(t => pipelines.Any(p => DataParallelWidths(spec, t, p).Count > 0));
-    }
 
     /// <summary>The highest ZeRO stage the engine runs.</summary>
     public const int MaxZero = Layout.MaxZero;
@@ -182,7 +160,7 @@ public static class SpecValidator
         var devices = spec.Devices;
         if (devices.Min < 1) Fail("devices.min", devices.Min, "must be at least 1");
         if (devices.Max < devices.Min) Fail("devices.max", devices.Max, $"must be at least devices.min {devices.Min}");
-        else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && !AnyWidth(spec))
+        else if (devices.Min >= 1 && b.Global >= 1 && b.Micro >= 1 && b.Global % b.Micro == 0 && LayoutRules.DeviceCounts(spec).Count == 0)
             Fail("devices.min", devices.Min, $"no data-parallel width dp in [devices.min {devices.Min}, devices.max {devices.Max}] / (parallel.pipeline {Show(spec.Parallel.Pipeline)} x parallel.tensor {Show(spec.Parallel.Tensor)}) is at most the {b.MicroBatchesPerStep} micro-batches per step (batch.global {b.Global} / batch.micro {b.Micro}){(spec.Parallel.Schedule == PipelineSchedule.Interleaved && spec.Parallel.Pipeline > 1 ? " and leaves each replica a multiple of parallel.pipeline" : "")}");
         var parallel = spec.Parallel;
         var virtualStages = parallel.VirtualStages ?? 1;

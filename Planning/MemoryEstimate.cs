@@ -43,17 +43,13 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
     {
         var dp = Math.Max(1, layout.Dp);
         var activationBytes = spec.Runtime.Precision == "bf16" ? 2L : Fp32;
-        var micros = spec.Batch.MicroBatchesPerStep;
-        var unit = MicroBatchSplit.Unit(micros, costs.Pp, layout.Schedule == Parallelism.Pipeline.PipelineSchedule.Interleaved);
-        // The longest block a replica runs (padded to under ZeRO 3 and expert parallelism).
-        var local = dp <= MicroBatchSplit.MostReplicas(micros, unit) ? MicroBatchSplit.Longest(micros, dp, unit) : Math.Max(1, (micros + dp - 1) / dp);
-        var zero = dp > 1 ? layout.Zero : 0;
-        // ZeRO 3 recomputes every unit, as full recomputation does.
-        var kept = costs.ChunkActivations(zero >= 3 ? Recomputation.Full : layout.Recompute);
+        var work = costs.WorkOf(spec, layout);
+        var (local, zero) = (work.LongestBlock, work.Zero);
+        var kept = costs.ChunkActivations(work.Recompute);
         var (pipeline, virtualStages) = (costs.Pp, costs.VirtualStages);
         // The step's sum and one partial sum per level of the micro-batch tree this replica reduces; a block that is not one
         // subtree is summed as several (at most two per level), each kept in its own buffer and wired out together.
-        var extraPieces = SpecValidator.EqualBlocks(micros, dp, unit) ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
+        var extraPieces = work.EqualBlocks ? 0 : 2 * (long)Math.Ceiling(Math.Log2(local + 1)) - 1;
         // ZeRO 3 pads a shorter block with micro-batches whose gradient goes to one more buffer, then is dropped.
         var gradientBuffers = 2 + (long)Math.Ceiling(Math.Log2(local)) + extraPieces + (zero >= 3 && extraPieces > 0 ? 1 : 0);
         // Under ZeRO the moments are split over the replicas (the parameters' all-gather shares the gradient's wire buffer).

@@ -43,16 +43,13 @@ public sealed class Planner(TrainingSpec spec)
     /// <param name="cluster">The devices the job may use, in nodes.</param>
     /// <param name="pins">Dimensions to keep (the spec's, <see cref="SpecLayout.Pins"/>).</param>
     /// <param name="keep">How many of the best layouts to return.</param>
-    /// <param name="memoryBytes">Each device's memory, when the nodes say it (a silo's inventory); else the profile's.</param>
     /// <param name="maxDevices">The most devices the job may hold now (its fair share), below devices.max.</param>
-    public PlanRanking Rank(ClusterShape cluster, LayoutPins pins, int keep = 5, long? memoryBytes = null, int? maxDevices = null)
+    public PlanRanking Rank(ClusterShape cluster, LayoutPins pins, int keep = 5, int? maxDevices = null)
     {
         var most = Math.Min(spec.Devices.Max, maxDevices ?? int.MaxValue);
         var device = cluster.Weakest;
-        var limit = (long)((memoryBytes ?? device.MemoryBytes) * MemoryHeadroom);
+        var limit = (long)(device.MemoryBytes * MemoryHeadroom);
         var largest = cluster.LargestNode;
-        var micros = spec.Batch.MicroBatchesPerStep;
-        var m = spec.Model;
         var best = new List<LayoutPrediction>();
         var rejected = new List<string>();
         long considered = 0, fitting = 0;
@@ -64,7 +61,7 @@ public sealed class Planner(TrainingSpec spec)
             {
                 var family = new Layout(1, pp, tp, VirtualStages: v, Interleaved: interleaved);
                 var unit = LayoutRules.BlockUnit(spec, family);
-                var widths = Widths(family, unit, blocks, most);
+                var widths = LayoutRules.Widths(spec, family, most, blocks);
                 if (widths.Count == 0)
                 {
                     rejected.Add($"{Family(family)}: {Why(family, unit, blocks, most)}");
@@ -158,23 +155,6 @@ public sealed class Planner(TrainingSpec spec)
                 if (virtualStages == 1) yield return (pp, 1, pins.Interleaved == true);
                 else yield return (pp, virtualStages, true);
         }
-    }
-
-    /// <summary>
-    /// The data-parallel widths worth weighing at (pp, tp): each the narrowest for its longest block (a wider one with the same
-    /// longest block is no faster), whose devices fall in [devices.min, devices.max] and whose groups the nodes hold.
-    /// </summary>
-    private List<int> Widths(Layout family, int unit, long blocks, int most)
-    {
-        var micros = spec.Batch.MicroBatchesPerStep;
-        var (pp, tp) = (family.Pp, family.Tp);
-        var widths = new List<int>();
-        for (var dp = 1; dp <= MicroBatchSplit.MostReplicas(micros, unit) && (long)dp * pp <= blocks && (long)dp * pp * tp <= most; dp++)
-            if ((long)dp * pp * tp >= spec.Devices.Min
-                && (dp == 1 || MicroBatchSplit.Longest(micros, dp, unit) < MicroBatchSplit.Longest(micros, dp - 1, unit))
-                && LayoutRules.PipelineProblems(spec, family with { Dp = dp }, unit).Count == 0)
-                widths.Add(dp);
-        return widths;
     }
 
     /// <summary>Why no width of a family runs: its schedule, or the devices it would need.</summary>

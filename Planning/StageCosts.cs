@@ -107,4 +107,22 @@ public sealed class StageCosts
 
     public int[] Layers { get; }
     public int[] MoeLayers { get; }
+
+    /// <summary>
+    /// How the replicas of <paramref name="layout"/> run a step on these stages: the unit their blocks are whole multiples of, the
+    /// longest block (what a step waits for; shorter ones are padded to it under ZeRO 3 and expert parallelism), whether the blocks
+    /// are equal subtrees of the accumulation tree, the ZeRO stage in effect (none over one replica) and the recomputation in
+    /// effect (ZeRO 3 recomputes every unit, as full recomputation does).
+    /// </summary>
+    public ReplicaWork WorkOf(TrainingSpec spec, Layout layout)
+    {
+        var (micros, dp) = (spec.Batch.MicroBatchesPerStep, Math.Max(1, layout.Dp));
+        var unit = MicroBatchSplit.Unit(micros, Pp, layout.Schedule == PipelineSchedule.Interleaved);
+        var longest = dp <= MicroBatchSplit.MostReplicas(micros, unit) ? MicroBatchSplit.Longest(micros, dp, unit) : Math.Max(1, (micros + dp - 1) / dp);
+        var zero = dp > 1 ? layout.Zero : 0;
+        return new ReplicaWork(unit, longest, SpecValidator.EqualBlocks(micros, dp, unit), zero, zero >= 3 ? Recomputation.Full : layout.Recompute);
+    }
+
+    /// <summary>See <see cref="WorkOf"/>.</summary>
+    public sealed record ReplicaWork(int Unit, int LongestBlock, bool EqualBlocks, int Zero, string Recompute);
 }

@@ -53,11 +53,8 @@ public static class StepTimeModel
         var overhead = device.KernelOverheadMicroseconds * 1e-6;
         double activationBytes = precision == "bf16" ? 2 : 4;
         var (dp, pp, tp, v) = (Math.Max(1, layout.Dp), costs.Pp, costs.Tp, costs.VirtualStages);
-        var micros = spec.Batch.MicroBatchesPerStep;
-        var unit = MicroBatchSplit.Unit(micros, pp, layout.Schedule == Parallelism.Pipeline.PipelineSchedule.Interleaved);
-        var local = dp <= MicroBatchSplit.MostReplicas(micros, unit) ? MicroBatchSplit.Longest(micros, dp, unit) : Math.Max(1, (micros + dp - 1) / dp);
-        var zero = dp > 1 ? layout.Zero : 0;
-        var recompute = zero >= 3 ? Recomputation.Full : layout.Recompute;
+        var work = costs.WorkOf(spec, layout);
+        var (local, zero, recompute) = (work.LongestBlock, work.Zero, work.Recompute);
         var intra = device.IntraNode;
         LinkProfile Spanning(long devices) => devices > devicesPerNode ? device.InterNode : intra;
         var (pipeLink, dataLink, expertLink) = (Spanning((long)pp * tp), Spanning((long)dp * pp * tp), Spanning((long)layout.Ep * pp * tp));
@@ -97,7 +94,7 @@ public static class StepTimeModel
         // ZeRO 1 and 2 the updated parts all-gathered. The busiest stage's tensor rank holds the most.
         var top = Array.IndexOf(stages, busiest);
         var gradientBytes = (costs.Parameters[top] + (spec.Model.TiedEmbeddings && costs.HoldsHead[top] ? (long)spec.Model.Vocab * spec.Model.DModel / tp : 0)) * 4.0;
-        var uneven = SpecValidator.EqualBlocks(micros, dp, unit) ? 1 : UnevenBlocks;
+        var uneven = work.EqualBlocks ? 1 : UnevenBlocks;
         var reduction = zero switch
         {
             0 => uneven * CollectiveTime.AllReduce(gradientBytes, dp, dataLink),

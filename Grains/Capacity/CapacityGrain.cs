@@ -62,7 +62,7 @@ public sealed class CapacityGrain(
         return new Allocation(slots, share);
     }
 
-    public async Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held, int tensorParallel)
+    public async Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
     {
         var changed = record.State.Serving.ContainsKey(jobId);
         if (Claims.GetValueOrDefault(jobId) is not { } claim || claim.Standing != standing || !claim.Widths.SequenceEqual(widths))
@@ -71,7 +71,8 @@ public sealed class CapacityGrain(
             changed = true;
         }
         var share = ShareOf(jobId);
-        var active = Silos().Select(s => s.Silo).ToHashSet();
+        var silos = Silos().ToDictionary(s => s.Silo);
+        var active = silos.Keys.ToHashSet();
         var leaving = held.Where(d => !active.Contains(d.Silo) || DrainOf(d.Silo) is not null).ToList();
         var reason = leaving.Select(d => d.Silo).Distinct()
             .Select(silo => DrainOf(silo) is { } why ? $"{silo} is draining ({why.Reason})" : $"{silo} left the cluster")
@@ -83,9 +84,7 @@ public sealed class CapacityGrain(
         // Its own devices count whether or not the job names them (units of a failed re-plan hold some it no longer lists).
         var own = held.Concat(Allocations.GetValueOrDefault(jobId) ?? []).Distinct();
         var could = Usable([]).Concat(own.Where(d => !leaving.Contains(d) && active.Contains(d.Silo) && DrainOf(d.Silo) is null)).Distinct().ToList();
-        var available = TensorBlocks.UsableDevices(could, tensorParallel);
-        var widest = widths.Where(w => w <= available && w <= share.Cap).DefaultIfEmpty(0).Max();
-        var silos = Silos().ToDictionary(s => s.Silo);
+        var widest = widths.Where(w => w <= could.Count && w <= share.Cap).DefaultIfEmpty(0).Max();
         var offer = could.GroupBy(d => d.Silo).Where(g => silos.ContainsKey(g.Key))
             .Select(g => new SiloOffer(g.Key, g.Count(), silos[g.Key].DeviceModel, silos[g.Key].DeviceMemoryMiB)).ToList();
         if (changed || served) await record.WriteStateAsync();

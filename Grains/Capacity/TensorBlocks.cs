@@ -23,8 +23,4 @@ public static class TensorBlocks
         }
         return blocks;
     }
-
-    /// <summary>How many devices of <paramref name="devices"/> whole blocks can use.</summary>
-    public static int UsableDevices(IEnumerable<DeviceSlot> devices, int tensorParallel) =>
-        devices.GroupBy(d => d.Silo).Sum(g => g.Count() / tensorParallel * tensorParallel);
 }

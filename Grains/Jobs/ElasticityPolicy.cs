@@ -14,10 +14,10 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
 {
     private DateTimeOffset _lastReplan = time.GetUtcNow();
     private DateTimeOffset? _widerSince;
-    private (Layout Layout, int? Experts)? _requested;
+    private Layout? _requested;
 
     /// <summary>Takes <paramref name="layout"/> at the next step boundary (a later request replaces an earlier one not yet taken).</summary>
-    public void Request(Layout layout, int? experts = null) => _requested = (layout, experts);
+    public void Request(Layout layout) => _requested = layout;
 
     /// <summary>The job runs on a new plan: the dwell starts again.</summary>
     public void Replanned()
@@ -45,7 +45,7 @@ public sealed class ElasticityPolicy(JobOptions options, TimeProvider time)
         if (_requested is { } requested)
         {
             _requested = null;
-            return new ReplanChange(ReplanCause.Request, $"{requested.Layout} asked for") { Target = requested.Layout, Experts = requested.Experts };
+            return new ReplanChange(ReplanCause.Request, $"{requested} asked for") { Target = requested };
         }
         if (review.WidestPlan <= plan.DeviceCount)
         {

@@ -25,7 +25,7 @@ public sealed partial class JobGrain
         var silos = await OnCapacity(c => c.GetInventory());
         var asked = LayoutRequest.Check(plan, Record.Spec, silos.Select(s => s.Devices).DefaultIfEmpty(0).Max());
         var layout = SpecLayout.Asked(Record.Spec, Current, asked);
-        Policy.Request(layout, asked.Experts);
+        Policy.Request(layout);
         Journal.Add(JobEventKinds.ReplanRequested, $"{layout} asked for; the job moves to it at the next step boundary");
         return Journal.Status();
     }
@@ -34,7 +34,7 @@ public sealed partial class JobGrain
     private async Task<ReplanChange?> CapacityChange()
     {
         var plan = Record.Plan!;
-        var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, plan.Devices, 1));
+        var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, plan.Devices));
         var growth = review.WidestPlan > plan.DeviceCount ? await Better(review, plan) : null;
         return Policy.Decide(review, plan, () => growth);
     }
@@ -68,7 +68,6 @@ public sealed partial class JobGrain
 
     /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
     private TimeSpan _lastPrepare = TimeSpan.FromSeconds(2);
-
 
     /// <summary>
     /// Moves the job to a new plan at a step boundary, in a new generation (whatever the old one still had in flight is
@@ -141,7 +140,7 @@ public sealed partial class JobGrain
         var alive = holders.Where(h => h.Alive).SelectMany(h => h.Devices).ToList();
         var unreachable = await UnreachableSilos(lost.Select(h => found[h]).ToList());
         var target = change.Target;
-        var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, alive, 1));
+        var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, alive));
         if (target is null)
         {
             var ranking = await Rank(review, unreachable);

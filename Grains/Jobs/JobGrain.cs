@@ -311,7 +311,7 @@ public sealed partial class JobGrain(
         var start = Record.Plan is null && Record.Spec.Parallel.Start is { } text ? SpecLayout.Asked(Record.Spec, Current, ParallelLayout.Parse(text)) : null;
         while (!_cancelRequested)
         {
-            var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, [], 1));
+            var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, []));
             var ranking = await Rank(review);
             var layout = start is not null && Fits(start, review) ? start : ranking.Choice?.Layout;
             if (layout is not null)

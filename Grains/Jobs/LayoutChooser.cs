@@ -19,8 +19,8 @@ public sealed class LayoutChooser(TrainingSpec spec)
 
     public LayoutPins Pins { get; } = SpecLayout.Pins(spec);
 
-    /// <summary>The device counts (dp x pp x tp) some layout of the spec runs on, widest first: what the job accepts.</summary>
-    public IReadOnlyList<int> Widths => _widths ??= AllWidths();
+    /// <summary>The device counts (dp x pp x tp) some layout of the spec runs on, widest first: what the job accepts (<see cref="LayoutRules.DeviceCounts"/>).</summary>
+    public IReadOnlyList<int> Widths => _widths ??= LayoutRules.DeviceCounts(spec);
 
     /// <summary>The planner's ranking on what <paramref name="review"/> offers, within the job's share.</summary>
     public PlanRanking Rank(CapacityReview review, IReadOnlyCollection<SiloAddress>? exclude = null)
@@ -36,13 +36,5 @@ public sealed class LayoutChooser(TrainingSpec spec)
     {
         var shape = InventoryShape.Of(review.Offer ?? []);
         return _planner.Predict(layout, shape.Devices == 0 ? HardwareProfiles.Named("cpu")! : shape.Weakest, Math.Max(1, shape.LargestNode));
-    }
-
-    private List<int> AllWidths()
-    {
-        var tensors = Pins.Tp is { } tp ? [tp] : Enumerable.Range(0, 31).Select(i => 1 << i).TakeWhile(t => t <= spec.Model.Shards).ToList();
-        var pipelines = Pins.Pp is { } pp ? [pp] : Enumerable.Range(1, spec.Model.Layers).ToList();
-        return tensors.SelectMany(t => pipelines.SelectMany(p => SpecValidator.DataParallelWidths(spec, t, p).Select(dp => dp * p * t)))
-            .Distinct().OrderDescending().ToList();
     }
 }

@@ -25,9 +25,6 @@ public sealed record ReplanChange(ReplanCause Cause, string Detail)
     /// <summary>The layout to move to (asked for, or a better one found on new devices); null: the planner's best on the devices left.</summary>
     public Layout? Target { get; init; }
 
-    /// <summary>The expert-parallel degree a user asked for with the layout (the job aims for it from now on); null: the job keeps its own.</summary>
-    public int? Experts { get; init; }
-
     /// <summary>The cause as the job's events name it.</summary>
     public string CauseName => Cause switch
     {

@@ -34,12 +34,13 @@ public sealed class AutomaticLayoutTests
         await cluster.Until(jobId, s => s.Plan!.DeviceCount == 4);
 
         var (events, log) = await EndsWithTheOneDeviceDigest(cluster, jobId);
+        // A loaded machine may add a failure re-plan between them; the leave comes first and a join grows the job back.
         var moves = events.Where(e => e.Kind == JobEventKinds.Replanned).Select(e => e.Replan!).ToList();
-        Assert.True(moves.Count == 2, log);
-        Assert.Equal(("leave", "dp=1,pp=2,tp=2", 0L), (moves[0].Cause, moves[0].From, moves[0].StepsLost));
-        Assert.Equal(("join", moves[0].To, 0L), (moves[1].Cause, moves[1].From, moves[1].StepsLost));
-        Assert.True(moves[1].PredictedStepSeconds > 0 && moves[1].MeasuredStepSeconds > 0, log);
-        Assert.Contains(events, e => e.Kind == JobEventKinds.Replanned && e.Message.Contains($"{moves[0].From} -> {moves[0].To}", StringComparison.Ordinal));
+        var (leave, join) = (moves[0], moves.Last(m => m.Cause == "join"));
+        Assert.True((leave.Cause, leave.From) == ("leave", "dp=1,pp=2,tp=2"), log);
+        Assert.All(moves, m => Assert.True(m.StepsLost == 0, log));
+        Assert.True(join.PredictedStepSeconds > 0 && join.MeasuredStepSeconds > 0, log);
+        Assert.Contains(events, e => e.Kind == JobEventKinds.Replanned && e.Message.Contains($"{leave.From} -> {leave.To}", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -57,7 +58,7 @@ public sealed class AutomaticLayoutTests
 
         var (events, log) = await EndsWithTheOneDeviceDigest(cluster, jobId);
         var layouts = events.Where(e => e.Kind == JobEventKinds.Replanned).SelectMany(e => new[] { e.Replan!.From, e.Replan.To }).ToList();
-        Assert.True(layouts.Count == 4, log);
+        Assert.True(layouts.Count >= 4, log);
         Assert.All(layouts, l => Assert.Contains("tp=2", l));
     }
 

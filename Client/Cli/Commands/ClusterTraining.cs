@@ -16,7 +16,7 @@ internal static class ClusterTraining
 {
     public static async Task<int> Run(CliOutput console, TrainingSpec spec, int devices, string deviceKind, bool churn, bool resume, RunTarget target, CancellationToken cancellation)
     {
-        var widths = new LayoutChooser(spec).Widths;
+        var widths = LayoutRules.DeviceCounts(spec);
         if (devices < 1 || !widths.Any(w => w <= devices))
             throw new CliException($"--devices {devices}: every layout of the spec needs at least {widths.DefaultIfEmpty(0).Min()} device(s) (devices.min {spec.Devices.Min}, devices.max {spec.Devices.Max}, {spec.Batch.MicroBatchesPerStep} micro-batches per step, pinned: {SpecLayout.Pins(spec)})");
         var run = target.Run;
