@@ -7,10 +7,6 @@ using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
-using Elastic.Training.Parallel.Experts;
-using Elastic.Training.Parallel.Pipeline;
-using Elastic.Training.Parallel.Sharded;
-using Elastic.Training.Parallel.TensorParallel;
 using static TorchSharp.torch;
 
 namespace Elastic.Benchmarks;
@@ -33,9 +29,7 @@ internal sealed class EngineRanks : IAsyncDisposable
         {
             var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
             var worker = new DeviceWorker($"{name}-{rank}");
-            var trainer = await worker.Run(threads, () => new DataParallelTrainer(new Trainer(spec, corpus, CPU,
-                new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor)), sequence, new PipelineStage(spec, groups.Along(GridAxis.Pipeline)),
-                ZeroShard.Of(spec.Parallel.Zero ?? 0, groups.Coordinates.Data, grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups));
+            var trainer = await worker.Run(threads, () => RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequence } }, CPU, groups, corpus: corpus));
             return (worker, trainer);
         }));
         return new EngineRanks(ranks, grid, threads);
@@ -69,8 +63,10 @@ internal sealed class EngineRanks : IAsyncDisposable
         })))).Max();
 
     /// <summary>What the busiest rank holds, by kind.</summary>
-    public async Task<DeviceMemory> MemoryAsync() =>
-        (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Memory())))).Aggregate((a, b) => DeviceMemory.Heavier(a, b)!);
+    public async Task<DeviceMemory> MemoryAsync() => (await MemoryOfEachAsync()).Aggregate((a, b) => DeviceMemory.Heavier(a, b)!);
+
+    /// <summary>What each rank holds, by kind, in rank order.</summary>
+    public Task<DeviceMemory[]> MemoryOfEachAsync() => Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Memory())));
 
     /// <summary>
     /// What one micro-batch's forward holds until its backward, per device: every rank runs the forward together (their

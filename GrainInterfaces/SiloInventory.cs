@@ -1,6 +1,6 @@
 namespace Elastic.GrainInterfaces;
 
-/// <summary>What one silo offers: its devices (and how many are in use), its data-plane endpoint, and whether it is spot (evictable) capacity.</summary>
+/// <summary>What one silo offers: its devices (and how many are in use), its data-plane endpoint, whether it is spot (evictable) capacity, and what it measured of its devices and links (JSON; empty when it did not).</summary>
 [GenerateSerializer, Immutable, Alias("Elastic.SiloInventory")]
 public sealed record SiloInventory(
     [property: Id(0)] SiloAddress Silo,
@@ -12,4 +12,5 @@ public sealed record SiloInventory(
     [property: Id(6)] int ThreadsPerDevice,
     [property: Id(7)] string DataPlane,
     [property: Id(8)] string DeviceModel = "cpu",
-    [property: Id(9)] bool Spot = false);
+    [property: Id(9)] bool Spot = false,
+    [property: Id(10)] string Calibration = "");

@@ -6,4 +6,5 @@ public sealed record SiloOffer(
     [property: Id(0)] SiloAddress Silo,
     [property: Id(1)] int Devices,
     [property: Id(2)] string DeviceModel,
-    [property: Id(3)] long DeviceMemoryMiB);
+    [property: Id(3)] long DeviceMemoryMiB,
+    [property: Id(4)] string Calibration = "");

@@ -39,7 +39,10 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
     public static int HostedExperts(TrainingSpec spec, Layout layout) => spec.Model.Moe is { } moe ? moe.Experts / Math.Max(1, layout.Ep) : 0;
 
     /// <summary>As <see cref="For(TrainingSpec, Layout)"/>, from the stage costs of the layout's shape (computed once per shape by a planner).</summary>
-    public static MemoryEstimate Of(TrainingSpec spec, StageCosts costs, Layout layout)
+    public static MemoryEstimate Of(TrainingSpec spec, StageCosts costs, Layout layout) => Stages(spec, costs, layout).MaxBy(s => s.TotalBytes)!;
+
+    /// <summary>What a device of each pipeline stage holds (every tensor rank of a stage alike).</summary>
+    public static IReadOnlyList<MemoryEstimate> Stages(TrainingSpec spec, StageCosts costs, Layout layout)
     {
         var dp = Math.Max(1, layout.Dp);
         var activationBytes = spec.Runtime.Precision == "bf16" ? 2L : Fp32;
@@ -68,10 +71,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             return new MemoryEstimate(parameters, parameterBytes, Fp32 * gradients * gradientBuffers, Fp32 * ((parameters * 2 + parts - 1) / parts),
                 activationBytes * inFlight * kept[s], staging);
         }
-        var busiest = Stage(0);
-        for (var s = 1; s < pipeline; s++)
-            if (Stage(s) is var stage && stage.TotalBytes > busiest.TotalBytes) busiest = stage;
-        return busiest;
+        return Enumerable.Range(0, pipeline).Select(Stage).ToList();
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,

@@ -48,9 +48,12 @@ public static class StepTimeModel
     public static StepTimeEstimate Of(TrainingSpec spec, StageCosts costs, Layout layout, DeviceProfile device, int devicesPerNode)
     {
         var precision = spec.Runtime.Precision;
-        var flops = device.MatmulFlops(precision);
-        var memory = device.MemoryBandwidthGBs * 1e9;
-        var overhead = device.KernelOverheadMicroseconds * 1e-6;
+        // The engine reaches a share of the measured rates; CPU devices of one node that together run more threads than it has cores share them.
+        var busyThreads = (double)Math.Min(layout.Devices, devicesPerNode) * spec.Runtime.ThreadsPerDevice;
+        var slower = Math.Max(1, device.SharedCores > 0 ? busyThreads / device.SharedCores : 1) / device.EngineEfficiency;
+        var flops = device.MatmulFlops(precision) / slower;
+        var memory = device.MemoryBandwidthGBs * 1e9 / slower;
+        var overhead = device.KernelOverheadMicroseconds * 1e-6 * slower;
         double activationBytes = precision == "bf16" ? 2 : 4;
         var (dp, pp, tp, v) = (Math.Max(1, layout.Dp), costs.Pp, costs.Tp, costs.VirtualStages);
         var work = costs.WorkOf(spec, layout);

@@ -86,7 +86,7 @@ public sealed class CapacityGrain(
         var could = Usable([]).Concat(own.Where(d => !leaving.Contains(d) && active.Contains(d.Silo) && DrainOf(d.Silo) is null)).Distinct().ToList();
         var widest = widths.Where(w => w <= could.Count && w <= share.Cap).DefaultIfEmpty(0).Max();
         var offer = could.GroupBy(d => d.Silo).Where(g => silos.ContainsKey(g.Key))
-            .Select(g => new SiloOffer(g.Key, g.Count(), silos[g.Key].DeviceModel, silos[g.Key].DeviceMemoryMiB)).ToList();
+            .Select(g => new SiloOffer(g.Key, g.Count(), silos[g.Key].DeviceModel, silos[g.Key].DeviceMemoryMiB, silos[g.Key].Calibration)).ToList();
         if (changed || served) await record.WriteStateAsync();
         return new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind, share.Cap < share.Held ? share.Note : null, offer, share.Cap, share);
     }
@@ -167,7 +167,8 @@ public sealed class CapacityGrain(
                 (int)Number(values, SiloMetadataKeys.ThreadsPerDevice),
                 dataPlane,
                 values.GetValueOrDefault(SiloMetadataKeys.DeviceModel, "cpu"),
-                values.GetValueOrDefault(SiloMetadataKeys.Spot) == "true");
+                values.GetValueOrDefault(SiloMetadataKeys.Spot) == "true",
+                values.GetValueOrDefault(SiloMetadataKeys.Calibration, ""));
         }
     }
 

@@ -9,11 +9,12 @@ public static class InventoryShape
 {
     /// <summary>Every device of every silo of <paramref name="silos"/>.</summary>
     public static ClusterShape Of(IEnumerable<SiloInventory> silos) =>
-        Of(silos.Select(s => new SiloOffer(s.Silo, s.Devices, s.DeviceModel, s.DeviceMemoryMiB)).ToList());
+        Of(silos.Select(s => new SiloOffer(s.Silo, s.Devices, s.DeviceModel, s.DeviceMemoryMiB, s.Calibration)).ToList());
 
     /// <summary>
     /// The offered devices, those on <paramref name="exclude"/>'s silos left out, grouped by count, device model and memory; a device
-    /// model no published profile names is planned as the CPU profile, with the memory its silo reports.
+    /// model no published profile names is planned as the CPU profile, with the memory its silo reports. Where the group's silos
+    /// measured their devices, the slowest one's figures replace the profile's assumptions (a step waits for its slowest rank).
     /// </summary>
     public static ClusterShape Of(IReadOnlyList<SiloOffer> offer, IReadOnlyCollection<SiloAddress>? exclude = null)
     {
@@ -23,7 +24,10 @@ public static class InventoryShape
             .Select(g =>
             {
                 var profile = HardwareProfiles.ForDeviceModel(g.Key.DeviceModel) ?? cpu;
-                return new NodeGroup(g.Count(), g.Key.Devices, g.Key.DeviceMemoryMiB > 0 ? profile with { MemoryGiB = g.Key.DeviceMemoryMiB / 1024.0 } : profile);
+                if (g.Key.DeviceMemoryMiB > 0) profile = profile with { MemoryGiB = g.Key.DeviceMemoryMiB / 1024.0 };
+                var slowest = g.Select(o => DeviceMeasurement.FromJson(o.Calibration)).OfType<DeviceMeasurement>()
+                    .MinBy(m => m.MatmulTflops.GetValueOrDefault("fp32", double.MaxValue));
+                return new NodeGroup(g.Count(), g.Key.Devices, slowest?.Apply(profile) ?? profile);
             })
             .OrderByDescending(g => g.Devices).ToList());
     }

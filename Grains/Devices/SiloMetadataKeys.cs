@@ -10,6 +10,8 @@ public static class SiloMetadataKeys
     public const string DeviceMemoryMiB = "elastic.device-memory-mib";
     public const string ThreadsPerDevice = "elastic.threads-per-device";
     public const string DataPlane = "elastic.dataplane";
+    /// <summary>What the silo measured of its devices and links when it started (DeviceMeasurement as JSON); absent when it did not.</summary>
+    public const string Calibration = "elastic.calibration";
     /// <summary>"true" on silos of spot (evictable) capacity: coordinators prefer the others.</summary>
     public const string Spot = "elastic.spot";
 }

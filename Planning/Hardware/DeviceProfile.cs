@@ -31,6 +31,21 @@ public sealed record DeviceProfile
     /// <summary>The share of the peak a large matmul sustains.</summary>
     public double MatmulEfficiency { get; init; } = 1;
 
+    /// <summary>Matmul TFLOPS measured on the device by precision (<see cref="DeviceMeasurement"/>): where present, they replace peak x efficiency.</summary>
+    public IReadOnlyDictionary<string, double> SustainedTflops { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>
+    /// The share of the modelled compute rate the training engine reaches (its autograd, interop, dropout streams and small
+    /// kernels beside the matmuls), fitted by a silo's calibration to a reference step; 1 where nothing was measured.
+    /// </summary>
+    public double EngineEfficiency { get; init; } = 1;
+
+    /// <summary>Cores the node's devices share (CPU devices: each device thread's intra-op threads run on the host's cores); 0 when devices do not share compute.</summary>
+    public int SharedCores { get; init; }
+
+    /// <summary>Whether a silo's own measurements replaced the assumed figures (throughput, memory bandwidth, kernel cost, links).</summary>
+    public bool Calibrated { get; init; }
+
     /// <summary>What every kernel costs beyond its arithmetic and memory traffic (launch, tail, synchronization).</summary>
     public double KernelOverheadMicroseconds { get; init; }
 
@@ -50,8 +65,11 @@ public sealed record DeviceProfile
     /// <summary>The dense peak in TFLOPS at <paramref name="precision"/> (what MFU divides by); fp32's where the precision is not given.</summary>
     public double Peak(string precision) => PeakTflops.TryGetValue(precision, out var peak) ? peak : PeakTflops.GetValueOrDefault("fp32");
 
-    /// <summary>The FLOP/s a large matmul sustains at <paramref name="precision"/>.</summary>
-    public double MatmulFlops(string precision) => Peak(precision) * 1e12 * MatmulEfficiency;
+    /// <summary>The FLOP/s a matmul sustains at <paramref name="precision"/>: measured where it was, else the peak times the efficiency.</summary>
+    public double MatmulFlops(string precision) =>
+        (SustainedTflops.TryGetValue(precision, out var measured) ? measured
+            : !PeakTflops.ContainsKey(precision) && SustainedTflops.TryGetValue("fp32", out var fp32) ? fp32
+            : Peak(precision) * MatmulEfficiency) * 1e12;
 }
 
 /// <summary>A link as a ring collective sees it: bus bandwidth per device and the latency of one hop.</summary>

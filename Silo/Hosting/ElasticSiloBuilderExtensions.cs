@@ -7,6 +7,7 @@ using Elastic.Grains.Devices;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Placement;
 using Elastic.Silo.Eviction;
+using Elastic.Training.Calibration;
 using Elastic.Training.Collectives;
 using Elastic.Units.Devices;
 using Elastic.Units.Placement;
@@ -36,8 +37,10 @@ public static class ElasticSiloBuilderExtensions
             refused: message => dataPlaneLog?.LogWarning("{Refusal}", message), tls: options.DataPlaneTls);
         var devices = new SiloDevices(options.Devices, siloName);
         var inv = CultureInfo.InvariantCulture;
+        var calibration = options.Calibrate && options.Devices.Count > 0 ? SiloCalibration.MeasureAsync(devices.TorchDevice(0), options.Devices.ThreadsPerDevice, dataPlane, options.DataPlaneTls).GetAwaiter().GetResult() : null;
         silo.UseSiloMetadata(new Dictionary<string, string>
         {
+            [SiloMetadataKeys.Calibration] = calibration?.ToJson() ?? "",
             [SiloMetadataKeys.DeviceKind] = options.Devices.Kind,
             [SiloMetadataKeys.DeviceModel] = options.Devices.Model,
             [SiloMetadataKeys.Devices] = options.Devices.Count.ToString(inv),

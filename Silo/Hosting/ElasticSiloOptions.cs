@@ -30,6 +30,8 @@ public sealed record ElasticSiloOptions
     public bool FastFailureDetection { get; init; } = true;
     /// <summary>This silo runs on spot (evictable) capacity: it carries devices, and coordinators prefer other silos.</summary>
     public bool Spot { get; init; }
+    /// <summary>Measure the devices and the data plane's links at start (about a second, once per process) and advertise them to the planner; off: the published profiles' figures.</summary>
+    public bool Calibrate { get; init; } = true;
     /// <summary>Watching Azure Scheduled Events for this VM's eviction.</summary>
     public EvictionOptions Eviction { get; init; } = new();
     /// <summary>How long a stopping or evicted silo waits for jobs to move off it before it stops anyway.</summary>

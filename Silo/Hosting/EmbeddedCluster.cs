@@ -93,6 +93,8 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                 CheckpointDirectory = _checkpoints,
                 Admission = _admission,
                 ClusterTls = _clusterTls,
+                // Its silos stand for separate nodes but share this machine's cores: measuring them would plan for the simulation.
+                Calibrate = false,
                 // Short demos: grow onto joining silos within seconds.
                 Jobs = new JobOptions { MinDwell = TimeSpan.FromSeconds(2), JoinSettle = TimeSpan.FromMilliseconds(500) },
             }, name);

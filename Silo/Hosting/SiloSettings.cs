@@ -111,6 +111,7 @@ public sealed record SiloSettings
                 DrainTimeout = TimeSpan.FromSeconds(Int("DrainTimeoutSeconds", 20, 0, 3_600)),
                 FastFailureDetection = Text("FastFailureDetection", "true") != "false",
                 Spot = Text("Spot", "false") == "true",
+                Calibrate = Text("Calibrate", "true") != "false",
                 Eviction = new EvictionOptions
                 {
                     Watch = watch,

@@ -35,7 +35,7 @@ public sealed class TestCluster : IAsyncDisposable
     /// <param name="silo">More configuration for each silo, applied before Elastic's (a job store of the test's own, say).</param>
     /// <param name="dataPlaneTls">Every silo's data-plane links inside this TLS.</param>
     public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null,
-        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null, DataPlaneTls? dataPlaneTls = null)
+        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null, DataPlaneTls? dataPlaneTls = null, bool calibrate = false)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -49,6 +49,8 @@ public sealed class TestCluster : IAsyncDisposable
                 : new EvictionOptions { Watch = true, Endpoint = scheduledEvents, VmName = options.SiloName, PollInterval = TimeSpan.FromMilliseconds(200) },
             Devices = new() { Count = devicesPerSilo },
             DataPlaneTls = dataPlaneTls,
+            // The planner's choices must not depend on this machine's measured speed (CalibrationTests turn it on).
+            Calibrate = calibrate,
             Jobs = jobs ?? new JobOptions
             {
                 CollectiveTimeout = collectiveTimeout ?? TimeSpan.FromSeconds(20),

@@ -5,7 +5,7 @@ namespace Elastic.Tests.Coordination;
 
 /// <summary>
 /// The scheduling policy on its own: priorities, the queue, elastic fair share (lower-priority jobs shrink to their minimum
-/// for a waiting job, and only for one), tenant quotas, and growth into what is free.
+/// for a waiting job, and only for one; equals share by tenant weight), tenant quotas, and growth into what is free.
 /// </summary>
 public sealed class FairShareTests
 {
@@ -48,16 +48,63 @@ public sealed class FairShareTests
     }
 
     [Fact]
-    public void Jobs_of_the_same_priority_never_shrink_each_other_first_come_first_served()
+    public void A_waiting_job_of_equal_priority_takes_its_share_from_a_job_holding_the_whole_cluster()
     {
         var shares = Decide(4, null,
             Job("first", 1, minute: 0, held: 4, widths: [4, 2, 1]),
-            Job("second", 1, minute: 1, held: 0, widths: [2, 1]));
+            Job("second", 1, minute: 1, held: 0, widths: [2, 1], tenant: "team-b"));
 
-        Assert.Equal(4, shares["first"].Cap);
+        Assert.Equal((2, 2), (shares["first"].Cap, shares["second"].Cap));
+        Assert.Equal("yields 2 device(s) to job second (priority 1)", shares["first"].Note);
+        Assert.Equal("job first (priority 1) shrinks from 4 to 2 device(s) to make room", shares["second"].Note);
+    }
+
+    [Fact]
+    public void Equals_share_by_tenant_weighted_by_quota_and_a_tenants_jobs_split_its_part()
+    {
+        // Quotas 12 and 4 weigh 3:1 on 8 devices: team-a's part is 6, team-b's 2.
+        var quotas = new SchedulingOptions { TenantDevices = new Dictionary<string, int> { ["team-a"] = 12, ["team-b"] = 4 } };
+        var weighted = Decide(8, quotas,
+            Job("a", 0, minute: 0, held: 8, widths: [8, 6, 4, 2]),
+            Job("b", 0, minute: 1, held: 0, widths: [4, 2, 1], tenant: "team-b"));
+        Assert.Equal((6, 2), (weighted["a"].Cap, weighted["b"].Cap));
+
+        // Without quotas the tenants weigh alike: team-a's half goes to its two jobs alike.
+        var split = Decide(8, null,
+            Job("a1", 0, minute: 0, held: 8, widths: [8, 4, 2, 1]),
+            Job("a2", 0, minute: 1, held: 0, widths: [4, 2, 1]),
+            Job("b1", 0, minute: 2, held: 0, widths: [4, 2, 1], tenant: "team-b"));
+        Assert.Equal((2, 2, 4), (split["a1"].Cap, split["a2"].Cap, split["b1"].Cap));
+        Assert.Equal(8, split.Values.Sum(s => s.Cap));
+    }
+
+    [Fact]
+    public void An_equal_never_shrinks_below_its_minimum_and_a_job_that_would_need_it_waits_saying_so()
+    {
+        var shares = Decide(4, null,
+            Job("first", 1, minute: 0, held: 4, widths: [4]),
+            Job("second", 1, minute: 1, held: 0, widths: [2, 1], tenant: "team-b"));
+
+        Assert.Equal((4, 0), (shares["first"].Cap, shares["second"].Cap));
         Assert.Null(shares["first"].Note);
-        Assert.Equal(0, shares["second"].Cap);
-        Assert.Equal("needs 1 device(s): 0 free and 0 held above their minimum by lower-priority jobs", shares["second"].Note);
+        Assert.Equal("needs 1 device(s): 0 free, 0 held above their minimum by lower-priority jobs and 0 that jobs of its priority hold above their share", shares["second"].Note);
+    }
+
+    [Fact]
+    public void A_running_job_below_its_share_takes_from_an_equal_above_its_share_and_the_split_then_stays()
+    {
+        var shares = Decide(4, null,
+            Job("big", 0, minute: 0, held: 3, widths: [4, 3, 2, 1]),
+            Job("small", 0, minute: 1, held: 1, widths: [4, 2, 1], tenant: "team-b"));
+        Assert.Equal((2, 2), (shares["big"].Cap, shares["small"].Cap));
+        Assert.Equal("yields 1 device(s) to job small (priority 0)", shares["big"].Note);
+
+        // Once at their shares nothing moves: no flapping between equals.
+        var settled = Decide(4, null,
+            Job("big", 0, minute: 0, held: 2, widths: [4, 3, 2, 1]),
+            Job("small", 0, minute: 1, held: 2, widths: [4, 2, 1], tenant: "team-b"));
+        Assert.Equal((2, 2), (settled["big"].Cap, settled["small"].Cap));
+        Assert.All(settled.Values, s => Assert.Null(s.Note));
     }
 
     [Fact]
@@ -70,7 +117,7 @@ public sealed class FairShareTests
 
         Assert.Equal(4, shares["running"].Cap);
         Assert.Equal((0, 1), (shares["big"].Cap, shares["big"].Position));
-        Assert.Equal("needs 4 device(s): 0 free and 2 held above their minimum by lower-priority jobs", shares["big"].Note);
+        Assert.Equal("needs 4 device(s): 0 free, 2 held above their minimum by lower-priority jobs and 0 that jobs of its priority hold above their share", shares["big"].Note);
         // No backfill: a small job does not start ahead of a larger one that waits longer or ranks higher.
         Assert.Equal((0, 2), (shares["small"].Cap, shares["small"].Position));
         Assert.Equal("queued behind job big (priority 5), which waits for devices", shares["small"].Note);

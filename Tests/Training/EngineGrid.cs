@@ -7,10 +7,6 @@ using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Parallel;
-using Elastic.Training.Parallel.Experts;
-using Elastic.Training.Parallel.Pipeline;
-using Elastic.Training.Parallel.Sharded;
-using Elastic.Training.Parallel.TensorParallel;
 using static TorchSharp.torch;
 
 namespace Elastic.Tests.Training;
@@ -39,10 +35,7 @@ internal static class EngineGrid
             using var worker = new DeviceWorker($"{name}-rank-{rank}");
             return await worker.Run(1, () =>
             {
-                var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
-                var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
-                using var trainer = new DataParallelTrainer(new Trainer(spec, TestSpecs.Corpus(spec), CPU, tensor, sequenceParallel, stage,
-                    ZeroShard.Of(spec.Parallel.Zero ?? 0, groups.Coordinates.Data, groups.Grid.Dp), ExpertGroup.Of(spec.Model, groups)), groups);
+                using var trainer = RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequenceParallel } }, CPU, groups, corpus: TestSpecs.Corpus(spec));
                 return work(rank, trainer);
             });
         });

@@ -1,18 +1,12 @@
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
 using Elastic.Checkpoints.Stores;
-using Elastic.Data;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
-using Elastic.Parallelism;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
-using Elastic.Training.Parallel.Experts;
-using Elastic.Training.Parallel.Pipeline;
-using Elastic.Training.Parallel.Sharded;
-using Elastic.Training.Parallel.TensorParallel;
 using Elastic.Units.Devices;
 using Elastic.Units.Placement;
 using Orleans.GrainDirectory;
@@ -60,12 +54,7 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             if (assignment.AdoptState && adopted is null)
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
-            var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
-            var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
-            var experts = ExpertGroup.Of(spec.Model, groups);
-            adopted?.Rejoin(tensor, stage, experts);
-            _trainer = await _worker.Run(threads, () => new DataParallelTrainer(adopted ?? new Trainer(spec, TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage,
-                ZeroShard.Of(assignment.Plan.Zero, groups.Coordinates.Data, groups.Grid.Dp), experts), groups));
+            _trainer = await _worker.Run(threads, () => RankEngine.Build(spec, device, groups, adopted));
             return _trainer.Trainer.Model.WholeParameterCount;
         }
         catch
