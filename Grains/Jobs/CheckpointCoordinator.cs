@@ -80,7 +80,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
                 Step = step,
                 Generation = plan.Generation,
                 Plan = plan.ToString(),
-                CreatedAt = DateTimeOffset.UtcNow,
+                CreatedAt = time.GetUtcNow(),
                 Chunks = [],
                 Metadata = new Dictionary<string, string> { ["spec"] = SpecJson.Serialize(spec) },
             }, Enumerable.Range(0, replicas.Length).SelectMany(r => Enumerable.Range(0, plan.Pp * plan.Tp).Select(u => UnitKeys.PartName(r, u / plan.Tp, u % plan.Tp))).ToList());

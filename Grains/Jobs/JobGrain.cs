@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Format;
@@ -28,6 +27,7 @@ public sealed partial class JobGrain(
     [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobRecord> job,
     IOptions<JobOptions> options,
     IBlobStore checkpoints,
+    TimeProvider time,
     ILogger<JobGrain> logger) : Grain, IJobGrain, IRemindable
 {
     /// <summary>
@@ -49,15 +49,15 @@ public sealed partial class JobGrain(
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
     private long Committed => Journal.Committed;
-    private CheckpointCoordinator Checkpoints => _checkpoints ??= new CheckpointCoordinator(checkpoints, JobId, Journal, () => Writer.WriteSoon(), TimeProvider.System);
-    private ElasticityPolicy Policy => _policy ??= new ElasticityPolicy(options.Value, TimeProvider.System);
+    private CheckpointCoordinator Checkpoints => _checkpoints ??= new CheckpointCoordinator(checkpoints, JobId, Journal, () => Writer.WriteSoon(), time);
+    private ElasticityPolicy Policy => _policy ??= new ElasticityPolicy(options.Value, time);
     private JobJournal Journal => _journal ??=
-        new JobJournal(job, new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason)), JobId, logger);
+        new JobJournal(job, new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason)), JobId, time, logger);
     /// <summary>
     /// Writes the record: progress in the background (an outage of the store delays the write, never a step); plans, which
     /// fence generations, strictly before use (<see cref="NewPlan"/>).
     /// </summary>
-    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason));
+    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason), time);
     private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
     /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
     private Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) => ClusterCallRetry.OnGrainContext(() => call(CapacityGrain));
@@ -336,7 +336,7 @@ public sealed partial class JobGrain(
                 + (share?.Position is { } position ? $"; number {position} in the queue (priority {share.Standing.Priority})" : "")
                 + (share?.Note is { } note ? $"; {note}" : "");
             if (waiting != said) Journal.Add(JobEventKinds.Waiting, said = waiting);
-            await Task.Delay(options.Value.CapacityPollInterval);
+            await Task.Delay(options.Value.CapacityPollInterval, time);
         }
         return null;
     }
@@ -399,7 +399,7 @@ public sealed partial class JobGrain(
     private async Task<Outcome?> Train()
     {
         var spec = Record.Spec;
-        Record.StartedAt ??= DateTimeOffset.UtcNow;
+        Record.StartedAt ??= time.GetUtcNow();
         Journal.Transition(JobState.Running);
         Policy.Replanned();
         for (var step = Committed + 1; step <= spec.Steps; step = Committed + 1)
@@ -418,17 +418,17 @@ public sealed partial class JobGrain(
             }
             var plan = Record.Plan!;
             var evaluate = step == spec.Steps || (spec.Eval.Every > 0 && step % spec.Eval.Every == 0);
-            var watch = Stopwatch.StartNew();
+            var began = time.GetTimestamp();
             var calls = _units.Select(r => r.RunStep(step, evaluate)).ToArray();
             try
             {
-                Journal.Commit(step, await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"step {step}"), watch.Elapsed.TotalSeconds);
+                Journal.Commit(step, await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"step {step}"), time.GetElapsedTime(began).TotalSeconds);
             }
             catch (JobFailure failure)
             {
                 // Replicas that finished the step hold it (all of them the same bits): it counts. The rest re-plan.
                 var finished = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToArray();
-                if (finished.Length > 0) Journal.Commit(step, finished, watch.Elapsed.TotalSeconds);
+                if (finished.Length > 0) Journal.Commit(step, finished, time.GetElapsedTime(began).TotalSeconds);
                 if (FollowsTheJob(step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, JobEventKinds.Failed, repeated);
                 if (_failures.FailedAgain(step) is var times && times >= options.Value.MaxStepFailures)
                     return new Outcome(JobState.Failed, JobEventKinds.Failed,

@@ -13,7 +13,7 @@ namespace Elastic.Grains.Jobs;
 /// state transitions, and the views made of them (status, progress, the run report). It owns the record's contents; the
 /// record's persistence is <see cref="JobRecordWriter"/>'s. Watchers wait on it for the next change.
 /// </summary>
-public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog history, string jobId, ILogger logger)
+public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog history, string jobId, TimeProvider time, ILogger logger)
 {
     /// <summary>The most steps one progress answer carries: a watcher far behind a long job gets its history in pages.</summary>
     public const int ProgressPage = 5000;
@@ -27,7 +27,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
 
     public void Add(string kind, string message, ReplanFields? replan = null)
     {
-        Record.Events.Add(new JobEvent(Record.Events.Count + 1, DateTimeOffset.UtcNow, kind, message, replan));
+        Record.Events.Add(new JobEvent(Record.Events.Count + 1, time.GetUtcNow(), kind, message, replan));
         Signal();
     }
 
@@ -91,7 +91,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
     public void End(JobState state, string kind, string message)
     {
         Transition(state);
-        Record.EndedAt = DateTimeOffset.UtcNow;
+        Record.EndedAt = time.GetUtcNow();
         if (state == JobState.Failed) Record.Error = message;
         Add(kind, message);
     }
@@ -113,7 +113,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
     public async Task<JobProgress> Progress(long afterStep, long afterEvent, TimeSpan maxWait)
     {
         if (!Record.State.IsTerminal() && Committed <= afterStep && Record.Events.Count <= afterEvent)
-            await Task.WhenAny(_changed.Task, Task.Delay(maxWait));
+            await Task.WhenAny(_changed.Task, Task.Delay(maxWait, time));
         return new JobProgress(Status(),
             await history.ReadAsync(Record, afterStep, max: ProgressPage),
             Record.HeldOut.Where(e => e.Step > afterStep).ToList(),
@@ -134,7 +134,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
             Steps = await history.ReadAsync(r, 0),
             HeldOut = r.HeldOut,
             Completed = r.State == JobState.Completed,
-            WallSeconds = ((r.EndedAt ?? DateTimeOffset.UtcNow) - started).TotalSeconds,
+            WallSeconds = ((r.EndedAt ?? time.GetUtcNow()) - started).TotalSeconds,
             TokensPerSecond = TokensPerSecond(),
             FinalParameterDigest = r.FinalParameterDigest ?? "",
             Memory = r.Memory,

@@ -10,7 +10,7 @@ namespace Elastic.Grains.Jobs;
 /// resolved by reading the stored record and, if no other coordinator moved the job on (a newer generation, or more
 /// committed steps), writing ours over it. A record that did move on means this coordinator is stale.
 /// </summary>
-public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure)
+public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure, TimeProvider time)
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LastRetry = TimeSpan.FromSeconds(30);
@@ -27,7 +27,7 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
     /// <summary>Writes now, retrying with backoff for up to <paramref name="patience"/>; throws when the store stays down that long, or this coordinator is stale.</summary>
     public async Task WriteAsync(TimeSpan patience)
     {
-        var deadline = DateTimeOffset.UtcNow + patience;
+        var deadline = time.GetUtcNow() + patience;
         for (var delay = FirstRetry; ; delay = Next(delay))
         {
             try
@@ -35,10 +35,10 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
                 await WriteOnce();
                 return;
             }
-            catch (Exception e) when (e is not StaleCoordinatorException && DateTimeOffset.UtcNow + delay < deadline)
+            catch (Exception e) when (e is not StaleCoordinatorException && time.GetUtcNow() + delay < deadline)
             {
                 onFailure(e.Message);
-                await Task.Delay(delay);
+                await Task.Delay(delay, time);
             }
         }
     }
@@ -71,7 +71,7 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
             {
                 _dirty = true;
                 onFailure(e.Message);
-                await Task.Delay(delay);
+                await Task.Delay(delay, time);
                 delay = Next(delay);
             }
         }

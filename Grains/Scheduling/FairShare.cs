@@ -10,7 +10,8 @@ namespace Elastic.Grains.Scheduling;
 /// strictly lower priority hold above their minimum width (the lowest priority and newest give first, each down to a
 /// width it accepts, never below its devices.min): those jobs shrink at their next step boundary (0 steps lost).</item>
 /// <item>Jobs of one priority share what the higher priorities leave: each tenant in proportion to its quota (a tenant
-/// without one weighs as the whole cluster), its jobs alike, as Kueue's fair sharing and YARN's fair scheduler do. A queued
+/// without one weighs as the whole cluster), its jobs alike, max-min fair (what a job cannot use goes to the others), as
+/// Kueue's fair sharing and YARN's fair scheduler do. A queued
 /// job may also take, up to its share, what running jobs of its priority hold above their own share (never below their
 /// devices.min); a running job below its share takes from equals above theirs the same way.</item>
 /// <item>A queued job that cannot start even so blocks the jobs queued behind it (no backfill: a large job is not starved
@@ -136,8 +137,10 @@ public static class FairShare
 
     /// <summary>
     /// Each job's fair share: the devices its priority level has (all, less what running jobs of higher priorities hold), split
-    /// among the level's tenants by weight (their quota; the whole cluster for a tenant without one), and a tenant's part
-    /// among its jobs alike. Jobs that could never start (wider than the cluster) take no part.
+    /// among the level's jobs by weight (the tenant's quota, the whole cluster for a tenant without one, shared alike by the
+    /// tenant's jobs there) and max-min fair: a job that accepts no more than its part keeps only its widest width, and what
+    /// it leaves goes to the others by weight (weighted water-filling). Jobs that could never start (wider than the cluster)
+    /// take no part.
     /// </summary>
     private static Dictionary<string, double> Shares(int devices, IReadOnlyList<JobClaim> order, SchedulingOptions options)
     {
@@ -146,13 +149,26 @@ public static class FairShare
         foreach (var level in order.GroupBy(c => c.Standing.Priority))
         {
             var members = level.Where(c => c.Floor <= devices).ToList();
-            var byTenant = members.GroupBy(c => c.Standing.Tenant).ToList();
-            double Weight(string tenant) => Math.Max(1, options.QuotaOf(tenant) ?? devices);
-            var total = byTenant.Sum(t => Weight(t.Key));
-            var available = Math.Max(0, devices - above);
-            foreach (var tenant in byTenant)
-                foreach (var job in tenant)
-                    shares[job.JobId] = available * Weight(tenant.Key) / total / tenant.Count();
+            var perTenant = members.GroupBy(c => c.Standing.Tenant).ToDictionary(t => t.Key, t => t.Count());
+            var weight = members.ToDictionary(c => c.JobId, c => Math.Max(1, options.QuotaOf(c.Standing.Tenant) ?? devices) / (double)perTenant[c.Standing.Tenant]);
+            var left = (double)Math.Max(0, devices - above);
+            var open = members.ToList();
+            while (open.Count > 0)
+            {
+                var total = open.Sum(c => weight[c.JobId]);
+                var satisfied = open.Where(c => c.Widths.DefaultIfEmpty(c.Held).Max() <= left * weight[c.JobId] / total).ToList();
+                if (satisfied.Count == 0)
+                {
+                    foreach (var job in open) shares[job.JobId] = left * weight[job.JobId] / total;
+                    break;
+                }
+                foreach (var job in satisfied)
+                {
+                    shares[job.JobId] = job.Widths.DefaultIfEmpty(job.Held).Max();
+                    left -= shares[job.JobId];
+                    open.Remove(job);
+                }
+            }
             foreach (var job in level.Where(c => c.Floor > devices)) shares[job.JobId] = 0;
             above += level.Where(c => !c.Waiting).Sum(c => c.Held);
         }

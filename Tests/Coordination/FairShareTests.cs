@@ -79,6 +79,17 @@ public sealed class FairShareTests
     }
 
     [Fact]
+    public void What_an_equal_cannot_use_goes_to_the_others()
+    {
+        // Half of 8 each, but b accepts at most 2: a's share is the other 6 (max-min fair), so a keeps 6 of its 8.
+        var shares = Decide(8, null,
+            Job("a", 0, minute: 0, held: 8, widths: [8, 6, 4, 2]),
+            Job("b", 0, minute: 1, held: 0, widths: [2, 1], tenant: "team-b"));
+
+        Assert.Equal((6, 2), (shares["a"].Cap, shares["b"].Cap));
+    }
+
+    [Fact]
     public void An_equal_never_shrinks_below_its_minimum_and_a_job_that_would_need_it_waits_saying_so()
     {
         var shares = Decide(4, null,

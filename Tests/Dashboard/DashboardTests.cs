@@ -20,6 +20,8 @@ public sealed class DashboardTests(BrowserFixture browser) : IClassFixture<Brows
         var jobId = await owner.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with
         {
             Name = "dashboard-demo",
+            // Above the other tenant's job: equal priorities would share the 4 devices, and this one is to hold them all.
+            Priority = 1,
             Devices = new DeviceSpec { Min = 1, Max = 4 },
             Parallel = new ParallelSpec { Tensor = 2 },
             Eval = new EvalSpec { Every = 10, Batches = 1 },

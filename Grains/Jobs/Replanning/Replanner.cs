@@ -1,0 +1,310 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Telemetry;
+using Elastic.Jobs;
+using Elastic.Parallelism;
+
+namespace Elastic.Grains.Jobs.Replanning;
+
+/// <summary>
+/// Moves a job to a new plan at a step boundary, in a new generation (whatever the old one still had in flight is discarded),
+/// in named phases: probe the holders of the state, commit the steps survivors finished that the record lacks, choose the
+/// layout, allocate its devices, decide what each holder does (<see cref="ReplanDecision"/>), hand state over or stage it,
+/// prepare the new units, move the state to those that lack it, and journal what happened. Replicas whose devices stay keep
+/// their state there; new ranks receive their regions over the data plane from every unit that holds the furthest step;
+/// only when no unit kept it does the job go back to its latest checkpoint (and the event says how many steps that lost).
+/// An attempt that fails is tried again (three in all) from whatever it left holding the state, so nothing safe in memory is lost.
+/// </summary>
+public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider time)
+{
+    /// <summary>
+    /// What holds the job's state during a re-plan: the plan's units when it begins; after an attempt failed, whatever that
+    /// attempt left holding it (state parked on kept devices, staged units, new units that adopted).
+    /// </summary>
+    private List<HeldState> _holding = [];
+
+    /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
+    public TimeSpan LastPrepare { get; private set; } = TimeSpan.FromSeconds(2);
+
+    private JobRecord Record => job.Record;
+
+    /// <summary>False when no layout runs on the devices left: the state is checkpointed and the job waits for devices.</summary>
+    public async Task<bool> Replan(ReplanChange change)
+    {
+        var running = Record.Plan!;
+        _holding = [.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r)))];
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ReplanOnce(change, attempt, running);
+            }
+            catch (Exception e) when (attempt < 3 && !job.CancelRequested)
+            {
+                job.Journal.Add(JobEventKinds.ReplanFailed, $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
+                change = change with { Cause = change.Cause == ReplanCause.Request ? ReplanCause.Request : ReplanCause.Failure };
+            }
+        }
+    }
+
+    /// <param name="attempt">1, 2, 3: each retry gives the new units longer to join (one slow to activate while the grain
+    /// directory recovers from a lost silo would otherwise miss every attempt's join by the same margin).</param>
+    /// <param name="running">The plan the job ran before the re-plan began (an attempt that failed may have made a newer one).</param>
+    private async Task<bool> ReplanOnce(ReplanChange change, int attempt, ParallelPlan running)
+    {
+        using var span = ElasticTelemetry.Traces.StartActivity("replan");
+        span?.SetTag("job", job.JobId).SetTag("cause", change.CauseName).SetTag("attempt", attempt);
+        var started = time.GetTimestamp();
+        var old = Record.Plan!;
+        await job.Checkpoints.Settle();
+
+        var survivors = await Survivors.Probe(_holding, change.Leaving, options.ProbeTimeout);
+        // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
+        _ = job.ReleaseQuietly([.. survivors.Lost.Select(h => survivors.Found[h].Unit).OfType<IReplicaGrain>()]);
+        await CommitSurvivorsSteps(survivors);
+        var committed = job.Journal.Committed;
+
+        var (target, review, refusable, unreachable, why) = await Choose(change, survivors);
+        if (target is null)
+        {
+            await WaitForCapacity(change, running, old, survivors, why);
+            return false;
+        }
+        var devices = await Allocate(target, survivors, unreachable, refusable);
+        if (devices.Count == 0)
+        {
+            if (refusable)
+            {
+                job.Journal.Add(JobEventKinds.ReplanRefused, $"{change.Detail}: {target.Devices} device(s) in groups of {target.Tp} on one silo are not free; the job goes on as {old}");
+                return true;
+            }
+            await WaitForCapacity(change, running, old, survivors, $"{target.Devices} device(s) for {target} are not free");
+            return false;
+        }
+        var decision = Decide(old, target, devices, survivors);
+
+        var phases = time.GetTimestamp();
+        var staged = await HandOver(decision, survivors);
+        var handOver = time.GetElapsedTime(phases);
+        var (plan, adopt) = await PrepareUnits(devices, target, decision, staged, attempt);
+        var prepared = time.GetElapsedTime(phases);
+        LastPrepare = prepared - handOver;
+
+        var (source, moved) = await MoveState(plan, old, decision, survivors);
+        JournalReplan(change, running, plan, review, source, moved, committed - job.Journal.Committed,
+            (time.GetElapsedTime(started), handOver, prepared - handOver, time.GetElapsedTime(phases) - prepared));
+        return true;
+    }
+
+    /// <summary>Survivors finished steps this coordinator has no record of (it took over from a lost one): they are committed first.</summary>
+    private async Task CommitSurvivorsSteps(Survivors survivors)
+    {
+        if (!(survivors.Furthest > job.Journal.Committed) || survivors.Ahead is not { } ahead) return;
+        foreach (var result in await ahead.StepResults(job.Journal.Committed))
+            if (result.Step == job.Journal.Committed + 1) job.Journal.Commit(result.Step, [result], result.Seconds);
+    }
+
+    /// <summary>
+    /// The layout to move to. One asked for (or found worth moving to) either fits now or is refused, the job going on as it is;
+    /// a re-plan forced by lost or leaving units takes the planner's best layout on what is left (null when none fits, with the
+    /// planner's first reason why).
+    /// </summary>
+    private async Task<(Layout? Target, CapacityReview Review, bool Refusable, List<SiloAddress> Unreachable, string? Why)> Choose(ReplanChange change, Survivors survivors)
+    {
+        var refusable = change.Target is not null && survivors.Lost.Count == 0;
+        var unreachable = await UnreachableSilos([.. survivors.Lost.Select(h => survivors.Found[h])]);
+        var review = await job.OnCapacity(c => c.Review(job.JobId, job.Standing, job.Widths, survivors.AliveDevices));
+        if (change.Target is { } asked) return (asked, review, refusable, unreachable, null);
+        var ranking = await job.Rank(review, unreachable);
+        return (ranking.Choice?.Layout, review, refusable, unreachable, ranking.Rejected.FirstOrDefault());
+    }
+
+    private async Task<IReadOnlyList<DeviceSlot>> Allocate(Layout target, Survivors survivors, List<SiloAddress> unreachable, bool refusable)
+    {
+        var request = new AllocationRequest(job.JobId, job.Standing, [target.Devices], survivors.AliveDevices, unreachable, target.Tp,
+            KeepWhenShort: refusable, Serving: survivors.ServingDevices);
+        return (await job.OnCapacity(c => c.Allocate(request))).Devices;
+    }
+
+    private static ReplanDecision Decide(ParallelPlan old, Layout target, IReadOnlyList<DeviceSlot> devices, Survivors survivors)
+    {
+        var (pp, tp) = (target.Pp, target.Tp);
+        // Under ZeRO a replica's optimizer state is its part of a dp-wide partition: state is re-sharded over the data plane, never adopted.
+        var partitioned = target.Zero > 0 && devices.Count > pp * tp;
+        return ReplanDecision.Make(survivors.Holders, devices, pp * tp,
+            sameShape: pp == old.Pp && tp == old.Tp && target.VirtualStages == old.VirtualStages && !old.Partitioned && !partitioned && target.Ep == old.Ep,
+            partitioned: old.Partitioned, experts: (old.Ep, target.Ep));
+    }
+
+    /// <summary>Holders that stay hand their state over on their devices, those that serve stage it, the rest are released; returns the staged ones.</summary>
+    private async Task<List<HeldState>> HandOver(ReplanDecision decision, Survivors survivors)
+    {
+        var holders = survivors.Holders;
+        await UnitCalls.OnAll([.. decision.Stage.Select(h => holders[h].Devices[0])], [.. decision.Stage.Select(h => survivors.UnitOf(h).Stage())], "staging state");
+        await UnitCalls.OnAll([.. decision.HandOver.Select(h => holders[h].Devices[0])], [.. decision.HandOver.Select(h => survivors.UnitOf(h).Handover())], "handing state over");
+        var staged = decision.Staged.Select(h => new HeldState(survivors.Found[h].Unit, holders[h] with { Kind = HolderKind.Staged })).ToList();
+        // Should the rest of this attempt fail, the next finds the state parked on the kept devices and in the staged units.
+        _holding = [.. decision.AdoptedFrom.Where(h => h >= 0).Select(h => new HeldState(null, holders[h] with { Kind = HolderKind.Parked })), .. staged];
+        await job.ReleaseQuietly([.. decision.Release.Select(survivors.UnitOf)]);
+        return staged;
+    }
+
+    private async Task<(ParallelPlan Plan, bool[] Adopt)> PrepareUnits(IReadOnlyList<DeviceSlot> devices, Layout target, ReplanDecision decision, List<HeldState> staged, int attempt)
+    {
+        var plan = await job.NewPlan(devices, target);
+        var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
+        job.Units = await job.Prepare(plan, adopt, options.JoinTimeout * attempt);
+        _holding = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n]).Select(n => new HeldState(job.Units[n], LiveHolder(plan, n))), .. staged];
+        return (plan, adopt);
+    }
+
+    /// <summary>The state reaches the replicas that lack it, over the data plane from those that hold it, or from the latest checkpoint.</summary>
+    private async Task<(string Source, long Bytes)> MoveState(ParallelPlan plan, ParallelPlan old, ReplanDecision decision, Survivors survivors)
+    {
+        if (decision.SourceSteps is { } steps)
+        {
+            (string, long) moved;
+            try
+            {
+                moved = decision.Needy.Count == 0 ? ("kept on their devices", 0) : await TransferState(plan, decision, survivors);
+            }
+            catch
+            {
+                // The replicas that were to receive hold nothing yet: they give their devices back for the next attempt.
+                await job.ReleaseQuietly([.. decision.Needy.Select(n => job.Units[n])]);
+                throw;
+            }
+            await job.ReleaseQuietly([.. decision.Staged.Select(survivors.UnitOf)]);
+            await job.Journal.RewindTo(steps);
+            return moved;
+        }
+        var from = await job.Checkpoints.ComeBackPoint();
+        if (from is not null) await job.Checkpoints.Restore(plan, job.Units, from);
+        var why = !decision.PartLost ? "no replica survived"
+            : old.Ep > 1 ? $"the experts are spread over {old.Ep} replicas and a part of them was lost with every replica hosting it"
+            : $"the optimizer state is partitioned (zero {old.Zero}) and a part was lost with its replica";
+        return (from is null ? $"{why} and there is no checkpoint: training starts over" : $"{why}: from the checkpoint {from}", 0);
+    }
+
+    private void JournalReplan(ReplanChange change, ParallelPlan old, ParallelPlan plan, CapacityReview review, string source, long moved, long lostSteps,
+        (TimeSpan Total, TimeSpan HandOver, TimeSpan Prepare, TimeSpan State) pause)
+    {
+        job.Policy.Replanned();
+        Count(change.Cause);
+        ElasticTelemetry.ReplanPause.Record(pause.Total.TotalSeconds, ElasticTelemetry.Job(job.JobId), new("cause", change.CauseName));
+        var predicted = Record.PredictedStepSeconds = job.Chooser.Predict(plan.ToLayout(), review).Step.Seconds;
+        var measured = StepLog.Last(Record) is { } last ? last.Milliseconds / 1e3 : (double?)null;
+        job.Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old.ToLayout()} -> {plan.ToLayout()} ({plan}); state {source}; paused {pause.Total.TotalSeconds:F2} s " +
+            $"(stage and hand over {pause.HandOver.TotalSeconds:F2} s, prepare {pause.Prepare.TotalSeconds:F2} s, state {pause.State.TotalSeconds:F2} s); {lostSteps} committed step(s) lost",
+            new ReplanFields(change.CauseName, old.ToLayout().ToString(), plan.ToLayout().ToString(), pause.Total.TotalSeconds, lostSteps, moved, predicted, measured));
+        job.WriteSoon();
+    }
+
+    /// <summary>
+    /// The silos of lost holders to leave out of the next plan. A replica on one silo is lost with it. A pipeline's stages
+    /// may be on several silos, and its replica grain may be gone with one of them while stages elsewhere still hold their
+    /// devices: each of its units is told to let go directly, and only the silos whose units do not answer are left out.
+    /// </summary>
+    private async Task<List<SiloAddress>> UnreachableSilos(List<HeldState> lost)
+    {
+        var unreachable = new HashSet<SiloAddress>();
+        foreach (var (unit, holder) in lost)
+        {
+            var devices = holder.Devices;
+            if (unit is null || devices.Select(d => d.Silo).Distinct().Count() == 1)
+            {
+                unreachable.UnionWith(devices.Select(d => d.Silo));
+                continue;
+            }
+            var releases = devices.Select((d, u) => job.ShardGroup(UnitKeys.ShardGroup(unit.GetPrimaryKeyString(), d.Silo, u / holder.Tp, u % holder.Tp))
+                .Release().WaitAsync(options.ProbeTimeout)).ToArray();
+            try
+            {
+                await Task.WhenAll(releases);
+            }
+            catch
+            {
+                // Units that did not answer are on silos to leave out.
+            }
+            unreachable.UnionWith(devices.Where((_, u) => !releases[u].IsCompletedSuccessfully).Select(d => d.Silo));
+        }
+        return [.. unreachable];
+    }
+
+    /// <summary>
+    /// Moves the state to the replicas that lack it: every kept replica at the source step and every staged unit sends, at
+    /// once, the regions the plan gives it; every needy replica's tensor ranks receive theirs. Then every replica must hold
+    /// the same bits.
+    /// </summary>
+    private async Task<(string Text, long Bytes)> TransferState(ParallelPlan plan, ReplanDecision decision, Survivors survivors)
+    {
+        var units = job.Units;
+        List<(IReplicaGrain Unit, IReadOnlyList<DeviceSlot> Devices)> sources =
+        [
+            .. decision.KeptSources.Select(n => (units[n], plan.ReplicaGroupOf(n))),
+            .. decision.Staged.Select(h => (survivors.UnitOf(h), survivors.Found[h].Holder.Devices)),
+        ];
+        var members = sources.Concat(decision.Needy.Select(n => (Unit: units[n], Devices: plan.ReplicaGroupOf(n)))).ToList();
+        var firstRanks = members.Select((_, i) => members.Take(i).Sum(m => m.Devices.Count)).ToArray();
+        var group = new StateTransferGroup($"{job.JobId}/g{plan.Generation}/state", [.. members.SelectMany(m => m.Devices).Select(d => d.DataPlane)],
+            options.CollectiveTimeout, sources.Sum(s => s.Devices.Count), job.PeerSecret(plan));
+        var bytes = await UnitCalls.OnAll([.. members.Select(m => m.Devices[0])], [.. members.Select((m, i) => m.Unit.TransferState(group, firstRanks[i]))], "transferring state");
+        await UnitCalls.SameState(plan, units, "after the state transfer");
+        var received = bytes.Skip(sources.Count).Sum();
+        return ($"from {sources.Count} unit(s) on {group.Sources} device(s) to {decision.Needy.Count} replica(s) over the data plane ({received / 1e6:F1} MB)", received);
+    }
+
+    /// <summary>
+    /// No layout runs on what is left: a live unit that got furthest checkpoints its state (unless the latest checkpoint already
+    /// has it), every device is given back, and the job waits for capacity.
+    /// </summary>
+    /// <param name="running">The plan the job ran before the re-plan, for the event.</param>
+    /// <param name="old">The plan of the holders' state (its partition under ZeRO).</param>
+    /// <param name="why">Why no layout runs on what is left (the planner's first reason).</param>
+    private async Task WaitForCapacity(ReplanChange change, ParallelPlan running, ParallelPlan old, Survivors survivors, string? why)
+    {
+        var holders = survivors.Holders;
+        var steps = holders.Where(h => h.Kind == HolderKind.Live && h.Alive).Select(h => h.Steps).Max();
+        // Under ZeRO each replica holds a part of the optimizer state: only the whole live plan can write it.
+        if (old.Partitioned)
+        {
+            if (steps > (Record.LastCheckpointStep ?? 0) && holders.Count == old.Dp && holders.All(h => h.Kind == HolderKind.Live && h.Steps == steps))
+            {
+                await job.Journal.RewindTo(steps!.Value);
+                await job.Checkpoints.Begin([.. survivors.Found.Select(h => h.Unit!)], old, steps.Value);
+                await job.Checkpoints.Settle();
+            }
+        }
+        else if (steps > (Record.LastCheckpointStep ?? 0))
+        {
+            // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
+            var writer = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind == HolderKind.Live && holders[h].Steps == steps)
+                .OrderBy(h => holders[h].Leaving ? 1 : 0).First();
+            await job.Journal.RewindTo(steps.Value);
+            await job.Checkpoints.Begin([survivors.UnitOf(writer)], Record.Plan! with { Dp = 1, Devices = holders[writer].Devices }, steps.Value);
+            await job.Checkpoints.Settle();
+        }
+        await job.ReleaseQuietly([.. survivors.Found.Select(h => h.Unit).OfType<IReplicaGrain>().Union(job.Units)]);
+        job.Units = [];
+        _holding = [];
+        await job.OnCapacity(async c =>
+        {
+            await c.Release(job.JobId);
+            return true;
+        });
+        Count(change.Cause);
+        var kept = Record.LastCheckpointStep is { } saved ? $"its state is in the checkpoint of step {saved}" : "it has no checkpoint yet";
+        job.Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; no layout runs on the devices left ({why ?? "none are left"}; some layout runs on {string.Join(" or ", job.Widths.Reverse().Take(3))} device(s)): {running.ToLayout()} stops, {kept}, and the job waits for devices",
+            new ReplanFields(change.CauseName, running.ToLayout().ToString(), "", 0, 0, 0));
+        job.WriteSoon();
+    }
+
+    private void Count(ReplanCause cause)
+    {
+        Record.Replans++;
+        if (cause == ReplanCause.Preemption) Record.Preemptions++;
+        if (cause == ReplanCause.Failure) Record.Failures++;
+    }
+
+    private static StateHolder LiveHolder(ParallelPlan plan, int replica) =>
+        new(plan.ReplicaGroupOf(replica), HolderKind.Live, null, Tp: plan.Tp, ExpertPart: plan.ExpertPartOf(replica));
+}

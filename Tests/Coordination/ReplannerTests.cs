@@ -1,0 +1,86 @@
+using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
+using Elastic.Grains.Jobs.Replanning;
+using Elastic.Jobs;
+using Elastic.Parallelism;
+
+namespace Elastic.Tests.Coordination;
+
+/// <summary>
+/// The re-plan's phases with fake units and capacity, as Orleans tests its membership agent: an attempt that fails part-way
+/// leaves the state where the next attempt finds it, so a failed prepare or a unit killed mid-move loses no committed step.
+/// </summary>
+public sealed class ReplannerTests
+{
+    private static readonly TrainingSpec Spec = TestSpecs.Tiny(steps: 20, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } };
+
+    [Fact]
+    public async Task A_failed_prepare_is_tried_again_from_the_state_parked_on_the_kept_device_and_no_step_is_lost()
+    {
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
+        var first = true;
+        job.OnPrepare = (_, _) =>
+        {
+            if (!first) return;
+            first = false;
+            throw new JobFailure("preparing the new units failed: a unit did not join in time");
+        };
+        job.Gone.Add("b");
+        var leaving = new ReplanChange(ReplanCause.Leave, "silo b is draining") { Leaving = [job.Device("b")] };
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(leaving));
+
+        // Both attempts put the one replica left on device a, adopting the state the old replica there handed over.
+        Assert.Equal(2, job.Prepared.Count);
+        Assert.All(job.Prepared, p => Assert.Equal([job.Device("a")], p.Plan.Devices));
+        Assert.All(job.Prepared, p => Assert.Equal([true], p.Adopt));
+        Assert.Contains("attempt 1: preparing the new units failed", Assert.Single(job.Events(JobEventKinds.ReplanFailed)).Message);
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Contains("state kept on their devices", replanned.Message);
+        Assert.Equal((0L, "dp=2,pp=1,tp=1", "dp=1,pp=1,tp=1"), (replanned.Replan!.StepsLost, replanned.Replan.From, replanned.Replan.To));
+        Assert.Equal(5, job.Journal.Committed);
+        Assert.Equal(3, job.Record.Generation);
+    }
+
+    [Fact]
+    public async Task A_source_killed_mid_move_leaves_the_next_attempt_to_move_the_state_from_the_survivor_without_its_silo()
+    {
+        var job = new FakeReplanJob(Spec, ["a", "b", "c", "d"], replicas: 2, committed: 5);
+        // The first attempt's new replica on silo b (it adopted b's state) dies while it sends it to the replica on c.
+        job.OnPrepare = (plan, units) =>
+        {
+            if (plan.Generation == 2) units[plan.Devices.ToList().IndexOf(job.Device("b"))].DiesInTransfer = true;
+        };
+        var grow = new ReplanChange(ReplanCause.Join, "devices joined") { Target = new Layout(3) };
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(grow));
+
+        Assert.Equal(2, job.Prepared.Count);
+        Assert.Equal([job.Device("a"), job.Device("b"), job.Device("c")], job.Prepared[0].Plan.Devices);
+        // The second attempt leaves out b's silo (its unit no longer answers): a keeps its state, c and d receive it from a.
+        var (plan, adopt) = job.Prepared[1];
+        Assert.Equal([job.Device("a"), job.Device("c"), job.Device("d")], plan.Devices);
+        Assert.Equal([true, false, false], adopt);
+        Assert.Contains("transferring state failed", Assert.Single(job.Events(JobEventKinds.ReplanFailed)).Message);
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Contains("from 1 unit(s) on 1 device(s) to 2 replica(s) over the data plane", replanned.Message);
+        Assert.Equal(0, replanned.Replan!.StepsLost);
+        Assert.Equal(5, job.Journal.Committed);
+    }
+
+    [Fact]
+    public async Task With_every_holder_lost_and_no_layout_on_what_is_left_the_job_gives_its_devices_back_and_waits_saying_why()
+    {
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
+        foreach (var unit in job.Units.Cast<FakeUnit>()) unit.Dead = true;
+        job.Gone.UnionWith(["a", "b"]);
+
+        Assert.False(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "both silos died")));
+
+        Assert.Empty(job.Units);
+        Assert.Empty(job.Prepared);
+        var waiting = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Contains("no layout runs on the devices left", waiting.Message);
+        Assert.Contains("it has no checkpoint yet, and the job waits for devices", waiting.Message);
+    }
+}
