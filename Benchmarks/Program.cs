@@ -23,6 +23,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["api"] = ApiLatency.Run,
     ["plan-scale"] = PlanScale.Run,
     ["plan-accuracy"] = PlanAccuracy.Run,
+    ["published-scale"] = PublishedScale.Run,
 };
 // Worker modes: the all-reduce, all-to-all and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

@@ -66,20 +66,39 @@ public sealed class ModelShape
 
     /// <summary>
     /// Activation elements a layer keeps for backward per micro-batch: the block input, both LayerNorm outputs, q/k/v, the
-    /// attention output, the residual, two projections with their dropout masks, the MLP's two wide activations and the attention
-    /// weights of an unfused kernel. Of these, q/k/v, the attention output, the MLP's activations and the attention weights are split
-    /// by tp; the rest (<see cref="SequenceElements"/>) is split only when the sequence is (sequence parallelism).
+    /// attention output, the residual, two projections with their dropout masks, the MLP's two wide activations and what the
+    /// fused attention kernel keeps (its log-sum-exp: no t x t weights). Of these, q/k/v, the attention output, the MLP's
+    /// activations and the kernel's statistics are split by tp; the rest (<see cref="SequenceElements"/>) is split only when the
+    /// sequence is (sequence parallelism). A rank holding several virtual shards gives each its own copy of the input of the two
+    /// column-parallel regions (QKV and the MLP's first projection), whole along the sequence, and each linear keeps its copy.
     /// </summary>
-    public long LayerActivationElements(int tp, bool sequenceSplit) => SequenceElements / (sequenceSplit ? tp : 1) + TensorElements / tp;
+    public long LayerActivationElements(int tp, bool sequenceSplit) =>
+        SequenceElements / (sequenceSplit ? tp : 1) + TensorElements / tp + 2L * Math.Max(0, _m.Shards / tp - 1) * Tokens * _m.DModel;
+
+    /// <summary>
+    /// What the backward of one layer holds beyond its saved activations when a rank holds several virtual shards: measured
+    /// (the native heap's peak over a step of one device at S = 1 and 8, as plan-accuracy reads it) at about 8 tokens x d elements per
+    /// shard beyond the first, held for every layer of the stage through the backward; not yet explained by the shards' own
+    /// copies (the fan-out's input-gradient sums and the shard sum's output-gradient copies account for 2 of the 8).
+    /// </summary>
+    public long ShardBackwardElements(int tp) => BackwardCopiesPerShard * Math.Max(0, _m.Shards / tp - 1) * Tokens * _m.DModel;
+
+    private const long BackwardCopiesPerShard = 8;
 
     /// <summary>What a layer keeps that tensor parallelism splits only along the sequence.</summary>
     public long SequenceElements => Tokens * 10 * _m.DModel;
 
     /// <summary>What a layer keeps that tensor parallelism splits along heads or the MLP width.</summary>
-    public long TensorElements => Tokens * (4L * _m.DModel + 2L * _m.FfnSize) + AttentionWeights;
+    public long TensorElements => Tokens * (4L * _m.DModel + 2L * _m.FfnSize) + AttentionKept;
 
-    /// <summary>Attention weights of one micro-batch through one layer (b x h x t x t): what selective recomputation drops.</summary>
+    /// <summary>Attention weights of one micro-batch through one layer (b x h x t x t): what the attention core computes and reads.</summary>
     public long AttentionWeights => (long)MicroBatch * _m.Heads * _m.Context * _m.Context;
+
+    /// <summary>
+    /// What the fused attention kernel (scaled_dot_product_attention, on CPU and CUDA) keeps of the core for backward beyond q/k/v and
+    /// its output: one log-sum-exp per head and position, not the t x t weights. What selective recomputation drops.
+    /// </summary>
+    public long AttentionKept => (long)MicroBatch * _m.Heads * _m.Context;
 
     /// <summary>The embedding's activations (token and position lookups, their sum, its dropout), per micro-batch.</summary>
     public long EmbeddingActivationElements => 4 * Tokens * _m.DModel;
@@ -118,6 +137,12 @@ public sealed class ModelShape
     /// output and two MLP matmuls apart (the price of layout-independent bits), plus the elementwise kernels.
     /// </summary>
     public int LayerForwardKernels(int tp) => 6 * Math.Max(1, _m.Shards / tp) + 14;
+
+    /// <summary>
+    /// Of those, the kernels of a rank's virtual shards beyond its first: each a smaller matmul (or its copy) than one whole one,
+    /// which costs more than its share of the arithmetic (<see cref="Hardware.DeviceProfile.ShardKernelMicroseconds"/>).
+    /// </summary>
+    public int LayerExtraShardKernels(int tp) => 6 * Math.Max(0, _m.Shards / tp - 1);
 
     /// <summary>Parameter tensors of one layer (what the optimizer's per-tensor kernels run over).</summary>
     public int LayerTensors => 12;

@@ -35,7 +35,7 @@ public sealed class StageCosts
         _activations = new Dictionary<string, long[]>
         {
             [Recomputation.None] = Largest(perLayer, 0),
-            [Recomputation.Selective] = Largest(perLayer - Shape.AttentionWeights / Tp, 0),
+            [Recomputation.Selective] = Largest(perLayer - Shape.AttentionKept / Tp, 0),
             [Recomputation.Full] = Largest(layerInput, perLayer),
         };
 
@@ -43,6 +43,7 @@ public sealed class StageCosts
         AttentionCoreFlops = new double[Pp];
         Elementwise = new double[Pp];
         Kernels = new double[Pp];
+        ExtraShardKernels = new double[Pp];
         Layers = new int[Pp];
         MoeLayers = new int[Pp];
         for (var s = 0; s < Pp; s++)
@@ -54,6 +55,7 @@ public sealed class StageCosts
                     AttentionCoreFlops[s] += Shape.AttentionCoreFlops / Tp;
                     Elementwise[s] += Shape.LayerElementwise(Tp, SequenceSplit);
                     Kernels[s] += Shape.LayerForwardKernels(Tp);
+                    ExtraShardKernels[s] += Shape.LayerExtraShardKernels(Tp);
                     Layers[s]++;
                     if (Shape.IsMoe(layer)) MoeLayers[s]++;
                 }
@@ -104,6 +106,9 @@ public sealed class StageCosts
 
     /// <summary>Kernels one tensor rank of each stage launches in forward per micro-batch.</summary>
     public double[] Kernels { get; }
+
+    /// <summary>Of <see cref="Kernels"/>, those of virtual shards beyond each region's first (<see cref="ModelShape.LayerExtraShardKernels"/>).</summary>
+    public double[] ExtraShardKernels { get; }
 
     public int[] Layers { get; }
     public int[] MoeLayers { get; }

@@ -16,6 +16,9 @@ public sealed record DeviceMeasurement
     /// <summary>What the engine reached of the rate these figures predict, on a reference step (<see cref="DeviceProfile.EngineEfficiency"/>).</summary>
     public double EngineEfficiency { get; init; } = 1;
 
+    /// <summary>What a virtual shard's kernel costs beyond a whole matmul's (<see cref="DeviceProfile.ShardKernelMicroseconds"/>).</summary>
+    public double ShardKernelMicroseconds { get; init; }
+
     /// <summary>The host's cores, where the devices are CPU devices that share them; 0 otherwise.</summary>
     public int SharedCores { get; init; }
 
@@ -35,6 +38,7 @@ public sealed record DeviceMeasurement
         KernelOverheadMicroseconds = KernelOverheadMicroseconds > 0 ? KernelOverheadMicroseconds : profile.KernelOverheadMicroseconds,
         EngineEfficiency = EngineEfficiency is > 0 and <= 1 ? EngineEfficiency : 1,
         SharedCores = SharedCores,
+        ShardKernelMicroseconds = ShardKernelMicroseconds >= 0 ? ShardKernelMicroseconds : 0,
         IntraNode = IntraNode ?? profile.IntraNode,
         InterNode = InterNode ?? profile.InterNode,
         Calibrated = true,
@@ -64,7 +68,7 @@ public sealed record DeviceMeasurement
         {
             $"matmul {string.Join(", ", MatmulTflops.Select(t => string.Create(inv, $"{t.Key} {t.Value:0.###} TFLOPS")))}",
             string.Create(inv, $"memory {MemoryBandwidthGBs:0.#} GB/s"),
-            string.Create(inv, $"kernel {KernelOverheadMicroseconds:0.#} us"),
+            string.Create(inv, $"kernel {KernelOverheadMicroseconds:0.#} us (a virtual shard's {ShardKernelMicroseconds:0.#} us more)"),
             string.Create(inv, $"engine {EngineEfficiency:P0} of that on a reference step"),
         };
         if (SharedCores > 0) parts.Add(string.Create(inv, $"{SharedCores} cores shared by the devices"));

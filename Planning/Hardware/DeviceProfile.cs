@@ -35,8 +35,8 @@ public sealed record DeviceProfile
     public IReadOnlyDictionary<string, double> SustainedTflops { get; init; } = new Dictionary<string, double>();
 
     /// <summary>
-    /// The share of the modelled compute rate the training engine reaches (its autograd, interop, dropout streams and small
-    /// kernels beside the matmuls), fitted by a silo's calibration to a reference step; 1 where nothing was measured.
+    /// The share of the matmul rate and memory bandwidth the training engine reaches (its dropout streams, the gradient tree,
+    /// kernels the model does not count), fitted by a silo's calibration to reference steps; 1 where nothing was measured.
     /// </summary>
     public double EngineEfficiency { get; init; } = 1;
 
@@ -46,8 +46,14 @@ public sealed record DeviceProfile
     /// <summary>Whether a silo's own measurements replaced the assumed figures (throughput, memory bandwidth, kernel cost, links).</summary>
     public bool Calibrated { get; init; }
 
-    /// <summary>What every kernel costs beyond its arithmetic and memory traffic (launch, tail, synchronization).</summary>
+    /// <summary>What every kernel costs beyond its arithmetic and memory traffic (launch, tail, synchronization; calibrated: as the engine launches it).</summary>
     public double KernelOverheadMicroseconds { get; init; }
+
+    /// <summary>
+    /// What each kernel of a virtual shard beyond a region's first costs on top of <see cref="KernelOverheadMicroseconds"/>: the
+    /// price of splitting a matmul into S/tp smaller ones (calibrated from two reference steps that differ only in S; 0 otherwise).
+    /// </summary>
+    public double ShardKernelMicroseconds { get; init; }
 
     /// <summary>Devices in one node: the most a silo offers, and the widest tensor-parallel group.</summary>
     public int DevicesPerNode { get; init; } = 1;

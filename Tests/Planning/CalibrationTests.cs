@@ -61,14 +61,17 @@ public sealed class CalibrationTests
     }
 
     [Fact]
-    public void Compute_slows_by_the_engine_efficiency_and_when_a_nodes_devices_run_more_threads_than_it_has_cores()
+    public void The_engine_efficiency_slows_arithmetic_not_kernel_launches_and_devices_sharing_a_nodes_cores_slow_both()
     {
         var cpu = HardwareProfiles.Named("cpu")!;
         double Compute(DeviceMeasurement m, Layout layout) =>
             StepTimeModel.Of(Spec, new StageCosts(Spec, layout.Tp, layout.Pp, layout.VirtualStages, 0), layout, m.Apply(cpu), 4).Compute;
 
         var alone = Compute(Measured(), new Layout(2));
-        Assert.Equal(2 * alone, Compute(Measured(efficiency: 0.5), new Layout(2)), 1e-12);
+        // Kernel launches at 2 us each: what doubling their cost adds.
+        var launches = Compute(Measured() with { KernelOverheadMicroseconds = 4 }, new Layout(2)) - alone;
+        Assert.True(launches > 0 && launches < alone);
+        Assert.Equal(alone + (alone - launches), Compute(Measured(efficiency: 0.5), new Layout(2)), 1e-12);
         // Two devices on two cores run alone; four share them: each replica's half of the work takes as long as the whole on two.
         Assert.Equal(alone, Compute(Measured(cores: 2), new Layout(2)), 1e-12);
         Assert.Equal(alone, Compute(Measured(cores: 2), new Layout(4)), 1e-12);

@@ -12,8 +12,8 @@ namespace Elastic.Training.Calibration;
 /// <summary>
 /// Measures one device as the cost model sees it: the matmul rate per precision at transformer-like shapes (a block's
 /// projections: tokens x d by d x 4d), the memory bandwidth of an elementwise add over buffers far larger than any cache, and
-/// what a kernel costs on its own (a tiny add, launched many times), then the share of the rate those figures predict that the
-/// engine reaches on a reference training step (<see cref="DeviceProfile.EngineEfficiency"/>). Each figure is the median of a few timed repetitions after
+/// what a kernel costs on its own (a tiny add, launched many times), then, from two reference training steps, what the engine
+/// pays per kernel it launches and the share of the kernel figures' rate it reaches (<see cref="DeviceProfile.EngineEfficiency"/>). Each figure is the median of a few timed repetitions after
 /// one untimed; it runs on the calling thread (the device's worker thread, with the intra-op threads a step uses).
 /// </summary>
 public static class DeviceCalibration
@@ -48,14 +48,16 @@ public static class DeviceCalibration
             KernelOverheadMicroseconds = KernelOverheadMicroseconds(device),
             SharedCores = gpu ? 0 : Environment.ProcessorCount,
         };
-        return kernels with { EngineEfficiency = EngineEfficiency(device, gpu, kernels), Seconds = watch.Elapsed.TotalSeconds };
+        return EngineFit(device, gpu, kernels) with { Seconds = watch.Elapsed.TotalSeconds };
     }
 
     /// <summary>
-    /// A reference step of the engine itself (a two-layer GPT, two micro-batches, on one device: the model, its dropout streams, the gradient tree
-    /// and AdamW), timed against what the step-time model predicts for it from the kernel figures: the share the engine reaches.
+    /// What the engine pays per kernel (<see cref="EngineKernelMicroseconds"/>), then a reference step of the engine itself (a
+    /// two-layer GPT, two micro-batches, on one device: the model, its dropout streams, the gradient tree and AdamW) fitted to the
+    /// step-time model: the share of the measured matmul rate and bandwidth the engine reaches once its kernels are paid for;
+    /// then the same step with 8 virtual tensor shards: what it costs beyond the model's count, per extra shard kernel.
     /// </summary>
-    private static double EngineEfficiency(Device device, bool gpu, DeviceMeasurement kernels)
+    private static DeviceMeasurement EngineFit(Device device, bool gpu, DeviceMeasurement kernels)
     {
         var spec = new TrainingSpec
         {
@@ -66,12 +68,50 @@ public static class DeviceCalibration
             Batch = gpu ? new BatchSpec { Global = 16, Micro = 8 } : new BatchSpec { Global = 8, Micro = 4 },
             Runtime = new RuntimeSpec { Precision = gpu ? "bf16" : "fp32" },
         };
-        using var trainer = new Trainer(spec, TokenCorpus.Load(spec), device);
-        var step = 0L;
-        var measured = Timed(device, 3, () => trainer.Step(++step));
-        var layout = new Layout(1);
-        var predicted = StepTimeModel.Of(spec, new StageCosts(spec, 1, 1, 1, 0), layout, kernels.Apply(HardwareProfiles.Named("cpu")!), 1).Seconds;
-        return Math.Clamp(predicted / measured, 0.01, 1);
+        var sharded = spec with { Model = spec.Model with { TensorShards = 8 } };
+        var engine = kernels with { KernelOverheadMicroseconds = EngineKernelMicroseconds(device) };
+        var (whole, split) = (Seconds(spec), Seconds(sharded));
+        // The model's step: C (arithmetic and traffic at the kernel figures) + K kernels at the engine's cost each.
+        var cpu = HardwareProfiles.Named("cpu")!;
+        double Predict(TrainingSpec s, DeviceMeasurement m) => StepTimeModel.Of(s, new StageCosts(s, 1, 1, 1, 0), new Layout(1), m.Apply(cpu) with
+        {
+            KernelOverheadMicroseconds = m.KernelOverheadMicroseconds, ShardKernelMicroseconds = m.ShardKernelMicroseconds,
+        }, 1).Seconds;
+        var arithmetic = Predict(spec, engine with { KernelOverheadMicroseconds = 0 });
+        var launches = Predict(spec, engine) - arithmetic;
+        var fitted = engine with { EngineEfficiency = Math.Clamp(arithmetic / Math.Max(whole - launches, 1e-9), 0.01, 1) };
+        // What S = 8 costs beyond what the model already counts for it, spread over its extra shard kernels.
+        var unexplained = split - Predict(sharded, fitted);
+        var perShardKernel = Predict(sharded, fitted with { ShardKernelMicroseconds = 1 }) - Predict(sharded, fitted);
+        return fitted with { ShardKernelMicroseconds = Math.Max(0, unexplained / perShardKernel) };
+
+        double Seconds(TrainingSpec s)
+        {
+            using var trainer = new Trainer(s, TokenCorpus.Load(s), device);
+            var step = 0L;
+            return Timed(device, 5, () => trainer.Step(++step));
+        }
+    }
+
+    /// <summary>
+    /// A kernel as the engine launches it, through TorchSharp with autograd: a chain of linear layers on tiny tensors (their
+    /// arithmetic is nothing) run forward and backward; each forward kernel brings two backward ones, as the model counts.
+    /// </summary>
+    private static double EngineKernelMicroseconds(Device device)
+    {
+        const int layers = 100;
+        using var scope = NewDisposeScope();
+        var weights = Enumerable.Range(0, layers).Select(_ => zeros([8, 8], device: device, requires_grad: true)).ToList();
+        var input = zeros([8, 8], device: device, requires_grad: true);
+        var seconds = Timed(device, 5, () =>
+        {
+            using var pass = NewDisposeScope();
+            var y = input;
+            foreach (var w in weights) y = nn.functional.linear(y, w);
+            y.sum().backward();
+            foreach (var w in weights) w.grad?.zero_();
+        });
+        return seconds / (3.0 * layers) * 1e6;
     }
 
     private static double MatmulTflops(Device device, ScalarType dtype, bool gpu)
