@@ -42,6 +42,14 @@ public sealed record StepTimeEstimate(
 /// </summary>
 public static class StepTimeModel
 {
+    /// <summary>
+    /// A prediction refined by what a running job measures: <paramref name="model"/> (the model's step time for a layout) scaled
+    /// by how the job's measured step on its current layout compares with the model's for that layout (the ratio kept within
+    /// 0.2x .. 5x: a step slowed by a one-off stall is not the model's error); the model's own figure before anything was measured.
+    /// </summary>
+    public static double Refined(double model, double modelNow, double? measuredNow) =>
+        measuredNow is > 0 && modelNow > 0 ? model * Math.Clamp(measuredNow.Value / modelNow, 0.2, 5) : model;
+
     /// <summary>How much longer the reduction of a block that is not one subtree takes (measured: 1.3x to 1.45x, uneven-allreduce).</summary>
     public const double UnevenBlocks = 1.45;
 

@@ -77,4 +77,12 @@ public sealed class CalibrationTests
         Assert.Equal(alone, Compute(Measured(cores: 2), new Layout(4)), 1e-12);
         Assert.Equal(alone / 2, Compute(Measured(cores: 4), new Layout(4)), 1e-12);
     }
+
+    [Theory]
+    [InlineData(0.4, 0.5, null, 0.4)] // nothing measured yet: the model's figure
+    [InlineData(0.4, 0.5, 1.0, 0.8)] // the job runs at twice the model's time: so will its next layout
+    [InlineData(0.4, 0.5, 0.25, 0.2)]
+    [InlineData(0.4, 0.5, 50.0, 2.0)] // a step stalled tenfold beyond the model says more about the stall: at most 5x
+    public void A_running_jobs_measured_step_refines_the_prediction_for_its_next_layout(double model, double modelNow, double? measuredNow, double refined) =>
+        Assert.Equal(refined, StepTimeModel.Refined(model, modelNow, measuredNow), 1e-12);
 }

@@ -2,6 +2,7 @@ using Elastic.GrainInterfaces;
 using Elastic.Grains.Telemetry;
 using Elastic.Jobs;
 using Elastic.Parallelism;
+using Elastic.Planning;
 
 namespace Elastic.Grains.Jobs.Replanning;
 
@@ -191,10 +192,14 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         job.Policy.Replanned();
         Count(change.Cause);
         ElasticTelemetry.ReplanPause.Record(pause.Total.TotalSeconds, ElasticTelemetry.Job(job.JobId), new("cause", change.CauseName));
-        var predicted = Record.PredictedStepSeconds = job.Chooser.Predict(plan.ToLayout(), review).Step.Seconds;
+        // The new layout's step as the model predicts it, refined by how this job's last layout measured against the model.
+        var model = job.Chooser.Predict(plan.ToLayout(), review).Step.Seconds;
         var measured = StepLog.Last(Record) is { } last ? last.Milliseconds / 1e3 : (double?)null;
+        var predicted = StepTimeModel.Refined(model, job.Chooser.Predict(old.ToLayout(), review).Step.Seconds, measured);
+        Record.PredictedStepSeconds = predicted;
         job.Journal.Add(JobEventKinds.Replanned, $"{change.CauseName}: {change.Detail}; {old.ToLayout()} -> {plan.ToLayout()} ({plan}); state {source}; paused {pause.Total.TotalSeconds:F2} s " +
-            $"(stage and hand over {pause.HandOver.TotalSeconds:F2} s, prepare {pause.Prepare.TotalSeconds:F2} s, state {pause.State.TotalSeconds:F2} s); {lostSteps} committed step(s) lost",
+            $"(stage and hand over {pause.HandOver.TotalSeconds:F2} s, prepare {pause.Prepare.TotalSeconds:F2} s, state {pause.State.TotalSeconds:F2} s); {lostSteps} committed step(s) lost; " +
+            $"step predicted {StepTimeEstimate.Format(predicted)} ({StepTimeEstimate.Format(model)} by the model{(predicted != model ? ", scaled by what the last layout measured against it" : "")})",
             new ReplanFields(change.CauseName, old.ToLayout().ToString(), plan.ToLayout().ToString(), pause.Total.TotalSeconds, lostSteps, moved, predicted, measured));
         job.WriteSoon();
     }
