@@ -6,16 +6,19 @@ namespace Elastic.Tests.Cluster;
 
 /// <summary>
 /// Elastic fair share on a real cluster: a higher-priority job submitted to a full cluster makes the running lower one shrink
-/// at a step boundary (0 steps lost) instead of waiting or killing it; the lower one grows back when the higher one ends; both
-/// end with the digests of their one-device runs, and both tell the story in their events.
+/// at a step boundary (0 steps lost) instead of waiting or killing it, and so does a job of the same priority, which takes
+/// its share (half of the 4 devices); the running one grows back when the other ends; both end with the digests of their
+/// one-device runs, and both tell the story in their events.
 /// </summary>
 public sealed class PriorityShrinkTests
 {
-    [Fact]
-    public async Task A_priority_job_on_a_full_cluster_shrinks_the_lower_one_with_no_step_lost_and_both_end_with_their_one_device_digests()
+    [Theory]
+    [InlineData(5)]
+    [InlineData(0)]
+    public async Task A_job_of_higher_or_equal_priority_on_a_full_cluster_shrinks_the_running_one_with_no_step_lost_and_both_end_with_their_one_device_digests(int priority)
     {
         var low = TestSpecs.Tiny(steps: 200, global: 16, micro: 2) with { Name = "low", Devices = new DeviceSpec { Min = 1, Max = 4 } };
-        var high = TestSpecs.Tiny(steps: 12, global: 16, micro: 2, seed: 99) with { Name = "high", Priority = 5, Devices = new DeviceSpec { Min = 2, Max = 2 } };
+        var high = TestSpecs.Tiny(steps: 12, global: 16, micro: 2, seed: 99) with { Name = "high", Priority = priority, Devices = new DeviceSpec { Min = 2, Max = 2 } };
         var references = await Task.WhenAll(TestSpecs.ReferenceDigest(low), TestSpecs.ReferenceDigest(high));
         // The low job's steps are slowed until it has grown back, so the story fits in its 200 steps on any machine.
         var slow = new SlowSteps("low-");
@@ -41,14 +44,14 @@ public sealed class PriorityShrinkTests
         // The low job: shrank for the high one (keeping its state on the devices it kept), then grew back; no step lost.
         var moves = lowEvents.Where(e => e.Kind == JobEventKinds.Replanned).ToList();
         Assert.True(moves.Count == 2, log);
-        Assert.StartsWith($"fair share: yields 2 device(s) to job {highId} (priority 5): 4 -> 2 device(s)", moves[0].Message);
+        Assert.StartsWith($"fair share: yields 2 device(s) to job {highId} (priority {priority}): 4 -> 2 device(s)", moves[0].Message);
         Assert.Contains("state kept on their devices", moves[0].Message);
         Assert.StartsWith("join:", moves[1].Message);
         Assert.All(moves, m => Assert.Contains("0 committed step(s) lost", m.Message));
         var report = await cluster.Client.GetReportAsync(lowId);
         Assert.Equal(Enumerable.Range(1, low.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
         // The high job: queued first in line, saying who makes room for it.
-        Assert.Contains(highEvents, e => e.Kind == JobEventKinds.Waiting && e.Message.Contains("number 1 in the queue (priority 5)")
+        Assert.Contains(highEvents, e => e.Kind == JobEventKinds.Waiting && e.Message.Contains($"number 1 in the queue (priority {priority})")
             && e.Message.Contains($"job {lowId} (priority 0) shrinks from 4 to 2 device(s) to make room"));
         Assert.True(grown.CommittedStep < low.Steps, log);
         Assert.Empty(await cluster.Client.GetScheduleAsync());
