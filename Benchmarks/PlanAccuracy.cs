@@ -7,6 +7,8 @@ using Elastic.Planning;
 using Elastic.Planning.Hardware;
 using Elastic.Training.Calibration;
 using Elastic.Training.Collectives;
+using Elastic.Training.Engine;
+using Elastic.Training.Parallel;
 using static TorchSharp.torch;
 
 namespace Elastic.Benchmarks;
@@ -16,8 +18,8 @@ namespace Elastic.Benchmarks;
 /// them when it starts, then every layout below runs (ranks on device threads of this process, one node of 4 devices: what a
 /// silo with 4 CPU devices runs) in alternating rounds, and its median step time and memory per device are set beside the
 /// prediction. Memory per device is what a GPU would hold (parameters, gradients, optimizer state, activations; host staging
-/// left out on both sides): the tensors each rank tracks plus the native heap's growth during a step, averaged over the ranks,
-/// against the estimate of each stage averaged the same way. Goals (issue 28): mean absolute error at most 15 % for step time
+/// left out on both sides), measured rank by rank in processes of their own: the tensors a rank tracks plus its native heap's
+/// growth over a step at the peak; the busiest device against the estimate of the busiest stage. Goals (issue 28): mean absolute error at most 15 % for step time
 /// and 10 % for memory, and the measured fastest layout among the planner's top three.
 /// </summary>
 internal static class PlanAccuracy
@@ -28,13 +30,7 @@ internal static class PlanAccuracy
     {
         var inv = CultureInfo.InvariantCulture;
         const int rounds = 5, stepsPerRound = 2;
-        var dense = new TrainingSpec
-        {
-            Name = "bench-plan", Seed = 1, Steps = (rounds + 2) * stepsPerRound,
-            Model = new ModelSpec { Layers = 4, DModel = 256, Heads = 8, Vocab = 256, Context = 128, Dropout = 0.1, TensorShards = 8 },
-            Batch = new BatchSpec { Global = 16, Micro = 4 },
-        };
-        var moe = dense with { Model = dense.Model with { Moe = new MoeSpec { Experts = 4, TopK = 1, Every = 1, CapacityFactor = null } } };
+        var (dense, moe) = (Spec(experts: false), Spec(experts: true));
         var cases = new List<(TrainingSpec Spec, Layout Layout)>
         {
             (dense, new Layout(1)),
@@ -67,33 +63,24 @@ internal static class PlanAccuracy
         foreach (var (spec, layout) in cases)
             runs.Add(await EngineRanks.StartAsync(plane, SpecLayout.Resolve(spec, layout), corpus, layout.Grid, sequence: true, threads: 1, $"bench-plan-{runs.Count}"));
         var times = await EngineRanks.TimeAlternating(runs, rounds, stepsPerRound);
-        // Memory in a pass of its own: the heap's sampler would take a core from the timed steps.
-        var transient = new List<double>[runs.Count];
-        using (var heap = new HeapPeak())
-            for (var i = 0; i < runs.Count; i++)
-            {
-                transient[i] = [];
-                for (var s = 1; s <= stepsPerRound; s++)
-                {
-                    var before = NativeHeap.InUse();
-                    heap.Take();
-                    await runs[i].StepAsync((rounds + 1) * stepsPerRound + s);
-                    transient[i].Add(heap.Take() - before);
-                }
-            }
+        foreach (var run in runs) await run.DisposeAsync();
 
         var rows = new List<Row>();
         for (var i = 0; i < cases.Count; i++)
         {
             var (spec, layout) = cases[i];
-            var held = await runs[i].MemoryOfEachAsync();
-            await runs[i].DisposeAsync();
-            var memory = (held.Sum(m => (double)m.Parameters + m.Gradients + m.OptimizerState) + Statistics.Median(transient[i])) / layout.Devices;
-            var costs = new StageCosts(spec, layout.Tp, layout.Pp, layout.VirtualStages, MemoryEstimate.HostedExperts(spec, layout));
-            var predictedMemory = MemoryEstimate.Stages(spec, costs, layout).Average(s => (double)s.DeviceBytes(hostMemory: false));
+            // Memory rank by rank, each in a process of its own: the busiest device against the busiest stage's estimate.
+            var ports = WorkerProcesses.FreePorts(layout.Devices);
+            var endpoints = string.Join(",", ports.Select(p => $"127.0.0.1:{p}"));
+            var ranks = await Task.WhenAll(Enumerable.Range(0, layout.Devices).Select(rank => WorkerProcesses.Run(
+                ["plan-memory-worker", spec.Model.Moe is null ? "dense" : "moe", $"{layout.Dp}", $"{layout.Pp}", $"{layout.Tp}", $"{layout.Ep}", $"{layout.Zero}",
+                    $"{layout.VirtualStages}", layout.Recompute, layout.Interleaved ? "interleaved" : "1f1b", $"{rank}", endpoints])));
+            var memory = ranks.Max(r => double.Parse(r, inv));
+            var estimate = MemoryEstimate.For(spec, layout);
             var predicted = new Planner(spec).Predict(layout, device, Devices);
-            rows.Add(new Row(spec.Model.Moe is null ? "" : "MoE 4 experts", layout, Statistics.Median(times[i]) / 1e3, predicted.Step.Seconds, memory, predictedMemory, top.IndexOf(layout)));
-            Console.WriteLine(string.Create(inv, $"{layout}: {rows[^1].Seconds * 1e3:F0} ms (predicted {predicted.Step}), {rows[^1].Bytes / 1e6:F1} MB: held {held.Sum(m => (double)m.Parameters + m.Gradients + m.OptimizerState) / layout.Devices / 1e6:F1} + step {Statistics.Median(transient[i]) / layout.Devices / 1e6:F1} (predicted {rows[^1].PredictedBytes / 1e6:F1}: {string.Join(", ", MemoryEstimate.Stages(spec, costs, layout).Select(s => s.ToString()))})"));
+            rows.Add(new Row(spec.Model.Moe is null ? "" : "MoE 4 experts", layout, Statistics.Median(times[i]) / 1e3, predicted.Step.Seconds, memory,
+                estimate.DeviceBytes(hostMemory: false), top.IndexOf(layout)));
+            Console.WriteLine(string.Create(inv, $"{layout}: {rows[^1].Seconds * 1e3:F0} ms (predicted {predicted.Step}); busiest device {memory / 1e6:F1} MB (ranks {string.Join(", ", ranks.Select(r => (double.Parse(r, inv) / 1e6).ToString("F1", inv)))}), predicted {estimate}"));
         }
 
         var timeError = rows.Average(r => Math.Abs(r.PredictedSeconds / r.Seconds - 1));
@@ -111,13 +98,58 @@ internal static class PlanAccuracy
         [
             "",
             string.Create(inv, $"Mean absolute error: step time {timeError * 100:F1} % (goal 15 %), memory {memoryError * 100:F1} % (goal 10 %). Measured fastest (dense): `{fastest.Layout}`, {(fastestInTop ? $"the planner's number {top.IndexOf(fastest.Layout) + 1}" : "not in the planner's top three")} (top three: {string.Join(", ", top.Select(l => $"`{l}`"))})."),
-            "Memory measured this way is a lower bound per device where ranks do not peak together: the native heap is the process's, so a step's peak is that of all ranks at once, divided by them; ranks of different pipeline stages (and, on these 2 cores, ranks that take turns) reach their peaks at different moments, which is where the prediction (each stage's own peak) sits above the measurement. Measuring each rank in a process of its own would tell them apart.",
+            "Memory per device: every rank of the layout in a process of its own (linked over loopback TCP), two steps to warm up, then the tensors it tracks (parameters, gradient buffers, optimizer state) plus its native heap's growth over a step at the peak, median of two; the busiest rank against the estimate of the busiest stage, host staging left out on both sides.",
             $"Calibration (this process, as a silo measures at start): {measured}.",
             string.Create(inv, $"GPT {dense.Model.Layers} layers, d {dense.Model.DModel}, {dense.Model.Heads} heads, vocabulary {dense.Model.Vocab}, context {dense.Model.Context}, {dense.Model.TensorShards} tensor shards; batch {dense.Batch.Global} = {dense.Batch.MicroBatchesPerStep} x {dense.Batch.Micro}, fp32, dropout 0.1; the MoE rows replace every MLP with 4 experts, top-1. Every rank on its own device thread (1 intra-op thread) of this process, links between them in memory; {rounds} rounds of {stepsPerRound} steps per layout after one to warm up, the layouts alternating, medians."),
         ]));
         Console.WriteLine(table);
         BenchmarkRecord.Write("plan-accuracy", "Planner: predicted against measured step time and memory, 4 CPU devices",
             "dotnet run -c Release --project Benchmarks -- plan-accuracy", table);
+        return 0;
+    }
+
+    /// <summary>The benchmark's model: GPT 4 layers, d 256, 8 tensor shards; with <paramref name="experts"/> every MLP is 4 experts, top-1.</summary>
+    private static TrainingSpec Spec(bool experts)
+    {
+        var dense = new TrainingSpec
+        {
+            Name = "bench-plan", Seed = 1, Steps = 1000,
+            Model = new ModelSpec { Layers = 4, DModel = 256, Heads = 8, Vocab = 256, Context = 128, Dropout = 0.1, TensorShards = 8 },
+            Batch = new BatchSpec { Global = 16, Micro = 4 },
+        };
+        return experts ? dense with { Model = dense.Model with { Moe = new MoeSpec { Experts = 4, TopK = 1, Every = 1, CapacityFactor = null } } } : dense;
+    }
+
+    /// <summary>
+    /// One rank of a layout in a process of its own (so its native heap is its alone): two steps to warm up, then the tensors it
+    /// holds plus the heap's growth over a step at its peak (median of two), in bytes.
+    /// </summary>
+    public static async Task<int> MemoryWorker(string[] args)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        int At(int i) => int.Parse(args[i], inv);
+        var layout = new Layout(At(1), At(2), At(3), At(4), At(5), At(6), args[7], args[8] == "interleaved");
+        var (rank, endpoints) = (At(9), args[10].Split(','));
+        var spec = SpecLayout.Resolve(Spec(experts: args[0] == "moe"), layout);
+        var corpus = TokenCorpus.Load(spec);
+        await using var plane = new DataPlane(IPAddress.Loopback, int.Parse(endpoints[rank].Split(':')[1], inv));
+        var groups = await ProcessGroups.JoinAsync(plane, "plan-memory", layout.Grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
+        var bytes = await DeviceWorker.RunOnce("rank", 1, () =>
+        {
+            using var trainer = RankEngine.Build(spec, CPU, groups, corpus: corpus);
+            using var heap = new HeapPeak();
+            var transient = new List<double>();
+            for (var step = 1; step <= 4; step++)
+            {
+                var before = NativeHeap.InUse();
+                heap.Take();
+                trainer.Step(step);
+                if (step > 2) transient.Add(heap.Take() - before);
+            }
+            var held = trainer.Memory();
+            return held.Parameters + held.Gradients + held.OptimizerState + Statistics.Median(transient);
+        });
+        Console.WriteLine(bytes.ToString("R", inv));
         return 0;
     }
 

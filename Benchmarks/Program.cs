@@ -32,6 +32,7 @@ var workers = new Dictionary<string, Func<string[], Task<int>>>
     ["raw-tcp-worker"] = AllReduceBandwidth.RawWorker,
     ["pipeline-worker"] = PipelineStages.Worker,
     ["stage-link-worker"] = PipelineStages.LinkWorker,
+    ["plan-memory-worker"] = PlanAccuracy.MemoryWorker,
 };
 if (args.Length > 0 && workers.TryGetValue(args[0], out var worker)) return await worker(args[1..]);
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
