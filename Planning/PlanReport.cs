@@ -14,7 +14,7 @@ public static class PlanReport
     {
         var m = spec.Model;
         yield return Invariant($"plan for {spec.Name}: {m.Layers} layers, d={m.DModel}, {m.Heads} heads, context {m.Context}, {new ModelShape(m, 1).Parameters:N0} parameters; batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, {spec.Runtime.Precision}; devices {spec.Devices.Min}..{spec.Devices.Max}");
-        yield return Invariant($"on {cluster} ({cluster.Devices:N0} devices, {ranking.Device.Name}); the spec pins {pins}");
+        yield return Invariant($"on {cluster} ({cluster.Devices:N0} devices, {ranking.Device.Name}{(ranking.Device.Calibrated ? ", as its silos measured it" : "")}); the spec pins {pins}");
         yield return Invariant($"weighed {ranking.Considered:N0} layouts, {ranking.Fitting:N0} fit in memory, in {elapsed.TotalSeconds:0.00} s");
         if (ranking.Choice is null)
         {
