@@ -66,6 +66,7 @@ public static class StepTimeModel
         var work = costs.WorkOf(spec, layout);
         var (local, zero, recompute) = (work.LongestBlock, work.Zero, work.Recompute);
         var intra = device.IntraNode;
+        // The very intra-node instance when the group fits a node (link values may coincide, the place does not).
         LinkProfile Spanning(long devices) => devices > devicesPerNode ? device.InterNode : intra;
         var (pipeLink, dataLink, expertLink) = (Spanning((long)pp * tp), Spanning((long)dp * pp * tp), Spanning((long)layout.Ep * pp * tp));
         var message = costs.Shape.Tokens * spec.Model.DModel * activationBytes;
@@ -79,7 +80,7 @@ public static class StepTimeModel
             var shardOverhead = device.ShardKernelMicroseconds * 1e-6 * shared;
             // Between CPU devices of one node a collective is the cores' own work (copies and adds): shared like the rest.
             var inMemory = device.SharedCores > 0 ? shared : 1;
-            double Local(LinkProfile link, double seconds) => link == intra ? seconds * inMemory : seconds;
+            double Local(LinkProfile link, double seconds) => ReferenceEquals(link, intra) ? seconds * inMemory : seconds;
             var stages = new StageTime[pp];
             for (var s = 0; s < pp; s++)
             {
@@ -127,7 +128,7 @@ public static class StepTimeModel
         var top = Array.IndexOf(stages, busiest);
         var gradientBytes = (costs.Parameters[top] + (spec.Model.TiedEmbeddings && costs.HoldsHead[top] ? (long)spec.Model.Vocab * spec.Model.DModel / tp : 0)) * 4.0;
         var uneven = work.EqualBlocks ? 1 : UnevenBlocks;
-        var reductionShare = device.SharedCores > 0 && dataLink == intra ? Math.Max(1, oversubscribed) : 1;
+        var reductionShare = device.SharedCores > 0 && ReferenceEquals(dataLink, intra) ? Math.Max(1, oversubscribed) : 1;
         var reduction = reductionShare * zero switch
         {
             0 => uneven * CollectiveTime.AllReduce(gradientBytes, dp, dataLink),

@@ -12,8 +12,8 @@ namespace Elastic.Training.Calibration;
 /// <summary>
 /// Measures one device as the cost model sees it: the matmul rate per precision at transformer-like shapes (a block's
 /// projections: tokens x d by d x 4d), the memory bandwidth of an elementwise add over buffers far larger than any cache, and
-/// what a kernel costs on its own (a tiny add, launched many times), then, from two reference training steps, what the engine
-/// pays per kernel it launches and the share of the kernel figures' rate it reaches (<see cref="DeviceProfile.EngineEfficiency"/>). Each figure is the median of a few timed repetitions after
+/// then what a kernel costs as the engine launches it and, from two reference training steps, the share of those rates the
+/// engine reaches and what a virtual shard's kernels cost on top (<see cref="DeviceProfile.EngineEfficiency"/>). Each figure is the median of a few timed repetitions after
 /// one untimed; it runs on the calling thread (the device's worker thread, with the intra-op threads a step uses).
 /// </summary>
 public static class DeviceCalibration
@@ -45,7 +45,6 @@ public static class DeviceCalibration
         {
             MatmulTflops = matmul,
             MemoryBandwidthGBs = MemoryBandwidthGBs(device, gpu),
-            KernelOverheadMicroseconds = KernelOverheadMicroseconds(device),
             SharedCores = gpu ? 0 : Environment.ProcessorCount,
         };
         return EngineFit(device, gpu, kernels) with { Seconds = watch.Elapsed.TotalSeconds };
@@ -138,18 +137,6 @@ public static class DeviceCalibration
         var b = zeros(elements, device: device);
         var seconds = Timed(device, 5, () => a.add_(b));
         return 3.0 * elements * 4 / seconds / 1e9;
-    }
-
-    private static double KernelOverheadMicroseconds(Device device)
-    {
-        using var scope = NewDisposeScope();
-        const int launches = 200;
-        var a = zeros(8, device: device);
-        var seconds = Timed(device, 5, () =>
-        {
-            for (var i = 0; i < launches; i++) a.add_(a);
-        });
-        return seconds / launches * 1e6;
     }
 
     /// <summary>The median seconds of <paramref name="repetitions"/> runs of <paramref name="work"/> after one untimed, the device drained around each.</summary>
