@@ -42,8 +42,8 @@ internal static class AdamWStep
     private static (List<double> Flat, List<double> PerParameter, long Parameters, int Tensors) Measure(ModelSpec spec, Device device, int rounds, int stepsPerRound)
     {
         var optimizer = new OptimizerSpec();
-        using var ours = new GptModel(spec, seed: 1, device: device);
-        using var theirs = new GptModel(spec, seed: 1, device: device);
+        using var ours = new DecoderModel(spec, seed: 1, device: device);
+        using var theirs = new DecoderModel(spec, seed: 1, device: device);
         var named = ours.ParametersByName();
         var theirParameters = theirs.ParametersByName().Select(p => p.Parameter).ToList();
         var count = named.Sum(p => p.Parameter.numel());

@@ -78,14 +78,14 @@ internal static class EngineVsBareLoop
     {
         private readonly TrainingSpec _spec;
         private readonly TokenCorpus _corpus;
-        private readonly GptModel _model;
+        private readonly DecoderModel _model;
         private readonly optim.Optimizer _optimizer;
 
         public BareLoop(TrainingSpec spec, TokenCorpus corpus)
         {
             _spec = spec;
             _corpus = corpus;
-            _model = new GptModel(spec.Model, spec.Seed);
+            _model = new DecoderModel(spec.Model, spec.Seed);
             var o = spec.Optimizer;
             _optimizer = optim.AdamW(Parameters, o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
         }

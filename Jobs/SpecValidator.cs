@@ -109,12 +109,18 @@ public static class SpecValidator
         if (spec.Priority is < 0 or > MaxPriority) Fail("priority", spec.Priority, $"must be in [0, {MaxPriority}] (higher is served first)");
 
         var m = spec.Model;
+        if (m.Architecture is null) Fail("model.architecture", null, "must be given, not null");
+        else if (!ModelSpec.Architectures.Contains(m.Architecture))
+            Fail("model.architecture", m.Architecture, $"unknown architecture; known: {string.Join(", ", ModelSpec.Architectures)}");
         if (m.Layers < 1) Fail("model.layers", m.Layers, "must be at least 1");
         if (m.DModel < 1) Fail("model.dModel", m.DModel, "must be at least 1");
         if (m.Heads < 1) Fail("model.heads", m.Heads, "must be at least 1");
         else if (m.DModel >= 1 && m.DModel % m.Heads != 0)
             Fail("model.dModel", m.DModel, $"is not divisible by model.heads {m.Heads}");
-        if (m.Ffn < 0) Fail("model.ffn", m.Ffn, "must be positive (or 0 for 4 x dModel)");
+        if (m.Ffn < 0) Fail("model.ffn", m.Ffn, "must be positive (or 0 for the architecture's default)");
+        if (m.IsLlama) ValidateLlama(m, Fail, Finite);
+        else if (m.KvHeads != 0) Fail("model.kvHeads", m.KvHeads, "applies to architecture 'llama' only (gpt2 has one key/value head per query head)");
+        if (Finite("model.normEps", m.NormEps) && !(m.NormEps > 0)) Fail("model.normEps", m.NormEps, "must be positive");
         if (m.Context < 1) Fail("model.context", m.Context, "must be at least 1");
         if (m.TensorShards != 0)
         {
@@ -122,7 +128,9 @@ public static class SpecValidator
                 Fail("model.tensorShards", m.TensorShards, "must be a power of two (1, 2, 4, 8, ...) or 0 for the default");
             else if (m.Heads >= 1 && m.DModel >= 1 && m.Context >= 1)
                 foreach (var (field, value) in m.ShardProblems(m.TensorShards))
-                    Fail("model.tensorShards", m.TensorShards, $"does not divide {field} {value}");
+                    Fail("model.tensorShards", m.TensorShards, field == "model.kvHeads"
+                        ? $"neither divides nor is a multiple of {field} {value} (each virtual shard must hold whole key/value heads or read exactly one)"
+                        : $"does not divide {field} {value}");
         }
         if (Finite("model.dropout", m.Dropout) && m.Dropout is < 0 or >= 1) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
 
@@ -198,6 +206,18 @@ public static class SpecValidator
         if (spec.Runtime.Recompute is not (null or "none" or "selective" or "full"))
             Fail("runtime.recompute", spec.Runtime.Recompute, "must be 'none', 'selective' (the attention core) or 'full' (each layer from its input)");
         return errors;
+    }
+
+    /// <summary>The fields only a Llama model has: grouped-query heads and the rotary embedding.</summary>
+    private static void ValidateLlama(ModelSpec m, Action<string, object?, string> fail, Func<string, double, bool> finite)
+    {
+        if (m.KvHeads < 0) fail("model.kvHeads", m.KvHeads, "must be positive (or 0 for one per query head)");
+        else if (m.KvHeads > 0 && m.Heads >= 1 && m.Heads % m.KvHeads != 0)
+            fail("model.kvHeads", m.KvHeads, $"does not divide model.heads {m.Heads} (each key/value head serves a whole group of query heads)");
+        if (m.Heads >= 1 && m.DModel % m.Heads == 0 && m.HeadDim % 2 != 0)
+            fail("model.heads", m.Heads, $"gives a head dimension of {m.HeadDim}; rotary embeddings rotate pairs, so it must be even");
+        if (finite("model.ropeTheta", m.RopeTheta) && !(m.RopeTheta > 1)) fail("model.ropeTheta", m.RopeTheta, "must be greater than 1");
+        if (m.Moe is not null) fail("model.moe", "given", "mixture-of-experts layers are built for architecture 'gpt2' only so far");
     }
 
     /// <summary>model.moe and parallel.expert: each refusal names its numbers.</summary>

@@ -30,13 +30,30 @@ public sealed record TrainingSpec
     public CheckpointSpec Checkpoint { get; init; } = new();
 }
 
-/// <summary>A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP).</summary>
+/// <summary>
+/// A decoder-only transformer: <c>gpt2</c> (pre-LayerNorm, learned positions, GELU MLP, biases) or <c>llama</c> (RMSNorm,
+/// rotary positions, SwiGLU MLP, grouped-query attention, no biases).
+/// </summary>
 public sealed record ModelSpec
 {
+    /// <summary>The architecture names the spec accepts.</summary>
+    public static readonly IReadOnlyList<string> Architectures = ["gpt2", "llama"];
+
+    /// <summary><c>gpt2</c> or <c>llama</c>.</summary>
+    public string Architecture { get; init; } = "gpt2";
     public int Layers { get; init; } = 4;
     public int DModel { get; init; } = 128;
     public int Heads { get; init; } = 4;
-    /// <summary>Hidden size of the MLP; 0 means 4 x dModel.</summary>
+    /// <summary>
+    /// Llama: key/value heads (grouped-query attention; 1 is multi-query), a divisor of heads; 0 means heads. Split over the
+    /// virtual shards when S divides them, else each shard computes the one it reads (S must then be a multiple of them).
+    /// </summary>
+    public int KvHeads { get; init; }
+    /// <summary>Llama: the base of the rotary position embedding's frequencies.</summary>
+    public double RopeTheta { get; init; } = 10000;
+    /// <summary>The epsilon of every normalisation (LayerNorm for gpt2, RMSNorm for llama).</summary>
+    public double NormEps { get; init; } = 1e-5;
+    /// <summary>Hidden size of the MLP; 0 means 4 x dModel (gpt2) or 8/3 x dModel rounded up to a multiple of 64 (llama's SwiGLU, about the same parameters).</summary>
     public int Ffn { get; init; }
     public int Vocab { get; init; } = 256;
     /// <summary>Context length in tokens.</summary>
@@ -55,7 +72,23 @@ public sealed record ModelSpec
     /// <summary>Experts in place of the MLP of some layers; null: every layer is dense.</summary>
     public MoeSpec? Moe { get; init; }
 
-    public int FfnSize => Ffn == 0 ? 4 * DModel : Ffn;
+    public bool IsLlama => Architecture == "llama";
+
+    public int FfnSize => Ffn != 0 ? Ffn : IsLlama ? (8 * DModel / 3 + 63) / 64 * 64 : 4 * DModel;
+
+    /// <summary>Key/value heads as used: <see cref="KvHeads"/> for llama (0: one per query head); GPT-2 has one per query head.</summary>
+    public int KeyValueHeads => IsLlama && KvHeads != 0 ? KvHeads : Heads;
+
+    public int HeadDim => Heads == 0 ? 0 : DModel / Heads;
+
+    /// <summary>Features of the keys (and of the values): key/value heads x head dimension.</summary>
+    public int KeyValueWidth => KeyValueHeads * HeadDim;
+
+    /// <summary>d x ffn matrices in a dense MLP: 2 (GELU: up, down) or 3 (SwiGLU: gate, up, down).</summary>
+    public int MlpMatrices => IsLlama ? 3 : 2;
+
+    /// <summary>Whether the key/value projection is split over <paramref name="shards"/> (else every shard computes the head it reads from a replica).</summary>
+    public bool KeyValueSplit(int shards) => KeyValueHeads % shards == 0;
 
     /// <summary>S as used: <see cref="TensorShards"/>, or its default.</summary>
     public int Shards => TensorShards != 0 ? TensorShards : new[] { 8, 4, 2 }.FirstOrDefault(s => ShardProblems(s).Count == 0, 1);
@@ -63,7 +96,10 @@ public sealed record ModelSpec
     /// <summary>What keeps <paramref name="shards"/> from splitting this model: each model field it does not divide.</summary>
     public IReadOnlyList<(string Field, int Value)> ShardProblems(int shards) =>
         new[] { ("model.heads", Heads), ("model.ffn", FfnSize), ("model.vocab", Vocab), ("model.context", Context) }
-            .Where(f => shards < 1 || f.Item2 % shards != 0).ToList();
+            .Where(f => shards < 1 || f.Item2 % shards != 0)
+            // Key/value heads either split over the shards or each shard reads one of them: S a multiple of kvHeads.
+            .Concat(shards >= 1 && KeyValueHeads >= 1 && KeyValueHeads % shards != 0 && shards % KeyValueHeads != 0 ? [("model.kvHeads", KeyValueHeads)] : [])
+            .ToList();
 }
 
 public sealed record DataSpec

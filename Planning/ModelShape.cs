@@ -4,7 +4,7 @@ using Elastic.Parallelism.Pipeline;
 namespace Elastic.Planning;
 
 /// <summary>
-/// The sizes of a GPT's parts that the cost model adds up: parameters of each layer and of the embedding and head, split
+/// The sizes of a decoder's parts (GPT-2 or Llama) that the cost model adds up: parameters of each layer and of the embedding and head, split
 /// by tensor parallelism or replicated over it; the training FLOPs and kernels of a micro-batch through each part; the
 /// activations autograd keeps. Counts of elements and operations, in one place for the memory and step-time models.
 /// </summary>
@@ -16,13 +16,25 @@ public sealed class ModelShape
     {
         _m = model;
         MicroBatch = microBatch;
-        long d = model.DModel, f = model.FfnSize;
-        Mlp = d * f + f + (f * d + d);
-        // Split by tp: the QKV projection (weights and bias), the output projection's weight, the MLP's two weights and its first bias.
-        SplitDense = 3 * d * d + 3 * d + d * d + d * f + f + f * d;
-        // Replicated: both LayerNorms, the output projection's and the MLP's second bias.
-        ReplicatedDense = 2 * d + 2 * d + d + d;
+        long d = model.DModel, f = model.FfnSize, kv = model.KeyValueWidth;
+        var llama = model.IsLlama;
+        // GPT-2: weights and biases of QKV and the output projection. Llama: no biases; keys and values split with the heads when S divides them.
+        var keyValues = 2 * d * kv;
+        var kvSplit = !llama || model.KeyValueSplit(model.Shards);
+        Attention = llama ? 2 * d * d + keyValues : 3 * d * d + 3 * d + d * d + d;
+        Mlp = llama ? 3 * d * f : d * f + f + (f * d + d);
+        // Split by tp: the projections' weights (and GPT-2's QKV and first MLP biases).
+        SplitDense = llama ? 2 * d * d + (kvSplit ? keyValues : 0) + 3 * d * f : 3 * d * d + 3 * d + d * d + d * f + f + f * d;
+        // Replicated: the norms (GPT-2's with biases), GPT-2's output and second MLP biases, Llama's key/value projection when S does not divide its heads.
+        ReplicatedDense = llama ? 2 * d + (kvSplit ? 0 : keyValues) : 2 * d + 2 * d + d + d;
+        NormParameters = llama ? d : 2 * d;
     }
+
+    /// <summary>Parameters of one layer's attention (projections and biases).</summary>
+    public long Attention { get; }
+
+    /// <summary>Parameters of one normalisation (gain, and GPT-2's bias).</summary>
+    public long NormParameters { get; }
 
     public int MicroBatch { get; }
 
@@ -44,17 +56,17 @@ public sealed class ModelShape
     public long LayerParameters(int layer, int tp, int hostedExperts)
     {
         if (!IsMoe(layer)) return SplitDense / tp + ReplicatedDense;
+        // MoE layers are GPT-2 layers (the spec refuses Llama MoE so far): QKV split, the output bias and both LayerNorms replicated.
         var d = (long)_m.DModel;
-        var attention = 3 * d * d + 3 * d + d * d;
-        return attention / tp + d + 4 * d + (long)hostedExperts * Mlp + _m.Moe!.Experts * d;
+        return (Attention - d) / tp + d + 2 * NormParameters + (long)hostedExperts * Mlp + _m.Moe!.Experts * d;
     }
 
-    /// <summary>Parameters of the embedding (token embedding split over the vocabulary, positions replicated).</summary>
-    public long EmbeddingParameters(int tp) => (long)_m.Vocab * _m.DModel / tp + (long)_m.Context * _m.DModel;
+    /// <summary>Parameters of the embedding (token embedding split over the vocabulary; GPT-2's positions replicated, Llama has none).</summary>
+    public long EmbeddingParameters(int tp) => (long)_m.Vocab * _m.DModel / tp + (_m.IsLlama ? 0 : (long)_m.Context * _m.DModel);
 
-    /// <summary>Parameters of the head: the final LayerNorm and, untied or on a stage without the embedding, the output projection.</summary>
+    /// <summary>Parameters of the head: the final norm and, untied or on a stage without the embedding, the output projection.</summary>
     public long HeadParameters(int tp, bool withEmbedding) =>
-        2L * _m.DModel + (!_m.TiedEmbeddings || !withEmbedding ? (long)_m.Vocab * _m.DModel / tp : 0);
+        NormParameters + (!_m.TiedEmbeddings || !withEmbedding ? (long)_m.Vocab * _m.DModel / tp : 0);
 
     public long ChunkParameters(ModelChunk chunk, int tp, int hostedExperts) =>
         Enumerable.Range(chunk.First, chunk.Count).Sum(l => LayerParameters(l, tp, hostedExperts))
@@ -89,7 +101,11 @@ public sealed class ModelShape
     public long SequenceElements => Tokens * 10 * _m.DModel;
 
     /// <summary>What a layer keeps that tensor parallelism splits along heads or the MLP width.</summary>
-    public long TensorElements => Tokens * (4L * _m.DModel + 2L * _m.FfnSize) + AttentionKept;
+    /// <remarks>Llama keeps q, k and v rotated and unrotated, grouped keys and values expanded to every query head, and SwiGLU's gate, up,
+    /// activation and product: counted, not yet measured.</remarks>
+    public long TensorElements => _m.IsLlama
+        ? Tokens * (6L * _m.DModel + 2L * _m.KeyValueWidth + 4L * _m.FfnSize) + AttentionKept
+        : Tokens * (4L * _m.DModel + 2L * _m.FfnSize) + AttentionKept;
 
     /// <summary>Attention weights of one micro-batch through one layer (b x h x t x t): what the attention core computes and reads.</summary>
     public long AttentionWeights => (long)MicroBatch * _m.Heads * _m.Context * _m.Context;
@@ -112,11 +128,11 @@ public sealed class ModelShape
     /// </summary>
     public double LayerForwardFlops(int layer)
     {
-        double n = Tokens, d = _m.DModel, f = _m.FfnSize, t = _m.Context;
-        var attention = 2 * n * 4 * d * d + 4 * n * t * d;
+        double n = Tokens, d = _m.DModel, f = _m.FfnSize, t = _m.Context, kv = _m.KeyValueWidth;
+        var attention = 2 * n * (2 * d * d + 2 * d * kv) + 4 * n * t * d;
         return _m.Moe is { } moe && IsMoe(layer)
             ? attention + 2 * n * d * moe.Experts + moe.TopK * 2 * n * 2 * d * f
-            : attention + 2 * n * 2 * d * f;
+            : attention + 2 * n * _m.MlpMatrices * d * f;
     }
 
     /// <summary>The attention core's forward FLOPs per micro-batch (scores and values): what selective recomputation runs again.</summary>
@@ -145,5 +161,5 @@ public sealed class ModelShape
     public int LayerExtraShardKernels(int tp) => 6 * Math.Max(0, _m.Shards / tp - 1);
 
     /// <summary>Parameter tensors of one layer (what the optimizer's per-tensor kernels run over).</summary>
-    public int LayerTensors => 12;
+    public int LayerTensors => _m.IsLlama ? 7 : 12;
 }

@@ -19,7 +19,7 @@ public sealed class RunFolder(string path)
     public void Save(TrainingSpec spec, Trainer trainer) => ModelFolder.Save(Path, spec, trainer);
 
     /// <summary>Rebuilds the trained model; the caller owns (and disposes) it.</summary>
-    public (TrainingSpec Spec, GptModel Model) Load() =>
+    public (TrainingSpec Spec, DecoderModel Model) Load() =>
         ModelFolder.Exists(Path)
             ? ModelFolder.Load(Path)
             : throw new CliException($"--run {Path}: no trained model there (expected {ModelFolder.SpecFile} and {ModelFolder.WeightsFile}; `elastic train` writes them)");

@@ -35,7 +35,7 @@ public sealed class ExportTests : IDisposable
             trainer.Dispose();
             return result;
         });
-        Assert.Equal(ParameterLayout.Gpt(spec.Model).Select(p => p.Name), names);
+        Assert.Equal(ParameterLayout.Of(spec.Model).Select(p => p.Name), names);
         Assert.Equal([3L * spec.Model.DModel, spec.Model.DModel], attention); // GPT-2's shape for q, k and v
         Assert.Equal(digest, loaded);
         var json = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(config))!;

@@ -111,7 +111,7 @@ public sealed class PipelineScheduleTests
     [Fact]
     public void A_gpt2_sized_model_gives_its_last_stage_fewer_layers_for_the_vocabulary_head()
     {
-        var layer = TransformerCost.Layer(768, 3072, 1024);
+        var layer = TransformerCost.Layer(768, 3072, 1024, 768, 2);
         var chunks = StageSplit.Balance(Enumerable.Repeat(layer, 12).ToList(), TransformerCost.Embedding(768, 1024), TransformerCost.Head(768, 50257, 1024), 4);
 
         // The head (50257 x 768) costs about four and a half layers: the last stage gets one layer, and sets the pace.

@@ -24,6 +24,31 @@ public sealed class CostModelTests
     public void The_whole_model_counts_every_parameter_once() =>
         Assert.Equal(2 * (12_512 + 192) + 8_192 + 1_024 + 64, new ModelShape(Spec.Model, 1).Parameters);
 
+    [Theory]
+    [InlineData("gpt2", 0, true)]
+    [InlineData("llama", 4, true)]
+    [InlineData("llama", 2, false)]
+    [InlineData("llama", 1, true)]
+    public void Each_tensor_rank_holds_what_the_engines_parameter_layout_gives_it(string architecture, int kvHeads, bool tied)
+    {
+        var spec = Spec with { Model = Spec.Model with { Architecture = architecture, KvHeads = kvHeads, TiedEmbeddings = tied } };
+        var layouts = Elastic.Training.Model.ParameterLayout.Of(spec.Model);
+        foreach (var tp in new[] { 1, 2, 4 })
+        {
+            var held = layouts.Sum(l => l.Shape.Aggregate(1L, (a, b) => a * b) / (l.TensorSplit ? tp : 1));
+            Assert.Equal(held, MemoryEstimate.For(spec, new Layout(1, Tp: tp)).Parameters);
+        }
+    }
+
+    [Fact]
+    public void A_llama_layer_costs_its_grouped_projections_and_three_mlp_matrices()
+    {
+        // d 32, 4 heads of 8, 1 key/value head (8 wide), SwiGLU width 128; one micro-batch of 32 tokens.
+        var llama = new ModelShape(Spec.Model with { Architecture = "llama", KvHeads = 1 }, 1);
+        Assert.Equal(128, (Spec.Model with { Architecture = "llama" }).FfnSize);
+        Assert.Equal(2.0 * 32 * (2 * 32 * 32 + 2 * 32 * 8) + 4.0 * 32 * 32 * 32 + 2.0 * 32 * 3 * 32 * 128, llama.LayerForwardFlops(0));
+    }
+
     [Fact]
     public void With_the_sequence_split_tp_splits_every_activation_without_it_only_the_split_layers()
     {

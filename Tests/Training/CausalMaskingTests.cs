@@ -10,7 +10,7 @@ public sealed class CausalMaskingTests
     {
         var (earlierDiff, laterDiff) = await TestSpecs.OnDevice(() =>
         {
-            using var model = new GptModel(TestSpecs.Tiny(dropout: 0).Model, seed: 3);
+            using var model = new DecoderModel(TestSpecs.Tiny(dropout: 0).Model, seed: 3);
             model.Training = false;
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();

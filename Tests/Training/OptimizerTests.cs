@@ -85,7 +85,7 @@ public sealed class OptimizerTests
     [Fact]
     public void AdamW_decays_matrices_and_embeddings_but_not_biases_or_norm_gains()
     {
-        using var model = new Elastic.Training.Model.GptModel(TestSpecs.Tiny().Model, seed: 1);
+        using var model = new Elastic.Training.Model.DecoderModel(TestSpecs.Tiny().Model, seed: 1);
         using var adamW = new AdamW(model.ParametersByName(), new OptimizerSpec());
         var decayed = adamW.DecayedParameters.ToHashSet();
         // Split parameters are held as shards (name#s): each shard decays as its parameter does.

@@ -11,7 +11,7 @@ public sealed class SamplingTests
     {
         var (a, b, c) = await TestSpecs.OnDevice(() =>
         {
-            using var model = new GptModel(TestSpecs.Tiny().Model, seed: 1);
+            using var model = new DecoderModel(TestSpecs.Tiny().Model, seed: 1);
             var tokenizer = new ByteTokenizer();
             return (TextSampler.Sample(model, tokenizer, "And God said", 50, seed: 3),
                     TextSampler.Sample(model, tokenizer, "And God said", 50, seed: 3),

@@ -61,6 +61,27 @@ public sealed class SpecValidationTests
     }
 
     [Fact]
+    public void Every_architecture_error_is_listed_with_its_numbers()
+    {
+        var llama = TestSpecs.Tiny().Model with { Architecture = "llama", Heads = 12, DModel = 36, KvHeads = 5, RopeTheta = 0.5, NormEps = 0 };
+        var errors = SpecValidator.Validate(TestSpecs.Tiny() with { Model = llama });
+        var byField = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Last());
+
+        Assert.Contains("does not divide model.heads 12", byField["model.kvHeads"].Message);
+        Assert.Contains("head dimension of 3", byField["model.heads"].Message);
+        Assert.Equal("0.5", byField["model.ropeTheta"].Value);
+        Assert.Equal("0", byField["model.normEps"].Value);
+        Assert.Equal("transformer", SpecValidator.Validate(TestSpecs.Tiny() with { Model = TestSpecs.Tiny().Model with { Architecture = "transformer" } }).Single().Value);
+        Assert.Contains("gpt2, llama", SpecValidator.Validate(TestSpecs.Tiny() with { Model = TestSpecs.Tiny().Model with { Architecture = "transformer" } }).Single().Message);
+        Assert.Equal("model.kvHeads", SpecValidator.Validate(TestSpecs.Tiny() with { Model = TestSpecs.Tiny().Model with { KvHeads = 2 } }).Single().Field);
+        // 12 heads over 6 key/value heads at S = 4: a shard would hold one and a half.
+        var grouped = TestSpecs.Tiny().Model with { Architecture = "llama", Heads = 12, DModel = 48, KvHeads = 6, Ffn = 128, TensorShards = 4 };
+        Assert.Contains("neither divides nor is a multiple of model.kvHeads 6", SpecValidator.Validate(TestSpecs.Tiny() with { Model = grouped }).Single().Message);
+        Assert.Equal(2, (grouped with { TensorShards = 0 }).Shards);
+        Assert.Empty(SpecValidator.Validate(TestSpecs.Tiny() with { Model = grouped with { TensorShards = 2 } }));
+    }
+
+    [Fact]
     public void The_example_specs_are_valid()
     {
         foreach (var name in new[] { "tiny.json", "demo.json" })

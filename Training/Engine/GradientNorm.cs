@@ -20,21 +20,21 @@ namespace Elastic.Training.Engine;
 public static class GradientNorm
 {
     /// <param name="zero">Under ZeRO: whether this rank updates a parameter (by name), and its data-parallel group.</param>
-    public static double Compute(GptModel model, FlatGradients layout, Tensor flat, Communicator? pipeline, (Func<string, bool> Updates, Communicator? Replicas)? zero = null)
+    public static double Compute(DecoderModel model, FlatGradients layout, Tensor flat, Communicator? pipeline, (Func<string, bool> Updates, Communicator? Replicas)? zero = null)
     {
         // Under ZeRO every (parameter, shard) has one owner among all the replicas, experts included: the data-parallel gather counts each once.
         var experts = zero is null ? model.Experts.Ranks : null;
         var local = new Dictionary<string, double>();
         using (var scope = NewDisposeScope())
         {
-            var slices = layout.Slices.Where(s => !s.Name.StartsWith(GptModel.TiedHeadPrefix, StringComparison.Ordinal)).ToList();
+            var slices = layout.Slices.Where(s => !s.Name.StartsWith(DecoderModel.TiedHeadPrefix, StringComparison.Ordinal)).ToList();
             // x * x, not square(): TorchSharp's square is pow with an implicit Scalar, which a collection can free mid-call.
             var sums = slices.Select(s => flat.narrow(0, s.Offset, s.Length)).Select(g => g.mul(g).sum(ScalarType.Float64)).ToList();
             var values = sums.Count == 0 ? [] : stack(sums).cpu().data<double>().ToArray();
             for (var i = 0; i < slices.Count; i++) local[slices[i].Name] = values[i];
         }
         var group = model.Group;
-        var entries = ParameterLayout.Gpt(model.Spec)
+        var entries = ParameterLayout.Of(model.Spec)
             .SelectMany(p => p.SplitDim is null ? [(Layout: p, Key: p.Name, Split: false)] : Enumerable.Range(0, p.Pieces(group.Shards)).Select(s => (Layout: p, Key: $"{p.Name}#{s}", Split: p.TensorSplit)))
             .ToList();
         var mine = new double[entries.Count];

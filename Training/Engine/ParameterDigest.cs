@@ -10,7 +10,7 @@ namespace Elastic.Training.Engine;
 /// </summary>
 public static class ParameterDigest
 {
-    public static string Compute(GptModel model)
+    public static string Compute(DecoderModel model)
     {
         using var scope = NewDisposeScope();
         return Compute(model.WholeParameters());

@@ -17,7 +17,7 @@ internal readonly record struct MicroBatch(Tensor Inputs, Tensor Targets, Dropou
 /// same parameters. A single stage holding the whole model is the same loop without links.
 /// </summary>
 /// <param name="experts">Under expert parallelism, where hosted experts' gradients are summed per source (null otherwise).</param>
-internal sealed class StageRunner(GptModel model, PipelineStage stage, StageLinks? links, IReadOnlyList<ChunkGradients> chunks, long sequenceLength,
+internal sealed class StageRunner(DecoderModel model, PipelineStage stage, StageLinks? links, IReadOnlyList<ChunkGradients> chunks, long sequenceLength,
     Func<long, int, MicroBatch> batch, Func<IDisposable> computeMode, Parallel.Experts.ExpertGradients? experts)
 {
     private readonly StageLinks? _links = links;

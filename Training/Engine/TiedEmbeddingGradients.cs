@@ -19,7 +19,7 @@ internal sealed class TiedEmbeddingGradients
     private readonly (long Offset, long Length)? _head;
     private readonly StageLinks? _links;
 
-    public TiedEmbeddingGradients(GptModel model, PipelineStage stage, StageLinks? links, FlatGradients gradients)
+    public TiedEmbeddingGradients(DecoderModel model, PipelineStage stage, StageLinks? links, FlatGradients gradients)
     {
         _stage = stage;
         if (!model.Spec.TiedEmbeddings || model.Parameters.All(p => p.Name != "wte.weight")) return;
@@ -31,7 +31,7 @@ internal sealed class TiedEmbeddingGradients
         }
         // The token embedding's own region holds the embedding's gradient on the first stage and nothing (zeros) on the last.
         _embedding = Region("");
-        if (model.Chunks.Any(c => c.Head)) _head = Region(GptModel.TiedHeadPrefix);
+        if (model.Chunks.Any(c => c.Head)) _head = Region(DecoderModel.TiedHeadPrefix);
         _links = links;
     }
 

@@ -46,7 +46,7 @@ public sealed partial class Trainer : IDisposable
         _corpus = corpus;
         Device = device ?? CPU;
         Stage = pipeline ?? new PipelineStage(spec, null);
-        Model = new GptModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local, experts)
+        Model = new DecoderModel(spec.Model, spec.Seed, ComputePrecisions.Parse(spec.Runtime.Precision), Device, tensorGroup, sequenceParallel, Stage.Local, experts)
         {
             Recompute = ActivationRecomputes.Parse(SpecLayout.At(spec, 1).Recompute),
         };
@@ -125,7 +125,7 @@ public sealed partial class Trainer : IDisposable
             offset += lengths[key];
         }
         if (tied && Stage.Local.Any(c => c.Head))
-            entries.Add(new OptimizerPartition.Entry(GptModel.TiedHeadPrefix + "wte.weight", offset, entries.Single(e => e.Name == "wte.weight").Length, Tied: true, GradientOnly: true));
+            entries.Add(new OptimizerPartition.Entry(DecoderModel.TiedHeadPrefix + "wte.weight", offset, entries.Single(e => e.Name == "wte.weight").Length, Tied: true, GradientOnly: true));
         return entries;
     }
 
@@ -160,7 +160,7 @@ public sealed partial class Trainer : IDisposable
     }
 
     public TrainingSpec Spec { get; }
-    public GptModel Model { get; }
+    public DecoderModel Model { get; }
     public Device Device { get; }
     public ITokenizer Tokenizer => _corpus.Tokenizer;
     public long ParameterCount { get; }

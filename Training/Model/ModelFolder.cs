@@ -37,13 +37,13 @@ public static class ModelFolder
         File.Exists(Path.Combine(directory, SpecFile)) && File.Exists(Path.Combine(directory, WeightsFile));
 
     /// <summary>Rebuilds the trained model on one device; the caller owns (and disposes) it.</summary>
-    public static (TrainingSpec Spec, GptModel Model) Load(string directory)
+    public static (TrainingSpec Spec, DecoderModel Model) Load(string directory)
     {
         if (!Exists(directory))
             throw new FileNotFoundException($"{directory}: no trained model there (expected {SpecFile} and {WeightsFile})");
         var spec = SpecJson.Parse(File.ReadAllText(Path.Combine(directory, SpecFile)));
         var saved = Safetensors.Read(File.ReadAllBytes(Path.Combine(directory, WeightsFile))).ToDictionary(e => e.Name);
-        var model = new GptModel(spec.Model, spec.Seed);
+        var model = new DecoderModel(spec.Model, spec.Seed);
         foreach (var p in model.Parameters)
         {
             if (!saved.TryGetValue(p.Name, out var entry) || !entry.Shape.SequenceEqual(p.Layout.Shape))

@@ -12,7 +12,8 @@ public enum ParameterInit
 }
 
 /// <summary>
-/// A logical parameter of the GPT: its GPT-2 name, whole shape, the dimension its pieces split (null: replicated on every
+/// A logical parameter of the model: its name (GPT-2's scheme for both architectures; Hugging Face names are mapped at
+/// import and export), whole shape, the dimension its pieces split (null: replicated on every
 /// rank), whether weight decay applies, and its initialisation. A parameter is split either into the S virtual tensor
 /// shards (held by tensor rank) or, <see cref="Experts"/>, along dimension 0 into one piece per expert (held by expert
 /// rank, replicated over the tensor group).
@@ -25,8 +26,11 @@ public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, b
     /// <summary>The pieces the whole tensor is cut into: S tensor shards, E experts, or 1.</summary>
     public int Pieces(int tensorShards) => Experts ? (int)Shape[0] : SplitDim is null ? 1 : tensorShards;
 
-    /// <summary>Every parameter of a GPT of <paramref name="m"/>, in name order (ordinal): the canonical order for flat buffers, digests and checkpoints.</summary>
-    public static IReadOnlyList<ParameterLayout> Gpt(Elastic.Jobs.ModelSpec m)
+    /// <summary>Every parameter of a model of <paramref name="m"/>, in name order (ordinal): the canonical order for flat buffers, digests and checkpoints.</summary>
+    public static IReadOnlyList<ParameterLayout> Of(Elastic.Jobs.ModelSpec m) =>
+        (m.IsLlama ? Llama(m) : Gpt2(m)).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+
+    private static List<ParameterLayout> Gpt2(Elastic.Jobs.ModelSpec m)
     {
         long d = m.DModel, f = m.FfnSize, v = m.Vocab;
         var all = new List<ParameterLayout>
@@ -60,7 +64,39 @@ public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, b
                 new(h + "mlp.c_proj.bias", [d], null, false, ParameterInit.Zeros),
             ]);
         }
-        return all.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+        return all;
+    }
+
+    /// <summary>
+    /// Llama: RMSNorm gains only, no biases, no position table. The query projection splits its heads over the shards; the
+    /// key/value projection ([2, kvHeads x headDim, d]: k and v stacked) splits its heads too when S divides them, and is
+    /// otherwise replicated (each shard computes the one head its queries read). The MLP's gate and up projections are
+    /// stacked ([2, ffn, d]) and split along the width.
+    /// </summary>
+    private static List<ParameterLayout> Llama(Elastic.Jobs.ModelSpec m)
+    {
+        long d = m.DModel, f = m.FfnSize, v = m.Vocab, kv = (long)m.KeyValueHeads * m.HeadDim;
+        var all = new List<ParameterLayout>
+        {
+            new("wte.weight", [v, d], 0, true, ParameterInit.Normal),
+            new("ln_f.weight", [d], null, false, ParameterInit.Ones),
+        };
+        if (!m.TiedEmbeddings) all.Add(new("lm_head.weight", [v, d], 0, true, ParameterInit.Normal));
+        for (var i = 0; i < m.Layers; i++)
+        {
+            var h = $"h.{i}.";
+            all.AddRange(
+            [
+                new(h + "ln_1.weight", [d], null, false, ParameterInit.Ones),
+                new(h + "attn.q_proj.weight", [d, d], 0, true, ParameterInit.Normal),
+                new(h + "attn.kv_proj.weight", [2, kv, d], m.KeyValueSplit(m.Shards) ? 1 : null, true, ParameterInit.Normal),
+                new(h + "attn.c_proj.weight", [d, d], 1, true, ParameterInit.ResidualNormal),
+                new(h + "ln_2.weight", [d], null, false, ParameterInit.Ones),
+                new(h + "mlp.gate_up.weight", [2, f, d], 1, true, ParameterInit.Normal),
+                new(h + "mlp.c_proj.weight", [d, f], 1, true, ParameterInit.ResidualNormal),
+            ]);
+        }
+        return all;
     }
 
     /// <summary>A MoE layer's router ([E, d], replicated) and its E experts, each the dense MLP's shape, stacked along dimension 0.</summary>

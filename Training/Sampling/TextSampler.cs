@@ -8,7 +8,7 @@ namespace Elastic.Training.Sampling;
 /// <summary>Generates text from a prompt with temperature and top-k sampling, reproducibly for a seed.</summary>
 public static class TextSampler
 {
-    public static string Sample(GptModel model, ITokenizer tokenizer, string prompt, int tokens,
+    public static string Sample(DecoderModel model, ITokenizer tokenizer, string prompt, int tokens,
         double temperature = 0.8, int topK = 40, ulong seed = 1)
     {
         if (tokens < 0) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "must not be negative");

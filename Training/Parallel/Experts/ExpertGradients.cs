@@ -37,7 +37,7 @@ public sealed class ExpertGradients : IDisposable
         public Tensor?[] Current { get; set; } = [];
     }
 
-    public ExpertGradients(GptModel model, int sources, Device device)
+    public ExpertGradients(DecoderModel model, int sources, Device device)
     {
         (_sources, _device) = (sources, device);
         foreach (var chunk in model.Chunks)

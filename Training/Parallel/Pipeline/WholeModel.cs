@@ -11,7 +11,7 @@ namespace Elastic.Training.Parallel.Pipeline;
 internal static class WholeModel
 {
     /// <summary>On the first stage, the parameters as they arrive (lazily); on the others, sends its own at once and returns none.</summary>
-    public static IEnumerable<(string Name, Tensor Tensor)> Gather(GptModel model, PipelineStage stage, StageLinks links)
+    public static IEnumerable<(string Name, Tensor Tensor)> Gather(DecoderModel model, PipelineStage stage, StageLinks links)
     {
         var owned = model.WholeParameters().Where(p => model.Chunks.Any(c => ChunkParameters.Owns(c, p.Name)));
         if (stage.Rank == 0) return InNameOrder(model, stage, links, owned);
@@ -21,10 +21,10 @@ internal static class WholeModel
         return [];
     }
 
-    private static IEnumerable<(string Name, Tensor Tensor)> InNameOrder(GptModel model, PipelineStage stage, StageLinks links, IEnumerable<(string Name, Tensor Tensor)> owned)
+    private static IEnumerable<(string Name, Tensor Tensor)> InNameOrder(DecoderModel model, PipelineStage stage, StageLinks links, IEnumerable<(string Name, Tensor Tensor)> owned)
     {
         using var local = owned.GetEnumerator();
-        foreach (var layout in ParameterLayout.Gpt(model.Spec))
+        foreach (var layout in ParameterLayout.Of(model.Spec))
         {
             var owner = stage.StageOf(stage.Chunks.First(c => ChunkParameters.Owns(c, layout.Name)));
             if (owner != 0) yield return (layout.Name, links.Receive(owner, layout.Shape));

@@ -21,6 +21,13 @@ public sealed class ChunkReplicas : MultiTensorFunction<ChunkReplicas>
         return sequence.Chunks == 1 && !sequence.Split ? [parameter] : apply(group, sequence.Split, sequence.Chunks, parameter);
     }
 
+    /// <summary>
+    /// One copy per virtual shard this rank holds, for a replicated parameter each shard reads apart (Llama's key/value heads
+    /// when S does not divide them): the copies' gradients are summed over all S shards as a split sequence's chunks are.
+    /// </summary>
+    public static IReadOnlyList<Tensor> PerShard(TensorParallelGroup group, Tensor parameter) =>
+        group.Shards == 1 ? [parameter] : apply(group, true, group.ShardsPerRank, parameter);
+
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
     {
         var (group, split, count, parameter) = ((TensorParallelGroup)vars[0], (bool)vars[1], (int)vars[2], (Tensor)vars[3]);

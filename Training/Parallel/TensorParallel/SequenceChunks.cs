@@ -1,3 +1,4 @@
+using TorchSharp;
 using static Elastic.Training.ExplicitScalars;
 using static TorchSharp.torch;
 
@@ -6,7 +7,7 @@ namespace Elastic.Training.Parallel.TensorParallel;
 /// <summary>
 /// Per-token operations with replicated parameters, computed one virtual sequence chunk at a time so that the
 /// parameters' gradients are sums over chunks in the canonical tree (<see cref="ChunkReplicas"/>) on every layout:
-/// LayerNorm, the bias of a row-parallel layer, position embeddings. Inputs are this rank's part of the sequence.
+/// LayerNorm and RMSNorm, the bias of a row-parallel layer, position embeddings. Inputs are this rank's part of the sequence.
 /// </summary>
 public static class SequenceChunks
 {
@@ -16,6 +17,24 @@ public static class SequenceChunks
         var (weights, biases) = (ChunkReplicas.Apply(group, weight, sequence), ChunkReplicas.Apply(group, bias, sequence));
         long[] features = [x.shape[^1]];
         return Join(chunks.Select((c, i) => nn.functional.layer_norm(c, features, weights[i], biases[i], eps)));
+    }
+
+    /// <summary>RMSNorm (Llama): x / sqrt(mean(x^2) + eps) x weight, over the last dimension, in the input's dtype.</summary>
+    public static Tensor RmsNorm(TensorParallelGroup group, Tensor x, Tensor weight, SequencePart sequence, double eps)
+    {
+        var weights = ChunkReplicas.Apply(group, weight, sequence);
+        using var epsilon = eps.ToScalar();
+        return Join(Chunks(x, sequence).Select((c, i) => RmsNormOf(c, weights[i], epsilon)));
+    }
+
+    /// <summary>
+    /// One chunk's RMSNorm. It reads its input three times; a view of its own gathers their gradients into one before they meet
+    /// the residual stream's, which a whole unchunked input would otherwise sum with them in one order and a chunked one in another.
+    /// </summary>
+    private static Tensor RmsNormOf(Tensor chunk, Tensor weight, Scalar eps)
+    {
+        var x = chunk.view(chunk.shape);
+        return x.mul(x.mul(x).mean([-1], keepdim: true).add(eps).rsqrt()).mul(weight);
     }
 
     public static Tensor AddBias(TensorParallelGroup group, Tensor x, Tensor bias, SequencePart sequence)

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace Elastic.Training.Model;
 
 /// <summary>
-/// A GPT decoder-only transformer (pre-LayerNorm, causal attention, GELU MLP, GPT-2 names and initialisation) built
+/// A decoder-only transformer (the architecture's own parts in DecoderModel.Gpt2.cs and DecoderModel.Llama.cs) built
 /// from tensor-parallel layers over S = <c>model.tensorShards</c> virtual shards: attention heads, MLP width and
 /// vocabulary split into S shards, every sum across them in the canonical tree, so this rank's part of the model
 /// computes the same bits whatever tp it runs at. Activations are sequence-major ([sequence, batch, features]).
@@ -20,7 +20,7 @@ namespace Elastic.Training.Model;
 /// not depend on the layout or on which other parameters exist. A pipeline stage holds only its chunks' parameters and
 /// runs them one chunk at a time (<see cref="Forward(ModelChunk, Tensor, long, Tensor?, DropoutKeys?)"/>).
 /// </summary>
-public sealed class GptModel : IDisposable
+public sealed partial class DecoderModel : IDisposable
 {
     private readonly Dictionary<string, ModelParameter> _byName;
     private readonly IReadOnlyList<Embedding> _vocabTables;
@@ -34,7 +34,7 @@ public sealed class GptModel : IDisposable
     /// <param name="sequenceParallel">With tp > 1: split LayerNorm, dropout and the residual stream along the sequence while training.</param>
     /// <param name="chunks">The pipeline chunks this model holds; null: the whole model as one chunk.</param>
     /// <param name="experts">With MoE layers, this rank's expert group (it holds that rank's experts of each); null: all of them.</param>
-    public GptModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32, Device? device = null,
+    public DecoderModel(ModelSpec spec, ulong seed, ComputePrecision precision = ComputePrecision.Fp32, Device? device = null,
         TensorParallelGroup? group = null, bool sequenceParallel = false, IReadOnlyList<ModelChunk>? chunks = null, ExpertGroup? experts = null)
     {
         Spec = spec;
@@ -50,7 +50,7 @@ public sealed class GptModel : IDisposable
             throw new ArgumentException($"the expert group spreads {Experts.Experts} experts but model.moe.experts is {mixture.Experts}", nameof(experts));
         Chunks = chunks ?? [WholeChunk(spec)];
         var tables = new List<Embedding>();
-        Parameters = ParameterLayout.Gpt(spec).Where(l => Chunks.Any(c => ChunkParameters.Holds(c, l.Name, spec.TiedEmbeddings)))
+        Parameters = ParameterLayout.Of(spec).Where(l => Chunks.Any(c => ChunkParameters.Holds(c, l.Name, spec.TiedEmbeddings)))
             .Select(layout => Create(layout, seed, spec.Layers, tables)).ToList();
         _byName = Parameters.ToDictionary(p => p.Name);
         _vocabTables = tables;
@@ -261,7 +261,8 @@ public sealed class GptModel : IDisposable
     private Tensor Embed(Tensor tokens, DropoutKeys? keys, SequencePart sequence)
     {
         var x = VocabParallelEmbedding.Forward(Group, tokens, _vocabTables, sequence.Split);
-        x = SequenceChunks.AddPositions(Group, x, Whole("wpe.weight"), sequence);
+        // GPT-2 adds learned positions here; Llama rotates queries and keys in attention instead.
+        if (!Spec.IsLlama) x = SequenceChunks.AddPositions(Group, x, Whole("wpe.weight"), sequence);
         return Dropout(x, keys, sequence, DropoutKeys.Site(null));
     }
 
@@ -282,32 +283,37 @@ public sealed class GptModel : IDisposable
     /// <summary>This rank's vocabulary shards of the logits, [time, batch, V/S] each, fp32.</summary>
     private IReadOnlyList<Tensor> Head(Tensor x, SequencePart sequence)
     {
-        var h = SequenceChunks.LayerNorm(Group, x, Whole("ln_f.weight"), Whole("ln_f.bias"), sequence);
+        var h = Norm("ln_f.", x, sequence);
         IReadOnlyList<Tensor> head = Spec.TiedEmbeddings ? _headLeaves ?? _byName["wte.weight"].Local : _byName["lm_head.weight"].Local;
         return ColumnParallelLinear.Forward(Group, h, head.ToList(), null, sequence.Split, _matmuls.Linear)
             .Select(l => l.to_type(ScalarType.Float32)).ToList();
     }
 
+    /// <summary>A pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)), each branch through dropout.</summary>
     private Tensor Block(int layer, Tensor x, DropoutKeys? keys, SequencePart sequence)
     {
         var p = $"h.{layer}.";
-        var a = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_1.weight"), Whole(p + "ln_1.bias"), sequence);
-        var qkv = ColumnParallelLinear.Forward(Group, a, Shards(p + "attn.c_attn.weight", 2), Shards(p + "attn.c_attn.bias", 1), sequence.Split, _matmuls.Linear);
+        var a = Norm(p + "ln_1.", x, sequence);
+        var projected = Spec.IsLlama ? LlamaQkv(p, a, sequence) : Gpt2Qkv(p, a, sequence);
+        Func<Tensor, Tensor> core = Spec.IsLlama ? LlamaAttention : Gpt2Attention;
         // A layer that is recomputed as a whole (ZeRO 3) has nothing to gain from recomputing its core again.
-        var heads = Recompute == ActivationRecompute.Selective && _gather is null && is_grad_enabled() ? qkv.Select(q => Recomputed.Apply(Group, Attention, q)).ToList() : qkv.Select(Attention).ToList();
-        var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Whole(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
+        var heads = Recompute == ActivationRecompute.Selective && _gather is null && is_grad_enabled()
+            ? projected.Select(q => Recomputed.Apply(Group, core, q)).ToList()
+            : projected.Select(core).ToList();
+        var attention = RowParallelLinear.Forward(Group, heads, Shards(p + "attn.c_proj.weight"), Bias(p + "attn.c_proj.bias"), sequence, _matmuls.Linear);
         x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
-        var b = SequenceChunks.LayerNorm(Group, x, Whole(p + "ln_2.weight"), Whole(p + "ln_2.bias"), sequence);
-        var mlp = _moe.TryGetValue(layer, out var moe) ? MixtureOfExperts(moe, b, sequence) : Mlp(p, b, sequence);
+        var b = Norm(p + "ln_2.", x, sequence);
+        var mlp = _moe.TryGetValue(layer, out var moe) ? MixtureOfExperts(moe, b, sequence) : Spec.IsLlama ? SwiGlu(p, b, sequence) : Gelu(p, b, sequence);
         return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One);
     }
 
-    private Tensor Mlp(string p, Tensor b, SequencePart sequence)
-    {
-        var hidden = ColumnParallelLinear.Forward(Group, b, Shards(p + "mlp.c_fc.weight"), Shards(p + "mlp.c_fc.bias"), sequence.Split, _matmuls.Linear)
-            .Select(t => nn.functional.gelu(t, GELU.Approximate.tanh)).ToList();
-        return RowParallelLinear.Forward(Group, hidden, Shards(p + "mlp.c_proj.weight"), Whole(p + "mlp.c_proj.bias"), sequence, _matmuls.Linear);
-    }
+    /// <summary>The architecture's normalisation of <paramref name="x"/> with the parameters named <paramref name="prefix"/>weight (and bias).</summary>
+    private Tensor Norm(string prefix, Tensor x, SequencePart sequence) => Spec.IsLlama
+        ? SequenceChunks.RmsNorm(Group, x, Whole(prefix + "weight"), sequence, Spec.NormEps)
+        : SequenceChunks.LayerNorm(Group, x, Whole(prefix + "weight"), Whole(prefix + "bias"), sequence, Spec.NormEps);
+
+    /// <summary>A replicated bias, or null where the architecture has none.</summary>
+    private Tensor? Bias(string name) => _byName.TryGetValue(name, out var bias) ? bias.Local[0] : null;
 
     /// <summary>
     /// A MoE layer over the whole micro-batch on every tensor rank alike (a split sequence is gathered first and split again
@@ -323,18 +329,6 @@ public sealed class GptModel : IDisposable
         var tokens = moe.Forward(Group, Experts, whole.transpose(0, 1).reshape(batch * time, d), Whole(p + "router.weight"), experts);
         var back = tokens.view(batch, time, d).transpose(0, 1).contiguous();
         return sequence.Split ? ReplicatedRegion.Leave(Group, back) : back;
-    }
-
-    /// <summary>Causal attention over one shard's heads: qkv [time, batch, 3 x d/S] (q, k, v of its heads) to [time, batch, d/S].</summary>
-    private Tensor Attention(Tensor qkv)
-    {
-        var (t, b) = (qkv.shape[0], qkv.shape[1]);
-        var headDim = Spec.DModel / Spec.Heads;
-        var heads = Spec.Heads / Spec.Shards;
-        var q = qkv.view(t, b, 3, heads, headDim).permute(2, 1, 3, 0, 4);
-        // Positional arguments: TorchSharp spells the causal flag "is_casual".
-        var y = nn.functional.scaled_dot_product_attention(q[0], q[1], q[2], null, 0.0, true);
-        return y.permute(2, 0, 1, 3).reshape(t, b, heads * headDim);
     }
 
     private Tensor Dropout(Tensor x, DropoutKeys? keys, SequencePart sequence, ulong site)
@@ -403,5 +397,10 @@ public sealed class GptModel : IDisposable
         foreach (var table in _vocabTables) table.Dispose();
         foreach (var p in Parameters.SelectMany(p => p.Local)) p.Dispose();
         foreach (var leaf in _headLeaves ?? []) leaf.Dispose();
+        foreach (var (cos, sin) in _rotary.Values)
+        {
+            cos.Dispose();
+            sin.Dispose();
+        }
     }
 }
