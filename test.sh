@@ -14,9 +14,9 @@ if ! infra/local/azurite.sh install; then
   exit 1
 fi
 
-# Debian's chromium (apt) backs the dashboard's browser tests.
-if ! infra/local/chromium.sh install; then
-  echo "installing chromium failed"
+# Debian's chromium backs the dashboard's browser tests, python3-numpy the reference forward pass of exported models.
+if ! infra/local/debian-packages.sh install; then
+  echo "installing Debian packages failed"
   echo "0 passed, 1 failed"
   exit 1
 fi

@@ -52,13 +52,22 @@ public static class Safetensors
         var length = BinaryPrimitives.ReadUInt64LittleEndian(file);
         if (length > (ulong)(file.Length - 8)) throw new InvalidDataException($"header of {length} bytes in a file of {file.Length}");
         var start = 8 + (long)length;
-        var header = JsonNode.Parse(file.AsSpan(8, (int)length))!.AsObject();
-        return header.Where(p => p.Key != "__metadata__").Select(p =>
+        try
         {
-            var o = p.Value!.AsObject();
-            var offsets = o["data_offsets"]!.AsArray().Select(n => n!.GetValue<long>()).ToArray();
-            return new Entry(p.Key, o["dtype"]!.GetValue<string>(), o["shape"]!.AsArray().Select(n => n!.GetValue<long>()).ToArray(),
-                file.AsMemory((int)(start + offsets[0]), (int)(offsets[1] - offsets[0])));
-        }).ToList();
+            var header = JsonNode.Parse(file.AsSpan(8, (int)length))!.AsObject();
+            return header.Where(p => p.Key != "__metadata__").Select(p =>
+            {
+                var o = p.Value!.AsObject();
+                var offsets = o["data_offsets"]!.AsArray().Select(n => n!.GetValue<long>()).ToArray();
+                if (offsets is not [var from, var to] || from < 0 || to < from || start + to > file.Length)
+                    throw new InvalidDataException($"tensor '{p.Key}' has data offsets [{string.Join(", ", offsets)}] outside the file's {file.Length - start} data bytes");
+                return new Entry(p.Key, o["dtype"]!.GetValue<string>(), o["shape"]!.AsArray().Select(n => n!.GetValue<long>()).ToArray(),
+                    file.AsMemory((int)(start + from), (int)(to - from)));
+            }).ToList();
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException or FormatException)
+        {
+            throw new InvalidDataException($"the safetensors header is not valid: {e.Message}", e);
+        }
     }
 }

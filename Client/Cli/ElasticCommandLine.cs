@@ -10,6 +10,7 @@ public static class ElasticCommandLine
     {
         TrainCommand.Create(),
         SampleCommand.Create(),
+        EvalCommand.Create(),
         SubmitCommand.Create(),
         StatusCommand.Create(),
         WatchCommand.Create(),

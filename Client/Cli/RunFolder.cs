@@ -22,5 +22,5 @@ public sealed class RunFolder(string path)
     public (TrainingSpec Spec, DecoderModel Model) Load() =>
         ModelFolder.Exists(Path)
             ? ModelFolder.Load(Path)
-            : throw new CliException($"--run {Path}: no trained model there (expected {ModelFolder.SpecFile} and {ModelFolder.WeightsFile}; `elastic train` writes them)");
+            : throw new CliException($"--run {Path}: no trained model there (expected config.json and {ModelFolder.WeightsFile}; `elastic train` writes them)");
 }

@@ -10,15 +10,15 @@ public sealed class ExportTests : IDisposable
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-export-").FullName;
 
     [Fact]
-    public async Task An_exported_model_loads_with_an_independent_safetensors_reader_and_matches_the_trained_one()
+    public async Task An_exported_checkpoint_is_a_hugging_face_gpt2_that_an_independent_reader_loads_with_the_trained_values()
     {
         var spec = TestSpecs.Tiny(steps: 3);
         using var device = new DeviceWorker("export-device");
         var trainer = await device.Run(1, () => new Trainer(spec, TestSpecs.Corpus(spec)));
-        var (state, digest) = await device.Run(1, () =>
+        var (state, whole) = await device.Run(1, () =>
         {
             for (var step = 1; step <= 3; step++) trainer.Step(step);
-            return (EngineCheckpoint.Capture(trainer), trainer.ParameterDigest());
+            return (EngineCheckpoint.Capture(trainer), trainer.WholeParameters().ToDictionary(p => p.Name, p => p.Tensor.clone()));
         });
         var store = new LocalDirectoryStore(Path.Combine(_folder, "store"));
         var layout = new CheckpointLayout("jobs/export");
@@ -26,19 +26,34 @@ public sealed class ExportTests : IDisposable
 
         var (model, config) = await CheckpointExport.ExportAsync(new CheckpointReader(store, layout), manifest, Path.Combine(_folder, "out"));
 
-        var (loaded, names, attention) = await device.Run(1, () =>
+        var (names, mismatches) = await device.Run(1, () =>
         {
-            // TorchSharp.PyBridge's reader, independent of ours.
+            // TorchSharp.PyBridge's reader, independent of ours; GPT-2's Conv1D weights are the transposes of Elastic's [out, in].
             var tensors = TorchSharp.PyBridge.Safetensors.LoadStateDict(model);
-            var ordered = tensors.OrderBy(t => t.Key, StringComparer.Ordinal).ToList();
-            var result = (ParameterDigest.Compute(ordered.Select(t => (t.Key, t.Value))), ordered.Select(t => t.Key).ToList(), tensors["h.0.attn.c_attn.weight"].shape);
+            var wrong = new List<string>();
+            void Expect(string hf, TorchSharp.torch.Tensor value)
+            {
+                if (!tensors[hf].shape.SequenceEqual(value.shape) || !tensors[hf].equal(value).all().item<bool>()) wrong.Add(hf);
+            }
+            Expect("transformer.wte.weight", whole["wte.weight"]);
+            Expect("transformer.wpe.weight", whole["wpe.weight"]);
+            Expect("transformer.ln_f.bias", whole["ln_f.bias"]);
+            Expect("transformer.h.1.attn.c_attn.weight", whole["h.1.attn.c_attn.weight"].reshape(3 * spec.Model.DModel, spec.Model.DModel).t());
+            Expect("transformer.h.1.attn.c_attn.bias", whole["h.1.attn.c_attn.bias"].reshape(3 * spec.Model.DModel));
+            Expect("transformer.h.0.attn.c_proj.weight", whole["h.0.attn.c_proj.weight"].t());
+            Expect("transformer.h.0.mlp.c_fc.weight", whole["h.0.mlp.c_fc.weight"].t());
+            Expect("transformer.h.0.mlp.c_proj.weight", whole["h.0.mlp.c_proj.weight"].t());
+            Expect("transformer.h.0.ln_2.weight", whole["h.0.ln_2.weight"]);
+            var result = (tensors.Keys.Order(StringComparer.Ordinal).ToList(), wrong);
             trainer.Dispose();
             return result;
         });
-        Assert.Equal(ParameterLayout.Of(spec.Model).Select(p => p.Name), names);
-        Assert.Equal([3L * spec.Model.DModel, spec.Model.DModel], attention); // GPT-2's shape for q, k and v
-        Assert.Equal(digest, loaded);
+        Assert.Empty(mismatches);
+        // Every parameter once under the name GPT2LMHeadModel gives it; the tied head is the token embedding.
+        Assert.Equal(ParameterLayout.Of(spec.Model).Select(p => "transformer." + p.Name).Order(StringComparer.Ordinal), names);
         var json = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(config))!;
+        Assert.Equal("gpt2", (string)json["model_type"]!);
+        Assert.Equal("GPT2LMHeadModel", (string)json["architectures"]![0]!);
         Assert.Equal(spec.Model.Layers, (int)json["n_layer"]!);
         Assert.Equal(spec.Model.DModel, (int)json["n_embd"]!);
     }

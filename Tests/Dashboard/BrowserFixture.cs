@@ -44,6 +44,6 @@ public sealed class BrowserFixture() : ApiFixture(devices: 4)
     private static string Chromium()
     {
         var path = Environment.GetEnvironmentVariable("ELASTIC_CHROMIUM") is { Length: > 0 } configured ? configured : "/usr/bin/chromium";
-        return File.Exists(path) ? path : throw new InvalidOperationException($"no browser at {path}: install Debian's chromium (test.sh runs infra/local/chromium.sh install) or set ELASTIC_CHROMIUM");
+        return File.Exists(path) ? path : throw new InvalidOperationException($"no browser at {path}: install Debian's chromium (test.sh runs infra/local/debian-packages.sh install) or set ELASTIC_CHROMIUM");
     }
 }

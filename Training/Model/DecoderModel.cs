@@ -384,6 +384,28 @@ public sealed partial class DecoderModel : IDisposable
         return new ModelParameter(layout, Group.Shards, Group.FirstShard, local);
     }
 
+    /// <summary>
+    /// Sets every held parameter from whole float32 values by name (a saved or imported model): each rank copies in the
+    /// region of each parameter it holds, so any layout starts from the same values.
+    /// </summary>
+    public void Load(IReadOnlyDictionary<string, byte[]> whole)
+    {
+        foreach (var p in Parameters)
+        {
+            var count = p.Layout.Shape.Aggregate(1L, (a, b) => a * b);
+            if (!whole.TryGetValue(p.Name, out var bytes) || bytes.Length != count * sizeof(float))
+                throw new InvalidDataException($"no {count} float32 values for {p.Name} [{string.Join(", ", p.Layout.Shape)}]");
+            using var scope = NewDisposeScope();
+            var host = empty(p.Layout.Shape, dtype: ScalarType.Float32);
+            bytes.CopyTo(host.bytes);
+            var region = p.Region;
+            var part = host;
+            for (var dim = 0; dim < region.Shape.Length; dim++)
+                if (region.Shape[dim] != p.Layout.Shape[dim]) part = part.narrow(dim, region.Offset[dim], region.Shape[dim]);
+            p.CopyFrom(part.to(Device));
+        }
+    }
+
     /// <summary>FNV-1a of the UTF-8 name: a stable key (string.GetHashCode is randomised per process).</summary>
     private static ulong NameKey(string name)
     {

@@ -1,17 +1,19 @@
-using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.HuggingFace;
 using Elastic.Jobs;
 using static TorchSharp.torch;
 
 namespace Elastic.Training.Model;
 
 /// <summary>
-/// A trained model on disk: the spec that built it (spec.json) and its weights, every parameter whole (model.safetensors).
-/// Files are written under temporary names and renamed, so a reader never sees half a model.
+/// A trained model on disk in Hugging Face's layout (<see cref="HfModelFolder"/>: config.json, model.safetensors), loadable by
+/// the ecosystem, with the spec that built it (spec.json) so that Elastic rebuilds it exactly. A Hugging Face folder without
+/// a spec loads too, its model from config.json. Files are written under temporary names and renamed, so a reader never sees
+/// half a model.
 /// </summary>
 public static class ModelFolder
 {
     public const string SpecFile = "spec.json";
-    public const string WeightsFile = "model.safetensors";
+    public const string WeightsFile = HfModelFolder.WeightsFile;
 
     /// <summary>
     /// Saves the whole model. Every rank of a replica calls it together (split parameters are gathered over the tensor
@@ -20,39 +22,33 @@ public static class ModelFolder
     /// </summary>
     public static void Save(string directory, TrainingSpec spec, Engine.Trainer trainer, bool write = true)
     {
-        byte[] file;
+        List<HfModelFolder.Tensor> parameters;
         using (var scope = NewDisposeScope())
-            file = Safetensors.Build(trainer.WholeParameters().Select(p =>
-                new Safetensors.Entry(p.Name, "F32", p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList()).File;
+            parameters = trainer.WholeParameters().Select(p => new HfModelFolder.Tensor(p.Name, p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList();
         if (!write || trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
-        Directory.CreateDirectory(directory);
-        var (specPath, weightsPath) = (Path.Combine(directory, SpecFile), Path.Combine(directory, WeightsFile));
-        File.WriteAllBytes(weightsPath + ".tmp", file);
+        HfModelFolder.Write(directory, spec.Model, parameters);
+        var specPath = Path.Combine(directory, SpecFile);
         File.WriteAllText(specPath + ".tmp", SpecJson.Serialize(spec));
-        File.Move(weightsPath + ".tmp", weightsPath, overwrite: true);
         File.Move(specPath + ".tmp", specPath, overwrite: true);
     }
 
-    public static bool Exists(string directory) =>
-        File.Exists(Path.Combine(directory, SpecFile)) && File.Exists(Path.Combine(directory, WeightsFile));
+    /// <summary>Whether <paramref name="directory"/> holds a model: Elastic's (with its spec) or any Hugging Face folder.</summary>
+    public static bool Exists(string directory) => HfModelFolder.Exists(directory);
 
-    /// <summary>Rebuilds the trained model on one device; the caller owns (and disposes) it.</summary>
+    /// <summary>
+    /// Rebuilds the model on one device; the caller owns (and disposes) it. Without a spec.json (a Hugging Face folder from
+    /// elsewhere) the spec is the defaults with the config's model, dropout off.
+    /// </summary>
     public static (TrainingSpec Spec, DecoderModel Model) Load(string directory)
     {
         if (!Exists(directory))
-            throw new FileNotFoundException($"{directory}: no trained model there (expected {SpecFile} and {WeightsFile})");
-        var spec = SpecJson.Parse(File.ReadAllText(Path.Combine(directory, SpecFile)));
-        var saved = Safetensors.Read(File.ReadAllBytes(Path.Combine(directory, WeightsFile))).ToDictionary(e => e.Name);
+            throw new FileNotFoundException($"{directory}: no model there (expected {HfConfig.FileName} and {WeightsFile})");
+        var specPath = Path.Combine(directory, SpecFile);
+        var spec = File.Exists(specPath) ? SpecJson.Parse(File.ReadAllText(specPath)) : new TrainingSpec { Model = new ModelSpec { Dropout = 0 } };
+        var (config, weights) = HfModelFolder.Read(directory, spec.Model);
+        spec = spec with { Model = config };
         var model = new DecoderModel(spec.Model, spec.Seed);
-        foreach (var p in model.Parameters)
-        {
-            if (!saved.TryGetValue(p.Name, out var entry) || !entry.Shape.SequenceEqual(p.Layout.Shape))
-                throw new InvalidDataException($"{directory}: {WeightsFile} has no {p.Name} of shape [{string.Join(", ", p.Layout.Shape)}]");
-            using var scope = NewDisposeScope();
-            var host = empty(p.Layout.Shape, dtype: ScalarType.Float32);
-            entry.Data.Span.CopyTo(host.bytes);
-            p.CopyFrom(host);
-        }
+        model.Load(weights);
         return (spec, model);
     }
 }

@@ -1,0 +1,194 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Elastic.Checkpoints.Format;
+using Elastic.Jobs;
+
+namespace Elastic.Checkpoints.HuggingFace;
+
+/// <summary>
+/// A model folder in Hugging Face's layout: <c>config.json</c> and <c>model.safetensors</c> (or shards listed by
+/// <c>model.safetensors.index.json</c>), read into Elastic's parameters by name and shape, and written from them. Files
+/// appear under their final names only when complete.
+/// </summary>
+public static class HfModelFolder
+{
+    public const string WeightsFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+
+    /// <summary>Tensors the ecosystem keeps in its files that are not parameters (causal masks, rotary frequencies).</summary>
+    private static readonly string[] Buffers = [".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"];
+
+    /// <summary>A whole parameter: Elastic's name and shape, float32 bytes.</summary>
+    public sealed record Tensor(string Name, long[] Shape, ReadOnlyMemory<byte> Bytes);
+
+    public static bool Exists(string directory) =>
+        File.Exists(Path.Combine(directory, HfConfig.FileName)) && (File.Exists(Path.Combine(directory, WeightsFile)) || File.Exists(Path.Combine(directory, IndexFile)));
+
+    /// <summary>
+    /// Writes <paramref name="parameters"/> (every parameter of <paramref name="model"/>, in name order) with Hugging Face's names,
+    /// shapes and float32, and the config (with <paramref name="extra"/> fields); a MoE model keeps Elastic's names, each expert apart.
+    /// </summary>
+    public static void Write(string directory, ModelSpec model, IReadOnlyList<Tensor> parameters, IReadOnlyDictionary<string, string>? metadata = null,
+        JsonObject? extra = null)
+    {
+        var entries = model.Moe is null ? Mapped(model, parameters) : parameters.SelectMany(ElasticEntries).ToList();
+        var (file, _) = Safetensors.Build(entries, new Dictionary<string, string>(metadata ?? new Dictionary<string, string>()) { ["format"] = "pt" });
+        var config = HfConfig.Write(model);
+        foreach (var (key, value) in extra ?? []) config[key] = value?.DeepClone();
+        Directory.CreateDirectory(directory);
+        var (weights, configPath) = (Path.Combine(directory, WeightsFile), Path.Combine(directory, HfConfig.FileName));
+        File.WriteAllBytes(weights + ".tmp", file);
+        File.WriteAllText(configPath + ".tmp", config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(weights + ".tmp", weights, overwrite: true);
+        File.Move(configPath + ".tmp", configPath, overwrite: true);
+    }
+
+    private static List<Safetensors.Entry> Mapped(ModelSpec model, IReadOnlyList<Tensor> parameters)
+    {
+        var byName = parameters.ToDictionary(p => p.Name);
+        return HfTensorMap.For(model).SelectMany(rule => HfTensorMap.Export(rule, byName[rule.Elastic].Bytes)).ToList();
+    }
+
+    /// <summary>A MoE model's parameter in Elastic's names; a stacked expert tensor [E, ...] as one entry per expert (h.N.mlp.experts.E.c_fc.weight).</summary>
+    private static IEnumerable<Safetensors.Entry> ElasticEntries(Tensor p)
+    {
+        const string experts = ".mlp.experts.";
+        var at = p.Name.IndexOf(experts, StringComparison.Ordinal);
+        var shape = p.Name.EndsWith(".attn.c_attn.weight", StringComparison.Ordinal) || p.Name.EndsWith(".attn.c_attn.bias", StringComparison.Ordinal)
+            ? [p.Shape[0] * p.Shape[1], .. p.Shape[2..]]
+            : p.Shape;
+        if (at < 0) return [new Safetensors.Entry(p.Name, "F32", shape, p.Bytes)];
+        var each = p.Bytes.Length / (int)p.Shape[0];
+        return Enumerable.Range(0, (int)p.Shape[0]).Select(e =>
+            new Safetensors.Entry($"{p.Name[..(at + experts.Length)]}{e}.{p.Name[(at + experts.Length)..]}", "F32", p.Shape[1..], p.Bytes.Slice(e * each, each)));
+    }
+
+    /// <summary>
+    /// The model a folder holds: its config over <paramref name="defaults"/>, and every parameter's float32 bytes by Elastic name.
+    /// Every missing, unexpected or misshapen tensor is named at once.
+    /// </summary>
+    public static (ModelSpec Model, IReadOnlyDictionary<string, byte[]> Parameters) Read(string directory, ModelSpec defaults)
+    {
+        var configPath = Path.Combine(directory, HfConfig.FileName);
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{directory}: no {HfConfig.FileName} (a Hugging Face model folder has one)");
+        JsonObject config;
+        try
+        {
+            config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new InvalidDataException($"{configPath}: not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{configPath}: not JSON ({e.Message})", e);
+        }
+        var model = HfConfig.Read(config, configPath, defaults);
+        if (model.Moe is not null) throw new InvalidDataException($"{configPath}: a mixture-of-experts model cannot be read from Hugging Face's format");
+        var tensors = ReadTensors(directory);
+        var errors = new List<string>();
+        var parameters = new Dictionary<string, byte[]>();
+        var used = new HashSet<string>();
+        foreach (var rule in HfTensorMap.For(model))
+        {
+            var bytes = HfTensorMap.Import(rule, name =>
+            {
+                var part = rule.Parts.Single(p => p.Name == name);
+                if (!Find(tensors, name, out var found, out var key))
+                {
+                    errors.Add($"{name}: missing (Elastic's {rule.Elastic}, shape [{string.Join(", ", part.Shape)}])");
+                    return null;
+                }
+                used.Add(key);
+                if (!found.Entry.Shape.SequenceEqual(part.Shape))
+                {
+                    errors.Add($"{found.File}: {key}: shape [{string.Join(", ", found.Entry.Shape)}], expected [{string.Join(", ", part.Shape)}]");
+                    return null;
+                }
+                return Float32(found.Entry, found.File, errors);
+            });
+            if (bytes is not null) parameters[rule.Elastic] = bytes;
+        }
+        foreach (var (key, (file, _)) in tensors)
+            if (!used.Contains(key) && !Buffers.Any(b => key.EndsWith(b, StringComparison.Ordinal)))
+                errors.Add($"{file}: {key}: unexpected (no parameter of this {model.Architecture} configuration)");
+        if (errors.Count > 0) throw new InvalidDataException($"{directory}: {string.Join("; ", errors)}");
+        return (model, parameters);
+    }
+
+    /// <summary>GPT-2's hub files name parameters without the <c>transformer.</c> prefix that GPT2LMHeadModel saves with.</summary>
+    private static bool Find(Dictionary<string, (string File, Safetensors.Entry Entry)> tensors, string name, out (string File, Safetensors.Entry Entry) found, out string key)
+    {
+        key = name;
+        if (tensors.TryGetValue(name, out found)) return true;
+        const string prefix = "transformer.";
+        key = name.StartsWith(prefix, StringComparison.Ordinal) ? name[prefix.Length..] : name;
+        return tensors.TryGetValue(key, out found);
+    }
+
+    private static Dictionary<string, (string File, Safetensors.Entry Entry)> ReadTensors(string directory)
+    {
+        var index = Path.Combine(directory, IndexFile);
+        var files = File.Exists(index) ? IndexedFiles(index) : [WeightsFile];
+        var tensors = new Dictionary<string, (string, Safetensors.Entry)>();
+        foreach (var name in files)
+        {
+            var path = Path.Combine(directory, name);
+            if (!File.Exists(path)) throw new FileNotFoundException($"{directory}: {name} is missing{(File.Exists(index) ? $" (listed in {IndexFile})" : "")}");
+            IReadOnlyList<Safetensors.Entry> entries;
+            try
+            {
+                entries = Safetensors.Read(File.ReadAllBytes(path));
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"{path}: not a safetensors file ({e.Message})", e);
+            }
+            foreach (var entry in entries) tensors[entry.Name] = (path, entry);
+        }
+        return tensors;
+    }
+
+    private static IReadOnlyList<string> IndexedFiles(string index)
+    {
+        try
+        {
+            var map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject
+                ?? throw new InvalidDataException($"{index}: weight_map: missing");
+            var files = map.Select(p => p.Value!.GetValue<string>()).Distinct().ToList();
+            return files.FirstOrDefault(f => Path.GetFileName(f) != f) is { } outside
+                ? throw new InvalidDataException($"{index}: weight_map: '{outside}' is not a file name in the folder")
+                : files;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{index}: not a safetensors index ({e.Message})", e);
+        }
+    }
+
+    /// <summary>A tensor's values as float32 bytes: F32 as they are, BF16 and F16 widened (exactly).</summary>
+    private static byte[]? Float32(Safetensors.Entry entry, string file, List<string> errors)
+    {
+        var count = entry.Shape.Aggregate(1L, (a, b) => a * b);
+        var width = entry.DType switch { "F32" => 4, "BF16" or "F16" => 2, _ => 0 };
+        if (width == 0)
+        {
+            errors.Add($"{file}: {entry.Name}: dtype {entry.DType} (F32, BF16 or F16 expected)");
+            return null;
+        }
+        if (entry.Data.Length != count * width)
+        {
+            errors.Add($"{file}: {entry.Name}: {entry.Data.Length} bytes for {count} {entry.DType} values");
+            return null;
+        }
+        if (width == 4) return entry.Data.ToArray();
+        var result = new byte[count * 4];
+        var target = MemoryMarshal.Cast<byte, float>(result.AsSpan());
+        var source = entry.Data.Span;
+        for (var i = 0; i < count; i++)
+        {
+            var bits = BinaryPrimitives.ReadUInt16LittleEndian(source[(2 * i)..]);
+            target[i] = entry.DType == "BF16" ? BitConverter.Int32BitsToSingle(bits << 16) : (float)BitConverter.UInt16BitsToHalf(bits);
+        }
+        return result;
+    }
+}
