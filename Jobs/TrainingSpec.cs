@@ -72,6 +72,9 @@ public sealed record ModelSpec
     /// <summary>Experts in place of the MLP of some layers; null: every layer is dense.</summary>
     public MoeSpec? Moe { get; init; }
 
+    /// <summary>Starting weights; null: initialised from the seed.</summary>
+    public ModelInitSpec? Init { get; init; }
+
     public bool IsLlama => Architecture == "llama";
 
     public int FfnSize => Ffn != 0 ? Ffn : IsLlama ? (8 * DModel / 3 + 63) / 64 * 64 : 4 * DModel;
@@ -100,6 +103,17 @@ public sealed record ModelSpec
             // Key/value heads either split over the shards or each shard reads one of them: S a multiple of kvHeads.
             .Concat(shards >= 1 && KeyValueHeads >= 1 && KeyValueHeads % shards != 0 && shards % KeyValueHeads != 0 ? [("model.kvHeads", KeyValueHeads)] : [])
             .ToList();
+}
+
+/// <summary>Where a model's starting weights come from.</summary>
+public sealed record ModelInitSpec
+{
+    /// <summary>
+    /// A Hugging Face-format folder (config.json, model.safetensors or shards with model.safetensors.index.json) of a GPT-2 or
+    /// Llama model, absolute or relative to the spec file. The model's fields come from its config.json: one the spec sets
+    /// otherwise is an error naming both.
+    /// </summary>
+    public string? From { get; init; }
 }
 
 public sealed record DataSpec

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Elastic.Checkpoints.HuggingFace;
 using Elastic.Data;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Capacity;
@@ -15,6 +16,19 @@ namespace Elastic.Grains.Jobs;
 /// </summary>
 public static class JobAdmission
 {
+    /// <summary>
+    /// The spec as the cluster will run it (a model imported with model.init.from takes its config's fields) and every reason to
+    /// refuse it. Starting weights are read only from inside the data roots.
+    /// </summary>
+    public static (TrainingSpec Spec, List<SpecError> Errors) Admit(TrainingSpec spec, AdmissionOptions options, IReadOnlyList<SiloInventory> inventory)
+    {
+        if (spec.Model?.Init?.From is { } from && Path.IsPathFullyQualified(from) && options.DataRoots.Problem(from, "Elastic:Jobs:DataRoots") is { } problem)
+            return (spec, [.. SpecValidator.Validate(spec), new SpecError("model.init.from", from, problem)]);
+        var (resolved, importErrors) = ModelImport.Resolve(spec);
+        if (importErrors.Count > 0) return (spec, [.. SpecValidator.Validate(spec), .. importErrors]);
+        return (resolved, Check(resolved, options, inventory));
+    }
+
     public static List<SpecError> Check(TrainingSpec spec, AdmissionOptions options, IReadOnlyList<SiloInventory> inventory)
     {
         var pathErrors = new List<SpecError>();

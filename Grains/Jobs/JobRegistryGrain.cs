@@ -22,8 +22,9 @@ public sealed class JobRegistryGrain(
         using var span = ElasticTelemetry.Traces.StartActivity("submit");
         span?.SetTag("tenant", tenant).SetTag("job.name", spec.Name);
         var inventory = await GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).GetInventory();
-        // Reading the data to check it is file work: off the grain scheduler.
-        var errors = await Task.Run(() => JobAdmission.Check(spec, admission.Value, inventory));
+        // Reading the data and starting weights to check them is file work: off the grain scheduler.
+        var (resolved, errors) = await Task.Run(() => JobAdmission.Admit(spec, admission.Value, inventory));
+        spec = resolved;
         if (string.IsNullOrWhiteSpace(idempotencyKey) || idempotencyKey.Length > 200)
             errors.Add(new SpecError("idempotencyKey", idempotencyKey, "must be 1 to 200 characters"));
         if (Tenants.Problem(tenant) is { } problem) errors.Add(new SpecError("tenant", tenant, problem));

@@ -50,6 +50,8 @@ public sealed partial class Trainer : IDisposable
         {
             Recompute = ActivationRecomputes.Parse(SpecLayout.At(spec, 1).Recompute),
         };
+        // Imported starting weights replace the seed's before the optimizer takes the parameters over: every layout starts from them.
+        if (spec.Model.Init?.From is not null) Model.Load(Checkpoints.HuggingFace.ModelImport.Weights(spec.Model));
         // Chunk-major: each chunk's gradients are one region of the stage's flat buffer.
         var parameters = Stage.Local.SelectMany(Model.ParametersOf).ToList();
         Zero = zero;

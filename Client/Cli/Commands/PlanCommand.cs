@@ -25,7 +25,7 @@ internal static class PlanCommand
         var command = new Command("plan", "Rank the layouts a spec could run on, without starting anything") { specFile, shape, top, cluster, api };
         command.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
-            var spec = SpecJson.Read(parse.GetValue(specFile)!.FullName);
+            var spec = SpecFiles.Read(parse.GetValue(specFile)!.FullName);
             if (SpecValidator.Validate(spec) is { Count: > 0 } errors) throw new SpecValidationException(errors);
             var keep = parse.GetValue(top);
             if (keep < 1) throw new CliException($"--top {keep}: must be at least 1");

@@ -35,7 +35,7 @@ internal static class TrainCommand
         {
             var specFile = parse.GetValue(spec)!.FullName;
             var deviceCount = parse.GetValue(devices);
-            var trainingSpec = Started(SpecJson.Read(specFile), parse.GetValue(plan), deviceCount);
+            var trainingSpec = Started(SpecFiles.Read(specFile), parse.GetValue(plan), deviceCount);
             var corpus = JobValidation.LoadValidated(trainingSpec);
             var requestedKind = parse.GetValue(deviceKind)!;
             var kind = ResolveDeviceKind(requestedKind);

@@ -1,0 +1,34 @@
+using Elastic.Jobs;
+
+namespace Elastic.Checkpoints.HuggingFace;
+
+/// <summary>
+/// A job that starts from a Hugging Face model (<c>model.init.from</c>): its model's fields are the config's, and the folder's
+/// tensors must be exactly that model's. Resolved where a spec is accepted (the CLI before it trains or submits, a cluster's
+/// registry before it admits), so that every unit, the planner and the memory estimate see the model that will be trained.
+/// </summary>
+public static class ModelImport
+{
+    /// <summary>The spec with its model from the config (dropout and tensor shards stay the spec's), or every reason it cannot be.</summary>
+    public static (TrainingSpec Spec, IReadOnlyList<SpecError> Errors) Resolve(TrainingSpec spec)
+    {
+        if (spec.Model?.Init?.From is not { } from) return (spec, []);
+        if (!Path.IsPathFullyQualified(from)) return (spec, [new SpecError("model.init.from", from, "must be an absolute path (a spec file's relative path is resolved against its folder)")]);
+        if (!Directory.Exists(from)) return (spec, [new SpecError("model.init.from", from, "no such folder")]);
+        try
+        {
+            // Reads every tensor once to check names, shapes and dtypes: a job never starts on weights it cannot load.
+            var (model, _) = HfModelFolder.Read(from, spec.Model);
+            var contradictions = HfConfig.Contradictions(spec.Model, model, Path.Combine(from, HfConfig.FileName)).ToList();
+            return contradictions.Count > 0 ? (spec, contradictions) : (spec with { Model = model }, []);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return (spec, [new SpecError("model.init.from", from, e.Message)]);
+        }
+    }
+
+    /// <summary>The starting weights by Elastic name (float32 bytes), for a spec <see cref="Resolve"/> has accepted.</summary>
+    public static IReadOnlyDictionary<string, byte[]> Weights(ModelSpec model) =>
+        HfModelFolder.Read(model.Init?.From ?? throw new ArgumentException("the model has no model.init.from", nameof(model)), model).Parameters;
+}
