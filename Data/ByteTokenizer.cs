@@ -7,11 +7,12 @@ public sealed class ByteTokenizer : ITokenizer
 {
     public string Name => "byte";
     public int VocabSize => 256;
+    public int? EndOfText => null;
 
-    public ushort[] Encode(string text)
+    public int[] Encode(string text)
     {
         var bytes = Encoding.UTF8.GetBytes(text);
-        var ids = new ushort[bytes.Length];
+        var ids = new int[bytes.Length];
         for (var i = 0; i < bytes.Length; i++) ids[i] = bytes[i];
         return ids;
     }

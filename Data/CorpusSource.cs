@@ -3,7 +3,7 @@ using Elastic.Jobs;
 
 namespace Elastic.Data;
 
-/// <summary>Where a corpus comes from: a text bundled with the engine, a text file, or a file of uint16 token ids.</summary>
+/// <summary>Where a corpus comes from: a text bundled with the engine, a text file, or a file of uint16 or uint32 token ids.</summary>
 public static class CorpusSource
 {
     private const string BundledPrefix = DataSpec.BundledPrefix;
@@ -23,28 +23,37 @@ public static class CorpusSource
         }
         if (!Path.IsPathFullyQualified(source)) return "a file source must be an absolute path here";
         if (!File.Exists(source)) return "file not found";
-        if (format == "uint16" && new FileInfo(source).Length % 2 != 0) return "a uint16 token file must have an even number of bytes";
+        if (IdWidth(format) is { } width && new FileInfo(source).Length % width != 0) return $"a {format} token file must have a multiple of {width} bytes";
         return null;
     }
 
     /// <summary>Reads the whole corpus as token ids. Token ids not below <paramref name="vocab"/> are rejected.</summary>
-    public static ushort[] ReadTokens(string source, string format, ITokenizer tokenizer, int vocab)
+    public static int[] ReadTokens(string source, string format, ITokenizer tokenizer, int vocab)
     {
-        ushort[] tokens;
+        int[] tokens;
         if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
             tokens = tokenizer.Encode(ReadBundledText(source[BundledPrefix.Length..]));
         else if (format == "text")
             tokens = tokenizer.Encode(File.ReadAllText(source));
         else
-        {
-            var bytes = File.ReadAllBytes(source);
-            tokens = new ushort[bytes.Length / 2];
-            for (var i = 0; i < tokens.Length; i++) tokens[i] = (ushort)(bytes[2 * i] | bytes[2 * i + 1] << 8);
-        }
+            tokens = ReadIds(File.ReadAllBytes(source), IdWidth(format)!.Value);
         for (var i = 0; i < tokens.Length; i++)
-            if (tokens[i] >= vocab)
+            if ((uint)tokens[i] >= vocab)
                 throw new InvalidDataException($"token id {tokens[i]} at position {i} is not below model.vocab {vocab}");
         return tokens;
+    }
+
+    /// <summary>Bytes per id of a pre-tokenized format; null for text.</summary>
+    private static int? IdWidth(string format) => format switch { "uint16" => 2, "uint32" => 4, _ => null };
+
+    /// <summary>Little-endian ids; a uint32 above int.MaxValue reads as negative and fails the vocabulary check.</summary>
+    private static int[] ReadIds(byte[] bytes, int width)
+    {
+        var ids = new int[bytes.Length / width];
+        for (var i = 0; i < ids.Length; i++)
+            ids[i] = width == 2 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(2 * i))
+                : System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(4 * i));
+        return ids;
     }
 
     public static string ReadBundledText(string name)

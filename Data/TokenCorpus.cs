@@ -21,8 +21,18 @@ public sealed class TokenCorpus
     /// <summary>Loads the spec's data; a corpus too small for one window in either split is a spec error.</summary>
     public static TokenCorpus Load(TrainingSpec spec)
     {
-        var tokenizer = Tokenizers.Create(spec.Data.Tokenizer);
-        ushort[] tokens;
+        ITokenizer tokenizer;
+        try
+        {
+            tokenizer = Tokenizers.Create(spec.Data.Tokenizer);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new SpecValidationException([new SpecError("data.tokenizer", spec.Data.Tokenizer, e.Message)]);
+        }
+        if (spec.Data.Format == "text" && tokenizer.VocabSize > spec.Model.Vocab)
+            throw new SpecValidationException([new SpecError("model.vocab", $"{spec.Model.Vocab}", $"is smaller than the vocabulary of tokenizer '{spec.Data.Tokenizer}' ({tokenizer.VocabSize})")]);
+        int[] tokens;
         try
         {
             tokens = CorpusSource.ReadTokens(spec.Data.Source, spec.Data.Format, tokenizer, spec.Model.Vocab);
@@ -34,7 +44,7 @@ public sealed class TokenCorpus
         return FromTokens(spec, tokenizer, tokens);
     }
 
-    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, ushort[] tokens)
+    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, int[] tokens)
     {
         var window = spec.Model.Context + 1;
         var heldOutLength = (int)Math.Ceiling(tokens.Length * spec.Data.HeldOutFraction);

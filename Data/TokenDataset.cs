@@ -7,7 +7,7 @@ namespace Elastic.Data;
 /// </summary>
 public sealed class TokenDataset
 {
-    private readonly ushort[] _tokens;
+    private readonly int[] _tokens;
     private readonly int _offset;
     private readonly ulong _seed;
     private readonly Lock _gate = new();
@@ -18,7 +18,7 @@ public sealed class TokenDataset
     /// <param name="offset">First token of this split.</param>
     /// <param name="length">Tokens in this split.</param>
     /// <param name="window">Tokens per sample: context + 1 (inputs and shifted targets).</param>
-    public TokenDataset(ushort[] tokens, int offset, int length, int window, ulong seed)
+    public TokenDataset(int[] tokens, int offset, int length, int window, ulong seed)
     {
         _tokens = tokens;
         _offset = offset;
@@ -49,7 +49,7 @@ public sealed class TokenDataset
     }
 
     /// <summary>The tokens of window <paramref name="window"/> (no shuffle).</summary>
-    public ReadOnlySpan<ushort> WindowTokens(int window) =>
+    public ReadOnlySpan<int> WindowTokens(int window) =>
         _tokens.AsSpan(_offset + window * (Window - 1), Window);
 
     /// <summary>Fisher-Yates shuffle of 0..n-1 driven by SplitMix64.</summary>

@@ -59,7 +59,7 @@ public static class SpecJson
         }
     }
 
-    /// <summary>Reads and parses a spec file; relative data, starting-weight and output paths are made absolute against the file's folder.</summary>
+    /// <summary>Reads and parses a spec file; relative data, tokenizer, starting-weight and output paths are made absolute against the file's folder.</summary>
     public static TrainingSpec Read(string path)
     {
         if (!File.Exists(path))
@@ -69,6 +69,8 @@ public static class SpecJson
         var source = spec.Data.Source;
         if (!string.IsNullOrWhiteSpace(source) && !source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal))
             spec = spec with { Data = spec.Data with { Source = Path.GetFullPath(source, folder) } };
+        if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer ?? ""))
+            spec = spec with { Data = spec.Data with { Tokenizer = Path.GetFullPath(spec.Data.Tokenizer!, folder) } };
         if (spec.Model.Init?.From is { } from && !string.IsNullOrWhiteSpace(from))
             spec = spec with { Model = spec.Model with { Init = new ModelInitSpec { From = Path.GetFullPath(from, folder) } } };
         if (!string.IsNullOrWhiteSpace(spec.Output.Directory))

@@ -11,7 +11,17 @@ namespace Elastic.Jobs;
 public static class SpecValidator
 {
     /// <summary>Tokenizers a spec can name, with their vocabulary sizes.</summary>
-    public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int> { ["byte"] = 256 };
+    /// <summary>The tokenizers a spec names (not a file) and their vocabularies, specials included.</summary>
+    public static IReadOnlyDictionary<string, int> TokenizerVocabularies { get; } = new Dictionary<string, int>
+    {
+        ["byte"] = 256,
+        ["tiktoken:gpt2"] = 50257,
+        ["tiktoken:cl100k"] = 100277,
+        ["tiktoken:o200k"] = 200019,
+    };
+
+    /// <summary>The largest model.vocab: token ids are stored as 32-bit integers, and the embedding must stay addressable.</summary>
+    public const int MaxVocab = 1 << 22;
 
     /// <summary>
     /// The data-parallel widths a job may run at, widest first, with dp x pp x tp devices in [devices.min, devices.max]. Replicas
@@ -135,12 +145,15 @@ public static class SpecValidator
         if (Finite("model.dropout", m.Dropout) && m.Dropout is < 0 or >= 1) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
 
         var d = spec.Data;
-        if (d.Format is not ("text" or "uint16")) Fail("data.format", d.Format, "must be 'text' or 'uint16'");
-        if (!TokenizerVocabularies.TryGetValue(d.Tokenizer, out var tokenizerVocab))
-            Fail("data.tokenizer", d.Tokenizer, $"unknown tokenizer; known: {string.Join(", ", TokenizerVocabularies.Keys)}");
-        else if (d.Format == "text" && m.Vocab < tokenizerVocab)
-            Fail("model.vocab", m.Vocab, $"is smaller than the vocabulary of tokenizer '{d.Tokenizer}' ({tokenizerVocab})");
-        if (m.Vocab < 2 || m.Vocab > 65536) Fail("model.vocab", m.Vocab, "must be in [2, 65536]");
+        if (d.Format is not ("text" or "uint16" or "uint32")) Fail("data.format", d.Format, "must be 'text', 'uint16' or 'uint32'");
+        if (TokenizerVocabularies.TryGetValue(d.Tokenizer, out var tokenizerVocab))
+        {
+            if (d.Format == "text" && m.Vocab < tokenizerVocab)
+                Fail("model.vocab", m.Vocab, $"is smaller than the vocabulary of tokenizer '{d.Tokenizer}' ({tokenizerVocab})");
+        }
+        else if (!IsTokenizerFile(d.Tokenizer))
+            Fail("data.tokenizer", d.Tokenizer, $"unknown tokenizer; known: {string.Join(", ", TokenizerVocabularies.Keys)}, or a path to a tokenizer.json or SentencePiece .model file");
+        if (m.Vocab < 2 || m.Vocab > MaxVocab) Fail("model.vocab", m.Vocab, $"must be in [2, {MaxVocab}]");
         if (Finite("data.heldOutFraction", d.HeldOutFraction) && d.HeldOutFraction is <= 0 or >= 0.5)
             Fail("data.heldOutFraction", d.HeldOutFraction, "must be in (0, 0.5)");
         if (string.IsNullOrWhiteSpace(d.Source)) Fail("data.source", d.Source, "must name a bundled corpus or a file");
@@ -219,6 +232,10 @@ public static class SpecValidator
         if (finite("model.ropeTheta", m.RopeTheta) && !(m.RopeTheta > 1)) fail("model.ropeTheta", m.RopeTheta, "must be greater than 1");
         if (m.Moe is not null) fail("model.moe", "given", "mixture-of-experts layers are built for architecture 'gpt2' only so far");
     }
+
+    /// <summary>Whether data.tokenizer names a file (a Hugging Face tokenizer.json or a SentencePiece model) rather than a built-in.</summary>
+    public static bool IsTokenizerFile(string tokenizer) =>
+        tokenizer.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || tokenizer.EndsWith(".model", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>model.moe and parallel.expert: each refusal names its numbers.</summary>
     private static void ValidateExperts(TrainingSpec spec, Action<string, object?, string> fail, Func<string, double, bool> finite)

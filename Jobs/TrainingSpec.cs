@@ -121,11 +121,14 @@ public sealed record DataSpec
     /// <summary>Sources that start with this name a corpus bundled with the engine.</summary>
     public const string BundledPrefix = "bundled:";
 
-    /// <summary><c>bundled:kjv</c>, or a path (relative to the spec file) to a text file or a uint16 token file.</summary>
+    /// <summary><c>bundled:kjv</c>, or a path (relative to the spec file) to a text file or a file of token ids.</summary>
     public string Source { get; init; } = "bundled:kjv";
-    /// <summary><c>text</c> (tokenized with <see cref="Tokenizer"/>) or <c>uint16</c> (pre-tokenized little-endian ids).</summary>
+    /// <summary><c>text</c> (tokenized with <see cref="Tokenizer"/>), or pre-tokenized little-endian ids: <c>uint16</c> or <c>uint32</c>.</summary>
     public string Format { get; init; } = "text";
-    /// <summary>Only <c>byte</c> today (UTF-8 bytes, vocabulary 256).</summary>
+    /// <summary>
+    /// <c>byte</c> (UTF-8 bytes, vocabulary 256), <c>tiktoken:gpt2</c>, <c>tiktoken:cl100k</c>, <c>tiktoken:o200k</c>, or a path (relative to
+    /// the spec file) to a Hugging Face <c>tokenizer.json</c> or a SentencePiece <c>.model</c>. model.vocab must cover its ids.
+    /// </summary>
     public string Tokenizer { get; init; } = "byte";
     /// <summary>The tail fraction of the token stream held out for evaluation.</summary>
     public double HeldOutFraction { get; init; } = 0.02;

@@ -8,7 +8,7 @@ namespace Elastic.Tests;
 /// <summary>Small specs and helpers shared by the engine tests.</summary>
 internal static class TestSpecs
 {
-    private static readonly Lazy<ushort[]> BundledTokens = new(() =>
+    private static readonly Lazy<int[]> BundledTokens = new(() =>
         new ByteTokenizer().Encode(CorpusSource.ReadBundledText("kjv")));
 
     /// <summary>A model small enough for a step to take milliseconds on one thread.</summary>

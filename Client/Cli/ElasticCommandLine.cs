@@ -11,6 +11,7 @@ public static class ElasticCommandLine
         TrainCommand.Create(),
         SampleCommand.Create(),
         EvalCommand.Create(),
+        TokenizeCommand.Create(),
         SubmitCommand.Create(),
         StatusCommand.Create(),
         WatchCommand.Create(),

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Elastic.Checkpoints.Format;
@@ -39,25 +38,32 @@ public sealed class HuggingFaceFormatTests : IDisposable
     }
 
     [Theory]
-    [InlineData("gpt2", 0, true)]
-    [InlineData("gpt2", 0, false)]
-    [InlineData("llama", 2, false)]
-    [InlineData("llama", 1, true)]
-    public async Task Elastic_eval_and_an_independent_numpy_forward_pass_give_the_same_loss(string architecture, int kvHeads, bool tied)
+    [InlineData("gpt2", 0, true, false)]
+    [InlineData("gpt2", 0, false, true)]
+    [InlineData("llama", 2, false, true)]
+    [InlineData("llama", 1, true, false)]
+    public async Task Elastic_eval_and_an_independent_numpy_forward_pass_give_the_same_loss(string architecture, int kvHeads, bool tied, bool bpe)
     {
-        var model = await Trained(Spec(architecture, kvHeads, tied), $"{architecture}-{kvHeads}-{tied}");
-        // 120 bytes over a context of 32: three whole windows and a short one.
-        var text = CorpusSource.ReadBundledText("kjv")[..121];
+        var spec = Spec(architecture, kvHeads, tied);
+        if (bpe) spec = spec with { Model = spec.Model with { Vocab = 2048 }, Data = new DataSpec { Tokenizer = Elastic.Tests.Data.TokenizerTests.ShippedBpe } };
+        var model = await Trained(spec, $"{architecture}-{kvHeads}-{tied}-{bpe}");
+        // Over a context of 32: several whole windows and a short one.
+        var text = CorpusSource.ReadBundledText("kjv")[1000..(bpe ? 1400 : 1121)];
         var (textFile, idsFile) = (Path.Combine(_folder, "text.txt"), Path.Combine(_folder, "ids.txt"));
         await File.WriteAllTextAsync(textFile, text);
-        await File.WriteAllTextAsync(idsFile, string.Join(' ', new ByteTokenizer().Encode(text)));
+        // The reference's ids come from outside Elastic too: UTF-8 bytes, or the independent Python BPE.
+        var ids = bpe
+            ? await Elastic.Tests.Data.TokenizerTests.Python(Path.Combine(RepoPaths.Root, "examples", "tokenizer", "bpe.py"), "encode", Elastic.Tests.Data.TokenizerTests.ShippedBpe, textFile)
+            : string.Join(' ', System.Text.Encoding.UTF8.GetBytes(text));
+        await File.WriteAllTextAsync(idsFile, ids);
 
         var output = new StringWriter();
         Assert.Equal(0, await ElasticCommandLine.Create().Parse(["eval", "--model", model, "--data", textFile]).InvokeAsync(new() { Output = output, Error = output }));
         var elastic = double.Parse(output.ToString().Split(' ')[1], CultureInfo.InvariantCulture);
-        var reference = double.Parse(await Python(Path.Combine(RepoPaths.Root, "Tests", "Reference", "reference_loss.py"), model, idsFile), CultureInfo.InvariantCulture);
+        var reference = double.Parse(await Elastic.Tests.Data.TokenizerTests.Python(Path.Combine(RepoPaths.Root, "Tests", "Reference", "reference_loss.py"), model, idsFile), CultureInfo.InvariantCulture);
 
-        Assert.Contains($"over {text.Length - 1} predictions", output.ToString());
+        Assert.Contains($"over {ids.Split(' ').Length - 1} predictions", output.ToString());
+        Assert.Equal(bpe, File.Exists(Path.Combine(model, "tokenizer.json")));
         Assert.True(Math.Abs(elastic - reference) < 1e-4, $"elastic eval {elastic}, numpy reference {reference}");
     }
 
@@ -130,19 +136,6 @@ public sealed class HuggingFaceFormatTests : IDisposable
 
     private static Dictionary<string, ReadOnlyMemory<byte>> Tensors(string folder) =>
         Safetensors.Read(File.ReadAllBytes(Path.Combine(folder, HfModelFolder.WeightsFile))).ToDictionary(e => e.Name, e => e.Data);
-
-    private static async Task<string> Python(params string[] args)
-    {
-        // Debian's interpreter, which python3-numpy installs into (a python3 earlier on the PATH may lack it).
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var (output, error) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, $"python3 {string.Join(' ', args)} exited {process.ExitCode}: {await error} (test.sh installs python3-numpy)");
-        return (await output).Trim();
-    }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }

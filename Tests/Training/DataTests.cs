@@ -12,13 +12,13 @@ public sealed class DataTests
         const string text = "In the beginning — Ἐν ἀρχῇ — 太初";
         var ids = tokenizer.Encode(text);
         Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(text), ids.Length);
-        Assert.Equal(text, tokenizer.Decode(ids.Select(i => (int)i).ToArray()));
+        Assert.Equal(text, tokenizer.Decode(ids));
     }
 
     [Fact]
     public void Each_epoch_visits_every_window_once_in_a_seeded_order()
     {
-        var tokens = Enumerable.Range(0, 1001).Select(i => (ushort)(i % 256)).ToArray();
+        var tokens = Enumerable.Range(0, 1001).Select(i => i % 256).ToArray();
         var data = new TokenDataset(tokens, 0, tokens.Length, window: 11, seed: 5);
         Assert.Equal(100, data.Count);
         var epoch0 = Enumerable.Range(0, 100).Select(i => data.WindowOf(i)).ToArray();
@@ -57,7 +57,7 @@ public sealed class DataTests
         try
         {
             File.WriteAllBytes(path, [0x01, 0x00, 0x34, 0x12, 0xFF, 0x00]);
-            Assert.Equal(new ushort[] { 1, 0x1234, 255 }, CorpusSource.ReadTokens(path, "uint16", new ByteTokenizer(), vocab: 0x2000));
+            Assert.Equal(new[] { 1, 0x1234, 255 }, CorpusSource.ReadTokens(path, "uint16", new ByteTokenizer(), vocab: 0x2000));
             var e = Assert.Throws<InvalidDataException>(() => CorpusSource.ReadTokens(path, "uint16", new ByteTokenizer(), vocab: 256));
             Assert.Contains("4660", e.Message);
             Assert.Contains("model.vocab 256", e.Message);
@@ -72,7 +72,7 @@ public sealed class DataTests
     public void A_corpus_too_small_for_one_window_is_a_spec_error()
     {
         var spec = TestSpecs.Tiny();
-        var e = Assert.Throws<SpecValidationException>(() => TokenCorpus.FromTokens(spec, new ByteTokenizer(), new ushort[40]));
+        var e = Assert.Throws<SpecValidationException>(() => TokenCorpus.FromTokens(spec, new ByteTokenizer(), new int[40]));
         Assert.Equal("data.source", Assert.Single(e.Errors).Field);
     }
 }

@@ -7,7 +7,7 @@ namespace Elastic.Training.Model;
 /// <summary>
 /// A trained model on disk in Hugging Face's layout (<see cref="HfModelFolder"/>: config.json, model.safetensors), loadable by
 /// the ecosystem, with the spec that built it (spec.json) so that Elastic rebuilds it exactly. A Hugging Face folder without
-/// a spec loads too, its model from config.json. Files are written under temporary names and renamed, so a reader never sees
+/// a spec loads too, its model from config.json; a tokenizer.json or tokenizer.model in the folder is the model's tokenizer. Files are written under temporary names and renamed, so a reader never sees
 /// half a model.
 /// </summary>
 public static class ModelFolder
@@ -26,11 +26,18 @@ public static class ModelFolder
         using (var scope = NewDisposeScope())
             parameters = trainer.WholeParameters().Select(p => new HfModelFolder.Tensor(p.Name, p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList();
         if (!write || trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
-        HfModelFolder.Write(directory, spec.Model, parameters);
+        HfModelFolder.Write(directory, spec.Model, parameters, extra: new System.Text.Json.Nodes.JsonObject { ["elastic_tokenizer"] = spec.Data.Tokenizer });
+        // A tokenizer from a file travels with the model, under the name the ecosystem looks for.
+        if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer) && TokenizerIn(directory, spec.Data.Tokenizer) is var copy && copy != spec.Data.Tokenizer)
+            File.Copy(spec.Data.Tokenizer, copy, overwrite: true);
         var specPath = Path.Combine(directory, SpecFile);
         File.WriteAllText(specPath + ".tmp", SpecJson.Serialize(spec));
         File.Move(specPath + ".tmp", specPath, overwrite: true);
     }
+
+    /// <summary>Where a model folder keeps a tokenizer file: tokenizer.json (Hugging Face) or tokenizer.model (SentencePiece).</summary>
+    private static string TokenizerIn(string directory, string tokenizer) =>
+        Path.Combine(directory, tokenizer.EndsWith(".model", StringComparison.OrdinalIgnoreCase) ? "tokenizer.model" : "tokenizer.json");
 
     /// <summary>Whether <paramref name="directory"/> holds a model: Elastic's (with its spec) or any Hugging Face folder.</summary>
     public static bool Exists(string directory) => HfModelFolder.Exists(directory);
@@ -46,7 +53,8 @@ public static class ModelFolder
         var specPath = Path.Combine(directory, SpecFile);
         var spec = File.Exists(specPath) ? SpecJson.Parse(File.ReadAllText(specPath)) : new TrainingSpec { Model = new ModelSpec { Dropout = 0 } };
         var (config, weights) = HfModelFolder.Read(directory, spec.Model);
-        spec = spec with { Model = config };
+        var tokenizer = new[] { "tokenizer.json", "tokenizer.model" }.Select(f => Path.Combine(directory, f)).FirstOrDefault(File.Exists);
+        spec = spec with { Model = config, Data = tokenizer is null ? spec.Data : spec.Data with { Tokenizer = tokenizer } };
         var model = new DecoderModel(spec.Model, spec.Seed);
         model.Load(weights);
         return (spec, model);

@@ -14,7 +14,7 @@ public static class TextSampler
         if (tokens < 0) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "must not be negative");
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be positive");
         var context = model.Spec.Context;
-        var ids = tokenizer.Encode(prompt).Select(t => (int)t).ToList();
+        var ids = tokenizer.Encode(prompt).ToList();
         if (ids.Count == 0) ids.Add(tokenizer.Encode("\n")[0]);
         using var generator = new Generator(SplitMix64.Derive(seed, RandomPurpose.Sampling), CPU);
         using var noGrad = no_grad();

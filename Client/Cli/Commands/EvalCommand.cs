@@ -29,8 +29,8 @@ internal static class EvalCommand
                 var (spec, loaded) = ModelFolder.Load(folder);
                 using (loaded)
                 {
-                    var tokens = Tokenizers.Create(spec.Data.Tokenizer).Encode(text).Select(t => (int)t).ToList();
-                    if (tokens.Count < 2) throw new CliException($"--data {file}: {tokens.Count} token(s); a next-token loss needs at least 2");
+                    var tokens = Tokenizers.Create(spec.Data.Tokenizer).Encode(text);
+                    if (tokens.Length < 2) throw new CliException($"--data {file}: {tokens.Length} token(s); a next-token loss needs at least 2");
                     if (tokens.FirstOrDefault(t => t >= spec.Model.Vocab, -1) is var beyond and >= 0)
                         throw new CliException($"--data {file}: token {beyond} is beyond the model's vocabulary of {spec.Model.Vocab}");
                     var (l, n) = TextLoss.Of(loaded, tokens);
