@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using Elastic.Data.Datasets;
 using Elastic.Jobs;
 
 namespace Elastic.Data;
@@ -19,27 +20,50 @@ public static class CorpusSource
         {
             var name = source[BundledPrefix.Length..];
             if (!BundledNames.Contains(name)) return $"unknown bundled corpus; known: {string.Join(", ", BundledNames.Select(n => BundledPrefix + n))}";
-            return format == "text" ? null : "bundled corpora are text; use data.format 'text'";
+            return format == "text" ? null : $"bundled corpora are text; data.format '{format}' needs a file";
         }
+        if (source.StartsWith(DatasetLocation.BlobScheme, StringComparison.Ordinal)) return null;
         if (!Path.IsPathFullyQualified(source)) return "a file source must be an absolute path here";
+        if (Directory.Exists(source))
+            return File.Exists(Path.Combine(source, DatasetManifest.FileName)) ? null : $"a folder source must hold a dataset ({DatasetManifest.FileName}; `elastic data prepare` writes one)";
         if (!File.Exists(source)) return "file not found";
         if (IdWidth(format) is { } width && new FileInfo(source).Length % width != 0) return $"a {format} token file must have a multiple of {width} bytes";
         return null;
     }
 
-    /// <summary>Reads the whole corpus as token ids. Token ids not below <paramref name="vocab"/> are rejected.</summary>
-    public static int[] ReadTokens(string source, string format, ITokenizer tokenizer, int vocab)
+    /// <summary>
+    /// Reads the whole corpus as token ids and, for supervised data, which targets the loss is taken over (null: all). Token ids
+    /// not below <paramref name="vocab"/> are rejected.
+    /// </summary>
+    public static (int[] Tokens, bool[]? Trained) Read(DataSpec data, ITokenizer tokenizer, int vocab)
     {
+        var (source, format) = (data.Source, data.Format);
         int[] tokens;
+        bool[]? trained = null;
         if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
             tokens = tokenizer.Encode(ReadBundledText(source[BundledPrefix.Length..]));
+        else if (DatasetLocation.IsDataset(source))
+            tokens = ReadDataset(source, tokenizer);
         else if (format == "text")
             tokens = tokenizer.Encode(File.ReadAllText(source));
+        else if (format == "jsonl")
+            tokens = JsonLines.Documents(source, data.Field, tokenizer);
+        else if (format == "sft")
+            (tokens, trained) = JsonLines.Supervised(source, tokenizer);
         else
             tokens = ReadIds(File.ReadAllBytes(source), IdWidth(format)!.Value);
         for (var i = 0; i < tokens.Length; i++)
             if ((uint)tokens[i] >= vocab)
                 throw new InvalidDataException($"token id {tokens[i]} at position {i} is not below model.vocab {vocab}");
+        return (tokens, trained);
+    }
+
+    /// <summary>A prepared dataset's ids, which its tokenizer must be the job's.</summary>
+    private static int[] ReadDataset(string source, ITokenizer tokenizer)
+    {
+        var (manifest, tokens) = DatasetReader.ReadAsync(DatasetLocation.Open(source)).GetAwaiter().GetResult();
+        if (manifest.Tokenizer != Tokenizers.Recorded(tokenizer.Name))
+            throw new InvalidDataException($"tokenizer '{tokenizer.Name}' is not the dataset's: {source} was prepared with '{manifest.Tokenizer}'");
         return tokens;
     }
 

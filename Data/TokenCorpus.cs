@@ -26,31 +26,33 @@ public sealed class TokenCorpus
         {
             tokenizer = Tokenizers.Create(spec.Data.Tokenizer);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
         {
             throw new SpecValidationException([new SpecError("data.tokenizer", spec.Data.Tokenizer, e.Message)]);
         }
         if (spec.Data.Format == "text" && tokenizer.VocabSize > spec.Model.Vocab)
             throw new SpecValidationException([new SpecError("model.vocab", $"{spec.Model.Vocab}", $"is smaller than the vocabulary of tokenizer '{spec.Data.Tokenizer}' ({tokenizer.VocabSize})")]);
         int[] tokens;
+        bool[]? trained;
         try
         {
-            tokens = CorpusSource.ReadTokens(spec.Data.Source, spec.Data.Format, tokenizer, spec.Model.Vocab);
+            (tokens, trained) = CorpusSource.Read(spec.Data, tokenizer, spec.Model.Vocab);
         }
         catch (InvalidDataException e)
         {
-            throw new SpecValidationException([new SpecError("data.source", spec.Data.Source, e.Message)]);
+            throw new SpecValidationException([new SpecError(e.Message.StartsWith("tokenizer", StringComparison.Ordinal) ? "data.tokenizer" : "data.source", spec.Data.Source, e.Message)]);
         }
-        return FromTokens(spec, tokenizer, tokens);
+        return FromTokens(spec, tokenizer, tokens, trained);
     }
 
-    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, int[] tokens)
+    /// <param name="trained">Which targets the loss is taken over (supervised data); null: every one.</param>
+    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, int[] tokens, bool[]? trained = null)
     {
         var window = spec.Model.Context + 1;
         var heldOutLength = (int)Math.Ceiling(tokens.Length * spec.Data.HeldOutFraction);
         var trainLength = tokens.Length - heldOutLength;
-        var train = new TokenDataset(tokens, 0, trainLength, window, spec.Seed);
-        var heldOut = new TokenDataset(tokens, trainLength, heldOutLength, window, spec.Seed);
+        var train = new TokenDataset(tokens, 0, trainLength, window, spec.Seed, trained);
+        var heldOut = new TokenDataset(tokens, trainLength, heldOutLength, window, spec.Seed, trained);
         if (train.Count == 0 || heldOut.Count == 0)
             throw new SpecValidationException([new SpecError("data.source", spec.Data.Source,
                 $"{tokens.Length} tokens are too few for one window of model.context {spec.Model.Context} + 1 in both the training split and the held-out split (data.heldOutFraction {spec.Data.HeldOutFraction})")]);

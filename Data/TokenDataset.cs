@@ -8,6 +8,7 @@ namespace Elastic.Data;
 public sealed class TokenDataset
 {
     private readonly int[] _tokens;
+    private readonly bool[]? _trained;
     private readonly int _offset;
     private readonly ulong _seed;
     private readonly Lock _gate = new();
@@ -18,9 +19,11 @@ public sealed class TokenDataset
     /// <param name="offset">First token of this split.</param>
     /// <param name="length">Tokens in this split.</param>
     /// <param name="window">Tokens per sample: context + 1 (inputs and shifted targets).</param>
-    public TokenDataset(int[] tokens, int offset, int length, int window, ulong seed)
+    /// <param name="trained">Per token of the corpus, whether the loss is taken where it is the target; null: everywhere.</param>
+    public TokenDataset(int[] tokens, int offset, int length, int window, ulong seed, bool[]? trained = null)
     {
         _tokens = tokens;
+        _trained = trained;
         _offset = offset;
         _seed = seed;
         Window = window;
@@ -51,6 +54,13 @@ public sealed class TokenDataset
     /// <summary>The tokens of window <paramref name="window"/> (no shuffle).</summary>
     public ReadOnlySpan<int> WindowTokens(int window) =>
         _tokens.AsSpan(_offset + window * (Window - 1), Window);
+
+    /// <summary>Whether some targets carry no loss (supervised data: prompts are read, not learned).</summary>
+    public bool Masked => _trained is not null;
+
+    /// <summary>For each target of window <paramref name="window"/> (its tokens 1..), whether the loss is taken there; all true when not <see cref="Masked"/>.</summary>
+    public ReadOnlySpan<bool> TrainedTargets(int window) =>
+        _trained is null ? Enumerable.Repeat(true, Window - 1).ToArray() : _trained.AsSpan(_offset + window * (Window - 1) + 1, Window - 1);
 
     /// <summary>Fisher-Yates shuffle of 0..n-1 driven by SplitMix64.</summary>
     public static int[] Permutation(int n, ulong seed)

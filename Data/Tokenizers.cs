@@ -17,6 +17,9 @@ public static class Tokenizers
 
     private static readonly ConcurrentDictionary<string, Lazy<ITokenizer>> Built = new();
 
+    /// <summary>How a tokenizer is recorded with what it made (datasets, models): a file by its name alone, since where it lies differs by machine.</summary>
+    public static string Recorded(string name) => Jobs.SpecValidator.IsTokenizerFile(name) ? Path.GetFileName(name) : name;
+
     /// <summary>The tokenizer <paramref name="name"/> names; a file that is not a tokenizer is an <see cref="InvalidDataException"/> naming it.</summary>
     public static ITokenizer Create(string name)
     {

@@ -67,7 +67,7 @@ public static class SpecJson
         var spec = Parse(File.ReadAllText(path));
         var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var source = spec.Data.Source;
-        if (!string.IsNullOrWhiteSpace(source) && !source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal))
+        if (!string.IsNullOrWhiteSpace(source) && !source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal) && !source.Contains("://", StringComparison.Ordinal))
             spec = spec with { Data = spec.Data with { Source = Path.GetFullPath(source, folder) } };
         if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer ?? ""))
             spec = spec with { Data = spec.Data with { Tokenizer = Path.GetFullPath(spec.Data.Tokenizer!, folder) } };

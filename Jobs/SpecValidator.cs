@@ -145,7 +145,8 @@ public static class SpecValidator
         if (Finite("model.dropout", m.Dropout) && m.Dropout is < 0 or >= 1) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
 
         var d = spec.Data;
-        if (d.Format is not ("text" or "uint16" or "uint32")) Fail("data.format", d.Format, "must be 'text', 'uint16' or 'uint32'");
+        if (!DataSpec.Formats.Contains(d.Format)) Fail("data.format", d.Format, $"must be one of {string.Join(", ", DataSpec.Formats.Select(f => $"'{f}'"))}");
+        if (d.Format == "jsonl" && string.IsNullOrWhiteSpace(d.Field)) Fail("data.field", d.Field, "must name the text field of each record");
         if (TokenizerVocabularies.TryGetValue(d.Tokenizer, out var tokenizerVocab))
         {
             if (d.Format == "text" && m.Vocab < tokenizerVocab)

@@ -118,13 +118,22 @@ public sealed record ModelInitSpec
 
 public sealed record DataSpec
 {
+    /// <summary>The values of <see cref="Format"/>.</summary>
+    public static readonly IReadOnlyList<string> Formats = ["text", "uint16", "uint32", "jsonl", "sft"];
+
     /// <summary>Sources that start with this name a corpus bundled with the engine.</summary>
     public const string BundledPrefix = "bundled:";
 
     /// <summary><c>bundled:kjv</c>, or a path (relative to the spec file) to a text file or a file of token ids.</summary>
     public string Source { get; init; } = "bundled:kjv";
-    /// <summary><c>text</c> (tokenized with <see cref="Tokenizer"/>), or pre-tokenized little-endian ids: <c>uint16</c> or <c>uint32</c>.</summary>
+    /// <summary>
+    /// <c>text</c> (tokenized with <see cref="Tokenizer"/>); pre-tokenized little-endian ids, <c>uint16</c> or <c>uint32</c>; <c>jsonl</c>
+    /// (JSON lines, the text of each record's <see cref="Field"/>, records ended by end-of-text); <c>sft</c> (JSON lines of
+    /// prompt/completion pairs or chat messages, the loss taken over completions only).
+    /// </summary>
     public string Format { get; init; } = "text";
+    /// <summary>The text field of a <c>jsonl</c> record.</summary>
+    public string Field { get; init; } = "text";
     /// <summary>
     /// <c>byte</c> (UTF-8 bytes, vocabulary 256), <c>tiktoken:gpt2</c>, <c>tiktoken:cl100k</c>, <c>tiktoken:o200k</c>, or a path (relative to
     /// the spec file) to a Hugging Face <c>tokenizer.json</c> or a SentencePiece <c>.model</c>. model.vocab must cover its ids.

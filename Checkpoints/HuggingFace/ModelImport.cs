@@ -9,7 +9,10 @@ namespace Elastic.Checkpoints.HuggingFace;
 /// </summary>
 public static class ModelImport
 {
-    /// <summary>The spec with its model from the config (dropout and tensor shards stay the spec's), or every reason it cannot be.</summary>
+    /// <summary>
+    /// The spec with its model from the config (dropout and tensor shards stay the spec's) and, when it leaves data.tokenizer at
+    /// <c>byte</c>, the folder's tokenizer.json or tokenizer.model; or every reason it cannot be.
+    /// </summary>
     public static (TrainingSpec Spec, IReadOnlyList<SpecError> Errors) Resolve(TrainingSpec spec)
     {
         if (spec.Model?.Init?.From is not { } from) return (spec, []);
@@ -20,7 +23,11 @@ public static class ModelImport
             // Reads every tensor once to check names, shapes and dtypes: a job never starts on weights it cannot load.
             var (model, _) = HfModelFolder.Read(from, spec.Model);
             var contradictions = HfConfig.Contradictions(spec.Model, model, Path.Combine(from, HfConfig.FileName)).ToList();
-            return contradictions.Count > 0 ? (spec, contradictions) : (spec with { Model = model }, []);
+            if (contradictions.Count > 0) return (spec, contradictions);
+            // A spec that leaves the tokenizer at its default takes the model's own.
+            var tokenizer = new[] { "tokenizer.json", "tokenizer.model" }.Select(f => Path.Combine(from, f)).FirstOrDefault(File.Exists);
+            var data = spec.Data is { Tokenizer: "byte" } && tokenizer is not null ? spec.Data with { Tokenizer = tokenizer } : spec.Data;
+            return (spec with { Model = model, Data = data }, []);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 namespace Elastic.Training.Engine;
 
 /// <summary>One micro-batch as a stage needs it: token ids and targets [batch, time], and its dropout keys.</summary>
-internal readonly record struct MicroBatch(Tensor Inputs, Tensor Targets, DropoutKeys? Keys);
+/// <param name="LossScale">Null: the loss is the mean over every target; else the sum over targets that are not -1 (supervised data), times it.</param>
+internal readonly record struct MicroBatch(Tensor Inputs, Tensor Targets, DropoutKeys? Keys, double? LossScale = null);
 
 /// <summary>
 /// Runs one step's forwards and backwards of a pipeline stage over a block of micro-batches, in the order of
@@ -141,7 +142,7 @@ internal sealed class StageRunner(DecoderModel model, PipelineStage stage, Stage
             {
                 using var step = NewDisposeScope();
                 var received = chunk.Embedding ? null : Receive(Previous(chunk), micro);
-                var output = model.Forward(chunk, received ?? micro.Inputs, sequenceLength, chunk.Head ? micro.Targets : null, keys: null);
+                var output = model.Forward(chunk, received ?? micro.Inputs, sequenceLength, chunk.Head ? micro.Targets : null, keys: null, micro.LossScale);
                 if (received is not null) _links!.Release(received);
                 if (chunk.Head) total.add_(output.to(ScalarType.Float64), alpha: One);
                 else _links!.Send(Next(chunk), output);
@@ -160,7 +161,7 @@ internal sealed class StageRunner(DecoderModel model, PipelineStage stage, Stage
         // The leaf is a view: the received tensor goes back to the links' pool after the backward.
         var input = received?.detach().requires_grad_(true);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var output = model.Forward(chunk, input ?? micro.Inputs, sequenceLength, chunk.Head ? micro.Targets : null, micro.Keys);
+        var output = model.Forward(chunk, input ?? micro.Inputs, sequenceLength, chunk.Head ? micro.Targets : null, micro.Keys, micro.LossScale);
         if (chunk.Head) losses[index] = output.detach().to(ScalarType.Float64).MoveToOuterDisposeScope();
         else _links!.Send(Next(chunk), output);
         return (new Held(received, input?.DetachFromDisposeScope(), output.DetachFromDisposeScope()), started);

@@ -299,8 +299,10 @@ public sealed partial class Trainer : IDisposable
             var batches = Math.Max(1, Math.Min(Spec.Eval.Batches, heldOut.Count / micro));
             var total = _runner.Evaluate(batches, i =>
             {
-                var (inputs, targets) = Batch(heldOut, Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray());
-                return new MicroBatch(inputs, targets, null);
+                var windows = Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray();
+                var (inputs, targets) = Batch(heldOut, windows);
+                // Supervised data: the mean over this micro-batch's completion targets.
+                return new MicroBatch(inputs, targets, null, heldOut.Masked ? 1.0 / Math.Max(1, TrainedTargets(heldOut, windows)) : null);
             });
             return (Stage.Ranks?.AllReduceSum(total) ?? total) / batches;
         }
@@ -323,13 +325,41 @@ public sealed partial class Trainer : IDisposable
         var samples = SamplesOf(step, micro);
         var train = _corpus.Train;
         var (inputs, targets) = Batch(train, samples.Select(train.WindowOf).ToArray());
-        return new MicroBatch(inputs, targets, Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null);
+        return new MicroBatch(inputs, targets, Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null, LossScale(step));
+    }
+
+    private (long Step, double? Scale) _lossScale = (0, null);
+
+    /// <summary>
+    /// Supervised data: each micro-batch's loss is its sum over completion targets times m / N, N the completion targets of the
+    /// whole step (every sample is addressable, so every rank counts them alike, with no collective): after the engine's mean over
+    /// the m micro-batches, the step's loss is the mean over its completion targets on any layout. Null for unmasked data (the mean).
+    /// </summary>
+    private double? LossScale(long step)
+    {
+        var train = _corpus.Train;
+        if (!train.Masked) return null;
+        if (_lossScale.Step == step) return _lossScale.Scale;
+        var windows = Enumerable.Range(0, MicroBatchesPerStep).SelectMany(m => SamplesOf(step, m)).Select(train.WindowOf).ToArray();
+        var trained = TrainedTargets(train, windows);
+        _lossScale = (step, trained == 0 ? 0 : (double)MicroBatchesPerStep / trained);
+        return _lossScale.Scale;
+    }
+
+    private static long TrainedTargets(TokenDataset data, int[] windows)
+    {
+        long count = 0;
+        foreach (var window in windows)
+            foreach (var trained in data.TrainedTargets(window))
+                if (trained) count++;
+        return count;
     }
 
     /// <summary>On CUDA, holds the process's TF32 switch in this job's mode while the step's matmuls are launched.</summary>
     private IDisposable EnterTf32Gate() =>
         Device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default(Tf32Gate.Holder);
 
+    /// <summary>Inputs and targets [windows, context]; on supervised data a target the loss is not taken over is -1.</summary>
     private (Tensor Inputs, Tensor Targets) Batch(TokenDataset data, int[] windows)
     {
         var width = data.Window;
@@ -340,7 +370,14 @@ public sealed partial class Trainer : IDisposable
             for (var j = 0; j < width; j++) ids[i * width + j] = tokens[j];
         }
         var all = tensor(ids, [windows.Length, width], device: Device);
-        return (all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1));
+        if (!data.Masked) return (all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1));
+        var targets = new long[windows.Length * (width - 1)];
+        for (var i = 0; i < windows.Length; i++)
+        {
+            var trained = data.TrainedTargets(windows[i]);
+            for (var j = 0; j < width - 1; j++) targets[i * (width - 1) + j] = trained[j] ? ids[i * width + j + 1] : -1;
+        }
+        return (all.narrow(1, 0, width - 1), tensor(targets, [windows.Length, width - 1], device: Device));
     }
 
     public void Dispose()

@@ -215,7 +215,8 @@ public sealed partial class DecoderModel : IDisposable
     /// mean loss against <paramref name="targets"/> [batch, time] (the last chunk) or this chunk's output activation
     /// (<see cref="BoundaryShape"/>, for the next chunk).
     /// </summary>
-    public Tensor Forward(ModelChunk chunk, Tensor input, long length, Tensor? targets, DropoutKeys? keys)
+    /// <param name="lossScale">Null: the mean loss over every target; otherwise the sum over the targets that are not -1, times it.</param>
+    public Tensor Forward(ModelChunk chunk, Tensor input, long length, Tensor? targets, DropoutKeys? keys, double? lossScale = null)
     {
         using var scope = NewDisposeScope();
         // A recomputation during a backward may have recorded its loads since the last forward's were taken.
@@ -227,7 +228,7 @@ public sealed partial class DecoderModel : IDisposable
         var targetsByTime = (targets ?? throw new ArgumentNullException(nameof(targets))).t();
         // A head run again in backward reads the targets after this scope has ended: it gets a reference of its own.
         var headTargets = _gather is not null && is_grad_enabled() ? targetsByTime.detach().DetachFromDisposeScope() : null;
-        var loss = Run("head", units, h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), headTargets ?? targetsByTime), x, recompute: false, owned: headTargets);
+        var loss = Run("head", units, h => VocabParallelCrossEntropy.Loss(Group, Head(h, sequence), headTargets ?? targetsByTime, lossScale), x, recompute: false, owned: headTargets);
         return loss.MoveToOuterDisposeScope();
     }
 
