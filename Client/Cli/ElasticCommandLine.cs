@@ -12,6 +12,7 @@ public static class ElasticCommandLine
         SampleCommand.Create(),
         EvalCommand.Create(),
         TokenizeCommand.Create(),
+        DataCommand.Create(),
         SubmitCommand.Create(),
         StatusCommand.Create(),
         WatchCommand.Create(),
