@@ -24,6 +24,8 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["plan-scale"] = PlanScale.Run,
     ["plan-accuracy"] = PlanAccuracy.Run,
     ["published-scale"] = PublishedScale.Run,
+    ["llama-vs-gpt2"] = LlamaVsGpt2.Run,
+    ["data-prepare"] = DataPrepare.Run,
 };
 // Worker modes: the all-reduce, all-to-all and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>
