@@ -231,7 +231,6 @@ public static class SpecValidator
         if (m.Heads >= 1 && m.DModel % m.Heads == 0 && m.HeadDim % 2 != 0)
             fail("model.heads", m.Heads, $"gives a head dimension of {m.HeadDim}; rotary embeddings rotate pairs, so it must be even");
         if (finite("model.ropeTheta", m.RopeTheta) && !(m.RopeTheta > 1)) fail("model.ropeTheta", m.RopeTheta, "must be greater than 1");
-        if (m.Moe is not null) fail("model.moe", "given", "mixture-of-experts layers are built for architecture 'gpt2' only so far");
     }
 
     /// <summary>Whether data.tokenizer names a file (a Hugging Face tokenizer.json or a SentencePiece model) rather than a built-in.</summary>

@@ -21,7 +21,9 @@ public sealed class ModelShape
         // GPT-2: weights and biases of QKV and the output projection. Llama: no biases; keys and values split with the heads when S divides them.
         var keyValues = 2 * d * kv;
         var kvSplit = !llama || model.KeyValueSplit(model.Shards);
-        Attention = llama ? 2 * d * d + keyValues : 3 * d * d + 3 * d + d * d + d;
+        // Split by tp: the query, key/value (when split) and output projections, GPT-2's QKV bias; replicated: the rest.
+        SplitAttention = llama ? 2 * d * d + (kvSplit ? keyValues : 0) : 3 * d * d + 3 * d + d * d;
+        ReplicatedAttention = llama ? (kvSplit ? 0 : keyValues) : d;
         Mlp = llama ? 3 * d * f : d * f + f + (f * d + d);
         // Split by tp: the projections' weights (and GPT-2's QKV and first MLP biases).
         SplitDense = llama ? 2 * d * d + (kvSplit ? keyValues : 0) + 3 * d * f : 3 * d * d + 3 * d + d * d + d * f + f + f * d;
@@ -30,8 +32,11 @@ public sealed class ModelShape
         NormParameters = llama ? d : 2 * d;
     }
 
-    /// <summary>Parameters of one layer's attention (projections and biases).</summary>
-    public long Attention { get; }
+    /// <summary>Parameters of one layer's attention that tensor parallelism splits.</summary>
+    public long SplitAttention { get; }
+
+    /// <summary>Parameters of one layer's attention every tensor rank holds (GPT-2's output bias, Llama's unsplit key/value projection).</summary>
+    public long ReplicatedAttention { get; }
 
     /// <summary>Parameters of one normalisation (gain, and GPT-2's bias).</summary>
     public long NormParameters { get; }
@@ -56,9 +61,8 @@ public sealed class ModelShape
     public long LayerParameters(int layer, int tp, int hostedExperts)
     {
         if (!IsMoe(layer)) return SplitDense / tp + ReplicatedDense;
-        // MoE layers are GPT-2 layers (the spec refuses Llama MoE so far): QKV split, the output bias and both LayerNorms replicated.
-        var d = (long)_m.DModel;
-        return (Attention - d) / tp + d + 2 * NormParameters + (long)hostedExperts * Mlp + _m.Moe!.Experts * d;
+        // Attention as in a dense layer, both norms, the hosted experts (not split by tp) and the replicated router.
+        return SplitAttention / tp + ReplicatedAttention + 2 * NormParameters + (long)hostedExperts * Mlp + (long)_m.Moe!.Experts * _m.DModel;
     }
 
     /// <summary>Parameters of the embedding (token embedding split over the vocabulary; GPT-2's positions replicated, Llama has none).</summary>
@@ -131,7 +135,7 @@ public sealed class ModelShape
         double n = Tokens, d = _m.DModel, f = _m.FfnSize, t = _m.Context, kv = _m.KeyValueWidth;
         var attention = 2 * n * (2 * d * d + 2 * d * kv) + 4 * n * t * d;
         return _m.Moe is { } moe && IsMoe(layer)
-            ? attention + 2 * n * d * moe.Experts + moe.TopK * 2 * n * 2 * d * f
+            ? attention + 2 * n * d * moe.Experts + moe.TopK * 2 * n * _m.MlpMatrices * d * f
             : attention + 2 * n * _m.MlpMatrices * d * f;
     }
 

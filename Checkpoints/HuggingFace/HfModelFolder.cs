@@ -83,8 +83,8 @@ public static class HfModelFolder
             throw new InvalidDataException($"{configPath}: not JSON ({e.Message})", e);
         }
         var model = HfConfig.Read(config, configPath, defaults);
-        if (model.Moe is not null) throw new InvalidDataException($"{configPath}: a mixture-of-experts model cannot be read from Hugging Face's format");
         var tensors = ReadTensors(directory);
+        if (model.Moe is not null) return (model, ElasticParameters(tensors, directory));
         var errors = new List<string>();
         var parameters = new Dictionary<string, byte[]>();
         var used = new HashSet<string>();
@@ -113,6 +113,23 @@ public static class HfModelFolder
                 errors.Add($"{file}: {key}: unexpected (no parameter of this {model.Architecture} configuration)");
         if (errors.Count > 0) throw new InvalidDataException($"{directory}: {string.Join("; ", errors)}");
         return (model, parameters);
+    }
+
+    /// <summary>
+    /// A MoE model Elastic wrote (its spec gives the experts; no Hugging Face config does): parameters under Elastic's names, each
+    /// stacked expert tensor joined again from its experts' entries in expert order.
+    /// </summary>
+    private static IReadOnlyDictionary<string, byte[]> ElasticParameters(Dictionary<string, (string File, Safetensors.Entry Entry)> tensors, string directory)
+    {
+        var expert = new System.Text.RegularExpressions.Regex(@"^(?<layer>h\.\d+\.mlp\.experts\.)(?<e>\d+)\.(?<name>.+)$");
+        var parameters = new Dictionary<string, byte[]>();
+        foreach (var group in tensors.Values.GroupBy(t => expert.Match(t.Entry.Name) is { Success: true } m ? m.Groups["layer"].Value + m.Groups["name"].Value : t.Entry.Name))
+        {
+            var parts = group.OrderBy(t => expert.Match(t.Entry.Name) is { Success: true } m ? int.Parse(m.Groups["e"].Value, System.Globalization.CultureInfo.InvariantCulture) : 0).ToList();
+            if (parts.Any(p => p.Entry.DType != "F32")) throw new InvalidDataException($"{directory}: {group.Key}: Elastic's MoE models are float32");
+            parameters[group.Key] = parts.SelectMany(p => p.Entry.Data.ToArray()).ToArray();
+        }
+        return parameters;
     }
 
     /// <summary>GPT-2's hub files name parameters without the <c>transformer.</c> prefix that GPT2LMHeadModel saves with.</summary>

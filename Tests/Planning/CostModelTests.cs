@@ -25,13 +25,15 @@ public sealed class CostModelTests
         Assert.Equal(2 * (12_512 + 192) + 8_192 + 1_024 + 64, new ModelShape(Spec.Model, 1).Parameters);
 
     [Theory]
-    [InlineData("gpt2", 0, true)]
-    [InlineData("llama", 4, true)]
-    [InlineData("llama", 2, false)]
-    [InlineData("llama", 1, true)]
-    public void Each_tensor_rank_holds_what_the_engines_parameter_layout_gives_it(string architecture, int kvHeads, bool tied)
+    [InlineData("gpt2", 0, true, false)]
+    [InlineData("gpt2", 0, true, true)]
+    [InlineData("llama", 4, true, false)]
+    [InlineData("llama", 2, false, false)]
+    [InlineData("llama", 1, true, false)]
+    [InlineData("llama", 2, true, true)]
+    public void Each_tensor_rank_holds_what_the_engines_parameter_layout_gives_it(string architecture, int kvHeads, bool tied, bool experts)
     {
-        var spec = Spec with { Model = Spec.Model with { Architecture = architecture, KvHeads = kvHeads, TiedEmbeddings = tied } };
+        var spec = Spec with { Model = Spec.Model with { Architecture = architecture, KvHeads = kvHeads, TiedEmbeddings = tied, Moe = experts ? new MoeSpec { Experts = 4, Every = 2 } : null } };
         var layouts = Elastic.Training.Model.ParameterLayout.Of(spec.Model);
         foreach (var tp in new[] { 1, 2, 4 })
         {

@@ -56,7 +56,7 @@ public sealed partial class DecoderModel : IDisposable
         _vocabTables = tables;
         if (spec.Moe is { } moe)
             foreach (var layer in Chunks.SelectMany(c => Enumerable.Range(c.First, c.Count)).Where(moe.IsMoeLayer))
-                _moe[layer] = new MoeLayer(moe, layer, _matmuls.Linear, _loads.Add);
+                _moe[layer] = new MoeLayer(moe, layer, ExpertMlps.For(spec, _matmuls.Linear), _loads.Add);
     }
 
     /// <summary>What each MoE layer did in the forwards since the last call (in the order they ran), and forgets it.</summary>
@@ -325,8 +325,8 @@ public sealed partial class DecoderModel : IDisposable
         var whole = sequence.Split ? ReplicatedRegion.Enter(Group, b) : b;
         var (time, batch, d) = (whole.shape[0], whole.shape[1], whole.shape[2]);
         var p = $"h.{moe.Layer}.mlp.";
-        var weights = ExpertWeights.Names.Select(n => _byName[p + "experts." + n]).ToList();
-        var experts = weights[0].Local.Select((_, i) => new ExpertWeights(weights[0].FirstShard + i, weights[0].Local[i], weights[1].Local[i], weights[2].Local[i], weights[3].Local[i])).ToList();
+        var weights = ExpertWeights.Names(Spec).Select(n => _byName[p + "experts." + n]).ToList();
+        var experts = weights[0].Local.Select((_, i) => new ExpertWeights(weights[0].FirstShard + i, weights.Select(w => (Tensor)w.Local[i]).ToList())).ToList();
         var tokens = moe.Forward(Group, Experts, whole.transpose(0, 1).reshape(batch * time, d), Whole(p + "router.weight"), experts);
         var back = tokens.view(batch, time, d).transpose(0, 1).contiguous();
         return sequence.Split ? ReplicatedRegion.Leave(Group, back) : back;

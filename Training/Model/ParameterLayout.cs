@@ -92,12 +92,23 @@ public sealed record ParameterLayout(string Name, long[] Shape, int? SplitDim, b
                 new(h + "attn.kv_proj.weight", [2, kv, d], m.KeyValueSplit(m.Shards) ? 1 : null, true, ParameterInit.Normal),
                 new(h + "attn.c_proj.weight", [d, d], 1, true, ParameterInit.ResidualNormal),
                 new(h + "ln_2.weight", [d], null, false, ParameterInit.Ones),
+            ]);
+            all.AddRange(m.Moe is { } moe && moe.IsMoeLayer(i) ? SwiGluExperts(h, moe.Experts, d, f) :
+            [
                 new(h + "mlp.gate_up.weight", [2, f, d], 1, true, ParameterInit.Normal),
                 new(h + "mlp.c_proj.weight", [d, f], 1, true, ParameterInit.ResidualNormal),
             ]);
         }
         return all;
     }
+
+    /// <summary>A Llama MoE layer (Mixtral's): the router ([E, d], replicated) and E SwiGLU experts without biases, stacked along dimension 0.</summary>
+    private static ParameterLayout[] SwiGluExperts(string h, long e, long d, long f) =>
+    [
+        new(h + "mlp.router.weight", [e, d], null, true, ParameterInit.Normal),
+        new(h + "mlp.experts.gate_up.weight", [e, 2, f, d], 0, true, ParameterInit.Normal, Experts: true),
+        new(h + "mlp.experts.c_proj.weight", [e, d, f], 0, true, ParameterInit.ResidualNormal, Experts: true),
+    ];
 
     /// <summary>A MoE layer's router ([E, d], replicated) and its E experts, each the dense MLP's shape, stacked along dimension 0.</summary>
     private static ParameterLayout[] MoeLayer(string h, long e, long d, long f) =>

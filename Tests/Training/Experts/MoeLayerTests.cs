@@ -26,11 +26,11 @@ public sealed class MoeLayerTests
         var generator = new Generator(11);
         Tensor Random(params long[] shape) => randn(shape, generator: generator).mul(0.5.ToScalar()).requires_grad_(true);
         var (x, router) = (Random(Tokens, D), Random(spec.Experts, D));
-        var experts = Enumerable.Range(0, spec.Experts).Select(e => new ExpertWeights(e, Random(1, F, D), Random(1, F), Random(1, D, F), Random(1, D))).ToList();
+        var experts = Enumerable.Range(0, spec.Experts).Select(e => new ExpertWeights(e, [Random(1, F, D), Random(1, F), Random(1, D, F), Random(1, D)])).ToList();
         var upstream = randn([Tokens, D], generator: generator);
         var loads = new List<ExpertLayerLoad>();
 
-        var output = new MoeLayer(spec, 0, (i, w, b) => nn.functional.linear(i, w, b), loads.Add).Forward(new TensorParallelGroup(1, null), new ExpertGroup(spec.Experts, null), x, router, experts);
+        var output = new MoeLayer(spec, 0, ExpertMlps.Gelu((i, w, b) => nn.functional.linear(i, w, b)), loads.Add).Forward(new TensorParallelGroup(1, null), new ExpertGroup(spec.Experts, null), x, router, experts);
         output.mul(upstream).sum().backward();
 
         var leaves = new[] { x, router }.Concat(experts.SelectMany(e => e.All)).ToList();
@@ -60,11 +60,11 @@ public sealed class MoeLayerTests
         var router = zeros(4, D);
         router[0].fill_(1.0.ToScalar());
         var x = ones(Tokens, D);
-        var experts = Enumerable.Range(0, 4).Select(e => new ExpertWeights(e, ones(1, F, D), ones(1, F), ones(1, D, F), ones(1, D))).ToList();
+        var experts = Enumerable.Range(0, 4).Select(e => new ExpertWeights(e, [ones(1, F, D), ones(1, F), ones(1, D, F), ones(1, D)])).ToList();
         var loads = new List<ExpertLayerLoad>();
 
         using var noGrad = no_grad();
-        var output = new MoeLayer(spec, 0, (i, w, b) => nn.functional.linear(i, w, b), loads.Add).Forward(new TensorParallelGroup(1, null), new ExpertGroup(spec.Experts, null), x, router, experts);
+        var output = new MoeLayer(spec, 0, ExpertMlps.Gelu((i, w, b) => nn.functional.linear(i, w, b)), loads.Add).Forward(new TensorParallelGroup(1, null), new ExpertGroup(spec.Experts, null), x, router, experts);
 
         Assert.Equal(Tokens - Tokens / 4, Assert.Single(loads).Dropped);
         Assert.True(output[TensorIndex.Slice(0, Tokens / 4)].abs().min().item<float>() > 0);

@@ -63,6 +63,37 @@ public sealed class LlamaTrainingTests
         Assert.All(digests, d => Assert.Equal(reference, d));
     }
 
+    public static TheoryData<int, int, int, int> MixtureLayouts => new()
+    {
+        // dp, pp, tp, ep
+        { 2, 1, 1, 2 },
+        { 4, 1, 1, 4 },
+        { 2, 1, 2, 2 },
+        { 2, 2, 1, 1 },
+    };
+
+    [Theory, MemberData(nameof(MixtureLayouts))]
+    public async Task A_llama_with_swiglu_experts_keeps_the_one_device_bits_on_every_layout(int dp, int pp, int tp, int ep)
+    {
+        // Mixtral's layers: every second one 4 SwiGLU experts, top 2, dropless; grouped key/value heads.
+        var spec = Spec(kvHeads: 2) with
+        {
+            Model = Spec(2).Model with { Moe = new MoeSpec { Experts = 4, TopK = 2, Every = 2 } },
+            Parallel = new ParallelSpec { Pipeline = pp, Tensor = tp, Expert = ep },
+        };
+        var reference = await TestSpecs.OneDeviceSteps(spec);
+
+        await using var plane = new DataPlane(IPAddress.Loopback);
+        var ranks = await EngineGrid.Run(plane, spec, ParallelGrid.Of(dp, pp, tp, ep), sequenceParallel: true, (_, trainer) => EngineGrid.AllSteps(trainer),
+            name: $"llama-moe-{dp}x{pp}x{tp}-ep{ep}");
+
+        Assert.All(ranks, r =>
+        {
+            Assert.Equal(reference.Digest, r.Digest);
+            Assert.Equal(reference.Steps, r.Steps);
+        });
+    }
+
     [Fact]
     public async Task A_llama_learns_and_is_not_the_gpt2_of_the_same_sizes()
     {

@@ -37,9 +37,11 @@ public sealed class ExpertGradients : IDisposable
         public Tensor?[] Current { get; set; } = [];
     }
 
+    private readonly IReadOnlyList<string> _names;
+
     public ExpertGradients(DecoderModel model, int sources, Device device)
     {
-        (_sources, _device) = (sources, device);
+        (_sources, _device, _names) = (sources, device, ExpertWeights.Names(model.Spec));
         foreach (var chunk in model.Chunks)
         {
             var slices = new List<(string, long, long)>();
@@ -86,15 +88,15 @@ public sealed class ExpertGradients : IDisposable
         }
     }
 
-    /// <summary>Adds one hosted expert's weight gradients (fc weight, fc bias, proj weight, proj bias) for a micro-batch of <paramref name="source"/>.</summary>
+    /// <summary>Adds one hosted expert's weight gradients (in <see cref="ExpertWeights.Names"/>' order) for a micro-batch of <paramref name="source"/>.</summary>
     internal void Add(int layer, int source, int expert, IReadOnlyList<Tensor> grads)
     {
         var part = _byLayer[layer];
         var buffer = part.Current[source] ??= Rent(part);
         using var scope = NewDisposeScope();
-        for (var i = 0; i < ExpertWeights.Names.Count; i++)
+        for (var i = 0; i < _names.Count; i++)
         {
-            var (offset, length) = part.ByKey[$"h.{layer}.mlp.experts.{ExpertWeights.Names[i]}#{expert}"];
+            var (offset, length) = part.ByKey[$"h.{layer}.mlp.experts.{_names[i]}#{expert}"];
             buffer.narrow(0, offset, length).add_(grads[i].reshape(-1), alpha: One);
         }
     }

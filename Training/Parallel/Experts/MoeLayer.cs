@@ -12,11 +12,12 @@ namespace Elastic.Training.Parallel.Experts;
 /// expert outputs are added in expert order, and its input gradient is the router's plus each expert's in expert order.
 /// </summary>
 /// <param name="record">Told what each forward did (every forward, recomputations included: the caller keeps the one it wants).</param>
-public sealed class MoeLayer(MoeSpec spec, int layer, LinearOp linear, Action<ExpertLayerLoad> record)
+/// <param name="mlp">Each expert's arithmetic (the architecture's MLP).</param>
+public sealed class MoeLayer(MoeSpec spec, int layer, ExpertMlp mlp, Action<ExpertLayerLoad> record)
 {
     public MoeSpec Spec { get; } = spec;
     public int Layer { get; } = layer;
-    internal LinearOp Linear { get; } = linear;
+    internal ExpertMlp Mlp { get; } = mlp;
 
     /// <summary>
     /// Where the hosted experts' weight gradients go, one sum per source rank (ep > 1: a source's micro-batches are a block of

@@ -90,8 +90,7 @@ internal sealed class MoePass : IDisposable
             if (rows.shape[0] == 0) return rows;
             var rowsIn = pass.Leaf(rows, track);
             var weights = experts[local].All.Select(w => pass.Leaf(w, track)).ToList();
-            var hidden = nn.functional.gelu(layer.Linear(rowsIn, weights[0][0], weights[1][0]), TorchSharp.Modules.GELU.Approximate.tanh);
-            var output = layer.Linear(hidden, weights[2][0], weights[3][0]);
+            var output = layer.Mlp(rowsIn, weights);
             if (track) pass._hosted[(source, local)] = new Hosted(rowsIn, weights, pass.Keep(output));
             return output.detach().to_type(ScalarType.Float32);
         }).ToList()).ToList();
