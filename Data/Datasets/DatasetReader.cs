@@ -11,7 +11,7 @@ public static class DatasetReader
 {
     public static async Task<DatasetManifest> ManifestAsync(DatasetLocation location, CancellationToken cancellation = default)
     {
-        var blob = await location.Store.GetVersionedAsync(location.NameOf(DatasetManifest.FileName), cancellation)
+        var blob = await Reach(location, () => location.Store.GetVersionedAsync(location.NameOf(DatasetManifest.FileName), cancellation))
             ?? throw new FileNotFoundException($"{location.Display}: no {DatasetManifest.FileName} (`elastic data prepare` writes one last)");
         return DatasetManifest.Parse(System.Text.Encoding.UTF8.GetString(blob.Content), $"{location.Display}/{DatasetManifest.FileName}");
     }
@@ -26,7 +26,7 @@ public static class DatasetReader
             byte[] data;
             try
             {
-                data = await location.Store.GetRangeAsync(location.NameOf(shard.Name), 0, shard.Tokens * manifest.IdBytes, cancellation);
+                data = await Reach(location, () => location.Store.GetRangeAsync(location.NameOf(shard.Name), 0, shard.Tokens * manifest.IdBytes, cancellation));
             }
             catch (Elastic.Checkpoints.Stores.BlobNotFoundException)
             {
@@ -38,5 +38,22 @@ public static class DatasetReader
                 tokens[at++] = manifest.IdBytes == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(2 * i)) : BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(4 * i));
         }
         return (manifest, tokens);
+    }
+
+    /// <summary>
+    /// A read from storage after the store's own retries (the Azure SDK's, as for checkpoints): one that still fails says where
+    /// and why as an <see cref="IOException"/> (unreachable, unauthorized), never the SDK's exception.
+    /// </summary>
+    private static async Task<T> Reach<T>(DatasetLocation location, Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (Exception e) when (e is Azure.RequestFailedException or AggregateException or HttpRequestException or Azure.Identity.AuthenticationFailedException)
+        {
+            var reason = e is Azure.RequestFailedException { Status: > 0 } failed ? $"{failed.Status} {failed.ErrorCode}" : e.GetBaseException().Message.Split('\n')[0];
+            throw new IOException($"{location.Display}: storage cannot be read ({reason})", e);
+        }
     }
 }

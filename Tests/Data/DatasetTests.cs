@@ -128,6 +128,20 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
             await Digest(spec, JobValidation.LoadValidated(spec)));
     }
 
+    [Fact]
+    public void An_unreachable_blob_source_is_refused_with_the_reason_after_the_stores_retries()
+    {
+        // Nothing listens on this port: every request is refused, the SDK retries, then the job is refused naming the source.
+        Environment.SetEnvironmentVariable(DatasetLocation.ConnectionVariable, AzuriteProcess.ConnectionStringFor(AzuriteProcess.FreePorts()));
+        var source = "az://datasets/nowhere";
+        var spec = TestSpecs.Tiny() with { Data = new DataSpec { Source = source } };
+
+        var error = Assert.Single(JobValidation.Validate(spec));
+
+        Assert.Equal(("data.source", source), (error.Field, error.Value));
+        Assert.Contains($"{source}: storage cannot be read", error.Message);
+    }
+
     private static Task<string> Digest(TrainingSpec spec, TokenCorpus corpus) => TestSpecs.OnDevice(() =>
     {
         using var trainer = new Trainer(spec, corpus);
