@@ -101,11 +101,11 @@ internal static class EngineVsBareLoop
             _optimizer.zero_grad();
             for (var m = 0; m < micro; m++)
             {
-                var data = _corpus.Train;
-                var windows = samples.SamplesOf(step, m).Select(data.WindowOf).ToArray();
-                var ids = windows.SelectMany(w => data.WindowTokens(w).ToArray().Select(t => (long)t)).ToArray();
-                var batch = tensor(ids, [windows.Length, data.Window]);
-                var loss = _model.Loss(batch.narrow(1, 0, data.Window - 1), batch.narrow(1, 1, data.Window - 1), keys: null);
+                var windows = samples.SamplesOf(step, m).Select(_corpus.TrainSample).ToArray();
+                var ids = windows.SelectMany(w => w.Data.WindowTokens(w.Window).ToArray().Select(t => (long)t)).ToArray();
+                var width = _corpus.Window;
+                var batch = tensor(ids, [windows.Length, width]);
+                var loss = _model.Loss(batch.narrow(1, 0, width - 1), batch.narrow(1, 1, width - 1), keys: null);
                 loss.div(microBatches).backward();
             }
             nn.utils.clip_grad_norm_(Parameters, _spec.Optimizer.ClipNorm);

@@ -35,7 +35,7 @@ public static class CorpusSource
     /// Reads the whole corpus as token ids and, for supervised data, which targets the loss is taken over (null: all). Token ids
     /// not below <paramref name="vocab"/> are rejected.
     /// </summary>
-    public static (int[] Tokens, bool[]? Trained) Read(DataSpec data, ITokenizer tokenizer, int vocab)
+    public static (int[] Tokens, bool[]? Trained) Read(MixtureSource data, ITokenizer tokenizer, int vocab)
     {
         var (source, format) = (data.Source, data.Format);
         int[] tokens;

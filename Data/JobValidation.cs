@@ -21,8 +21,9 @@ public static class JobValidation
     private static (IReadOnlyList<SpecError> Errors, TokenCorpus? Corpus) Check(TrainingSpec spec)
     {
         var errors = SpecValidator.Validate(spec);
-        if (spec.Data is { Source: { } source, Format: { } format } && !string.IsNullOrWhiteSpace(source) && CorpusSource.Check(source, format) is { } problem)
-            errors.Add(new SpecError("data.source", source, problem));
+        foreach (var (field, source) in spec.Data?.Sources() ?? [])
+            if (source is { Source: { } path, Format: { } format } && !string.IsNullOrWhiteSpace(path) && CorpusSource.Check(path, format) is { } problem)
+                errors.Add(new SpecError($"{field}.source", path, problem));
         if (errors.Count > 0) return (errors, null);
         try
         {
@@ -34,7 +35,8 @@ public static class JobValidation
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return ([new SpecError("data.source", spec.Data.Source, $"cannot be read: {e.Message}")], null);
+            var single = spec.Data!.Mixture is null;
+            return ([new SpecError(single ? "data.source" : "data.mixture", single ? spec.Data.Source : null, $"cannot be read: {e.Message}")], null);
         }
     }
 }

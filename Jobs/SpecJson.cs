@@ -66,9 +66,12 @@ public static class SpecJson
             throw new SpecValidationException([new SpecError("spec", path, "file not found")]);
         var spec = Parse(File.ReadAllText(path));
         var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        var source = spec.Data.Source;
-        if (!string.IsNullOrWhiteSpace(source) && !source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal) && !source.Contains("://", StringComparison.Ordinal))
-            spec = spec with { Data = spec.Data with { Source = Path.GetFullPath(source, folder) } };
+        // A file's path is made absolute; a bundled corpus and a blob address are left as they are.
+        string Local(string source) => string.IsNullOrWhiteSpace(source) || source.StartsWith(DataSpec.BundledPrefix, StringComparison.Ordinal) || source.Contains("://", StringComparison.Ordinal)
+            ? source : Path.GetFullPath(source, folder);
+        if (spec.Data.Source is { } source) spec = spec with { Data = spec.Data with { Source = Local(source) } };
+        if (spec.Data.Mixture is { } mixture)
+            spec = spec with { Data = spec.Data with { Mixture = mixture.Select(s => s with { Source = Local(s.Source) }).ToList() } };
         if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer ?? ""))
             spec = spec with { Data = spec.Data with { Tokenizer = Path.GetFullPath(spec.Data.Tokenizer!, folder) } };
         if (spec.Model.Init?.From is { } from && !string.IsNullOrWhiteSpace(from))

@@ -145,11 +145,22 @@ public static class SpecValidator
         if (Finite("model.dropout", m.Dropout) && m.Dropout is < 0 or >= 1) Fail("model.dropout", m.Dropout, "must be in [0, 1)");
 
         var d = spec.Data;
-        if (!DataSpec.Formats.Contains(d.Format)) Fail("data.format", d.Format, $"must be one of {string.Join(", ", DataSpec.Formats.Select(f => $"'{f}'"))}");
-        if (d.Format == "jsonl" && string.IsNullOrWhiteSpace(d.Field)) Fail("data.field", d.Field, "must name the text field of each record");
+        if (d.Mixture is { } mixture)
+        {
+            if (mixture.Count is 0 or > 256) Fail("data.mixture", mixture.Count, "must list 1 to 256 sources");
+            if (d.Source != new DataSpec().Source) Fail("data.source", d.Source, "give data.source or data.mixture, not both");
+        }
+        foreach (var (prefix, source) in d.Sources())
+        {
+            if (source is null) { Fail(prefix, null, "must be given, not null"); continue; }
+            if (!DataSpec.Formats.Contains(source.Format)) Fail($"{prefix}.format", source.Format, $"must be one of {string.Join(", ", DataSpec.Formats.Select(f => $"'{f}'"))}");
+            if (source.Format == "jsonl" && string.IsNullOrWhiteSpace(source.Field)) Fail($"{prefix}.field", source.Field, "must name the text field of each record");
+            if (string.IsNullOrWhiteSpace(source.Source)) Fail($"{prefix}.source", source.Source, "must name a bundled corpus, a file or a dataset");
+            if (d.Mixture is not null && Finite($"{prefix}.weight", source.Weight) && !(source.Weight > 0)) Fail($"{prefix}.weight", source.Weight, "must be positive");
+        }
         if (TokenizerVocabularies.TryGetValue(d.Tokenizer, out var tokenizerVocab))
         {
-            if (d.Format == "text" && m.Vocab < tokenizerVocab)
+            if (d.Sources().Any(s => s.Source?.Format == "text") && m.Vocab < tokenizerVocab)
                 Fail("model.vocab", m.Vocab, $"is smaller than the vocabulary of tokenizer '{d.Tokenizer}' ({tokenizerVocab})");
         }
         else if (!IsTokenizerFile(d.Tokenizer))
@@ -157,7 +168,6 @@ public static class SpecValidator
         if (m.Vocab < 2 || m.Vocab > MaxVocab) Fail("model.vocab", m.Vocab, $"must be in [2, {MaxVocab}]");
         if (Finite("data.heldOutFraction", d.HeldOutFraction) && d.HeldOutFraction is <= 0 or >= 0.5)
             Fail("data.heldOutFraction", d.HeldOutFraction, "must be in (0, 0.5)");
-        if (string.IsNullOrWhiteSpace(d.Source)) Fail("data.source", d.Source, "must name a bundled corpus or a file");
 
         var b = spec.Batch;
         if (b.Global < 1) Fail("batch.global", b.Global, "must be at least 1");

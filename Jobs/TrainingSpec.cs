@@ -141,6 +141,26 @@ public sealed record DataSpec
     public string Tokenizer { get; init; } = "byte";
     /// <summary>The tail fraction of the token stream held out for evaluation.</summary>
     public double HeldOutFraction { get; init; } = 0.02;
+
+    /// <summary>
+    /// Several sources drawn by weight (in place of <see cref="Source"/>, <see cref="Format"/> and <see cref="Field"/>): sample i comes
+    /// from the source furthest behind its share; each source keeps its own shuffled epochs and held-out tail. Null: one source.
+    /// </summary>
+    public IReadOnlyList<MixtureSource>? Mixture { get; init; }
+
+    /// <summary>The sources a job reads, with the spec field that names each: the mixture's, or the one source.</summary>
+    public IReadOnlyList<(string Field, MixtureSource Source)> Sources() => Mixture is { } mixture
+        ? mixture.Select((s, i) => ($"data.mixture[{i}]", s)).ToList()
+        : [("data", new MixtureSource { Source = Source, Format = Format, Field = Field })];
+}
+
+/// <summary>One source of a weighted mixture: as data.source, data.format and data.field, with its weight.</summary>
+public sealed record MixtureSource
+{
+    public string Source { get; init; } = "";
+    public double Weight { get; init; } = 1;
+    public string Format { get; init; } = "text";
+    public string Field { get; init; } = "text";
 }
 
 /// <summary>Global batch B = micro x micro-batches per step; gradients of the micro-batches are accumulated.</summary>

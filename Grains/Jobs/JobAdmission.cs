@@ -33,13 +33,13 @@ public static class JobAdmission
     {
         var pathErrors = new List<SpecError>();
         // Relative paths are the validator's to refuse.
-        if (spec.Data?.Source is { } source && Path.IsPathFullyQualified(source)
-            && options.DataRoots.Problem(source, "Elastic:Jobs:DataRoots") is { } dataProblem)
-            pathErrors.Add(new SpecError("data.source", source, dataProblem));
+        foreach (var (field, data) in spec.Data?.Sources() ?? [])
+            if (data?.Source is { } source && Path.IsPathFullyQualified(source) && options.DataRoots.Problem(source, "Elastic:Jobs:DataRoots") is { } dataProblem)
+                pathErrors.Add(new SpecError($"{field}.source", source, dataProblem));
         if (spec.Output?.Directory is { } output && Path.IsPathFullyQualified(output) && options.OutputRoots.Problem(output, "Elastic:Jobs:OutputRoots") is { } outputProblem)
             pathErrors.Add(new SpecError("output.directory", output, outputProblem));
         // A source outside the roots is never opened, not even to check it.
-        var errors = pathErrors.Any(e => e.Field == "data.source") ? SpecValidator.Validate(spec) : JobValidation.Validate(spec).ToList();
+        var errors = pathErrors.Any(e => e.Field.StartsWith("data.", StringComparison.Ordinal)) ? SpecValidator.Validate(spec) : JobValidation.Validate(spec).ToList();
         errors.AddRange(pathErrors);
         if (errors.Count == 0) errors.AddRange(DeviceProblems(spec, inventory));
         return errors;

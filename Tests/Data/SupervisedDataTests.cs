@@ -79,10 +79,10 @@ public sealed class SupervisedDataTests : IDisposable
             foreach (var sample in Enumerable.Range(0, 8).SelectMany(m => trainer.SamplesOf(1, m)))
             {
                 using var scope = NewDisposeScope();
-                var window = corpus.Train.WindowOf(sample);
-                var ids = corpus.Train.WindowTokens(window).ToArray();
+                var (data, window) = corpus.TrainSample(sample);
+                var ids = data.WindowTokens(window).ToArray();
                 var logProbabilities = nn.functional.log_softmax(trainer.Model.forward(tensor(ids[..^1].Select(i => (long)i).ToArray(), [1, ids.Length - 1]))[0].to_type(ScalarType.Float64), 1);
-                var trained = corpus.Train.TrainedTargets(window).ToArray();
+                var trained = data.TrainedTargets(window).ToArray();
                 for (var j = 0; j < trained.Length; j++)
                     if (trained[j])
                     {

@@ -57,8 +57,8 @@ public sealed class DataTests
         try
         {
             File.WriteAllBytes(path, [0x01, 0x00, 0x34, 0x12, 0xFF, 0x00]);
-            Assert.Equal(new[] { 1, 0x1234, 255 }, CorpusSource.Read(new DataSpec { Source = path, Format = "uint16" }, new ByteTokenizer(), vocab: 0x2000).Tokens);
-            var e = Assert.Throws<InvalidDataException>(() => CorpusSource.Read(new DataSpec { Source = path, Format = "uint16" }, new ByteTokenizer(), vocab: 256));
+            Assert.Equal(new[] { 1, 0x1234, 255 }, CorpusSource.Read(new MixtureSource { Source = path, Format = "uint16" }, new ByteTokenizer(), vocab: 0x2000).Tokens);
+            var e = Assert.Throws<InvalidDataException>(() => CorpusSource.Read(new MixtureSource { Source = path, Format = "uint16" }, new ByteTokenizer(), vocab: 256));
             Assert.Contains("4660", e.Message);
             Assert.Contains("model.vocab 256", e.Message);
         }

@@ -294,15 +294,14 @@ public sealed partial class Trainer : IDisposable
         Model.Training = false;
         try
         {
-            var heldOut = _corpus.HeldOut;
             var micro = Spec.Batch.Micro;
-            var batches = Math.Max(1, Math.Min(Spec.Eval.Batches, heldOut.Count / micro));
+            var batches = (int)Math.Max(1, Math.Min(Spec.Eval.Batches, _corpus.HeldOutWindows / micro));
             var total = _runner.Evaluate(batches, i =>
             {
-                var windows = Enumerable.Range(i * micro, micro).Select(w => w % heldOut.Count).ToArray();
-                var (inputs, targets) = Batch(heldOut, windows);
+                var windows = Enumerable.Range(i * micro, micro).Select(w => _corpus.HeldOutSample(w)).ToArray();
+                var (inputs, targets) = Batch(windows);
                 // Supervised data: the mean over this micro-batch's completion targets.
-                return new MicroBatch(inputs, targets, null, heldOut.Masked ? 1.0 / Math.Max(1, TrainedTargets(heldOut, windows)) : null);
+                return new MicroBatch(inputs, targets, null, _corpus.Masked ? 1.0 / Math.Max(1, TrainedTargets(windows)) : null);
             });
             return (Stage.Ranks?.AllReduceSum(total) ?? total) / batches;
         }
@@ -323,8 +322,7 @@ public sealed partial class Trainer : IDisposable
     private MicroBatch MicroBatchOf(long step, int micro)
     {
         var samples = SamplesOf(step, micro);
-        var train = _corpus.Train;
-        var (inputs, targets) = Batch(train, samples.Select(train.WindowOf).ToArray());
+        var (inputs, targets) = Batch(samples.Select(_corpus.TrainSample).ToArray());
         return new MicroBatch(inputs, targets, Spec.Model.Dropout > 0 ? new DropoutKeys(Spec.Seed, step, samples) : null, LossScale(step));
     }
 
@@ -337,19 +335,18 @@ public sealed partial class Trainer : IDisposable
     /// </summary>
     private double? LossScale(long step)
     {
-        var train = _corpus.Train;
-        if (!train.Masked) return null;
+        if (!_corpus.Masked) return null;
         if (_lossScale.Step == step) return _lossScale.Scale;
-        var windows = Enumerable.Range(0, MicroBatchesPerStep).SelectMany(m => SamplesOf(step, m)).Select(train.WindowOf).ToArray();
-        var trained = TrainedTargets(train, windows);
+        var windows = Enumerable.Range(0, MicroBatchesPerStep).SelectMany(m => SamplesOf(step, m)).Select(_corpus.TrainSample).ToArray();
+        var trained = TrainedTargets(windows);
         _lossScale = (step, trained == 0 ? 0 : (double)MicroBatchesPerStep / trained);
         return _lossScale.Scale;
     }
 
-    private static long TrainedTargets(TokenDataset data, int[] windows)
+    private static long TrainedTargets((TokenDataset Data, int Window)[] windows)
     {
         long count = 0;
-        foreach (var window in windows)
+        foreach (var (data, window) in windows)
             foreach (var trained in data.TrainedTargets(window))
                 if (trained) count++;
         return count;
@@ -360,21 +357,21 @@ public sealed partial class Trainer : IDisposable
         Device.type == DeviceType.CUDA && Model.Precision != ComputePrecision.Bf16 ? Tf32Gate.Cuda.Enter(Model.Precision == ComputePrecision.Tf32) : default(Tf32Gate.Holder);
 
     /// <summary>Inputs and targets [windows, context]; on supervised data a target the loss is not taken over is -1.</summary>
-    private (Tensor Inputs, Tensor Targets) Batch(TokenDataset data, int[] windows)
+    private (Tensor Inputs, Tensor Targets) Batch((TokenDataset Data, int Window)[] windows)
     {
-        var width = data.Window;
+        var width = _corpus.Window;
         var ids = new long[windows.Length * width];
         for (var i = 0; i < windows.Length; i++)
         {
-            var tokens = data.WindowTokens(windows[i]);
+            var tokens = windows[i].Data.WindowTokens(windows[i].Window);
             for (var j = 0; j < width; j++) ids[i * width + j] = tokens[j];
         }
         var all = tensor(ids, [windows.Length, width], device: Device);
-        if (!data.Masked) return (all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1));
+        if (!_corpus.Masked) return (all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1));
         var targets = new long[windows.Length * (width - 1)];
         for (var i = 0; i < windows.Length; i++)
         {
-            var trained = data.TrainedTargets(windows[i]);
+            var trained = windows[i].Data.TrainedTargets(windows[i].Window);
             for (var j = 0; j < width - 1; j++) targets[i * (width - 1) + j] = trained[j] ? ids[i * width + j + 1] : -1;
         }
         return (all.narrow(1, 0, width - 1), tensor(targets, [windows.Length, width - 1], device: Device));
