@@ -53,10 +53,10 @@ internal static class CheckpointThroughput
 
         var folder = Directory.CreateTempSubdirectory("elastic-bench-azurite-").FullName;
         const int port = 10400;
-        await Shell("start", folder, $"{port}");
+        await LocalAzurite.Start(folder, port);
         try
         {
-            var connection = $"AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;DefaultEndpointsProtocol=http;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;";
+            var connection = LocalAzurite.ConnectionString(port);
             var container = new BlobContainerClient(connection, "bench");
             var store = new AzureBlobStore(container);
             var raw = state.SelectMany(s => s.Data.ToArray()).ToArray();
@@ -98,19 +98,9 @@ internal static class CheckpointThroughput
         }
         finally
         {
-            await Shell("stop", folder);
+            await LocalAzurite.Stop(folder);
             await device.Run(1, () => { trainer.Dispose(); return true; });
         }
         return 0;
-    }
-
-    private static async Task Shell(params string[] args)
-    {
-        var info = new ProcessStartInfo("bash") { UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(BenchmarkRecord.RepositoryRoot(), "infra", "local", "azurite.sh"));
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        using var process = Process.Start(info)!;
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"azurite.sh {string.Join(' ', args)} failed");
     }
 }

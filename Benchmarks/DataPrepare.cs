@@ -18,8 +18,7 @@ internal static class DataPrepare
         const int runs = 5;
         var tokenizer = Tokenizers.Create(name);
         var text = CorpusSource.ReadBundledText("kjv");
-        // One document per chapter (a heading line "Book N" starts each).
-        var documents = System.Text.RegularExpressions.Regex.Split(text, @"\n(?=(?:[123] )?[A-Z][A-Za-z ]+ \d+\n)").ToArray();
+        var documents = Chapters(text);
         var cores = Environment.ProcessorCount;
         var rows = new List<string>();
         foreach (var threads in new[] { 1, cores }.Distinct())
@@ -61,4 +60,7 @@ internal static class DataPrepare
         BenchmarkRecord.Write("data-prepare", "Dataset preparation against a bare tokenizer loop", $"dotnet run -c Release --project Benchmarks -- data-prepare {name}", table);
         return 0;
     }
+
+    /// <summary>The bundled Bible as documents, one per chapter (a heading line "Book N" starts each).</summary>
+    public static string[] Chapters(string text) => System.Text.RegularExpressions.Regex.Split(text, @"\n(?=(?:[123] )?[A-Z][A-Za-z ]+ \d+\n)");
 }

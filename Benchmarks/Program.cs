@@ -26,6 +26,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["published-scale"] = PublishedScale.Run,
     ["llama-vs-gpt2"] = LlamaVsGpt2.Run,
     ["data-prepare"] = DataPrepare.Run,
+    ["dataset-source"] = DatasetSource.Run,
 };
 // Worker modes: the all-reduce, all-to-all and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>
