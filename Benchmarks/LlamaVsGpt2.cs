@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using Elastic.Data;
 using Elastic.Jobs;
-using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;
 
@@ -27,23 +25,7 @@ internal static class LlamaVsGpt2
         var llama = gpt2 with { Model = gpt2.Model with { Architecture = "llama", KvHeads = 2, Ffn = 832 } };
         var specs = new[] { gpt2, llama };
         var corpus = TokenCorpus.Load(gpt2);
-        var (times, parameters) = await DeviceWorker.RunOnce("bench-llama", threads, () =>
-        {
-            var trainers = specs.Select(s => new Trainer(s, corpus)).ToArray();
-            var measured = specs.Select(_ => new List<double>()).ToArray();
-            var steps = new long[trainers.Length];
-            for (var round = 0; round <= rounds; round++)
-                for (var t = 0; t < trainers.Length; t++)
-                    for (var i = 0; i < stepsPerRound; i++)
-                    {
-                        var watch = Stopwatch.StartNew();
-                        trainers[t].Step(++steps[t]);
-                        if (round > 0) measured[t].Add(watch.Elapsed.TotalMilliseconds); // round 0 warms up
-                    }
-            var counts = trainers.Select(t => t.ParameterCount).ToArray();
-            foreach (var trainer in trainers) trainer.Dispose();
-            return (measured, counts);
-        });
+        var (times, parameters) = await AlternatingSteps.Measure(specs, corpus, threads, rounds, stepsPerRound);
         var (gptMs, llamaMs) = (Statistics.Median(times[0]), Statistics.Median(times[1]));
         var m = gpt2.Model;
         var table = string.Join("\n",

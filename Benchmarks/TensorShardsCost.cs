@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using Elastic.Data;
 using Elastic.Jobs;
-using Elastic.Training.Engine;
 
 namespace Elastic.Benchmarks;
 
@@ -27,22 +25,7 @@ internal static class TensorShardsCost
         };
         var specs = new[] { 1, shards }.Select(s => spec with { Model = spec.Model with { TensorShards = s } }).ToArray();
         var corpus = TokenCorpus.Load(spec);
-        var times = await DeviceWorker.RunOnce("bench-shards", threads, () =>
-        {
-            var trainers = specs.Select(s => new Trainer(s, corpus)).ToArray();
-            var measured = specs.Select(_ => new List<double>()).ToArray();
-            var steps = new long[trainers.Length];
-            for (var round = 0; round <= rounds; round++)
-                for (var t = 0; t < trainers.Length; t++)
-                    for (var i = 0; i < stepsPerRound; i++)
-                    {
-                        var watch = Stopwatch.StartNew();
-                        trainers[t].Step(++steps[t]);
-                        if (round > 0) measured[t].Add(watch.Elapsed.TotalMilliseconds); // round 0 warms up
-                    }
-            foreach (var trainer in trainers) trainer.Dispose();
-            return measured;
-        });
+        var (times, _) = await AlternatingSteps.Measure(specs, corpus, threads, rounds, stepsPerRound);
         var (oneMs, shardedMs) = (Statistics.Median(times[0]), Statistics.Median(times[1]));
         var m = spec.Model;
         var table = string.Join("\n",
