@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Elastic.Checkpoints.Stores;
 using Elastic.Data;
 using Elastic.Data.Datasets;
 
@@ -35,7 +36,7 @@ internal static class DataPrepare
                 try
                 {
                     watch.Restart();
-                    await new DatasetWriter(DatasetLocation.Open(folder), tokenizer, 1L << 22).WriteAsync(documents, threads);
+                    await new DatasetWriter(StoreLocation.Open(folder), tokenizer, 1L << 22).WriteAsync(documents, threads);
                     if (run > 0) // run 0 warms up
                     {
                         bare.Add(tokens / bareSeconds);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Elastic.Checkpoints.Stores;
 using Elastic.Data;
 using Elastic.Data.Datasets;
 using Elastic.Jobs;
@@ -23,12 +24,12 @@ internal static class DatasetSource
         await LocalAzurite.Start(Path.Combine(folder, "azurite"), port);
         try
         {
-            Environment.SetEnvironmentVariable(DatasetLocation.ConnectionVariable, LocalAzurite.ConnectionString(port));
+            Environment.SetEnvironmentVariable(StoreLocation.ConnectionVariable, LocalAzurite.ConnectionString(port));
             var tokenizer = Tokenizers.Create("tiktoken:gpt2");
             var chapters = DataPrepare.Chapters(CorpusSource.ReadBundledText("kjv"));
             var (disk, blob) = (Path.Combine(folder, "disk"), "az://bench-datasets/kjv-gpt2");
             foreach (var destination in new[] { disk, blob })
-                await new DatasetWriter(DatasetLocation.Open(destination), tokenizer, 1L << 18).WriteAsync(chapters, Environment.ProcessorCount);
+                await new DatasetWriter(StoreLocation.Open(destination), tokenizer, 1L << 18).WriteAsync(chapters, Environment.ProcessorCount);
             var spec = new TrainingSpec
             {
                 Name = "bench-dataset", Seed = 1, Steps = steps,
@@ -60,7 +61,7 @@ internal static class DatasetSource
                 }));
             }
             var (local, remote) = (results["local folder"], results["Azure Blob (Azurite)"]);
-            var manifest = await DatasetReader.ManifestAsync(DatasetLocation.Open(disk));
+            var manifest = await DatasetReader.ManifestAsync(StoreLocation.Open(disk));
             var table = string.Join("\n",
                 "| source | load and verify (ms) | median step (ms) |",
                 "|---|---:|---:|",

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using Elastic.Checkpoints.Stores;
 using Elastic.Data.Datasets;
 using Elastic.Jobs;
 
@@ -22,7 +23,7 @@ public static class CorpusSource
             if (!BundledNames.Contains(name)) return $"unknown bundled corpus; known: {string.Join(", ", BundledNames.Select(n => BundledPrefix + n))}";
             return format == "text" ? null : $"bundled corpora are text; data.format '{format}' needs a file";
         }
-        if (source.StartsWith(DatasetLocation.BlobScheme, StringComparison.Ordinal)) return null;
+        if (source.StartsWith(StoreLocation.BlobScheme, StringComparison.Ordinal)) return null;
         if (!Path.IsPathFullyQualified(source)) return "a file source must be an absolute path here";
         if (Directory.Exists(source))
             return File.Exists(Path.Combine(source, DatasetManifest.FileName)) ? null : $"a folder source must hold a dataset ({DatasetManifest.FileName}; `elastic data prepare` writes one)";
@@ -42,7 +43,7 @@ public static class CorpusSource
         bool[]? trained = null;
         if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
             tokens = tokenizer.Encode(ReadBundledText(source[BundledPrefix.Length..]));
-        else if (DatasetLocation.IsDataset(source))
+        else if (DatasetReader.IsDataset(source))
             tokens = ReadDataset(source, tokenizer);
         else if (format == "text")
             tokens = tokenizer.Encode(File.ReadAllText(source));
@@ -61,7 +62,7 @@ public static class CorpusSource
     /// <summary>A prepared dataset's ids, which its tokenizer must be the job's.</summary>
     private static int[] ReadDataset(string source, ITokenizer tokenizer)
     {
-        var (manifest, tokens) = DatasetReader.ReadAsync(DatasetLocation.Open(source)).GetAwaiter().GetResult();
+        var (manifest, tokens) = DatasetReader.ReadAsync(StoreLocation.Open(source)).GetAwaiter().GetResult();
         if (manifest.Tokenizer != Tokenizers.Recorded(tokenizer.Name))
             throw new InvalidDataException($"tokenizer '{tokenizer.Name}' is not the dataset's: {source} was prepared with '{manifest.Tokenizer}'");
         return tokens;

@@ -75,7 +75,7 @@ public static class SpecJson
         if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer ?? ""))
             spec = spec with { Data = spec.Data with { Tokenizer = Path.GetFullPath(spec.Data.Tokenizer!, folder) } };
         if (spec.Model.Init?.From is { } from && !string.IsNullOrWhiteSpace(from))
-            spec = spec with { Model = spec.Model with { Init = new ModelInitSpec { From = Path.GetFullPath(from, folder) } } };
+            spec = spec with { Model = spec.Model with { Init = new ModelInitSpec { From = Local(from) } } };
         if (!string.IsNullOrWhiteSpace(spec.Output.Directory))
             spec = spec with { Output = new OutputSpec { Directory = Path.GetFullPath(spec.Output.Directory, folder) } };
         return spec;

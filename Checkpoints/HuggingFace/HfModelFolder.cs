@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Elastic.Checkpoints.Format;
+using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
 
 namespace Elastic.Checkpoints.HuggingFace;
@@ -66,24 +67,30 @@ public static class HfModelFolder
     }
 
     /// <summary>
-    /// The model a folder holds: its config over <paramref name="defaults"/>, and every parameter's float32 bytes by Elastic name.
-    /// Every missing, unexpected or misshapen tensor is named at once.
+    /// The model a folder (or <c>az://CONTAINER/PREFIX</c>, see <see cref="StoreLocation"/>) holds: its config over
+    /// <paramref name="defaults"/>, and every parameter's float32 bytes by Elastic name. Every missing, unexpected or misshapen
+    /// tensor is named at once.
     /// </summary>
-    public static (ModelSpec Model, IReadOnlyDictionary<string, byte[]> Parameters) Read(string directory, ModelSpec defaults)
+    public static (ModelSpec Model, IReadOnlyDictionary<string, byte[]> Parameters) Read(string location, ModelSpec defaults) =>
+        Read(StoreLocation.Open(location), defaults);
+
+    public static (ModelSpec Model, IReadOnlyDictionary<string, byte[]> Parameters) Read(StoreLocation location, ModelSpec defaults)
     {
-        var configPath = Path.Combine(directory, HfConfig.FileName);
-        if (!File.Exists(configPath)) throw new FileNotFoundException($"{directory}: no {HfConfig.FileName} (a Hugging Face model folder has one)");
+        var directory = location.Display;
+        var configPath = PathOf(location, HfConfig.FileName);
+        var configBytes = location.ReadAsync(HfConfig.FileName).GetAwaiter().GetResult()
+            ?? throw new FileNotFoundException($"{directory}: no {HfConfig.FileName} (a Hugging Face model folder has one)");
         JsonObject config;
         try
         {
-            config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new InvalidDataException($"{configPath}: not a JSON object");
+            config = JsonNode.Parse(configBytes) as JsonObject ?? throw new InvalidDataException($"{configPath}: not a JSON object");
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{configPath}: not JSON ({e.Message})", e);
         }
         var model = HfConfig.Read(config, configPath, defaults);
-        var tensors = ReadTensors(directory);
+        var tensors = ReadTensors(location);
         if (model.Moe is not null) return (model, ElasticParameters(tensors, directory));
         var errors = new List<string>();
         var parameters = new Dictionary<string, byte[]>();
@@ -142,19 +149,23 @@ public static class HfModelFolder
         return tensors.TryGetValue(key, out found);
     }
 
-    private static Dictionary<string, (string File, Safetensors.Entry Entry)> ReadTensors(string directory)
+    /// <summary>A file's name as messages give it: the folder's path or the blob address, then the file.</summary>
+    private static string PathOf(StoreLocation location, string file) => $"{location.Display.TrimEnd('/')}/{file}";
+
+    private static Dictionary<string, (string File, Safetensors.Entry Entry)> ReadTensors(StoreLocation location)
     {
-        var index = Path.Combine(directory, IndexFile);
-        var files = File.Exists(index) ? IndexedFiles(index) : [WeightsFile];
+        var indexBytes = location.ReadAsync(IndexFile).GetAwaiter().GetResult();
+        var files = indexBytes is null ? [WeightsFile] : IndexedFiles(indexBytes, PathOf(location, IndexFile));
         var tensors = new Dictionary<string, (string, Safetensors.Entry)>();
         foreach (var name in files)
         {
-            var path = Path.Combine(directory, name);
-            if (!File.Exists(path)) throw new FileNotFoundException($"{directory}: {name} is missing{(File.Exists(index) ? $" (listed in {IndexFile})" : "")}");
+            var path = PathOf(location, name);
+            var bytes = location.ReadAsync(name).GetAwaiter().GetResult()
+                ?? throw new FileNotFoundException($"{location.Display}: {name} is missing{(indexBytes is null ? "" : $" (listed in {IndexFile})")}");
             IReadOnlyList<Safetensors.Entry> entries;
             try
             {
-                entries = Safetensors.Read(File.ReadAllBytes(path));
+                entries = Safetensors.Read(bytes);
             }
             catch (InvalidDataException e)
             {
@@ -165,11 +176,11 @@ public static class HfModelFolder
         return tensors;
     }
 
-    private static IReadOnlyList<string> IndexedFiles(string index)
+    private static IReadOnlyList<string> IndexedFiles(byte[] content, string index)
     {
         try
         {
-            var map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject
+            var map = JsonNode.Parse(content)?["weight_map"] as JsonObject
                 ?? throw new InvalidDataException($"{index}: weight_map: missing");
             var files = map.Select(p => p.Value!.GetValue<string>()).Distinct().ToList();
             return files.FirstOrDefault(f => Path.GetFileName(f) != f) is { } outside

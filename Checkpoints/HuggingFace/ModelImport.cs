@@ -1,3 +1,4 @@
+using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
 
 namespace Elastic.Checkpoints.HuggingFace;
@@ -16,20 +17,21 @@ public static class ModelImport
     public static (TrainingSpec Spec, IReadOnlyList<SpecError> Errors) Resolve(TrainingSpec spec)
     {
         if (spec.Model?.Init?.From is not { } from) return (spec, []);
-        if (!Path.IsPathFullyQualified(from)) return (spec, [new SpecError("model.init.from", from, "must be an absolute path (a spec file's relative path is resolved against its folder)")]);
-        if (!Directory.Exists(from)) return (spec, [new SpecError("model.init.from", from, "no such folder")]);
+        var blob = StoreLocation.IsBlob(from);
+        if (!blob && !Path.IsPathFullyQualified(from)) return (spec, [new SpecError("model.init.from", from, "must be an absolute path (a spec file's relative path is resolved against its folder) or az://CONTAINER/PREFIX")]);
+        if (!blob && !Directory.Exists(from)) return (spec, [new SpecError("model.init.from", from, "no such folder")]);
         try
         {
             // Reads every tensor once to check names, shapes and dtypes: a job never starts on weights it cannot load.
             var (model, _) = HfModelFolder.Read(from, spec.Model);
-            var contradictions = HfConfig.Contradictions(spec.Model, model, Path.Combine(from, HfConfig.FileName)).ToList();
+            var contradictions = HfConfig.Contradictions(spec.Model, model, $"{from.TrimEnd('/')}/{HfConfig.FileName}").ToList();
             if (contradictions.Count > 0) return (spec, contradictions);
-            // A spec that leaves the tokenizer at its default takes the model's own.
-            var tokenizer = new[] { "tokenizer.json", "tokenizer.model" }.Select(f => Path.Combine(from, f)).FirstOrDefault(File.Exists);
+            // A spec that leaves the tokenizer at its default takes the model's own (from a local folder: tokenizers are read from files).
+            var tokenizer = blob ? null : new[] { "tokenizer.json", "tokenizer.model" }.Select(f => Path.Combine(from, f)).FirstOrDefault(File.Exists);
             var data = spec.Data is { Tokenizer: "byte" } && tokenizer is not null ? spec.Data with { Tokenizer = tokenizer } : spec.Data;
             return (spec with { Model = model, Data = data }, []);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
         {
             return (spec, [new SpecError("model.init.from", from, e.Message)]);
         }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using Elastic.Checkpoints.Stores;
 
 namespace Elastic.Data.Datasets;
 
@@ -9,14 +10,17 @@ namespace Elastic.Data.Datasets;
 /// </summary>
 public static class DatasetReader
 {
-    public static async Task<DatasetManifest> ManifestAsync(DatasetLocation location, CancellationToken cancellation = default)
+    /// <summary>Whether a data.source names a dataset (a blob prefix, or a folder) rather than a file.</summary>
+    public static bool IsDataset(string source) => StoreLocation.IsBlob(source) || Directory.Exists(source);
+
+    public static async Task<DatasetManifest> ManifestAsync(StoreLocation location, CancellationToken cancellation = default)
     {
-        var blob = await Reach(location, () => location.Store.GetVersionedAsync(location.NameOf(DatasetManifest.FileName), cancellation))
+        var blob = await location.Reach(() => location.Store.GetVersionedAsync(location.NameOf(DatasetManifest.FileName), cancellation))
             ?? throw new FileNotFoundException($"{location.Display}: no {DatasetManifest.FileName} (`elastic data prepare` writes one last)");
         return DatasetManifest.Parse(System.Text.Encoding.UTF8.GetString(blob.Content), $"{location.Display}/{DatasetManifest.FileName}");
     }
 
-    public static async Task<(DatasetManifest Manifest, int[] Tokens)> ReadAsync(DatasetLocation location, CancellationToken cancellation = default)
+    public static async Task<(DatasetManifest Manifest, int[] Tokens)> ReadAsync(StoreLocation location, CancellationToken cancellation = default)
     {
         var manifest = await ManifestAsync(location, cancellation);
         var tokens = new int[checked((int)manifest.Tokens)];
@@ -26,7 +30,7 @@ public static class DatasetReader
             byte[] data;
             try
             {
-                data = await Reach(location, () => location.Store.GetRangeAsync(location.NameOf(shard.Name), 0, shard.Tokens * manifest.IdBytes, cancellation));
+                data = await location.Reach(() => location.Store.GetRangeAsync(location.NameOf(shard.Name), 0, shard.Tokens * manifest.IdBytes, cancellation));
             }
             catch (Elastic.Checkpoints.Stores.BlobNotFoundException)
             {
@@ -38,22 +42,5 @@ public static class DatasetReader
                 tokens[at++] = manifest.IdBytes == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(2 * i)) : BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(4 * i));
         }
         return (manifest, tokens);
-    }
-
-    /// <summary>
-    /// A read from storage after the store's own retries (the Azure SDK's, as for checkpoints): one that still fails says where
-    /// and why as an <see cref="IOException"/> (unreachable, unauthorized), never the SDK's exception.
-    /// </summary>
-    private static async Task<T> Reach<T>(DatasetLocation location, Func<Task<T>> read)
-    {
-        try
-        {
-            return await read();
-        }
-        catch (Exception e) when (e is Azure.RequestFailedException or AggregateException or HttpRequestException or Azure.Identity.AuthenticationFailedException)
-        {
-            var reason = e is Azure.RequestFailedException { Status: > 0 } failed ? $"{failed.Status} {failed.ErrorCode}" : e.GetBaseException().Message.Split('\n')[0];
-            throw new IOException($"{location.Display}: storage cannot be read ({reason})", e);
-        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using Elastic.Checkpoints.Stores;
 
 namespace Elastic.Data.Datasets;
 
@@ -8,7 +9,7 @@ namespace Elastic.Data.Datasets;
 /// their input order, into shards of about <c>shardTokens</c> ids that each end at a document boundary; the manifest is created
 /// last and only if none exists, so a dataset is never half there and never overwritten.
 /// </summary>
-public sealed class DatasetWriter(DatasetLocation destination, ITokenizer tokenizer, long shardTokens = 1L << 26)
+public sealed class DatasetWriter(StoreLocation destination, ITokenizer tokenizer, long shardTokens = 1L << 26)
 {
     /// <summary>What has been written so far, for a progress display.</summary>
     public readonly record struct Progress(long Documents, long Tokens, long Characters);

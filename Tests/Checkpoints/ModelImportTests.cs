@@ -1,5 +1,6 @@
 using System.Net;
 using Elastic.Checkpoints.HuggingFace;
+using Elastic.Checkpoints.Stores;
 using Elastic.Jobs;
 using Elastic.Parallelism;
 using Elastic.Tests.Training;
@@ -13,7 +14,7 @@ namespace Elastic.Tests.Checkpoints;
 /// model.init.from: a job starts from a Hugging Face folder's weights, its model taken from the folder's config, on any layout
 /// with the same bits; a spec that contradicts the config, or a folder that is not there, is refused before anything runs.
 /// </summary>
-public sealed class ModelImportTests : IDisposable
+public sealed class ModelImportTests(AzuriteFixture azurite) : IClassFixture<AzuriteFixture>, IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-import-").FullName;
 
@@ -60,6 +61,29 @@ public sealed class ModelImportTests : IDisposable
         var layout = spec with { Parallel = new ParallelSpec { Pipeline = 2, Tensor = 2 } };
         var digests = await EngineGrid.Run(plane, layout, ParallelGrid.Of(1, 2, 2), sequenceParallel: true, (_, trainer) => EngineGrid.AllSteps(trainer).Digest, name: "import");
         Assert.All(digests, d => Assert.Equal(reference, d));
+    }
+
+    [Fact]
+    public async Task A_model_in_azure_blob_storage_starts_a_job_as_the_same_folder_on_disk_does()
+    {
+        var (folder, pretrained) = await Pretrained();
+        Environment.SetEnvironmentVariable(StoreLocation.ConnectionVariable, azurite.Azurite.ConnectionString);
+        var blob = $"az://models-{Guid.NewGuid():N}/llama/small";
+        var location = StoreLocation.Open(blob);
+        foreach (var file in Directory.GetFiles(folder))
+            await location.Store.PutCreateOnlyAsync(location.NameOf(Path.GetFileName(file)), await File.ReadAllBytesAsync(file));
+
+        var (spec, errors) = ModelImport.Resolve(FineTune(blob));
+
+        Assert.Empty(errors);
+        Assert.Equal(("llama", 4), (spec.Model.Architecture, spec.Model.Layers));
+        Assert.Equal(pretrained, await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return trainer.ParameterDigest();
+        }));
+        var (_, missing) = ModelImport.Resolve(FineTune(blob + "-absent"));
+        Assert.Contains("no config.json", Assert.Single(missing).Message);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Elastic.Checkpoints.Stores;
 using Elastic.Cli;
 using Elastic.Data;
 using Elastic.Data.Datasets;
@@ -46,7 +47,7 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
         var (exit, output) = await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body", "--shard-tokens", "3000"]);
 
         Assert.True(exit == 0, output);
-        var location = DatasetLocation.Open(destination);
+        var location = StoreLocation.Open(destination);
         var (manifest, tokens) = await DatasetReader.ReadAsync(location);
         var expected = documents.SelectMany(d => Bpe.Encode(d).Append(2047)).ToArray();
         Assert.Equal(expected, tokens);
@@ -75,7 +76,7 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
         var destination = Path.Combine(_folder, "dataset");
         Assert.Equal(0, (await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body"])).Exit);
         var spec = TestSpecs.Tiny(steps: 3) with { Model = TestSpecs.Tiny().Model with { Vocab = 2048 }, Data = new DataSpec { Source = destination, Tokenizer = TokenizerTests.ShippedBpe } };
-        var (_, tokens) = await DatasetReader.ReadAsync(DatasetLocation.Open(destination));
+        var (_, tokens) = await DatasetReader.ReadAsync(StoreLocation.Open(destination));
 
         var fromDataset = await Digest(spec, JobValidation.LoadValidated(spec));
         var fromMemory = await Digest(spec, TokenCorpus.FromTokens(spec, Bpe, tokens));
@@ -116,7 +117,7 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
     public async Task A_dataset_prepared_into_azure_blob_storage_trains_as_the_same_dataset_on_disk()
     {
         var (inputs, _) = Inputs();
-        Environment.SetEnvironmentVariable(DatasetLocation.ConnectionVariable, azurite.Azurite.ConnectionString);
+        Environment.SetEnvironmentVariable(StoreLocation.ConnectionVariable, azurite.Azurite.ConnectionString);
         var blob = $"az://datasets-{Guid.NewGuid():N}/kjv/bpe";
         var disk = Path.Combine(_folder, "dataset");
 
@@ -132,7 +133,7 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
     public void An_unreachable_blob_source_is_refused_with_the_reason_after_the_stores_retries()
     {
         // Nothing listens on this port: every request is refused, the SDK retries, then the job is refused naming the source.
-        Environment.SetEnvironmentVariable(DatasetLocation.ConnectionVariable, AzuriteProcess.ConnectionStringFor(AzuriteProcess.FreePorts()));
+        Environment.SetEnvironmentVariable(StoreLocation.ConnectionVariable, AzuriteProcess.ConnectionStringFor(AzuriteProcess.FreePorts()));
         var source = "az://datasets/nowhere";
         var spec = TestSpecs.Tiny() with { Data = new DataSpec { Source = source } };
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Elastic.Checkpoints.Stores;
 using Elastic.Data;
 using Elastic.Data.Datasets;
 using Spectre.Console;
@@ -38,10 +39,10 @@ internal static class DataCommand
             {
                 throw new CliException($"--tokenizer {name}: {e.Message.Split(" (Parameter")[0]}");
             }
-            DatasetLocation location;
+            StoreLocation location;
             try
             {
-                location = DatasetLocation.Open(destination.Contains("://", StringComparison.Ordinal) ? destination : Path.GetFullPath(destination));
+                location = StoreLocation.Open(destination.Contains("://", StringComparison.Ordinal) ? destination : Path.GetFullPath(destination));
             }
             catch (ArgumentException e)
             {
