@@ -11,7 +11,7 @@ namespace Elastic.Data;
 public static class JsonLines
 {
     /// <summary>The chat template's header of each message: the role on a line of its own.</summary>
-    public static string RoleHeader(string role) => $"<|{role}|>\n";
+    private static string RoleHeader(string role) => $"<|{role}|>\n";
 
     /// <summary>The documents' text (<paramref name="field"/> of each record), each followed by end-of-text (a blank line without one).</summary>
     public static int[] Documents(string path, string field, ITokenizer tokenizer)

@@ -12,9 +12,6 @@ namespace Elastic.Data;
 /// </summary>
 public static class Tokenizers
 {
-    /// <summary>The named tokenizers and their vocabularies (specials included), known without loading them.</summary>
-    public static IReadOnlyDictionary<string, int> Named => Jobs.SpecValidator.TokenizerVocabularies;
-
     private static readonly ConcurrentDictionary<string, Lazy<ITokenizer>> Built = new();
 
     /// <summary>How a tokenizer is recorded with what it made (datasets, models): a file by its name alone, since where it lies differs by machine.</summary>
@@ -44,7 +41,7 @@ public static class Tokenizers
         "tiktoken:o200k" => Tiktoken(name, "o200k_base", TiktokenTokenizer.CreateForEncoding("o200k_base")),
         _ when name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) => FromFile(name, HuggingFace),
         _ when name.EndsWith(".model", StringComparison.OrdinalIgnoreCase) => FromFile(name, SentencePiece),
-        _ => throw new ArgumentException($"unknown tokenizer '{name}'; known: {string.Join(", ", Named.Keys)}, or a tokenizer.json or SentencePiece .model file", nameof(name)),
+        _ => throw new ArgumentException($"unknown tokenizer '{name}'; known: {string.Join(", ", Jobs.SpecValidator.TokenizerVocabularies.Keys)}, or a tokenizer.json or SentencePiece .model file", nameof(name)),
     };
 
     private static LibraryTokenizer Tiktoken(string name, string encoding, TiktokenTokenizer tokenizer)
