@@ -72,12 +72,12 @@ public static class CorpusSource
     private static int? IdWidth(string format) => format switch { "uint16" => 2, "uint32" => 4, _ => null };
 
     /// <summary>Little-endian ids; a uint32 above int.MaxValue reads as negative and fails the vocabulary check.</summary>
-    private static int[] ReadIds(byte[] bytes, int width)
+    internal static int[] ReadIds(ReadOnlySpan<byte> bytes, int width)
     {
         var ids = new int[bytes.Length / width];
         for (var i = 0; i < ids.Length; i++)
-            ids[i] = width == 2 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(2 * i))
-                : System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(4 * i));
+            ids[i] = width == 2 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..])
+                : System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(bytes[(4 * i)..]);
         return ids;
     }
 

@@ -24,6 +24,12 @@ public static class HfModelFolder
     /// <summary>A whole parameter: Elastic's name and shape, float32 bytes.</summary>
     public sealed record Tensor(string Name, long[] Shape, ReadOnlyMemory<byte> Bytes);
 
+    /// <summary>The tokenizer files a model folder may hold, in the order they are looked for: Hugging Face's, then SentencePiece's.</summary>
+    public static readonly IReadOnlyList<string> TokenizerFiles = ["tokenizer.json", "tokenizer.model"];
+
+    /// <summary>The tokenizer file in a local model folder, or null when it has none.</summary>
+    public static string? TokenizerIn(string directory) => TokenizerFiles.Select(f => Path.Combine(directory, f)).FirstOrDefault(File.Exists);
+
     public static bool Exists(string directory) =>
         File.Exists(Path.Combine(directory, HfConfig.FileName)) && (File.Exists(Path.Combine(directory, WeightsFile)) || File.Exists(Path.Combine(directory, IndexFile)));
 

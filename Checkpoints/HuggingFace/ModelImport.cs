@@ -27,7 +27,7 @@ public static class ModelImport
             var contradictions = HfConfig.Contradictions(spec.Model, model, $"{from.TrimEnd('/')}/{HfConfig.FileName}").ToList();
             if (contradictions.Count > 0) return (spec, contradictions);
             // A spec that leaves the tokenizer at its default takes the model's own (from a local folder: tokenizers are read from files).
-            var tokenizer = blob ? null : new[] { "tokenizer.json", "tokenizer.model" }.Select(f => Path.Combine(from, f)).FirstOrDefault(File.Exists);
+            var tokenizer = blob ? null : HfModelFolder.TokenizerIn(from);
             var data = spec.Data is { Tokenizer: "byte" } && tokenizer is not null ? spec.Data with { Tokenizer = tokenizer } : spec.Data;
             return (spec with { Model = model, Data = data }, []);
         }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using Elastic.Checkpoints.Stores;
 
@@ -38,8 +37,8 @@ public static class DatasetReader
             }
             if (data.Length != shard.Tokens * manifest.IdBytes || Convert.ToHexStringLower(SHA256.HashData(data)) != shard.Sha256)
                 throw new InvalidDataException($"{location.Display}: shard {shard.Name} does not match its SHA-256 in the manifest (damaged or replaced); nothing was trained on it");
-            for (var i = 0; i < shard.Tokens; i++)
-                tokens[at++] = manifest.IdBytes == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(2 * i)) : BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(4 * i));
+            CorpusSource.ReadIds(data, manifest.IdBytes).CopyTo(tokens, at);
+            at += (int)shard.Tokens;
         }
         return (manifest, tokens);
     }

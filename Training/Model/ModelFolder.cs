@@ -28,16 +28,16 @@ public static class ModelFolder
         if (!write || trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
         HfModelFolder.Write(directory, spec.Model, parameters, extra: new System.Text.Json.Nodes.JsonObject { ["elastic_tokenizer"] = Elastic.Data.Tokenizers.Recorded(spec.Data.Tokenizer) });
         // A tokenizer from a file travels with the model, under the name the ecosystem looks for.
-        if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer) && TokenizerIn(directory, spec.Data.Tokenizer) is var copy && copy != spec.Data.Tokenizer)
+        if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer) && TokenizerCopy(directory, spec.Data.Tokenizer) is var copy && copy != spec.Data.Tokenizer)
             File.Copy(spec.Data.Tokenizer, copy, overwrite: true);
         var specPath = Path.Combine(directory, SpecFile);
         File.WriteAllText(specPath + ".tmp", SpecJson.Serialize(spec));
         File.Move(specPath + ".tmp", specPath, overwrite: true);
     }
 
-    /// <summary>Where a model folder keeps a tokenizer file: tokenizer.json (Hugging Face) or tokenizer.model (SentencePiece).</summary>
-    private static string TokenizerIn(string directory, string tokenizer) =>
-        Path.Combine(directory, tokenizer.EndsWith(".model", StringComparison.OrdinalIgnoreCase) ? "tokenizer.model" : "tokenizer.json");
+    /// <summary>Where a model folder keeps a tokenizer file of this kind (<see cref="HfModelFolder.TokenizerFiles"/>).</summary>
+    private static string TokenizerCopy(string directory, string tokenizer) =>
+        Path.Combine(directory, HfModelFolder.TokenizerFiles[tokenizer.EndsWith(".model", StringComparison.OrdinalIgnoreCase) ? 1 : 0]);
 
     /// <summary>Whether <paramref name="directory"/> holds a model: Elastic's (with its spec) or any Hugging Face folder.</summary>
     public static bool Exists(string directory) => HfModelFolder.Exists(directory);
@@ -53,7 +53,7 @@ public static class ModelFolder
         var specPath = Path.Combine(directory, SpecFile);
         var spec = File.Exists(specPath) ? SpecJson.Parse(File.ReadAllText(specPath)) : new TrainingSpec { Model = new ModelSpec { Dropout = 0 } };
         var (config, weights) = HfModelFolder.Read(directory, spec.Model);
-        var tokenizer = new[] { "tokenizer.json", "tokenizer.model" }.Select(f => Path.Combine(directory, f)).FirstOrDefault(File.Exists);
+        var tokenizer = HfModelFolder.TokenizerIn(directory);
         spec = spec with { Model = config, Data = tokenizer is null ? spec.Data : spec.Data with { Tokenizer = tokenizer } };
         var model = new DecoderModel(spec.Model, spec.Seed);
         model.Load(weights);

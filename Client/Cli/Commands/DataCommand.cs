@@ -33,7 +33,7 @@ internal static class DataCommand
             ITokenizer chosen;
             try
             {
-                chosen = Tokenizers.Create(Jobs.SpecValidator.IsTokenizerFile(name) ? Path.GetFullPath(name) : name);
+                chosen = Tokenizers.Create(TokenizeCommand.FromCommandLine(name));
             }
             catch (ArgumentException e)
             {

@@ -23,7 +23,7 @@ internal static class TokenizeCommand
             ITokenizer tokenizer;
             try
             {
-                tokenizer = Tokenizers.Create(SpecTokenizer(tokenizerName));
+                tokenizer = Tokenizers.Create(FromCommandLine(tokenizerName));
             }
             catch (ArgumentException e)
             {
@@ -45,6 +45,6 @@ internal static class TokenizeCommand
         return command;
     }
 
-    /// <summary>A tokenizer file named relative to the working folder, as a spec's is to its own.</summary>
-    private static string SpecTokenizer(string name) => Jobs.SpecValidator.IsTokenizerFile(name) ? Path.GetFullPath(name) : name;
+    /// <summary>A tokenizer as a command names it: a file relative to the working folder, as a spec's is to its own.</summary>
+    public static string FromCommandLine(string name) => Jobs.SpecValidator.IsTokenizerFile(name) ? Path.GetFullPath(name) : name;
 }
