@@ -33,18 +33,19 @@ public static class CorpusSource
     }
 
     /// <summary>
-    /// Reads the whole corpus as token ids and, for supervised data, which targets the loss is taken over (null: all). Token ids
-    /// not below <paramref name="vocab"/> are rejected.
+    /// The corpus's token ids and, for supervised data, which targets the loss is taken over (null: all). Files and bundled texts
+    /// are read whole now, their ids not below <paramref name="vocab"/> checked; a prepared dataset is opened (its manifest read)
+    /// and read as samples need it.
     /// </summary>
-    public static (int[] Tokens, bool[]? Trained) Read(MixtureSource data, ITokenizer tokenizer, int vocab)
+    public static (ITokenSource Tokens, bool[]? Trained) Read(MixtureSource data, ITokenizer tokenizer, int vocab)
     {
         var (source, format) = (data.Source, data.Format);
+        if (DatasetTokens.IsDataset(source))
+            return (OpenDataset(source, tokenizer, vocab), null);
         int[] tokens;
         bool[]? trained = null;
         if (source.StartsWith(BundledPrefix, StringComparison.Ordinal))
             tokens = tokenizer.Encode(ReadBundledText(source[BundledPrefix.Length..]));
-        else if (DatasetReader.IsDataset(source))
-            tokens = ReadDataset(source, tokenizer);
         else if (format == "text")
             tokens = tokenizer.Encode(File.ReadAllText(source));
         else if (format == "jsonl")
@@ -56,16 +57,19 @@ public static class CorpusSource
         for (var i = 0; i < tokens.Length; i++)
             if ((uint)tokens[i] >= vocab)
                 throw new InvalidDataException($"token id {tokens[i]} at position {i} is not below model.vocab {vocab}");
-        return (tokens, trained);
+        return (new InMemoryTokens(tokens), trained);
     }
 
-    /// <summary>A prepared dataset's ids, which its tokenizer must be the job's.</summary>
-    private static int[] ReadDataset(string source, ITokenizer tokenizer)
+    /// <summary>A prepared dataset, which its tokenizer must be the job's and its vocabulary within the model's.</summary>
+    private static DatasetTokens OpenDataset(string source, ITokenizer tokenizer, int vocab)
     {
-        var (manifest, tokens) = DatasetReader.ReadAsync(StoreLocation.Open(source)).GetAwaiter().GetResult();
+        var dataset = DatasetTokens.OpenAsync(StoreLocation.Open(source), vocab).GetAwaiter().GetResult();
+        var manifest = dataset.Manifest;
         if (manifest.Tokenizer != Tokenizers.Recorded(tokenizer.Name))
             throw new InvalidDataException($"tokenizer '{tokenizer.Name}' is not the dataset's: {source} was prepared with '{manifest.Tokenizer}'");
-        return tokens;
+        if (manifest.Vocab > vocab)
+            throw new InvalidDataException($"its vocabulary ({manifest.Vocab}, tokenizer '{manifest.Tokenizer}') is larger than model.vocab {vocab}");
+        return dataset;
     }
 
     /// <summary>Bytes per id of a pre-tokenized format; null for text.</summary>

@@ -41,6 +41,32 @@ public sealed class TokenCorpus
         return (_train[source], _train[source].WindowOf(sample));
     }
 
+    /// <summary>Whether some source is read as samples need it (a prepared dataset) rather than held whole.</summary>
+    public bool Streamed => _train.Any(t => t.Source is not InMemoryTokens);
+
+    /// <summary>Asks for the tokens of global samples <paramref name="globals"/> to be fetched ahead of their step.</summary>
+    public void Prefetch(IEnumerable<long> globals)
+    {
+        foreach (var global in globals)
+        {
+            var (data, window) = TrainSample(global);
+            data.Prefetch(window);
+        }
+    }
+
+    /// <summary>Asks for the first <paramref name="count"/> held-out windows (an evaluation's) to be fetched at once.</summary>
+    public void PrefetchHeldOut(long count)
+    {
+        for (long i = 0; i < count; i++)
+        {
+            var (data, window) = HeldOutSample(i);
+            data.Prefetch(window);
+        }
+    }
+
+    /// <summary>How long reads of this corpus's sources have waited for tokens not fetched yet, over every thread.</summary>
+    public TimeSpan DataWaited => _train.Select(t => t.Source).Distinct().Aggregate(TimeSpan.Zero, (sum, s) => sum + s.Waited);
+
     /// <summary>Held-out window <paramref name="index"/> (in order, no shuffle; each source's wrap around).</summary>
     public (TokenDataset Data, int Window) HeldOutSample(long index)
     {
@@ -81,16 +107,20 @@ public sealed class TokenCorpus
 
     /// <summary>One source's tokens as a corpus (tests and benchmarks).</summary>
     /// <param name="trained">Which targets the loss is taken over (supervised data); null: every one.</param>
-    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, int[] tokens, bool[]? trained = null)
+    public static TokenCorpus FromTokens(TrainingSpec spec, ITokenizer tokenizer, int[] tokens, bool[]? trained = null) =>
+        FromSource(spec, tokenizer, new InMemoryTokens(tokens), trained);
+
+    /// <summary>One source as a corpus (tests and benchmarks: a dataset opened on a store of their own).</summary>
+    public static TokenCorpus FromSource(TrainingSpec spec, ITokenizer tokenizer, ITokenSource tokens, bool[]? trained = null)
     {
         var (train, heldOut) = Split(spec, tokens, trained, "data.source", spec.Data.Source);
         return new TokenCorpus(tokenizer, [train], [heldOut], [1.0]);
     }
 
-    private static (TokenDataset Train, TokenDataset HeldOut) Split(TrainingSpec spec, int[] tokens, bool[]? trained, string field, string source)
+    private static (TokenDataset Train, TokenDataset HeldOut) Split(TrainingSpec spec, ITokenSource tokens, bool[]? trained, string field, string source)
     {
         var window = spec.Model.Context + 1;
-        var heldOutLength = (int)Math.Ceiling(tokens.Length * spec.Data.HeldOutFraction);
+        var heldOutLength = (long)Math.Ceiling(tokens.Length * spec.Data.HeldOutFraction);
         var trainLength = tokens.Length - heldOutLength;
         var train = new TokenDataset(tokens, 0, trainLength, window, spec.Seed, trained);
         var heldOut = new TokenDataset(tokens, trainLength, heldOutLength, window, spec.Seed, trained);

@@ -26,6 +26,14 @@ internal static class TestSpecs
     /// <summary>The bundled corpus, tokenized once per test process.</summary>
     public static TokenCorpus Corpus(TrainingSpec spec) => TokenCorpus.FromTokens(spec, new ByteTokenizer(), BundledTokens.Value);
 
+    /// <summary>Every id of <paramref name="source"/>, in order.</summary>
+    public static int[] All(ITokenSource source)
+    {
+        var ids = new int[source.Length];
+        source.Read(0, ids);
+        return ids;
+    }
+
     /// <summary>The finalParameterDigest of <paramref name="spec"/> trained on one device by the engine alone: what every layout must end with.</summary>
     public static Task<string> ReferenceDigest(TrainingSpec spec) => OnDevice(() =>
     {

@@ -7,10 +7,14 @@ namespace Elastic.Data.Datasets;
 /// <summary>
 /// Tokenizes documents into a dataset (<see cref="DatasetManifest"/>): documents are tokenized on every core and written in
 /// their input order, into shards of about <c>shardTokens</c> ids that each end at a document boundary; the manifest is created
-/// last and only if none exists, so a dataset is never half there and never overwritten.
+/// last and only if none exists, so a dataset is never half there and never overwritten. Each block of <c>blockTokens</c> ids of a
+/// shard gets its own digest: the unit a job fetches and checks.
 /// </summary>
-public sealed class DatasetWriter(StoreLocation destination, ITokenizer tokenizer, long shardTokens = 1L << 26)
+public sealed class DatasetWriter(StoreLocation destination, ITokenizer tokenizer, long shardTokens = 1L << 26, long blockTokens = DatasetWriter.DefaultBlockTokens)
 {
+    /// <summary>1 Mi ids: 2 or 4 MiB per range read, large enough for blob storage's throughput, small enough to fetch ahead of a step.</summary>
+    public const long DefaultBlockTokens = 1L << 20;
+
     /// <summary>What has been written so far, for a progress display.</summary>
     public readonly record struct Progress(long Documents, long Tokens, long Characters);
 
@@ -40,7 +44,7 @@ public sealed class DatasetWriter(StoreLocation destination, ITokenizer tokenize
         var manifest = new DatasetManifest
         {
             Tokenizer = Tokenizers.Recorded(tokenizer.Name), Vocab = tokenizer.VocabSize, IdBytes = idBytes, EndOfText = tokenizer.EndOfText,
-            Documents = documentCount, Tokens = tokenCount, Shards = shards,
+            Documents = documentCount, Tokens = tokenCount, BlockTokens = blockTokens, Shards = shards,
         };
         await destination.Store.PutCreateOnlyAsync(manifestName, System.Text.Encoding.UTF8.GetBytes(manifest.Serialize()), cancellation);
         return manifest;
@@ -57,7 +61,10 @@ public sealed class DatasetWriter(StoreLocation destination, ITokenizer tokenize
             BinaryPrimitives.WriteInt64LittleEndian(index.AsSpan(8 * starts.Count), ids.Count);
             await destination.Store.PutCreateOnlyAsync(destination.NameOf(name + ".bin"), data, cancellation);
             await destination.Store.PutCreateOnlyAsync(destination.NameOf(name + ".idx"), index, cancellation);
-            shards.Add(new DatasetShard(name + ".bin", name + ".idx", ids.Count, starts.Count, Convert.ToHexStringLower(SHA256.HashData(data)), Convert.ToHexStringLower(SHA256.HashData(index))));
+            var blockBytes = (int)Math.Min(blockTokens * idBytes, data.Length);
+            var blocks = Enumerable.Range(0, (data.Length + blockBytes - 1) / blockBytes)
+                .Select(b => Convert.ToHexStringLower(SHA256.HashData(data.AsSpan(b * blockBytes, Math.Min(blockBytes, data.Length - b * blockBytes))))).ToList();
+            shards.Add(new DatasetShard(name + ".bin", name + ".idx", ids.Count, starts.Count, Convert.ToHexStringLower(SHA256.HashData(data)), Convert.ToHexStringLower(SHA256.HashData(index)), blocks));
             ids.Clear();
             starts.Clear();
         }

@@ -11,7 +11,8 @@ namespace Elastic.Tests.Data;
 /// <summary>
 /// Tokenized datasets (<c>elastic data prepare</c>): documents in input order, each ended by end-of-text, in shards with document
 /// indexes and digests, in a folder or in Azure Blob Storage (Azurite); a job reads one to the same bits as the same tokens in
-/// memory; a damaged or missing shard fails the job with the shard named, and an existing dataset is never overwritten.
+/// memory, a block at a time and ahead of its steps; a damaged block fails the step that reads it with the shard and block named,
+/// a missing shard is refused when the job is admitted, and an existing dataset is never overwritten.
 /// </summary>
 public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<AzuriteFixture>, IDisposable
 {
@@ -44,15 +45,20 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
         var (inputs, documents) = Inputs();
         var destination = Path.Combine(_folder, "dataset");
 
-        var (exit, output) = await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body", "--shard-tokens", "3000"]);
+        var (exit, output) = await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body", "--shard-tokens", "3000", "--block-tokens", "700"]);
 
         Assert.True(exit == 0, output);
-        var location = StoreLocation.Open(destination);
-        var (manifest, tokens) = await DatasetReader.ReadAsync(location);
+        var (manifest, tokens) = await ReadAll(destination);
         var expected = documents.SelectMany(d => Bpe.Encode(d).Append(2047)).ToArray();
         Assert.Equal(expected, tokens);
-        Assert.Equal((5L, (long)expected.Length, "kjv-bpe-2k.json", 2), (manifest.Documents, manifest.Tokens, manifest.Tokenizer, manifest.IdBytes));
+        Assert.Equal((5L, (long)expected.Length, "kjv-bpe-2k.json", 2, 700L), (manifest.Documents, manifest.Tokens, manifest.Tokenizer, manifest.IdBytes, manifest.BlockTokens));
         Assert.True(manifest.Shards.Count >= 3, $"{manifest.Shards.Count} shards of about 3,000 tokens");
+        // Each block of 700 ids (1,400 bytes) carries the SHA-256 of its own bytes: the unit a job fetches and checks.
+        foreach (var shard in manifest.Shards)
+        {
+            var bytes = await File.ReadAllBytesAsync(Path.Combine(destination, shard.Name));
+            Assert.Equal(bytes.Chunk(1400).Select(b => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(b))), shard.BlockSha256);
+        }
         // Each shard's index: the offset of each of its documents' first token, then its length; shards end at document ends.
         var starts = new List<long>();
         long before = 0;
@@ -74,9 +80,10 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
     {
         var (inputs, _) = Inputs();
         var destination = Path.Combine(_folder, "dataset");
-        Assert.Equal(0, (await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body"])).Exit);
+        // Blocks of 50 ids in shards of about 3,000: windows of 33 ids cross blocks and shards.
+        Assert.Equal(0, (await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body", "--shard-tokens", "3000", "--block-tokens", "50"])).Exit);
         var spec = TestSpecs.Tiny(steps: 3) with { Model = TestSpecs.Tiny().Model with { Vocab = 2048 }, Data = new DataSpec { Source = destination, Tokenizer = TokenizerTests.ShippedBpe } };
-        var (_, tokens) = await DatasetReader.ReadAsync(StoreLocation.Open(destination));
+        var (_, tokens) = await ReadAll(destination);
 
         var fromDataset = await Digest(spec, JobValidation.LoadValidated(spec));
         var fromMemory = await Digest(spec, TokenCorpus.FromTokens(spec, Bpe, tokens));
@@ -88,11 +95,11 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
     }
 
     [Fact]
-    public async Task A_damaged_or_missing_shard_is_named_and_an_existing_dataset_is_never_overwritten()
+    public async Task A_damaged_block_fails_the_step_that_reads_it_before_any_update_and_a_missing_shard_is_refused_at_admission()
     {
         var (inputs, _) = Inputs();
         var destination = Path.Combine(_folder, "dataset");
-        Assert.Equal(0, (await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body", "--shard-tokens", "3000"])).Exit);
+        Assert.Equal(0, (await Prepare([.. inputs, "--tokenizer", TokenizerTests.ShippedBpe, "--out", destination, "--field", "body", "--shard-tokens", "3000", "--block-tokens", "200"])).Exit);
         var spec = TestSpecs.Tiny() with { Model = TestSpecs.Tiny().Model with { Vocab = 2048 }, Data = new DataSpec { Source = destination, Tokenizer = TokenizerTests.ShippedBpe } };
         var manifest = await File.ReadAllTextAsync(Path.Combine(destination, DatasetManifest.FileName));
 
@@ -101,16 +108,103 @@ public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<Azurite
         Assert.Contains("already holds a dataset", output);
         Assert.Equal(manifest, await File.ReadAllTextAsync(Path.Combine(destination, DatasetManifest.FileName)));
 
-        var shard = Path.Combine(destination, "shard-00001.bin");
-        var bytes = await File.ReadAllBytesAsync(shard);
-        bytes[10] ^= 1;
-        await File.WriteAllBytesAsync(shard, bytes);
-        var damaged = Assert.Single(JobValidation.Validate(spec));
-        Assert.Equal("data.source", damaged.Field);
-        Assert.Contains("shard shard-00001.bin does not match its SHA-256", damaged.Message);
+        // The job starts (only the manifest and a listing are read); then the block its first sample reads from is damaged.
+        var dataset = await DatasetTokens.OpenAsync(StoreLocation.Open(destination), 2048, new BlockCache(1 << 20));
+        var corpus = TokenCorpus.FromSource(spec, Bpe, dataset);
+        var (_, window) = corpus.TrainSample(0);
+        var (shard, block) = BlockOf(dataset.Manifest, (long)window * spec.Model.Context);
+        var path = Path.Combine(destination, shard.Name);
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[block * 200 * 2 + 1] ^= 1;
+        await File.WriteAllBytesAsync(path, bytes);
 
-        File.Delete(shard);
-        Assert.Contains("shard shard-00001.bin is missing", Assert.Single(JobValidation.Validate(spec)).Message);
+        var (before, error, after) = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, corpus);
+            var digest = trainer.ParameterDigest();
+            var e = Assert.Throws<InvalidDataException>(() => trainer.Step(1));
+            return (digest, e.Message, trainer.ParameterDigest());
+        });
+        Assert.Contains($"shard {shard.Name} block {block} ", error);
+        Assert.Contains("does not match its SHA-256", error);
+        Assert.Equal(before, after);
+        // The other blocks still read: the check is per block.
+        var neighbour = block == 0 ? 1 : block - 1;
+        var ids = new int[10];
+        dataset.Read(dataset.Manifest.Shards.TakeWhile(s => s != shard).Sum(s => s.Tokens) + neighbour * 200, ids);
+
+        File.Delete(path);
+        var missing = Assert.Single(JobValidation.Validate(spec));
+        Assert.Equal("data.source", missing.Field);
+        Assert.Contains($"shard {shard.Name} is missing", missing.Message);
+    }
+
+    [Fact]
+    public async Task A_step_asks_for_its_own_and_the_next_steps_blocks_at_once_and_the_cache_stays_within_its_bound()
+    {
+        var store = new RecordingStore();
+        var location = new StoreLocation(store, "", "memory");
+        var text = CorpusSource.ReadBundledText("kjv")[..60_000];
+        await new DatasetWriter(location, Bpe, shardTokens: 3000, blockTokens: 64).WriteAsync(text.Split("\n\n"), threads: 2);
+        var cache = new BlockCache(40 * 64 * sizeof(int));
+        var dataset = await DatasetTokens.OpenAsync(location, 2048, cache);
+        var spec = TestSpecs.Tiny(steps: 4) with { Model = TestSpecs.Tiny().Model with { Vocab = 2048 } };
+        var corpus = TokenCorpus.FromSource(spec, Bpe, dataset);
+
+        var wanted = await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, corpus);
+            trainer.Step(1);
+            // Step 2's blocks, from the samples' addresses alone.
+            return Enumerable.Range(0, trainer.MicroBatchesPerStep).SelectMany(m => trainer.SamplesOf(2, m)).Select(corpus.TrainSample)
+                .SelectMany(s => new[] { (long)s.Window * spec.Model.Context, (long)s.Window * spec.Model.Context + spec.Model.Context })
+                .Select(p => BlockOf(dataset.Manifest, p)).Select(b => (b.Shard.Name, (long)b.Block * 64 * 2)).ToHashSet();
+        });
+
+        // The fetches run in the background; each was asked for during step 1.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!wanted.IsSubsetOf(store.Reads) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Subset(store.Reads.ToHashSet(), wanted);
+        Assert.InRange(cache.Bytes, 1, cache.CapacityBytes);
+    }
+
+    /// <summary>The shard and block that hold dataset position <paramref name="position"/>.</summary>
+    private static (DatasetShard Shard, int Block) BlockOf(DatasetManifest manifest, long position)
+    {
+        foreach (var shard in manifest.Shards)
+        {
+            if (position < shard.Tokens) return (shard, (int)(position / manifest.BlockTokensOf(shard)));
+            position -= shard.Tokens;
+        }
+        throw new ArgumentOutOfRangeException(nameof(position));
+    }
+
+    private static async Task<(DatasetManifest Manifest, int[] Tokens)> ReadAll(string location)
+    {
+        var dataset = await DatasetTokens.OpenAsync(StoreLocation.Open(location), 2048, new BlockCache(1 << 20));
+        return (dataset.Manifest, TestSpecs.All(dataset));
+    }
+
+    /// <summary>Blobs in memory, and every range read of them (blob name, offset).</summary>
+    private sealed class RecordingStore : IBlobStore
+    {
+        private readonly MemoryBlobStore _inner = new();
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, long), bool> _reads = new();
+
+        public IReadOnlyCollection<(string Name, long Offset)> Reads => _reads.Keys.ToList();
+        public string Location => _inner.Location;
+        public Task PutCreateOnlyAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellation = default) => _inner.PutCreateOnlyAsync(name, content, cancellation);
+
+        public Task<byte[]> GetRangeAsync(string name, long offset, long length, CancellationToken cancellation = default)
+        {
+            _reads[(name, offset)] = true;
+            return _inner.GetRangeAsync(name, offset, length, cancellation);
+        }
+
+        public Task<VersionedBlob?> GetVersionedAsync(string name, CancellationToken cancellation = default) => _inner.GetVersionedAsync(name, cancellation);
+        public Task<bool> TrySwapAsync(string name, ReadOnlyMemory<byte> content, string? expectedVersion, CancellationToken cancellation = default) => _inner.TrySwapAsync(name, content, expectedVersion, cancellation);
+        public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellation = default) => _inner.ListAsync(prefix, cancellation);
+        public Task DeleteAsync(string name, CancellationToken cancellation = default) => _inner.DeleteAsync(name, cancellation);
     }
 
     [Fact]

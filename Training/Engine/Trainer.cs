@@ -200,10 +200,28 @@ public sealed partial class Trainer : IDisposable
     /// longest block (under ZeRO 3 every replica gathers each unit as often).</param>
     public double[] AccumulatePieces(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0)
     {
+        FetchAhead(step, pieces);
         var losses = _runner.Run(step, pieces, targets, padding);
         // ZeRO 3: the data-parallel group is the gradient's next; no parameter gather may still be on it.
         _gather?.Drain();
         return losses;
+    }
+
+    /// <summary>Steps whose samples a rank asks a streamed dataset for before it needs them: this one's and the next's.</summary>
+    private const int DataLookaheadSteps = 2;
+
+    /// <summary>
+    /// A dataset read as samples need it: asks for the blocks of this rank's micro-batches of this step and the next ones at once
+    /// (the fetches run while the step computes; a rank's block of micro-batches stays the same until the layout changes).
+    /// </summary>
+    private void FetchAhead(long step, IReadOnlyList<(int First, int Count)> pieces)
+    {
+        if (!_corpus.Streamed) return;
+        var last = Math.Min(step + DataLookaheadSteps - 1, Spec.Steps);
+        for (var s = step; s <= last; s++)
+            foreach (var (first, count) in pieces)
+                for (var micro = first; micro < first + count; micro++)
+                    _corpus.Prefetch(SamplesOf(s, micro));
     }
 
     /// <summary>
@@ -296,6 +314,7 @@ public sealed partial class Trainer : IDisposable
         {
             var micro = Spec.Batch.Micro;
             var batches = (int)Math.Max(1, Math.Min(Spec.Eval.Batches, _corpus.HeldOutWindows / micro));
+            if (_corpus.Streamed) _corpus.PrefetchHeldOut((long)batches * micro);
             var total = _runner.Evaluate(batches, i =>
             {
                 var windows = Enumerable.Range(i * micro, micro).Select(w => _corpus.HeldOutSample(w)).ToArray();

@@ -22,12 +22,14 @@ internal static class DataCommand
         var output = new Option<string>("--out") { Description = "A folder, or az://CONTAINER/PREFIX (account from ELASTIC_STORAGE_CONNECTION_STRING or ELASTIC_STORAGE_ACCOUNT)", Required = true };
         var field = new Option<string>("--field") { Description = "The text field of a .jsonl record", DefaultValueFactory = _ => "text" };
         var shardTokens = new Option<long>("--shard-tokens") { Description = "Tokens per shard (shards end at document boundaries)", DefaultValueFactory = _ => 1L << 26 };
+        var blockTokens = new Option<long>("--block-tokens") { Description = "Tokens per block: the unit a job fetches with one range read and checks against its SHA-256", DefaultValueFactory = _ => DatasetWriter.DefaultBlockTokens };
         var threads = new Option<int>("--threads") { Description = "Tokenizer threads (default: every core)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var prepare = new Command("prepare", "Tokenize text into a dataset a job can read") { inputs, tokenizer, output, field, shardTokens, threads };
+        var prepare = new Command("prepare", "Tokenize text into a dataset a job can read") { inputs, tokenizer, output, field, shardTokens, blockTokens, threads };
         prepare.SetAction((parse, cancellation) => CommandRunner.Run(parse, async console =>
         {
             var (name, destination) = (parse.GetValue(tokenizer)!, parse.GetValue(output)!);
             if (parse.GetValue(shardTokens) < 1) throw new CliException($"--shard-tokens {parse.GetValue(shardTokens)}: must be at least 1");
+            if (parse.GetValue(blockTokens) < 1) throw new CliException($"--block-tokens {parse.GetValue(blockTokens)}: must be at least 1");
             if (parse.GetValue(threads) < 1) throw new CliException($"--threads {parse.GetValue(threads)}: must be at least 1");
             var files = DatasetInputs.Files(parse.GetValue(inputs)!.Select(Path.GetFullPath).ToList());
             ITokenizer chosen;
@@ -48,7 +50,7 @@ internal static class DataCommand
             {
                 throw new CliException($"--out {e.Message}");
             }
-            var writer = new DatasetWriter(location, chosen, parse.GetValue(shardTokens));
+            var writer = new DatasetWriter(location, chosen, parse.GetValue(shardTokens), parse.GetValue(blockTokens));
             var documents = DatasetInputs.Documents(files, parse.GetValue(field)!);
             var bytes = files.Sum(f => new FileInfo(f).Length);
             var clock = Stopwatch.StartNew();
