@@ -7,7 +7,7 @@ namespace Elastic.Checkpoints;
 
 /// <summary>
 /// Turns a checkpoint of any layout into a Hugging Face model folder (<see cref="HfModelFolder"/>: <c>config.json</c> and one
-/// consolidated <c>model.safetensors</c> with the ecosystem's names, shapes and dtype) for use outside Elastic. A MoE model
+/// consolidated <c>model.safetensors</c> with the ecosystem's names and shapes, in the job's output.dtype) for use outside Elastic. A MoE model
 /// keeps Elastic's names, each expert apart, with a config that says how they are routed. Optimizer moments are left out.
 /// </summary>
 public static class CheckpointExport
@@ -21,12 +21,13 @@ public static class CheckpointExport
         if (parameters.Count == 0) throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} holds no parameters");
         if (!manifest.Metadata.TryGetValue("spec", out var json))
             throw new CheckpointCorruptException($"checkpoint of step {manifest.Step} carries no spec");
-        var model = SpecJson.Parse(json).Model;
+        var spec = SpecJson.Parse(json);
+        var model = spec.Model;
         var bytes = await reader.ReadRegionsAsync(manifest, parameters.Select(p => (p.Key, TensorRegion.Whole(p.GlobalShape))).ToList(), cancellation);
         var tensors = parameters.Select((p, i) => new HfModelFolder.Tensor(p.Key[ParameterPrefix.Length..], p.GlobalShape, bytes[i])).ToList();
         var extra = new JsonObject { ["elastic_job"] = manifest.JobId, ["elastic_step"] = manifest.Step };
         if (model.Moe is { } moe) AddExperts(extra, moe, model);
-        HfModelFolder.Write(directory, model, tensors, new Dictionary<string, string> { ["job"] = manifest.JobId, ["step"] = $"{manifest.Step}" }, extra);
+        HfModelFolder.Write(directory, model, tensors, new Dictionary<string, string> { ["job"] = manifest.JobId, ["step"] = $"{manifest.Step}" }, extra, spec.Output.Dtype);
         return (Path.Combine(directory, HfModelFolder.WeightsFile), Path.Combine(directory, HfConfig.FileName));
     }
 

@@ -225,6 +225,7 @@ public static class SpecValidator
         if (spec.Checkpoint.KeepEvery < 0) Fail("checkpoint.keepEvery", spec.Checkpoint.KeepEvery, "must not be negative");
         if (spec.Output.Directory is { } output && !Path.IsPathFullyQualified(output))
             Fail("output.directory", output, "must be an absolute path here");
+        if (!OutputSpec.Dtypes.Contains(spec.Output.Dtype)) Fail("output.dtype", spec.Output.Dtype, $"must be one of {string.Join(", ", OutputSpec.Dtypes.Select(d => $"'{d}'"))}");
         if (spec.Runtime.ThreadsPerDevice < 1) Fail("runtime.threadsPerDevice", spec.Runtime.ThreadsPerDevice, "must be at least 1");
         if (spec.Runtime.Precision is not ("fp32" or "tf32" or "bf16")) Fail("runtime.precision", spec.Runtime.Precision, "must be 'fp32', 'tf32' or 'bf16'");
         if (spec.Runtime.Recompute is not (null or "none" or "selective" or "full"))

@@ -267,6 +267,14 @@ public sealed record OutputSpec
 {
     /// <summary>A directory the silos can write (absolute, or relative to the spec file); the model is written there when the job completes. Null: not written.</summary>
     public string? Directory { get; init; }
+
+    /// <summary>
+    /// The dtype of the model's weights in the folders a job writes (runs/NAME, <see cref="Directory"/>, exports): <c>float32</c> as
+    /// trained, or <c>bfloat16</c> / <c>float16</c> (rounded to nearest even), as Hugging Face's <c>torch_dtype</c> names them.
+    /// </summary>
+    public string Dtype { get; init; } = "float32";
+
+    public static readonly IReadOnlyList<string> Dtypes = ["float32", "bfloat16", "float16"];
 }
 
 /// <summary>How each device computes. Part of the spec because results are bitwise reproducible only for a fixed value.</summary>

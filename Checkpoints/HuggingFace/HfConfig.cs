@@ -13,7 +13,8 @@ public static class HfConfig
 {
     public const string FileName = "config.json";
 
-    public static JsonObject Write(ModelSpec m) => m.IsLlama
+    /// <param name="dtype">The weights' <c>torch_dtype</c>.</param>
+    public static JsonObject Write(ModelSpec m, string dtype = "float32") => m.IsLlama
         ? new JsonObject
         {
             ["architectures"] = new JsonArray("LlamaForCausalLM"),
@@ -34,7 +35,7 @@ public static class HfConfig
             ["mlp_bias"] = false,
             ["attention_dropout"] = 0.0,
             ["tie_word_embeddings"] = m.TiedEmbeddings,
-            ["torch_dtype"] = "float32",
+            ["torch_dtype"] = dtype,
         }
         : new JsonObject
         {
@@ -53,7 +54,7 @@ public static class HfConfig
             ["embd_pdrop"] = m.Dropout,
             ["attn_pdrop"] = 0.0,
             ["tie_word_embeddings"] = m.TiedEmbeddings,
-            ["torch_dtype"] = "float32",
+            ["torch_dtype"] = dtype,
         };
 
     /// <summary>

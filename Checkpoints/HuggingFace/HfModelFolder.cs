@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Elastic.Checkpoints.Format;
@@ -34,15 +32,17 @@ public static class HfModelFolder
         File.Exists(Path.Combine(directory, HfConfig.FileName)) && (File.Exists(Path.Combine(directory, WeightsFile)) || File.Exists(Path.Combine(directory, IndexFile)));
 
     /// <summary>
-    /// Writes <paramref name="parameters"/> (every parameter of <paramref name="model"/>, in name order) with Hugging Face's names,
-    /// shapes and float32, and the config (with <paramref name="extra"/> fields); a MoE model keeps Elastic's names, each expert apart.
+    /// Writes <paramref name="parameters"/> (every parameter of <paramref name="model"/>, in name order) with Hugging Face's names
+    /// and shapes in <paramref name="dtype"/> (a <c>torch_dtype</c> name, see <see cref="WeightDtype"/>), and the config (with
+    /// <paramref name="extra"/> fields); a MoE model keeps Elastic's names, each expert apart.
     /// </summary>
     public static void Write(string directory, ModelSpec model, IReadOnlyList<Tensor> parameters, IReadOnlyDictionary<string, string>? metadata = null,
-        JsonObject? extra = null)
+        JsonObject? extra = null, string dtype = "float32")
     {
-        var entries = model.Moe is null ? Mapped(model, parameters) : parameters.SelectMany(ElasticEntries).ToList();
+        var code = WeightDtype.Code(dtype);
+        var entries = (model.Moe is null ? Mapped(model, parameters) : parameters.SelectMany(ElasticEntries)).Select(e => WeightDtype.Narrow(e, code)).ToList();
         var (file, _) = Safetensors.Build(entries, new Dictionary<string, string>(metadata ?? new Dictionary<string, string>()) { ["format"] = "pt" });
-        var config = HfConfig.Write(model);
+        var config = HfConfig.Write(model, dtype);
         foreach (var (key, value) in extra ?? []) config[key] = value?.DeepClone();
         Directory.CreateDirectory(directory);
         var (weights, configPath) = (Path.Combine(directory, WeightsFile), Path.Combine(directory, HfConfig.FileName));
@@ -139,8 +139,9 @@ public static class HfModelFolder
         foreach (var group in tensors.Values.GroupBy(t => expert.Match(t.Entry.Name) is { Success: true } m ? m.Groups["layer"].Value + m.Groups["name"].Value : t.Entry.Name))
         {
             var parts = group.OrderBy(t => expert.Match(t.Entry.Name) is { Success: true } m ? int.Parse(m.Groups["e"].Value, System.Globalization.CultureInfo.InvariantCulture) : 0).ToList();
-            if (parts.Any(p => p.Entry.DType != "F32")) throw new InvalidDataException($"{directory}: {group.Key}: Elastic's MoE models are float32");
-            parameters[group.Key] = parts.SelectMany(p => p.Entry.Data.ToArray()).ToArray();
+            if (parts.FirstOrDefault(p => WeightDtype.Width(p.Entry.DType) == 0) is { Entry: var odd })
+                throw new InvalidDataException($"{directory}: {odd.Name}: dtype {odd.DType} (F32, BF16 or F16 expected)");
+            parameters[group.Key] = parts.SelectMany(p => WeightDtype.Widen(p.Entry.Data.Span, p.Entry.DType)).ToArray();
         }
         return parameters;
     }
@@ -203,7 +204,7 @@ public static class HfModelFolder
     private static byte[]? Float32(Safetensors.Entry entry, string file, List<string> errors)
     {
         var count = entry.Shape.Aggregate(1L, (a, b) => a * b);
-        var width = entry.DType switch { "F32" => 4, "BF16" or "F16" => 2, _ => 0 };
+        var width = WeightDtype.Width(entry.DType);
         if (width == 0)
         {
             errors.Add($"{file}: {entry.Name}: dtype {entry.DType} (F32, BF16 or F16 expected)");
@@ -214,15 +215,6 @@ public static class HfModelFolder
             errors.Add($"{file}: {entry.Name}: {entry.Data.Length} bytes for {count} {entry.DType} values");
             return null;
         }
-        if (width == 4) return entry.Data.ToArray();
-        var result = new byte[count * 4];
-        var target = MemoryMarshal.Cast<byte, float>(result.AsSpan());
-        var source = entry.Data.Span;
-        for (var i = 0; i < count; i++)
-        {
-            var bits = BinaryPrimitives.ReadUInt16LittleEndian(source[(2 * i)..]);
-            target[i] = entry.DType == "BF16" ? BitConverter.Int32BitsToSingle(bits << 16) : (float)BitConverter.UInt16BitsToHalf(bits);
-        }
-        return result;
+        return WeightDtype.Widen(entry.Data.Span, entry.DType);
     }
 }

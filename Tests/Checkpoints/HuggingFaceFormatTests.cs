@@ -68,21 +68,26 @@ public sealed class HuggingFaceFormatTests : IDisposable
     }
 
     [Theory]
-    [InlineData("gpt2", 0, true)]
-    [InlineData("llama", 2, false)]
-    public async Task An_import_followed_by_an_export_gives_back_every_tensor_byte_for_byte(string architecture, int kvHeads, bool tied)
+    [InlineData("gpt2", 0, true, "float32")]
+    [InlineData("llama", 2, false, "float32")]
+    [InlineData("llama", 2, false, "bfloat16")]
+    [InlineData("gpt2", 0, false, "float16")]
+    public async Task An_import_followed_by_an_export_gives_back_every_tensor_byte_for_byte(string architecture, int kvHeads, bool tied, string dtype)
     {
-        var spec = Spec(architecture, kvHeads, tied);
+        var spec = Spec(architecture, kvHeads, tied) with { Output = new OutputSpec { Dtype = dtype } };
         var first = await Trained(spec, "first");
 
         var (model, parameters) = HfModelFolder.Read(first, new ModelSpec());
         var second = Path.Combine(_folder, "second");
-        HfModelFolder.Write(second, model, parameters.Select(p => new HfModelFolder.Tensor(p.Key, ParameterLayout.Of(model).Single(l => l.Name == p.Key).Shape, p.Value)).ToList());
+        HfModelFolder.Write(second, model, parameters.Select(p => new HfModelFolder.Tensor(p.Key, ParameterLayout.Of(model).Single(l => l.Name == p.Key).Shape, p.Value)).ToList(),
+            dtype: dtype);
 
         var before = Tensors(first);
         var after = Tensors(second);
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
         Assert.All(before, b => Assert.True(b.Value.Span.SequenceEqual(after[b.Key].Span), b.Key));
+        Assert.All(Safetensors.Read(File.ReadAllBytes(Path.Combine(first, HfModelFolder.WeightsFile))), e => Assert.Equal(WeightDtype.Code(dtype), e.DType));
+        Assert.Equal(dtype, (string?)JsonNode.Parse(File.ReadAllText(Path.Combine(first, HfConfig.FileName)))!["torch_dtype"]);
         Assert.Equal(spec.Model with { Dropout = 0, Ffn = spec.Model.FfnSize, KvHeads = model.KvHeads, TensorShards = 0 }, model with { Dropout = 0 });
     }
 

@@ -26,7 +26,8 @@ public static class ModelFolder
         using (var scope = NewDisposeScope())
             parameters = trainer.WholeParameters().Select(p => new HfModelFolder.Tensor(p.Name, p.Tensor.shape, p.Tensor.detach().cpu().contiguous().bytes.ToArray())).ToList();
         if (!write || trainer.Model.Group.Rank != 0 || trainer.Stage.Rank != 0) return;
-        HfModelFolder.Write(directory, spec.Model, parameters, extra: new System.Text.Json.Nodes.JsonObject { ["elastic_tokenizer"] = Elastic.Data.Tokenizers.Recorded(spec.Data.Tokenizer) });
+        HfModelFolder.Write(directory, spec.Model, parameters, extra: new System.Text.Json.Nodes.JsonObject { ["elastic_tokenizer"] = Elastic.Data.Tokenizers.Recorded(spec.Data.Tokenizer) },
+            dtype: spec.Output.Dtype);
         // A tokenizer from a file travels with the model, under the name the ecosystem looks for.
         if (SpecValidator.IsTokenizerFile(spec.Data.Tokenizer) && TokenizerCopy(directory, spec.Data.Tokenizer) is var copy && copy != spec.Data.Tokenizer)
             File.Copy(spec.Data.Tokenizer, copy, overwrite: true);
