@@ -5,58 +5,98 @@ using Elastic.Jobs;
 namespace Elastic.Checkpoints.HuggingFace;
 
 /// <summary>
-/// A model's <c>config.json</c> as Hugging Face transformers writes and reads it (GPT2Config, LlamaConfig): written from a
-/// model spec, and read back into one, refusing what Elastic's architectures do not compute (another activation, biases
-/// in Llama's projections, rope scaling) with the file and field named.
+/// A model's <c>config.json</c> as Hugging Face transformers writes and reads it (GPT2Config, LlamaConfig, MixtralConfig):
+/// written from a model spec, and read back into one, refusing what Elastic's architectures do not compute (another
+/// activation, biases in Llama's projections, rope scaling, a sliding window) with the file and field named.
 /// </summary>
 public static class HfConfig
 {
     public const string FileName = "config.json";
 
     /// <param name="dtype">The weights' <c>torch_dtype</c>.</param>
-    public static JsonObject Write(ModelSpec m, string dtype = "float32") => m.IsLlama
-        ? new JsonObject
-        {
-            ["architectures"] = new JsonArray("LlamaForCausalLM"),
-            ["model_type"] = "llama",
-            ["hidden_size"] = m.DModel,
-            ["intermediate_size"] = m.FfnSize,
-            ["num_hidden_layers"] = m.Layers,
-            ["num_attention_heads"] = m.Heads,
-            ["num_key_value_heads"] = m.KeyValueHeads,
-            ["head_dim"] = m.HeadDim,
-            ["max_position_embeddings"] = m.Context,
-            ["vocab_size"] = m.Vocab,
-            ["rms_norm_eps"] = m.NormEps,
-            ["rope_theta"] = m.RopeTheta,
-            ["rope_scaling"] = null,
-            ["hidden_act"] = "silu",
-            ["attention_bias"] = false,
-            ["mlp_bias"] = false,
-            ["attention_dropout"] = 0.0,
-            ["tie_word_embeddings"] = m.TiedEmbeddings,
-            ["torch_dtype"] = dtype,
-        }
-        : new JsonObject
-        {
-            ["architectures"] = new JsonArray("GPT2LMHeadModel"),
-            ["model_type"] = "gpt2",
-            ["n_layer"] = m.Layers,
-            ["n_head"] = m.Heads,
-            ["n_embd"] = m.DModel,
-            ["n_inner"] = m.FfnSize,
-            ["n_positions"] = m.Context,
-            ["n_ctx"] = m.Context,
-            ["vocab_size"] = m.Vocab,
-            ["activation_function"] = "gelu_new",
-            ["layer_norm_epsilon"] = m.NormEps,
-            ["resid_pdrop"] = m.Dropout,
-            ["embd_pdrop"] = m.Dropout,
-            ["attn_pdrop"] = 0.0,
-            ["tie_word_embeddings"] = m.TiedEmbeddings,
-            ["torch_dtype"] = dtype,
-        };
+    public static JsonObject Write(ModelSpec m, string dtype = "float32")
+    {
+        if (m.Moe is { } moe && HfTensorMap.HasForm(m)) return Mixtral(m, moe, dtype);
+        var config = m.IsLlama ? Llama(m, dtype) : Gpt2(m, dtype);
+        if (m.Moe is { } experts) AddElasticExperts(config, experts, m);
+        return config;
+    }
 
+    private static JsonObject Mixtral(ModelSpec m, MoeSpec moe, string dtype)
+    {
+        var config = Llama(m, dtype);
+        config["architectures"] = new JsonArray("MixtralForCausalLM");
+        config["model_type"] = "mixtral";
+        foreach (var bias in new[] { "attention_bias", "mlp_bias", "rope_scaling" }) config.Remove(bias);
+        config["sliding_window"] = null;
+        config["num_local_experts"] = moe.Experts;
+        config["num_experts_per_tok"] = moe.TopK;
+        config["router_aux_loss_coef"] = moe.AuxLoss;
+        config["output_router_logits"] = false;
+        return config;
+    }
+
+    private static JsonObject Llama(ModelSpec m, string dtype) => new()
+    {
+        ["architectures"] = new JsonArray("LlamaForCausalLM"),
+        ["model_type"] = "llama",
+        ["hidden_size"] = m.DModel,
+        ["intermediate_size"] = m.FfnSize,
+        ["num_hidden_layers"] = m.Layers,
+        ["num_attention_heads"] = m.Heads,
+        ["num_key_value_heads"] = m.KeyValueHeads,
+        ["head_dim"] = m.HeadDim,
+        ["max_position_embeddings"] = m.Context,
+        ["vocab_size"] = m.Vocab,
+        ["rms_norm_eps"] = m.NormEps,
+        ["rope_theta"] = m.RopeTheta,
+        ["rope_scaling"] = null,
+        ["hidden_act"] = "silu",
+        ["attention_bias"] = false,
+        ["mlp_bias"] = false,
+        ["attention_dropout"] = 0.0,
+        ["tie_word_embeddings"] = m.TiedEmbeddings,
+        ["torch_dtype"] = dtype,
+    };
+
+    private static JsonObject Gpt2(ModelSpec m, string dtype) => new()
+    {
+        ["architectures"] = new JsonArray("GPT2LMHeadModel"),
+        ["model_type"] = "gpt2",
+        ["n_layer"] = m.Layers,
+        ["n_head"] = m.Heads,
+        ["n_embd"] = m.DModel,
+        ["n_inner"] = m.FfnSize,
+        ["n_positions"] = m.Context,
+        ["n_ctx"] = m.Context,
+        ["vocab_size"] = m.Vocab,
+        ["activation_function"] = "gelu_new",
+        ["layer_norm_epsilon"] = m.NormEps,
+        ["resid_pdrop"] = m.Dropout,
+        ["embd_pdrop"] = m.Dropout,
+        ["attn_pdrop"] = 0.0,
+        ["tie_word_embeddings"] = m.TiedEmbeddings,
+        ["torch_dtype"] = dtype,
+    };
+
+    /// <summary>How a MoE model without a Hugging Face form lays out and routes its experts, in Elastic's names (<c>moe_layout</c> says so).</summary>
+    private static void AddElasticExperts(JsonObject config, MoeSpec moe, ModelSpec model)
+    {
+        var layers = model.Layers;
+        var experts = model.IsLlama
+            ? "{gate_up.weight [2, f, d] (SwiGLU's gate and up), c_proj.weight [d, f]}"
+            : "{c_fc,c_proj}.{weight,bias}";
+        config["num_local_experts"] = moe.Experts;
+        config["num_experts_per_tok"] = moe.TopK;
+        config["moe_layers"] = new JsonArray(Enumerable.Range(0, layers).Where(moe.IsMoeLayer).Select(l => (JsonNode)l).ToArray());
+        config["capacity_factor"] = moe.CapacityFactor;
+        config["router_aux_loss_coef"] = moe.AuxLoss;
+        config["router_z_loss_coef"] = moe.ZLoss;
+        config["moe_layout"] = "Elastic's names, linear weights [out, in]: in each MoE layer the MLP is h.N.mlp.router.weight [E, d] and experts "
+            + $"h.N.mlp.experts.E.{experts}, each the dense MLP's shape; gates: softmax of the router logits, the top "
+            + "num_experts_per_tok experts (ties to the lower index), renormalised to sum to 1 when more than one; output: the gated sum of the "
+            + "chosen experts' MLP outputs";
+    }
     /// <summary>
     /// The model a config describes, over <paramref name="defaults"/> (the fields a config does not carry: dropout, tensor
     /// shards). Every problem is listed at once, each naming <paramref name="file"/> and the field.
@@ -69,10 +109,11 @@ public static class HfConfig
         {
             "gpt2" => Gpt2(),
             "llama" => Llama(),
+            "mixtral" => Mixtral(),
             null => null,
-            _ => Fail<ModelSpec>("model_type", $"'{type}' is not an architecture Elastic trains (gpt2, llama)"),
+            _ => Fail<ModelSpec>("model_type", $"'{type}' is not an architecture Elastic trains (gpt2, llama, mixtral)"),
         };
-        if (type is null) errors.Add($"{file}: model_type: missing (gpt2 or llama)");
+        if (type is null) errors.Add($"{file}: model_type: missing (gpt2, llama or mixtral)");
         return errors.Count > 0 || model is null ? throw new InvalidDataException(string.Join("; ", errors)) : model;
 
         ModelSpec Gpt2()
@@ -87,7 +128,21 @@ public static class HfConfig
             {
                 Architecture = "gpt2", Layers = Int("n_layer"), Heads = Int("n_head"), DModel = d, Ffn = ffn, Context = Int("n_positions"),
                 Vocab = Int("vocab_size"), NormEps = Number("layer_norm_epsilon", 1e-5), TiedEmbeddings = Bool("tie_word_embeddings", true), KvHeads = 0,
+                Moe = ElasticExperts(),
             };
+        }
+
+        // A MoE model in Elastic's names says so (moe_layout); its experts are the spec's (spec.json), as no config field gives them all.
+        MoeSpec? ElasticExperts() => config["moe_layout"] is null ? null
+            : defaults.Moe ?? Fail<MoeSpec>("moe_layout", "a mixture-of-experts model in Elastic's names: its spec's model.moe says how the experts are laid out (give it, or start from the run folder with its spec.json)");
+
+        ModelSpec Mixtral()
+        {
+            if (config["sliding_window"] is JsonValue window && window.TryGetValue<int>(out var w) && w < Int("max_position_embeddings"))
+                Fail<int>("sliding_window", $"{w}: Elastic's attention sees the whole context");
+            var topK = Int("num_experts_per_tok");
+            if (topK == 1) Fail<int>("num_experts_per_tok", "1: Elastic gates a single expert by its probability, Mixtral by 1");
+            return Llama() with { Moe = (defaults.Moe ?? new MoeSpec()) with { Experts = Int("num_local_experts"), TopK = topK, Every = 1, CapacityFactor = null } };
         }
 
         ModelSpec Llama()
@@ -104,7 +159,7 @@ public static class HfConfig
                 Architecture = "llama", Layers = Int("num_hidden_layers"), Heads = heads, DModel = d, Ffn = Int("intermediate_size"),
                 KvHeads = config["num_key_value_heads"] is null ? heads : Int("num_key_value_heads"), Context = Int("max_position_embeddings"),
                 Vocab = Int("vocab_size"), NormEps = Number("rms_norm_eps", 1e-6), RopeTheta = Number("rope_theta", 10000),
-                TiedEmbeddings = Bool("tie_word_embeddings", false),
+                TiedEmbeddings = Bool("tie_word_embeddings", false), Moe = ElasticExperts(),
             };
         }
 
@@ -148,5 +203,19 @@ public static class HfConfig
                  })
             if (!Equals(given, fallback) && !Equals(given, read))
                 yield return new SpecError(field, Convert.ToString(given, CultureInfo.InvariantCulture), $"contradicts {file}, which gives {Convert.ToString(read, CultureInfo.InvariantCulture)}");
+        // A spec's experts must be the folder's; a spec without them takes the folder's.
+        if (spec.Moe is not { } wanted) yield break;
+        if (config.Moe is not { } held)
+        {
+            yield return new SpecError("model.moe", $"{wanted.Experts} experts", $"contradicts {file}, which has no experts");
+            yield break;
+        }
+        foreach (var (field, given, read) in new (string, object?, object?)[]
+                 {
+                     ("model.moe.experts", wanted.Experts, held.Experts), ("model.moe.topK", wanted.TopK, held.TopK),
+                     ("model.moe.every", wanted.Every, held.Every), ("model.moe.capacityFactor", wanted.CapacityFactor, held.CapacityFactor),
+                 })
+            if (!Equals(given, read))
+                yield return new SpecError(field, Convert.ToString(given, CultureInfo.InvariantCulture) ?? "null", $"contradicts {file}, which gives {Convert.ToString(read, CultureInfo.InvariantCulture) ?? "null (dropless)"}");
     }
 }

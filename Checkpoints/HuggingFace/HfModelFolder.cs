@@ -34,13 +34,14 @@ public static class HfModelFolder
     /// <summary>
     /// Writes <paramref name="parameters"/> (every parameter of <paramref name="model"/>, in name order) with Hugging Face's names
     /// and shapes in <paramref name="dtype"/> (a <c>torch_dtype</c> name, see <see cref="WeightDtype"/>), and the config (with
-    /// <paramref name="extra"/> fields); a MoE model keeps Elastic's names, each expert apart.
+    /// <paramref name="extra"/> fields); a MoE model without a Hugging Face form (<see cref="HfTensorMap.HasForm"/>) keeps
+    /// Elastic's names, each expert apart.
     /// </summary>
     public static void Write(string directory, ModelSpec model, IReadOnlyList<Tensor> parameters, IReadOnlyDictionary<string, string>? metadata = null,
         JsonObject? extra = null, string dtype = "float32")
     {
         var code = WeightDtype.Code(dtype);
-        var entries = (model.Moe is null ? Mapped(model, parameters) : parameters.SelectMany(ElasticEntries)).Select(e => WeightDtype.Narrow(e, code)).ToList();
+        var entries = (HfTensorMap.HasForm(model) ? Mapped(model, parameters) : parameters.SelectMany(ElasticEntries)).Select(e => WeightDtype.Narrow(e, code)).ToList();
         var (file, _) = Safetensors.Build(entries, new Dictionary<string, string>(metadata ?? new Dictionary<string, string>()) { ["format"] = "pt" });
         var config = HfConfig.Write(model, dtype);
         foreach (var (key, value) in extra ?? []) config[key] = value?.DeepClone();
@@ -97,7 +98,7 @@ public static class HfModelFolder
         }
         var model = HfConfig.Read(config, configPath, defaults);
         var tensors = ReadTensors(location);
-        if (model.Moe is not null) return (model, ElasticParameters(tensors, directory));
+        if (!HfTensorMap.HasForm(model)) return (model, ElasticParameters(tensors, directory));
         var errors = new List<string>();
         var parameters = new Dictionary<string, byte[]>();
         var used = new HashSet<string>();
@@ -129,7 +130,7 @@ public static class HfModelFolder
     }
 
     /// <summary>
-    /// A MoE model Elastic wrote (its spec gives the experts; no Hugging Face config does): parameters under Elastic's names, each
+    /// A MoE model Elastic wrote in its own names (its spec gives the experts): parameters under Elastic's names, each
     /// stacked expert tensor joined again from its experts' entries in expert order.
     /// </summary>
     private static IReadOnlyDictionary<string, byte[]> ElasticParameters(Dictionary<string, (string File, Safetensors.Entry Entry)> tensors, string directory)

@@ -6,7 +6,7 @@ namespace Elastic.Checkpoints.HuggingFace;
 
 /// <summary>
 /// The one place Elastic's parameters meet Hugging Face's: for each of a model's parameters, the tensors the ecosystem's
-/// <c>GPT2LMHeadModel</c> or <c>LlamaForCausalLM</c> holds for it. Elastic keeps linear weights as torch.nn.Linear does,
+/// <c>GPT2LMHeadModel</c>, <c>LlamaForCausalLM</c> or <c>MixtralForCausalLM</c> holds for it. Elastic keeps linear weights as torch.nn.Linear does,
 /// [out, in], and stacks what tensor shards split together (GPT-2's q, k and v; Llama's k and v, gate and up); GPT-2's
 /// Conv1D weights are [in, out], and Llama names each projection apart. Both directions move float32 bytes exactly, so an
 /// import followed by an export gives back the imported tensors.
@@ -19,10 +19,17 @@ public static class HfTensorMap
     /// <summary>A parameter of the model and the Hugging Face tensors it is made of.</summary>
     public sealed record Rule(string Elastic, long[] Shape, IReadOnlyList<Part> Parts);
 
-    /// <summary>Every parameter of <paramref name="m"/> with its Hugging Face tensors (dense models; MoE layers have no Hugging Face GPT-2 form).</summary>
+    /// <summary>
+    /// Whether <paramref name="m"/> has a Hugging Face form: dense models do, and a Llama whose every layer is a dropless MoE
+    /// layer gating at least two experts is Mixtral (softmax over the router's logits, the top k renormalised). Other MoE
+    /// models (GPT-2's, interleaved, capacity-limited, or a single expert gated by its probability) keep Elastic's names.
+    /// </summary>
+    public static bool HasForm(ModelSpec m) => m.Moe is null || (m.IsLlama && m.Moe is { Every: 1, CapacityFactor: null, TopK: >= 2 });
+
+    /// <summary>Every parameter of <paramref name="m"/> with its Hugging Face tensors (a model that <see cref="HasForm"/>).</summary>
     public static IReadOnlyList<Rule> For(ModelSpec m)
     {
-        if (m.Moe is not null) throw new NotSupportedException("a mixture-of-experts GPT-2 has no Hugging Face form; its checkpoint exports in Elastic's names");
+        if (!HasForm(m)) throw new NotSupportedException("this mixture-of-experts model has no Hugging Face form; it is written in Elastic's names");
         return m.IsLlama ? Llama(m) : Gpt2(m);
     }
 
@@ -79,12 +86,24 @@ public static class HfTensorMap
                 new(h + "attn.kv_proj.weight", [2, kv, d], [new(hf + "self_attn.k_proj.weight", [kv, d], 0, false), new(hf + "self_attn.v_proj.weight", [kv, d], 1, false)]),
                 Same(h + "attn.c_proj.weight", hf + "self_attn.o_proj.weight", d, d),
                 Same(h + "ln_2.weight", hf + "post_attention_layernorm.weight", d),
+            ]);
+            rules.AddRange(m.Moe is { Experts: var e } ? MixtralExperts(h, hf + "block_sparse_moe.", e, d, f) :
+            [
                 new(h + "mlp.gate_up.weight", [2, f, d], [new(hf + "mlp.gate_proj.weight", [f, d], 0, false), new(hf + "mlp.up_proj.weight", [f, d], 1, false)]),
                 Same(h + "mlp.c_proj.weight", hf + "mlp.down_proj.weight", d, f),
             ]);
         }
         return rules;
     }
+
+    /// <summary>A Mixtral layer's router and experts: Elastic stacks the experts (gate and up together); Mixtral names each w1 (gate), w3 (up), w2 (down).</summary>
+    private static Rule[] MixtralExperts(string h, string moe, int experts, long d, long f) =>
+    [
+        Same(h + "mlp.router.weight", moe + "gate.weight", experts, d),
+        new(h + "mlp.experts.gate_up.weight", [experts, 2, f, d],
+            Enumerable.Range(0, experts).SelectMany(e => new[] { new Part($"{moe}experts.{e}.w1.weight", [f, d], 2 * e, false), new Part($"{moe}experts.{e}.w3.weight", [f, d], 2 * e + 1, false) }).ToList()),
+        new(h + "mlp.experts.c_proj.weight", [experts, d, f], Enumerable.Range(0, experts).Select(e => new Part($"{moe}experts.{e}.w2.weight", [d, f], e, false)).ToList()),
+    ];
 
     private static Rule Same(string elastic, string hf, params long[] shape) => new(elastic, shape, [new(hf, shape, null, false)]);
 

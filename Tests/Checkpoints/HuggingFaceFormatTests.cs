@@ -19,9 +19,13 @@ public sealed class HuggingFaceFormatTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-hf-").FullName;
 
-    private static TrainingSpec Spec(string architecture, int kvHeads, bool tied) => TestSpecs.Tiny(steps: 3) with
+    /// <param name="experts">With 1 or more, every layer a dropless MoE layer of that many experts, top 2 (a Llama's is Mixtral).</param>
+    private static TrainingSpec Spec(string architecture, int kvHeads, bool tied, int experts = 0) => TestSpecs.Tiny(steps: 3) with
     {
-        Model = TestSpecs.Tiny().Model with { Architecture = architecture, KvHeads = kvHeads, TiedEmbeddings = tied },
+        Model = TestSpecs.Tiny().Model with
+        {
+            Architecture = architecture, KvHeads = kvHeads, TiedEmbeddings = tied, Moe = experts > 0 ? new MoeSpec { Experts = experts, TopK = 2, Every = 1 } : null,
+        },
     };
 
     private async Task<string> Trained(TrainingSpec spec, string name)
@@ -38,15 +42,18 @@ public sealed class HuggingFaceFormatTests : IDisposable
     }
 
     [Theory]
-    [InlineData("gpt2", 0, true, false)]
-    [InlineData("gpt2", 0, false, true)]
-    [InlineData("llama", 2, false, true)]
-    [InlineData("llama", 1, true, false)]
-    public async Task Elastic_eval_and_an_independent_numpy_forward_pass_give_the_same_loss(string architecture, int kvHeads, bool tied, bool bpe)
+    [InlineData("gpt2", 0, true, false, 0, "float32")]
+    [InlineData("gpt2", 0, false, true, 0, "float32")]
+    [InlineData("llama", 2, false, true, 0, "float32")]
+    [InlineData("llama", 1, true, false, 0, "float32")]
+    [InlineData("llama", 2, false, false, 4, "float32")]
+    [InlineData("llama", 2, true, false, 0, "bfloat16")]
+    [InlineData("gpt2", 0, true, false, 0, "float16")]
+    public async Task Elastic_eval_and_an_independent_numpy_forward_pass_give_the_same_loss(string architecture, int kvHeads, bool tied, bool bpe, int experts, string dtype)
     {
-        var spec = Spec(architecture, kvHeads, tied);
+        var spec = Spec(architecture, kvHeads, tied, experts) with { Output = new OutputSpec { Dtype = dtype } };
         if (bpe) spec = spec with { Model = spec.Model with { Vocab = 2048 }, Data = new DataSpec { Tokenizer = Elastic.Tests.Data.TokenizerTests.ShippedBpe } };
-        var model = await Trained(spec, $"{architecture}-{kvHeads}-{tied}-{bpe}");
+        var model = await Trained(spec, $"{architecture}-{kvHeads}-{tied}-{bpe}-{experts}-{dtype}");
         // Over a context of 32: several whole windows and a short one.
         var text = CorpusSource.ReadBundledText("kjv")[1000..(bpe ? 1400 : 1121)];
         var (textFile, idsFile) = (Path.Combine(_folder, "text.txt"), Path.Combine(_folder, "ids.txt"));
@@ -68,13 +75,14 @@ public sealed class HuggingFaceFormatTests : IDisposable
     }
 
     [Theory]
-    [InlineData("gpt2", 0, true, "float32")]
-    [InlineData("llama", 2, false, "float32")]
-    [InlineData("llama", 2, false, "bfloat16")]
-    [InlineData("gpt2", 0, false, "float16")]
-    public async Task An_import_followed_by_an_export_gives_back_every_tensor_byte_for_byte(string architecture, int kvHeads, bool tied, string dtype)
+    [InlineData("gpt2", 0, true, "float32", 0)]
+    [InlineData("llama", 2, false, "float32", 0)]
+    [InlineData("llama", 2, false, "bfloat16", 0)]
+    [InlineData("gpt2", 0, false, "float16", 0)]
+    [InlineData("llama", 2, false, "bfloat16", 4)]
+    public async Task An_import_followed_by_an_export_gives_back_every_tensor_byte_for_byte(string architecture, int kvHeads, bool tied, string dtype, int experts)
     {
-        var spec = Spec(architecture, kvHeads, tied) with { Output = new OutputSpec { Dtype = dtype } };
+        var spec = Spec(architecture, kvHeads, tied, experts) with { Output = new OutputSpec { Dtype = dtype } };
         var first = await Trained(spec, "first");
 
         var (model, parameters) = HfModelFolder.Read(first, new ModelSpec());
@@ -87,7 +95,14 @@ public sealed class HuggingFaceFormatTests : IDisposable
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
         Assert.All(before, b => Assert.True(b.Value.Span.SequenceEqual(after[b.Key].Span), b.Key));
         Assert.All(Safetensors.Read(File.ReadAllBytes(Path.Combine(first, HfModelFolder.WeightsFile))), e => Assert.Equal(WeightDtype.Code(dtype), e.DType));
-        Assert.Equal(dtype, (string?)JsonNode.Parse(File.ReadAllText(Path.Combine(first, HfConfig.FileName)))!["torch_dtype"]);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(first, HfConfig.FileName)))!;
+        Assert.Equal(dtype, (string?)config["torch_dtype"]);
+        if (experts > 0)
+        {
+            // Mixtral's config and names: what MixtralForCausalLM loads.
+            Assert.Equal(("mixtral", experts, 2), ((string?)config["model_type"], (int?)config["num_local_experts"], (int?)config["num_experts_per_tok"]));
+            Assert.Contains($"model.layers.1.block_sparse_moe.experts.{experts - 1}.w3.weight", before.Keys);
+        }
         Assert.Equal(spec.Model with { Dropout = 0, Ffn = spec.Model.FfnSize, KvHeads = model.KvHeads, TensorShards = 0 }, model with { Dropout = 0 });
     }
 

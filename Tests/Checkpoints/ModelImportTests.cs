@@ -18,10 +18,13 @@ public sealed class ModelImportTests(AzuriteFixture azurite) : IClassFixture<Azu
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-import-").FullName;
 
-    /// <summary>A small Llama trained for 3 steps and saved as a run folder is (Hugging Face format): what a user would import.</summary>
-    private async Task<(string Folder, string Digest)> Pretrained()
+    /// <summary>
+    /// A small Llama (with <paramref name="moe"/>, a Mixtral) trained for 3 steps and saved as a run folder is (Hugging Face
+    /// format): what a user would import.
+    /// </summary>
+    private async Task<(string Folder, string Digest)> Pretrained(MoeSpec? moe = null)
     {
-        var spec = TestSpecs.Tiny(steps: 3) with { Model = TestSpecs.Tiny().Model with { Architecture = "llama", KvHeads = 2, TiedEmbeddings = false, Layers = 4 } };
+        var spec = TestSpecs.Tiny(steps: 3) with { Model = TestSpecs.Tiny().Model with { Architecture = "llama", KvHeads = 2, TiedEmbeddings = false, Layers = 4, Moe = moe } };
         var folder = Path.Combine(_folder, "pretrained");
         var digest = await TestSpecs.OnDevice(() =>
         {
@@ -61,6 +64,29 @@ public sealed class ModelImportTests(AzuriteFixture azurite) : IClassFixture<Azu
         var layout = spec with { Parallel = new ParallelSpec { Pipeline = 2, Tensor = 2 } };
         var digests = await EngineGrid.Run(plane, layout, ParallelGrid.Of(1, 2, 2), sequenceParallel: true, (_, trainer) => EngineGrid.AllSteps(trainer).Digest, name: "import");
         Assert.All(digests, d => Assert.Equal(reference, d));
+    }
+
+    [Fact]
+    public async Task A_mixtral_folder_starts_a_job_with_its_experts_and_expert_parallelism_keeps_the_bits()
+    {
+        var (folder, pretrained) = await Pretrained(new MoeSpec { Experts = 4, TopK = 2, Every = 1 });
+
+        var (spec, errors) = ModelImport.Resolve(FineTune(folder));
+
+        Assert.Empty(errors);
+        Assert.Equal((4, 2, 1, (double?)null), (spec.Model.Moe!.Experts, spec.Model.Moe.TopK, spec.Model.Moe.Every, spec.Model.Moe.CapacityFactor));
+        Assert.Equal(pretrained, await TestSpecs.OnDevice(() =>
+        {
+            using var trainer = new Trainer(spec, TestSpecs.Corpus(spec));
+            return trainer.ParameterDigest();
+        }));
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        await using var plane = new DataPlane(IPAddress.Loopback);
+        var layout = spec with { Parallel = new ParallelSpec { Expert = 2 } };
+        var digests = await EngineGrid.Run(plane, layout, ParallelGrid.Of(2, 1, 1, 2), sequenceParallel: true, (_, trainer) => EngineGrid.AllSteps(trainer).Digest, name: "import-mixtral");
+        Assert.All(digests, d => Assert.Equal(reference, d));
+        var contradicting = FineTune(folder) with { Model = FineTune(folder).Model with { Moe = new MoeSpec { Experts = 8 } } };
+        Assert.Equal("model.moe.experts", Assert.Single(ModelImport.Resolve(contradicting).Errors).Field);
     }
 
     [Fact]

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""An independent reference for Elastic's exported models: reads a Hugging Face model folder (config.json and a float32
-model.safetensors, GPT2LMHeadModel or LlamaForCausalLM) and a file of token ids, and prints the mean next-token loss over
+"""An independent reference for Elastic's exported models: reads a Hugging Face model folder (config.json and a
+model.safetensors in float32, bfloat16 or float16; GPT2LMHeadModel, LlamaForCausalLM or MixtralForCausalLM) and a file of token ids, and prints the mean next-token loss over
 consecutive windows of the context length (inputs t[iC .. iC+C), targets one token later), every prediction alike.
 
 Written from the published descriptions (GPT-2: Radford et al. 2019 and Hugging Face's Conv1D layout; Llama: Touvron et
-al. 2023, RMSNorm, SwiGLU, rotary embeddings in Hugging Face's rotate_half convention, grouped-query attention), in
+al. 2023, RMSNorm, SwiGLU, rotary embeddings in Hugging Face's rotate_half convention, grouped-query attention; Mixtral:
+Jiang et al. 2024, a softmax router whose top k experts' weights are renormalised to sum to one), in
 float64 numpy, sharing no code with Elastic.
 
 usage: reference_loss.py MODEL_DIR IDS_FILE
@@ -25,11 +26,18 @@ def load_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info["dtype"] != "F32":
-            raise SystemExit(f"{name}: dtype {info['dtype']}, this reference reads F32 only")
         start, end = info["data_offsets"]
-        raw = np.frombuffer(data[8 + n + start:8 + n + end], dtype="<f4")
-        tensors[name] = raw.reshape(info["shape"]).astype(np.float64)
+        raw = data[8 + n + start:8 + n + end]
+        if info["dtype"] == "F32":
+            values = np.frombuffer(raw, dtype="<f4")
+        elif info["dtype"] == "F16":
+            values = np.frombuffer(raw, dtype="<f2")
+        elif info["dtype"] == "BF16":
+            # bfloat16 is the upper half of a float32.
+            values = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise SystemExit(f"{name}: dtype {info['dtype']}, this reference reads F32, F16 and BF16")
+        tensors[name] = values.reshape(info["shape"]).astype(np.float64)
     return tensors
 
 
@@ -86,6 +94,27 @@ def gpt2_logits(w, cfg, ids):
     return x @ head.T
 
 
+def swiglu(m, gate, up, down):
+    return (silu(m @ gate.T) * (m @ up.T)) @ down.T
+
+
+def sparse_moe(m, w, l, cfg):
+    """Mixtral's block: each token goes to its top k experts by router probability, their outputs weighted by those
+    probabilities renormalised to sum to one."""
+    logits = m @ w[l + "gate.weight"].T
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    k = cfg["num_experts_per_tok"]
+    out = np.zeros_like(m)
+    for token in range(m.shape[0]):
+        chosen = np.argsort(-probs[token], kind="stable")[:k]
+        weights = probs[token, chosen] / probs[token, chosen].sum()
+        for e, g in zip(chosen, weights):
+            x = l + f"experts.{e}."
+            out[token] += g * swiglu(m[token], w[x + "w1.weight"], w[x + "w3.weight"], w[x + "w2.weight"])
+    return out
+
+
 def llama_logits(w, cfg, ids):
     t, d, h = len(ids), cfg["hidden_size"], cfg["num_attention_heads"]
     kv = cfg.get("num_key_value_heads", h)
@@ -113,7 +142,10 @@ def llama_logits(w, cfg, ids):
         y = causal_attention(q, k, v).transpose(1, 0, 2).reshape(t, h * hd)
         x = x + y @ w[l + "self_attn.o_proj.weight"].T
         m = rms_norm(x, w[l + "post_attention_layernorm.weight"], eps)
-        x = x + (silu(m @ w[l + "mlp.gate_proj.weight"].T) * (m @ w[l + "mlp.up_proj.weight"].T)) @ w[l + "mlp.down_proj.weight"].T
+        if cfg["model_type"] == "mixtral":
+            x = x + sparse_moe(m, w, l + "block_sparse_moe.", cfg)
+        else:
+            x = x + swiglu(m, w[l + "mlp.gate_proj.weight"], w[l + "mlp.up_proj.weight"], w[l + "mlp.down_proj.weight"])
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else w["lm_head.weight"]
     return x @ head.T
@@ -126,7 +158,7 @@ def main():
     weights = load_safetensors(f"{folder}/model.safetensors")
     with open(ids_file) as f:
         tokens = [int(s) for s in f.read().split()]
-    logits_of = {"gpt2": gpt2_logits, "llama": llama_logits}[cfg["model_type"]]
+    logits_of = {"gpt2": gpt2_logits, "llama": llama_logits, "mixtral": llama_logits}[cfg["model_type"]]
     context = cfg.get("n_positions", cfg.get("max_position_embeddings"))
     total, count = 0.0, 0
     for start in range(0, len(tokens) - 1, context):
