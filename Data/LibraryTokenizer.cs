@@ -2,7 +2,7 @@ using Microsoft.ML.Tokenizers;
 
 namespace Elastic.Data;
 
-/// <summary>A tokenizer of Microsoft.ML.Tokenizers (tiktoken, byte-level BPE, SentencePiece) under a spec's name for it.</summary>
+/// <summary>A tokenizer of Microsoft.ML.Tokenizers (tiktoken, byte-level BPE) under a spec's name for it.</summary>
 public sealed class LibraryTokenizer(string name, Tokenizer tokenizer, int vocabSize, int? endOfText) : ITokenizer
 {
     public string Name { get; } = name;

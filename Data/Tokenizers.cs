@@ -81,7 +81,7 @@ public static class Tokenizers
         {
             stream.Position = 0;
             var unigram = SentencePieceTokenizer.CreateFromTokenizerJson(stream, addBeginningOfSentence: false, addEndOfSentence: false);
-            return new LibraryTokenizer(path, unigram, Math.Max(unigram.Vocabulary.Count, added.Values.DefaultIfEmpty(0).Max() + 1), EndOf(added, unigram.EndOfSentenceId));
+            return new SentencePieceModel(path, unigram, Math.Max(unigram.Vocabulary.Count, added.Values.DefaultIfEmpty(0).Max() + 1), EndOf(added, unigram.EndOfSentenceId));
         }
         if (type != "BPE") throw new InvalidDataException($"{path}: model.type: '{type}' (BPE or Unigram expected)");
         if (!(json["pre_tokenizer"]?.ToJsonString().Contains("ByteLevel", StringComparison.Ordinal) ?? false))
@@ -104,7 +104,7 @@ public static class Tokenizers
     private static ITokenizer SentencePiece(string path, Stream stream)
     {
         var tokenizer = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
-        return new LibraryTokenizer(path, tokenizer, tokenizer.Vocabulary.Count, tokenizer.EndOfSentenceId);
+        return new SentencePieceModel(path, tokenizer, tokenizer.Vocabulary.Count, tokenizer.EndOfSentenceId);
     }
 
     /// <summary>The document separator among the added tokens, by the names the common models give it.</summary>

@@ -48,6 +48,27 @@ public sealed class TokenizerTests : IDisposable
         Assert.True(tokenizer.Encode(text).Length < text.Length / 3, "a BPE of the corpus' own words compresses it");
     }
 
+    [Theory]
+    [InlineData("kjv-spm-bpe-1k.model", "kjv-spm-bpe-1k.model")]
+    [InlineData("kjv-spm-unigram-1k.model", "kjv-spm-unigram-1k.model")]
+    [InlineData("kjv-spm-unigram-1k.json", "kjv-spm-unigram-1k.model")]
+    public void Shipped_sentencepiece_models_encode_and_decode_as_googles_sentencepiece_does(string file, string model)
+    {
+        // Ids and texts recorded from Google's sentencepiece by examples/tokenizer/spm.py, which also made the files.
+        var folder = Path.Combine(RepoPaths.Root, "examples", "tokenizer");
+        var expected = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "spm-expected.json")))![model]!.AsArray();
+        var tokenizer = Tokenizers.Create(Path.Combine(folder, file));
+
+        Assert.Equal(1000, tokenizer.VocabSize);
+        Assert.Equal(2, tokenizer.EndOfText);
+        Assert.All(expected, e =>
+        {
+            var ids = e!["ids"]!.AsArray().Select(i => (int)i!).ToArray();
+            Assert.Equal(ids, tokenizer.Encode((string)e["text"]!));
+            Assert.Equal((string)e["decoded"]!, tokenizer.Decode(ids));
+        });
+    }
+
     [Fact]
     public async Task A_file_that_is_not_a_tokenizer_is_refused_naming_the_file()
     {
