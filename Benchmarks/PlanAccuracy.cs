@@ -30,7 +30,7 @@ internal static class PlanAccuracy
     {
         var inv = CultureInfo.InvariantCulture;
         const int rounds = 5, stepsPerRound = 2;
-        var (dense, moe) = (Spec(experts: false), Spec(experts: true));
+        var (dense, moe, llama) = (Spec("dense"), Spec("moe"), Spec("llama"));
         var cases = new List<(TrainingSpec Spec, Layout Layout)>
         {
             (dense, new Layout(1)),
@@ -48,6 +48,10 @@ internal static class PlanAccuracy
             (dense, new Layout(2, Tp: 2, Recompute: Recomputation.Selective)),
             (moe, new Layout(4, Ep: 4)),
             (moe, new Layout(4, Ep: 2)),
+            (llama, new Layout(1)),
+            (llama, new Layout(2, Tp: 2)),
+            (llama, new Layout(1, Tp: 4)),
+            (llama, new Layout(2, Pp: 2)),
         };
 
         await using var plane = new DataPlane(IPAddress.Loopback);
@@ -73,12 +77,12 @@ internal static class PlanAccuracy
             var ports = WorkerProcesses.FreePorts(layout.Devices);
             var endpoints = string.Join(",", ports.Select(p => $"127.0.0.1:{p}"));
             var ranks = await Task.WhenAll(Enumerable.Range(0, layout.Devices).Select(rank => WorkerProcesses.Run(
-                ["plan-memory-worker", spec.Model.Moe is null ? "dense" : "moe", $"{layout.Dp}", $"{layout.Pp}", $"{layout.Tp}", $"{layout.Ep}", $"{layout.Zero}",
+                ["plan-memory-worker", Kind(spec), $"{layout.Dp}", $"{layout.Pp}", $"{layout.Tp}", $"{layout.Ep}", $"{layout.Zero}",
                     $"{layout.VirtualStages}", layout.Recompute, layout.Interleaved ? "interleaved" : "1f1b", $"{rank}", endpoints])));
             var memory = ranks.Max(r => double.Parse(r, inv));
             var estimate = MemoryEstimate.For(spec, layout);
             var predicted = new Planner(spec).Predict(layout, device, Devices);
-            rows.Add(new Row(spec.Model.Moe is null ? "" : "MoE 4 experts", layout, Statistics.Median(times[i]) / 1e3, predicted.Step.Seconds, memory,
+            rows.Add(new Row(Kind(spec) switch { "moe" => "MoE 4 experts", "llama" => "Llama", _ => "" }, layout, Statistics.Median(times[i]) / 1e3, predicted.Step.Seconds, memory,
                 estimate.DeviceBytes(hostMemory: false), top.IndexOf(layout)));
             Console.WriteLine(string.Create(inv, $"{layout}: {rows[^1].Seconds * 1e3:F0} ms (predicted {predicted.Step}); busiest device {memory / 1e6:F1} MB (ranks {string.Join(", ", ranks.Select(r => (double.Parse(r, inv) / 1e6).ToString("F1", inv)))}), predicted {estimate}"));
         }
@@ -100,7 +104,7 @@ internal static class PlanAccuracy
             string.Create(inv, $"Mean absolute error: step time {timeError * 100:F1} % (goal 15 %), memory {memoryError * 100:F1} % (goal 10 %). Measured fastest (dense): `{fastest.Layout}`, {(fastestInTop ? $"the planner's number {top.IndexOf(fastest.Layout) + 1}" : "not in the planner's top three")} (top three: {string.Join(", ", top.Select(l => $"`{l}`"))})."),
             "Memory per device: every rank of the layout in a process of its own (linked over loopback TCP), two steps to warm up, then the tensors it tracks (parameters, gradient buffers, optimizer state) plus its native heap's growth over a step at the peak, median of two; the busiest rank against the estimate of the busiest stage, host staging left out on both sides.",
             $"Calibration (this process, as a silo measures at start): {measured}.",
-            string.Create(inv, $"GPT {dense.Model.Layers} layers, d {dense.Model.DModel}, {dense.Model.Heads} heads, vocabulary {dense.Model.Vocab}, context {dense.Model.Context}, {dense.Model.TensorShards} tensor shards; batch {dense.Batch.Global} = {dense.Batch.MicroBatchesPerStep} x {dense.Batch.Micro}, fp32, dropout 0.1; the MoE rows replace every MLP with 4 experts, top-1. Every rank on its own device thread (1 intra-op thread) of this process, links between them in memory; {rounds} rounds of {stepsPerRound} steps per layout after one to warm up, the layouts alternating, medians."),
+            string.Create(inv, $"GPT {dense.Model.Layers} layers, d {dense.Model.DModel}, {dense.Model.Heads} heads, vocabulary {dense.Model.Vocab}, context {dense.Model.Context}, {dense.Model.TensorShards} tensor shards; batch {dense.Batch.Global} = {dense.Batch.MicroBatchesPerStep} x {dense.Batch.Micro}, fp32, dropout 0.1; the MoE rows replace every MLP with 4 experts, top-1; the Llama rows: a Llama of the same layers, width and heads (RMSNorm, rotary embeddings, SwiGLU of width {llama.Model.FfnSize}, {llama.Model.KvHeads} key/value heads, untied embeddings). Every rank on its own device thread (1 intra-op thread) of this process, links between them in memory; {rounds} rounds of {stepsPerRound} steps per layout after one to warm up, the layouts alternating, medians."),
         ]));
         Console.WriteLine(table);
         BenchmarkRecord.Write("plan-accuracy", "Planner: predicted against measured step time and memory, 4 CPU devices",
@@ -108,8 +112,11 @@ internal static class PlanAccuracy
         return 0;
     }
 
-    /// <summary>The benchmark's model: GPT 4 layers, d 256, 8 tensor shards; with <paramref name="experts"/> every MLP is 4 experts, top-1.</summary>
-    private static TrainingSpec Spec(bool experts)
+    /// <summary>
+    /// The benchmark's model: GPT 4 layers, d 256, 8 tensor shards (<c>dense</c>); <c>moe</c>: every MLP 4 experts, top-1;
+    /// <c>llama</c>: a Llama of the same sizes with 2 key/value heads.
+    /// </summary>
+    private static TrainingSpec Spec(string kind)
     {
         var dense = new TrainingSpec
         {
@@ -117,8 +124,15 @@ internal static class PlanAccuracy
             Model = new ModelSpec { Layers = 4, DModel = 256, Heads = 8, Vocab = 256, Context = 128, Dropout = 0.1, TensorShards = 8 },
             Batch = new BatchSpec { Global = 16, Micro = 4 },
         };
-        return experts ? dense with { Model = dense.Model with { Moe = new MoeSpec { Experts = 4, TopK = 1, Every = 1, CapacityFactor = null } } } : dense;
+        return kind switch
+        {
+            "moe" => dense with { Model = dense.Model with { Moe = new MoeSpec { Experts = 4, TopK = 1, Every = 1, CapacityFactor = null } } },
+            "llama" => dense with { Model = dense.Model with { Architecture = "llama", KvHeads = 2, TiedEmbeddings = false } },
+            _ => dense,
+        };
     }
+
+    private static string Kind(TrainingSpec spec) => spec.Model.Moe is not null ? "moe" : spec.Model.IsLlama ? "llama" : "dense";
 
     /// <summary>
     /// One rank of a layout in a process of its own (so its native heap is its alone): two steps to warm up, then the tensors it
@@ -130,7 +144,7 @@ internal static class PlanAccuracy
         int At(int i) => int.Parse(args[i], inv);
         var layout = new Layout(At(1), At(2), At(3), At(4), At(5), At(6), args[7], args[8] == "interleaved");
         var (rank, endpoints) = (At(9), args[10].Split(','));
-        var spec = SpecLayout.Resolve(Spec(experts: args[0] == "moe"), layout);
+        var spec = SpecLayout.Resolve(Spec(args[0]), layout);
         var corpus = TokenCorpus.Load(spec);
         await using var plane = new DataPlane(IPAddress.Loopback, int.Parse(endpoints[rank].Split(':')[1], inv));
         var groups = await ProcessGroups.JoinAsync(plane, "plan-memory", layout.Grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));

@@ -69,7 +69,7 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long G
             // Tied embeddings: the head's contribution has its own region of every gradient buffer.
             var gradients = parameters + (spec.Model.TiedEmbeddings && costs.HoldsHead[s] ? (long)spec.Model.Vocab * spec.Model.DModel / costs.Tp : 0);
             return new MemoryEstimate(parameters, parameterBytes, Fp32 * gradients * gradientBuffers, Fp32 * ((parameters * 2 + parts - 1) / parts),
-                activationBytes * (inFlight * kept[s] + costs.Layers[s] * costs.Shape.ShardBackwardElements(costs.Tp)), staging);
+                activationBytes * inFlight * kept[s], staging);
         }
         return Enumerable.Range(0, pipeline).Select(Stage).ToList();
     }

@@ -81,35 +81,45 @@ public sealed class ModelShape
         ChunkParameters(new ModelChunk(0, 0, _m.Layers, true, true, 0), 1, _m.Moe?.Experts ?? 0);
 
     /// <summary>
-    /// Activation elements a layer keeps for backward per micro-batch: the block input, both LayerNorm outputs, q/k/v, the
-    /// attention output, the residual, two projections with their dropout masks, the MLP's two wide activations and what the
-    /// fused attention kernel keeps (its log-sum-exp: no t x t weights). Of these, q/k/v, the attention output, the MLP's
-    /// activations and the kernel's statistics are split by tp; the rest (<see cref="SequenceElements"/>) is split only when the
-    /// sequence is (sequence parallelism). A rank holding several virtual shards gives each its own copy of the input of the two
-    /// column-parallel regions (QKV and the MLP's first projection), whole along the sequence, and each linear keeps its copy.
+    /// Activation elements a layer keeps for backward per micro-batch, as plan-accuracy measures them (the native heap's peak over
+    /// a step, each layer's temporaries released when it ends): a part split by tp only when the sequence is
+    /// (<see cref="SequenceElements"/>), a part split by tp along heads or the MLP width (<see cref="TensorElements"/>), with the
+    /// sequence split the whole-sequence inputs the column-parallel regions gather and keep (<see cref="GatheredElements"/>), and
+    /// for a rank holding several virtual shards, what each shard beyond the first keeps of its own (<see cref="ShardCopies"/>).
     /// </summary>
     public long LayerActivationElements(int tp, bool sequenceSplit) =>
-        SequenceElements / (sequenceSplit ? tp : 1) + TensorElements / tp + 2L * Math.Max(0, _m.Shards / tp - 1) * Tokens * _m.DModel;
+        SequenceElements / (sequenceSplit ? tp : 1) + TensorElements / tp + (sequenceSplit ? GatheredElements : 0)
+        + ShardCopies * Math.Max(0, _m.Shards / tp - 1) * Tokens * _m.DModel;
 
     /// <summary>
-    /// What the backward of one layer holds beyond its saved activations when a rank holds several virtual shards: measured
-    /// (the native heap's peak over a step of one device at S = 1 and 8, as plan-accuracy reads it) at about 8 tokens x d elements per
-    /// shard beyond the first, held for every layer of the stage through the backward; not yet explained by the shards' own
-    /// copies (the fan-out's input-gradient sums and the shard sum's output-gradient copies account for 2 of the 8).
+    /// Per virtual shard beyond the first a rank holds, tokens x d elements a layer keeps per micro-batch in flight: each shard's
+    /// copy of the input of QKV and of the MLP's first projection, whole along the sequence, and its share of the sums that join
+    /// the shards; measured at about 5 (plan-accuracy at S = 1 and 8, GPT-2 and Llama, and in 1F1B pipelines, where it grows
+    /// with the micro-batches in flight).
     /// </summary>
-    public long ShardBackwardElements(int tp) => BackwardCopiesPerShard * Math.Max(0, _m.Shards / tp - 1) * Tokens * _m.DModel;
+    private const long ShardCopies = 5;
 
-    private const long BackwardCopiesPerShard = 8;
+    /// <summary>
+    /// What a layer keeps that tensor parallelism splits only along the sequence: the block input, the norms' outputs, the
+    /// residual and the dropout masks; fitted to plan-accuracy's measurements at tp 1 and 4 (8 x d per token for GPT-2, 6 for Llama).
+    /// </summary>
+    public long SequenceElements => Tokens * (_m.IsLlama ? 6 : 8) * _m.DModel;
 
-    /// <summary>What a layer keeps that tensor parallelism splits only along the sequence.</summary>
-    public long SequenceElements => Tokens * 10 * _m.DModel;
-
-    /// <summary>What a layer keeps that tensor parallelism splits along heads or the MLP width.</summary>
-    /// <remarks>Llama keeps q, k and v rotated and unrotated, grouped keys and values expanded to every query head, and SwiGLU's gate, up,
-    /// activation and product: counted, not yet measured.</remarks>
+    /// <summary>
+    /// What a layer keeps that tensor parallelism splits along heads or the MLP width, fitted to the same measurements: GPT-2 about
+    /// d/2 + ffn per token (its tanh GELU's input; q/k/v and the attention output are views the fused kernel keeps), Llama about
+    /// 2d + 3 x its key/value width + 4 x ffn (SwiGLU's gate, up, activation and product; the rotated queries and keys, grouped keys
+    /// and values expanded to every query head), plus what the fused attention kernel keeps.
+    /// </summary>
     public long TensorElements => _m.IsLlama
-        ? Tokens * (6L * _m.DModel + 2L * _m.KeyValueWidth + 4L * _m.FfnSize) + AttentionKept
-        : Tokens * (4L * _m.DModel + 2L * _m.FfnSize) + AttentionKept;
+        ? Tokens * (2L * _m.DModel + 3L * _m.KeyValueWidth + 4L * _m.FfnSize) + AttentionKept
+        : Tokens * (_m.DModel / 2 + (long)_m.FfnSize) + AttentionKept;
+
+    /// <summary>
+    /// With the sequence split over tp ranks, the whole-sequence inputs a layer's column-parallel regions gather and keep: about
+    /// 4 x d per token (plan-accuracy at tp 2 and 4 with 4 and 8 layers).
+    /// </summary>
+    public long GatheredElements => Tokens * 4L * _m.DModel;
 
     /// <summary>Attention weights of one micro-batch through one layer (b x h x t x t): what the attention core computes and reads.</summary>
     public long AttentionWeights => (long)MicroBatch * _m.Heads * _m.Context * _m.Context;

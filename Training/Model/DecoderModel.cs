@@ -290,9 +290,14 @@ public sealed partial class DecoderModel : IDisposable
             .Select(l => l.to_type(ScalarType.Float32)).ToList();
     }
 
-    /// <summary>A pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)), each branch through dropout.</summary>
+    /// <summary>
+    /// A pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)), each branch through dropout. Its intermediate tensors are
+    /// released when it ends (what backward needs autograd keeps), not when the chunk's forward does: a chunk's forward would
+    /// otherwise hold every layer's temporaries at once.
+    /// </summary>
     private Tensor Block(int layer, Tensor x, DropoutKeys? keys, SequencePart sequence)
     {
+        using var scope = NewDisposeScope();
         var p = $"h.{layer}.";
         var a = Norm(p + "ln_1.", x, sequence);
         var projected = Spec.IsLlama ? LlamaQkv(p, a, sequence) : Gpt2Qkv(p, a, sequence);
@@ -305,7 +310,7 @@ public sealed partial class DecoderModel : IDisposable
         x = x.add(Dropout(attention, keys, sequence, DropoutKeys.Site(layer, 0)), alpha: One);
         var b = Norm(p + "ln_2.", x, sequence);
         var mlp = _moe.TryGetValue(layer, out var moe) ? MixtureOfExperts(moe, b, sequence) : Spec.IsLlama ? SwiGlu(p, b, sequence) : Gelu(p, b, sequence);
-        return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One);
+        return x.add(Dropout(mlp, keys, sequence, DropoutKeys.Site(layer, 1)), alpha: One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The architecture's normalisation of <paramref name="x"/> with the parameters named <paramref name="prefix"/>weight (and bias).</summary>
