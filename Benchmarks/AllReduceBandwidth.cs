@@ -149,7 +149,7 @@ internal static class AllReduceBandwidth
     public static async Task<double> Measure(string kind, int world, int size)
     {
         var endpoints = string.Join(",", WorkerProcesses.FreePorts(world).Select(p => $"127.0.0.1:{p}"));
-        var outputs = await Task.WhenAll(Enumerable.Range(0, world).Select(r => WorkerProcesses.Run("allreduce-worker", $"{r}", $"{size}", endpoints, kind)));
+        var outputs = await WorkerProcesses.RunRanks(Enumerable.Range(0, world).Select(r => new[] { "allreduce-worker", $"{r}", $"{size}", endpoints, kind }));
         return outputs.Select(o => double.Parse(o, CultureInfo.InvariantCulture)).Max();
     }
 }

@@ -76,7 +76,7 @@ internal static class PlanAccuracy
             // Memory rank by rank, each in a process of its own: the busiest device against the busiest stage's estimate.
             var ports = WorkerProcesses.FreePorts(layout.Devices);
             var endpoints = string.Join(",", ports.Select(p => $"127.0.0.1:{p}"));
-            var ranks = await Task.WhenAll(Enumerable.Range(0, layout.Devices).Select(rank => WorkerProcesses.Run(
+            var ranks = await WorkerProcesses.RunRanks(Enumerable.Range(0, layout.Devices).Select(rank => (string[])(
                 ["plan-memory-worker", Kind(spec), $"{layout.Dp}", $"{layout.Pp}", $"{layout.Tp}", $"{layout.Ep}", $"{layout.Zero}",
                     $"{layout.VirtualStages}", layout.Recompute, layout.Interleaved ? "interleaved" : "1f1b", $"{rank}", endpoints])));
             var memory = ranks.Max(r => double.Parse(r, inv));

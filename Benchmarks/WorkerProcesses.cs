@@ -47,6 +47,23 @@ internal static class WorkerProcesses
         return (await output).Trim().Split('\n')[^1];
     }
 
+    /// <summary>
+    /// Runs one process per rank (each its own arguments) and returns each one's last line; when any fails, says what every
+    /// failed rank printed (the first to die is usually not the first whose failure is awaited).
+    /// </summary>
+    public static async Task<string[]> RunRanks(IEnumerable<string[]> ranks)
+    {
+        var all = Task.WhenAll(ranks.Select(args => Run(args)));
+        try
+        {
+            return await all;
+        }
+        catch (InvalidOperationException) when (all.Exception is { InnerExceptions.Count: > 1 } every)
+        {
+            throw new InvalidOperationException(string.Join("\n---\n", every.InnerExceptions.Select(e => e.Message)), every);
+        }
+    }
+
     /// <summary>Raw loopback TCP between two processes: median bytes/s of one connection streaming <paramref name="size"/> bytes per round.</summary>
     public static async Task<double> RawTcp(int size)
     {
