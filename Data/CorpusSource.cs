@@ -23,7 +23,7 @@ public static class CorpusSource
             if (!BundledNames.Contains(name)) return $"unknown bundled corpus; known: {string.Join(", ", BundledNames.Select(n => BundledPrefix + n))}";
             return format == "text" ? null : $"bundled corpora are text; data.format '{format}' needs a file";
         }
-        if (source.StartsWith(StoreLocation.BlobScheme, StringComparison.Ordinal)) return null;
+        if (StoreLocation.IsBlob(source)) return null;
         if (!Path.IsPathFullyQualified(source)) return "a file source must be an absolute path here";
         if (Directory.Exists(source))
             return File.Exists(Path.Combine(source, DatasetManifest.FileName)) ? null : $"a folder source must hold a dataset ({DatasetManifest.FileName}; `elastic data prepare` writes one)";

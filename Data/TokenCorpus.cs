@@ -44,26 +44,6 @@ public sealed class TokenCorpus
     /// <summary>Whether some source is read as samples need it (a prepared dataset) rather than held whole.</summary>
     public bool Streamed => _train.Any(t => t.Source is not InMemoryTokens);
 
-    /// <summary>Asks for the tokens of global samples <paramref name="globals"/> to be fetched ahead of their step.</summary>
-    public void Prefetch(IEnumerable<long> globals)
-    {
-        foreach (var global in globals)
-        {
-            var (data, window) = TrainSample(global);
-            data.Prefetch(window);
-        }
-    }
-
-    /// <summary>Asks for the first <paramref name="count"/> held-out windows (an evaluation's) to be fetched at once.</summary>
-    public void PrefetchHeldOut(long count)
-    {
-        for (long i = 0; i < count; i++)
-        {
-            var (data, window) = HeldOutSample(i);
-            data.Prefetch(window);
-        }
-    }
-
     /// <summary>How long reads of this corpus's sources have waited for tokens not fetched yet, over every thread.</summary>
     public TimeSpan DataWaited => _train.Select(t => t.Source).Distinct().Aggregate(TimeSpan.Zero, (sum, s) => sum + s.Waited);
 

@@ -1,6 +1,6 @@
 namespace Elastic.Tests;
 
-/// <summary>One Azurite for the whole test class.</summary>
+/// <summary>One Azurite for a test class (or for a collection of them, <see cref="StorageEnvironment"/>).</summary>
 public sealed class AzuriteFixture : IAsyncLifetime
 {
     public AzuriteProcess Azurite { get; private set; } = null!;

@@ -37,9 +37,9 @@ public sealed class DatasetTokens : ITokenSource
 
     public static async Task<DatasetManifest> ManifestAsync(StoreLocation location, CancellationToken cancellation = default)
     {
-        var blob = await location.Reach(() => location.Store.GetVersionedAsync(location.NameOf(DatasetManifest.FileName), cancellation))
+        var content = await location.ReadAsync(DatasetManifest.FileName, cancellation)
             ?? throw new FileNotFoundException($"{location.Display}: no {DatasetManifest.FileName} (`elastic data prepare` writes one last)");
-        return DatasetManifest.Parse(System.Text.Encoding.UTF8.GetString(blob.Content), $"{location.Display}/{DatasetManifest.FileName}");
+        return DatasetManifest.Parse(System.Text.Encoding.UTF8.GetString(content), $"{location.Display}/{DatasetManifest.FileName}");
     }
 
     /// <summary>

@@ -14,7 +14,8 @@ namespace Elastic.Tests.Checkpoints;
 /// model.init.from: a job starts from a Hugging Face folder's weights, its model taken from the folder's config, on any layout
 /// with the same bits; a spec that contradicts the config, or a folder that is not there, is refused before anything runs.
 /// </summary>
-public sealed class ModelImportTests(AzuriteFixture azurite) : IClassFixture<AzuriteFixture>, IDisposable
+[Collection(StorageEnvironment.Name)]
+public sealed class ModelImportTests(AzuriteFixture azurite) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-import-").FullName;
 

@@ -11,7 +11,8 @@ namespace Elastic.Tests.Cluster;
 /// A job on a cluster reads its dataset from Azure Blob Storage (Azurite) as each silo's ranks need it, block by block with range
 /// reads, and ends with the bits of one device that read the same dataset.
 /// </summary>
-public sealed class DatasetClusterTests(AzuriteFixture azurite) : IClassFixture<AzuriteFixture>
+[Collection(StorageEnvironment.Name)]
+public sealed class DatasetClusterTests(AzuriteFixture azurite)
 {
     [Fact]
     public async Task A_job_on_two_silos_reads_a_dataset_in_blob_storage_block_by_block_and_ends_with_one_devices_bits()

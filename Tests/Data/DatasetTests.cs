@@ -14,7 +14,8 @@ namespace Elastic.Tests.Data;
 /// memory, a block at a time and ahead of its steps; a damaged block fails the step that reads it with the shard and block named,
 /// a missing shard is refused when the job is admitted, and an existing dataset is never overwritten.
 /// </summary>
-public sealed class DatasetTests(AzuriteFixture azurite) : IClassFixture<AzuriteFixture>, IDisposable
+[Collection(StorageEnvironment.Name)]
+public sealed class DatasetTests(AzuriteFixture azurite) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("elastic-dataset-").FullName;
     private static readonly ITokenizer Bpe = Tokenizers.Create(TokenizerTests.ShippedBpe);

@@ -221,7 +221,12 @@ public sealed partial class Trainer : IDisposable
         for (var s = step; s <= last; s++)
             foreach (var (first, count) in pieces)
                 for (var micro = first; micro < first + count; micro++)
-                    _corpus.Prefetch(SamplesOf(s, micro));
+                    Prefetch(SamplesOf(s, micro).Select(_corpus.TrainSample));
+    }
+
+    private static void Prefetch(IEnumerable<(TokenDataset Data, int Window)> samples)
+    {
+        foreach (var (data, window) in samples) data.Prefetch(window);
     }
 
     /// <summary>
@@ -314,7 +319,7 @@ public sealed partial class Trainer : IDisposable
         {
             var micro = Spec.Batch.Micro;
             var batches = (int)Math.Max(1, Math.Min(Spec.Eval.Batches, _corpus.HeldOutWindows / micro));
-            if (_corpus.Streamed) _corpus.PrefetchHeldOut((long)batches * micro);
+            if (_corpus.Streamed) Prefetch(Enumerable.Range(0, batches * micro).Select(w => _corpus.HeldOutSample(w)));
             var total = _runner.Evaluate(batches, i =>
             {
                 var windows = Enumerable.Range(i * micro, micro).Select(w => _corpus.HeldOutSample(w)).ToArray();
