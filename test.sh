@@ -14,7 +14,8 @@ if ! infra/local/azurite.sh install; then
   exit 1
 fi
 
-# Debian's chromium backs the dashboard's browser tests, python3-numpy the reference forward pass of exported models.
+# Debian's chromium backs the dashboard's browser tests, python3-numpy the reference forward pass of exported models;
+# kubectl (where the package sources have it) renders the Kubernetes overlays.
 if ! infra/local/debian-packages.sh install; then
   echo "installing Debian packages failed"
   echo "0 passed, 1 failed"
@@ -27,8 +28,9 @@ if ! dotnet build Elastic.sln -c Release --nologo -v q; then
   exit 1
 fi
 
-# --blame records the order tests ran in, so that a test host that crashes names the tests it was running.
-dotnet test Tests/Elastic.Tests.csproj -c Release --no-build --nologo --blame \
+# --blame records the order tests ran in, so that a test host that crashes names the tests it was running; a test that
+# runs past the hang timeout (the longest take about 3 minutes) is named and its host killed, so the run always ends.
+dotnet test Tests/Elastic.Tests.csproj -c Release --no-build --nologo --blame --blame-hang-timeout 10min --blame-hang-dump-type none \
   --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" --results-directory "$results"
 status=$?
 

@@ -7,7 +7,10 @@ namespace Elastic.Tests;
 /// <summary>A private Azurite (installed from npm by infra/local/azurite.sh) on free ports, in memory; disposing kills it.</summary>
 public sealed class AzuriteProcess : IAsyncDisposable
 {
-    private const string Account = "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;DefaultEndpointsProtocol=http";
+    /// <summary>Azurite's development account, whose key Azure publishes (no secret).</summary>
+    public const string DevelopmentAccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    private const string Account = "AccountName=devstoreaccount1;AccountKey=" + DevelopmentAccountKey + ";DefaultEndpointsProtocol=http";
     private readonly Process _process;
 
     private AzuriteProcess(Process process, int port)

@@ -7,7 +7,8 @@ namespace Elastic.Tests;
 
 /// <summary>
 /// A stand-in for Azure's instance metadata Scheduled Events endpoint on loopback: answers GETs that carry
-/// <c>Metadata: true</c> with the events set so far (none at first), in the service's JSON shape.
+/// <c>Metadata: true</c> with the events set so far (none at first), in the service's JSON shape, and the compute
+/// name query with <see cref="VmName"/>.
 /// </summary>
 public sealed class FakeScheduledEvents : IDisposable
 {
@@ -28,6 +29,9 @@ public sealed class FakeScheduledEvents : IDisposable
     }
 
     public Uri Endpoint { get; }
+
+    /// <summary>What the metadata service says this VM is called.</summary>
+    public string VmName { get; init; } = "aks-gpuspot-41526374-vmss_3";
 
     /// <summary>Schedules a Preempt of <paramref name="vm"/> (Azure's notice: at least 30 s before it happens).</summary>
     public void Preempt(string vm) => _document = JsonSerializer.Serialize(new
@@ -65,8 +69,9 @@ public sealed class FakeScheduledEvents : IDisposable
             }
             var authorized = context.Request.Headers["Metadata"] == "true";
             context.Response.StatusCode = authorized ? 200 : 400;
-            var body = Encoding.UTF8.GetBytes(authorized ? _document : """{"error":"Bad request. Required metadata header not specified"}""");
-            context.Response.ContentType = "application/json";
+            var name = context.Request.Url!.AbsolutePath == "/metadata/instance/compute/name";
+            var body = Encoding.UTF8.GetBytes(!authorized ? """{"error":"Bad request. Required metadata header not specified"}""" : name ? VmName : _document);
+            context.Response.ContentType = name ? "text/plain" : "application/json";
             await context.Response.OutputStream.WriteAsync(body);
             context.Response.Close();
         }

@@ -4,7 +4,8 @@ namespace Elastic.Client;
 
 /// <summary>
 /// How to find a cluster's gateways: <c>localhost[:PORT]</c> (default port 30000), <c>static:HOST:PORT[,HOST:PORT...]</c>,
-/// <c>azure:CONNECTION-STRING</c> (Azure Table membership; <c>azure:UseDevelopmentStorage=true</c> for Azurite), or
+/// <c>azure:CONNECTION-STRING</c> or <c>azure:https://ACCOUNT.table.core.windows.net</c> (Azure Table membership, see
+/// <see cref="AzureTables"/>; <c>azure:UseDevelopmentStorage=true</c> for Azurite), or
 /// <c>redis:CONFIGURATION</c> (Redis membership).
 /// </summary>
 public sealed record ClusterAddress(string Kind, string Value, string ClusterId = "elastic", string ServiceId = "elastic")
@@ -34,7 +35,7 @@ public sealed record ClusterAddress(string Kind, string Value, string ClusterId 
 
     public override string ToString() => Kind switch
     {
-        "azure" => "azure:(connection string)",
+        "azure" => AzureTables.IsEndpoint(Value, out _) ? $"azure:{Value}" : "azure:(connection string)",
         _ => $"{Kind}:{Value}",
     };
 

@@ -39,7 +39,7 @@ public sealed class ElasticConnection : IAsyncDisposable
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
             switch (address.Kind)
             {
-                case "azure": client.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(address.Value)); break;
+                case "azure": client.UseAzureStorageClustering(o => o.TableServiceClient = AzureTables.Connect(address.Value)); break;
                 case "redis": client.UseRedisClustering(address.Value); break;
                 default: client.UseStaticClustering(address.Gateways().ToArray()); break;
             }

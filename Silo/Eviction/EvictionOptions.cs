@@ -8,8 +8,13 @@ public sealed record EvictionOptions
 
     public Uri Endpoint { get; init; } = new("http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01");
 
-    /// <summary>This VM's name as Scheduled Events lists it in an event's Resources; default: the machine name.</summary>
-    public string VmName { get; init; } = Environment.MachineName;
+    /// <summary>This VM's name as Scheduled Events lists it in an event's Resources; null: the name the metadata service
+    /// gives for this VM (<see cref="VmNameEndpoint"/>; in a Kubernetes pod the machine name is the pod's, not the node's),
+    /// else the machine name.</summary>
+    public string? VmName { get; init; }
+
+    /// <summary>Where the metadata service says this VM's name, next to <see cref="Endpoint"/>.</summary>
+    public Uri VmNameEndpoint => new(Endpoint, "/metadata/instance/compute/name?api-version=2021-02-01&format=text");
 
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
 }

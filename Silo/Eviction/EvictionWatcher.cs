@@ -1,5 +1,3 @@
-using System.Net.Http.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -17,52 +15,38 @@ public sealed partial class EvictionWatcher(EvictionOptions options, SiloDrain d
     protected override async Task ExecuteAsync(CancellationToken stopping)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var events = new ScheduledEventsClient(http, options, logger);
+        var vm = options.VmName ?? await VmName(events, stopping);
+        LogWatching(logger, options.Endpoint, vm);
         while (!stopping.IsCancellationRequested)
         {
-            if (await PreemptNotice(http, stopping) is { } notice)
+            if (await events.PreemptNoticeAsync(vm, stopping) is { } notice)
             {
-                LogNotice(logger, options.VmName, notice.EventId, notice.NotBefore);
+                LogNotice(logger, vm, notice.EventId, notice.NotBefore);
                 await drain.DrainAsync($"eviction notice {notice.EventId}, not before {notice.NotBefore}", preemption: true, stopping);
                 lifetime.StopApplication();
                 return;
             }
-            await Task.Delay(options.PollInterval, stopping).ContinueWith(_ => { }, CancellationToken.None);
+            await Pause(stopping);
         }
     }
 
-    private async Task<ScheduledEvent?> PreemptNotice(HttpClient http, CancellationToken stopping)
+    /// <summary>The metadata service's name for this VM, asked a few times; else the machine name.</summary>
+    private async Task<string> VmName(ScheduledEventsClient events, CancellationToken stopping)
     {
-        try
+        for (var attempt = 0; attempt < 3 && !stopping.IsCancellationRequested; attempt++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, options.Endpoint);
-            request.Headers.Add("Metadata", "true");
-            using var response = await http.SendAsync(request, stopping);
-            response.EnsureSuccessStatusCode();
-            var document = await response.Content.ReadFromJsonAsync<ScheduledEvents>(stopping);
-            return document?.Events?.FirstOrDefault(e => e.EventType == "Preempt" && e.Resources?.Contains(options.VmName, StringComparer.OrdinalIgnoreCase) == true);
+            if (await events.VmNameAsync(stopping) is { } name) return name;
+            await Pause(stopping);
         }
-        catch (Exception e) when (!stopping.IsCancellationRequested)
-        {
-            LogPollFailed(logger, options.Endpoint, e.Message);
-            return null;
-        }
-        catch (OperationCanceledException)
-        {
-            return null;
-        }
+        return Environment.MachineName;
     }
 
-    private sealed record ScheduledEvents([property: JsonPropertyName("Events")] IReadOnlyList<ScheduledEvent>? Events);
+    private Task Pause(CancellationToken stopping) => Task.Delay(options.PollInterval, stopping).ContinueWith(_ => { }, CancellationToken.None);
 
-    private sealed record ScheduledEvent(
-        [property: JsonPropertyName("EventId")] string EventId,
-        [property: JsonPropertyName("EventType")] string EventType,
-        [property: JsonPropertyName("Resources")] IReadOnlyList<string>? Resources,
-        [property: JsonPropertyName("NotBefore")] string? NotBefore);
+    [LoggerMessage(Level = LogLevel.Information, Message = "watching scheduled events at {Endpoint} for a preemption of VM {Vm}")]
+    private static partial void LogWatching(ILogger logger, Uri endpoint, string vm);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "eviction notice for {Vm}: event {EventId}, not before {NotBefore}; draining and leaving the cluster")]
     private static partial void LogNotice(ILogger logger, string vm, string eventId, string? notBefore);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "scheduled events at {Endpoint} did not answer: {Reason}")]
-    private static partial void LogPollFailed(ILogger logger, Uri endpoint, string reason);
 }

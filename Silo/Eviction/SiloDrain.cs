@@ -14,6 +14,10 @@ public sealed partial class SiloDrain(IGrainFactory grains, ILocalSiloDetails si
 {
     private readonly SemaphoreSlim _once = new(1, 1);
     private bool _drained;
+    private volatile bool _draining;
+
+    /// <summary>A drain has begun: the silo is leaving and takes no new work (its readiness probe fails).</summary>
+    public bool Draining => _draining;
 
     public void Participate(ISiloLifecycle lifecycle) =>
         // The Active stage stops first, while this silo still serves calls, so jobs can still hand state over from here.
@@ -26,6 +30,7 @@ public sealed partial class SiloDrain(IGrainFactory grains, ILocalSiloDetails si
         try
         {
             if (_drained) return;
+            _draining = true;
             var capacity = grains.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
             LogDraining(logger, silo.SiloAddress, reason);
             await capacity.Drain(silo.SiloAddress, reason, preemption);

@@ -32,11 +32,31 @@ public sealed record SiloSettings
     public ElasticSiloOptions Elastic { get; init; } = new();
     /// <summary>The HTTP API this silo serves (Elastic:Api:Urls set), or null.</summary>
     public ApiOptions? Api { get; init; }
+    /// <summary>The Kubernetes pod this silo runs in (it then uses Orleans' Kubernetes hosting), or null.</summary>
+    public PodEnvironment? Pod { get; init; }
+    /// <summary>Where the silo answers Kubernetes' probes and its preStop drain (<see cref="SiloProbes"/>); 0: not at all.</summary>
+    public int ProbesPort { get; init; }
 
-    public static SiloSettings Read(IConfiguration root)
+    /// <summary>What a silo may take to stop after its drain (deactivations, leaving membership): the host's shutdown
+    /// timeout is the drain timeout plus this, and a pod's grace period must be at least as long.</summary>
+    public static readonly TimeSpan StopAllowance = TimeSpan.FromSeconds(15);
+
+    public TimeSpan ShutdownTimeout => Elastic.DrainTimeout + StopAllowance;
+
+    /// <param name="environment">The process's environment variables (a test passes its own): how a Kubernetes pod is detected.</param>
+    public static SiloSettings Read(IConfiguration root, Func<string, string?>? environment = null)
     {
         var section = root.GetSection("Elastic");
         var errors = new List<string>();
+        var pod = PodEnvironment.Detect(environment ?? Environment.GetEnvironmentVariable, errors);
+        // In a pod, the silo is named and addressed after it (Orleans' Kubernetes hosting requires the pod's name and labels).
+        string PodValue(string key, string? fromPod, string fallback)
+        {
+            if (pod is null) return Text(key, fallback);
+            if (section[key] is { Length: > 0 } set && set != fromPod)
+                errors.Add($"Elastic:{key} = {set}: in a Kubernetes pod it is {fromPod} (from the pod); leave it unset");
+            return fromPod ?? fallback;
+        }
         string Text(string key, string fallback) => section[key] is { Length: > 0 } v ? v : fallback;
         int Int(string key, int fallback, int min, int max)
         {
@@ -57,9 +77,10 @@ public sealed record SiloSettings
 
         var clustering = Text("Clustering", "localhost");
         if (clustering is not ("localhost" or "azure" or "redis")) errors.Add($"Elastic:Clustering = {clustering}: must be localhost, azure or redis");
+        if (pod is not null && clustering == "localhost") errors.Add($"Elastic:Clustering = {clustering}: silos in Kubernetes pods need shared membership, azure or redis");
         var connection = section["ConnectionString"];
         if (clustering is "azure" or "redis" && string.IsNullOrWhiteSpace(connection)) errors.Add($"Elastic:ConnectionString: required for Elastic:Clustering = {clustering}");
-        var advertised = Text("AdvertisedIp", "127.0.0.1");
+        var advertised = Text("AdvertisedIp", pod?.Ip.ToString() ?? "127.0.0.1");
         if (!IPAddress.TryParse(advertised, out var ip)) errors.Add($"Elastic:AdvertisedIp = {advertised}: not an IP address");
         var kind = Text("Devices:Kind", "auto");
         if (kind is not ("auto" or "cpu" or "cuda")) errors.Add($"Elastic:Devices:Kind = {kind}: must be auto, cpu or cuda");
@@ -76,9 +97,9 @@ public sealed record SiloSettings
         if (!bool.TryParse(watchText, out var watch)) errors.Add($"Elastic:Eviction:Watch = {watchText}: must be true or false");
         var settings = new SiloSettings
         {
-            Name = Text("Name", Environment.MachineName),
-            ClusterId = Text("ClusterId", "elastic"),
-            ServiceId = Text("ServiceId", "elastic"),
+            Name = PodValue("Name", pod?.Name, Environment.MachineName),
+            ClusterId = PodValue("ClusterId", pod?.ClusterId, "elastic"),
+            ServiceId = PodValue("ServiceId", pod?.ServiceId, "elastic"),
             Clustering = clustering,
             ConnectionString = connection,
             AdvertisedIp = ip ?? IPAddress.Loopback,
@@ -92,8 +113,9 @@ public sealed record SiloSettings
                     MemoryMiB = Int("Devices:MemoryMiB", 4096, 1, int.MaxValue),
                     ThreadsPerDevice = Int("Devices:ThreadsPerDevice", 1, 1, 1024),
                 }),
-                DataPlaneBind = Text("DataPlane:Bind", "127.0.0.1"),
-                DataPlaneHost = section["DataPlane:Host"],
+                // In a pod: listen on every interface, peers dial the pod's IP.
+                DataPlaneBind = Text("DataPlane:Bind", pod is null ? "127.0.0.1" : "0.0.0.0"),
+                DataPlaneHost = section["DataPlane:Host"] is { Length: > 0 } host ? host : pod?.Ip.ToString(),
                 DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
                 DataPlaneTls = ReadCertificate(section, "DataPlane:Tls", errors) is { } dataPlane ? new DataPlaneTls(dataPlane) : null,
                 ClusterTls = ReadCertificate(section, "Tls", errors),
@@ -116,12 +138,12 @@ public sealed record SiloSettings
                 {
                     Watch = watch,
                     Endpoint = imds ?? new EvictionOptions().Endpoint,
-                    VmName = Text("Eviction:VmName", Environment.MachineName),
+                    VmName = section["Eviction:VmName"] is { Length: > 0 } vm ? vm : null,
                 },
                 CheckpointContainer = Text("Checkpoints:Container", "checkpoints"),
             },
         };
-        settings = settings with { Api = ApiSettings.Read(section.GetSection("Api"), errors) };
+        settings = settings with { Api = ApiSettings.Read(section.GetSection("Api"), errors), Pod = pod, ProbesPort = Int("Probes:Port", 0, 0, 65535) };
         if (!IPAddress.TryParse(settings.Elastic.DataPlaneBind, out _)) errors.Add($"Elastic:DataPlane:Bind = {settings.Elastic.DataPlaneBind}: not an IP address");
         if (errors.Count > 0) throw new InvalidOperationException("invalid silo configuration:" + string.Concat(errors.Select(e => Environment.NewLine + "  - " + e)));
         return settings;

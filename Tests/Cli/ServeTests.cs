@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
 using Elastic.Service.Access;
@@ -33,7 +31,7 @@ public sealed class ServeTests
             using var user = ElasticApiClient.Create(address, (await admin.CreateKeyAsync(new CreateKeyRequest("team-serve", ApiRole.User, null, null))).Key);
             var jobId = await user.SubmitAsync(TestSpecs.Tiny(steps: 3));
             JobStatus? last = null;
-            await foreach (var progress in user.WatchAsync(jobId)) last = progress.Status;
+            await foreach (var progress in user.WatchAsync(jobId, Bounded.Within())) last = progress.Status;
             Assert.Equal(JobState.Completed, last!.State);
             Assert.Equal("team-serve", last.Tenant);
             Assert.Equal(await TestSpecs.ReferenceDigest(TestSpecs.Tiny(steps: 3)), last.FinalParameterDigest);
@@ -62,82 +60,6 @@ public sealed class ServeTests
         Assert.DoesNotContain("secret-that-is-not-a-key", serve.Output);
     }
 
-    private static CliProcess Start(string[] args, params (string Name, string Value)[] environment)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Cli);
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        foreach (var (name, value) in environment) info.Environment[name] = value;
-        return new CliProcess(Process.Start(info)!);
-    }
-
-    /// <summary>A CLI process whose output is collected line by line.</summary>
-    private sealed class CliProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly List<(Func<string, bool> Match, TaskCompletionSource<string> Found)> _waiting = [];
-
-        public CliProcess(Process process)
-        {
-            _process = process;
-            process.OutputDataReceived += (_, e) => Received(e.Data);
-            process.ErrorDataReceived += (_, e) => Received(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        public string Output
-        {
-            get
-            {
-                lock (_output) return _output.ToString();
-            }
-        }
-
-        public Task<string> Line(Func<string, bool> match)
-        {
-            var found = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            lock (_output)
-            {
-                if (_output.ToString().Split('\n').FirstOrDefault(l => match(l.TrimEnd('\r'))) is { } seen) return Task.FromResult(seen.TrimEnd('\r'));
-                _waiting.Add((match, found));
-            }
-            return found.Task.WaitAsync(TimeSpan.FromMinutes(1));
-        }
-
-        public async Task<int> Terminate()
-        {
-            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            await kill.WaitForExitAsync();
-            return await Exit();
-        }
-
-        public async Task<int> Exit()
-        {
-            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
-            return _process.ExitCode;
-        }
-
-        public void Kill()
-        {
-            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-        }
-
-        public void Dispose() => _process.Dispose();
-
-        private void Received(string? line)
-        {
-            if (line is null) return;
-            lock (_output)
-            {
-                _output.AppendLine(line);
-                foreach (var waiter in _waiting.Where(w => w.Match(line)).ToList())
-                {
-                    waiter.Found.TrySetResult(line);
-                    _waiting.Remove(waiter);
-                }
-            }
-        }
-    }
+    private static OutputProcess Start(string[] args, params (string Name, string Value)[] environment) =>
+        OutputProcess.Start("dotnet", [Cli, .. args], environment.ToDictionary(e => e.Name, e => e.Value));
 }

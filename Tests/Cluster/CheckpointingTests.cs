@@ -29,7 +29,7 @@ public sealed class CheckpointingTests : IAsyncLifetime
         Assert.Equal(6, status.LastCheckpointStep);
         Assert.False(status.Degraded);
         var events = new List<JobEvent>();
-        await foreach (var progress in _cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        await foreach (var progress in _cluster.Client.WatchAsync(jobId, Bounded.Within())) events.AddRange(progress.Events);
         Assert.Equal(3, events.Count(e => e.Kind == "checkpoint"));
 
         // Retention kept the last two; each was written by both replicas, every tensor once.
@@ -77,7 +77,7 @@ public sealed class CheckpointingTests : IAsyncLifetime
 
         // Another job holds two of the four devices, so the resumed job gets dp = 2.
         var blocker = await _cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
-        while ((await _cluster.Client.GetStatusAsync(blocker)).State != JobState.Running) await Task.Delay(50);
+        await Bounded.Until(c => _cluster.Client.GetStatusAsync(blocker, c), s => s.State == JobState.Running, "the blocking job running");
         var resumed = await _cluster.Client.ResumeAsync(jobId);
         Assert.True(resumed.CommittedStep % 3 == 0 && resumed.CommittedStep >= 6, $"resumed from step {resumed.CommittedStep}");
         var status = await _cluster.Finish(jobId);
@@ -120,7 +120,7 @@ public sealed class CheckpointingTests : IAsyncLifetime
         var status = await _cluster.Finish(jobId);
         Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
         var events = new List<JobEvent>();
-        await foreach (var progress in _cluster.Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        await foreach (var progress in _cluster.Client.WatchAsync(jobId, Bounded.Within())) events.AddRange(progress.Events);
         var fallback = Assert.Single(events, e => e.Kind == "checkpoint-unreadable");
         Assert.Contains(damaged.Key, fallback.Message);
         Assert.Contains("SHA-256", fallback.Message);
@@ -134,12 +134,9 @@ public sealed class CheckpointingTests : IAsyncLifetime
     public async Task A_checkpoint_on_demand_is_taken_at_the_next_step_boundary()
     {
         var jobId = await _cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
-        while ((await _cluster.Client.GetStatusAsync(jobId)).CommittedStep < 2) await Task.Delay(20);
+        await Bounded.Until(c => _cluster.Client.GetStatusAsync(jobId, c), s => s.CommittedStep >= 2, "two committed steps");
         Assert.Null((await _cluster.Client.CheckpointAsync(jobId)).LastCheckpointStep);
-        JobStatus status;
-        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
-            while ((status = await _cluster.Client.GetStatusAsync(jobId, timeout.Token)).LastCheckpointStep is null)
-                await Task.Delay(20, timeout.Token);
+        var status = await Bounded.Until(c => _cluster.Client.GetStatusAsync(jobId, c), s => s.LastCheckpointStep is not null, "the checkpoint asked for");
         await _cluster.Client.CancelAsync(jobId);
         Assert.True(status.LastCheckpointStep >= 2);
         var latest = await new CheckpointReader(new LocalDirectoryStore(_cluster.Checkpoints), CheckpointLayout.ForJob(jobId)).LatestAsync();

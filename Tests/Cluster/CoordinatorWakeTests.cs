@@ -40,7 +40,7 @@ public sealed class CoordinatorWakeTests : IDisposable
         await cluster.Until(blocker, s => s.CommittedStep >= 1);
         var spec = TestSpecs.Tiny(steps: 20) with { Name = "waiter", Devices = twoDevices };
         var waiter = await cluster.Client.SubmitAsync(spec);
-        await foreach (var progress in cluster.Client.WatchAsync(waiter))
+        await foreach (var progress in cluster.Client.WatchAsync(waiter, Bounded.Within()))
             if (progress.Events.Any(e => e.Kind == "waiting")) break;
 
         // Lose the waiter's coordinator with its silo, then free devices. No call goes to the waiter from here on.

@@ -94,7 +94,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         return process;
     }
 
-    private static int[] FreePorts(int count)
+    public static int[] FreePorts(int count)
     {
         var sockets = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
         sockets.ForEach(s => s.Start());

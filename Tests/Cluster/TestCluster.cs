@@ -137,7 +137,7 @@ public sealed class TestCluster : IAsyncDisposable
     public async Task<List<JobEvent>> Events(string jobId)
     {
         var events = new List<JobEvent>();
-        await foreach (var progress in Client.WatchAsync(jobId)) events.AddRange(progress.Events);
+        await foreach (var progress in Client.WatchAsync(jobId, Bounded.Within())) events.AddRange(progress.Events);
         return events;
     }
 
