@@ -27,6 +27,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["llama-vs-gpt2"] = LlamaVsGpt2.Run,
     ["data-prepare"] = DataPrepare.Run,
     ["dataset-source"] = DatasetSource.Run,
+    ["chaos"] = ChaosCommand.Run,
 };
 // Worker modes: the all-reduce, all-to-all and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

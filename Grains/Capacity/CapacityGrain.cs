@@ -24,6 +24,7 @@ public sealed class CapacityGrain(
     IOptions<SchedulingOptions> scheduling,
     TimeProvider time) : Grain, ICapacityGrain
 {
+    private readonly CapacityRecordWriter _writer = new(record, time);
     private Dictionary<string, List<DeviceSlot>> Allocations => record.State.Held;
     private Dictionary<string, Drain> Draining => record.State.Draining;
     private Dictionary<string, Claim> Claims => record.State.Claims;
@@ -58,18 +59,16 @@ public sealed class CapacityGrain(
         if (width > 0) Allocations[request.JobId] = slots;
         else if (request.KeepWhenShort && before is not null) Allocations[request.JobId] = before;
         if (request.Serving is { Count: > 0 } serving) record.State.Serving[request.JobId] = serving.Select(d => d.Silo.ToParsableString()).Distinct().ToList();
-        await record.WriteStateAsync();
+        await _writer.WriteAsync();
         return new Allocation(slots, share);
     }
 
     public async Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
     {
         var changed = record.State.Serving.ContainsKey(jobId);
-        if (Claims.GetValueOrDefault(jobId) is not { } claim || claim.Standing != standing || !claim.Widths.SequenceEqual(widths))
-        {
-            Claims[jobId] = new Claim(standing, widths, time.GetUtcNow());
-            changed = true;
-        }
+        if (Claims.GetValueOrDefault(jobId) is not { } claim || claim.Standing != standing || !claim.Widths.SequenceEqual(widths)) changed = true;
+        // Asking is what keeps a claim: a job that waits for devices longer than the waiting expiry still asks at every review.
+        Claims[jobId] = new Claim(standing, widths, time.GetUtcNow());
         var share = ShareOf(jobId);
         var silos = Silos().ToDictionary(s => s.Silo);
         var active = silos.Keys.ToHashSet();
@@ -87,13 +86,13 @@ public sealed class CapacityGrain(
         var widest = widths.Where(w => w <= could.Count && w <= share.Cap).DefaultIfEmpty(0).Max();
         var offer = could.GroupBy(d => d.Silo).Where(g => silos.ContainsKey(g.Key))
             .Select(g => new SiloOffer(g.Key, g.Count(), silos[g.Key].DeviceModel, silos[g.Key].DeviceMemoryMiB, silos[g.Key].Calibration)).ToList();
-        if (changed || served) await record.WriteStateAsync();
+        if (changed || served) await _writer.WriteAsync();
         return new CapacityReview(leaving, reason.Count > 0 ? string.Join("; ", reason) : null, widest, kind, share.Cap < share.Held ? share.Note : null, offer, share.Cap, share);
     }
 
     public async Task Release(string jobId)
     {
-        if (Allocations.Remove(jobId) | Claims.Remove(jobId) | record.State.Serving.Remove(jobId)) await record.WriteStateAsync();
+        if (Allocations.Remove(jobId) | Claims.Remove(jobId) | record.State.Serving.Remove(jobId)) await _writer.WriteAsync();
         Schedule();
     }
 
@@ -125,7 +124,7 @@ public sealed class CapacityGrain(
         var active = Silos().Select(s => s.Silo).ToHashSet();
         foreach (var gone in Draining.Keys.Where(d => !active.Contains(SiloAddress.FromParsableString(d))).ToList()) Draining.Remove(gone);
         Draining[silo.ToParsableString()] = new Drain(reason, preemption);
-        await record.WriteStateAsync();
+        await _writer.WriteAsync();
     }
 
     public Task<IReadOnlyList<string>> HoldingJobs() => Task.FromResult<IReadOnlyList<string>>(Allocations.Keys.ToList());

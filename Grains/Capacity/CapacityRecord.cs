@@ -25,5 +25,11 @@ public sealed record Drain([property: Id(0)] string Reason, [property: Id(1)] bo
 [GenerateSerializer, Alias("Elastic.CapacityClaim")]
 public sealed record Claim(
     [property: Id(0)] JobStanding Standing,
-    [property: Id(1)] IReadOnlyList<int> Widths,
-    [property: Id(2)] DateTimeOffset LastAsked);
+    IReadOnlyList<int> Widths,
+    [property: Id(2)] DateTimeOffset LastAsked)
+{
+    /// <summary>A plain array whatever the caller passed: grain storage writes JSON naming each value's type, and a compiler-made
+    /// list (a collection expression's) is not a type the reader may resolve, so the next activation could not load the record.</summary>
+    [Id(1)]
+    public IReadOnlyList<int> Widths { get; init; } = Widths.ToArray();
+}

@@ -203,15 +203,16 @@ public sealed partial class JobGrain(
             // The device counts the job accepts come from every pipeline depth and tp the spec allows: counted off the scheduler.
             var chooser = Chooser;
             await Task.Run(() => chooser.Widths);
-            if (comeBack) resumeFrom = await Checkpoints.ComeBackPoint();
+            if (comeBack) resumeFrom = await ComeBack();
             if (adopt is not null)
             {
                 var recorded = Record.Plan!;
                 _units = Enumerable.Range(0, recorded.Dp).Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, recorded, r))).ToArray();
                 if (await Replan(adopt))
                     outcome = await Train();
-                if (outcome is null) resumeFrom = await Checkpoints.ComeBackPoint();
+                if (outcome is null) resumeFrom = await ComeBack();
             }
+            var failedPrepares = 0;
             while (outcome is null)
             {
                 var plan = await Plan();
@@ -220,11 +221,26 @@ public sealed partial class JobGrain(
                     outcome = new Outcome(JobState.Cancelled, JobEventKinds.Cancelled, "cancelled before devices were allocated");
                     break;
                 }
-                _units = await Prepare(plan, adopt: new bool[plan.Dp], options.Value.JoinTimeout);
+                try
+                {
+                    _units = await Prepare(plan, adopt: new bool[plan.Dp], options.Value.JoinTimeout);
+                }
+                catch (Exception e) when (!_cancelRequested && e is not StaleCoordinatorException && ++failedPrepares < options.Value.MaxStepFailures)
+                {
+                    // A unit that could not join (a peer's link down, a device not yet let go) is a fault of the moment: plan again.
+                    Journal.Add(JobEventKinds.ReplanFailed, $"preparing {plan} failed ({(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}); planning again");
+                    await OnCapacity(async c =>
+                    {
+                        await c.Release(JobId);
+                        return true;
+                    });
+                    continue;
+                }
+                failedPrepares = 0;
                 if (resumeFrom is not null) await Checkpoints.Restore(plan, _units, resumeFrom);
                 // Null: capacity fell below the minimum; the job waits for devices and comes back from its latest checkpoint.
                 outcome = await Train();
-                if (outcome is null) resumeFrom = await Checkpoints.ComeBackPoint();
+                if (outcome is null) resumeFrom = await ComeBack();
             }
         }
         catch (StaleCoordinatorException e)
@@ -339,6 +355,20 @@ public sealed partial class JobGrain(
             await Task.Delay(options.Value.CapacityPollInterval, time);
         }
         return null;
+    }
+
+    /// <summary>
+    /// The checkpoint the job comes back from when no replica kept its state (null: the start); the committed steps after it are
+    /// declared lost, with how many, so that no step ever disappears from the record unsaid.
+    /// </summary>
+    private async Task<string?> ComeBack()
+    {
+        var before = Committed;
+        var point = await Checkpoints.ComeBackPoint();
+        if (Committed < before)
+            Journal.Add(JobEventKinds.Resumed, $"no replica kept the state: from {(point is null ? "the start" : $"the checkpoint of step {Committed}")}; {before - Committed} committed step(s) after it will be trained again",
+                new ReplanFields("come-back", Record.Plan?.ToLayout().ToString() ?? "", "", 0, before - Committed, 0));
+        return point;
     }
 
     /// <summary>Whether the offer holds <paramref name="layout"/>: a group of tp devices on one silo for every stage of every replica, within the job's share.</summary>

@@ -34,7 +34,7 @@ public static class ElasticSiloBuilderExtensions
     {
         ILogger? dataPlaneLog = null;
         var dataPlane = new DataPlane(IPAddress.Parse(options.DataPlaneBind), options.DataPlanePort, options.DataPlaneHost,
-            refused: message => dataPlaneLog?.LogWarning("{Refusal}", message), tls: options.DataPlaneTls);
+            refused: message => dataPlaneLog?.LogWarning("{Refusal}", message), tls: options.DataPlaneTls, advertisedPort: options.DataPlaneAdvertisedPort);
         var devices = new SiloDevices(options.Devices, siloName);
         var inv = CultureInfo.InvariantCulture;
         var calibration = options.Calibrate && options.Devices.Count > 0 ? SiloCalibration.MeasureAsync(devices.TorchDevice(0), options.Devices.ThreadsPerDevice, dataPlane, options.DataPlaneTls).GetAwaiter().GetResult() : null;

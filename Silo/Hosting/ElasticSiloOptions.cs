@@ -17,6 +17,8 @@ public sealed record ElasticSiloOptions
     public string? DataPlaneHost { get; init; }
     /// <summary>0 picks a free port.</summary>
     public int DataPlanePort { get; init; }
+    /// <summary>Port peers dial when it differs from the one listened on (a NAT, a proxy); null: the bound port.</summary>
+    public int? DataPlaneAdvertisedPort { get; init; }
     /// <summary>Orleans traffic (silo to silo, clients to the gateway) inside mutual TLS; null: in the clear (a private network).</summary>
     public ClusterCertificate? ClusterTls { get; init; }
     /// <summary>Data-plane links inside mutual TLS (every silo of a cluster alike); null: in the clear, authenticated by each generation's secret.</summary>

@@ -117,6 +117,7 @@ public sealed record SiloSettings
                 DataPlaneBind = Text("DataPlane:Bind", pod is null ? "127.0.0.1" : "0.0.0.0"),
                 DataPlaneHost = section["DataPlane:Host"] is { Length: > 0 } host ? host : pod?.Ip.ToString(),
                 DataPlanePort = Int("DataPlane:Port", 0, 0, 65535),
+                DataPlaneAdvertisedPort = Int("DataPlane:AdvertisedPort", 0, 0, 65535) is > 0 and var advertisedPort ? advertisedPort : null,
                 DataPlaneTls = ReadCertificate(section, "DataPlane:Tls", errors) is { } dataPlane ? new DataPlaneTls(dataPlane) : null,
                 ClusterTls = ReadCertificate(section, "Tls", errors),
                 CheckpointDirectory = Text("Checkpoints:Directory", "checkpoints"),

@@ -1,3 +1,4 @@
+using Elastic.Benchmarks.Chaos;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,3 +1,4 @@
+using Elastic.Benchmarks.Chaos;
 using Elastic.Silo.Eviction;
 using Microsoft.Extensions.Logging.Abstractions;
 

@@ -1,6 +1,7 @@
 using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
+using Elastic.Grains.Scheduling;
 using Elastic.Jobs;
 using Elastic.Jobs.Reports;
 using Elastic.Silo.Eviction;
@@ -35,7 +36,8 @@ public sealed class TestCluster : IAsyncDisposable
     /// <param name="silo">More configuration for each silo, applied before Elastic's (a job store of the test's own, say).</param>
     /// <param name="dataPlaneTls">Every silo's data-plane links inside this TLS.</param>
     public static async Task<TestCluster> StartAsync(int silos, int devicesPerSilo, TimeSpan? collectiveTimeout = null, string? checkpointStorage = null,
-        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null, DataPlaneTls? dataPlaneTls = null, bool calibrate = false)
+        JobOptions? jobs = null, Uri? scheduledEvents = null, Action<ISiloBuilder>? silo = null, DataPlaneTls? dataPlaneTls = null, bool calibrate = false,
+        SchedulingOptions? scheduling = null)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-cluster-ckpt-").FullName;
         var builder = new InProcessTestClusterBuilder((short)silos);
@@ -49,6 +51,7 @@ public sealed class TestCluster : IAsyncDisposable
                 : new EvictionOptions { Watch = true, Endpoint = scheduledEvents, VmName = options.SiloName, PollInterval = TimeSpan.FromMilliseconds(200) },
             Devices = new() { Count = devicesPerSilo },
             DataPlaneTls = dataPlaneTls,
+            Scheduling = scheduling ?? new(),
             // The planner's choices must not depend on this machine's measured speed (CalibrationTests turn it on).
             Calibrate = calibrate,
             Jobs = jobs ?? new JobOptions

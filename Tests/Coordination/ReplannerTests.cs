@@ -83,4 +83,25 @@ public sealed class ReplannerTests
         Assert.Contains("no layout runs on the devices left", waiting.Message);
         Assert.Contains("it has no checkpoint yet, and the job waits for devices", waiting.Message);
     }
+
+    [Fact]
+    public async Task When_every_attempt_fails_the_job_keeps_its_state_in_a_checkpoint_stops_its_plan_and_plans_again_instead_of_failing()
+    {
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
+        job.OnPrepare = (_, _) => throw new JobFailure("preparing the new units failed: rank 1 did not connect to rank 0 within 10 s");
+        job.Gone.Add("b");
+        var leaving = new ReplanChange(ReplanCause.Leave, "silo b is draining") { Leaving = [job.Device("b")] };
+
+        Assert.False(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(leaving));
+
+        Assert.Equal(3, job.Prepared.Count);
+        var failures = job.Events(JobEventKinds.ReplanFailed).Select(e => e.Message).ToList();
+        Assert.Equal(3, failures.Count);
+        Assert.EndsWith("; the job stops its plan and plans again", failures[2]);
+        Assert.Empty(job.Units);
+        // It says why it stops and where its state is; the job then plans again from there (declaring any step it cannot keep).
+        var stopped = job.Events(JobEventKinds.Replanned).Last().Message;
+        Assert.Contains("the re-plan failed 3 times", stopped);
+        Assert.Contains("the job waits for devices", stopped);
+    }
 }

@@ -34,7 +34,8 @@ public sealed class DataPlane : IAsyncDisposable
     /// <param name="advertisedHost">Host name or address peers dial (defaults to the bind address).</param>
     /// <param name="refused">Told of every connection refused for a missing or wrong proof, or a failed TLS handshake (what it claimed and from where; never a secret).</param>
     /// <param name="tls">Links inside mutual TLS (every data plane of a cluster alike); null: in the clear, still authenticated by the group's secret.</param>
-    public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null, Action<string>? refused = null, DataPlaneTls? tls = null)
+    /// <param name="advertisedPort">Port peers dial when it is not the one listened on (a NAT, a proxy); null: the bound port.</param>
+    public DataPlane(IPAddress bind, int port = 0, string? advertisedHost = null, Action<string>? refused = null, DataPlaneTls? tls = null, int? advertisedPort = null)
     {
         _refused = refused;
         _tls = tls;
@@ -44,7 +45,7 @@ public sealed class DataPlane : IAsyncDisposable
         _listener.Bind(new IPEndPoint(bind, port));
         _listener.Listen(256);
         var bound = (IPEndPoint)_listener.LocalEndPoint!;
-        Endpoint = $"{advertisedHost ?? bind.ToString()}:{bound.Port}";
+        Endpoint = $"{advertisedHost ?? bind.ToString()}:{advertisedPort ?? bound.Port}";
         _acceptLoop = AcceptLoop();
     }
 

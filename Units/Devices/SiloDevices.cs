@@ -4,6 +4,9 @@ using static TorchSharp.torch;
 
 namespace Elastic.Units.Devices;
 
+/// <summary>A shard group's hold on a device: who, for which job and generation, and how to tell it that it lost the device.</summary>
+public sealed record DeviceLease(string Holder, string Job, int Generation, Action? Revoked = null);
+
 /// <summary>
 /// This silo's devices: one dedicated worker thread each, and which shard group holds each one. The
 /// capacity grain decides who gets a device; the lease here is the local fence that keeps two shard groups
@@ -12,7 +15,7 @@ namespace Elastic.Units.Devices;
 public sealed class SiloDevices : IDisposable
 {
     private readonly DeviceWorker[] _workers;
-    private readonly string?[] _holders;
+    private readonly DeviceLease?[] _holders;
     private readonly (string Job, Trainer Trainer)?[] _handedOver;
     private readonly Lock _gate = new();
 
@@ -20,33 +23,45 @@ public sealed class SiloDevices : IDisposable
     {
         Options = options;
         _workers = Enumerable.Range(0, options.Count).Select(i => new DeviceWorker($"{siloName}/device-{i}")).ToArray();
-        _holders = new string?[options.Count];
+        _holders = new DeviceLease?[options.Count];
         _handedOver = new (string, Trainer)?[options.Count];
     }
 
     public SiloDeviceOptions Options { get; }
 
     /// <summary>
-    /// Leases device <paramref name="device"/> to <paramref name="holder"/> (again, if it already holds it) and returns its worker.
+    /// Leases device <paramref name="device"/> to <paramref name="lease"/>'s holder (again, if it already holds it) and returns its worker.
     /// A device still held by another waits up to <paramref name="patience"/> for its release: the capacity grain hands a device
     /// to its next job as soon as the last one gives it up, which can be a moment before that job's unit lets go of it here.
+    /// A lease of an older generation of the same job is taken at once: that generation can never commit again (generations
+    /// are fenced), so a unit of it whose release was lost in a fault must not keep the device from its own job; it is told.
     /// </summary>
-    public async Task<DeviceWorker> AcquireAsync(int device, string holder, TimeSpan patience)
+    public async Task<DeviceWorker> AcquireAsync(int device, DeviceLease lease, TimeSpan patience)
     {
         if (device < 0 || device >= _workers.Length)
             throw new ArgumentOutOfRangeException(nameof(device), device, $"this silo has {_workers.Length} devices");
         var deadline = DateTime.UtcNow + patience;
         while (true)
         {
+            DeviceLease? superseded = null;
+            var taken = false;
             lock (_gate)
             {
-                if (_holders[device] is not { } current || current == holder)
+                var current = _holders[device];
+                if (current is not null && current.Holder != lease.Holder && current.Job == lease.Job && current.Generation < lease.Generation)
+                    superseded = current;
+                if (current is null || current.Holder == lease.Holder || superseded is not null)
                 {
-                    _holders[device] = holder;
-                    return _workers[device];
+                    _holders[device] = lease;
+                    taken = true;
                 }
-                if (DateTime.UtcNow >= deadline)
-                    throw new InvalidOperationException($"device {device} is held by {current}; {holder} cannot take it (waited {patience.TotalSeconds:0.#} s for its release)");
+                else if (DateTime.UtcNow >= deadline)
+                    throw new InvalidOperationException($"device {device} is held by {current.Holder}; {lease.Holder} cannot take it (waited {patience.TotalSeconds:0.#} s for its release)");
+            }
+            if (taken)
+            {
+                superseded?.Revoked?.Invoke();
+                return _workers[device];
             }
             await Task.Delay(20);
         }
@@ -55,7 +70,7 @@ public sealed class SiloDevices : IDisposable
     public void Release(int device, string holder)
     {
         lock (_gate)
-            if (device >= 0 && device < _holders.Length && _holders[device] == holder) _holders[device] = null;
+            if (device >= 0 && device < _holders.Length && _holders[device]?.Holder == holder) _holders[device] = null;
     }
 
     /// <summary>

@@ -39,7 +39,10 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
                 : throw new InvalidOperationException($"{this.GetPrimaryKeyString()} is already prepared for another assignment");
         if (assignment.Device.Silo != silo.SiloAddress)
             throw new InvalidOperationException($"{this.GetPrimaryKeyString()} runs on {silo.SiloAddress} but its device is on {assignment.Device.Silo}");
-        _worker = await devices.AcquireAsync(assignment.Device.Device, this.GetPrimaryKeyString(), assignment.JoinTimeout ?? assignment.CollectiveTimeout);
+        var key = this.GetPrimaryKeyString();
+        // A newer generation of this job that takes the device tells this unit to let go of what it still holds.
+        var lease = new DeviceLease(key, assignment.JobId, assignment.Plan.Generation, () => _ = GrainFactory.GetGrain<IShardGroupGrain>(key).Release());
+        _worker = await devices.AcquireAsync(assignment.Device.Device, lease, assignment.JoinTimeout ?? assignment.CollectiveTimeout);
         _assignment = assignment;
         this.DelayDeactivation(TimeSpan.FromDays(30));
         ProcessGroups? groups = null;

@@ -28,7 +28,10 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
 
     private JobRecord Record => job.Record;
 
-    /// <summary>False when no layout runs on the devices left: the state is checkpointed and the job waits for devices.</summary>
+    /// <summary>Attempts at one re-plan before the job stops its plan and plans again from its checkpoint.</summary>
+    private const int Attempts = 3;
+
+    /// <summary>False when no layout runs on the devices left, or every attempt failed: the state is checkpointed and the job waits for devices.</summary>
     public async Task<bool> Replan(ReplanChange change)
     {
         var running = Record.Plan!;
@@ -39,9 +42,19 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
             {
                 return await ReplanOnce(change, attempt, running);
             }
-            catch (Exception e) when (attempt < 3 && !job.CancelRequested)
+            catch (Exception e) when (!job.CancelRequested && e is not StaleCoordinatorException)
             {
-                job.Journal.Add(JobEventKinds.ReplanFailed, $"attempt {attempt}: {(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}; trying again");
+                var error = e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                if (attempt == Attempts)
+                {
+                    // Faults outside the job (a peer that never joined, a device still leased) are not the job's: it keeps its state
+                    // in a checkpoint, stops this plan and plans again, rather than failing.
+                    job.Journal.Add(JobEventKinds.ReplanFailed, $"attempt {attempt}: {error}; the job stops its plan and plans again");
+                    var survivors = await Survivors.Probe(_holding, change.Leaving, options.ProbeTimeout);
+                    await WaitForCapacity(change, running, running, survivors, $"the re-plan failed {attempt} times");
+                    return false;
+                }
+                job.Journal.Add(JobEventKinds.ReplanFailed, $"attempt {attempt}: {error}; trying again");
                 change = change with { Cause = change.Cause == ReplanCause.Request ? ReplanCause.Request : ReplanCause.Failure };
             }
         }

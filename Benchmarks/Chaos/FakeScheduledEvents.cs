@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 
-namespace Elastic.Tests;
+namespace Elastic.Benchmarks.Chaos;
 
 /// <summary>
 /// A stand-in for Azure's instance metadata Scheduled Events endpoint on loopback: answers GETs that carry
@@ -14,7 +14,8 @@ public sealed class FakeScheduledEvents : IDisposable
 {
     private readonly HttpListener _listener = new();
     private readonly CancellationTokenSource _stop = new();
-    private volatile string _document = """{"DocumentIncarnation":0,"Events":[]}""";
+    private const string NoEvents = """{"DocumentIncarnation":0,"Events":[]}""";
+    private volatile string _document = NoEvents;
 
     public FakeScheduledEvents()
     {
@@ -32,6 +33,9 @@ public sealed class FakeScheduledEvents : IDisposable
 
     /// <summary>What the metadata service says this VM is called.</summary>
     public string VmName { get; init; } = "aks-gpuspot-41526374-vmss_3";
+
+    /// <summary>Withdraws every event (a VM that was evicted and replaced starts with none).</summary>
+    public void Clear() => _document = NoEvents;
 
     /// <summary>Schedules a Preempt of <paramref name="vm"/> (Azure's notice: at least 30 s before it happens).</summary>
     public void Preempt(string vm) => _document = JsonSerializer.Serialize(new

@@ -1,0 +1,120 @@
+using Elastic.Benchmarks.Chaos;
+using Elastic.GrainInterfaces;
+using Elastic.Jobs;
+using Elastic.Jobs.Reports;
+
+namespace Elastic.Tests.Chaos;
+
+/// <summary>The chaos checker over histories made by hand: a clean one passes, and each broken invariant is named with its job and step.</summary>
+public sealed class HistoryCheckerTests
+{
+    private static readonly TrainingSpec Spec = ChaosRun.Spec(0, 0, steps: 4);
+    private static readonly Reference Fine = new([3.5, 3.25, 3.0, 2.75], "digest-a");
+
+    /// <summary>A job that re-planned once (at 10 s, after a fault at 9 s) and completed with the reference's bits.</summary>
+    private static JobHistory Clean()
+    {
+        var job = new JobHistory("job-1", Spec);
+        Look(job, 1, JobState.Running, 1, (1, 3.5), (2, 3.25));
+        Look(job, 10, JobState.Running, 2, events: [Replanned(2, "leave: generation 1 -> generation 2", 0)]);
+        Look(job, 11, JobState.Running, 2, (3, 3.0));
+        Look(job, 12, JobState.Completed, 2, (4, 2.75));
+        job.Final = Status(JobState.Completed, 4, "digest-a");
+        job.Report = Report([3.5, 3.25, 3.0, 2.75]);
+        return job;
+    }
+
+    [Fact]
+    public void A_history_that_keeps_every_promise_passes_and_gives_its_figures()
+    {
+        var fault = new Fault(TimeSpan.FromSeconds(9), FaultKind.Kill, 1, TimeSpan.FromSeconds(5));
+        var (violations, figures) = HistoryChecker.Check([Clean()], _ => Fine, [(TimeSpan.FromSeconds(9), fault)]);
+
+        Assert.Empty(violations);
+        Assert.Equal((1, 4L, 0L, 0), (figures.Jobs, figures.StepsCommitted, figures.StepsLost, figures.JobsFailed));
+        // From the fault to the first step committed in the new generation.
+        Assert.Equal([2.0], figures.RecoverySeconds);
+    }
+
+    [Fact]
+    public void A_step_seen_with_another_loss_or_a_loss_unlike_the_fault_free_run_is_named_with_its_step()
+    {
+        var job = Clean();
+        job.Steps.Add((TimeSpan.FromSeconds(13), 3, 3.0000000000000004));
+
+        var (violations, _) = HistoryChecker.Check([job], _ => Fine, []);
+
+        Assert.Contains(violations, v => v.Invariant == "committed steps are never rewritten" && v.Step == 3 && v.JobId == "job-1");
+        Assert.Contains(violations, v => v.Invariant == "every loss equals the fault-free run's" && v.Step == 3);
+    }
+
+    [Fact]
+    public void The_committed_count_may_fall_only_right_after_an_event_that_declares_a_rewind()
+    {
+        var silent = Clean();
+        silent.Observations.Insert(3, new Observation(TimeSpan.FromSeconds(11.5), JobState.Running, 2, 1, 2));
+        Assert.Contains(HistoryChecker.Check([silent], _ => Fine, []).Violations,
+            v => v.Invariant == "committed steps are never rewritten" && v.Detail.Contains("fell from 3 to 1"));
+
+        var declared = Clean();
+        declared.Events[3] = new JobEvent(3, DateTimeOffset.UnixEpoch, JobEventKinds.Resumed, "from the checkpoint of step 1; 2 committed step(s) after it will be trained again");
+        declared.Observations.Insert(3, new Observation(TimeSpan.FromSeconds(11.5), JobState.Running, 2, 1, 3));
+        var (violations, figures) = HistoryChecker.Check([declared], _ => Fine, []);
+        Assert.Empty(violations);
+        Assert.Equal(2, figures.StepsRetrainedAfterResume);
+    }
+
+    [Fact]
+    public void A_generation_going_back_a_step_lost_to_a_fault_a_wrong_digest_and_a_job_that_failed_are_each_named()
+    {
+        var back = Clean();
+        back.Observations.Add(new Observation(TimeSpan.FromSeconds(13), JobState.Completed, 1, 4, 2));
+        var lost = Clean();
+        lost.Events[3] = Replanned(3, "failure: generation 2 -> generation 3 from the latest checkpoint", 2);
+        var digest = Clean();
+        digest.Final = Status(JobState.Completed, 4, "digest-b");
+        var failed = Clean();
+        failed.Final = Status(JobState.Failed, 3, null, "replicas disagree on the loss");
+
+        var violations = HistoryChecker.Check([back, lost, digest, failed], _ => Fine, []).Violations;
+
+        Assert.Contains(violations, v => v.Invariant == "generations strictly increase" && v.Detail.Contains("generation 1 seen at 13.0 s after generation 2"));
+        Assert.Contains(violations, v => v.Invariant == "no committed step is lost" && v.Detail.StartsWith("2 step(s) lost"));
+        Assert.Contains(violations, v => v.Invariant == "the final digest equals the fault-free run's" && v.Detail == "digest-b, fault-free digest-a");
+        Assert.Contains(violations, v => v.Invariant == "every job completes" && v.Detail.Contains("Failed: replicas disagree"));
+    }
+
+    [Fact]
+    public void A_report_with_a_gap_is_named()
+    {
+        var job = Clean();
+        job.Report = Report([3.5, 3.25, 3.0, 2.75]) with { Steps = [.. Report([3.5, 3.25, 3.0, 2.75]).Steps.Where(s => s.Step != 2)] };
+
+        Assert.Contains(HistoryChecker.Check([job], _ => Fine, []).Violations,
+            v => v.Invariant == "committed steps increase by one" && v.Detail.Contains("holds 3 steps"));
+    }
+
+    private static void Look(JobHistory job, double seconds, JobState state, int generation, params (long Step, double Loss)[] steps) =>
+        Look(job, seconds, state, generation, [], steps);
+
+    private static void Look(JobHistory job, double seconds, JobState state, int generation, JobEvent[] events, params (long Step, double Loss)[] steps)
+    {
+        var committed = job.Steps.Select(s => s.Step).Concat(steps.Select(s => s.Step)).DefaultIfEmpty(0).Max();
+        var plan = new ParallelPlan(generation, 1, 1, 1, []);
+        job.Record(TimeSpan.FromSeconds(seconds), new JobProgress(Status(state, committed, null) with { Plan = plan },
+            steps.Select(s => new StepRecord(s.Step, s.Loss, 1e-3, 1, 100, 10)).ToList(), [], events));
+    }
+
+    private static JobEvent Replanned(long index, string message, long lost) =>
+        new(index, DateTimeOffset.UnixEpoch, JobEventKinds.Replanned, message, new ReplanFields("leave", "dp=2", "dp=1", 0.1, lost, 0));
+
+    private static JobStatus Status(JobState state, long committed, string? digest, string? error = null) =>
+        new("job-1", "chaos", state, null, committed, 4, null, 0, error, DateTimeOffset.UnixEpoch, digest, null, false);
+
+    private static RunReport Report(double[] losses) => new()
+    {
+        Spec = Spec, StartedAt = DateTimeOffset.UnixEpoch, Device = "cpu", ThreadsPerDevice = 1, Parameters = 1, HeldOut = [], Completed = true,
+        WallSeconds = 1, TokensPerSecond = 1, FinalParameterDigest = "digest-a",
+        Steps = losses.Select((l, i) => new StepRecord(i + 1, l, 1e-3, 1, 100, 10)).ToList(),
+    };
+}
