@@ -28,6 +28,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["data-prepare"] = DataPrepare.Run,
     ["dataset-source"] = DatasetSource.Run,
     ["chaos"] = ChaosCommand.Run,
+    ["restart-cost"] = RestartCost.Run,
 };
 // Worker modes: the all-reduce, all-to-all and pipeline benchmarks run each rank (and the raw TCP baseline) in its own process.
 var workers = new Dictionary<string, Func<string[], Task<int>>>

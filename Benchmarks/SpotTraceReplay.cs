@@ -81,7 +81,7 @@ internal static partial class SpotTraceReplay
     }
 
     /// <summary>The traces replayed: the AWS trace mapped onto at most 8 nodes, and the synthetic one.</summary>
-    private static (string Key, string Name, Trace Trace)[] Traces() =>
+    internal static (string Key, string Name, Trace Trace)[] Traces() =>
     [
         ("aws", "AWS p3 trace, mapped 4 -> 1 onto at most 8 nodes", Trace.Read(Path.Combine(BenchmarkRecord.RepositoryRoot(), "..", "shared", "traces", "aws-p3-spot.csv")).Mapped(4, 8)),
         ("synthetic", "Synthetic trace, seed 16", SyntheticTrace().Mapped(1, 8)),
@@ -110,7 +110,9 @@ internal static partial class SpotTraceReplay
 
     internal enum Mode { ElasticWithNotice, ElasticNoNotice, CheckpointRestart }
 
-    internal static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, double cadence, Mode mode)
+    /// <param name="restartCharge">What each of the baseline's restarts costs besides the warm in-process restart (process start,
+    /// rendezvous, loading from storage: measured by <see cref="RestartCost"/>), already scaled like the trace.</param>
+    internal static async Task<Result> Replay(Trace trace, double scale, TimeSpan notice, double cadence, Mode mode, TimeSpan restartCharge = default)
     {
         var checkpoints = Directory.CreateTempSubdirectory("elastic-spot-").FullName;
         // A silo without devices hosts membership and the coordinator: every device of the cluster is a node of the trace.
@@ -170,6 +172,7 @@ internal static partial class SpotTraceReplay
             Console.WriteLine(string.Create(Inv, $"  {clock.Elapsed.TotalSeconds,6:F1} s: {string.Join(" ", group.Select(e => (e.Add ? "+" : "-") + e.Node))} -> {nodes.Count} node(s); job {now.State} step {now.CommittedStep} dp {now.Plan?.Dp}"));
             if (stop is { } s)
             {
+                if (restartCharge > TimeSpan.Zero) await Task.Delay(restartCharge);
                 var resumed = await client.ResumeAsync(jobId);
                 lost += s.Committed - resumed.CommittedStep;
                 restarts++;

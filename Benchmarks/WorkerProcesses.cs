@@ -73,6 +73,38 @@ internal static class WorkerProcesses
         return double.Parse(await receiver, CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// Starts a program with <paramref name="environment"/> added to this process's, its output and errors appended to
+    /// <paramref name="log"/> (or discarded) so that a full pipe never blocks it.
+    /// </summary>
+    public static Process Start(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment, string? log = null, string? workingDirectory = null)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        foreach (var (key, value) in environment) info.Environment[key] = value;
+        var process = Process.Start(info)!;
+        var writer = log is null ? null : new StreamWriter(log, append: true) { AutoFlush = true };
+        DataReceivedEventHandler append = (_, e) =>
+        {
+            if (e.Data is null || writer is null) return;
+            lock (writer) writer.WriteLine(e.Data);
+        };
+        process.OutputDataReceived += append;
+        process.ErrorDataReceived += append;
+        if (writer is not null)
+        {
+            process.EnableRaisingEvents = true;
+            process.Exited += (_, _) => Task.Delay(1000).ContinueWith(_ =>
+            {
+                lock (writer) writer.Dispose();
+            });
+        }
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
     public static int[] FreePorts(int count)
     {
         var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();

@@ -50,7 +50,7 @@ public sealed class ChaosCluster : IAsyncDisposable
         {
             await LocalAzurite.Start(Path.Combine(folder, "azurite"), cluster._azuritePort);
             foreach (var silo in cluster.Silos) cluster.Start(silo);
-            cluster._apiPort = FreePortRun(1);
+            cluster._apiPort = WorkerProcesses.FreePorts(1)[0];
             cluster.Client = ElasticApiClient.Create(new Uri($"http://127.0.0.1:{cluster._apiPort}"), cluster._adminKey);
             cluster.StartApi();
             cluster._supervisor = cluster.Supervise();
@@ -82,12 +82,12 @@ public sealed class ChaosCluster : IAsyncDisposable
 
     private void Start(SiloSlot silo)
     {
-        var ports = FreePorts(3);
+        var ports = WorkerProcesses.FreePorts(3);
         silo.DataPlane = new FaultProxy(ports[2]);
         silo.Events.Clear();
         silo.Incarnation++;
         var storage = ConnectionString(silo.Blob.Port, silo.Table.Port);
-        silo.Process = Run("dotnet", [Path.Combine(_root, "Silo", "bin", _configuration, "net10.0", "Elastic.Silo.dll")], new Dictionary<string, string>
+        silo.Process = WorkerProcesses.Start("dotnet", [Path.Combine(_root, "Silo", "bin", _configuration, "net10.0", "Elastic.Silo.dll")], new Dictionary<string, string>
         {
             ["Elastic__Name"] = silo.Name,
             ["Elastic__Clustering"] = "azure",
@@ -152,7 +152,7 @@ public sealed class ChaosCluster : IAsyncDisposable
 
     private void StartApi()
     {
-        _api = Run("dotnet", [Path.Combine(_root, "Client", "Cli", "bin", _configuration, "net10.0", "elastic.dll"), "serve", "--urls", $"http://127.0.0.1:{_apiPort}"],
+        _api = WorkerProcesses.Start("dotnet", [Path.Combine(_root, "Client", "Cli", "bin", _configuration, "net10.0", "elastic.dll"), "serve", "--urls", $"http://127.0.0.1:{_apiPort}"],
             new Dictionary<string, string>
             {
                 ["ELASTIC_CLUSTER"] = "azure:" + Storage,
@@ -180,42 +180,12 @@ public sealed class ChaosCluster : IAsyncDisposable
     private static string ConnectionString(int blobPort, int tablePort) =>
         $"{DevelopmentAccount};BlobEndpoint=http://127.0.0.1:{blobPort}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{tablePort}/devstoreaccount1;";
 
-    private static Process Run(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment, string log)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        foreach (var (key, value) in environment) info.Environment[key] = value;
-        var process = Process.Start(info)!;
-        var writer = new StreamWriter(log, append: true) { AutoFlush = true };
-        DataReceivedEventHandler append = (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (writer) writer.WriteLine(e.Data);
-        };
-        process.OutputDataReceived += append;
-        process.ErrorDataReceived += append;
-        process.Exited += (_, _) => Task.Delay(1000).ContinueWith(_ => { lock (writer) writer.Dispose(); });
-        process.EnableRaisingEvents = true;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var sockets = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        sockets.ForEach(s => s.Start());
-        var ports = sockets.Select(s => ((IPEndPoint)s.LocalEndpoint).Port).ToArray();
-        sockets.ForEach(s => s.Stop());
-        return ports;
-    }
-
     /// <summary>A port with the <paramref name="count"/> - 1 after it free now.</summary>
     private static int FreePortRun(int count)
     {
         for (var attempt = 0; ; attempt++)
         {
-            var first = FreePorts(1)[0];
+            var first = WorkerProcesses.FreePorts(1)[0];
             if (first + count > 65535) continue;
             try
             {

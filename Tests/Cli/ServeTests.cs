@@ -1,5 +1,6 @@
 using Elastic.Client.Http;
 using Elastic.GrainInterfaces;
+using Elastic.Service;
 using Elastic.Service.Access;
 using Elastic.Silo.Hosting;
 
@@ -44,6 +45,31 @@ public sealed class ServeTests
         finally
         {
             serve.Kill();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Readiness_fails_when_the_cluster_behind_the_api_is_gone_and_liveness_does_not()
+    {
+        var folder = Directory.CreateTempSubdirectory("elastic-serve-ready-").FullName;
+        var cluster = await EmbeddedCluster.StartAsync([1], Path.Combine(folder, "checkpoints"));
+        using var serve = Start(["serve", "--cluster", $"static:{cluster.Gateway}", "--urls", "http://127.0.0.1:0"]);
+        try
+        {
+            var address = new Uri((await serve.Line(l => l.StartsWith("API ", StringComparison.Ordinal))).Split(' ')[1]);
+            using var anonymous = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+            Assert.Equal("Healthy", await anonymous.GetStringAsync(ServiceDefaults.ReadyPath));
+
+            await cluster.DisposeAsync();
+            var ready = await Bounded.Until(async c => (await anonymous.GetAsync(ServiceDefaults.ReadyPath, c)).StatusCode, s => s == System.Net.HttpStatusCode.ServiceUnavailable,
+                "readiness failing once the cluster is gone", TimeSpan.FromSeconds(60));
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready);
+            Assert.Equal("Healthy", await anonymous.GetStringAsync(ServiceDefaults.LivePath));
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
             Directory.Delete(folder, recursive: true);
         }
     }
