@@ -121,6 +121,29 @@ public sealed class IntegrityTests : IDisposable
     }
 
     [Fact]
+    public async Task A_damaged_latest_pointer_or_manifest_fails_closed_naming_the_blob_and_the_older_checkpoints_stay_readable()
+    {
+        await SaveTwoChunks();
+        var newest = await _fixture.Save("wte.weight", CheckpointFixture.Iota(Shape), Shape, CheckpointFixture.Even(Shape, 0, 2), step: 2);
+        var reader = new CheckpointReader(_fixture.Store, _fixture.Layout);
+        var manifest = (await reader.LatestAsync())!.Manifest;
+
+        File.WriteAllText(PathOf(_fixture.Layout.Latest), "{\"step\": 2, \"generation\": ");
+        var pointer = await Assert.ThrowsAsync<CheckpointCorruptException>(() => reader.LatestAsync());
+        Assert.Contains($"{_fixture.Layout.Latest} is not a valid latest pointer", pointer.Message);
+
+        var bytes = File.ReadAllBytes(PathOf(manifest));
+        File.WriteAllBytes(PathOf(manifest), bytes[..(bytes.Length / 2)]);
+        var damaged = await Assert.ThrowsAsync<CheckpointCorruptException>(() => reader.ReadManifestAsync(manifest));
+        Assert.Contains($"manifest {manifest} is not valid", damaged.Message);
+        // The older checkpoint is listed and loads as it was.
+        var older = (await reader.CommittedAsync()).Single(c => c.Step == 1);
+        var region = CheckpointFixture.Even(Shape, 0, 2)[1];
+        Assert.Equal(CheckpointFixture.Slice(CheckpointFixture.Iota(Shape), Shape, region), await _fixture.Load(await reader.ReadManifestAsync(older.Manifest), "wte.weight", region));
+        Assert.Equal(2, newest.Step);
+    }
+
+    [Fact]
     public async Task Chunks_without_a_manifest_are_not_a_checkpoint()
     {
         var writer = new CheckpointWriter(_fixture.Store, _fixture.Layout);

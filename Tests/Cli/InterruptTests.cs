@@ -8,7 +8,8 @@ namespace Elastic.Tests.Cli;
 /// <summary>
 /// SIGTERM to a real `elastic train` process (handled like Ctrl-C's SIGINT, which a test run started in the background of a
 /// shell without job control inherits as ignored): it stops at a step boundary, saves a checkpoint and the partial report,
-/// says how to resume and exits 130; `--resume` then ends with the digest of a run that was never interrupted.
+/// says how to resume and exits 130; `--resume` then ends with the digest of a run that was never interrupted. A second
+/// signal aborts at once.
 /// </summary>
 public sealed class InterruptTests : IDisposable
 {
@@ -45,8 +46,24 @@ public sealed class InterruptTests : IDisposable
         Assert.Equal(await TestSpecs.ReferenceDigest(SpecJson.Read(specFile)), report.FinalParameterDigest);
     }
 
-    /// <summary>Starts the CLI as its own process, sends SIGTERM once it has reported a step, and waits for it to end.</summary>
-    private static async Task<(int Exit, string Output)> RunUntilStepThenInterrupt(string[] args)
+    [Fact]
+    public async Task A_second_interrupt_aborts_at_once_with_exit_code_130()
+    {
+        var specFile = Path.Combine(_folder, "spec.json");
+        File.WriteAllText(specFile, """
+            { "name": "aborted", "steps": 100000, "model": { "layers": 1, "dModel": 32, "heads": 2, "context": 16 },
+              "batch": { "global": 4, "micro": 2 }, "eval": { "every": 0, "batches": 1 } }
+            """);
+        // The in-process cluster takes seconds to stop the job, save and shut down: the second signal lands meanwhile.
+        var (exit, output) = await RunUntilStepThenInterrupt(["train", specFile, "--devices", "2", "--out", Path.Combine(_folder, "run"), "--sample-tokens", "0"], signals: 2);
+
+        Assert.True(exit == 130, $"exit {exit}: {output}");
+        Assert.Contains("interrupt again to abort at once", output);
+        Assert.Contains("interrupted again: aborting now", output);
+    }
+
+    /// <summary>Starts the CLI as its own process, sends SIGTERM (<paramref name="signals"/> times, 200 ms apart) once it has reported a step, and waits for it to end.</summary>
+    private static async Task<(int Exit, string Output)> RunUntilStepThenInterrupt(string[] args, int signals = 1)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(Cli);
@@ -66,7 +83,11 @@ public sealed class InterruptTests : IDisposable
         try
         {
             await stepped.Task.WaitAsync(TimeSpan.FromMinutes(2));
-            Assert.True(Signal(process.Id, SigTerm) == 0, $"kill({process.Id}, SIGTERM) failed");
+            for (var i = 0; i < signals; i++)
+            {
+                if (i > 0) await Task.Delay(200);
+                Assert.True(Signal(process.Id, SigTerm) == 0, $"kill({process.Id}, SIGTERM) failed");
+            }
             await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
         }
         finally

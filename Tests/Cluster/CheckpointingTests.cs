@@ -57,6 +57,55 @@ public sealed class CheckpointingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_resume_past_two_damaged_checkpoints_falls_back_twice_to_the_same_bits_and_with_none_left_it_fails_saying_so()
+    {
+        var spec = TestSpecs.Tiny(steps: 40, global: 16, micro: 2, seed: 23) with
+        {
+            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Checkpoint = new CheckpointSpec { EverySteps = 2, KeepLast = 3 },
+        };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var store = new LocalDirectoryStore(_cluster.Checkpoints);
+        async Task<string> CancelAtSix()
+        {
+            var id = await _cluster.Client.SubmitAsync(spec);
+            await _cluster.Until(id, s => s.LastCheckpointStep >= 6);
+            await _cluster.Client.CancelAsync(id);
+            await _cluster.Finish(id);
+            return id;
+        }
+        async Task Damage(string jobId, long step)
+        {
+            var reader = new CheckpointReader(store, CheckpointLayout.ForJob(jobId));
+            var pointer = (await reader.CommittedAsync()).First(c => c.Step == step);
+            var chunk = (await reader.ReadManifestAsync(pointer.Manifest)).Chunks[0];
+            var path = Path.Combine(_cluster.Checkpoints, chunk.File.Replace('/', Path.DirectorySeparatorChar));
+            var bytes = File.ReadAllBytes(path);
+            bytes[chunk.ByteOffset] ^= 0xFF;
+            File.WriteAllBytes(path, bytes);
+        }
+
+        var jobId = await CancelAtSix();
+        var committed = (await new CheckpointReader(store, CheckpointLayout.ForJob(jobId)).CommittedAsync()).Select(c => c.Step).ToList();
+        foreach (var step in committed.Take(2)) await Damage(jobId, step);
+        await _cluster.Client.ResumeAsync(jobId);
+        var status = await _cluster.Finish(jobId);
+        var events = await _cluster.Events(jobId);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{string.Join("\n", events)}");
+        Assert.Equal(reference, status.FinalParameterDigest);
+        Assert.Equal(2, events.Count(e => e.Kind == JobEventKinds.CheckpointUnreadable));
+        Assert.Contains(events, e => e.Kind == JobEventKinds.CheckpointUnreadable && e.Message.Contains($"falling back to the checkpoint of step {committed[2]}"));
+
+        // Every checkpoint damaged: nothing to fall back to, and the job says so instead of training from a bad state.
+        var doomed = await CancelAtSix();
+        foreach (var step in (await new CheckpointReader(store, CheckpointLayout.ForJob(doomed)).CommittedAsync()).Select(c => c.Step).ToList()) await Damage(doomed, step);
+        await _cluster.Client.ResumeAsync(doomed);
+        var failed = await _cluster.Finish(doomed);
+        Assert.Equal(JobState.Failed, failed.State);
+        Assert.Contains("no older checkpoint to fall back to", failed.Error);
+    }
+
+    [Fact]
     public async Task A_cancelled_job_resumes_from_its_checkpoint_on_fewer_devices_and_ends_with_the_uninterrupted_bits()
     {
         var spec = TestSpecs.Tiny(steps: 120, global: 16, micro: 2) with

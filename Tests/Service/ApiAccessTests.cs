@@ -100,6 +100,26 @@ public sealed class ApiAccessTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task Callers_without_credentials_are_limited_by_address_before_authentication_and_a_bucket_refills()
+    {
+        await using var limited = await api.StartApi(new ApiOptions { BootstrapAdminKey = ApiFixture.AdminKey, RateLimit = new RateLimitOptions { Burst = 2, RequestsPerMinute = 120 } });
+        using var anonymous = api.As(null, limited);
+        var answers = new List<HttpStatusCode>();
+        for (var i = 0; i < 3; i++) answers.Add((await anonymous.GetAsync("/api/v1/me")).StatusCode);
+        // A flood of unauthenticated requests is refused before any credential is checked.
+        Assert.Equal([HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.TooManyRequests], answers);
+
+        var key = await api.KeyFor("team-refill");
+        using var caller = api.As(key.Key, limited);
+        Assert.Equal(HttpStatusCode.OK, (await caller.GetAsync("/api/v1/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await caller.GetAsync("/api/v1/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await caller.GetAsync("/api/v1/me")).StatusCode);
+        // One token every half second: within a few seconds the tenant is served again.
+        var again = await Bounded.Until(async c => (await caller.GetAsync("/api/v1/me", c)).StatusCode, s => s == HttpStatusCode.OK, "the bucket refilling", TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.OK, again);
+    }
+
+    [Fact]
     public async Task Bearer_tokens_name_their_tenant_and_expired_forged_or_tenantless_ones_are_refused()
     {
         var signingKey = Convert.ToBase64String(Encoding.UTF8.GetBytes("elastic-test-signing-key-of-32-bytes!!"));
