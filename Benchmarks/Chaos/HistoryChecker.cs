@@ -111,8 +111,11 @@ public static class HistoryChecker
     private static long RetrainedAfterResumes(JobHistory job) =>
         job.Observations.Zip(job.Observations.Skip(1)).Where(p => p.Second.Committed < p.First.Committed).Sum(p => p.First.Committed - p.Second.Committed);
 
-    /// <summary>For each fault after which this job moved to a new generation (within a minute): seconds from the fault to its
-    /// next committed step in that generation.</summary>
+    /// <summary>Re-plans forced on a job by what it lost (not a join, a user's request or a fair-share shrink).</summary>
+    private static readonly HashSet<string> Forced = ["leave", "preemption", "failure"];
+
+    /// <summary>For each fault after which this job was forced to a new generation (within a minute): seconds from the fault to
+    /// its next committed step in that generation. Growing back onto a silo that returned is not a recovery and is not counted.</summary>
     private static IEnumerable<double> RecoveryTimes(JobHistory job, IReadOnlyList<(TimeSpan At, Fault Fault)> faults)
     {
         foreach (var (at, _) in faults)
@@ -120,7 +123,8 @@ public static class HistoryChecker
             var before = job.Observations.LastOrDefault(o => o.At <= at);
             if (before is null || before.State != JobState.Running) continue;
             var moved = job.Observations.FirstOrDefault(o => o.At > at && o.At <= at + TimeSpan.FromMinutes(1) && o.Generation > before.Generation);
-            if (moved is null) continue;
+            if (moved is null || !job.Events.Values.Any(e => e.Index > before.LastEvent && e.Index <= moved.LastEvent && e.Replan is { } r && Forced.Contains(r.Cause)))
+                continue;
             var training = job.Observations.FirstOrDefault(o => o.At >= moved.At && o.Generation >= moved.Generation && o.Committed > moved.Committed);
             if (training is not null) yield return (training.At - at).TotalSeconds;
         }

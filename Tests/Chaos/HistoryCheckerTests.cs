@@ -37,6 +37,16 @@ public sealed class HistoryCheckerTests
     }
 
     [Fact]
+    public void Growing_back_onto_a_returned_silo_is_not_counted_as_a_recovery()
+    {
+        var job = Clean();
+        job.Events[2] = new JobEvent(2, DateTimeOffset.UnixEpoch, JobEventKinds.Replanned, "join: devices joined", new ReplanFields("join", "dp=1", "dp=2", 0.1, 0, 0));
+        var fault = new Fault(TimeSpan.FromSeconds(9), FaultKind.Kill, 1, TimeSpan.FromSeconds(5));
+
+        Assert.Empty(HistoryChecker.Check([job], _ => Fine, [(TimeSpan.FromSeconds(9), fault)]).Figures.RecoverySeconds);
+    }
+
+    [Fact]
     public void A_step_seen_with_another_loss_or_a_loss_unlike_the_fault_free_run_is_named_with_its_step()
     {
         var job = Clean();
