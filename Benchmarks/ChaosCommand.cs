@@ -71,7 +71,8 @@ internal static class ChaosCommand
             .AppendLine(CultureInfo.InvariantCulture, $"| jobs | {f.Jobs} ({f.JobsFailed} not completed) |")
             .AppendLine(CultureInfo.InvariantCulture, $"| steps committed | {f.StepsCommitted} |")
             .AppendLine(CultureInfo.InvariantCulture, $"| re-plans | {f.Replans} |")
-            .AppendLine(CultureInfo.InvariantCulture, $"| committed steps lost to faults | {f.StepsLost} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| committed steps lost while a replica could have kept them | {f.StepsLost} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| committed steps lost with every silo of the job's plan (back to its checkpoint) | {f.StepsLostWithEveryReplica} |")
             .AppendLine(CultureInfo.InvariantCulture, $"| steps trained again after the run's own resumes | {f.StepsRetrainedAfterResume} |")
             .AppendLine(CultureInfo.InvariantCulture, $"| fault to training again (a job that re-planned), p50 / p99 | {(recovery.Count == 0 ? "none" : $"{Statistics.Percentile(recovery, 50):F1} s / {Statistics.Percentile(recovery, 99):F1} s over {recovery.Count}")} |")
             .AppendLine(CultureInfo.InvariantCulture, $"| invariants violated | {result.Violations.Count} |");

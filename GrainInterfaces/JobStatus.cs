@@ -3,7 +3,9 @@ using Elastic.Jobs.Reports;
 namespace Elastic.GrainInterfaces;
 
 /// <summary>
-/// A job at a glance. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
+/// A job at a glance, as its record in the store holds it: CommittedStep steps are recorded and never taken back (unless an
+/// event declares a rewind); TrainedStep counts the steps its replicas agreed on, which runs ahead while the job store is
+/// slow or down. Degraded: its last checkpoint failed (training goes on; the next one retries). Replans: layout
 /// changes while it ran; of their causes, Preemptions (eviction notices) are counted apart from Failures (lost silos).
 /// Stages: with pp > 1, which layers each pipeline stage of the plan holds. Memory: what the plan's busiest device holds, by kind.
 /// Experts: with MoE layers, what they did in the last committed step. Mfu: model FLOPs utilization over the job's training
@@ -34,4 +36,5 @@ public sealed record JobStatus(
     [property: Id(20)] string Tenant = Tenants.Default,
     [property: Id(21)] double? Mfu = null,
     [property: Id(22)] double? PredictedStepSeconds = null,
-    [property: Id(23)] double? MeasuredStepSeconds = null);
+    [property: Id(23)] double? MeasuredStepSeconds = null,
+    [property: Id(24)] long TrainedStep = 0);

@@ -37,6 +37,8 @@ builder.UseOrleans(silo =>
             break;
         case "redis":
             silo.UseRedisClustering(settings.ConnectionString!);
+            // Job state outlives any one silo: keep it in the same Redis.
+            silo.AddRedisGrainStorage(StorageNames.Jobs, o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.ConnectionString!));
             silo.UseRedisReminderService(o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.ConnectionString!));
             break;
         default:

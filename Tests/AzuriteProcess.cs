@@ -27,8 +27,11 @@ public sealed class AzuriteProcess : IAsyncDisposable
     public string ConnectionString { get; }
 
     /// <summary>The connection string of an Azurite on <paramref name="port"/> (blob; table on port + 2), whether or not one runs there.</summary>
-    public static string ConnectionStringFor(int port) =>
-        $"{Account};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{port + 2}/devstoreaccount1;";
+    public static string ConnectionStringFor(int port) => ConnectionStringFor(port, port + 2);
+
+    /// <summary>Blob requests to <paramref name="blobPort"/>, table requests to <paramref name="tablePort"/> (Azurite's, or a proxy's in front of it).</summary>
+    public static string ConnectionStringFor(int blobPort, int tablePort) =>
+        $"{Account};BlobEndpoint=http://127.0.0.1:{blobPort}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{tablePort}/devstoreaccount1;";
 
     /// <summary>A port with the two after it free now: where an Azurite can be started later (storage that is down until then).</summary>
     public static int FreePorts() => FreePortRun(3);

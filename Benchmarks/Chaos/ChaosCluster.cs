@@ -78,6 +78,8 @@ public sealed class ChaosCluster : IAsyncDisposable
         /// <summary>The supervisor leaves an exited silo down until then (on the run's clock).</summary>
         public TimeSpan DownUntil { get; set; }
         public bool Running => Process is { HasExited: false };
+        /// <summary>This incarnation's silo-to-silo port: its SiloAddress's endpoint is <c>127.0.0.1:SiloPort</c>.</summary>
+        public int SiloPort { get; set; }
     }
 
     private void Start(SiloSlot silo)
@@ -86,6 +88,7 @@ public sealed class ChaosCluster : IAsyncDisposable
         silo.DataPlane = new FaultProxy(ports[2]);
         silo.Events.Clear();
         silo.Incarnation++;
+        silo.SiloPort = ports[0];
         var storage = ConnectionString(silo.Blob.Port, silo.Table.Port);
         silo.Process = WorkerProcesses.Start("dotnet", [Path.Combine(_root, "Silo", "bin", _configuration, "net10.0", "Elastic.Silo.dll")], new Dictionary<string, string>
         {

@@ -26,7 +26,7 @@ public sealed record ChaosOptions(TimeSpan Window, int Seed, string Folder, stri
     public TimeSpan FinishLimit { get; init; } = TimeSpan.FromMinutes(8);
 }
 
-public sealed record ChaosResult(IReadOnlyList<(TimeSpan At, Fault Fault)> Applied, IReadOnlyList<Violation> Violations, ChaosFigures Figures,
+public sealed record ChaosResult(IReadOnlyList<AppliedFault> Applied, IReadOnlyList<Violation> Violations, ChaosFigures Figures,
     IReadOnlyList<Trend> Trends, TimeSpan Elapsed);
 
 /// <summary>
@@ -42,7 +42,7 @@ public sealed class ChaosRun
     private readonly Stopwatch _clock = new();
     private readonly ConcurrentQueue<JobHistory> _histories = new();
     private readonly ConcurrentQueue<Violation> _violations = new();
-    private readonly ConcurrentQueue<(TimeSpan, Fault)> _applied = new();
+    private readonly ConcurrentQueue<AppliedFault> _applied = new();
     private readonly ConcurrentQueue<ResourceSample> _samples = new();
     private readonly JobSlot[] _slots;
     private ChaosCluster _cluster = null!;
@@ -112,7 +112,7 @@ public sealed class ChaosRun
         }
         Log("training each spec fault-free on one device");
         var references = await References(_histories.Select(h => h.Spec).DistinctBy(s => s.Seed).ToList());
-        var applied = _applied.OrderBy(a => a.Item1).ToList();
+        var applied = _applied.OrderBy(a => a.At).ToList();
         var (violations, figures) = HistoryChecker.Check(_histories.ToList(), spec => references[spec.Seed], applied);
         // What a violation needs to be understood: the job's events and the steps it was seen at, beside the silos' logs.
         foreach (var job in _histories.Where(h => violations.Any(v => v.JobId == h.JobId)))
@@ -173,12 +173,16 @@ public sealed class ChaosRun
     private async Task Apply(Fault fault)
     {
         var at = _clock.Elapsed;
+        // Taken before the fault: the supervisor may have started the silo again on other ports by the time it is over.
+        var hit = fault.Kind is FaultKind.Kill or FaultKind.Pause && fault.Target >= 0 && fault.Target < _cluster.Silos.Count && _cluster.Silos[fault.Target].Running
+            ? $"127.0.0.1:{_cluster.Silos[fault.Target].SiloPort}"
+            : null;
         try
         {
             var applied = await Inject(fault);
             Log($"{at.TotalSeconds,7:F1} s  {fault.Kind}{(fault.Target >= 0 ? $" #{fault.Target}" : "")}: {applied}");
             if (applied.StartsWith("skipped", StringComparison.Ordinal)) return;
-            _applied.Enqueue((at, fault));
+            _applied.Enqueue(new AppliedFault(at, fault, hit));
         }
         catch (Exception e)
         {

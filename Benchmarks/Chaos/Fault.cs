@@ -41,3 +41,7 @@ public sealed record Fault(TimeSpan At, FaultKind Kind, int Target, TimeSpan Dur
 
     public override string ToString() => $"{At.TotalSeconds,7:F1} s  {Kind}{(Target >= 0 ? $" #{Target}" : "")}{(Duration > TimeSpan.Zero ? $" for {Duration.TotalSeconds:F0} s" : "")}";
 }
+
+/// <param name="At">When it was applied, on the run's clock.</param>
+/// <param name="Silo">The endpoint (<c>127.0.0.1:PORT</c>) of the silo process a kill or a pause hit: one that may not come back.</param>
+public sealed record AppliedFault(TimeSpan At, Fault Fault, string? Silo = null);

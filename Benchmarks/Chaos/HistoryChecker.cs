@@ -13,23 +13,28 @@ public sealed record Violation(string Invariant, string JobId, long? Step, strin
 public sealed record Reference(IReadOnlyList<double> Losses, string Digest);
 
 /// <summary>What a chaos run's histories show, besides the violations.</summary>
-public sealed record ChaosFigures(int Jobs, long StepsCommitted, int Replans, long StepsLost, long StepsRetrainedAfterResume, IReadOnlyList<double> RecoverySeconds, int JobsFailed);
+/// <param name="StepsLost">Committed steps lost while some silo that held the job's state was not taken down: each one a violation.</param>
+/// <param name="StepsLostWithEveryReplica">Committed steps lost because faults took down every silo that held the job's state (only a checkpoint was left).</param>
+public sealed record ChaosFigures(int Jobs, long StepsCommitted, int Replans, long StepsLost, long StepsLostWithEveryReplica, long StepsRetrainedAfterResume,
+    IReadOnlyList<double> RecoverySeconds, int JobsFailed);
 
 /// <summary>
 /// Checks each job's history against its fault-free reference, like a Jepsen checker over a whole history: generations only
 /// increase; the committed step count only falls right after an event that declares the rewind; no step is ever seen with
 /// two different losses, and every loss seen equals the fault-free run's at that step, bit for bit; the report holds steps
-/// 1..N with those losses; the job completed with the fault-free digest; no committed step was lost to a fault. Pure: the
-/// histories in, the violations and the figures out.
+/// 1..N with those losses; the job completed with the fault-free digest; no committed step was lost to a fault while a
+/// replica could have kept it. A job's state lives on the devices of its plan and in its checkpoints, so a loss is allowed
+/// only when kills or pauses took down every silo of the plan in force (it is counted apart). Pure: the histories in, the
+/// violations and the figures out.
 /// </summary>
 public static class HistoryChecker
 {
     public static (IReadOnlyList<Violation> Violations, ChaosFigures Figures) Check(IReadOnlyList<JobHistory> jobs, Func<TrainingSpec, Reference> reference,
-        IReadOnlyList<(TimeSpan At, Fault Fault)> faults)
+        IReadOnlyList<AppliedFault> faults)
     {
         var violations = new List<Violation>();
         var recovery = new List<double>();
-        long lost = 0, retrained = 0;
+        long lost = 0, lostWithEveryReplica = 0, retrained = 0;
         foreach (var job in jobs)
         {
             var expected = reference(job.Spec);
@@ -37,16 +42,36 @@ public static class HistoryChecker
             CheckStepCounts(job, violations);
             CheckLosses(job, expected, violations);
             CheckEnd(job, expected, violations);
-            var replans = job.Events.Values.Where(e => e.Replan is not null).ToList();
-            foreach (var replan in replans.Where(r => r.Replan!.StepsLost > 0))
-                violations.Add(new Violation("no committed step is lost", job.JobId, null, $"{replan.Replan!.StepsLost} step(s) lost: {replan.Message}"));
-            lost += replans.Sum(r => r.Replan!.StepsLost);
+            foreach (var loss in job.Events.Values.Where(e => e.Replan?.StepsLost > 0))
+            {
+                if (EveryReplicaTakenDown(job, loss, faults))
+                {
+                    lostWithEveryReplica += loss.Replan!.StepsLost;
+                    continue;
+                }
+                lost += loss.Replan!.StepsLost;
+                violations.Add(new Violation("no committed step is lost", job.JobId, null, $"{loss.Replan.StepsLost} step(s) lost: {loss.Message}"));
+            }
             retrained += RetrainedAfterResumes(job);
             recovery.AddRange(RecoveryTimes(job, faults));
         }
-        var figures = new ChaosFigures(jobs.Count, jobs.Sum(j => j.Report?.Steps.Count ?? 0), jobs.Sum(j => j.Final?.Replans ?? 0), lost, retrained, recovery,
+        var figures = new ChaosFigures(jobs.Count, jobs.Sum(j => j.Report?.Steps.Count ?? 0), jobs.Sum(j => j.Final?.Replans ?? 0), lost, lostWithEveryReplica, retrained, recovery,
             jobs.Count(j => j.Final?.State != JobState.Completed));
         return (violations, figures);
+    }
+
+    /// <summary>
+    /// Whether kills or pauses took down every silo of the plan the job ran before <paramref name="loss"/> was declared, between
+    /// the last look at an older generation and the first look that showed the declaration.
+    /// </summary>
+    private static bool EveryReplicaTakenDown(JobHistory job, JobEvent loss, IReadOnlyList<AppliedFault> faults)
+    {
+        var before = job.Observations.LastOrDefault(o => o.LastEvent < loss.Index);
+        if (before is null || !job.PlanSilos.TryGetValue(before.Generation, out var silos) || silos.Count == 0) return false;
+        var from = job.Observations.LastOrDefault(o => o.Generation < before.Generation)?.At ?? TimeSpan.Zero;
+        var to = job.Observations.FirstOrDefault(o => o.LastEvent >= loss.Index)?.At ?? TimeSpan.MaxValue;
+        var down = faults.Where(f => f.Silo is not null && f.At >= from && f.At <= to).Select(f => f.Silo!).ToHashSet();
+        return silos.All(down.Contains);
     }
 
     private static void CheckGenerations(JobHistory job, List<Violation> violations)
@@ -116,9 +141,9 @@ public static class HistoryChecker
 
     /// <summary>For each fault after which this job was forced to a new generation (within a minute): seconds from the fault to
     /// its next committed step in that generation. Growing back onto a silo that returned is not a recovery and is not counted.</summary>
-    private static IEnumerable<double> RecoveryTimes(JobHistory job, IReadOnlyList<(TimeSpan At, Fault Fault)> faults)
+    private static IEnumerable<double> RecoveryTimes(JobHistory job, IReadOnlyList<AppliedFault> faults)
     {
-        foreach (var (at, _) in faults)
+        foreach (var at in faults.Select(f => f.At))
         {
             var before = job.Observations.LastOrDefault(o => o.At <= at);
             if (before is null || before.State != JobState.Running) continue;

@@ -20,6 +20,8 @@ public sealed class JobHistory(string jobId, TrainingSpec spec)
     public SortedDictionary<long, JobEvent> Events { get; } = [];
     /// <summary>When the run itself cancelled and resumed the job (after damaging its newest checkpoint).</summary>
     public List<TimeSpan> Resumes { get; } = [];
+    /// <summary>The endpoints of the silos each generation's plan ran on, as seen.</summary>
+    public Dictionary<long, IReadOnlySet<string>> PlanSilos { get; } = [];
     public JobStatus? Final { get; set; }
     public RunReport? Report { get; set; }
 
@@ -30,6 +32,7 @@ public sealed class JobHistory(string jobId, TrainingSpec spec)
             foreach (var e in progress.Events) Events[e.Index] = e;
             foreach (var step in progress.Steps) Steps.Add((at, step.Step, step.Loss));
             var status = progress.Status;
+            if (status.Plan is { } plan) PlanSilos.TryAdd(plan.Generation, plan.Devices.Select(d => d.Silo.Endpoint.ToString()).ToHashSet());
             Observations.Add(new Observation(at, status.State, status.Plan?.Generation ?? 0, status.CommittedStep, Events.Count == 0 ? 0 : Events.Keys.Max()));
         }
     }

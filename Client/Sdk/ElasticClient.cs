@@ -159,7 +159,7 @@ public sealed class ElasticClient(IGrainFactory grains) : IElasticClient
         .Build();
 
     /// <summary>
-    /// Translates transport failures (after the retries) into <see cref="ClusterUnavailableException"/> and a grain's refusal
+    /// Translates transport failures (after the retries) and a store the cluster could not reach into <see cref="ClusterUnavailableException"/>, and a grain's refusal
     /// to act in the job's current state (InvalidOperationException) into <see cref="JobStateException"/>; our own exceptions pass through.
     /// </summary>
     private static async Task<T> Call<T>(Func<Task<T>> call)
@@ -171,6 +171,10 @@ public sealed class ElasticClient(IGrainFactory grains) : IElasticClient
         catch (InvalidOperationException e)
         {
             throw new JobStateException(e.Message);
+        }
+        catch (StoreUnavailableException e)
+        {
+            throw new ClusterUnavailableException(e.Message, e);
         }
         catch (Exception e) when (IsTransport(e))
         {

@@ -13,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.GrainDirectory;
+using Orleans.Serialization;
 
 namespace Elastic.Grains.Jobs;
 
@@ -28,6 +29,7 @@ public sealed partial class JobGrain(
     IOptions<JobOptions> options,
     IBlobStore checkpoints,
     TimeProvider time,
+    DeepCopier<JobRecord> copier,
     ILogger<JobGrain> logger) : Grain, IJobGrain, IRemindable
 {
     /// <summary>
@@ -52,12 +54,12 @@ public sealed partial class JobGrain(
     private CheckpointCoordinator Checkpoints => _checkpoints ??= new CheckpointCoordinator(checkpoints, JobId, Journal, () => Writer.WriteSoon(), time);
     private ElasticityPolicy Policy => _policy ??= new ElasticityPolicy(options.Value, time);
     private JobJournal Journal => _journal ??=
-        new JobJournal(job, new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason)), JobId, time, logger);
+        new JobJournal(job, new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason)), JobId, time, logger, () => Writer.WriteSoon());
     /// <summary>
     /// Writes the record: progress in the background (an outage of the store delays the write, never a step); plans, which
     /// fence generations, strictly before use (<see cref="NewPlan"/>).
     /// </summary>
-    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason), time);
+    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason), time, () => Journal.Recording());
     private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
     /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
     private Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) => ClusterCallRetry.OnGrainContext(() => call(CapacityGrain));
@@ -150,11 +152,21 @@ public sealed partial class JobGrain(
         if (Record.State is not (JobState.Failed or JobState.Cancelled))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
         var (manifestName, manifest) = await FindCheckpoint(step);
+        var before = copier.Copy(Record);
         var lost = await Journal.RewindTo(manifest.Step);
         (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
         Journal.Transition(JobState.Pending);
         Journal.Add(JobEventKinds.Resumed, $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
-        await Writer.WriteAsync(TimeSpan.Zero);
+        try
+        {
+            await Writer.WriteAsync(TimeSpan.Zero);
+        }
+        catch (Exception e) when (e is not StaleCoordinatorException)
+        {
+            // Nothing of a resume the store did not take may stay: the record goes back to what the store holds.
+            job.State = before;
+            throw new StoreUnavailableException($"the job store did not take the resume ({StoreFailures.Describe(e)}); job {JobId} stays {before.State}: resume it again when the store is back");
+        }
         await KeepAwake();
         _ = Run(resumeFrom: manifestName);
         return Journal.Status();
@@ -187,9 +199,19 @@ public sealed partial class JobGrain(
         return model;
     }
 
-    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step) =>
-        await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).FindAsync(step)
-        ?? throw new InvalidOperationException(step is null ? $"job {JobId} has no checkpoint" : $"job {JobId} has no checkpoint of step {step}");
+    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step)
+    {
+        (string, CheckpointManifest)? found;
+        try
+        {
+            found = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).FindAsync(step);
+        }
+        catch (Exception e) when (StoreFailures.IsUnavailable(e))
+        {
+            throw new StoreUnavailableException($"the checkpoint store {checkpoints.Location} did not answer ({StoreFailures.Describe(e)}); job {JobId} stays {Record.State}: try again when it is back");
+        }
+        return found ?? throw new InvalidOperationException(step is null ? $"job {JobId} has no checkpoint" : $"job {JobId} has no checkpoint of step {step}");
+    }
 
     /// <param name="resumeFrom">A checkpoint to load into the first plan.</param>
     /// <param name="adopt">Take over the replicas of the recorded plan (a new coordinator after the old one stepped down or was lost), re-planning for this change.</param>
@@ -467,7 +489,6 @@ public sealed partial class JobGrain(
                 continue;
             }
             if (Checkpoints.Due(step)) await Checkpoints.Begin(_units, plan, step);
-            if (step % options.Value.PersistEverySteps == 0) Writer.WriteSoon();
         }
         var final = Record.Plan!;
         var digest = await UnitCalls.SameState(final, _units, "at the end");

@@ -9,8 +9,10 @@ namespace Elastic.Grains.Jobs;
 /// A write that timed out may still have landed, leaving this activation's ETag behind its own record: that conflict is
 /// resolved by reading the stored record and, if no other coordinator moved the job on (a newer generation, or more
 /// committed steps), writing ours over it. A record that did move on means this coordinator is stale.
+/// <paramref name="recording"/> is asked, just before each write, what to do once that write has landed: the journal takes a
+/// snapshot of its views then and shows it once the store holds it, so nothing is shown that a lost coordinator could take back.
 /// </summary>
-public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure, TimeProvider time)
+public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure, TimeProvider time, Func<Action> recording)
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LastRetry = TimeSpan.FromSeconds(30);
@@ -43,7 +45,10 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
         }
     }
 
-    /// <summary>Writes in the background as soon as the store takes it; several requests while one is in flight become one write.</summary>
+    /// <summary>
+    /// Writes in the background as soon as the store takes it; several requests while one is in flight become one write. The
+    /// write starts after the caller's turn, so a change made of several edits in one turn is written whole.
+    /// </summary>
     public void WriteSoon()
     {
         _dirty = true;
@@ -54,6 +59,7 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
 
     private async Task Background()
     {
+        await Task.Yield();
         var delay = FirstRetry;
         while (_dirty && Stale is null)
         {
@@ -85,7 +91,9 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
         {
             try
             {
+                var landed = recording();
                 await state.WriteStateAsync();
+                landed();
             }
             catch (InconsistentStateException)
             {
@@ -100,7 +108,9 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
                 }
                 // Our own earlier write landed after all: the fence holds, so ours (the newer) goes over it.
                 state.State = ours;
+                var landed = recording();
                 await state.WriteStateAsync();
+                landed();
             }
         }
         finally

@@ -28,7 +28,7 @@ public sealed class HistoryCheckerTests
     public void A_history_that_keeps_every_promise_passes_and_gives_its_figures()
     {
         var fault = new Fault(TimeSpan.FromSeconds(9), FaultKind.Kill, 1, TimeSpan.FromSeconds(5));
-        var (violations, figures) = HistoryChecker.Check([Clean()], _ => Fine, [(TimeSpan.FromSeconds(9), fault)]);
+        var (violations, figures) = HistoryChecker.Check([Clean()], _ => Fine, [new AppliedFault(TimeSpan.FromSeconds(9), fault)]);
 
         Assert.Empty(violations);
         Assert.Equal((1, 4L, 0L, 0), (figures.Jobs, figures.StepsCommitted, figures.StepsLost, figures.JobsFailed));
@@ -43,7 +43,7 @@ public sealed class HistoryCheckerTests
         job.Events[2] = new JobEvent(2, DateTimeOffset.UnixEpoch, JobEventKinds.Replanned, "join: devices joined", new ReplanFields("join", "dp=1", "dp=2", 0.1, 0, 0));
         var fault = new Fault(TimeSpan.FromSeconds(9), FaultKind.Kill, 1, TimeSpan.FromSeconds(5));
 
-        Assert.Empty(HistoryChecker.Check([job], _ => Fine, [(TimeSpan.FromSeconds(9), fault)]).Figures.RecoverySeconds);
+        Assert.Empty(HistoryChecker.Check([job], _ => Fine, [new AppliedFault(TimeSpan.FromSeconds(9), fault)]).Figures.RecoverySeconds);
     }
 
     [Fact]
@@ -95,6 +95,35 @@ public sealed class HistoryCheckerTests
     }
 
     [Fact]
+    public void Steps_lost_because_faults_took_down_every_silo_of_the_plan_are_counted_apart_and_not_while_one_was_left()
+    {
+        History Lost(params string[] killed)
+        {
+            var job = new JobHistory("job-1", Spec);
+            Look(job, 1, JobState.Running, 1, ["127.0.0.1:1001", "127.0.0.1:1002"], (1, 3.5), (2, 3.25));
+            Look(job, 10, JobState.Running, 2, ["127.0.0.1:1003"], [Replanned(2, "failure: no replica kept the state: from the start", 2)]);
+            Look(job, 11, JobState.Running, 2, ["127.0.0.1:1003"], (1, 3.5), (2, 3.25), (3, 3.0));
+            Look(job, 12, JobState.Completed, 2, ["127.0.0.1:1003"], (4, 2.75));
+            job.Final = Status(JobState.Completed, 4, "digest-a");
+            job.Report = Report([3.5, 3.25, 3.0, 2.75]);
+            var faults = killed.Select(s => new AppliedFault(TimeSpan.FromSeconds(5), new Fault(TimeSpan.FromSeconds(5), FaultKind.Kill, 0, TimeSpan.FromSeconds(5)), s)).ToList();
+            return new(job, faults);
+        }
+
+        var everyReplica = Lost("127.0.0.1:1001", "127.0.0.1:1002");
+        var (violations, figures) = HistoryChecker.Check([everyReplica.Job], _ => Fine, everyReplica.Faults);
+        Assert.Empty(violations);
+        Assert.Equal((0L, 2L), (figures.StepsLost, figures.StepsLostWithEveryReplica));
+
+        var oneLeft = Lost("127.0.0.1:1001");
+        (violations, figures) = HistoryChecker.Check([oneLeft.Job], _ => Fine, oneLeft.Faults);
+        Assert.Contains(violations, v => v.Invariant == "no committed step is lost" && v.Detail.StartsWith("2 step(s) lost"));
+        Assert.Equal((2L, 0L), (figures.StepsLost, figures.StepsLostWithEveryReplica));
+    }
+
+    private sealed record History(JobHistory Job, IReadOnlyList<AppliedFault> Faults);
+
+    [Fact]
     public void A_report_with_a_gap_is_named()
     {
         var job = Clean();
@@ -105,12 +134,19 @@ public sealed class HistoryCheckerTests
     }
 
     private static void Look(JobHistory job, double seconds, JobState state, int generation, params (long Step, double Loss)[] steps) =>
-        Look(job, seconds, state, generation, [], steps);
+        Look(job, seconds, state, generation, [], [], steps);
 
-    private static void Look(JobHistory job, double seconds, JobState state, int generation, JobEvent[] events, params (long Step, double Loss)[] steps)
+    private static void Look(JobHistory job, double seconds, JobState state, int generation, JobEvent[] events, params (long Step, double Loss)[] steps) =>
+        Look(job, seconds, state, generation, [], events, steps);
+
+    private static void Look(JobHistory job, double seconds, JobState state, int generation, string[] silos, params (long Step, double Loss)[] steps) =>
+        Look(job, seconds, state, generation, silos, [], steps);
+
+    private static void Look(JobHistory job, double seconds, JobState state, int generation, string[] silos, JobEvent[] events, params (long Step, double Loss)[] steps)
     {
-        var committed = job.Steps.Select(s => s.Step).Concat(steps.Select(s => s.Step)).DefaultIfEmpty(0).Max();
-        var plan = new ParallelPlan(generation, 1, 1, 1, []);
+        var committed = steps.Length > 0 ? steps.Max(s => s.Step) : job.Observations.LastOrDefault()?.Committed ?? 0;
+        var devices = silos.Select(s => new DeviceSlot(SiloAddress.New(System.Net.IPEndPoint.Parse(s), 1), 0, s)).ToList();
+        var plan = new ParallelPlan(generation, 1, 1, 1, devices);
         job.Record(TimeSpan.FromSeconds(seconds), new JobProgress(Status(state, committed, null) with { Plan = plan },
             steps.Select(s => new StepRecord(s.Step, s.Loss, 1e-3, 1, 100, 10)).ToList(), [], events));
     }

@@ -138,12 +138,15 @@ public sealed class MultiProcessTests
         }
     }
 
-    [Fact]
-    public async Task Killing_the_silo_process_of_the_coordinator_mid_step_loses_no_committed_step_and_the_job_ends_with_the_fixed_layout_bits()
+    /// <summary>With <c>redis</c> clustering the job's record, the membership and the reminders are in Redis: the job outlives its coordinator there too.</summary>
+    [Theory]
+    [InlineData("azure")]
+    [InlineData("redis")]
+    public async Task Killing_the_silo_process_of_the_coordinator_mid_step_loses_no_committed_step_and_the_job_ends_with_the_fixed_layout_bits(string clustering)
     {
         var spec = TestSpecs.Tiny(steps: 300, global: 16, micro: 2) with { Devices = new DeviceSpec { Min = 1, Max = 4 } };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 1);
+        await using var cluster = await ProcessCluster.StartAsync(silos: 3, devicesPerSilo: 1, clustering: clustering);
         await using var connection = await cluster.ConnectAsync();
         await connection.Client.WaitForDevicesAsync(3, TimeSpan.FromSeconds(60));
         // A hang guard, not a timing: this job took up to 2.9 minutes on a loaded 2-core machine while other classes ran.

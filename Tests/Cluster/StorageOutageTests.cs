@@ -1,12 +1,17 @@
 using Azure.Storage.Blobs;
+using Elastic.Benchmarks.Chaos;
 using Elastic.Checkpoints;
 using Elastic.Checkpoints.Stores;
+using Elastic.Client;
 using Elastic.GrainInterfaces;
 using Elastic.Jobs;
 
 namespace Elastic.Tests.Cluster;
 
-/// <summary>A job whose checkpoint storage (Azure Blob, Azurite) is down: training goes on, the job is degraded, and it heals when storage returns.</summary>
+/// <summary>
+/// A job whose checkpoint storage (Azure Blob, Azurite) is down: training goes on, the job is degraded, and it heals when
+/// storage returns; a resume that needs the storage is refused naming it, changes nothing, and goes through once it is back.
+/// </summary>
 public sealed class StorageOutageTests
 {
     [Fact]
@@ -45,6 +50,40 @@ public sealed class StorageOutageTests
         Assert.Equal(ended.LastCheckpointStep, latest.Step);
         var manifest = await reader.ReadManifestAsync(latest.Manifest);
         Assert.Equal(2, manifest.Chunks.Select(c => c.File).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_resume_while_the_checkpoint_store_is_down_is_refused_naming_it_changes_nothing_and_goes_through_once_it_is_back()
+    {
+        await using var azurite = await AzuriteProcess.StartAsync();
+        await using var proxy = new FaultProxy(azurite.Port);
+        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, checkpointStorage: AzuriteProcess.ConnectionStringFor(proxy.Port));
+        var spec = TestSpecs.Tiny(steps: 300) with
+        {
+            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Checkpoint = new CheckpointSpec { EverySteps = 10 },
+        };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await cluster.Until(jobId, s => s.LastCheckpointStep >= 10, timeout.Token);
+        await cluster.Client.CancelAsync(jobId, timeout.Token);
+        var cancelled = await cluster.Finish(jobId);
+        Assert.Equal(JobState.Cancelled, cancelled.State);
+
+        proxy.Set(ProxyMode.Unavailable);
+        var refused = await Assert.ThrowsAsync<ClusterUnavailableException>(() => cluster.Client.ResumeAsync(jobId, cancellation: timeout.Token));
+        Assert.Contains($"the checkpoint store http://127.0.0.1:{proxy.Port}/", refused.Message);
+        Assert.Contains($"job {jobId} stays Cancelled", refused.Message);
+        var unchanged = await cluster.Client.GetStatusAsync(jobId, timeout.Token);
+        Assert.Equal((JobState.Cancelled, cancelled.CommittedStep, cancelled.LastCheckpointStep), (unchanged.State, unchanged.CommittedStep, unchanged.LastCheckpointStep));
+        Assert.DoesNotContain(await Events(cluster, jobId, JobEventKinds.Resumed, timeout.Token), e => true);
+
+        proxy.Set(ProxyMode.Forward);
+        await cluster.Client.ResumeAsync(jobId, cancellation: timeout.Token);
+        var ended = await cluster.Finish(jobId);
+        Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}");
+        Assert.Equal(reference, ended.FinalParameterDigest);
     }
 
     private static async Task<List<JobEvent>> Events(TestCluster cluster, string jobId, string kind, CancellationToken cancellation)

@@ -24,7 +24,7 @@ internal sealed class FakeReplanJob : IReplanJob
         _capacity = new FakeCapacity(this);
         var state = new MemoryState { State = new JobRecord { Spec = spec, State = JobState.Running, Generation = 1 } };
         var store = new MemoryBlobStore();
-        Journal = new JobJournal(state, new StepLog(store, JobId), JobId, TimeProvider.System, NullLogger.Instance);
+        Journal = new JobJournal(state, new StepLog(store, JobId), JobId, TimeProvider.System, NullLogger.Instance, recordChanged: () => { });
         Checkpoints = new CheckpointCoordinator(store, JobId, Journal, () => { }, TimeProvider.System);
         Chooser = new LayoutChooser(spec);
         var devices = silos.Take(replicas).Select(Device).ToList();

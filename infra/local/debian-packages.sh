@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: chromium (Playwright drives it for the dashboard's browser tests; it never downloads a
-# browser) and python3-numpy (the independent reference forward pass that exported models are checked against); and,
+# browser), python3-numpy (the independent reference forward pass that exported models are checked against) and
+# redis-server (a cluster with Redis membership and job state; each test starts its own on a free port); and,
 # where the machine's package sources have it (Debian's own do not), kubectl, which renders the Kubernetes overlays
 # (their tests say they are skipped without it).
 #   debian-packages.sh install    installs those that are missing (apt, as root or with sudo; ~1 min)
 set -euo pipefail
-packages=(chromium python3-numpy)
+packages=(chromium python3-numpy redis-server)
 optional=(kubectl)
 case "${1:-}" in
   install)

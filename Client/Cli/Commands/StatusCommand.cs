@@ -19,7 +19,9 @@ internal static class StatusCommand
             Row("job", s.JobId);
             Row("name", s.Name);
             Row("state", s.State.ToString());
-            Row("steps", $"{s.CommittedStep}/{s.TotalSteps}");
+            Row("steps", s.TrainedStep > s.CommittedStep
+                ? $"{s.CommittedStep}/{s.TotalSteps} recorded ({s.TrainedStep} trained: the job store has not taken the rest yet)"
+                : $"{s.CommittedStep}/{s.TotalSteps}");
             Row("loss", s.LastLoss?.ToString("F4", inv) ?? "-");
             Row("tokens/s", s.TokensPerSecond.ToString("N0", inv));
             if (s.Mfu is { } mfu) Row("MFU", mfu.ToString("P1", inv));
