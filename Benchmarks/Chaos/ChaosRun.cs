@@ -267,6 +267,8 @@ public sealed class ChaosRun
         var store = AzureBlobStore.Connect(_cluster.Storage, "checkpoints");
         var reader = new CheckpointReader(store, CheckpointLayout.ForJob(job.JobId));
         if (await reader.FindAsync(null) is not { } newest) return "skipped: no committed checkpoint";
+        // The fault is a damaged newest checkpoint with an older one to fall back to; with none, failing is the job's right answer.
+        if ((await reader.CommittedAsync()).Count(c => c.Step < newest.Manifest.Step) == 0) return $"skipped: {job.Spec.Name} has no older checkpoint to fall back to";
         var chunk = newest.Manifest.Chunks[newest.Manifest.Chunks.Count / 2];
         var blob = await store.GetVersionedAsync(chunk.File) ?? throw new InvalidOperationException($"{chunk.File} is missing");
         blob.Content[chunk.ByteOffset] ^= 0x5A;

@@ -219,6 +219,7 @@ public sealed partial class JobGrain(
     private async Task Run(string? resumeFrom, ReplanChange? adopt = null, bool comeBack = false)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
+        CoordinatorFence.Mark(GrainContext.Address.SiloAddress!);
         Outcome? outcome = null;
         try
         {

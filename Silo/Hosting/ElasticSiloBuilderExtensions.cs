@@ -82,6 +82,7 @@ public static class ElasticSiloBuilderExtensions
         silo.AddDistributedGrainDirectory(JobGrain.Directory);
 #pragma warning restore ORLEANSEXP003
         silo.AddIncomingGrainCallFilter<UnitExceptionFilter>();
+        silo.AddIncomingGrainCallFilter<DeadCoordinatorFilter>();
         silo.AddPlacementDirector<DevicePlacement, DevicePlacementDirector>();
         silo.AddPlacementDirector<OnDemandPlacement, OnDemandPlacementDirector>();
         silo.Services.AddSerializer(s => s.AddElasticJobTypes());

@@ -69,6 +69,31 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task A_grow_whose_first_attempt_fails_and_whose_new_devices_are_gone_by_the_second_replans_onto_what_is_left()
+    {
+        // Found by the chaos suite: the second attempt refused the grow "going on as" the plan the first attempt made, whose
+        // units never prepared, and the job then lost its steps back to its checkpoint.
+        var job = new FakeReplanJob(Spec, ["a", "b", "c", "d"], replicas: 2, committed: 5);
+        job.OnPrepare = (plan, _) =>
+        {
+            if (plan.Generation != 2) return;
+            job.Gone.UnionWith(["c", "d"]);
+            throw new JobFailure("preparing the new units failed: a unit did not join in time");
+        };
+        var grow = new ReplanChange(ReplanCause.Join, "devices joined") { Target = new Layout(4) };
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(grow));
+
+        Assert.Equal(2, job.Prepared.Count);
+        var (plan, adopt) = job.Prepared[1];
+        Assert.Equal([job.Device("a"), job.Device("b")], plan.Devices);
+        Assert.Equal([true, true], adopt);
+        Assert.Empty(job.Events(JobEventKinds.ReplanRefused));
+        Assert.Equal(0, Assert.Single(job.Events(JobEventKinds.Replanned)).Replan!.StepsLost);
+        Assert.Equal((5L, 3), (job.Journal.Committed, job.Record.Plan!.Generation));
+    }
+
+    [Fact]
     public async Task With_every_holder_lost_and_no_layout_on_what_is_left_the_job_gives_its_devices_back_and_waits_saying_why()
     {
         var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);

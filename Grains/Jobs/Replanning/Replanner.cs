@@ -55,7 +55,9 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
                     return false;
                 }
                 job.Journal.Add(JobEventKinds.ReplanFailed, $"attempt {attempt}: {error}; trying again");
-                change = change with { Cause = change.Cause == ReplanCause.Request ? ReplanCause.Request : ReplanCause.Failure };
+                // The old plan is gone now (its state parked, staged or adopted): a move the job was not asked for gives way to
+                // the planner's best layout on what is left, and nothing can be refused (there is no plan to go on as).
+                change = change.Cause == ReplanCause.Request ? change : change with { Cause = ReplanCause.Failure, Target = null };
             }
         }
     }
@@ -77,7 +79,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         await CommitSurvivorsSteps(survivors);
         var committed = job.Journal.Committed;
 
-        var (target, review, refusable, unreachable, why) = await Choose(change, survivors);
+        var (target, review, refusable, unreachable, why) = await Choose(change, survivors, attempt);
         if (target is null)
         {
             await WaitForCapacity(change, running, old, survivors, why);
@@ -118,13 +120,14 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     }
 
     /// <summary>
-    /// The layout to move to. One asked for (or found worth moving to) either fits now or is refused, the job going on as it is;
-    /// a re-plan forced by lost or leaving units takes the planner's best layout on what is left (null when none fits, with the
-    /// planner's first reason why).
+    /// The layout to move to. One asked for (or found worth moving to) either fits now or is refused, the job going on as it is
+    /// (on a first attempt only); a re-plan forced by lost or leaving units takes the planner's best layout on what is left (null
+    /// when none fits, with the planner's first reason why).
     /// </summary>
-    private async Task<(Layout? Target, CapacityReview Review, bool Refusable, List<SiloAddress> Unreachable, string? Why)> Choose(ReplanChange change, Survivors survivors)
+    private async Task<(Layout? Target, CapacityReview Review, bool Refusable, List<SiloAddress> Unreachable, string? Why)> Choose(ReplanChange change, Survivors survivors, int attempt)
     {
-        var refusable = change.Target is not null && survivors.Lost.Count == 0;
+        // Only the first attempt finds the old plan whole, to go on as when the move is refused.
+        var refusable = change.Target is not null && survivors.Lost.Count == 0 && attempt == 1;
         var unreachable = await UnreachableSilos([.. survivors.Lost.Select(h => survivors.Found[h])]);
         var review = await job.OnCapacity(c => c.Review(job.JobId, job.Standing, job.Widths, survivors.AliveDevices));
         if (change.Target is { } asked) return (asked, review, refusable, unreachable, null);

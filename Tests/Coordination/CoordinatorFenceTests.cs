@@ -1,0 +1,42 @@
+using System.Collections.Immutable;
+using System.Net;
+using Elastic.Grains.Jobs;
+using Elastic.Units.Replicas;
+
+namespace Elastic.Tests.Coordination;
+
+/// <summary>
+/// A coordinator on a silo that was paused past its death sentence wakes and, for a moment, goes on: calls it makes carry
+/// its silo, and a silo that knows it dead refuses them, so it cannot hand over or step the units its successor adopts.
+/// </summary>
+public sealed class CoordinatorFenceTests
+{
+    private static readonly SiloAddress Dead = SiloAddress.New(IPAddress.Loopback, 11111, 1);
+    private static readonly SiloAddress Live = SiloAddress.New(IPAddress.Loopback, 11112, 1);
+
+    private static readonly ClusterMembershipSnapshot Membership = new(ImmutableDictionary<SiloAddress, ClusterMember>.Empty
+        .Add(Dead, new ClusterMember(Dead, SiloStatus.Dead, "paused"))
+        .Add(Live, new ClusterMember(Live, SiloStatus.Active, "live")), new MembershipVersion(7));
+
+    [Fact]
+    public void A_call_from_a_coordinator_on_a_dead_silo_is_refused_naming_it_and_others_go_on()
+    {
+        try
+        {
+            CoordinatorFence.Mark(Dead);
+            Assert.Equal(Dead, CoordinatorFence.Caller());
+            Assert.Equal($"Handover refused: the coordinator that asked runs on {Dead}, which the cluster declared dead",
+                DeadCoordinatorFilter.Refusal(CoordinatorFence.Caller(), Membership, "Handover"));
+
+            CoordinatorFence.Mark(Live);
+            Assert.Null(DeadCoordinatorFilter.Refusal(CoordinatorFence.Caller(), Membership, "RunStep"));
+            // Not a coordinator's call, or a silo this view has not heard of yet (a new one): neither is refused.
+            Assert.Null(DeadCoordinatorFilter.Refusal(null, Membership, "Digest"));
+            Assert.Null(DeadCoordinatorFilter.Refusal(SiloAddress.New(IPAddress.Loopback, 11113, 2), Membership, "Prepare"));
+        }
+        finally
+        {
+            RequestContext.Clear();
+        }
+    }
+}
