@@ -7,8 +7,11 @@ namespace Elastic.Tests.Chaos;
 /// The short seeded chaos run: four silo processes, Azurite behind fault proxies and the API as its own process, while a
 /// seeded schedule throws kills, pauses, drains, evictions, storage and data-plane faults, API restarts, duplicate
 /// submissions and damaged checkpoints at jobs of three priorities. Every job's history must pass the checker: nothing
-/// committed is lost or rewritten, every loss and every final digest is the fault-free run's, every job completes.
+/// committed is lost or rewritten, every loss and every final digest is the fault-free run's, every job completes. It runs
+/// alone: its six processes are the load the schedule was made for, and another class's cluster beside them on two cores
+/// would stretch every drain past its deadline.
 /// </summary>
+[Collection(nameof(ChaosRunTests))]
 public sealed class ChaosRunTests(ITestOutputHelper output)
 {
     [Fact]
@@ -32,3 +35,6 @@ public sealed class ChaosRunTests(ITestOutputHelper output)
         Directory.Delete(folder, recursive: true);
     }
 }
+
+[CollectionDefinition(nameof(ChaosRunTests), DisableParallelization = true)]
+public sealed class ChaosRunCollection;
