@@ -2,9 +2,10 @@ namespace Elastic.Grains.Jobs;
 
 /// <summary>
 /// Marks the calls a job's coordinator makes (to its units, to the capacity grain) with the coordinator's silo, so that the
-/// receiving silo can refuse them once that silo has been declared dead. A silo that was paused past its death sentence
-/// runs on for a moment when it wakes, before it learns it is dead: its coordinator must not hand over, release or step
-/// units that the coordinator taking over is about to adopt.
+/// receiving silo can refuse them once that silo has been declared dead or is shutting down. A silo that was paused past
+/// its death sentence runs on for a moment when it wakes, before it learns it is dead, and a stopping silo's training loop
+/// can outlive the coordinator's hand-over: neither may hand over, release or step units that the coordinator taking over
+/// is about to adopt.
 /// </summary>
 public static class CoordinatorFence
 {

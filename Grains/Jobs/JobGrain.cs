@@ -59,7 +59,7 @@ public sealed partial class JobGrain(
     /// Writes the record: progress in the background (an outage of the store delays the write, never a step); plans, which
     /// fence generations, strictly before use (<see cref="NewPlan"/>).
     /// </summary>
-    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason), time, () => Journal.Recording());
+    private JobRecordWriter Writer => _writer ??= new JobRecordWriter(job, reason => LogPersistFailed(logger, JobId, reason), time, () => Journal.Recording(), options.Value.RecordInterval);
     private ICapacityGrain CapacityGrain => GrainFactory.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey);
     /// <summary>Calls the capacity grain, riding out its move to another silo when its own silo goes.</summary>
     private Task<T> OnCapacity<T>(Func<ICapacityGrain, Task<T>> call) => ClusterCallRetry.OnGrainContext(() => call(CapacityGrain));

@@ -11,6 +11,8 @@ public sealed class JobOptions
     public TimeSpan CapacityPollInterval { get; set; } = TimeSpan.FromSeconds(1);
     /// <summary>How long a write that must land before the job goes on (a new plan, the end) waits for the job store to come back.</summary>
     public TimeSpan StoreOutagePatience { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>A running job's progress reaches the job store, and so what the job shows, at most this often (plans and ends are written at once).</summary>
+    public TimeSpan RecordInterval { get; set; } = TimeSpan.FromMilliseconds(250);
     /// <summary>A job re-plans to grow no sooner than this after its last re-plan (shrinking, forced by a leaving device, never waits).</summary>
     public TimeSpan MinDwell { get; set; } = TimeSpan.FromSeconds(10);
     /// <summary>New devices must have been free this long before a job grows onto them, so that silos joining together are taken in one re-plan.</summary>

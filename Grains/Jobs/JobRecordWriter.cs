@@ -11,8 +11,10 @@ namespace Elastic.Grains.Jobs;
 /// committed steps), writing ours over it. A record that did move on means this coordinator is stale.
 /// <paramref name="recording"/> is asked, just before each write, what to do once that write has landed: the journal takes a
 /// snapshot of its views then and shows it once the store holds it, so nothing is shown that a lost coordinator could take back.
+/// Background writes come at most every <paramref name="interval"/>: each carries the record's open steps (up to two
+/// thousand), so a job of fast steps writing after each would spend a core on its record.
 /// </summary>
-public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure, TimeProvider time, Func<Action> recording)
+public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<string> onFailure, TimeProvider time, Func<Action> recording, TimeSpan interval)
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LastRetry = TimeSpan.FromSeconds(30);
@@ -68,6 +70,7 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
             {
                 await WriteOnce();
                 delay = FirstRetry;
+                if (interval > TimeSpan.Zero) await Task.Delay(interval, time);
             }
             catch (StaleCoordinatorException)
             {

@@ -13,20 +13,25 @@ public sealed class CoordinatorFenceTests
 {
     private static readonly SiloAddress Dead = SiloAddress.New(IPAddress.Loopback, 11111, 1);
     private static readonly SiloAddress Live = SiloAddress.New(IPAddress.Loopback, 11112, 1);
+    private static readonly SiloAddress Stopping = SiloAddress.New(IPAddress.Loopback, 11114, 1);
 
     private static readonly ClusterMembershipSnapshot Membership = new(ImmutableDictionary<SiloAddress, ClusterMember>.Empty
         .Add(Dead, new ClusterMember(Dead, SiloStatus.Dead, "paused"))
-        .Add(Live, new ClusterMember(Live, SiloStatus.Active, "live")), new MembershipVersion(7));
+        .Add(Live, new ClusterMember(Live, SiloStatus.Active, "live"))
+        .Add(Stopping, new ClusterMember(Stopping, SiloStatus.ShuttingDown, "draining")), new MembershipVersion(7));
 
     [Fact]
-    public void A_call_from_a_coordinator_on_a_dead_silo_is_refused_naming_it_and_others_go_on()
+    public void A_call_from_a_coordinator_on_a_dead_or_stopping_silo_is_refused_naming_it_and_others_go_on()
     {
         try
         {
             CoordinatorFence.Mark(Dead);
             Assert.Equal(Dead, CoordinatorFence.Caller());
-            Assert.Equal($"Handover refused: the coordinator that asked runs on {Dead}, which the cluster declared dead",
+            Assert.Equal($"Handover refused: the coordinator that asked runs on {Dead}, which is declared dead",
                 DeadCoordinatorFilter.Refusal(CoordinatorFence.Caller(), Membership, "Handover"));
+            // One that stepped down as its silo stops has handed the job over: it may not act on it any more either.
+            Assert.Equal($"RunStep refused: the coordinator that asked runs on {Stopping}, which is shutting down",
+                DeadCoordinatorFilter.Refusal(Stopping, Membership, "RunStep"));
 
             CoordinatorFence.Mark(Live);
             Assert.Null(DeadCoordinatorFilter.Refusal(CoordinatorFence.Caller(), Membership, "RunStep"));

@@ -25,7 +25,7 @@ public sealed class RecordedViewTests
         var state = new FlakyState(random) { State = new JobRecord { Spec = TestSpecs.Tiny(steps: 300), State = JobState.Running } };
         JobRecordWriter? writer = null;
         var journal = new JobJournal(state, new StepLog(new MemoryBlobStore(), "job"), "job", time, NullLogger.Instance, () => writer!.WriteSoon());
-        writer = new JobRecordWriter(state, _ => { }, time, journal.Recording);
+        writer = new JobRecordWriter(state, _ => { }, time, journal.Recording, TimeSpan.FromMilliseconds(250));
 
         for (var step = 1; step <= 300; step++)
         {
@@ -62,7 +62,7 @@ public sealed class RecordedViewTests
         var state = new FlakyState(new Random(1)) { State = new JobRecord { Spec = TestSpecs.Tiny(steps: 10), State = JobState.Running }, FailureRate = 1 };
         JobRecordWriter? writer = null;
         var journal = new JobJournal(state, new StepLog(new MemoryBlobStore(), "job"), "job", time, NullLogger.Instance, () => writer!.WriteSoon());
-        writer = new JobRecordWriter(state, _ => { }, time, journal.Recording);
+        writer = new JobRecordWriter(state, _ => { }, time, journal.Recording, TimeSpan.FromMilliseconds(250));
 
         var watching = journal.Progress(0, 0, TimeSpan.FromMinutes(10));
         journal.Commit(1, [new ShardStepResult(1, 2.0, 1e-3, 1.0, null)], 0.1);
