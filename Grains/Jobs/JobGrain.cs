@@ -161,7 +161,7 @@ public sealed partial class JobGrain(
         {
             await Writer.WriteAsync(TimeSpan.Zero);
         }
-        catch (Exception e) when (e is not StaleCoordinatorException)
+        catch (Exception e) when (!CoordinatorFence.Replaced(e))
         {
             // Nothing of a resume the store did not take may stay: the record goes back to what the store holds.
             job.State = before;
@@ -248,7 +248,7 @@ public sealed partial class JobGrain(
                 {
                     _units = await Prepare(plan, adopt: new bool[plan.Dp], options.Value.JoinTimeout);
                 }
-                catch (Exception e) when (!_cancelRequested && e is not StaleCoordinatorException && ++failedPrepares < options.Value.MaxStepFailures)
+                catch (Exception e) when (!_cancelRequested && !CoordinatorFence.Replaced(e) && ++failedPrepares < options.Value.MaxStepFailures)
                 {
                     // A unit that could not join (a peer's link down, a device not yet let go) is a fault of the moment: plan again.
                     Journal.Add(JobEventKinds.ReplanFailed, $"preparing {plan} failed ({(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}); planning again");
@@ -266,9 +266,10 @@ public sealed partial class JobGrain(
                 if (outcome is null) resumeFrom = await ComeBack();
             }
         }
-        catch (StaleCoordinatorException e)
+        catch (Exception e) when (CoordinatorFence.Replaced(e))
         {
-            // Another activation drives the job (its record moved on): this one leaves the units and the record to it.
+            // Another activation drives the job (its record moved on, or silos refuse this one's calls): this one leaves the
+            // units and the record to it.
             LogStale(logger, JobId, e.Message);
             this.DelayDeactivation(TimeSpan.FromMinutes(-1));
             this.DeactivateOnIdle();
@@ -299,7 +300,7 @@ public sealed partial class JobGrain(
         {
             await Writer.WriteAsync(options.Value.StoreOutagePatience);
         }
-        catch (Exception e) when (e is not StaleCoordinatorException)
+        catch (Exception e) when (!CoordinatorFence.Replaced(e))
         {
             // The end is known here and shown to every caller; the store gets it when it comes back.
             Writer.WriteSoon();

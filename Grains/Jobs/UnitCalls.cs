@@ -26,6 +26,8 @@ public static class UnitCalls
         }
         catch
         {
+            // A unit that refused this coordinator (its silo is dead or stopping) is no failure of the job: the coordinator steps down.
+            if (calls.Select(c => c.Exception?.InnerException).OfType<CoordinatorFencedException>().FirstOrDefault() is { } fenced) throw fenced;
             var failures = calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted)
                 .Select(c => $"unit {c.r} on {devices[c.r]}: {c.call.Exception!.InnerException!.Message}");
             throw new JobFailure($"{what} failed: {string.Join("; ", failures)}");

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Net;
+using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
 using Elastic.Units.Replicas;
 
@@ -43,5 +44,21 @@ public sealed class CoordinatorFenceTests
         {
             RequestContext.Clear();
         }
+    }
+
+    [Fact]
+    public async Task A_refused_unit_call_makes_the_coordinator_step_down_instead_of_failing_the_job()
+    {
+        var devices = new[] { new DeviceSlot(Live, 0, "127.0.0.1:1"), new DeviceSlot(Live, 1, "127.0.0.1:2") };
+        Task[] calls = [Task.CompletedTask, Task.FromException(new CoordinatorFencedException("RunStep refused: the coordinator that asked runs on a silo declared dead"))];
+
+        var refused = await Assert.ThrowsAsync<CoordinatorFencedException>(() => UnitCalls.OnAll(devices, calls, "step 9"));
+
+        Assert.True(CoordinatorFence.Replaced(refused));
+        Assert.True(CoordinatorFence.Replaced(new StaleCoordinatorException("the stored record moved on")));
+        // Any other unit failure is the job's, named with its unit.
+        var failure = await Assert.ThrowsAsync<JobFailure>(() => UnitCalls.OnAll(devices, [Task.CompletedTask, Task.FromException(new TimeoutException("no answer"))], "step 9"));
+        Assert.False(CoordinatorFence.Replaced(failure));
+        Assert.Contains("unit 1", failure.Message);
     }
 }

@@ -42,7 +42,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
             {
                 return await ReplanOnce(change, attempt, running);
             }
-            catch (Exception e) when (!job.CancelRequested && e is not StaleCoordinatorException)
+            catch (Exception e) when (!job.CancelRequested && !CoordinatorFence.Replaced(e))
             {
                 var error = e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}";
                 if (attempt == Attempts)
