@@ -37,9 +37,10 @@ builder.UseOrleans(silo =>
             break;
         case "redis":
             silo.UseRedisClustering(settings.ConnectionString!);
+            var redis = StackExchange.Redis.ConfigurationOptions.Parse(settings.ConnectionString!);
             // Job state outlives any one silo: keep it in the same Redis.
-            silo.AddRedisGrainStorage(StorageNames.Jobs, o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.ConnectionString!));
-            silo.UseRedisReminderService(o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.ConnectionString!));
+            silo.AddRedisGrainStorage(StorageNames.Jobs, o => o.ConfigurationOptions = redis.Clone());
+            silo.UseRedisReminderService(o => o.ConfigurationOptions = redis.Clone());
             break;
         default:
             silo.UseLocalhostClustering(settings.SiloPort, settings.GatewayPort, serviceId: settings.ServiceId, clusterId: settings.ClusterId);

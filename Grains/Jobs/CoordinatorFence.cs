@@ -12,11 +12,11 @@ public static class CoordinatorFence
     private const string Key = "elastic.coordinator-silo";
 
     /// <summary>Marks every call made from here on in this flow (the coordinator's training loop) as coming from <paramref name="silo"/>.</summary>
-    public static void Mark(SiloAddress silo) => RequestContext.Set(Key, silo.ToParsableString());
+    public static void Mark(SiloAddress silo) => RequestContext.Set(Key, silo);
 
     /// <summary>Whether <paramref name="e"/> says another coordinator drives the job now (its record moved on, or a silo refused this one): this one steps down quietly.</summary>
     public static bool Replaced(Exception e) => e is StaleCoordinatorException or Elastic.GrainInterfaces.CoordinatorFencedException;
 
     /// <summary>The coordinator's silo that the call being handled came from, if a coordinator made it.</summary>
-    public static SiloAddress? Caller() => RequestContext.Get(Key) is string silo ? SiloAddress.FromParsableString(silo) : null;
+    public static SiloAddress? Caller() => RequestContext.Get(Key) as SiloAddress;
 }

@@ -119,7 +119,9 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
     }
 
     /// <summary>The job as the store last took it, with the steps trained since.</summary>
-    public JobStatus Status() => _recorded.Status with { TrainedStep = Committed };
+    public JobStatus Status() => Shown(_recorded);
+
+    private JobStatus Shown(Recorded recorded) => recorded.Status with { TrainedStep = Committed };
 
     /// <summary>The job as this coordinator knows it, recorded or not.</summary>
     private static JobStatus Live(JobRecord record, string jobId)
@@ -153,7 +155,7 @@ public sealed partial class JobJournal(IPersistentState<JobRecord> job, StepLog 
             recorded = _recorded;
         }
         var last = recorded.Status.CommittedStep;
-        return new JobProgress(recorded.Status with { TrainedStep = Committed },
+        return new JobProgress(Shown(recorded),
             (await history.ReadAsync(Record, afterStep, max: ProgressPage)).Where(s => s.Step <= last).ToList(),
             Record.HeldOut.Where(e => e.Step > afterStep && e.Step <= last).ToList(),
             Record.Events.Take(recorded.Events).Where(e => e.Index > afterEvent).ToList());

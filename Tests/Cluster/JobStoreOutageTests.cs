@@ -21,16 +21,14 @@ public sealed class JobStoreOutageTests : IDisposable
     [Fact]
     public async Task Training_goes_on_while_the_job_store_is_down_and_the_job_continues_when_it_returns()
     {
-        OutageStore? store = null;
-        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, silo: silo =>
-            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.Jobs, (sp, _) =>
-                store = new OutageStore(new DirectoryGrainStorage(_folder, sp.GetRequiredService<Serializer>()))));
+        await using var cluster = await StartCluster();
         var jobId = await cluster.Client.SubmitAsync(TestSpecs.Tiny(steps: 100_000) with { Devices = new DeviceSpec { Min = 2, Max = 2 } });
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var before = await cluster.Until(jobId, s => s.CommittedStep >= 20, timeout.Token);
 
         // Down: each write hangs for a second and then fails, as a store behind retries and timeouts does.
-        store!.Down = true;
+        var store = Store;
+        store.Down = true;
         var outage = System.Diagnostics.Stopwatch.StartNew();
         var during = await cluster.Until(jobId, s => s.TrainedStep >= before.TrainedStep + 60, timeout.Token);
         Assert.True(store.FailedWrites > 0, "the job never tried to write while the store was down");
@@ -62,20 +60,14 @@ public sealed class JobStoreOutageTests : IDisposable
     [Fact]
     public async Task A_resume_the_job_store_does_not_take_is_refused_naming_it_leaves_the_job_as_it_was_and_goes_through_once_it_is_back()
     {
-        OutageStore? store = null;
-        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, silo: silo =>
-            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.Jobs, (sp, _) =>
-                store = new OutageStore(new DirectoryGrainStorage(_folder, sp.GetRequiredService<Serializer>()))));
+        await using var cluster = await StartCluster();
         var spec = TestSpecs.Tiny(steps: 300) with { Devices = new DeviceSpec { Min = 2, Max = 2 }, Checkpoint = new CheckpointSpec { EverySteps = 10 } };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        var jobId = await cluster.Client.SubmitAsync(spec);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await cluster.Until(jobId, s => s.LastCheckpointStep >= 10, timeout.Token);
-        await cluster.Client.CancelAsync(jobId, timeout.Token);
-        var cancelled = await cluster.Finish(jobId);
-        Assert.Equal(JobState.Cancelled, cancelled.State);
+        var (jobId, cancelled) = await cluster.CancelAfterFirstCheckpoint(spec, timeout.Token);
 
-        store!.Down = true;
+        var store = Store;
+        store.Down = true;
         var refused = await Assert.ThrowsAsync<ClusterUnavailableException>(() => cluster.Client.ResumeAsync(jobId, cancellation: timeout.Token));
         Assert.Contains("the job store did not take the resume", refused.Message);
         Assert.Contains($"job {jobId} stays Cancelled", refused.Message);
@@ -90,6 +82,16 @@ public sealed class JobStoreOutageTests : IDisposable
         var stored = await store.ReadRecord(jobId);
         Assert.Equal((JobState.Completed, 300L), (stored.State, StepLog.Count(stored)));
     }
+
+    /// <summary>A one-silo cluster of two devices whose job store is <see cref="Store"/> over this test's folder.</summary>
+    private Task<TestCluster> StartCluster() => TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, silo: silo =>
+        silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.Jobs, (sp, _) =>
+            _store = new OutageStore(new DirectoryGrainStorage(_folder, sp.GetRequiredService<Serializer>()))));
+
+    /// <summary>The job store, once the silo has made it (when the first job's record is read).</summary>
+    private OutageStore Store => _store ?? throw new InvalidOperationException("the silo has not made its job store yet");
+
+    private OutageStore? _store;
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 

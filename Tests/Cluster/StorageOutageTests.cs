@@ -64,12 +64,8 @@ public sealed class StorageOutageTests
             Checkpoint = new CheckpointSpec { EverySteps = 10 },
         };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        var jobId = await cluster.Client.SubmitAsync(spec);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await cluster.Until(jobId, s => s.LastCheckpointStep >= 10, timeout.Token);
-        await cluster.Client.CancelAsync(jobId, timeout.Token);
-        var cancelled = await cluster.Finish(jobId);
-        Assert.Equal(JobState.Cancelled, cancelled.State);
+        var (jobId, cancelled) = await cluster.CancelAfterFirstCheckpoint(spec, timeout.Token);
 
         proxy.Set(ProxyMode.Unavailable);
         var refused = await Assert.ThrowsAsync<ClusterUnavailableException>(() => cluster.Client.ResumeAsync(jobId, cancellation: timeout.Token));

@@ -101,6 +101,17 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Submits <paramref name="spec"/> (which checkpoints), cancels it once its first checkpoint is committed, and waits for it to end cancelled.</summary>
+    public async Task<(string JobId, JobStatus Cancelled)> CancelAfterFirstCheckpoint(TrainingSpec spec, CancellationToken cancellation)
+    {
+        var jobId = await Client.SubmitAsync(spec);
+        await Until(jobId, s => s.LastCheckpointStep >= spec.Checkpoint.EverySteps, cancellation);
+        await Client.CancelAsync(jobId, cancellation);
+        var cancelled = await Finish(jobId);
+        Assert.Equal(JobState.Cancelled, cancelled.State);
+        return (jobId, cancelled);
+    }
+
     /// <summary>Asserts that a completed job's run is <paramref name="reference"/>'s bit for bit: digest, every step's loss and gradient norm, held-out losses.</summary>
     public async Task AssertSameRun(RunReport reference, JobStatus status)
     {
