@@ -47,6 +47,13 @@ public interface ITrainingUnit : IAddressable
     [Alias("Stage")] Task Stage();
 
     /// <summary>
+    /// Takes the state an earlier generation's unit left on this unit's devices (<see cref="Handover"/>) and stages it in host memory,
+    /// as <see cref="Stage"/> does, without training on it: the next generation gets that state even when none of its replicas is
+    /// on those devices (their silo is draining, or the layout changed). Returns the steps the state has taken.
+    /// </summary>
+    [Alias("StageParked")] Task<long> StageParked(ShardAssignment assignment);
+
+    /// <summary>
     /// Joins <paramref name="group"/> from <paramref name="rank"/> on (a replica's tensor rank t as rank + t): a source rank sends
     /// the pieces of its state the others need, a receiver replaces its state with what it gets. Returns the bytes it sent or received.
     /// </summary>

@@ -120,15 +120,11 @@ public sealed class ChaosCluster : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             // `elastic serve` exits when it cannot reach the cluster at start (the silos still forming): start it again.
-            if (_api is { HasExited: true } api)
-            {
-                api.Dispose();
-                StartApi();
-            }
+            if (_api is { HasExited: true }) StartApi();
             foreach (var silo in Silos.Where(s => s.Process is { HasExited: true } && _clock.Elapsed >= s.DownUntil))
             {
+                // Exited processes are not disposed: the sampler or a fault may be reading them on another thread (the finalizer frees them).
                 _log($"{_clock.Elapsed.TotalSeconds,7:F1} s  {silo.Name} exited ({silo.Process!.ExitCode}); starting it again");
-                silo.Process.Dispose();
                 if (silo.DataPlane is { } old) await old.DisposeAsync();
                 Start(silo);
             }

@@ -24,7 +24,7 @@ public sealed record ChaosFigures(int Jobs, long StepsCommitted, int Replans, lo
 /// two different losses, and every loss seen equals the fault-free run's at that step, bit for bit; the report holds steps
 /// 1..N with those losses; the job completed with the fault-free digest; no committed step was lost to a fault while a
 /// replica could have kept it. A job's state lives on the devices of its plan and in its checkpoints, so a loss is allowed
-/// only when kills or pauses took down every silo of the plan in force (it is counted apart). Pure: the histories in, the
+/// only when kills or pauses took down every silo of the last plan that held the state (it is counted apart). Pure: the histories in, the
 /// violations and the figures out.
 /// </summary>
 public static class HistoryChecker
@@ -61,17 +61,36 @@ public static class HistoryChecker
     }
 
     /// <summary>
-    /// Whether kills or pauses took down every silo of the plan the job ran before <paramref name="loss"/> was declared, between
-    /// the last look at an older generation and the first look that showed the declaration.
+    /// Whether kills or pauses took down every silo of the plan that held the job's state before <paramref name="loss"/> was
+    /// declared (<see cref="HoldingGeneration"/>), between the last look at an older generation and the first look that showed
+    /// the declaration.
     /// </summary>
     private static bool EveryReplicaTakenDown(JobHistory job, JobEvent loss, IReadOnlyList<AppliedFault> faults)
     {
-        var before = job.Observations.LastOrDefault(o => o.LastEvent < loss.Index);
-        if (before is null || !job.PlanSilos.TryGetValue(before.Generation, out var silos) || silos.Count == 0) return false;
-        var from = job.Observations.LastOrDefault(o => o.Generation < before.Generation)?.At ?? TimeSpan.Zero;
+        var looks = job.Observations.TakeWhile(o => o.LastEvent < loss.Index).ToList();
+        if (looks.Count == 0) return false;
+        var holding = HoldingGeneration(looks);
+        if (!job.PlanSilos.TryGetValue(holding, out var silos) || silos.Count == 0) return false;
+        var from = job.Observations.LastOrDefault(o => o.Generation < holding)?.At ?? TimeSpan.Zero;
         var to = job.Observations.FirstOrDefault(o => o.LastEvent >= loss.Index)?.At ?? TimeSpan.MaxValue;
         var down = faults.Where(f => f.Silo is not null && f.At >= from && f.At <= to).Select(f => f.Silo!).ToHashSet();
         return silos.All(down.Contains);
+
+        // The last generation known to have held the state: one that committed a step between two looks at it, or whose
+        // `replanned` event was recorded. A generation whose units were still being prepared when its coordinator died never
+        // held it (found by the chaos test: a grow's new silo was counted a holder though the state was only on the old one).
+        long HoldingGeneration(List<Observation> looks)
+        {
+            var holding = 0L;
+            foreach (var (previous, look) in looks.Prepend(null).Zip(looks))
+            {
+                var stepped = look.Committed > (previous?.Committed ?? 0) && (previous is null || previous.Generation == look.Generation);
+                var replanned = job.Events.Values.Any(e => e.Index > (previous?.LastEvent ?? 0) && e.Index <= look.LastEvent
+                    && e.Kind == JobEventKinds.Replanned && e.Replan?.To is { Length: > 0 });
+                if (stepped || replanned) holding = look.Generation;
+            }
+            return holding == 0 ? looks[^1].Generation : holding;
+        }
     }
 
     private static void CheckGenerations(JobHistory job, List<Violation> violations)

@@ -89,6 +89,8 @@ public sealed partial class JobGrain : IReplanJob
     Task<PlanRanking> IReplanJob.Rank(CapacityReview review, IReadOnlyCollection<SiloAddress>? exclude) => Rank(review, exclude);
     Task<ParallelPlan> IReplanJob.NewPlan(IReadOnlyList<DeviceSlot> devices, Layout layout) => NewPlan(devices, layout);
     Task<IReplicaGrain[]> IReplanJob.Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout) => Prepare(plan, adopt, joinTimeout);
+    (IReplicaGrain, ShardAssignment) IReplanJob.ParkedState(ParallelPlan plan, int holder) =>
+        (GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.ParkedState(JobId, plan, holder)), Assignment(plan));
     Task IReplanJob.ReleaseQuietly(IReplicaGrain[] units) => ReleaseQuietly(units);
     IShardGroupGrain IReplanJob.ShardGroup(string key) => GrainFactory.GetGrain<IShardGroupGrain>(key);
     byte[] IReplanJob.PeerSecret(ParallelPlan plan) => PeerSecret(plan);

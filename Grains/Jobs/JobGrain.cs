@@ -423,10 +423,14 @@ public sealed partial class JobGrain(
         return _peerSecret.Value.Secret;
     }
 
+    /// <summary>What replica 0 of <paramref name="plan"/> runs: the spec resolved for its layout, the timeouts, the generation's secret.</summary>
+    private ShardAssignment Assignment(ParallelPlan plan) => new(JobId, SpecLayout.Resolve(Record.Spec, plan.ToLayout()), plan, 0, 0,
+        options.Value.CollectiveTimeout, JoinTimeout: options.Value.JoinTimeout, PeerSecret: PeerSecret(plan));
+
     /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
     private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout)
     {
-        var assignment = new ShardAssignment(JobId, SpecLayout.Resolve(Record.Spec, plan.ToLayout()), plan, 0, 0, options.Value.CollectiveTimeout, JoinTimeout: joinTimeout, PeerSecret: PeerSecret(plan));
+        var assignment = Assignment(plan) with { JoinTimeout = joinTimeout };
         var replicas = Enumerable.Range(0, plan.Dp)
             .Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];

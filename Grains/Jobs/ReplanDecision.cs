@@ -7,7 +7,9 @@ namespace Elastic.Grains.Jobs;
 /// it out). A new replica whose devices are exactly a holder's, in the same rank order, adopts that state where it lies
 /// (only when the replicas keep their shape, pp x tp: a device then keeps its stage and tensor rank). Every other new replica receives its regions over the data plane from all holders at the furthest step: kept
 /// replicas serve from their live state, holders that leave the plan stage theirs in host memory first and serve from
-/// there (holders on leaving devices only when nothing else has the state). When no holder that can deliver answered,
+/// there (holders on leaving devices only when nothing else has the state); state a failed attempt parked on devices that
+/// no new replica adopts is unparked first (a unit takes it off the devices into host memory: <see cref="Unpark"/>), and the
+/// decision is made again with the holders that could not be unparked counted lost. When no holder that can deliver answered,
 /// <see cref="SourceSteps"/> is null and the state comes from the latest checkpoint. Under ZeRO the holders' optimizer
 /// state is partitioned: each holder has a part no other has, so all of them serve, and when one is lost or behind the
 /// state is incomplete (<see cref="PartLost"/>) and comes from the checkpoint too. Under expert parallelism each holder hosts
@@ -18,6 +20,7 @@ namespace Elastic.Grains.Jobs;
 /// <param name="AdoptedFrom">Per new replica, the holder whose state it adopts on its devices, or -1.</param>
 /// <param name="HandOver">Live holders that leave their state on their devices for the new replica there.</param>
 /// <param name="Stage">Live holders that copy their state to host memory and give their devices back, to serve.</param>
+/// <param name="Unpark">Parked holders that no new replica adopts and that must serve: the job unparks them, then decides again.</param>
 /// <param name="Staged">Holders (staged before or now) that serve from host memory.</param>
 /// <param name="KeptSources">New replicas that adopted the state at <see cref="SourceSteps"/>: they serve from their devices.</param>
 /// <param name="Needy">New replicas that receive the state.</param>
@@ -28,6 +31,7 @@ public sealed record ReplanDecision(
     IReadOnlyList<int> AdoptedFrom,
     IReadOnlyList<int> HandOver,
     IReadOnlyList<int> Stage,
+    IReadOnlyList<int> Unpark,
     IReadOnlyList<int> Staged,
     IReadOnlyList<int> KeptSources,
     IReadOnlyList<int> Needy,
@@ -50,8 +54,7 @@ public sealed record ReplanDecision(
             adoptedFrom[n] = Enumerable.Range(0, holders.Count).FirstOrDefault(h => holders[h] is { Alive: true, Kind: not HolderKind.Staged } holder
                 && holder.Devices.SequenceEqual(groups[n]) && !adoptedFrom.Contains(h) && (oldParts == 1 || (oldParts == newParts && holder.ExpertPart == n % newParts)), -1);
         var kept = adoptedFrom.Where(h => h >= 0).ToHashSet();
-        // Parked state that no new replica adopts cannot be reached: only the others can deliver.
-        var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Alive && (holders[h].Kind != HolderKind.Parked || kept.Contains(h))).ToList();
+        var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Alive).ToList();
         long? source = deliverable.Count > 0 ? deliverable.Max(h => holders[h].Steps!.Value) : null;
         var partLost = source is not null && ((partitioned && holders.Any(h => h.Steps != source))
             || deliverable.Where(h => holders[h].Steps == source).Select(h => holders[h].ExpertPart).Distinct().Count() < oldParts);
@@ -64,6 +67,7 @@ public sealed record ReplanDecision(
         return new ReplanDecision(source, adoptedFrom,
             HandOver: kept.Where(h => holders[h].Kind == HolderKind.Live).Order().ToList(),
             Stage: staged.Where(h => holders[h].Kind == HolderKind.Live).ToList(),
+            Unpark: staged.Where(h => holders[h].Kind == HolderKind.Parked).ToList(),
             Staged: staged,
             KeptSources: keptSources,
             Needy: needy,

@@ -121,6 +121,36 @@ public sealed class HistoryCheckerTests
         Assert.Equal((2L, 0L), (figures.StepsLost, figures.StepsLostWithEveryReplica));
     }
 
+    [Fact]
+    public void A_grow_that_never_finished_leaves_the_state_with_the_plan_before_it_and_one_that_stepped_holds_it_on_every_silo()
+    {
+        // Generation 2 adds silo 1002; its coordinator dies with 1001 before (or after) its units received the state.
+        History Grown(bool stepped)
+        {
+            var job = new JobHistory("job-1", Spec);
+            Look(job, 1, JobState.Running, 1, ["127.0.0.1:1001"], (1, 3.5));
+            Look(job, 2, JobState.Running, 2, ["127.0.0.1:1001", "127.0.0.1:1002"]);
+            if (stepped) Look(job, 3, JobState.Running, 2, ["127.0.0.1:1001", "127.0.0.1:1002"], (2, 3.25));
+            Look(job, 6, JobState.Running, 3, ["127.0.0.1:1003"]);
+            Look(job, 10, JobState.Running, 3, ["127.0.0.1:1003"], [Replanned(1, "failure: no replica survived: from the start", stepped ? 2 : 1)]);
+            Look(job, 11, JobState.Running, 3, ["127.0.0.1:1003"], (1, 3.5), (2, 3.25), (3, 3.0));
+            Look(job, 12, JobState.Completed, 3, ["127.0.0.1:1003"], (4, 2.75));
+            job.Final = Status(JobState.Completed, 4, "digest-a");
+            job.Report = Report([3.5, 3.25, 3.0, 2.75]);
+            return new(job, [new AppliedFault(TimeSpan.FromSeconds(5), new Fault(TimeSpan.FromSeconds(5), FaultKind.Kill, 0, TimeSpan.FromSeconds(5)), "127.0.0.1:1001")]);
+        }
+
+        var unfinished = Grown(stepped: false);
+        var (violations, figures) = HistoryChecker.Check([unfinished.Job], _ => Fine, unfinished.Faults);
+        Assert.Empty(violations);
+        Assert.Equal((0L, 1L), (figures.StepsLost, figures.StepsLostWithEveryReplica));
+
+        var finished = Grown(stepped: true);
+        (violations, figures) = HistoryChecker.Check([finished.Job], _ => Fine, finished.Faults);
+        Assert.Contains(violations, v => v.Invariant == "no committed step is lost" && v.Detail.StartsWith("2 step(s) lost"));
+        Assert.Equal((2L, 0L), (figures.StepsLost, figures.StepsLostWithEveryReplica));
+    }
+
     private sealed record History(JobHistory Job, IReadOnlyList<AppliedFault> Faults);
 
     [Fact]

@@ -108,6 +108,38 @@ public sealed class LiveReplanTests
     }
 
     [Fact]
+    public async Task State_parked_by_a_failed_prepare_on_a_silo_that_then_drains_is_staged_there_and_moved_off_losing_no_step()
+    {
+        // Found by the chaos suite: the retry put no replica on the draining silo, so nothing adopted the state parked there.
+        var spec = Spec(40, tensor: 1) with { Devices = new DeviceSpec { Min = 1, Max = 2 } };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        SiloAddress? first = null;
+        TestCluster? running = null;
+        var fault = new FailFirstPrepare(afterGeneration: 1, replica: 0,
+            before: () => running!.Cluster.Client.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).Drain(first!, "test: drained while a re-plan fails", preemption: false));
+        await using var cluster = running = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        var before = await cluster.Until(jobId, s => s.CommittedStep >= 5);
+        first = before.Plan!.Devices[0].Silo;
+        Assert.All(before.Plan.Devices, d => Assert.Equal(first, d.Silo));
+
+        await cluster.Client.ReplanAsync(jobId, "dp=1");
+        var status = await cluster.Finish(jobId);
+
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(fault.Failed, log);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.All(status.Plan!.Devices, d => Assert.NotEqual(first, d.Silo));
+        var moved = Assert.Single(events, e => e.Kind == "replanned");
+        Assert.Contains("from 1 unit(s) on 1 device(s) to 1 replica(s) over the data plane", moved.Message);
+        Assert.Equal(0, moved.Replan!.StepsLost);
+        Assert.True(reference == status.FinalParameterDigest, log);
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
     public async Task A_cancel_that_arrives_while_a_replan_fails_ends_the_job_cancelled_not_failed()
     {
         var spec = Spec(400, tensor: 1);

@@ -79,6 +79,19 @@ internal sealed class FakeReplanJob : IReplanJob
         return Task.FromResult<IReplicaGrain[]>(units);
     }
 
+    /// <summary>The devices of each parked state a re-plan had a unit stage (a unit on a silo in <see cref="Killed"/> never answers).</summary>
+    public List<IReadOnlyList<DeviceSlot>> Unparked { get; } = [];
+
+    /// <summary>Silos that were killed: units there do not answer.</summary>
+    public HashSet<string> Killed { get; } = [];
+
+    public (IReplicaGrain Unit, ShardAssignment Assignment) ParkedState(ParallelPlan plan, int holder)
+    {
+        Unparked.Add(plan.Devices);
+        var dead = Killed.Any(k => plan.Devices.Any(d => d.Silo.Equals(Silos[k])));
+        return (new FakeUnit(Journal.Committed) { Dead = dead }, new ShardAssignment(JobId, Record.Spec, plan, 0, 0, Options.CollectiveTimeout));
+    }
+
     public Task ReleaseQuietly(IReplicaGrain[] units)
     {
         foreach (var unit in units.OfType<FakeUnit>()) unit.Released = true;
@@ -165,6 +178,11 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
 
     public Task<string> Digest() => Task.FromResult("the same state");
     public Task Stage() => Alive();
+    public async Task<long> StageParked(ShardAssignment assignment)
+    {
+        await Alive();
+        return Steps;
+    }
     public async Task Handover()
     {
         await Alive();

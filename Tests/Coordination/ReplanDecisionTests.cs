@@ -118,13 +118,26 @@ public sealed class ReplanDecisionTests
     }
 
     [Fact]
-    public void Parked_state_no_new_replica_adopts_cannot_deliver_and_nothing_else_left_means_the_checkpoint()
+    public void Parked_state_no_new_replica_adopts_is_unparked_to_serve_even_on_leaving_devices_when_nothing_else_has_it()
     {
-        var d = ReplanDecision.Make([new StateHolder([A[0]], HolderKind.Parked, 10), Live(null, A[1])], [B[0]], replicaSize: 1);
+        var d = ReplanDecision.Make([new StateHolder([A[0]], HolderKind.Parked, 10, Leaving: true), Live(null, A[1])], [B[0]], replicaSize: 1);
 
-        Assert.Null(d.SourceSteps);
-        Assert.Empty(d.Needy);
-        Assert.Empty(d.Staged);
+        Assert.Equal(10, d.SourceSteps);
+        Assert.Equal([0], d.Unpark);
+        Assert.Equal([0], d.Staged);
+        Assert.Empty(d.Stage);
+        Assert.Equal([0], d.Needy);
+    }
+
+    [Fact]
+    public void Parked_state_on_leaving_devices_is_left_alone_when_a_replica_that_stays_has_the_same_step()
+    {
+        var d = ReplanDecision.Make([new StateHolder([A[0]], HolderKind.Parked, 10, Leaving: true), Live(10, B[0])], [B[0], B[1]], replicaSize: 1);
+
+        Assert.Empty(d.Unpark);
+        Assert.Equal([0], d.KeptSources);
+        Assert.Equal([1], d.Needy);
+        Assert.Empty(d.Release); // parked state has no unit to release: the next unit on its device frees it
     }
 
     [Fact]

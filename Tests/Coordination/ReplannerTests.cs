@@ -58,10 +58,16 @@ public sealed class ReplannerTests
         Assert.Equal(2, job.Prepared.Count);
         Assert.Equal([job.Device("a"), job.Device("b"), job.Device("c")], job.Prepared[0].Plan.Devices);
         // The second attempt leaves out b's silo (its unit no longer answers): a keeps its state, c and d receive it from a.
-        var (plan, adopt) = job.Prepared[1];
-        Assert.Equal([job.Device("a"), job.Device("c"), job.Device("d")], plan.Devices);
-        Assert.Equal([true, false, false], adopt);
+        AssertTheSecondAttemptMovedTheStateFromOneUnit(job, [job.Device("a"), job.Device("c"), job.Device("d")], [true, false, false]);
         Assert.Contains("transferring state failed", Assert.Single(job.Events(JobEventKinds.ReplanFailed)).Message);
+    }
+
+    /// <summary>The second attempt's devices and adoptions, and its one re-plan: the state sent from one unit to two replicas, no step lost.</summary>
+    private static void AssertTheSecondAttemptMovedTheStateFromOneUnit(FakeReplanJob job, DeviceSlot[] devices, bool[] adopt)
+    {
+        var (plan, adopted) = job.Prepared[1];
+        Assert.Equal(devices, plan.Devices);
+        Assert.Equal(adopt, adopted);
         var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
         Assert.Contains("from 1 unit(s) on 1 device(s) to 2 replica(s) over the data plane", replanned.Message);
         Assert.Equal(0, replanned.Replan!.StepsLost);
@@ -91,6 +97,43 @@ public sealed class ReplannerTests
         Assert.Empty(job.Events(JobEventKinds.ReplanRefused));
         Assert.Equal(0, Assert.Single(job.Events(JobEventKinds.Replanned)).Replan!.StepsLost);
         Assert.Equal((5L, 3), (job.Journal.Committed, job.Record.Plan!.Generation));
+    }
+
+    /// <summary>A job on silo a grows to two replicas; the attempt fails after a adopted, and a leaves (drained, or killed).</summary>
+    private static async Task<FakeReplanJob> GrowFailingAfterAdoptionWhileTheSiloLeaves(bool killed)
+    {
+        var job = new FakeReplanJob(Spec, ["a", "b", "c"], replicas: 1, committed: 5);
+        job.OnPrepare = (plan, _) =>
+        {
+            if (plan.Generation != 2) return;
+            job.Gone.Add("a");
+            if (killed) job.Killed.Add("a");
+            throw new JobFailure("preparing the new units failed: a unit did not join in time");
+        };
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Join, "devices joined") { Target = new Layout(2) }));
+        return job;
+    }
+
+    [Fact]
+    public async Task A_grow_that_fails_after_adopting_on_a_silo_that_then_drains_stages_the_parked_state_there_and_moves_it_losing_no_step()
+    {
+        // Found by the chaos suite: the retry found the state parked on the devices of a draining silo, where no new replica
+        // could adopt it, counted it unreachable and went back to the checkpoint.
+        var job = await GrowFailingAfterAdoptionWhileTheSiloLeaves(killed: false);
+
+        Assert.Equal([true, false], job.Prepared[0].Adopt);
+        Assert.Equal([[job.Device("a")]], job.Unparked);
+        AssertTheSecondAttemptMovedTheStateFromOneUnit(job, [job.Device("b"), job.Device("c")], [false, false]);
+    }
+
+    [Fact]
+    public async Task Parked_state_on_a_silo_that_no_longer_answers_is_lost_and_the_replan_goes_on_from_what_is_left()
+    {
+        var job = await GrowFailingAfterAdoptionWhileTheSiloLeaves(killed: true);
+
+        Assert.Single(job.Unparked);
+        Assert.Equal(2, job.Prepared.Count);
+        Assert.Contains("no replica survived and there is no checkpoint: training starts over", Assert.Single(job.Events(JobEventKinds.Replanned)).Message);
     }
 
     [Fact]

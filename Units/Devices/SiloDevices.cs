@@ -95,6 +95,14 @@ public sealed class SiloDevices : IDisposable
         return null;
     }
 
+    /// <summary>Frees whatever an earlier generation left on this device: the unit that takes the device now does not adopt it.</summary>
+    public async Task DiscardAsync(int device, int threads)
+    {
+        (string Job, Trainer Trainer)? left;
+        lock (_gate) (left, _handedOver[device]) = (_handedOver[device], null);
+        if (left is { } found) await DisposeOnDevice(device, found.Trainer, threads);
+    }
+
     private Task DisposeOnDevice(int device, Trainer trainer, int threads) => _workers[device].Run(threads, () =>
     {
         trainer.Dispose();

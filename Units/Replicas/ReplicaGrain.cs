@@ -20,11 +20,7 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
-        this.DelayDeactivation(TimeSpan.FromDays(30));
-        var (plan, tp) = (assignment.Plan, assignment.Plan.Tp);
-        _ranks = Enumerable.Range(0, plan.Pp * tp)
-            .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan.DeviceOf(assignment.Replica, u / tp, u % tp).Silo, u / tp, u % tp))).ToArray();
-        var calls = _ranks.Select((unit, u) => unit.Prepare(assignment with { Stage = u / tp, TensorRank = u % tp })).ToArray();
+        var calls = Assign(assignment, (unit, a) => unit.Prepare(a));
         try
         {
             return (await Together(calls))[0];
@@ -46,6 +42,30 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
             }));
             throw;
         }
+    }
+
+    public async Task<long> StageParked(ShardAssignment assignment)
+    {
+        try
+        {
+            return (await Together(Assign(assignment, (unit, a) => unit.StageParked(a))))[0];
+        }
+        catch
+        {
+            // Without every rank's part the state is no use: the ranks that staged theirs let it go.
+            await Release();
+            throw;
+        }
+    }
+
+    /// <summary>Takes the shard groups of <paramref name="assignment"/>'s replica (one per stage and tensor rank) and gives each its part of it.</summary>
+    private Task<long>[] Assign(ShardAssignment assignment, Func<IShardGroupGrain, ShardAssignment, Task<long>> call)
+    {
+        this.DelayDeactivation(TimeSpan.FromDays(30));
+        var (plan, tp) = (assignment.Plan, assignment.Plan.Tp);
+        _ranks = Enumerable.Range(0, plan.Pp * tp)
+            .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan.DeviceOf(assignment.Replica, u / tp, u % tp).Silo, u / tp, u % tp))).ToArray();
+        return [.. _ranks.Select((unit, u) => call(unit, assignment with { Stage = u / tp, TensorRank = u % tp }))];
     }
 
     public async Task<ShardStepResult> RunStep(long step, bool evaluate)

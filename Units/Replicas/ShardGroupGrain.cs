@@ -54,6 +54,8 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;
             adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
+            // State parked here that this unit does not adopt is no longer wanted (the re-plan staged it first if it had to serve).
+            if (!assignment.AdoptState) await devices.DiscardAsync(assignment.Device.Device, threads);
             if (assignment.AdoptState && adopted is null)
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
             var device = devices.TorchDevice(assignment.Device.Device);
@@ -177,13 +179,46 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         var (trainer, threads) = Prepared();
         var a = _assignment!;
         _trainer = null;
-        _staged = await _worker!.Run(threads, () =>
-        {
-            var held = (trainer.Trainer.CompletedSteps, EngineCheckpoint.Held(trainer.Trainer));
-            trainer.Dispose();
-            return held;
-        });
+        _staged = await _worker!.Run(threads, () => ToHost(trainer.Trainer, trainer));
         devices.Release(a.Device.Device, this.GetPrimaryKeyString());
+    }
+
+    public async Task<long> StageParked(ShardAssignment assignment)
+    {
+        if (_staged is { } done) return done.Steps;
+        var key = this.GetPrimaryKeyString();
+        var (device, threads) = (assignment.Device.Device, assignment.Spec.Runtime.ThreadsPerDevice);
+        _worker = await devices.AcquireAsync(device, new DeviceLease(key, assignment.JobId, assignment.Plan.Generation), assignment.JoinTimeout ?? assignment.CollectiveTimeout);
+        _assignment = assignment;
+        this.DelayDeactivation(TimeSpan.FromDays(30));
+        try
+        {
+            var parked = await devices.TakeOverAsync(device, assignment.JobId, threads)
+                ?? throw new InvalidOperationException($"{key}: no state of job {assignment.JobId} is parked on {assignment.Device}");
+            try
+            {
+                _staged = await _worker.Run(threads, () => ToHost(parked, parked));
+            }
+            catch
+            {
+                // Left where it was: a later attempt may still adopt it there.
+                await devices.HandOverAsync(device, assignment.JobId, parked, threads);
+                throw;
+            }
+            return _staged.Value.Steps;
+        }
+        finally
+        {
+            devices.Release(device, key);
+        }
+    }
+
+    /// <summary>Copies a trainer's state to host memory, then frees <paramref name="owner"/> (the trainer, or what wraps it) on the device.</summary>
+    private static (long Steps, IReadOnlyList<ShardedTensor> State) ToHost(Trainer trainer, IDisposable owner)
+    {
+        var held = (trainer.CompletedSteps, EngineCheckpoint.Held(trainer));
+        owner.Dispose();
+        return held;
     }
 
     public async Task<long> TransferState(StateTransferGroup group, int rank)

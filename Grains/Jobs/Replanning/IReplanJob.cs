@@ -35,6 +35,12 @@ public interface IReplanJob
     /// <summary>One prepared unit per replica; <paramref name="adopt"/>[r]: replica r takes over the state left on its devices.</summary>
     Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout);
 
+    /// <summary>
+    /// The unit on the devices of <paramref name="plan"/>'s one replica that stages the state a failed attempt parked there (holder
+    /// <paramref name="holder"/>), and its assignment.
+    /// </summary>
+    (IReplicaGrain Unit, ShardAssignment Assignment) ParkedState(ParallelPlan plan, int holder);
+
     /// <summary>Releases units without failing (a unit on a lost silo has nothing left to release).</summary>
     Task ReleaseQuietly(IReplicaGrain[] units);
 

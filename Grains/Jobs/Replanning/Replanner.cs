@@ -96,7 +96,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
             await WaitForCapacity(change, running, old, survivors, $"{target.Devices} device(s) for {target} are not free");
             return false;
         }
-        var decision = Decide(old, target, devices, survivors);
+        (var decision, survivors) = await Unpark(Decide(old, target, devices, survivors), survivors, old, target, devices);
 
         var phases = time.GetTimestamp();
         var staged = await HandOver(decision, survivors);
@@ -150,6 +150,35 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         return ReplanDecision.Make(survivors.Holders, devices, pp * tp,
             sameShape: pp == old.Pp && tp == old.Tp && target.VirtualStages == old.VirtualStages && !old.Partitioned && !partitioned && target.Ep == old.Ep,
             partitioned: old.Partitioned, experts: (old.Ep, target.Ep));
+    }
+
+    /// <summary>
+    /// State a failed attempt parked on devices that no new replica adopts, and that must serve, is taken into host memory by a
+    /// unit on those devices (found by the chaos suite: a grow failed after its units took the state over, and by the retry the
+    /// silo was draining, so no new replica was there to adopt it). Holders that cannot be unparked are lost, and the decision is
+    /// made again without them.
+    /// </summary>
+    private async Task<(ReplanDecision, Survivors)> Unpark(ReplanDecision decision, Survivors survivors, ParallelPlan old, Layout target, IReadOnlyList<DeviceSlot> devices)
+    {
+        while (decision.Unpark.Count > 0)
+        {
+            var units = decision.Unpark.ToDictionary(h => h, h => job.ParkedState(old with { Dp = 1, Ep = 1, Zero = 0, Devices = survivors.Holders[h].Devices }, h));
+            var calls = units.ToDictionary(u => u.Key, u => u.Value.Unit.StageParked(u.Value.Assignment).WaitAsync(options.CollectiveTimeout));
+            try
+            {
+                await Task.WhenAll(calls.Values);
+            }
+            catch
+            {
+                // Holders whose unit failed are lost; the unit lets go of whatever it took.
+            }
+            var failed = calls.Where(c => !c.Value.IsCompletedSuccessfully).Select(c => units[c.Key].Unit).ToArray();
+            _ = job.ReleaseQuietly(failed);
+            survivors = survivors.Unparked(calls.ToDictionary(c => c.Key, c => c.Value.IsCompletedSuccessfully ? units[c.Key].Unit : null));
+            _holding = [.. survivors.Found];
+            decision = Decide(old, target, devices, survivors);
+        }
+        return (decision, survivors);
     }
 
     /// <summary>Holders that stay hand their state over on their devices, those that serve stage it, the rest are released; returns the staged ones.</summary>

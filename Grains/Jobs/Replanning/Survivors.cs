@@ -30,6 +30,14 @@ public sealed class Survivors
     /// <summary>Devices of holders that answered but leave: their silos wait for the re-plan, as they may have to serve the state.</summary>
     public IReadOnlyList<DeviceSlot> ServingDevices => [.. Holders.Where(h => h.Alive && h.Leaving).SelectMany(h => h.Devices)];
 
+    /// <summary>
+    /// These survivors once parked holders were unparked: each staged by its unit, or lost (null: its unit could not take the state,
+    /// its silo being gone or not answering).
+    /// </summary>
+    public Survivors Unparked(IReadOnlyDictionary<int, IReplicaGrain?> units) => new(
+        [.. Found.Select((f, h) => units.GetValueOrDefault(h) is { } unit ? new HeldState(unit, f.Holder with { Kind = HolderKind.Staged }) : f)],
+        [.. Holders.Select((holder, h) => !units.TryGetValue(h, out var unit) ? holder : unit is null ? holder with { Steps = null } : holder with { Kind = HolderKind.Staged })]);
+
     /// <summary>The unit of holder <paramref name="h"/> (it has one: it is live or staged).</summary>
     public IReplicaGrain UnitOf(int h) => Found[h].Unit ?? throw new InvalidOperationException($"holder {h} is state parked on its devices: no unit serves it");
 
