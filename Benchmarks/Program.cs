@@ -14,6 +14,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["adamw"] = AdamWStep.Run,
     ["tensor-shards"] = TensorShardsCost.Run,
     ["tensor-parallel"] = TensorParallelStep.Run,
+    ["tensor-links"] = TensorLinks.Run,
     ["live-replan"] = LiveReplan.Run,
     ["pipeline"] = PipelineStages.Run,
     ["zero"] = ZeroMemory.Run,

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Runtime.InteropServices;
 using Elastic.Training.Collectives;
 using Elastic.Training.Engine;
@@ -7,34 +6,15 @@ using Elastic.Training.Engine;
 namespace Elastic.Tests.Collectives;
 
 /// <summary>Collectives among ranks spread over two data planes ("silos"): ranks on one plane link in memory, across planes by TCP.</summary>
-public sealed class CollectivesTests : IAsyncLifetime
+public sealed class CollectivesTests : DataPlanesFixture
 {
-    private DataPlane _siloA = null!;
-    private DataPlane _siloB = null!;
-
-    public Task InitializeAsync()
-    {
-        _siloA = new DataPlane(IPAddress.Loopback);
-        _siloB = new DataPlane(IPAddress.Loopback);
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _siloA.DisposeAsync();
-        await _siloB.DisposeAsync();
-    }
-
     /// <summary>Rank r lives on silo A when even, silo B when odd, so every group mixes both transports.</summary>
     private async Task<Communicator[]> Join(string group, int world, TimeSpan? timeout = null)
     {
-        var planes = Enumerable.Range(0, world).Select(r => r % 2 == 0 ? _siloA : _siloB).ToArray();
+        var planes = Enumerable.Range(0, world).Select(r => r % 2 == 0 ? SiloA : SiloB).ToArray();
         var endpoints = planes.Select(p => p.Endpoint).ToArray();
         return await Task.WhenAll(Enumerable.Range(0, world).Select(r => planes[r].JoinAsync(group, r, endpoints, TestSpecs.Secret, timeout ?? TimeSpan.FromSeconds(10))));
     }
-
-    private static Task<T[]> OnEachRank<T>(Communicator[] ranks, Func<Communicator, T> work) =>
-        Task.WhenAll(ranks.Select(c => Task.Factory.StartNew(() => work(c), TaskCreationOptions.LongRunning)));
 
     private static byte[] RandomFloats(int count, int seed)
     {
@@ -168,8 +148,8 @@ public sealed class CollectivesTests : IAsyncLifetime
     [Fact]
     public async Task A_rank_that_never_joins_fails_the_join_within_the_timeout()
     {
-        var endpoints = new[] { _siloA.Endpoint, _siloB.Endpoint };
-        var error = await Assert.ThrowsAsync<CollectiveException>(() => _siloA.JoinAsync("lonely", 0, endpoints, TestSpecs.Secret, TimeSpan.FromMilliseconds(500)));
+        var endpoints = new[] { SiloA.Endpoint, SiloB.Endpoint };
+        var error = await Assert.ThrowsAsync<CollectiveException>(() => SiloA.JoinAsync("lonely", 0, endpoints, TestSpecs.Secret, TimeSpan.FromMilliseconds(500)));
         Assert.Contains("rank 1", error.Message);
     }
 }

@@ -11,7 +11,7 @@ namespace Elastic.Training.Collectives;
 /// indices, so every rank gets the same bits as <see cref="Trainer.CombineBlocks"/> on one device.
 /// All ranks must issue the same sequence of calls.
 /// </summary>
-public sealed class Communicator : IDisposable
+public sealed partial class Communicator : IDisposable
 {
     private const int HeaderBytes = 16;
     private readonly IPeerLink?[] _links;

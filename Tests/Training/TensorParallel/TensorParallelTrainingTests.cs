@@ -46,6 +46,18 @@ public sealed class TensorParallelTrainingTests
     }
 
     [Fact]
+    public async Task Bf16_at_tp_2_with_sequence_parallelism_keeps_the_one_device_bf16_bits()
+    {
+        // bf16 matmuls, fp32 partial sums (RowParallelLinear), bf16 activations gathered along the sequence.
+        var spec = TestSpecs.Tiny(steps: 3, dropout: 0.1) with { Runtime = new RuntimeSpec { Precision = "bf16" } };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+
+        var digests = await Train(spec, ParallelGrid.Of(1, 1, 2), sequenceParallel: true);
+
+        Assert.All(digests, d => Assert.Equal(reference, d));
+    }
+
+    [Fact]
     public async Task Eight_virtual_shards_on_one_device_are_a_different_model_from_four()
     {
         var four = TestSpecs.Tiny(steps: 2);

@@ -46,29 +46,11 @@ public sealed class TensorParallelGroup
         if (partials.Count != ShardsPerRank) throw new ArgumentException($"{partials.Count} partials for {ShardsPerRank} local shards", nameof(partials));
         var local = PairwiseTree.Reduce(0, partials.Count, i => partials[i], (a, b) => a.add(b, alpha: One));
         if (Ranks is null) return ReferenceEquals(local, partials[0]) ? local.clone() : local;
-        var bytes = HostBytes(local);
-        if (scatter)
-        {
-            Ranks.ReduceScatterSum(bytes);
-            return FromHost(bytes, local, OwnRows(local.shape[0]));
-        }
-        Ranks.AllReduceSum(bytes);
-        return FromHost(bytes, local, (0, local.shape[0]));
+        return scatter ? Ranks.TensorReduceScatterSum(local) : Ranks.TensorAllReduceSum(local);
     }
 
     /// <summary>Every rank's part of the sequence, concatenated in rank order (an all-gather).</summary>
-    public Tensor Gather(Tensor part)
-    {
-        if (Ranks is null) return part;
-        var mine = HostBytes(part);
-        var all = new byte[mine.Length * Degree];
-        Ranks.AllGather(mine, all);
-        var shape = part.shape.ToArray();
-        shape[0] *= Degree;
-        using var host = empty(shape, dtype: part.dtype);
-        host.bytes = all;
-        return host.to(part.device);
-    }
+    public Tensor Gather(Tensor part) => Ranks is null ? part : Ranks.TensorAllGather(part);
 
     /// <summary>This rank's part of the sequence of a tensor every rank holds whole.</summary>
     public Tensor OwnPart(Tensor whole)
@@ -94,19 +76,5 @@ public sealed class TensorParallelGroup
     {
         if (rows % Shards != 0) throw new ArgumentException($"a sequence of {rows} does not split into {Shards} chunks");
         return (rows / Degree * Rank, rows / Degree);
-    }
-
-    private static byte[] HostBytes(Tensor t)
-    {
-        using var scope = NewDisposeScope();
-        return t.detach().cpu().contiguous().bytes.ToArray();
-    }
-
-    private static Tensor FromHost(byte[] bytes, Tensor like, (long First, long Count) rows)
-    {
-        using var scope = NewDisposeScope();
-        using var host = empty(like.shape, dtype: like.dtype);
-        host.bytes = bytes;
-        return host.narrow(0, rows.First, rows.Count).to(like.device, copy: true).MoveToOuterDisposeScope();
     }
 }

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Elastic.Training.Collectives;
+using static TorchSharp.torch;
+
+namespace Elastic.Benchmarks;
+
+/// <summary>
+/// An all-reduce among four device threads of one process (one silo's tensor-parallel group), of 16 and 64 MiB of fp32:
+/// tensors handed over between the threads (<see cref="Communicator.TensorAllReduceSum"/>) against the byte collective
+/// they used before, with its host round-trip (tensor -> host bytes -> frames copied through in-memory links -> host
+/// tensor -> device). Alternating rounds, medians; both give the same bits, which the run checks.
+/// </summary>
+internal static class TensorLinks
+{
+    private const int Ranks = 4, Rounds = 7;
+
+    public static async Task<int> Run(string[] args)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        await using var plane = new DataPlane(IPAddress.Loopback);
+        var rows = new List<string>();
+        foreach (var mib in new[] { 16, 64 })
+        {
+            var group = $"tensor-links-{mib}";
+            var endpoints = Enumerable.Repeat(plane.Endpoint, Ranks).ToArray();
+            var secret = GroupSecret.New();
+            var ranks = await Task.WhenAll(Enumerable.Range(0, Ranks).Select(r => plane.JoinAsync(group, r, endpoints, secret, TimeSpan.FromSeconds(60))));
+            var times = await Task.WhenAll(ranks.Select(c => Task.Factory.StartNew(() => Time(c, mib), TaskCreationOptions.LongRunning)));
+            foreach (var c in ranks) c.Dispose();
+            var (bytes, tensors) = (Statistics.Median(times[0].Bytes), Statistics.Median(times[0].Tensors));
+            var bus = 2.0 * (Ranks - 1) / Ranks * mib * (1 << 20) / 1e9;
+            rows.Add(string.Create(inv, $"| {mib} MiB | {bytes * 1e3:F1} | {tensors * 1e3:F1} | {bytes / tensors:F2}x | {bus / bytes:F2} -> {bus / tensors:F2} |"));
+        }
+        var table = string.Join("\n", new[]
+        {
+            "| buffer | byte collective (ms) | tensor links (ms) | speed-up | bus bandwidth (GB/s) |",
+            "|---|---:|---:|---:|---:|",
+        }.Concat(rows).Append("").Append(string.Create(inv,
+            $"All-reduce among {Ranks} device threads of one process (CPU), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. Both give the bits of the canonical tree (checked every round).")));
+        Console.WriteLine(table);
+        BenchmarkRecord.Write("tensor-links", "Tensor links between device threads", "dotnet run -c Release --project Benchmarks -- tensor-links", table);
+        return 0;
+    }
+
+    /// <summary>Seconds per all-reduce of each kind on this rank, alternating, after one untimed round of each.</summary>
+    private static (List<double> Bytes, List<double> Tensors) Time(Communicator ranks, int mib)
+    {
+        using var input = randn((long)mib << 18, generator: new Generator(7 + (ulong)ranks.Rank));
+        var (bytes, tensors) = (new List<double>(), new List<double>());
+        for (var round = 0; round <= Rounds; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            using var viaBytes = ViaBytes(ranks, input);
+            var byteSeconds = watch.Elapsed.TotalSeconds;
+            watch.Restart();
+            using var viaTensors = ranks.TensorAllReduceSum(input);
+            var tensorSeconds = watch.Elapsed.TotalSeconds;
+            if (!viaBytes.bytes.SequenceEqual(viaTensors.bytes)) throw new InvalidOperationException($"rank {ranks.Rank}: the two all-reduces differ in round {round}");
+            if (round == 0) continue;
+            bytes.Add(byteSeconds);
+            tensors.Add(tensorSeconds);
+        }
+        return (bytes, tensors);
+    }
+
+    /// <summary>What a tensor-parallel sum did before tensor links: host bytes through the byte collective, and back.</summary>
+    private static Tensor ViaBytes(Communicator ranks, Tensor local)
+    {
+        using var scope = NewDisposeScope();
+        var bytes = local.detach().cpu().contiguous().bytes.ToArray();
+        ranks.AllReduceSum(bytes);
+        var host = empty(local.shape, dtype: local.dtype);
+        host.bytes = bytes;
+        return host.to(local.device, copy: true).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,148 @@
+using Elastic.Training.Collectives;
+using Elastic.Training.Engine;
+using static TorchSharp.torch;
+using static Elastic.Training.ExplicitScalars;
+
+namespace Elastic.Tests.Collectives;
+
+/// <summary>
+/// Tensor collectives over every transport: lent between device threads of one process, sent as frames over TCP between
+/// processes, and mixed. Each gives the bits of the canonical tree summed on one thread, in fp32 as the byte collectives
+/// do and in bf16, which the byte collectives cannot carry.
+/// </summary>
+public sealed class TensorCollectivesTests : DataPlanesFixture
+{
+    public enum Transport { InProcess, Tcp, Mixed }
+
+    private async Task<Communicator[]> Join(string group, int world, Transport transport)
+    {
+        var planes = Enumerable.Range(0, world).Select(r => transport switch
+        {
+            Transport.InProcess => SiloA,
+            Transport.Tcp => r == 0 ? SiloA : Apart(),
+            _ => r % 2 == 0 ? SiloA : SiloB,
+        }).ToArray();
+        var endpoints = planes.Select(p => p.Endpoint).ToArray();
+        return await Task.WhenAll(Enumerable.Range(0, world).Select(r => planes[r].JoinAsync($"{group}-{transport}", r, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(20))));
+    }
+
+    /// <summary>Values over six orders of magnitude, so that a different order of additions shows in the bits.</summary>
+    private static Tensor Input(int rank, long[] shape, ScalarType dtype)
+    {
+        var random = new Random(1000 + rank);
+        var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
+        for (var i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1) * MathF.Pow(10, random.Next(-3, 3));
+        using var floats = tensor(values, shape);
+        return floats.to(dtype);
+    }
+
+    private static byte[] Bits(Tensor t) => t.contiguous().bytes.ToArray();
+
+    public static TheoryData<int, Transport, ScalarType> Cases()
+    {
+        var cases = new TheoryData<int, Transport, ScalarType>();
+        foreach (var world in new[] { 2, 3, 4 })
+            foreach (var transport in Enum.GetValues<Transport>())
+                cases.Add(world, transport, ScalarType.Float32);
+        cases.Add(4, Transport.InProcess, ScalarType.BFloat16);
+        cases.Add(4, Transport.Mixed, ScalarType.BFloat16);
+        return cases;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public async Task All_reduce_reduce_scatter_and_all_gather_give_the_bits_of_the_one_thread_tree(int world, Transport transport, ScalarType dtype)
+    {
+        long[] shape = [world * 6, 1001];
+        var inputs = Enumerable.Range(0, world).Select(r => Input(r, shape, dtype)).ToArray();
+        var tree = PairwiseTree.Reduce(0, world, r => inputs[r].clone(), (a, b) => a.add_(b, alpha: One));
+        var ranks = await Join($"tensors-{world}-{dtype}", world, transport);
+
+        var results = await OnEachRank(ranks, c =>
+        {
+            using var whole = c.TensorAllReduceSum(inputs[c.Rank]);
+            using var again = c.TensorAllReduceSum(inputs[c.Rank]); // the links carry a second round in order
+            using var rows = c.TensorReduceScatterSum(inputs[c.Rank]);
+            using var gathered = c.TensorAllGather(rows);
+            return (Whole: Bits(whole), Again: Bits(again), Rows: Bits(rows), Gathered: Bits(gathered));
+        });
+
+        var expected = Bits(tree);
+        var rowBytes = expected.Length / world;
+        for (var r = 0; r < world; r++)
+        {
+            Assert.True(results[r].Whole.AsSpan().SequenceEqual(expected), $"rank {r}'s all-reduce differs from the one-thread tree");
+            Assert.Equal(results[r].Whole, results[r].Again);
+            Assert.True(results[r].Rows.AsSpan().SequenceEqual(expected.AsSpan(r * rowBytes, rowBytes)), $"rank {r}'s reduce-scatter rows differ");
+            Assert.Equal(expected, results[r].Gathered);
+        }
+        // The inputs are the callers': no collective adds into them.
+        Assert.All(Enumerable.Range(0, world), r => Assert.Equal(Bits(Input(r, shape, dtype)), Bits(inputs[r])));
+        foreach (var c in ranks) c.Dispose();
+    }
+
+    [Fact]
+    public async Task A_rank_that_writes_its_tensors_as_soon_as_a_collective_returns_never_changes_what_its_peers_read()
+    {
+        // Peers read lent tensors where they lie: a collective returns only once they are done, or these values would break.
+        const int world = 4, rounds = 40;
+        var ranks = await Join("tensors-lent", world, Transport.InProcess);
+        var seen = await OnEachRank(ranks, c =>
+        {
+            using var x = tensor(Enumerable.Repeat((float)(c.Rank + 1), 64 * 4096).ToArray(), [64, 4096]);
+            var values = new List<(float, float)>();
+            for (var round = 0; round < rounds; round++)
+            {
+                using var sum = c.TensorAllReduceSum(x);
+                sum.add_(sum, alpha: One); // its chunk was lent to the peers' all-gather
+                values.Add((sum.min().item<float>(), sum.max().item<float>()));
+                using var gathered = c.TensorAllGather(x);
+                x.add_(x, alpha: One); // lent to the peers' all-gather too
+                values.Add((gathered.min().item<float>(), gathered.max().item<float>()));
+            }
+            return values;
+        });
+        // Round k: the ranks hold 2^k x (1, 2, 3, 4): their sum is 10 x 2^k, doubled; gathered, 2^k to 4 x 2^k.
+        var expected = Enumerable.Range(0, rounds).SelectMany(k => new[] { (20f * MathF.Pow(2, k), 20f * MathF.Pow(2, k)), (MathF.Pow(2, k), 4f * MathF.Pow(2, k)) }).ToList();
+        Assert.All(seen, values => Assert.Equal(expected, values));
+        foreach (var c in ranks) c.Dispose();
+    }
+
+    [Fact]
+    public async Task Fp32_tensor_all_reduce_has_the_bits_of_the_byte_collective()
+    {
+        long[] shape = [4, 25_000];
+        var ranks = await Join("tensors-vs-bytes", 4, Transport.InProcess);
+        var results = await OnEachRank(ranks, c =>
+        {
+            using var input = Input(c.Rank, shape, ScalarType.Float32);
+            var bytes = Bits(input);
+            c.AllReduceSum(bytes);
+            using var sum = c.TensorAllReduceSum(input);
+            return (Bytes: bytes, Tensor: Bits(sum));
+        });
+        Assert.All(results, r => Assert.Equal(r.Bytes, r.Tensor));
+        foreach (var c in ranks) c.Dispose();
+    }
+
+    [Fact]
+    public async Task Ranks_that_disagree_on_a_tensor_fail_the_collective_naming_both_shapes_instead_of_adding_wrong_pieces()
+    {
+        var ranks = await Join("tensors-disagree", 2, Transport.InProcess);
+        var outcomes = await OnEachRank(ranks, c =>
+        {
+            using var part = zeros(c.Rank == 0 ? [2, 3] : [2, 4]);
+            try
+            {
+                c.TensorAllGather(part).Dispose();
+                return null;
+            }
+            catch (CollectiveException e)
+            {
+                return e.Message;
+            }
+        });
+        Assert.Contains(outcomes, m => m is not null && m.Contains("a Float32 tensor of [2, 3]") && m.Contains("a Float32 tensor of [2, 4]"));
+        Assert.All(outcomes, Assert.NotNull);
+        foreach (var c in ranks) c.Dispose();
+    }
+}
