@@ -14,6 +14,8 @@ namespace Elastic.Training.Collectives;
 /// </summary>
 public sealed partial class Communicator
 {
+    private readonly List<Tensor?> _treeScratch = [];
+
     /// <summary>The tree sum over the ranks of <paramref name="local"/> (one shape and dtype on every rank), whole on every rank.</summary>
     public Tensor TensorAllReduceSum(Tensor local)
     {
@@ -82,9 +84,9 @@ public sealed partial class Communicator
 
     /// <summary>
     /// The pairwise tree over leaves [lo, hi) into <paramref name="target"/>, never into a leaf (leaves are the caller's or
-    /// lent): a right subtree of more than one leaf is summed into a buffer of its own first.
+    /// lent): a right subtree of more than one leaf is summed into a scratch buffer of its depth first.
     /// </summary>
-    private static void SumInto(int lo, int hi, Tensor target, Func<int, Tensor> leaf)
+    private void SumInto(int lo, int hi, Tensor target, Func<int, Tensor> leaf, int depth = 0)
     {
         if (hi - lo == 1)
         {
@@ -92,15 +94,30 @@ public sealed partial class Communicator
             return;
         }
         var mid = PairwiseTree.Split(lo, hi);
-        SumInto(lo, mid, target, leaf);
+        SumInto(lo, mid, target, leaf, depth + 1);
         if (hi - mid == 1)
         {
             target.add_(leaf(mid), alpha: One);
             return;
         }
-        using var right = empty_like(target);
-        SumInto(mid, hi, right, leaf);
+        var right = TreeScratch(depth, target);
+        SumInto(mid, hi, right, leaf, depth + 1);
         target.add_(right, alpha: One);
+    }
+
+    /// <summary>
+    /// A buffer like <paramref name="like"/> for the right subtree at <paramref name="depth"/>, kept from call to call (a step
+    /// sums same-sized tensors; fresh large memory costs its page faults every time). Only this rank's device thread uses it.
+    /// </summary>
+    private Tensor TreeScratch(int depth, Tensor like)
+    {
+        while (_treeScratch.Count <= depth) _treeScratch.Add(null);
+        if (_treeScratch[depth] is { } kept && kept.dtype == like.dtype && kept.device_type == like.device_type && kept.device_index == like.device_index
+            && kept.NumberOfElements >= like.NumberOfElements)
+            return kept.narrow(0, 0, like.NumberOfElements);
+        _treeScratch[depth]?.Dispose();
+        using var scope = NewDisposeScope();
+        return (_treeScratch[depth] = empty(like.NumberOfElements, dtype: like.dtype, device: like.device).DetachFromDisposeScope())!;
     }
 
     /// <summary>

@@ -215,6 +215,13 @@ public sealed partial class Communicator : IDisposable
 
     public void Dispose()
     {
+        CloseLinks();
+        foreach (var scratch in _treeScratch) scratch?.Dispose();
+        _treeScratch.Clear();
+    }
+
+    private void CloseLinks()
+    {
         foreach (var link in _links) link?.Dispose();
     }
 
@@ -312,7 +319,7 @@ public sealed partial class Communicator : IDisposable
         }
         catch
         {
-            Dispose();
+            CloseLinks();
             var failure = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
             var stalled = operations.Where((_, i) => !tasks[i].IsCompletedSuccessfully).Select(op => op.Peer).Distinct();
             throw failure switch
