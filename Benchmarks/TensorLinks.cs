@@ -2,12 +2,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Elastic.Training.Collectives;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Elastic.Benchmarks;
 
 /// <summary>
-/// An all-reduce among four device threads of one process (one silo's tensor-parallel group), of 16 and 64 MiB of fp32:
+/// <c>tensor-links [cpu|cuda]</c>: an all-reduce among four device threads of one process (one silo's tensor-parallel group,
+/// on the CPU or on the GPUs, round-robin), of 16 and 64 MiB of fp32:
 /// tensors handed over between the threads (<see cref="Communicator.TensorAllReduceSum"/>) against the byte collective
 /// they used before, with its host round-trip (tensor -> host bytes -> frames copied through in-memory links -> host
 /// tensor -> device). Alternating rounds, medians; both give the same bits, which the run checks.
@@ -19,6 +21,13 @@ internal static class TensorLinks
     public static async Task<int> Run(string[] args)
     {
         var inv = CultureInfo.InvariantCulture;
+        var onGpu = args.Length > 0 && args[0] == "cuda";
+        if (onGpu && !cuda.is_available())
+        {
+            Console.Error.WriteLine("tensor-links cuda: this machine has no CUDA device");
+            return 2;
+        }
+        Device DeviceOf(int rank) => onGpu ? new Device(DeviceType.CUDA, rank % cuda.device_count()) : CPU;
         await using var plane = new DataPlane(IPAddress.Loopback);
         var rows = new List<string>();
         foreach (var mib in new[] { 16, 64 })
@@ -27,7 +36,7 @@ internal static class TensorLinks
             var endpoints = Enumerable.Repeat(plane.Endpoint, Ranks).ToArray();
             var secret = GroupSecret.New();
             var ranks = await Task.WhenAll(Enumerable.Range(0, Ranks).Select(r => plane.JoinAsync(group, r, endpoints, secret, TimeSpan.FromSeconds(60))));
-            var times = await Task.WhenAll(ranks.Select(c => Task.Factory.StartNew(() => Time(c, mib), TaskCreationOptions.LongRunning)));
+            var times = await Task.WhenAll(ranks.Select(c => Task.Factory.StartNew(() => Time(c, mib, DeviceOf(c.Rank)), TaskCreationOptions.LongRunning)));
             foreach (var c in ranks) c.Dispose();
             var (bytes, tensors) = (Statistics.Median(times[0].Bytes), Statistics.Median(times[0].Tensors));
             var bus = 2.0 * (Ranks - 1) / Ranks * mib * (1 << 20) / 1e9;
@@ -38,26 +47,33 @@ internal static class TensorLinks
             "| buffer | byte collective (ms) | tensor links (ms) | speed-up | bus bandwidth (GB/s) |",
             "|---|---:|---:|---:|---:|",
         }.Concat(rows).Append("").Append(string.Create(inv,
-            $"All-reduce among {Ranks} device threads of one process (CPU), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. Both give the bits of the canonical tree (checked every round).")));
+            $"All-reduce among {Ranks} device threads of one process ({(onGpu ? $"CUDA, {cuda.device_count()} GPU(s)" : "CPU")}), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. Both give the bits of the canonical tree (checked every round).")));
         Console.WriteLine(table);
-        BenchmarkRecord.Write("tensor-links", "Tensor links between device threads", "dotnet run -c Release --project Benchmarks -- tensor-links", table);
+        BenchmarkRecord.Write(onGpu ? "tensor-links-cuda" : "tensor-links", $"Tensor links between device threads{(onGpu ? " (CUDA)" : "")}",
+            $"dotnet run -c Release --project Benchmarks -- tensor-links{(onGpu ? " cuda" : "")}", table);
         return 0;
     }
 
     /// <summary>Seconds per all-reduce of each kind on this rank, alternating, after one untimed round of each.</summary>
-    private static (List<double> Bytes, List<double> Tensors) Time(Communicator ranks, int mib)
+    private static (List<double> Bytes, List<double> Tensors) Time(Communicator ranks, int mib, Device device)
     {
-        using var input = randn((long)mib << 18, generator: new Generator(7 + (ulong)ranks.Rank));
+        using var host = randn((long)mib << 18, generator: new Generator(7 + (ulong)ranks.Rank));
+        using var input = host.to(device);
         var (bytes, tensors) = (new List<double>(), new List<double>());
+        void Finish() { if (device.type == DeviceType.CUDA) cuda.synchronize(device); }
         for (var round = 0; round <= Rounds; round++)
         {
             var watch = Stopwatch.StartNew();
             using var viaBytes = ViaBytes(ranks, input);
+            Finish();
             var byteSeconds = watch.Elapsed.TotalSeconds;
             watch.Restart();
             using var viaTensors = ranks.TensorAllReduceSum(input);
+            Finish();
             var tensorSeconds = watch.Elapsed.TotalSeconds;
-            if (!viaBytes.bytes.SequenceEqual(viaTensors.bytes)) throw new InvalidOperationException($"rank {ranks.Rank}: the two all-reduces differ in round {round}");
+            using var a = viaBytes.cpu();
+            using var b = viaTensors.cpu();
+            if (!a.bytes.SequenceEqual(b.bytes)) throw new InvalidOperationException($"rank {ranks.Rank}: the two all-reduces differ in round {round}");
             if (round == 0) continue;
             bytes.Add(byteSeconds);
             tensors.Add(tensorSeconds);

@@ -99,10 +99,16 @@ cli export "$job" --out "$out/export" > "$out/export.log" 2>&1
 check "export writes model.safetensors" "$(ls "$out/export" 2>/dev/null | grep -c model.safetensors)" "1"
 kill -TERM $silo 2>/dev/null; wait $silo
 
-# 6. The benchmark: the engine against plain PyTorch on this card, fp32 and bf16.
+# 6. Tensor parallelism on the GPU: tp 2 through tensor collectives lent between two device threads = the engine.
+tp=$(spec tp fp32 "$steps" '"parallel": { "tensor": 2 }, "devices": { "min": 2, "max": 2 }')
+t1=$(train t1 "$tp" --device "$device"); t2=$(train t2 "$tp" --device "$device" --devices 2)
+check "tp 2 on the GPU (tensor collectives) = the engine" "$t2" "$t1"
+
+# 7. The benchmarks: the engine against plain PyTorch on this card, fp32 and bf16; tensor links on CUDA.
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
   bench gpu-vs-pytorch 20 16 2>&1 | tee "$out/gpu-vs-pytorch.log"
   bench adamw 12 768 2>&1 | tee "$out/adamw.log"
+  bench tensor-links "$device" 2>&1 | tee "$out/tensor-links.log"
   mkdir -p "$out/docs" && cp docs/benchmarks.md "$out/docs/"
 fi
 echo "$passed passed, $failed failed"
