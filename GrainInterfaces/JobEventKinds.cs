@@ -20,6 +20,8 @@ public static class JobEventKinds
     public const string Checkpoint = "checkpoint";
     public const string CheckpointFailed = "checkpoint-failed";
     public const string CheckpointUnreadable = "checkpoint-unreadable";
+    /// <summary>The checkpoint store did not answer while the job read a checkpoint to come back from; it tries again, for up to <c>Jobs:StoreOutagePatience</c>.</summary>
+    public const string CheckpointStoreUnavailable = "checkpoint-store-unavailable";
     public const string CancelRequested = "cancel-requested";
     /// <summary>A MoE layer's busiest expert stayed above model.moe.imbalanceAlert times the mean load for <c>ImbalanceSteps</c> committed steps (and when it came back).</summary>
     public const string ExpertsImbalanced = "experts-imbalanced";

@@ -12,10 +12,14 @@ namespace Elastic.Grains.Jobs;
 /// memory, the only part training waits for, and uploads it in the background), committing it while the next steps train
 /// (manifest, then latest, fenced by generation, then retention), and never starting one before the previous committed.
 /// A failed checkpoint does not stop training: the job is degraded until the next one commits. Restores come back
-/// from the latest checkpoint, falling back past damaged ones.
+/// from the latest checkpoint, falling back past damaged ones, and wait out a store that does not answer for up to
+/// <paramref name="storePatience"/> (found by the chaos soak: a storage blip while a job came back failed the job).
 /// </summary>
-public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJournal journal, Action persistSoon, TimeProvider time)
+public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJournal journal, Action persistSoon, TimeProvider time, TimeSpan storePatience)
 {
+    /// <summary>The longest wait between two tries of a read the store did not answer.</summary>
+    private static readonly TimeSpan LongestRetryWait = TimeSpan.FromSeconds(8);
+
     private Task? _inFlight;
     private bool _requested;
     private DateTimeOffset _lastBegan = time.GetUtcNow();
@@ -108,7 +112,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
     /// </summary>
     public async Task<string?> ComeBackPoint()
     {
-        var committed = await new CheckpointReader(store, CheckpointLayout.ForJob(jobId)).CommittedAsync();
+        var committed = await Committed("listing its checkpoints");
         var point = committed.FirstOrDefault(c => c.Step <= journal.Committed);
         await journal.RewindTo(point?.Step ?? 0);
         return point?.Manifest;
@@ -124,15 +128,20 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
         IReadOnlyList<CheckpointPointer>? committed = null;
         while (true)
         {
-            var calls = replicas.Select(r => r.Restore(manifest)).ToArray();
+            Task[] calls = [];
             try
             {
-                await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
+                await WhileTheStoreDoesNotAnswer($"restoring {manifest}", async () =>
+                {
+                    calls = replicas.Select(r => r.Restore(manifest)).ToArray();
+                    await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
+                    return true;
+                }, _ => calls.Where(c => c.IsFaulted).Select(c => c.Exception?.InnerException).ToList() is { Count: > 0 } failures && failures.All(f => f is StoreUnavailableException));
                 return;
             }
             catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
             {
-                committed ??= await new CheckpointReader(store, layout).CommittedAsync();
+                committed ??= await Committed("listing its checkpoints");
                 var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {jobId}");
                 var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
                     ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
@@ -140,6 +149,33 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
                 Record.LastCheckpointStep = previous.Step;
                 journal.Add(JobEventKinds.CheckpointUnreadable, $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
                 manifest = previous.Manifest;
+            }
+        }
+    }
+
+    private Task<IReadOnlyList<CheckpointPointer>> Committed(string what) =>
+        WhileTheStoreDoesNotAnswer(what, () => new CheckpointReader(store, CheckpointLayout.ForJob(jobId)).CommittedAsync(), StoreFailures.IsUnavailable);
+
+    /// <summary>
+    /// Runs <paramref name="read"/> again, waiting longer each time, while it fails because the store did not answer
+    /// (<paramref name="unavailable"/>), for up to the store patience; the first such failure is an event.
+    /// </summary>
+    private async Task<T> WhileTheStoreDoesNotAnswer<T>(string what, Func<Task<T>> read, Func<Exception, bool> unavailable)
+    {
+        var started = time.GetTimestamp();
+        var wait = TimeSpan.FromSeconds(1);
+        for (var tries = 1; ; tries++)
+        {
+            try
+            {
+                return await read();
+            }
+            catch (Exception e) when (unavailable(e) && time.GetElapsedTime(started) + wait <= storePatience)
+            {
+                if (tries == 1)
+                    journal.Add(JobEventKinds.CheckpointStoreUnavailable, $"{what}: the checkpoint store did not answer ({StoreFailures.Describe(e)}); trying again for up to {storePatience.TotalSeconds:0} s");
+                await Task.Delay(wait, time);
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, LongestRetryWait.Ticks));
             }
         }
     }

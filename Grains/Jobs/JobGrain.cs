@@ -51,7 +51,7 @@ public sealed partial class JobGrain(
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
     private long Committed => Journal.Committed;
-    private CheckpointCoordinator Checkpoints => _checkpoints ??= new CheckpointCoordinator(checkpoints, JobId, Journal, () => Writer.WriteSoon(), time);
+    private CheckpointCoordinator Checkpoints => _checkpoints ??= new CheckpointCoordinator(checkpoints, JobId, Journal, () => Writer.WriteSoon(), time, options.Value.StoreOutagePatience);
     private ElasticityPolicy Policy => _policy ??= new ElasticityPolicy(options.Value, time);
     private JobJournal Journal => _journal ??=
         new JobJournal(job, new StepLog(checkpoints, JobId, reason => LogPersistFailed(logger, JobId, reason)), JobId, time, logger, () => Writer.WriteSoon());

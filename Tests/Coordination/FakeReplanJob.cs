@@ -25,7 +25,7 @@ internal sealed class FakeReplanJob : IReplanJob
         var state = new MemoryState { State = new JobRecord { Spec = spec, State = JobState.Running, Generation = 1 } };
         var store = new MemoryBlobStore();
         Journal = new JobJournal(state, new StepLog(store, JobId), JobId, TimeProvider.System, NullLogger.Instance, recordChanged: () => { });
-        Checkpoints = new CheckpointCoordinator(store, JobId, Journal, () => { }, TimeProvider.System);
+        Checkpoints = new CheckpointCoordinator(store, JobId, Journal, () => { }, TimeProvider.System, TimeSpan.FromSeconds(5));
         Chooser = new LayoutChooser(spec);
         var devices = silos.Take(replicas).Select(Device).ToList();
         Record.Plan = ParallelPlan.Of(1, new Layout(replicas), devices);
@@ -194,6 +194,15 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
     public Task<ShardStepResult> RunStep(long step, bool evaluate) => throw new NotSupportedException();
     public Task BeginCheckpoint(long step, int writer, int writers) => throw new NotSupportedException();
     public Task FinishCheckpoint(long step) => throw new NotSupportedException();
-    public Task Restore(string manifest) => throw new NotSupportedException();
+    /// <summary>Restores that fail as if the checkpoint store did not answer, before they succeed.</summary>
+    public int StoreOutages { get; set; }
+    public int Restores { get; private set; }
+
+    public async Task Restore(string manifest)
+    {
+        await Alive();
+        Restores++;
+        if (StoreOutages-- > 0) throw new StoreUnavailableException($"the checkpoint store did not answer while reading {manifest}: 503");
+    }
     public Task SaveModel(string directory) => throw new NotSupportedException();
 }

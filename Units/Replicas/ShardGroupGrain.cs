@@ -148,6 +148,11 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         {
             throw new CheckpointUnreadableException(e.Message);
         }
+        catch (Exception e) when (StoreFailures.IsUnavailable(e))
+        {
+            // Nothing was restored: the job may ask again once the store answers.
+            throw new StoreUnavailableException($"the checkpoint store did not answer while {this.GetPrimaryKeyString()} read {manifest}: {StoreFailures.Describe(e)}");
+        }
         await _worker!.Run(threads, () =>
         {
             trainer.Trainer.Restore(saved.Step, (key, _) => state[key]);
