@@ -156,10 +156,12 @@ public sealed partial class Communicator
         foreach (var tensor in received) tensor?.Dispose();
         var lenders = Others().Where(p => Link(p) is ITensorLink).ToArray();
         if (lenders.Length == 0) return;
-        foreach (var p in lenders) ((ITensorLink)Link(p)).Done(_sent[p]++);
+        var done = lenders.ToDictionary(p => p, p => _sent[p]++);
         Exchange($"{collective} (done)", [.. lenders.Select(p => new PeerOperation(p, async ct =>
         {
-            var (sequence, lent) = await ((ITensorLink)Link(p)).ReceiveLentAsync(ct).ConfigureAwait(false);
+            var link = (ITensorLink)Link(p);
+            link.Done(done[p]);
+            var (sequence, lent) = await link.ReceiveLentAsync(ct).ConfigureAwait(false);
             var expected = _received[p]++;
             lent?.Dispose();
             if (sequence != expected || lent is not null)
