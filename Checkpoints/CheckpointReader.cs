@@ -30,6 +30,14 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
         return name is null ? null : (name, await ReadManifestAsync(name, cancellation));
     }
 
+    /// <summary>
+    /// The newest checkpoint at or before step <paramref name="atMost"/>, or null: what a job with that many steps on record
+    /// resumes from. A newer one can exist after the job came back from an older checkpoint (it gave the later steps back,
+    /// and resuming past them would skip steps its record lacks: found by the chaos soak).
+    /// </summary>
+    public async Task<(string Name, CheckpointManifest Manifest)?> NewestAtMostAsync(long atMost, CancellationToken cancellation = default) =>
+        (await CommittedAsync(cancellation)).FirstOrDefault(c => c.Step <= atMost)?.Manifest is { } name ? (name, await ReadManifestAsync(name, cancellation)) : null;
+
     /// <summary>Every checkpoint with a manifest, newest first (by step, then generation as a number).</summary>
     public async Task<IReadOnlyList<CheckpointPointer>> CommittedAsync(CancellationToken cancellation = default)
     {

@@ -151,7 +151,9 @@ public sealed partial class JobGrain(
         if (!job.RecordExists) return null;
         if (Record.State is not (JobState.Failed or JobState.Cancelled))
             throw new InvalidOperationException($"job {JobId} is {Record.State}; only a failed or cancelled job can be resumed");
-        var (manifestName, manifest) = await FindCheckpoint(step);
+        if (step > Committed)
+            throw new InvalidOperationException($"job {JobId} has {Committed} committed step(s); its checkpoint of step {step} is past them (it came back from an older checkpoint and trained those steps again): resume from step {Committed} or earlier");
+        var (manifestName, manifest) = await FindCheckpoint(step, atMost: Committed);
         var before = copier.Copy(Record);
         var lost = await Journal.RewindTo(manifest.Step);
         (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
@@ -199,12 +201,14 @@ public sealed partial class JobGrain(
         return model;
     }
 
-    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step)
+    /// <param name="atMost">Without <paramref name="step"/>: the newest checkpoint at or before this step (a resume), not the latest.</param>
+    private async Task<(string Name, CheckpointManifest Manifest)> FindCheckpoint(long? step, long? atMost = null)
     {
         (string, CheckpointManifest)? found;
         try
         {
-            found = await new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId)).FindAsync(step);
+            var reader = new CheckpointReader(checkpoints, CheckpointLayout.ForJob(JobId));
+            found = step is null && atMost is { } last ? await reader.NewestAtMostAsync(last) : await reader.FindAsync(step);
         }
         catch (Exception e) when (StoreFailures.IsUnavailable(e))
         {

@@ -121,6 +121,20 @@ public sealed class IntegrityTests : IDisposable
     }
 
     [Fact]
+    public async Task A_resume_takes_the_newest_checkpoint_within_the_steps_on_record_not_the_latest_past_them()
+    {
+        long[] shape = [2, 2];
+        var full = CheckpointFixture.Iota(shape);
+        foreach (var step in new[] { 10, 20, 40 }) await _fixture.Save("w", full, shape, [TensorRegion.Whole(shape)], step: step);
+        var reader = new CheckpointReader(_fixture.Store, _fixture.Layout);
+
+        Assert.Equal(40, (await reader.FindAsync(null))!.Value.Manifest.Step);
+        Assert.Equal(20, (await reader.NewestAtMostAsync(30))!.Value.Manifest.Step);
+        Assert.Equal(40, (await reader.NewestAtMostAsync(40))!.Value.Manifest.Step);
+        Assert.Null(await reader.NewestAtMostAsync(9));
+    }
+
+    [Fact]
     public async Task A_damaged_latest_pointer_or_manifest_fails_closed_naming_the_blob_and_the_older_checkpoints_stay_readable()
     {
         await SaveTwoChunks();

@@ -106,6 +106,37 @@ public sealed class CheckpointingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_job_that_gave_steps_back_resumes_within_the_steps_on_record_not_from_the_newer_checkpoint_past_them()
+    {
+        // Found by the chaos soak: after a job came back from an older checkpoint, `latest` still named a newer one; a resume
+        // restored that state while the record stood at the older step, and the job trained on from the wrong state.
+        var spec = TestSpecs.Tiny(steps: 200, global: 16, micro: 2) with
+        {
+            Devices = new DeviceSpec { Min = 2, Max = 2 },
+            Checkpoint = new CheckpointSpec { EverySteps = 10 },
+        };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var jobId = await _cluster.Client.SubmitAsync(spec);
+        await _cluster.Until(jobId, s => s.LastCheckpointStep >= 20);
+        await _cluster.Client.CancelAsync(jobId);
+        var first = await _cluster.Finish(jobId);
+        Assert.Equal(JobState.Cancelled, first.State);
+
+        // Back to step 10 and stopped there at once: the checkpoints of step 20 and on are past the steps on record.
+        await _cluster.Client.ResumeAsync(jobId, step: 10);
+        await _cluster.Client.CancelAsync(jobId);
+        var stopped = await _cluster.Finish(jobId);
+        var resumed = await _cluster.Client.ResumeAsync(jobId);
+        Assert.True(resumed.CommittedStep <= stopped.CommittedStep, $"resumed at step {resumed.CommittedStep} with {stopped.CommittedStep} on record");
+        var status = await _cluster.Finish(jobId);
+
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}");
+        Assert.Equal(reference, status.FinalParameterDigest);
+        var report = await _cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, 200).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
     public async Task A_cancelled_job_resumes_from_its_checkpoint_on_fewer_devices_and_ends_with_the_uninterrupted_bits()
     {
         var spec = TestSpecs.Tiny(steps: 120, global: 16, micro: 2) with
