@@ -116,11 +116,8 @@ public sealed class CheckpointingTests : IAsyncLifetime
             Checkpoint = new CheckpointSpec { EverySteps = 10 },
         };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        var jobId = await _cluster.Client.SubmitAsync(spec);
-        await _cluster.Until(jobId, s => s.LastCheckpointStep >= 20);
-        await _cluster.Client.CancelAsync(jobId);
-        var first = await _cluster.Finish(jobId);
-        Assert.Equal(JobState.Cancelled, first.State);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var (jobId, _) = await _cluster.CancelAfterCheckpoint(spec, timeout.Token, step: 20);
 
         // Back to step 10 and stopped there at once: the checkpoints of step 20 and on are past the steps on record.
         await _cluster.Client.ResumeAsync(jobId, step: 10);
@@ -145,13 +142,8 @@ public sealed class CheckpointingTests : IAsyncLifetime
             Checkpoint = new CheckpointSpec { EverySteps = 3 },
         };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        var jobId = await _cluster.Client.SubmitAsync(spec);
-        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1)))
-            await foreach (var progress in _cluster.Client.WatchAsync(jobId, timeout.Token))
-                if (progress.Status.LastCheckpointStep >= 6) break;
-        await _cluster.Client.CancelAsync(jobId);
-        var cancelled = await _cluster.Finish(jobId);
-        Assert.Equal(JobState.Cancelled, cancelled.State);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var (jobId, cancelled) = await _cluster.CancelAfterCheckpoint(spec, timeout.Token, step: 6);
         Assert.Equal(4, cancelled.Plan!.Dp);
         await Assert.ThrowsAsync<Elastic.Client.JobStateException>(() => _cluster.Client.ResumeAsync(jobId, step: 2));
 

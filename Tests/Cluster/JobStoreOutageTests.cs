@@ -64,7 +64,7 @@ public sealed class JobStoreOutageTests : IDisposable
         var spec = TestSpecs.Tiny(steps: 300) with { Devices = new DeviceSpec { Min = 2, Max = 2 }, Checkpoint = new CheckpointSpec { EverySteps = 10 } };
         var reference = await TestSpecs.ReferenceDigest(spec);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var (jobId, cancelled) = await cluster.CancelAfterFirstCheckpoint(spec, timeout.Token);
+        var (jobId, cancelled) = await cluster.CancelAfterCheckpoint(spec, timeout.Token);
 
         var store = Store;
         store.Down = true;

@@ -65,7 +65,7 @@ public sealed class StorageOutageTests
         };
         var reference = await TestSpecs.ReferenceDigest(spec);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var (jobId, cancelled) = await cluster.CancelAfterFirstCheckpoint(spec, timeout.Token);
+        var (jobId, cancelled) = await cluster.CancelAfterCheckpoint(spec, timeout.Token);
 
         proxy.Set(ProxyMode.Unavailable);
         var refused = await Assert.ThrowsAsync<ClusterUnavailableException>(() => cluster.Client.ResumeAsync(jobId, cancellation: timeout.Token));

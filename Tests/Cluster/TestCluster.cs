@@ -101,11 +101,14 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Submits <paramref name="spec"/> (which checkpoints), cancels it once its first checkpoint is committed, and waits for it to end cancelled.</summary>
-    public async Task<(string JobId, JobStatus Cancelled)> CancelAfterFirstCheckpoint(TrainingSpec spec, CancellationToken cancellation)
+    /// <summary>
+    /// Submits <paramref name="spec"/> (which checkpoints), cancels it once its checkpoint of step <paramref name="step"/> (by
+    /// default its first) is committed, and waits for it to end cancelled.
+    /// </summary>
+    public async Task<(string JobId, JobStatus Cancelled)> CancelAfterCheckpoint(TrainingSpec spec, CancellationToken cancellation, long? step = null)
     {
         var jobId = await Client.SubmitAsync(spec);
-        await Until(jobId, s => s.LastCheckpointStep >= spec.Checkpoint.EverySteps, cancellation);
+        await Until(jobId, s => s.LastCheckpointStep >= (step ?? spec.Checkpoint.EverySteps), cancellation);
         await Client.CancelAsync(jobId, cancellation);
         var cancelled = await Finish(jobId);
         Assert.Equal(JobState.Cancelled, cancelled.State);
