@@ -43,6 +43,8 @@ public sealed class ChaosRun
     private readonly ConcurrentQueue<JobHistory> _histories = new();
     private readonly ConcurrentQueue<Violation> _violations = new();
     private readonly ConcurrentQueue<AppliedFault> _applied = new();
+    /// <summary>Checkpoints the run damaged: never damaged again (a second flip of the same byte would repair it).</summary>
+    private readonly ConcurrentDictionary<string, bool> _damaged = new();
     private readonly ConcurrentQueue<ResourceSample> _samples = new();
     private readonly JobSlot[] _slots;
     private ChaosCluster _cluster = null!;
@@ -267,6 +269,7 @@ public sealed class ChaosRun
         var store = AzureBlobStore.Connect(_cluster.Storage, "checkpoints");
         var reader = new CheckpointReader(store, CheckpointLayout.ForJob(job.JobId));
         if (await reader.FindAsync(null) is not { } newest) return "skipped: no committed checkpoint";
+        if (!_damaged.TryAdd(newest.Name, true)) return $"skipped: {job.Spec.Name}'s newest checkpoint is damaged already";
         // The fault is a damaged newest checkpoint with an older one to fall back to; with none, failing is the job's right answer.
         if ((await reader.CommittedAsync()).Count(c => c.Step < newest.Manifest.Step) == 0) return $"skipped: {job.Spec.Name} has no older checkpoint to fall back to";
         var chunk = newest.Manifest.Chunks[newest.Manifest.Chunks.Count / 2];
