@@ -36,7 +36,10 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
     /// and resuming past them would skip steps its record lacks: found by the chaos soak).
     /// </summary>
     public async Task<(string Name, CheckpointManifest Manifest)?> NewestAtMostAsync(long atMost, CancellationToken cancellation = default) =>
-        (await CommittedAsync(cancellation)).FirstOrDefault(c => c.Step <= atMost)?.Manifest is { } name ? (name, await ReadManifestAsync(name, cancellation)) : null;
+        NewestAtMost(await CommittedAsync(cancellation), atMost)?.Manifest is { } name ? (name, await ReadManifestAsync(name, cancellation)) : null;
+
+    /// <summary>Of <paramref name="committed"/> (newest first, as <see cref="CommittedAsync"/> lists them), the newest at or before step <paramref name="atMost"/>.</summary>
+    public static CheckpointPointer? NewestAtMost(IReadOnlyList<CheckpointPointer> committed, long atMost) => committed.FirstOrDefault(c => c.Step <= atMost);
 
     /// <summary>Every checkpoint with a manifest, newest first (by step, then generation as a number).</summary>
     public async Task<IReadOnlyList<CheckpointPointer>> CommittedAsync(CancellationToken cancellation = default)

@@ -113,7 +113,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
     public async Task<string?> ComeBackPoint()
     {
         var committed = await Committed("listing its checkpoints");
-        var point = committed.FirstOrDefault(c => c.Step <= journal.Committed);
+        var point = CheckpointReader.NewestAtMost(committed, journal.Committed);
         await journal.RewindTo(point?.Step ?? 0);
         return point?.Manifest;
     }

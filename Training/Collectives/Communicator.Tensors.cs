@@ -84,7 +84,9 @@ public sealed partial class Communicator
 
     /// <summary>
     /// The pairwise tree over leaves [lo, hi) into <paramref name="target"/>, never into a leaf (leaves are the caller's or
-    /// lent): a right subtree of more than one leaf is summed into a scratch buffer of its depth first.
+    /// lent): a right subtree of more than one leaf is summed into a scratch buffer of its depth first. Not
+    /// <see cref="PairwiseTree.ReduceInto"/>, whose leaves are computed into buffers: these exist already, so a single right
+    /// leaf is added where it lies instead of being copied into scratch first.
     /// </summary>
     private void SumInto(int lo, int hi, Tensor target, Func<int, Tensor> leaf, int depth = 0)
     {
