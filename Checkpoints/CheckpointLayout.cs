@@ -14,6 +14,12 @@ public sealed partial record CheckpointLayout(string Root)
 
     public string ChunkFile(long step, int generation, string writer) => $"{Folder(step, generation)}/chunks-{writer}.safetensors";
 
+    /// <summary>
+    /// Present when a restore found the checkpoint's data damaged: the checkpoint is no longer committed (never chosen again, not
+    /// counted among those retention keeps) and goes with the orphans once <c>latest</c> has moved past it.
+    /// </summary>
+    public string DamagedMarker(long step, int generation) => $"{Folder(step, generation)}/damaged.txt";
+
     /// <summary>One writer's chunk entries, merged into the manifest by the committer.</summary>
     public string Part(long step, int generation, string writer) => $"{Folder(step, generation)}/part-{writer}.json";
 

@@ -21,12 +21,18 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
     public async Task<CheckpointPointer?> LatestAsync(CancellationToken cancellation = default) =>
         await store.GetVersionedAsync(layout.Latest, cancellation) is { } blob ? CheckpointPointer.Parse(blob.Content, layout.Latest) : null;
 
-    /// <summary>The latest checkpoint, or (with <paramref name="step"/>) the newest generation's checkpoint of that step; null when there is none.</summary>
+    /// <summary>
+    /// The latest checkpoint (the newest committed one at or before it when <c>latest</c> names one found damaged), or (with
+    /// <paramref name="step"/>) the newest generation's checkpoint of that step; null when there is none.
+    /// </summary>
     public async Task<(string Name, CheckpointManifest Manifest)?> FindAsync(long? step, CancellationToken cancellation = default)
     {
-        var name = step is null
-            ? (await LatestAsync(cancellation))?.Manifest
-            : (await CommittedAsync(cancellation)).FirstOrDefault(c => c.Step == step)?.Manifest;
+        var latest = step is null ? await LatestAsync(cancellation) : null;
+        if (step is null && latest is null) return null;
+        var committed = await CommittedAsync(cancellation);
+        var name = latest is not null
+            ? committed.FirstOrDefault(c => c.Step < latest.Step || (c.Step == latest.Step && c.Generation <= latest.Generation))?.Manifest
+            : committed.FirstOrDefault(c => c.Step == step)?.Manifest;
         return name is null ? null : (name, await ReadManifestAsync(name, cancellation));
     }
 
@@ -41,15 +47,34 @@ public sealed class CheckpointReader(IBlobStore store, CheckpointLayout layout)
     /// <summary>Of <paramref name="committed"/> (newest first, as <see cref="CommittedAsync"/> lists them), the newest at or before step <paramref name="atMost"/>.</summary>
     public static CheckpointPointer? NewestAtMost(IReadOnlyList<CheckpointPointer> committed, long atMost) => committed.FirstOrDefault(c => c.Step <= atMost);
 
-    /// <summary>Every checkpoint with a manifest, newest first (by step, then generation as a number).</summary>
+    /// <summary>Every committed checkpoint, newest first (by step, then generation as a number): see <see cref="Committed"/>.</summary>
     public async Task<IReadOnlyList<CheckpointPointer>> CommittedAsync(CancellationToken cancellation = default)
     {
-        var committed = new List<CheckpointPointer>();
-        await foreach (var blob in store.ListAsync(layout.Root + "/", cancellation))
-            if (blob.EndsWith("/manifest.json", StringComparison.Ordinal) && layout.CheckpointOf(blob) is { } id && blob == layout.Manifest(id.Step, id.Generation))
-                committed.Add(new CheckpointPointer(id.Step, id.Generation, blob));
-        return committed.OrderByDescending(c => c.Step).ThenByDescending(c => c.Generation).ToList();
+        var blobs = new List<string>();
+        await foreach (var blob in store.ListAsync(layout.Root + "/", cancellation)) blobs.Add(blob);
+        return Committed(layout, blobs);
     }
+
+    /// <summary>
+    /// Of the blobs under <paramref name="layout"/>'s root, the committed checkpoints, newest first: those with a manifest and no
+    /// mark of damage (<see cref="CheckpointLayout.DamagedMarker"/>).
+    /// </summary>
+    public static IReadOnlyList<CheckpointPointer> Committed(CheckpointLayout layout, IReadOnlyCollection<string> blobs)
+    {
+        var names = blobs.ToHashSet(StringComparer.Ordinal);
+        return blobs.Select(blob => (Blob: blob, Id: layout.CheckpointOf(blob)))
+            .Where(b => b.Id is { } id && b.Blob == layout.Manifest(id.Step, id.Generation) && !names.Contains(layout.DamagedMarker(id.Step, id.Generation)))
+            .Select(b => new CheckpointPointer(b.Id!.Value.Step, b.Id.Value.Generation, b.Blob))
+            .OrderByDescending(c => c.Step).ThenByDescending(c => c.Generation).ToList();
+    }
+
+    /// <summary>
+    /// Marks a checkpoint whose data a restore found damaged (<paramref name="why"/>): it stops being committed, so no restore
+    /// chooses it again and retention keeps a sound one in its place.
+    /// </summary>
+    /// <remarks>The first mark stays: another coordinator that found the same damage has said why already.</remarks>
+    public Task MarkDamagedAsync(CheckpointPointer checkpoint, string why, CancellationToken cancellation = default) =>
+        store.TrySwapAsync(layout.DamagedMarker(checkpoint.Step, checkpoint.Generation), System.Text.Encoding.UTF8.GetBytes(why), expectedVersion: null, cancellation);
 
     public async Task<CheckpointManifest> ReadManifestAsync(string name, CancellationToken cancellation = default) =>
         await store.GetVersionedAsync(name, cancellation) is { } blob

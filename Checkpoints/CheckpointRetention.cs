@@ -7,9 +7,9 @@ public sealed record RetentionResult(IReadOnlyList<string> Kept, IReadOnlyList<s
 
 /// <summary>
 /// Keeps the last K committed checkpoints, every Nth step, and whatever <c>latest</c> points at; removes the
-/// rest, manifest first so that a checkpoint disappears before its chunks do. Folders without a manifest are
-/// orphans of writers that died, removed once <c>latest</c> has moved past them; newer ones may still be
-/// in flight and are left alone.
+/// rest, manifest first so that a checkpoint disappears before its chunks do. Folders that are not committed are
+/// orphans of writers that died, or checkpoints found damaged, removed once <c>latest</c> has moved past them;
+/// newer ones may still be in flight and are left alone.
 /// </summary>
 public sealed class CheckpointRetention(IBlobStore store, CheckpointLayout layout)
 {
@@ -27,7 +27,8 @@ public sealed class CheckpointRetention(IBlobStore store, CheckpointLayout layou
             blobs.Add(name);
         }
         var latest = await new CheckpointReader(store, layout).LatestAsync(cancellation);
-        var committed = folders.Where(f => f.Value.Contains($"{f.Key}/manifest.json")).Select(f => (Folder: f.Key, Id: ids[f.Key])).OrderByDescending(c => c.Id).ToList();
+        var committed = CheckpointReader.Committed(layout, [.. folders.Values.SelectMany(b => b)])
+            .Select(c => (Folder: layout.Folder(c.Step, c.Generation), Id: (c.Step, c.Generation))).ToList();
         var keep = committed.Take(keepLast).Select(c => c.Folder)
             .Concat(committed.Where(c => keepEvery > 0 && c.Id.Step % keepEvery == 0).Select(c => c.Folder))
             .Concat(latest is null ? [] : [layout.Folder(latest.Step, latest.Generation)])
@@ -46,7 +47,10 @@ public sealed class CheckpointRetention(IBlobStore store, CheckpointLayout layou
             {
                 var id = ids[folder];
                 if (id.Step > latest.Step || (id.Step == latest.Step && id.Generation >= latest.Generation)) continue;
-                foreach (var blob in blobs) await store.DeleteAsync(blob, cancellation);
+                // A damaged checkpoint's mark goes last: without it, its manifest would make it committed again.
+                var marker = layout.DamagedMarker(id.Step, id.Generation);
+                foreach (var blob in blobs.OrderBy(b => b.EndsWith("/manifest.json", StringComparison.Ordinal) ? 0 : b == marker ? 2 : 1))
+                    await store.DeleteAsync(blob, cancellation);
                 orphans.Add(folder);
             }
         }

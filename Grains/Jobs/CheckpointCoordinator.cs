@@ -125,7 +125,6 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
     public async Task Restore(ParallelPlan plan, IReplicaGrain[] replicas, string manifest)
     {
         var layout = CheckpointLayout.ForJob(jobId);
-        IReadOnlyList<CheckpointPointer>? committed = null;
         while (true)
         {
             Task[] calls = [];
@@ -141,15 +140,32 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
             }
             catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
             {
-                committed ??= await Committed("listing its checkpoints");
                 var failed = layout.CheckpointOf(manifest) ?? throw new JobFailure($"{manifest} is not a checkpoint of job {jobId}");
-                var previous = committed.FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
+                var marked = await MarkDamaged(new CheckpointPointer(failed.Step, failed.Generation, manifest), damage.Message);
+                var previous = (await Committed("listing its checkpoints")).FirstOrDefault(c => c.Step < failed.Step || (c.Step == failed.Step && c.Generation < failed.Generation))
                     ?? throw new JobFailure($"{damage.Message}; no older checkpoint to fall back to");
                 var lost = await journal.RewindTo(previous.Step);
                 Record.LastCheckpointStep = previous.Step;
-                journal.Add(JobEventKinds.CheckpointUnreadable, $"{damage.Message}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
+                journal.Add(JobEventKinds.CheckpointUnreadable, $"{damage.Message}; {marked}; falling back to the checkpoint of step {previous.Step} ({previous.Manifest}), {lost} more step(s) to train again");
                 manifest = previous.Manifest;
             }
+        }
+    }
+
+    /// <summary>
+    /// Marks a damaged checkpoint so that retention keeps a sound one in its place (found by the chaos soak: a job that fell back
+    /// twice had its last sound checkpoint removed while two damaged ones counted among the last kept). Says what became of it.
+    /// </summary>
+    private async Task<string> MarkDamaged(CheckpointPointer checkpoint, string why)
+    {
+        try
+        {
+            await new CheckpointReader(store, CheckpointLayout.ForJob(jobId)).MarkDamagedAsync(checkpoint, why);
+            return "it is marked damaged and no longer counts as committed";
+        }
+        catch (Exception e) when (StoreFailures.IsUnavailable(e))
+        {
+            return $"marking it damaged failed ({StoreFailures.Describe(e)})";
         }
     }
 

@@ -77,7 +77,7 @@ public sealed partial class JobGrain : IReplanJob
     JobStanding IReplanJob.Standing => Standing;
     IReadOnlyList<int> IReplanJob.Widths => Widths;
     LayoutChooser IReplanJob.Chooser => Chooser;
-    bool IReplanJob.CancelRequested => _cancelRequested;
+    bool IReplanJob.CancelRequested => Record.CancelRequested;
 
     IReplicaGrain[] IReplanJob.Units
     {

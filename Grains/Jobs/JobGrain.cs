@@ -38,7 +38,6 @@ public sealed partial class JobGrain(
     /// </summary>
     public const string Directory = "elastic-coordinators";
 
-    private bool _cancelRequested;
     private CheckpointCoordinator? _checkpoints;
     private IReplicaGrain[] _units = [];
     private (int Generation, byte[] Secret)? _peerSecret;
@@ -156,7 +155,7 @@ public sealed partial class JobGrain(
         var (manifestName, manifest) = await FindCheckpoint(step, atMost: Committed);
         var before = copier.Copy(Record);
         var lost = await Journal.RewindTo(manifest.Step);
-        (Record.Error, Record.EndedAt, Record.FinalParameterDigest, _cancelRequested) = (null, null, null, false);
+        (Record.Error, Record.EndedAt, Record.FinalParameterDigest, Record.CancelRequested) = (null, null, null, false);
         Journal.Transition(JobState.Pending);
         Journal.Add(JobEventKinds.Resumed, $"from the checkpoint of step {manifest.Step} ({manifestName}); {lost} committed step(s) after it will be trained again");
         try
@@ -182,10 +181,11 @@ public sealed partial class JobGrain(
     public Task<JobStatus?> Cancel()
     {
         if (!job.RecordExists) return Task.FromResult<JobStatus?>(null);
-        if (!Record.State.IsTerminal() && !_cancelRequested)
+        if (!Record.State.IsTerminal() && !Record.CancelRequested)
         {
-            _cancelRequested = true;
+            Record.CancelRequested = true;
             Journal.Add(JobEventKinds.CancelRequested, "the job stops at the next step boundary");
+            Writer.WriteSoon();
         }
         return Task.FromResult<JobStatus?>(Journal.Status());
     }
@@ -252,7 +252,7 @@ public sealed partial class JobGrain(
                 {
                     _units = await Prepare(plan, adopt: new bool[plan.Dp], options.Value.JoinTimeout);
                 }
-                catch (Exception e) when (!_cancelRequested && !CoordinatorFence.Replaced(e) && ++failedPrepares < options.Value.MaxStepFailures)
+                catch (Exception e) when (!Record.CancelRequested && !CoordinatorFence.Replaced(e) && ++failedPrepares < options.Value.MaxStepFailures)
                 {
                     // A unit that could not join (a peer's link down, a device not yet let go) is a fault of the moment: plan again.
                     Journal.Add(JobEventKinds.ReplanFailed, $"preparing {plan} failed ({(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}); planning again");
@@ -283,7 +283,7 @@ public sealed partial class JobGrain(
         {
             var error = e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}";
             // Asked to stop, the job is not retried and ends where the user wanted it to: what broke on the way is said, not a failure.
-            outcome = _cancelRequested
+            outcome = Record.CancelRequested
                 ? new Outcome(JobState.Cancelled, JobEventKinds.Cancelled, $"cancelled after step {Committed} of {Record.Spec.Steps} ({error})")
                 : new Outcome(JobState.Failed, JobEventKinds.Failed, error);
         }
@@ -353,7 +353,7 @@ public sealed partial class JobGrain(
         string? said = null;
         // The layout the spec starts on, when it names one and this is the job's first plan.
         var start = Record.Plan is null && Record.Spec.Parallel.Start is { } text ? SpecLayout.Asked(Record.Spec, Current, ParallelLayout.Parse(text)) : null;
-        while (!_cancelRequested)
+        while (!Record.CancelRequested)
         {
             var review = await OnCapacity(c => c.Review(JobId, Standing, Widths, []));
             var ranking = await Rank(review);
@@ -467,7 +467,7 @@ public sealed partial class JobGrain(
         for (var step = Committed + 1; step <= spec.Steps; step = Committed + 1)
         {
             if (Writer.Stale is { } stale) throw stale;
-            if (_cancelRequested)
+            if (Record.CancelRequested)
             {
                 // A checkpoint asked for with the cancel (an interrupted `train`) is taken first, so the job can resume right here.
                 if (Checkpoints.Requested && step > 1 && Record.LastCheckpointStep != step - 1) await Checkpoints.Begin(_units, Record.Plan!, step - 1);

@@ -45,4 +45,7 @@ public sealed class JobRecord
 
     /// <summary>The step time the planner predicted for the current plan's layout on its devices.</summary>
     [Id(26)] public double? PredictedStepSeconds { get; set; }
+
+    /// <summary>A user asked the job to stop at its next step boundary: kept in the record, so a coordinator that takes over stops it too.</summary>
+    [Id(27)] public bool CancelRequested { get; set; }
 }

@@ -95,6 +95,8 @@ public sealed class CheckpointingTests : IAsyncLifetime
         Assert.Equal(reference, status.FinalParameterDigest);
         Assert.Equal(2, events.Count(e => e.Kind == JobEventKinds.CheckpointUnreadable));
         Assert.Contains(events, e => e.Kind == JobEventKinds.CheckpointUnreadable && e.Message.Contains($"falling back to the checkpoint of step {committed[2]}"));
+        // Each damaged checkpoint is marked: retention no longer counts it among those it keeps.
+        Assert.All(events.Where(e => e.Kind == JobEventKinds.CheckpointUnreadable), e => Assert.Contains("marked damaged", e.Message));
 
         // Every checkpoint damaged: nothing to fall back to, and the job says so instead of training from a bad state.
         var doomed = await CancelAtSix();

@@ -40,6 +40,12 @@ internal sealed class FakeReplanJob : IReplanJob
     /// <summary>Silos that left: offered to no one.</summary>
     public HashSet<string> Gone { get; } = [];
 
+    /// <summary>Silos that drain: still there, offered to no one, and a job's devices on them are leaving.</summary>
+    public HashSet<string> Draining { get; } = [];
+
+    /// <summary>Each allocation the re-plan asked for.</summary>
+    public List<AllocationRequest> Allocations { get; } = [];
+
     /// <summary>Each call to Prepare: the plan and which replicas adopted.</summary>
     public List<(ParallelPlan Plan, bool[] Adopt)> Prepared { get; } = [];
 
@@ -118,16 +124,19 @@ internal sealed class FakeReplanJob : IReplanJob
     private sealed class FakeCapacity(FakeReplanJob job) : ICapacityGrain
     {
         private IEnumerable<DeviceSlot> Present(IReadOnlyCollection<SiloAddress> exclude) =>
-            job.Silos.Where(s => !job.Gone.Contains(s.Key) && !exclude.Contains(s.Value)).Select(s => job.Device(s.Key));
+            job.Silos.Where(s => !job.Gone.Contains(s.Key) && !job.Draining.Contains(s.Key) && !exclude.Contains(s.Value)).Select(s => job.Device(s.Key));
 
         public Task<CapacityReview> Review(string jobId, JobStanding standing, IReadOnlyList<int> widths, IReadOnlyList<DeviceSlot> held)
         {
             var offer = Present([]).Select(d => new SiloOffer(d.Silo, 1, "cpu", 4096)).ToList();
-            return Task.FromResult(new CapacityReview([], null, offer.Count, LeaveKind.None, Offer: offer));
+            var draining = job.Draining.Select(s => job.Silos[s]).ToHashSet();
+            var leaving = held.Where(d => draining.Contains(d.Silo)).ToList();
+            return Task.FromResult(new CapacityReview(leaving, leaving.Count > 0 ? "draining" : null, offer.Count, leaving.Count > 0 ? LeaveKind.Draining : LeaveKind.None, Offer: offer));
         }
 
         public Task<Allocation> Allocate(AllocationRequest request)
         {
+            job.Allocations.Add(request);
             var usable = Present(request.Exclude).ToList();
             var ordered = request.Prefer.Where(usable.Contains).Concat(usable.Except(request.Prefer)).ToList();
             var width = request.Widths[0];

@@ -127,6 +127,27 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task A_drain_that_begins_during_a_replan_is_seen_by_the_next_attempt_so_the_silo_waits_while_its_parked_state_serves()
+    {
+        // Found by the chaos soak: a grow failed after adopting on silo a, whose drain began meanwhile; the retry still took a's
+        // holders as staying (the change's leaving devices were those of the grow: none), did not tell the capacity grain that
+        // a serves the state, and the drain, seeing no job on a, let the silo stop with the job's state on it.
+        var job = new FakeReplanJob(Spec, ["a", "b", "c"], replicas: 1, committed: 5);
+        job.OnPrepare = (plan, _) =>
+        {
+            if (plan.Generation != 2) return;
+            job.Draining.Add("a");
+            throw new JobFailure("preparing the new units failed: a unit did not join in time");
+        };
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Join, "devices joined") { Target = new Layout(2) }));
+
+        Assert.Equal([job.Device("a")], job.Allocations[^1].Serving);
+        Assert.Equal([[job.Device("a")]], job.Unparked);
+        AssertTheSecondAttemptMovedTheStateFromOneUnit(job, [job.Device("b"), job.Device("c")], [false, false]);
+    }
+
+    [Fact]
     public async Task Parked_state_on_a_silo_that_no_longer_answers_is_lost_and_the_replan_goes_on_from_what_is_left()
     {
         var job = await GrowFailingAfterAdoptionWhileTheSiloLeaves(killed: true);

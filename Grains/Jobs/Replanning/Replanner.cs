@@ -80,6 +80,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         var committed = job.Journal.Committed;
 
         var (target, review, refusable, unreachable, why) = await Choose(change, survivors, attempt);
+        survivors = survivors.AlsoLeaving(review.Leaving);
         if (target is null)
         {
             await WaitForCapacity(change, running, old, survivors, why);

@@ -38,6 +38,13 @@ public sealed class Survivors
         [.. Found.Select((f, h) => units.GetValueOrDefault(h) is { } unit ? new HeldState(unit, f.Holder with { Kind = HolderKind.Staged }) : f)],
         [.. Holders.Select((holder, h) => !units.TryGetValue(h, out var unit) ? holder : unit is null ? holder with { Steps = null } : holder with { Kind = HolderKind.Staged })]);
 
+    /// <summary>
+    /// These survivors with the holders on <paramref name="leaving"/> devices marked as leaving too: the capacity grain's word now,
+    /// which counts a drain that began after the re-plan did (its change named only the devices leaving then).
+    /// </summary>
+    public Survivors AlsoLeaving(IReadOnlyCollection<DeviceSlot> leaving) =>
+        new(Found, [.. Holders.Select(h => h.Leaving || !h.Devices.Any(leaving.Contains) ? h : h with { Leaving = true })]);
+
     /// <summary>The unit of holder <paramref name="h"/> (it has one: it is live or staged).</summary>
     public IReplicaGrain UnitOf(int h) => Found[h].Unit ?? throw new InvalidOperationException($"holder {h} is state parked on its devices: no unit serves it");
 
