@@ -3,6 +3,7 @@ using Elastic.GrainInterfaces;
 namespace Elastic.Grains.Jobs;
 
 /// <summary>Where a holder keeps the job's state.</summary>
+[GenerateSerializer, Alias("Elastic.HolderKind")]
 public enum HolderKind
 {
     /// <summary>A prepared unit training on its devices.</summary>
@@ -18,7 +19,14 @@ public enum HolderKind
 /// in rank order, <paramref name="Tp"/> per stage), what kind of holder it is, the steps its state has taken (null: it
 /// did not answer, lost), whether its devices are leaving, and under expert parallelism which part of the experts it hosts.
 /// </summary>
-public sealed record StateHolder(IReadOnlyList<DeviceSlot> Devices, HolderKind Kind, long? Steps, bool Leaving = false, int Tp = 1, int ExpertPart = 0)
+[GenerateSerializer, Alias("Elastic.StateHolder")]
+public sealed record StateHolder(
+    [property: Id(0)] IReadOnlyList<DeviceSlot> Devices,
+    [property: Id(1)] HolderKind Kind,
+    [property: Id(2)] long? Steps,
+    [property: Id(3)] bool Leaving = false,
+    [property: Id(4)] int Tp = 1,
+    [property: Id(5)] int ExpertPart = 0)
 {
     public bool Alive => Steps is not null;
 }

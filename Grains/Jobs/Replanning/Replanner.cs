@@ -19,9 +19,23 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
 {
     /// <summary>
     /// What holds the job's state during a re-plan: the plan's units when it begins; after an attempt failed, whatever that
-    /// attempt left holding it (state parked on kept devices, staged units, new units that adopted).
+    /// attempt left holding it (state parked on kept devices, staged units, new units that adopted). Set through
+    /// <see cref="Hold"/>, which keeps the parked part in the job's record.
     /// </summary>
-    private List<HeldState> _holding = [];
+    private IReadOnlyList<HeldState> _holding = [];
+
+    /// <summary>
+    /// Sets what holds the state. Parked state has no unit to find it by, so the record keeps it (written with the next plan):
+    /// a coordinator that takes over mid-re-plan starts from it, where it would otherwise go back to the checkpoint (found
+    /// by the chaos soak: a grow handed the state over, its coordinator's silo was evicted, and the next one knew only the
+    /// new plan's units, which held nothing).
+    /// </summary>
+    private void Hold(IEnumerable<HeldState> holding)
+    {
+        _holding = [.. holding];
+        // An array, not whatever list the holder was made with: the record's JSON names each value's type, and reads back only known ones.
+        Record.Parked = [.. _holding.Where(h => h.Holder.Kind == HolderKind.Parked).Select(h => h.Holder with { Devices = h.Holder.Devices.ToArray() })];
+    }
 
     /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
     public TimeSpan LastPrepare { get; private set; } = TimeSpan.FromSeconds(2);
@@ -35,7 +49,8 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     public async Task<bool> Replan(ReplanChange change)
     {
         var running = Record.Plan!;
-        _holding = [.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r)))];
+        // State a coordinator that stepped down mid-re-plan left parked is held too.
+        Hold([.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r))), .. Record.Parked.Select(p => new HeldState(null, p))]);
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -176,7 +191,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
             var failed = calls.Where(c => !c.Value.IsCompletedSuccessfully).Select(c => units[c.Key].Unit).ToArray();
             _ = job.ReleaseQuietly(failed);
             survivors = survivors.Unparked(calls.ToDictionary(c => c.Key, c => c.Value.IsCompletedSuccessfully ? units[c.Key].Unit : null));
-            _holding = [.. survivors.Found];
+            Hold(survivors.Found);
             decision = Decide(old, target, devices, survivors);
         }
         return (decision, survivors);
@@ -190,7 +205,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         await UnitCalls.OnAll([.. decision.HandOver.Select(h => holders[h].Devices[0])], [.. decision.HandOver.Select(h => survivors.UnitOf(h).Handover())], "handing state over");
         var staged = decision.Staged.Select(h => new HeldState(survivors.Found[h].Unit, holders[h] with { Kind = HolderKind.Staged })).ToList();
         // Should the rest of this attempt fail, the next finds the state parked on the kept devices and in the staged units.
-        _holding = [.. decision.AdoptedFrom.Where(h => h >= 0).Select(h => new HeldState(null, holders[h] with { Kind = HolderKind.Parked })), .. staged];
+        Hold([.. decision.AdoptedFrom.Where(h => h >= 0).Select(h => new HeldState(null, holders[h] with { Kind = HolderKind.Parked })), .. staged]);
         await job.ReleaseQuietly([.. decision.Release.Select(survivors.UnitOf)]);
         return staged;
     }
@@ -200,7 +215,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         var plan = await job.NewPlan(devices, target);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
         job.Units = await job.Prepare(plan, adopt, options.JoinTimeout * attempt);
-        _holding = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n]).Select(n => new HeldState(job.Units[n], LiveHolder(plan, n))), .. staged];
+        Hold([.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n]).Select(n => new HeldState(job.Units[n], LiveHolder(plan, n))), .. staged]);
         return (plan, adopt);
     }
 
@@ -336,7 +351,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         }
         await job.ReleaseQuietly([.. survivors.Found.Select(h => h.Unit).OfType<IReplicaGrain>().Union(job.Units)]);
         job.Units = [];
-        _holding = [];
+        Hold([]);
         await job.OnCapacity(async c =>
         {
             await c.Release(job.JobId);
