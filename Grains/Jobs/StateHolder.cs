@@ -17,7 +17,8 @@ public enum HolderKind
 /// <summary>
 /// One holder of the job's state when a re-plan begins: its devices (a replica's pipeline stages' tensor-parallel groups,
 /// in rank order, <paramref name="Tp"/> per stage), what kind of holder it is, the steps its state has taken (null: it
-/// did not answer, lost), whether its devices are leaving, and under expert parallelism which part of the experts it hosts.
+/// did not answer, lost), whether its devices are leaving, under expert parallelism which part of the experts it hosts, and
+/// the generation of its unit's plan (a checkpoint its unit writes is of that generation).
 /// </summary>
 [GenerateSerializer, Alias("Elastic.StateHolder")]
 public sealed record StateHolder(
@@ -26,7 +27,8 @@ public sealed record StateHolder(
     [property: Id(2)] long? Steps,
     [property: Id(3)] bool Leaving = false,
     [property: Id(4)] int Tp = 1,
-    [property: Id(5)] int ExpertPart = 0)
+    [property: Id(5)] int ExpertPart = 0,
+    [property: Id(6)] int Generation = 0)
 {
     public bool Alive => Steps is not null;
 }

@@ -140,6 +140,38 @@ public sealed class LiveReplanTests
     }
 
     [Fact]
+    public async Task State_parked_by_a_failed_prepare_with_no_layout_left_is_checkpointed_from_host_memory_and_the_job_comes_back_from_it()
+    {
+        // The job's only silo drains while a re-plan fails after the hand-over: no layout runs anywhere, and the state is
+        // only parked on a device. A unit there takes it into host memory and writes it as a checkpoint; when a silo
+        // joins, the job comes back from it. (The spec checkpoints nothing itself: without this, training starts over.)
+        var spec = Spec(40, tensor: 1) with { Devices = new DeviceSpec { Min = 1, Max = 2 } };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        SiloAddress? first = null;
+        TestCluster? running = null;
+        var fault = new FailFirstPrepare(afterGeneration: 1, replica: 0,
+            before: () => running!.Cluster.Client.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).Drain(first!, "test: drained while a re-plan fails", preemption: false));
+        await using var cluster = running = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
+        var jobId = await cluster.Client.SubmitAsync(spec);
+        first = (await cluster.Until(jobId, s => s.CommittedStep >= 5)).Plan!.Devices[0].Silo;
+
+        await cluster.Client.ReplanAsync(jobId, "dp=1");
+        var waiting = await cluster.Until(jobId, s => s.LastCheckpointStep is not null);
+        await cluster.AddSiloAsync();
+        var status = await cluster.Finish(jobId);
+
+        var events = await cluster.Events(jobId);
+        var log = string.Join("\n", events);
+        Assert.True(fault.Failed, log);
+        Assert.True(status.State == JobState.Completed, $"{status.State}: {status.Error}\n{log}");
+        Assert.Contains(events, e => e.Kind == "replanned" && e.Message.Contains($"its state is in the checkpoint of step {waiting.LastCheckpointStep}"));
+        Assert.DoesNotContain(events, e => e.Replan?.StepsLost > 0 || e.Kind == JobEventKinds.Resumed);
+        Assert.True(reference == status.FinalParameterDigest, log);
+        var report = await cluster.Client.GetReportAsync(jobId);
+        Assert.Equal(Enumerable.Range(1, spec.Steps).Select(i => (long)i), report.Steps.Select(s => s.Step));
+    }
+
+    [Fact]
     public async Task A_cancel_that_arrives_while_a_replan_fails_ends_the_job_cancelled_not_failed()
     {
         var spec = Spec(400, tensor: 1);

@@ -91,11 +91,15 @@ internal sealed class FakeReplanJob : IReplanJob
     /// <summary>Silos that were killed: units there do not answer.</summary>
     public HashSet<string> Killed { get; } = [];
 
+    /// <summary>The units that staged parked state, in order.</summary>
+    public List<FakeUnit> ParkedUnits { get; } = [];
+
     public (IReplicaGrain Unit, ShardAssignment Assignment) ParkedState(ParallelPlan plan, int holder)
     {
         Unparked.Add(plan.Devices);
         var dead = Killed.Any(k => plan.Devices.Any(d => d.Silo.Equals(Silos[k])));
-        return (new FakeUnit(Journal.Committed) { Dead = dead }, new ShardAssignment(JobId, Record.Spec, plan, 0, 0, Options.CollectiveTimeout));
+        ParkedUnits.Add(new FakeUnit(Journal.Committed) { Dead = dead });
+        return (ParkedUnits[^1], new ShardAssignment(JobId, Record.Spec, plan, 0, 0, Options.CollectiveTimeout));
     }
 
     public Task ReleaseQuietly(IReplicaGrain[] units)
@@ -201,8 +205,16 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
     public Task<IReadOnlyList<ShardStepResult>> StepResults(long afterStep) => Task.FromResult<IReadOnlyList<ShardStepResult>>([]);
     public Task<long> Prepare(ShardAssignment assignment) => throw new NotSupportedException();
     public Task<ShardStepResult> RunStep(long step, bool evaluate) => throw new NotSupportedException();
-    public Task BeginCheckpoint(long step, int writer, int writers) => throw new NotSupportedException();
-    public Task FinishCheckpoint(long step) => throw new NotSupportedException();
+    /// <summary>The step of the last checkpoint this unit was asked to write (it writes nothing: the commit then finds no parts).</summary>
+    public long? CheckpointBegun { get; private set; }
+
+    public async Task BeginCheckpoint(long step, int writer, int writers)
+    {
+        await Alive();
+        CheckpointBegun = step;
+    }
+
+    public Task FinishCheckpoint(long step) => Task.CompletedTask;
     /// <summary>Restores that fail as if the checkpoint store did not answer, before they succeed.</summary>
     public int StoreOutages { get; set; }
     public int Restores { get; private set; }

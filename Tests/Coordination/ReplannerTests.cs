@@ -176,6 +176,29 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task With_its_state_only_parked_and_no_layout_left_the_job_stages_the_state_and_checkpoints_it_before_it_waits()
+    {
+        // A grow handed the state over on a, then failed; by the retry a drains and b is gone: no layout runs. The state
+        // parked on a is taken into host memory by a unit there, which writes the checkpoint, instead of being given up.
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 1, committed: 5);
+        job.OnPrepare = (plan, _) =>
+        {
+            if (plan.Generation != 2) return;
+            job.Draining.Add("a");
+            job.Gone.Add("b");
+            throw new JobFailure("preparing the new units failed: a unit did not join in time");
+        };
+
+        Assert.False(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Join, "devices joined") { Target = new Layout(2) }));
+
+        Assert.Equal([[job.Device("a")]], job.Unparked);
+        Assert.Equal(5, job.ParkedUnits.Single().CheckpointBegun);
+        Assert.True(job.ParkedUnits.Single().Released, "the unit that wrote the checkpoint lets go of the state once it is written");
+        Assert.Contains("the job waits for devices", job.Events(JobEventKinds.Replanned).Last().Message);
+        Assert.Empty(job.Record.Parked);
+    }
+
+    [Fact]
     public async Task Parked_state_on_a_silo_that_no_longer_answers_is_lost_and_the_replan_goes_on_from_what_is_left()
     {
         var job = await GrowFailingAfterAdoptionWhileTheSiloLeaves(killed: true);

@@ -22,7 +22,14 @@ public static class EngineCheckpoint
     /// pipeline stage writes only what its chunks own (not the last stage's copy of a tied token embedding). Under ZeRO a
     /// replica writes the optimizer state it alone holds (a replicated tensor's by tensor-parallel rank 0). Under expert
     /// parallelism an expert tensor's region (the experts of one expert rank) rotates over the replicas that host it.</param>
-    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1)
+    public static IReadOnlyList<ShardedTensor> Capture(Trainer trainer, CheckpointStaging? staging = null, int writer = 0, int writers = 1) =>
+        Written(trainer, writer, writers).Select(s => Copy(s, staging)).ToList();
+
+    /// <summary>The keys of what this rank writes when its replica is the checkpoint's only writer: what a copy of its state in host memory saves.</summary>
+    public static IReadOnlySet<string> WrittenAlone(Trainer trainer) => Written(trainer, writer: 0, writers: 1).Select(s => s.Key).ToHashSet();
+
+    /// <summary>What this rank writes as <paramref name="writer"/> of <paramref name="writers"/> (see <see cref="Capture"/>).</summary>
+    private static IEnumerable<StateTensor> Written(Trainer trainer, int writer, int writers)
     {
         var owned = trainer.StateTensors().Where(s => trainer.Model.Chunks.Any(c => Model.ChunkParameters.Owns(c, s.Owner.Name))).ToList();
         var tensor = trainer.Model.Group;
@@ -32,7 +39,7 @@ public static class EngineCheckpoint
             ? IsWriterOf(s, i, tensor, writer / ep, Math.Max(1, writers / ep))
             : IsWriterOf(s, i, tensor, writer, writers));
         var own = owned.Where(s => s.OneCopy && (s.Owner.Layout.TensorSplit || tensor.Rank == 0));
-        return shared.Concat(own).Select(s => Copy(s, staging)).ToList();
+        return shared.Concat(own);
     }
 
     /// <summary>Host copies of everything this rank holds (its region of every tensor, replicated ones included): what it can give a peer.</summary>

@@ -29,7 +29,8 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     private DeviceWorker? _worker;
     private DataParallelTrainer? _trainer;
     private (long Step, Task Upload)? _checkpoint;
-    private (long Steps, IReadOnlyList<ShardedTensor> State)? _staged;
+    /// <summary>State copied to host memory (a unit that left its devices to serve): what it holds, and the keys it writes as a checkpoint's only writer.</summary>
+    private (long Steps, IReadOnlyList<ShardedTensor> State, IReadOnlySet<string> Written)? _staged;
 
     public async Task<long> Prepare(ShardAssignment assignment)
     {
@@ -118,12 +119,23 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
 
     public async Task BeginCheckpoint(long step, int writer, int writers)
     {
-        var (trainer, threads) = Prepared();
         if (_checkpoint is { Upload.IsCompleted: false } pending)
             throw new InvalidOperationException($"the checkpoint of step {pending.Step} is still uploading");
+        IReadOnlyList<ShardedTensor> state;
+        if (_staged is { } staged)
+        {
+            // A job left with no devices keeps the state a staged unit holds in a checkpoint of that replica alone.
+            if (writers != 1 || staged.Steps != step)
+                throw new InvalidOperationException($"{this.GetPrimaryKeyString()} holds step {staged.Steps} in host memory: it writes that step as the only writer, not step {step} as writer {writer} of {writers}");
+            state = [.. staged.State.Where(t => staged.Written.Contains(t.Key))];
+        }
+        else
+        {
+            var (trainer, threads) = Prepared();
+            // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
+            state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, writer, writers));
+        }
         var a = _assignment!;
-        // The staging buffers are reused: safe, because the job starts a checkpoint only after the previous one committed.
-        var state = await _worker!.Run(threads, () => EngineCheckpoint.Capture(trainer.Trainer, _staging, writer, writers));
         var upload = new CheckpointWriter(checkpoints, CheckpointLayout.ForJob(a.JobId));
         var name = UnitKeys.PartName(writer, a.Stage, a.TensorRank);
         _checkpoint = (step, Task.Run(async () =>
@@ -219,9 +231,9 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
     }
 
     /// <summary>Copies a trainer's state to host memory, then frees <paramref name="owner"/> (the trainer, or what wraps it) on the device.</summary>
-    private static (long Steps, IReadOnlyList<ShardedTensor> State) ToHost(Trainer trainer, IDisposable owner)
+    private static (long Steps, IReadOnlyList<ShardedTensor> State, IReadOnlySet<string> Written) ToHost(Trainer trainer, IDisposable owner)
     {
-        var held = (trainer.CompletedSteps, EngineCheckpoint.Held(trainer));
+        var held = (trainer.CompletedSteps, EngineCheckpoint.Held(trainer), EngineCheckpoint.WrittenAlone(trainer));
         owner.Dispose();
         return held;
     }

@@ -178,23 +178,30 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     {
         while (decision.Unpark.Count > 0)
         {
-            var units = decision.Unpark.ToDictionary(h => h, h => job.ParkedState(old with { Dp = 1, Ep = 1, Zero = 0, Devices = survivors.Holders[h].Devices }, h));
-            var calls = units.ToDictionary(u => u.Key, u => u.Value.Unit.StageParked(u.Value.Assignment).WaitAsync(options.CollectiveTimeout));
-            try
-            {
-                await Task.WhenAll(calls.Values);
-            }
-            catch
-            {
-                // Holders whose unit failed are lost; the unit lets go of whatever it took.
-            }
-            var failed = calls.Where(c => !c.Value.IsCompletedSuccessfully).Select(c => units[c.Key].Unit).ToArray();
-            _ = job.ReleaseQuietly(failed);
-            survivors = survivors.Unparked(calls.ToDictionary(c => c.Key, c => c.Value.IsCompletedSuccessfully ? units[c.Key].Unit : null));
-            Hold(survivors.Found);
+            survivors = await StageParked(decision.Unpark, survivors, old);
             decision = Decide(old, target, devices, survivors);
         }
         return (decision, survivors);
+    }
+
+    /// <summary>A unit on the devices of each of the <paramref name="parked"/> holders takes its state into host memory; those that fail are lost.</summary>
+    private async Task<Survivors> StageParked(IReadOnlyList<int> parked, Survivors survivors, ParallelPlan old)
+    {
+        var units = parked.ToDictionary(h => h, h => job.ParkedState(old with { Dp = 1, Ep = 1, Zero = 0, Devices = survivors.Holders[h].Devices }, h));
+        var calls = units.ToDictionary(u => u.Key, u => u.Value.Unit.StageParked(u.Value.Assignment).WaitAsync(options.CollectiveTimeout));
+        try
+        {
+            await Task.WhenAll(calls.Values);
+        }
+        catch
+        {
+            // Holders whose unit failed are lost; the unit lets go of whatever it took.
+        }
+        var failed = calls.Where(c => !c.Value.IsCompletedSuccessfully).Select(c => units[c.Key].Unit).ToArray();
+        _ = job.ReleaseQuietly(failed);
+        survivors = survivors.Unparked(calls.ToDictionary(c => c.Key, c => c.Value.IsCompletedSuccessfully ? units[c.Key].Unit : null), old.Generation);
+        Hold(survivors.Found);
+        return survivors;
     }
 
     /// <summary>Holders that stay hand their state over on their devices, those that serve stage it, the rest are released; returns the staged ones.</summary>
@@ -320,19 +327,20 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     }
 
     /// <summary>
-    /// No layout runs on what is left: a live unit that got furthest checkpoints its state (unless the latest checkpoint already
-    /// has it), every device is given back, and the job waits for capacity.
+    /// No layout runs on what is left: a unit that got furthest checkpoints its state (unless the latest checkpoint already has
+    /// it; state only parked on its devices is staged first, so that a unit holds it), every device is given back, and the
+    /// job waits for capacity.
     /// </summary>
     /// <param name="running">The plan the job ran before the re-plan, for the event.</param>
     /// <param name="old">The plan of the holders' state (its partition under ZeRO).</param>
     /// <param name="why">Why no layout runs on what is left (the planner's first reason).</param>
     private async Task WaitForCapacity(ReplanChange change, ParallelPlan running, ParallelPlan old, Survivors survivors, string? why)
     {
-        var holders = survivors.Holders;
-        var steps = holders.Where(h => h.Kind == HolderKind.Live && h.Alive).Select(h => h.Steps).Max();
+        var steps = survivors.Holders.Where(h => h.Alive).Select(h => h.Steps).Max();
         // Under ZeRO each replica holds a part of the optimizer state: only the whole live plan can write it.
         if (old.Partitioned)
         {
+            var holders = survivors.Holders;
             if (steps > (Record.LastCheckpointStep ?? 0) && holders.Count == old.Dp && holders.All(h => h.Kind == HolderKind.Live && h.Steps == steps))
             {
                 await job.Journal.RewindTo(steps!.Value);
@@ -342,12 +350,20 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         }
         else if (steps > (Record.LastCheckpointStep ?? 0))
         {
-            // A survivor that stays writes the checkpoint: one on a draining silo may be gone before its upload ends.
-            var writer = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind == HolderKind.Live && holders[h].Steps == steps)
-                .OrderBy(h => holders[h].Leaving ? 1 : 0).First();
-            await job.Journal.RewindTo(steps.Value);
-            await job.Checkpoints.Begin([survivors.UnitOf(writer)], Record.Plan! with { Dp = 1, Devices = holders[writer].Devices }, steps.Value);
-            await job.Checkpoints.Settle();
+            bool Furthest(StateHolder h) => h.Steps == steps;
+            if (!survivors.Holders.Any(h => h.Kind != HolderKind.Parked && Furthest(h)))
+                survivors = await StageParked([.. Enumerable.Range(0, survivors.Holders.Count).Where(h => survivors.Holders[h].Kind == HolderKind.Parked && Furthest(survivors.Holders[h]))], survivors, old);
+            var holders = survivors.Holders;
+            // A live unit that stays writes the checkpoint, before a staged one: one on a draining silo may be gone before its upload ends.
+            var writers = Enumerable.Range(0, holders.Count).Where(h => holders[h].Kind != HolderKind.Parked && Furthest(holders[h]))
+                .OrderBy(h => holders[h].Leaving ? 1 : 0).ThenBy(h => holders[h].Kind == HolderKind.Live ? 0 : 1).ToList();
+            if (writers.Count > 0)
+            {
+                var writer = writers[0];
+                await job.Journal.RewindTo(steps.Value);
+                await job.Checkpoints.Begin([survivors.UnitOf(writer)], Record.Plan! with { Generation = holders[writer].Generation, Dp = 1, Devices = holders[writer].Devices }, steps.Value);
+                await job.Checkpoints.Settle();
+            }
         }
         await job.ReleaseQuietly([.. survivors.Found.Select(h => h.Unit).OfType<IReplicaGrain>().Union(job.Units)]);
         job.Units = [];
@@ -372,5 +388,5 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     }
 
     private static StateHolder LiveHolder(ParallelPlan plan, int replica) =>
-        new(plan.ReplicaGroupOf(replica), HolderKind.Live, null, Tp: plan.Tp, ExpertPart: plan.ExpertPartOf(replica));
+        new(plan.ReplicaGroupOf(replica), HolderKind.Live, null, Tp: plan.Tp, ExpertPart: plan.ExpertPartOf(replica), Generation: plan.Generation);
 }

@@ -31,12 +31,16 @@ public sealed class Survivors
     public IReadOnlyList<DeviceSlot> ServingDevices => [.. Holders.Where(h => h.Alive && h.Leaving).SelectMany(h => h.Devices)];
 
     /// <summary>
-    /// These survivors once parked holders were unparked: each staged by its unit, or lost (null: its unit could not take the state,
-    /// its silo being gone or not answering).
+    /// These survivors once parked holders were unparked: each staged by its unit (of plan generation <paramref name="generation"/>),
+    /// or lost (null: its unit could not take the state, its silo being gone or not answering).
     /// </summary>
-    public Survivors Unparked(IReadOnlyDictionary<int, IReplicaGrain?> units) => new(
-        [.. Found.Select((f, h) => units.GetValueOrDefault(h) is { } unit ? new HeldState(unit, f.Holder with { Kind = HolderKind.Staged }) : f)],
-        [.. Holders.Select((holder, h) => !units.TryGetValue(h, out var unit) ? holder : unit is null ? holder with { Steps = null } : holder with { Kind = HolderKind.Staged })]);
+    public Survivors Unparked(IReadOnlyDictionary<int, IReplicaGrain?> units, int generation)
+    {
+        StateHolder Staged(StateHolder holder) => holder with { Kind = HolderKind.Staged, Generation = generation };
+        return new(
+            [.. Found.Select((f, h) => units.GetValueOrDefault(h) is { } unit ? new HeldState(unit, Staged(f.Holder)) : f)],
+            [.. Holders.Select((holder, h) => !units.TryGetValue(h, out var unit) ? holder : unit is null ? holder with { Steps = null } : Staged(holder))]);
+    }
 
     /// <summary>
     /// These survivors with the holders on <paramref name="leaving"/> devices marked as leaving too: the capacity grain's word now,
