@@ -10,9 +10,10 @@ namespace Elastic.Benchmarks;
 /// <summary>
 /// <c>tensor-links [cpu|cuda]</c>: an all-reduce among four device threads of one process (one silo's tensor-parallel group,
 /// on the CPU or on the GPUs, round-robin), of 16 and 64 MiB of fp32:
-/// tensors handed over between the threads (<see cref="Communicator.TensorAllReduceSum"/>) against the byte collective
-/// they used before, with its host round-trip (tensor -> host bytes -> frames copied through in-memory links -> host
-/// tensor -> device). Alternating rounds, medians; both give the same bits, which the run checks.
+/// tensors handed over between the threads, into a new result (<see cref="Communicator.TensorAllReduceSum"/>) and over the
+/// caller's own tensor as tensor parallelism sums (<see cref="Communicator.TensorAllReduceSumInPlace"/>), against the byte
+/// collective they used before, with its host round-trip (tensor -> host bytes -> frames copied through in-memory links ->
+/// host tensor -> device). Alternating rounds, medians; all give the same bits, which the run checks.
 /// </summary>
 internal static class TensorLinks
 {
@@ -38,13 +39,13 @@ internal static class TensorLinks
             var ranks = await Task.WhenAll(Enumerable.Range(0, Ranks).Select(r => plane.JoinAsync(group, r, endpoints, secret, TimeSpan.FromSeconds(60))));
             var times = await Task.WhenAll(ranks.Select(c => Task.Factory.StartNew(() => Time(c, mib, DeviceOf(c.Rank)), TaskCreationOptions.LongRunning)));
             foreach (var c in ranks) c.Dispose();
-            var (bytes, tensors) = (Statistics.Median(times[0].Bytes), Statistics.Median(times[0].Tensors));
+            var (bytes, tensors, inPlace) = (Statistics.Median(times[0].Bytes), Statistics.Median(times[0].Tensors), Statistics.Median(times[0].InPlace));
             var bus = 2.0 * (Ranks - 1) / Ranks * mib * (1 << 20) / 1e9;
-            rows.Add(string.Create(inv, $"| {mib} MiB | {bytes * 1e3:F1} | {tensors * 1e3:F1} | {bytes / tensors:F2}x | {bus / bytes:F2} -> {bus / tensors:F2} |"));
+            rows.Add(string.Create(inv, $"| {mib} MiB | {bytes * 1e3:F1} | {tensors * 1e3:F1} ({bytes / tensors:F2}x) | {inPlace * 1e3:F1} ({bytes / inPlace:F2}x) | {bus / bytes:F2} -> {bus / inPlace:F2} |"));
         }
         var table = string.Join("\n", new[]
         {
-            "| buffer | byte collective (ms) | tensor links (ms) | speed-up | bus bandwidth (GB/s) |",
+            "| buffer | byte collective (ms) | tensor links, new result (ms) | tensor links, in place (ms) | bus bandwidth (GB/s) |",
             "|---|---:|---:|---:|---:|",
         }.Concat(rows).Append("").Append(string.Create(inv,
             $"All-reduce among {Ranks} device threads of one process ({(onGpu ? $"CUDA, {cuda.device_count()} GPU(s)" : "CPU")}), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. Both give the bits of the canonical tree (checked every round).")));
@@ -55,30 +56,39 @@ internal static class TensorLinks
     }
 
     /// <summary>Seconds per all-reduce of each kind on this rank, alternating, after one untimed round of each.</summary>
-    private static (List<double> Bytes, List<double> Tensors) Time(Communicator ranks, int mib, Device device)
+    private static (List<double> Bytes, List<double> Tensors, List<double> InPlace) Time(Communicator ranks, int mib, Device device)
     {
         using var host = randn((long)mib << 18, generator: new Generator(7 + (ulong)ranks.Rank));
         using var input = host.to(device);
-        var (bytes, tensors) = (new List<double>(), new List<double>());
+        var (bytes, tensors, inPlace) = (new List<double>(), new List<double>(), new List<double>());
         void Finish() { if (device.type == DeviceType.CUDA) cuda.synchronize(device); }
-        for (var round = 0; round <= Rounds; round++)
+        double Seconds(Action run)
         {
             var watch = Stopwatch.StartNew();
-            using var viaBytes = ViaBytes(ranks, input);
+            run();
             Finish();
-            var byteSeconds = watch.Elapsed.TotalSeconds;
-            watch.Restart();
-            using var viaTensors = ranks.TensorAllReduceSum(input);
-            Finish();
-            var tensorSeconds = watch.Elapsed.TotalSeconds;
-            using var a = viaBytes.cpu();
-            using var b = viaTensors.cpu();
-            if (!a.bytes.SequenceEqual(b.bytes)) throw new InvalidOperationException($"rank {ranks.Rank}: the two all-reduces differ in round {round}");
-            if (round == 0) continue;
-            bytes.Add(byteSeconds);
-            tensors.Add(tensorSeconds);
+            return watch.Elapsed.TotalSeconds;
         }
-        return (bytes, tensors);
+        for (var round = 0; round <= Rounds; round++)
+        {
+            Tensor? viaBytes = null, viaTensors = null;
+            using var own = input.clone(); // the caller's own tensor, as a tensor-parallel sum has it (copied untimed)
+            Finish();
+            var times = (Seconds(() => viaBytes = ViaBytes(ranks, input)), Seconds(() => viaTensors = ranks.TensorAllReduceSum(input)),
+                Seconds(() => ranks.TensorAllReduceSumInPlace(own)));
+            using (viaBytes)
+            using (viaTensors)
+            using (var a = viaBytes!.cpu())
+            using (var b = viaTensors!.cpu())
+            using (var c = own.cpu())
+                if (!a.bytes.SequenceEqual(b.bytes) || !a.bytes.SequenceEqual(c.bytes))
+                    throw new InvalidOperationException($"rank {ranks.Rank}: the all-reduces differ in round {round}");
+            if (round == 0) continue;
+            bytes.Add(times.Item1);
+            tensors.Add(times.Item2);
+            inPlace.Add(times.Item3);
+        }
+        return (bytes, tensors, inPlace);
     }
 
     /// <summary>What a tensor-parallel sum did before tensor links: host bytes through the byte collective, and back.</summary>

@@ -63,7 +63,9 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
             using var again = c.TensorAllReduceSum(inputs[c.Rank]); // the links carry a second round in order
             using var rows = c.TensorReduceScatterSum(inputs[c.Rank]);
             using var gathered = c.TensorAllGather(rows);
-            return (Whole: Bits(whole), Again: Bits(again), Rows: Bits(rows), Gathered: Bits(gathered));
+            using var inPlace = inputs[c.Rank].clone();
+            c.TensorAllReduceSumInPlace(inPlace);
+            return (Whole: Bits(whole), Again: Bits(again), Rows: Bits(rows), Gathered: Bits(gathered), InPlace: Bits(inPlace));
         });
 
         var expected = Bits(tree);
@@ -72,6 +74,7 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
         {
             Assert.True(results[r].Whole.AsSpan().SequenceEqual(expected), $"rank {r}'s all-reduce differs from the one-thread tree");
             Assert.Equal(results[r].Whole, results[r].Again);
+            Assert.Equal(results[r].Whole, results[r].InPlace);
             Assert.True(results[r].Rows.AsSpan().SequenceEqual(expected.AsSpan(r * rowBytes, rowBytes)), $"rank {r}'s reduce-scatter rows differ");
             Assert.Equal(expected, results[r].Gathered);
         }
@@ -98,11 +101,19 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
                 using var gathered = c.TensorAllGather(x);
                 x.add_(x, alpha: One); // lent to the peers' all-gather too
                 values.Add((gathered.min().item<float>(), gathered.max().item<float>()));
+                using var inPlace = x.clone();
+                c.TensorAllReduceSumInPlace(inPlace);
+                inPlace.add_(inPlace, alpha: One); // lent to both halves of the peers' all-reduce
+                values.Add((inPlace.min().item<float>(), inPlace.max().item<float>()));
             }
             return values;
         });
-        // Round k: the ranks hold 2^k x (1, 2, 3, 4): their sum is 10 x 2^k, doubled; gathered, 2^k to 4 x 2^k.
-        var expected = Enumerable.Range(0, rounds).SelectMany(k => new[] { (20f * MathF.Pow(2, k), 20f * MathF.Pow(2, k)), (MathF.Pow(2, k), 4f * MathF.Pow(2, k)) }).ToList();
+        // Round k: the ranks hold 2^k x (1, 2, 3, 4): their sum is 10 x 2^k, doubled; gathered, 2^k to 4 x 2^k; then they
+        // hold twice that, and its sum doubled is 40 x 2^k.
+        var expected = Enumerable.Range(0, rounds).SelectMany(k => new[]
+        {
+            (20f * MathF.Pow(2, k), 20f * MathF.Pow(2, k)), (MathF.Pow(2, k), 4f * MathF.Pow(2, k)), (40f * MathF.Pow(2, k), 40f * MathF.Pow(2, k)),
+        }).ToList();
         Assert.All(seen, values => Assert.Equal(expected, values));
         foreach (var c in ranks) c.Dispose();
     }

@@ -14,7 +14,8 @@ namespace Elastic.Training.Collectives;
 /// </summary>
 public sealed partial class Communicator
 {
-    private readonly List<Tensor?> _treeScratch = [];
+    /// <summary>Buffers kept from call to call on this rank's device thread: slot 0 a rank's chunk of an in-place sum, then the tree's scratch by depth.</summary>
+    private readonly List<Tensor?> _kept = [];
 
     /// <summary>The tree sum over the ranks of <paramref name="local"/> (one shape and dtype on every rank), whole on every rank.</summary>
     public Tensor TensorAllReduceSum(Tensor local)
@@ -25,6 +26,32 @@ public sealed partial class Communicator
         var whole = empty_like(flat);
         var mine = Chunk(whole, chunks, Rank);
         ReduceChunkInto(flat, chunks, mine);
+        GatherChunks(whole, chunks);
+        return whole.view(local.shape).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="TensorAllReduceSum"/> written over <paramref name="local"/> itself, for a caller that owns it: no result to
+    /// allocate (fresh large memory costs its page faults on every call). Peers read this rank's chunk of the input until the
+    /// reduce-scatter's done round; only then is the chunk's sum, kept aside meanwhile, written over it.
+    /// </summary>
+    public void TensorAllReduceSumInPlace(Tensor local)
+    {
+        if (!local.is_contiguous()) throw new ArgumentException("an in-place all-reduce needs a contiguous tensor", nameof(local));
+        using var scope = NewDisposeScope();
+        var flat = local.detach().view(-1);
+        var chunks = Chunks(flat);
+        var mine = Chunk(flat, chunks, Rank);
+        var sum = Kept(0, mine);
+        ReduceChunkInto(flat, chunks, sum);
+        mine.copy_(sum);
+        GatherChunks(flat, chunks);
+    }
+
+    /// <summary>The all-gather half of an all-reduce: every peer's chunk of the sum into <paramref name="whole"/>, this rank's lent to them.</summary>
+    private void GatherChunks(Tensor whole, BufferParts chunks)
+    {
+        var mine = Chunk(whole, chunks, Rank);
         var received = ExchangeTensors("all-gather", _ => mine, p => Chunk(whole, chunks, p));
         try
         {
@@ -34,7 +61,6 @@ public sealed partial class Communicator
         {
             Consumed("all-gather", received);
         }
-        return whole.view(local.shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>This rank's rows of the tree sum over the ranks: rank r gets rows [r·n/W, (r+1)·n/W) of the n rows (a reduce-scatter).</summary>
@@ -102,24 +128,24 @@ public sealed partial class Communicator
             target.add_(leaf(mid), alpha: One);
             return;
         }
-        var right = TreeScratch(depth, target);
+        var right = Kept(1 + depth, target);
         SumInto(mid, hi, right, leaf, depth + 1);
         target.add_(right, alpha: One);
     }
 
     /// <summary>
-    /// A buffer like <paramref name="like"/> for the right subtree at <paramref name="depth"/>, kept from call to call (a step
-    /// sums same-sized tensors; fresh large memory costs its page faults every time). Only this rank's device thread uses it.
+    /// A flat buffer with <paramref name="like"/>'s elements, dtype and device, kept in <paramref name="slot"/> from call to call
+    /// (a step sums same-sized tensors; fresh large memory costs its page faults every time). Only this rank's device thread uses it.
     /// </summary>
-    private Tensor TreeScratch(int depth, Tensor like)
+    private Tensor Kept(int slot, Tensor like)
     {
-        while (_treeScratch.Count <= depth) _treeScratch.Add(null);
-        if (_treeScratch[depth] is { } kept && kept.dtype == like.dtype && kept.device_type == like.device_type && kept.device_index == like.device_index
+        while (_kept.Count <= slot) _kept.Add(null);
+        if (_kept[slot] is { } kept && kept.dtype == like.dtype && kept.device_type == like.device_type && kept.device_index == like.device_index
             && kept.NumberOfElements >= like.NumberOfElements)
             return kept.narrow(0, 0, like.NumberOfElements);
-        _treeScratch[depth]?.Dispose();
+        _kept[slot]?.Dispose();
         using var scope = NewDisposeScope();
-        return (_treeScratch[depth] = empty(like.NumberOfElements, dtype: like.dtype, device: like.device).DetachFromDisposeScope())!;
+        return (_kept[slot] = empty(like.NumberOfElements, dtype: like.dtype, device: like.device).DetachFromDisposeScope())!;
     }
 
     /// <summary>

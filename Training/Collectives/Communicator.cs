@@ -216,8 +216,8 @@ public sealed partial class Communicator : IDisposable
     public void Dispose()
     {
         CloseLinks();
-        foreach (var scratch in _treeScratch) scratch?.Dispose();
-        _treeScratch.Clear();
+        foreach (var kept in _kept) kept?.Dispose();
+        _kept.Clear();
     }
 
     private void CloseLinks()

@@ -45,8 +45,13 @@ public sealed class TensorParallelGroup
     {
         if (partials.Count != ShardsPerRank) throw new ArgumentException($"{partials.Count} partials for {ShardsPerRank} local shards", nameof(partials));
         var local = PairwiseTree.Reduce(0, partials.Count, i => partials[i], (a, b) => a.add(b, alpha: One));
-        if (Ranks is null) return ReferenceEquals(local, partials[0]) ? local.clone() : local;
-        return scatter ? Ranks.TensorReduceScatterSum(local) : Ranks.TensorAllReduceSum(local);
+        var own = !ReferenceEquals(local, partials[0]);
+        if (Ranks is null) return own ? local : local.clone();
+        if (scatter) return Ranks.TensorReduceScatterSum(local);
+        if (!own) return Ranks.TensorAllReduceSum(local);
+        // The local subtree's sum is this call's own: the all-reduce is written over it, with nothing new to allocate.
+        Ranks.TensorAllReduceSumInPlace(local);
+        return local;
     }
 
     /// <summary>Every rank's part of the sequence, concatenated in rank order (an all-gather).</summary>
