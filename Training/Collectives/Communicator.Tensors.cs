@@ -17,6 +17,9 @@ public sealed partial class Communicator
     /// <summary>Buffers kept from call to call on this rank's device thread: slot 0 a rank's chunk of an in-place sum, then the tree's scratch by depth.</summary>
     private readonly List<Tensor?> _kept = [];
 
+    /// <summary>Host frames kept per peer and direction for peers in other processes: a step sends the same sizes every time.</summary>
+    private readonly Dictionary<(int Peer, bool Outgoing), byte[]> _frames = [];
+
     /// <summary>The tree sum over the ranks of <paramref name="local"/> (one shape and dtype on every rank), whole on every rank.</summary>
     public Tensor TensorAllReduceSum(Tensor local)
     {
@@ -157,7 +160,8 @@ public sealed partial class Communicator
         // Frames for other processes are copied here, on the calling (device) thread; device threads of this process are lent views.
         var sends = Others().Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
         var incoming = new object?[WorldSize];
-        var receives = Others().Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensor(p, like(p), ct).ConfigureAwait(false))).ToArray();
+        var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink ? null : KeptFrame(p, outgoing: false, like(p)));
+        var receives = Others().Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensor(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
         try
         {
             Exchange(collective, [.. sends, .. receives]);
@@ -207,18 +211,26 @@ public sealed partial class Communicator
     private Func<CancellationToken, Task> Frame(int peer, Tensor tensor)
     {
         using var scope = NewDisposeScope();
-        var bytes = tensor.detach().cpu().contiguous().bytes.ToArray();
+        var bytes = KeptFrame(peer, outgoing: true, tensor);
+        tensor.detach().cpu().contiguous().bytes.CopyTo(bytes);
         return ct => SendFrame(peer, bytes, ct);
     }
 
-    /// <summary>A lent tensor, or a frame's bytes (made into a tensor on the device thread afterwards).</summary>
-    private async Task<object> ReceiveTensor(int peer, Tensor like, CancellationToken cancellation)
+    /// <summary>The frame kept for <paramref name="peer"/> in one direction, sized for <paramref name="like"/> (made on the calling thread).</summary>
+    private byte[] KeptFrame(int peer, bool outgoing, Tensor like)
+    {
+        var length = like.NumberOfElements * like.ElementSize;
+        if (_frames.TryGetValue((peer, outgoing), out var kept) && kept.LongLength == length) return kept;
+        return _frames[(peer, outgoing)] = new byte[length];
+    }
+
+    /// <summary>A lent tensor, or a frame's bytes in <paramref name="frame"/> (made into a tensor on the device thread afterwards).</summary>
+    private async Task<object> ReceiveTensor(int peer, Tensor like, byte[]? frame, CancellationToken cancellation)
     {
         if (Link(peer) is not ITensorLink link)
         {
-            var bytes = new byte[like.NumberOfElements * like.ElementSize];
-            await ReceiveFrame(peer, bytes, cancellation).ConfigureAwait(false);
-            return bytes;
+            await ReceiveFrame(peer, frame!, cancellation).ConfigureAwait(false);
+            return frame!;
         }
         var (sequence, lent) = await link.ReceiveLentAsync(cancellation).ConfigureAwait(false);
         var expected = _received[peer]++;
