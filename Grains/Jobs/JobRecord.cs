@@ -48,7 +48,4 @@ public sealed class JobRecord
 
     /// <summary>A user asked the job to stop at its next step boundary: kept in the record, so a coordinator that takes over stops it too.</summary>
     [Id(27)] public bool CancelRequested { get; set; }
-
-    /// <summary>State a re-plan attempt handed over on devices that no unit has taken yet: a coordinator that takes over holds it too.</summary>
-    [Id(28)] public List<StateHolder> Parked { get; set; } = [];
 }

@@ -3,7 +3,6 @@ using Elastic.GrainInterfaces;
 namespace Elastic.Grains.Jobs;
 
 /// <summary>Where a holder keeps the job's state.</summary>
-[GenerateSerializer, Alias("Elastic.HolderKind")]
 public enum HolderKind
 {
     /// <summary>A prepared unit training on its devices.</summary>
@@ -20,15 +19,8 @@ public enum HolderKind
 /// did not answer, lost), whether its devices are leaving, under expert parallelism which part of the experts it hosts, and
 /// the generation of its unit's plan (a checkpoint its unit writes is of that generation).
 /// </summary>
-[GenerateSerializer, Alias("Elastic.StateHolder")]
-public sealed record StateHolder(
-    [property: Id(0)] IReadOnlyList<DeviceSlot> Devices,
-    [property: Id(1)] HolderKind Kind,
-    [property: Id(2)] long? Steps,
-    [property: Id(3)] bool Leaving = false,
-    [property: Id(4)] int Tp = 1,
-    [property: Id(5)] int ExpertPart = 0,
-    [property: Id(6)] int Generation = 0)
+public sealed record StateHolder(IReadOnlyList<DeviceSlot> Devices, HolderKind Kind, long? Steps, bool Leaving = false, int Tp = 1, int ExpertPart = 0,
+    int Generation = 0)
 {
     public bool Alive => Steps is not null;
 }

@@ -3,7 +3,6 @@ using Elastic.Grains.Capacity;
 using Elastic.Grains.Jobs;
 using Elastic.Grains.Jobs.Replanning;
 using Elastic.Jobs;
-using Elastic.Parallelism;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -50,21 +49,6 @@ public sealed class GrainStateJsonTests
         Assert.Equal(job.Record.Events.Select(e => (e.Kind, e.Message, e.Replan)), read.Events.Select(e => (e.Kind, e.Message, e.Replan)));
         Assert.Equal(StepLog.Count(job.Record), StepLog.Count(read));
 
-    }
-
-    [Fact]
-    public async Task A_job_record_with_state_a_replan_left_parked_reads_back()
-    {
-        var job = new FakeReplanJob(TestSpecs.Tiny(steps: 20, global: 16, micro: 2), ["a", "b"], replicas: 1, committed: 5);
-        job.OnPrepare = (_, _) => throw new StaleCoordinatorException("the coordinator stepped down");
-        await Assert.ThrowsAsync<StaleCoordinatorException>(() => new Replanner(job, FakeReplanJob.Options, TimeProvider.System)
-            .Replan(new ReplanChange(ReplanCause.Join, "devices joined") { Target = new Layout(2) }));
-        var parked = Assert.Single(job.Record.Parked);
-
-        var read = Assert.Single(StorageSerializer().Deserialize<JobRecord>(StorageSerializer().Serialize(job.Record))!.Parked);
-
-        Assert.Equal((parked.Kind, parked.Steps, parked.Tp, parked.ExpertPart), (read.Kind, read.Steps, read.Tp, read.ExpertPart));
-        Assert.Equal(parked.Devices, read.Devices);
     }
 
     /// <summary>Orleans' JSON grain-storage serializer as a host wires it (an unstarted client host supplies what it needs).</summary>

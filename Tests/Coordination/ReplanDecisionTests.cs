@@ -18,6 +18,21 @@ public sealed class ReplanDecisionTests
     private static StateHolder Live(long? steps, params DeviceSlot[] devices) => new(devices, HolderKind.Live, steps);
 
     [Fact]
+    public void Holders_behind_the_newest_checkpoint_deliver_nothing_and_with_none_as_far_the_state_comes_from_the_checkpoint()
+    {
+        // Units prepared but never given the state answer at step 0: the checkpoint of step 110 is further.
+        var fresh = ReplanDecision.Make([Live(0, A[0]), Live(0, A[1])], [A[0], A[1]], replicaSize: 1, floor: 110);
+        Assert.Null(fresh.SourceSteps);
+        Assert.Empty(fresh.Needy);
+
+        // One holder as far as the checkpoint: it serves, the one behind receives.
+        var mixed = ReplanDecision.Make([Live(112, A[0]), Live(0, A[1])], [A[0], A[1]], replicaSize: 1, floor: 110);
+        Assert.Equal(112, mixed.SourceSteps);
+        Assert.Equal([1], mixed.Needy);
+        Assert.Equal([0], mixed.KeptSources);
+    }
+
+    [Fact]
     public void Shrinking_dp_keeps_the_survivors_on_their_devices_and_moves_nothing()
     {
         var holders = new[] { Live(10, A[0], A[1]), Live(null, B[0], B[1]) };

@@ -19,23 +19,12 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
 {
     /// <summary>
     /// What holds the job's state during a re-plan: the plan's units when it begins; after an attempt failed, whatever that
-    /// attempt left holding it (state parked on kept devices, staged units, new units that adopted). Set through
-    /// <see cref="Hold"/>, which keeps the parked part in the job's record.
+    /// attempt left holding it (state parked on kept devices, staged units, new units that adopted).
     /// </summary>
     private IReadOnlyList<HeldState> _holding = [];
 
-    /// <summary>
-    /// Sets what holds the state. Parked state has no unit to find it by, so the record keeps it (written with the next plan):
-    /// a coordinator that takes over mid-re-plan starts from it, where it would otherwise go back to the checkpoint (found
-    /// by the chaos soak: a grow handed the state over, its coordinator's silo was evicted, and the next one knew only the
-    /// new plan's units, which held nothing).
-    /// </summary>
-    private void Hold(IEnumerable<HeldState> holding)
-    {
-        _holding = [.. holding];
-        // An array, not whatever list the holder was made with: the record's JSON names each value's type, and reads back only known ones.
-        Record.Parked = [.. _holding.Where(h => h.Holder.Kind == HolderKind.Parked).Select(h => h.Holder with { Devices = h.Holder.Devices.ToArray() })];
-    }
+    /// <summary>Sets what holds the state.</summary>
+    private void Hold(IEnumerable<HeldState> holding) => _holding = [.. holding];
 
     /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
     public TimeSpan LastPrepare { get; private set; } = TimeSpan.FromSeconds(2);
@@ -49,8 +38,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     public async Task<bool> Replan(ReplanChange change)
     {
         var running = Record.Plan!;
-        // State a coordinator that stepped down mid-re-plan left parked is held too.
-        Hold([.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r))), .. Record.Parked.Select(p => new HeldState(null, p))]);
+        Hold(job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r))));
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -158,14 +146,14 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         return (await job.OnCapacity(c => c.Allocate(request))).Devices;
     }
 
-    private static ReplanDecision Decide(ParallelPlan old, Layout target, IReadOnlyList<DeviceSlot> devices, Survivors survivors)
+    private ReplanDecision Decide(ParallelPlan old, Layout target, IReadOnlyList<DeviceSlot> devices, Survivors survivors)
     {
         var (pp, tp) = (target.Pp, target.Tp);
         // Under ZeRO a replica's optimizer state is its part of a dp-wide partition: state is re-sharded over the data plane, never adopted.
         var partitioned = target.Zero > 0 && devices.Count > pp * tp;
         return ReplanDecision.Make(survivors.Holders, devices, pp * tp,
             sameShape: pp == old.Pp && tp == old.Tp && target.VirtualStages == old.VirtualStages && !old.Partitioned && !partitioned && target.Ep == old.Ep,
-            partitioned: old.Partitioned, experts: (old.Ep, target.Ep));
+            partitioned: old.Partitioned, experts: (old.Ep, target.Ep), floor: Math.Min(Record.LastCheckpointStep ?? 0, job.Journal.Committed));
     }
 
     /// <summary>
@@ -248,7 +236,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         }
         var from = await job.Checkpoints.ComeBackPoint();
         if (from is not null) await job.Checkpoints.Restore(plan, job.Units, from);
-        var why = !decision.PartLost ? "no replica survived"
+        var why = !decision.PartLost ? survivors.Furthest is { } furthest ? $"no replica holds the state past step {furthest}" : "no replica survived"
             : old.Ep > 1 ? $"the experts are spread over {old.Ep} replicas and a part of them was lost with every replica hosting it"
             : $"the optimizer state is partitioned (zero {old.Zero}) and a part was lost with its replica";
         return (from is null ? $"{why} and there is no checkpoint: training starts over" : $"{why}: from the checkpoint {from}", 0);
