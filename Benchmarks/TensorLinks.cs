@@ -48,7 +48,7 @@ internal static class TensorLinks
             "| buffer | byte collective (ms) | tensor links, new result (ms) | tensor links, in place (ms) | bus bandwidth (GB/s) |",
             "|---|---:|---:|---:|---:|",
         }.Concat(rows).Append("").Append(string.Create(inv,
-            $"All-reduce among {Ranks} device threads of one process ({(onGpu ? $"CUDA, {cuda.device_count()} GPU(s)" : "CPU")}), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. Both give the bits of the canonical tree (checked every round).")));
+            $"All-reduce among {Ranks} device threads of one process ({(onGpu ? $"CUDA, {cuda.device_count()} GPU(s)" : "CPU")}), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. All three give the bits of the canonical tree (checked every round).")));
         Console.WriteLine(table);
         BenchmarkRecord.Write(onGpu ? "tensor-links-cuda" : "tensor-links", $"Tensor links between device threads{(onGpu ? " (CUDA)" : "")}",
             $"dotnet run -c Release --project Benchmarks -- tensor-links{(onGpu ? " cuda" : "")}", table);
