@@ -74,8 +74,8 @@ internal static class TensorLinks
             Tensor? viaBytes = null, viaTensors = null;
             using var own = input.clone(); // the caller's own tensor, as a tensor-parallel sum has it (copied untimed)
             Finish();
-            var times = (Seconds(() => viaBytes = ViaBytes(ranks, input)), Seconds(() => viaTensors = ranks.TensorAllReduceSum(input)),
-                Seconds(() => ranks.TensorAllReduceSumInPlace(own)));
+            var (byteSeconds, tensorSeconds, inPlaceSeconds) = (Seconds(() => viaBytes = ViaBytes(ranks, input)),
+                Seconds(() => viaTensors = ranks.TensorAllReduceSum(input)), Seconds(() => ranks.TensorAllReduceSumInPlace(own)));
             using (viaBytes)
             using (viaTensors)
             using (var a = viaBytes!.cpu())
@@ -84,9 +84,9 @@ internal static class TensorLinks
                 if (!a.bytes.SequenceEqual(b.bytes) || !a.bytes.SequenceEqual(c.bytes))
                     throw new InvalidOperationException($"rank {ranks.Rank}: the all-reduces differ in round {round}");
             if (round == 0) continue;
-            bytes.Add(times.Item1);
-            tensors.Add(times.Item2);
-            inPlace.Add(times.Item3);
+            bytes.Add(byteSeconds);
+            tensors.Add(tensorSeconds);
+            inPlace.Add(inPlaceSeconds);
         }
         return (bytes, tensors, inPlace);
     }

@@ -113,14 +113,9 @@ public sealed class LiveReplanTests
         // Found by the chaos suite: the retry put no replica on the draining silo, so nothing adopted the state parked there.
         var spec = Spec(40, tensor: 1) with { Devices = new DeviceSpec { Min = 1, Max = 2 } };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        SiloAddress? first = null;
-        TestCluster? running = null;
-        var fault = new FailFirstPrepare(afterGeneration: 1, replica: 0,
-            before: () => running!.Cluster.Client.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).Drain(first!, "test: drained while a re-plan fails", preemption: false));
-        await using var cluster = running = await TestCluster.StartAsync(silos: 2, devicesPerSilo: 2, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
-        var jobId = await cluster.Client.SubmitAsync(spec);
-        var before = await cluster.Until(jobId, s => s.CommittedStep >= 5);
-        first = before.Plan!.Devices[0].Silo;
+        var (cluster, fault, jobId, before) = await DrainingItsSiloWhenAReplanFails(spec, silos: 2);
+        await using var stoppedAtTheEnd = cluster;
+        var first = before.Plan!.Devices[0].Silo;
         Assert.All(before.Plan.Devices, d => Assert.Equal(first, d.Silo));
 
         await cluster.Client.ReplanAsync(jobId, "dp=1");
@@ -147,13 +142,8 @@ public sealed class LiveReplanTests
         // joins, the job comes back from it. (The spec checkpoints nothing itself: without this, training starts over.)
         var spec = Spec(40, tensor: 1) with { Devices = new DeviceSpec { Min = 1, Max = 2 } };
         var reference = await TestSpecs.ReferenceDigest(spec);
-        SiloAddress? first = null;
-        TestCluster? running = null;
-        var fault = new FailFirstPrepare(afterGeneration: 1, replica: 0,
-            before: () => running!.Cluster.Client.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).Drain(first!, "test: drained while a re-plan fails", preemption: false));
-        await using var cluster = running = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
-        var jobId = await cluster.Client.SubmitAsync(spec);
-        first = (await cluster.Until(jobId, s => s.CommittedStep >= 5)).Plan!.Devices[0].Silo;
+        var (cluster, fault, jobId, _) = await DrainingItsSiloWhenAReplanFails(spec, silos: 1);
+        await using var stoppedAtTheEnd = cluster;
 
         await cluster.Client.ReplanAsync(jobId, "dp=1");
         var waiting = await cluster.Until(jobId, s => s.LastCheckpointStep is not null);
@@ -191,6 +181,31 @@ public sealed class LiveReplanTests
         Assert.True(status.State == JobState.Cancelled, $"{status.State}: {status.Error}\n{log}");
         Assert.Matches(@"cancelled after step \d+ of 400 \(.*injected prepare failure", status.Error ?? log);
         Assert.True(status.CommittedStep >= 3, log);
+    }
+
+    /// <summary>
+    /// A cluster of <paramref name="silos"/> silos with two devices each, running <paramref name="spec"/> past step 5 (returned),
+    /// whose first prepare after generation 1 fails, the capacity grain draining the job's first silo just before.
+    /// </summary>
+    private static async Task<(TestCluster Cluster, FailFirstPrepare Fault, string JobId, JobStatus Running)> DrainingItsSiloWhenAReplanFails(TrainingSpec spec, int silos)
+    {
+        SiloAddress? first = null;
+        TestCluster? running = null;
+        var fault = new FailFirstPrepare(afterGeneration: 1, replica: 0,
+            before: () => running!.Cluster.Client.GetGrain<ICapacityGrain>(ICapacityGrain.DefaultKey).Drain(first!, "test: drained while a re-plan fails", preemption: false));
+        running = await TestCluster.StartAsync(silos: silos, devicesPerSilo: 2, jobs: Jobs, silo: s => s.AddIncomingGrainCallFilter(fault));
+        try
+        {
+            var jobId = await running.Client.SubmitAsync(spec);
+            var status = await running.Until(jobId, s => s.CommittedStep >= 5);
+            first = status.Plan!.Devices[0].Silo;
+            return (running, fault, jobId, status);
+        }
+        catch
+        {
+            await running.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Fails the first prepare of one replica's unit in a generation after <paramref name="afterGeneration"/>, once.</summary>

@@ -21,10 +21,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     /// What holds the job's state during a re-plan: the plan's units when it begins; after an attempt failed, whatever that
     /// attempt left holding it (state parked on kept devices, staged units, new units that adopted).
     /// </summary>
-    private IReadOnlyList<HeldState> _holding = [];
-
-    /// <summary>Sets what holds the state.</summary>
-    private void Hold(IEnumerable<HeldState> holding) => _holding = [.. holding];
+    private List<HeldState> _holding = [];
 
     /// <summary>How long preparing the units of the last plan took: what a move is expected to cost besides moving state.</summary>
     public TimeSpan LastPrepare { get; private set; } = TimeSpan.FromSeconds(2);
@@ -38,7 +35,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     public async Task<bool> Replan(ReplanChange change)
     {
         var running = Record.Plan!;
-        Hold(job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r))));
+        _holding = [.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r)))];
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -188,7 +185,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         var failed = calls.Where(c => !c.Value.IsCompletedSuccessfully).Select(c => units[c.Key].Unit).ToArray();
         _ = job.ReleaseQuietly(failed);
         survivors = survivors.Unparked(calls.ToDictionary(c => c.Key, c => c.Value.IsCompletedSuccessfully ? units[c.Key].Unit : null), old.Generation);
-        Hold(survivors.Found);
+        _holding = [.. survivors.Found];
         return survivors;
     }
 
@@ -200,7 +197,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         await UnitCalls.OnAll([.. decision.HandOver.Select(h => holders[h].Devices[0])], [.. decision.HandOver.Select(h => survivors.UnitOf(h).Handover())], "handing state over");
         var staged = decision.Staged.Select(h => new HeldState(survivors.Found[h].Unit, holders[h] with { Kind = HolderKind.Staged })).ToList();
         // Should the rest of this attempt fail, the next finds the state parked on the kept devices and in the staged units.
-        Hold([.. decision.AdoptedFrom.Where(h => h >= 0).Select(h => new HeldState(null, holders[h] with { Kind = HolderKind.Parked })), .. staged]);
+        _holding = [.. decision.AdoptedFrom.Where(h => h >= 0).Select(h => new HeldState(null, holders[h] with { Kind = HolderKind.Parked })), .. staged];
         await job.ReleaseQuietly([.. decision.Release.Select(survivors.UnitOf)]);
         return staged;
     }
@@ -210,7 +207,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         var plan = await job.NewPlan(devices, target);
         var adopt = decision.AdoptedFrom.Select(h => h >= 0).ToArray();
         job.Units = await job.Prepare(plan, adopt, options.JoinTimeout * attempt);
-        Hold([.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n]).Select(n => new HeldState(job.Units[n], LiveHolder(plan, n))), .. staged]);
+        _holding = [.. Enumerable.Range(0, plan.Dp).Where(n => adopt[n]).Select(n => new HeldState(job.Units[n], LiveHolder(plan, n))), .. staged];
         return (plan, adopt);
     }
 
@@ -355,7 +352,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         }
         await job.ReleaseQuietly([.. survivors.Found.Select(h => h.Unit).OfType<IReplicaGrain>().Union(job.Units)]);
         job.Units = [];
-        Hold([]);
+        _holding = [];
         await job.OnCapacity(async c =>
         {
             await c.Release(job.JobId);
