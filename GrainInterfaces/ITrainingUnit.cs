@@ -54,6 +54,13 @@ public interface ITrainingUnit : IAddressable
     [Alias("StageParked")] Task<long> StageParked(ShardAssignment assignment);
 
     /// <summary>
+    /// The steps of the state an earlier generation left on this unit's devices (<see cref="Handover"/>), or of the copy a unit
+    /// of this key already staged, leaving it where it is; fails when nothing of the job lies there. A coordinator that takes
+    /// over mid-re-plan learns from the silos what its predecessor parked, never from a record that may have gone stale.
+    /// </summary>
+    [Alias("ParkedSteps")] Task<long> ParkedSteps(ShardAssignment assignment);
+
+    /// <summary>
     /// Joins <paramref name="group"/> from <paramref name="rank"/> on (a replica's tensor rank t as rank + t): a source rank sends
     /// the pieces of its state the others need, a receiver replaces its state with what it gets. Returns the bytes it sent or received.
     /// </summary>

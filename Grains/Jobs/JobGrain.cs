@@ -101,8 +101,8 @@ public sealed partial class JobGrain(
             // died. This one takes over: it adopts the replicas that survive (and the steps they finished), or comes back from
             // the latest checkpoint.
             var takeOver = Record.HandedOver is { } handedOver
-                ? new ReplanChange(ReplanCause.Leave, $"the coordinator moved: {handedOver}")
-                : new ReplanChange(ReplanCause.Failure, "the coordinator was lost");
+                ? new ReplanChange(ReplanCause.Leave, $"the coordinator moved: {handedOver}") { TakeOver = true }
+                : new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true };
             Journal.Add(Record.HandedOver is null ? JobEventKinds.CoordinatorRecovered : JobEventKinds.CoordinatorMoved, Record.HandedOver is null
                 ? $"the job's coordinator was lost with its silo at step {Committed} ({Record.State}); a new one takes over"
                 : $"{Record.HandedOver}; a new one takes over");

@@ -25,6 +25,12 @@ public sealed record ReplanChange(ReplanCause Cause, string Detail)
     /// <summary>The layout to move to (asked for, or a better one found on new devices); null: the planner's best on the devices left.</summary>
     public Layout? Target { get; init; }
 
+    /// <summary>
+    /// A coordinator took over (its predecessor stepped down or was lost), maybe in the middle of a re-plan: state the
+    /// predecessor parked on the devices of the recorded plan's replicas is looked for on the silos.
+    /// </summary>
+    public bool TakeOver { get; init; }
+
     /// <summary>The cause as the job's events name it.</summary>
     public string CauseName => Cause switch
     {

@@ -45,8 +45,10 @@ public sealed record ReplanDecision(
     /// <param name="floor">The step of the newest checkpoint within the committed steps: a holder behind it does not deliver (units
     /// prepared but never given the state, left so by a coordinator that stepped down, answer at step 0; found by the chaos soak,
     /// which lost 110 steps keeping them), and when none is as far the state comes from that checkpoint.</param>
+    /// <param name="ceiling">The committed steps: a holder past them does not deliver either, since nothing could commit the steps
+    /// between (state a lost coordinator parked after steps it never recorded, whose units' results went with them).</param>
     public static ReplanDecision Make(IReadOnlyList<StateHolder> holders, IReadOnlyList<DeviceSlot> devices, int replicaSize, bool sameShape = true,
-        bool partitioned = false, (int Old, int New)? experts = null, long floor = 0)
+        bool partitioned = false, (int Old, int New)? experts = null, long floor = 0, long ceiling = long.MaxValue)
     {
         var (oldParts, newParts) = experts ?? (1, 1);
         if (replicaSize < 1 || devices.Count % replicaSize != 0)
@@ -57,7 +59,7 @@ public sealed record ReplanDecision(
             adoptedFrom[n] = Enumerable.Range(0, holders.Count).FirstOrDefault(h => holders[h] is { Alive: true, Kind: not HolderKind.Staged } holder
                 && holder.Devices.SequenceEqual(groups[n]) && !adoptedFrom.Contains(h) && (oldParts == 1 || (oldParts == newParts && holder.ExpertPart == n % newParts)), -1);
         var kept = adoptedFrom.Where(h => h >= 0).ToHashSet();
-        var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Steps >= floor).ToList();
+        var deliverable = Enumerable.Range(0, holders.Count).Where(h => holders[h].Steps >= floor && holders[h].Steps <= ceiling).ToList();
         long? source = deliverable.Count > 0 ? deliverable.Max(h => holders[h].Steps!.Value) : null;
         var partLost = source is not null && ((partitioned && holders.Any(h => h.Steps != source))
             || deliverable.Where(h => holders[h].Steps == source).Select(h => holders[h].ExpertPart).Distinct().Count() < oldParts);

@@ -85,21 +85,29 @@ internal sealed class FakeReplanJob : IReplanJob
         return Task.FromResult<IReplicaGrain[]>(units);
     }
 
-    /// <summary>The devices of each parked state a re-plan had a unit stage (a unit on a silo in <see cref="Killed"/> never answers).</summary>
+    /// <summary>The devices of each parked state a re-plan asked a unit to stage (a unit on a silo in <see cref="Killed"/> never answers).</summary>
     public List<IReadOnlyList<DeviceSlot>> Unparked { get; } = [];
 
     /// <summary>Silos that were killed: units there do not answer.</summary>
     public HashSet<string> Killed { get; } = [];
 
-    /// <summary>The units that staged parked state, in order.</summary>
+    /// <summary>The units made to look for or stage parked state, in order.</summary>
     public List<FakeUnit> ParkedUnits { get; } = [];
+
+    /// <summary>State a coordinator lost mid-re-plan left on a device, at its step: what the silo reports to the one that takes over.</summary>
+    public Dictionary<DeviceSlot, long> ParkedOn { get; } = [];
 
     public (IReplicaGrain Unit, ShardAssignment Assignment) ParkedState(ParallelPlan plan, int holder)
     {
-        Unparked.Add(plan.Devices);
         var dead = Killed.Any(k => plan.Devices.Any(d => d.Silo.Equals(Silos[k])));
-        ParkedUnits.Add(new FakeUnit(Journal.Committed) { Dead = dead });
-        return (ParkedUnits[^1], new ShardAssignment(JobId, Record.Spec, plan, 0, 0, Options.CollectiveTimeout));
+        var unit = new FakeUnit(ParkedOn.GetValueOrDefault(plan.Devices[0], Journal.Committed))
+        {
+            Dead = dead,
+            Parked = ParkedOn.ContainsKey(plan.Devices[0]),
+            OnStageParked = () => Unparked.Add(plan.Devices),
+        };
+        ParkedUnits.Add(unit);
+        return (unit, new ShardAssignment(JobId, Record.Spec, plan, 0, 0, Options.CollectiveTimeout));
     }
 
     public Task ReleaseQuietly(IReplicaGrain[] units)
@@ -191,10 +199,21 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
 
     public Task<string> Digest() => Task.FromResult("the same state");
     public Task Stage() => Alive();
+    /// <summary>Whether state lies parked on this unit's devices (a unit made to look for it).</summary>
+    public bool Parked { get; init; }
+    public Action? OnStageParked { get; init; }
+
     public async Task<long> StageParked(ShardAssignment assignment)
     {
+        OnStageParked?.Invoke();
         await Alive();
         return Steps;
+    }
+
+    public async Task<long> ParkedSteps(ShardAssignment assignment)
+    {
+        await Alive();
+        return Parked ? Steps : throw new InvalidOperationException("no state of the job is parked on these devices");
     }
     public async Task Handover()
     {

@@ -33,6 +33,21 @@ public sealed class ReplanDecisionTests
     }
 
     [Fact]
+    public void A_holder_past_the_committed_steps_delivers_nothing_even_adopted_where_it_lies()
+    {
+        // State a lost coordinator parked after two steps it never recorded: nothing can commit steps 6 and 7 now.
+        var parked = new StateHolder([A[0]], HolderKind.Parked, 7);
+        var d = ReplanDecision.Make([parked, Live(5, A[1])], [A[0], A[1]], replicaSize: 1, ceiling: 5);
+        Assert.Equal(5, d.SourceSteps);
+        Assert.Equal([0, 1], d.AdoptedFrom);
+        Assert.Equal([0], d.Needy);
+        Assert.Equal([1], d.KeptSources);
+
+        // Alone, it leaves the job to its checkpoint.
+        Assert.Null(ReplanDecision.Make([parked], [A[0]], replicaSize: 1, ceiling: 5).SourceSteps);
+    }
+
+    [Fact]
     public void Shrinking_dp_keeps_the_survivors_on_their_devices_and_moves_nothing()
     {
         var holders = new[] { Live(10, A[0], A[1]), Live(null, B[0], B[1]) };

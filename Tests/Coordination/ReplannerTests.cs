@@ -170,6 +170,43 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task A_coordinator_that_takes_over_mid_replan_finds_the_state_its_predecessor_parked_and_adopts_it_where_it_lies()
+    {
+        // Found by the chaos soak: the coordinator was lost after its re-plan handed the state over on the kept devices, before
+        // the new units adopted it; the next one found the recorded plan's units holding nothing and went back to the checkpoint.
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
+        foreach (var unit in job.Units.Cast<FakeUnit>()) unit.Released = true;
+        job.ParkedOn[job.Device("a")] = 5;
+        job.ParkedOn[job.Device("b")] = 5;
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true }));
+
+        Assert.Equal([true, true], Assert.Single(job.Prepared).Adopt);
+        Assert.Empty(job.Unparked);
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Contains("state kept on their devices, at step 5;", replanned.Message);
+        Assert.Equal(0, replanned.Replan!.StepsLost);
+        Assert.Equal(5, job.Journal.Committed);
+    }
+
+    [Fact]
+    public async Task State_parked_past_the_steps_on_record_is_not_trained_on_after_a_take_over()
+    {
+        // The lost coordinator parked the state after steps 6 and 7, which it never recorded and no unit can report now: training
+        // on from step 7's state would number it step 6. The replica kept at the committed step serves; the other receives.
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
+        ((FakeUnit)job.Units[0]).Released = true;
+        job.ParkedOn[job.Device("a")] = 7;
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true }));
+
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Contains("from 1 unit(s) on 1 device(s) to 1 replica(s) over the data plane (0.0 MB), at step 5;", replanned.Message);
+        Assert.Empty(job.Unparked);
+        Assert.Equal(5, job.Journal.Committed);
+    }
+
+    [Fact]
     public async Task Parked_state_on_a_silo_that_no_longer_answers_is_lost_and_the_replan_goes_on_from_what_is_left()
     {
         var job = await GrowFailingAfterAdoptionWhileTheSiloLeaves(killed: true);

@@ -95,6 +95,13 @@ public sealed class SiloDevices : IDisposable
         return null;
     }
 
+    /// <summary>The steps of what <paramref name="job"/>'s previous generation handed over on this device, left there; null when nothing of it is.</summary>
+    public long? ParkedSteps(int device, string job)
+    {
+        // A parked trainer runs nothing: its step count does not change while it lies here.
+        lock (_gate) return _handedOver[device] is { } left && left.Job == job ? left.Trainer.CompletedSteps : null;
+    }
+
     /// <summary>Frees whatever an earlier generation left on this device: the unit that takes the device now does not adopt it.</summary>
     public async Task DiscardAsync(int device, int threads)
     {

@@ -58,14 +58,32 @@ public sealed class ReplicaGrain : Grain, IReplicaGrain
         }
     }
 
+    public async Task<long> ParkedSteps(ShardAssignment assignment)
+    {
+        // Only a look: a grain that holds nothing goes when idle (a unit that stages the state later takes the same key afresh).
+        if (_ranks.Length == 0) DeactivateOnIdle();
+        var steps = await Together([.. Ranked(assignment).Select(r => r.Unit.ParkedSteps(r.Part))]);
+        // Every rank's part, all at one step, or the state is no use.
+        return steps.Distinct().Count() == 1 ? steps[0]
+            : throw new InvalidOperationException($"the ranks of {this.GetPrimaryKeyString()} hold parked state at different steps ({string.Join(", ", steps)})");
+    }
+
     /// <summary>Takes the shard groups of <paramref name="assignment"/>'s replica (one per stage and tensor rank) and gives each its part of it.</summary>
     private Task<long>[] Assign(ShardAssignment assignment, Func<IShardGroupGrain, ShardAssignment, Task<long>> call)
     {
         this.DelayDeactivation(TimeSpan.FromDays(30));
+        var ranked = Ranked(assignment);
+        _ranks = [.. ranked.Select(r => r.Unit)];
+        return [.. ranked.Select(r => call(r.Unit, r.Part))];
+    }
+
+    /// <summary>The shard groups of <paramref name="assignment"/>'s replica, one per stage and tensor rank in rank order, each with its part of it.</summary>
+    private (IShardGroupGrain Unit, ShardAssignment Part)[] Ranked(ShardAssignment assignment)
+    {
         var (plan, tp) = (assignment.Plan, assignment.Plan.Tp);
-        _ranks = Enumerable.Range(0, plan.Pp * tp)
-            .Select(u => GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan.DeviceOf(assignment.Replica, u / tp, u % tp).Silo, u / tp, u % tp))).ToArray();
-        return [.. _ranks.Select((unit, u) => call(unit, assignment with { Stage = u / tp, TensorRank = u % tp }))];
+        return [.. Enumerable.Range(0, plan.Pp * tp).Select(u => (
+            GrainFactory.GetGrain<IShardGroupGrain>(UnitKeys.ShardGroup(this.GetPrimaryKeyString(), plan.DeviceOf(assignment.Replica, u / tp, u % tp).Silo, u / tp, u % tp)),
+            assignment with { Stage = u / tp, TensorRank = u % tp }))];
     }
 
     public async Task<ShardStepResult> RunStep(long step, bool evaluate)

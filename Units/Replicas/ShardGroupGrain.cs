@@ -230,6 +230,18 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         }
     }
 
+    public Task<long> ParkedSteps(ShardAssignment assignment)
+    {
+        if (_staged is { } done) return Task.FromResult(done.Steps);
+        var key = this.GetPrimaryKeyString();
+        // Placed on another silo (its own was gone), this grain would look at the wrong devices.
+        if (assignment.Device.Silo != silo.SiloAddress)
+            throw new InvalidOperationException($"{key} runs on {silo.SiloAddress} but its device is on {assignment.Device.Silo}");
+        var steps = devices.ParkedSteps(assignment.Device.Device, assignment.JobId);
+        if (_assignment is null) DeactivateOnIdle();
+        return steps is { } found ? Task.FromResult(found) : throw new InvalidOperationException($"{key}: no state of job {assignment.JobId} is parked on {assignment.Device}");
+    }
+
     /// <summary>Copies a trainer's state to host memory, then frees <paramref name="owner"/> (the trainer, or what wraps it) on the device.</summary>
     private static (long Steps, IReadOnlyList<ShardedTensor> State, IReadOnlySet<string> Written) ToHost(Trainer trainer, IDisposable owner)
     {

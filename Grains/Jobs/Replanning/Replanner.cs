@@ -36,6 +36,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     {
         var running = Record.Plan!;
         _holding = [.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r)))];
+        if (change.TakeOver) _holding = await WithParked(running, _holding);
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -60,6 +61,31 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
                 change = change.Cause == ReplanCause.Request ? change : change with { Cause = ReplanCause.Failure, Target = null };
             }
         }
+    }
+
+    /// <summary>
+    /// The holders with the state a lost coordinator's re-plan parked on their devices, which the silos report (found by the
+    /// chaos soak: a coordinator lost after the hand-over left the state on the kept devices, and the next one went back to the
+    /// checkpoint). A new replica adopts only on its own devices, and the plan is recorded before its units exist, so parked
+    /// state lies on the devices of a replica of the recorded plan (the old one or the new): a replica whose devices hold
+    /// some is that parked state, as far as its trainer got.
+    /// </summary>
+    private async Task<List<HeldState>> WithParked(ParallelPlan plan, List<HeldState> holding)
+    {
+        var looks = Enumerable.Range(0, holding.Count).Select(r =>
+        {
+            var (unit, assignment) = job.ParkedState(Alone(plan, plan.ReplicaGroupOf(r)), r);
+            return unit.ParkedSteps(assignment).WaitAsync(options.ProbeTimeout);
+        }).ToArray();
+        try
+        {
+            await Task.WhenAll(looks);
+        }
+        catch
+        {
+            // Devices with nothing parked (their unit is live, or nothing is left) keep their holder as it was.
+        }
+        return [.. holding.Select((h, r) => looks[r].IsCompletedSuccessfully ? new HeldState(null, h.Holder with { Kind = HolderKind.Parked, Steps = looks[r].Result }) : h)];
     }
 
     /// <param name="attempt">1, 2, 3: each retry gives the new units longer to join (one slow to activate while the grain
@@ -150,7 +176,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         var partitioned = target.Zero > 0 && devices.Count > pp * tp;
         return ReplanDecision.Make(survivors.Holders, devices, pp * tp,
             sameShape: pp == old.Pp && tp == old.Tp && target.VirtualStages == old.VirtualStages && !old.Partitioned && !partitioned && target.Ep == old.Ep,
-            partitioned: old.Partitioned, experts: (old.Ep, target.Ep), floor: Math.Min(Record.LastCheckpointStep ?? 0, job.Journal.Committed));
+            partitioned: old.Partitioned, experts: (old.Ep, target.Ep), floor: Math.Min(Record.LastCheckpointStep ?? 0, job.Journal.Committed), ceiling: job.Journal.Committed);
     }
 
     /// <summary>
@@ -172,7 +198,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     /// <summary>A unit on the devices of each of the <paramref name="parked"/> holders takes its state into host memory; those that fail are lost.</summary>
     private async Task<Survivors> StageParked(IReadOnlyList<int> parked, Survivors survivors, ParallelPlan old)
     {
-        var units = parked.ToDictionary(h => h, h => job.ParkedState(old with { Dp = 1, Ep = 1, Zero = 0, Devices = survivors.Holders[h].Devices }, h));
+        var units = parked.ToDictionary(h => h, h => job.ParkedState(Alone(old, survivors.Holders[h].Devices), h));
         var calls = units.ToDictionary(u => u.Key, u => u.Value.Unit.StageParked(u.Value.Assignment).WaitAsync(options.CollectiveTimeout));
         try
         {
@@ -216,10 +242,11 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     {
         if (decision.SourceSteps is { } steps)
         {
-            (string, long) moved;
+            (string Text, long Bytes) moved;
             try
             {
                 moved = decision.Needy.Count == 0 ? ("kept on their devices", 0) : await TransferState(plan, decision, survivors);
+                moved.Text += $", at step {steps}";
             }
             catch
             {
@@ -321,7 +348,8 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     /// <param name="why">Why no layout runs on what is left (the planner's first reason).</param>
     private async Task WaitForCapacity(ReplanChange change, ParallelPlan running, ParallelPlan old, Survivors survivors, string? why)
     {
-        var steps = survivors.Holders.Where(h => h.Alive).Select(h => h.Steps).Max();
+        // A checkpoint past the committed steps would never be resumed from (a resume takes the newest within them).
+        var steps = survivors.Holders.Where(h => h.Steps <= job.Journal.Committed).Select(h => h.Steps).Max();
         // Under ZeRO each replica holds a part of the optimizer state: only the whole live plan can write it.
         if (old.Partitioned)
         {
@@ -371,6 +399,9 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         if (cause == ReplanCause.Preemption) Record.Preemptions++;
         if (cause == ReplanCause.Failure) Record.Failures++;
     }
+
+    /// <summary><paramref name="plan"/>'s layout as one replica on <paramref name="devices"/>: what a unit there that holds parked state runs.</summary>
+    private static ParallelPlan Alone(ParallelPlan plan, IReadOnlyList<DeviceSlot> devices) => plan with { Dp = 1, Ep = 1, Zero = 0, Devices = devices };
 
     private static StateHolder LiveHolder(ParallelPlan plan, int replica) =>
         new(plan.ReplicaGroupOf(replica), HolderKind.Live, null, Tp: plan.Tp, ExpertPart: plan.ExpertPartOf(replica), Generation: plan.Generation);
