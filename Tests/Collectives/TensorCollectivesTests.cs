@@ -135,6 +135,84 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
         foreach (var c in ranks) c.Dispose();
     }
 
+    [Theory]
+    [InlineData(Transport.InProcess, ScalarType.Float32)]
+    [InlineData(Transport.Tcp, ScalarType.Float32)]
+    [InlineData(Transport.Mixed, ScalarType.Float32)]
+    [InlineData(Transport.Mixed, ScalarType.BFloat16)]
+    public async Task The_gradient_all_reduce_over_blocks_of_micro_batches_gives_the_bits_of_the_one_thread_tree_and_of_the_byte_collective(Transport transport, ScalarType dtype)
+    {
+        // 3 replicas over 8 micro-batches: blocks [0, 3), [3, 6), [6, 8); the first two are pieces of two subtrees each.
+        const int world = 3;
+        var blocks = new ReplicaBlocks(8, world);
+        long[] shape = [10_007];
+        var pieces = Enumerable.Range(0, world).Select(r => blocks.PiecesOf(r).Select((_, k) => Input(10 * r + k, shape, dtype)).ToArray()).ToArray();
+        var tree = blocks.Reduce((r, k) => pieces[r][k].clone(), (a, b) => a.add_(b, alpha: One));
+        var ranks = await Join($"tensor-blocks-{dtype}", world, transport);
+
+        var results = await OnEachRank(ranks, c =>
+        {
+            var mine = pieces[c.Rank].Select(p => p.clone()).ToArray();
+            c.TensorAllReduceSumInPlace(mine, blocks);
+            var tensorSum = Bits(mine[0]);
+            c.TensorAllReduceSumInPlace(mine.Select((p, k) => p.copy_(pieces[c.Rank][k])).ToArray(), blocks); // a second round over the same links
+            byte[]? byteSum = null;
+            if (dtype == ScalarType.Float32)
+            {
+                var wires = pieces[c.Rank].Select(Bits).ToArray();
+                c.AllReduceSum([.. wires.Select(w => (Memory<byte>)w)], blocks);
+                byteSum = wires[0];
+            }
+            return (Tensor: tensorSum, Again: Bits(mine[0]), Bytes: byteSum);
+        });
+
+        var expected = Bits(tree);
+        Assert.All(results, r =>
+        {
+            Assert.True(r.Tensor.AsSpan().SequenceEqual(expected), "a rank's gradient sum differs from the one-thread tree");
+            Assert.Equal(expected, r.Again);
+            if (r.Bytes is not null) Assert.Equal(expected, r.Bytes);
+        });
+        foreach (var c in ranks) c.Dispose();
+    }
+
+    [Theory]
+    [InlineData(Transport.InProcess)]
+    [InlineData(Transport.Mixed)]
+    public async Task Zeros_reduce_scatter_and_all_gather_of_runs_match_the_byte_collectives_and_leave_what_no_rank_owns(Transport transport)
+    {
+        // The parts of two runs spread over 3 replicas (as ZeRO's whole parameters are): some ranks own pieces of both.
+        const int world = 3;
+        var blocks = new ReplicaBlocks(8, world);
+        var parts = BufferParts.Spread([(100, 3000), (5000, 4000)], world);
+        long[] shape = [10_007];
+        var pieces = Enumerable.Range(0, world).Select(r => blocks.PiecesOf(r).Select((_, k) => Input(10 * r + k, shape, ScalarType.Float32)).ToArray()).ToArray();
+        var ranks = await Join("tensor-parts", world, transport);
+
+        var results = await OnEachRank(ranks, c =>
+        {
+            var mine = pieces[c.Rank].Select(p => p.clone()).ToArray();
+            c.TensorReduceScatterSumInPlace(mine, blocks, parts);
+            var scattered = Bits(mine[0]);
+            c.TensorAllGatherParts(mine[0], parts);
+            var wires = pieces[c.Rank].Select(Bits).ToArray();
+            c.ReduceScatterSum([.. wires.Select(w => (Memory<byte>)w)], blocks, parts);
+            var byteScattered = wires[0].ToArray();
+            c.AllGatherParts(wires[0], parts);
+            return (Scattered: scattered, Gathered: Bits(mine[0]), ByteScattered: byteScattered, ByteGathered: wires[0]);
+        });
+
+        Assert.All(results, r =>
+        {
+            Assert.Equal(r.ByteScattered, r.Scattered);
+            Assert.Equal(r.ByteGathered, r.Gathered);
+        });
+        // Outside the runs every rank keeps its own first piece; inside them all hold the same sum.
+        Assert.Equal(Bits(pieces[1][0]).AsSpan(0, 100 * sizeof(float)).ToArray(), results[1].Gathered.AsSpan(0, 100 * sizeof(float)).ToArray());
+        Assert.Equal(results[0].Gathered.AsSpan(100 * sizeof(float), 3000 * sizeof(float)).ToArray(), results[2].Gathered.AsSpan(100 * sizeof(float), 3000 * sizeof(float)).ToArray());
+        foreach (var c in ranks) c.Dispose();
+    }
+
     [Fact]
     public async Task Ranks_that_disagree_on_a_tensor_fail_the_collective_naming_both_shapes_instead_of_adding_wrong_pieces()
     {

@@ -20,6 +20,9 @@ public sealed partial class Communicator
     /// <summary>Host frames kept per peer and direction for peers in other processes: a step sends the same sizes every time.</summary>
     private readonly Dictionary<(int Peer, bool Outgoing), byte[]> _frames = [];
 
+    /// <summary>Bytes of the buffers this rank keeps from call to call for tensor collectives: sums and scratch on its device, host frames.</summary>
+    public long KeptBytes => _kept.Sum(t => t is null ? 0 : t.NumberOfElements * t.ElementSize) + _frames.Values.Sum(f => f.LongLength);
+
     /// <summary>The tree sum over the ranks of <paramref name="local"/> (one shape and dtype on every rank), whole on every rank.</summary>
     public Tensor TensorAllReduceSum(Tensor local)
     {
@@ -27,44 +30,78 @@ public sealed partial class Communicator
         var flat = Flat(local);
         var chunks = Chunks(flat);
         var whole = empty_like(flat);
-        var mine = Chunk(whole, chunks, Rank);
-        ReduceChunkInto(flat, chunks, mine);
-        GatherChunks(whole, chunks);
+        ReduceRunsInto([flat], OnePerRank, chunks, Chunk(whole, chunks, Rank));
+        TensorAllGatherParts(whole, chunks);
         return whole.view(local.shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// <see cref="TensorAllReduceSum"/> written over <paramref name="local"/> itself, for a caller that owns it: no result to
-    /// allocate (fresh large memory costs its page faults on every call). Peers read this rank's chunk of the input until the
-    /// reduce-scatter's done round; only then is the chunk's sum, kept aside meanwhile, written over it.
+    /// allocate (fresh large memory costs its page faults on every call).
     /// </summary>
-    public void TensorAllReduceSumInPlace(Tensor local)
+    public void TensorAllReduceSumInPlace(Tensor local) => TensorAllReduceSumInPlace([local], OnePerRank);
+
+    /// <summary>
+    /// The tree sum of the ranks' pieces of <paramref name="blocks"/> (this rank's <paramref name="pieces"/>, flat and contiguous,
+    /// of one size and dtype, in the order of <see cref="ReplicaBlocks.PiecesOf"/>) over the blocks' leaves, written over
+    /// <paramref name="pieces"/>[0] on every rank: the data-parallel gradient sum, with the bits of the byte collective and of
+    /// one device. The other pieces are the caller's scratch afterwards.
+    /// </summary>
+    public void TensorAllReduceSumInPlace(IReadOnlyList<Tensor> pieces, ReplicaBlocks blocks)
     {
-        if (!local.is_contiguous()) throw new ArgumentException("an in-place all-reduce needs a contiguous tensor", nameof(local));
-        using var scope = NewDisposeScope();
-        var flat = local.detach().view(-1);
-        var chunks = Chunks(flat);
-        var mine = Chunk(flat, chunks, Rank);
-        var sum = Kept(0, mine);
-        ReduceChunkInto(flat, chunks, sum);
-        mine.copy_(sum);
-        GatherChunks(flat, chunks);
+        var chunks = Chunks(pieces[0]);
+        TensorReduceScatterSumInPlace(pieces, blocks, chunks);
+        TensorAllGatherParts(pieces[0], chunks);
     }
 
-    /// <summary>The all-gather half of an all-reduce: every peer's chunk of the sum into <paramref name="whole"/>, this rank's lent to them.</summary>
-    private void GatherChunks(Tensor whole, BufferParts chunks)
+    /// <summary>
+    /// The tree sum of the ranks' pieces of <paramref name="blocks"/> over the blocks' leaves, for the runs this rank owns in
+    /// <paramref name="parts"/> only, written over those runs of <paramref name="pieces"/>[0] (ZeRO's gradient reduce-scatter);
+    /// the rest is left as it was. The runs' own values are leaves of their sum, so it waits in a kept buffer until every peer
+    /// is done reading.
+    /// </summary>
+    public void TensorReduceScatterSumInPlace(IReadOnlyList<Tensor> pieces, ReplicaBlocks blocks, BufferParts parts)
     {
-        var mine = Chunk(whole, chunks, Rank);
-        var received = ExchangeTensors("all-gather", _ => mine, p => Chunk(whole, chunks, p));
+        if (blocks.Ranks != WorldSize) throw new ArgumentException($"blocks of {blocks.Ranks} ranks in a group of {WorldSize}", nameof(blocks));
+        if (pieces.Count != blocks.PiecesOf(Rank).Count)
+            throw new ArgumentException($"rank {Rank} holds {blocks.PiecesOf(Rank).Count} piece(s) of its block, not {pieces.Count}", nameof(pieces));
+        if (pieces.Any(p => !p.is_contiguous() || p.NumberOfElements != pieces[0].NumberOfElements || p.dtype != pieces[0].dtype))
+            throw new ArgumentException("an in-place reduction needs contiguous pieces of one size and dtype", nameof(pieces));
+        CheckParts(pieces[0].NumberOfElements, parts);
+        using var scope = NewDisposeScope();
+        var flats = pieces.Select(p => p.detach().view(-1)).ToList();
+        var sum = Kept(0, flats[0].narrow(0, 0, parts.CountOf(Rank)));
+        ReduceRunsInto(flats, blocks, parts, sum);
+        var at = 0;
+        foreach (var run in Runs(flats[0], parts, Rank))
+        {
+            run.copy_(sum.narrow(0, at, run.NumberOfElements));
+            at += (int)run.NumberOfElements;
+        }
+    }
+
+    /// <summary>Fills every rank's runs of <paramref name="flat"/> (in <paramref name="parts"/>) from that rank, this rank's lent to its peers.</summary>
+    public void TensorAllGatherParts(Tensor flat, BufferParts parts)
+    {
+        CheckParts(flat.NumberOfElements, parts);
+        using var scope = NewDisposeScope();
+        var values = flat.detach().view(-1);
+        var received = ExchangeTensors("all-gather", _ => Runs(values, parts, Rank), p => Runs(values, parts, p));
         try
         {
-            foreach (var p in Others()) Chunk(whole, chunks, p).copy_(received[p]!);
+            foreach (var p in Others())
+                foreach (var (run, i) in Runs(values, parts, p).Select((run, i) => (run, i))) run.copy_(received[p]![i]);
         }
         finally
         {
             Consumed("all-gather", received);
         }
     }
+
+    /// <summary>Every rank one leaf: the tree over the ranks.</summary>
+    private ReplicaBlocks OnePerRank => _onePerRank ??= ReplicaBlocks.OnePerRank(WorldSize);
+
+    private ReplicaBlocks? _onePerRank;
 
     /// <summary>This rank's rows of the tree sum over the ranks: rank r gets rows [r·n/W, (r+1)·n/W) of the n rows (a reduce-scatter).</summary>
     public Tensor TensorReduceScatterSum(Tensor local)
@@ -76,7 +113,7 @@ public sealed partial class Communicator
         var shape = local.shape.ToArray();
         shape[0] = rows / WorldSize;
         var sum = empty(shape, dtype: local.dtype, device: local.device);
-        ReduceChunkInto(flat, Chunks(flat), sum.view(-1));
+        ReduceRunsInto([flat], OnePerRank, Chunks(flat), sum.view(-1));
         return sum.MoveToOuterDisposeScope();
     }
 
@@ -85,10 +122,10 @@ public sealed partial class Communicator
     {
         using var scope = NewDisposeScope();
         var mine = part.detach().contiguous();
-        var received = ExchangeTensors("all-gather", _ => mine, _ => mine);
+        var received = ExchangeTensors("all-gather", _ => [mine], _ => [mine]);
         try
         {
-            return cat(Enumerable.Range(0, WorldSize).Select(r => r == Rank ? mine : received[r]!).ToList(), 0).MoveToOuterDisposeScope();
+            return cat(Enumerable.Range(0, WorldSize).Select(r => r == Rank ? mine : received[r]![0]).ToList(), 0).MoveToOuterDisposeScope();
         }
         finally
         {
@@ -96,14 +133,25 @@ public sealed partial class Communicator
         }
     }
 
-    /// <summary>Sums this rank's chunk over the ranks into <paramref name="target"/>: every peer sends it its piece of that chunk.</summary>
-    private void ReduceChunkInto(Tensor flat, BufferParts chunks, Tensor target)
+    /// <summary>
+    /// Sums the runs this rank owns in <paramref name="parts"/> of the ranks' pieces (<paramref name="flats"/>: this rank's), each
+    /// in the tree over <paramref name="blocks"/>' leaves, into <paramref name="target"/>, the runs one after another: every peer
+    /// sends it those runs of each of its pieces.
+    /// </summary>
+    private void ReduceRunsInto(IReadOnlyList<Tensor> flats, ReplicaBlocks blocks, BufferParts parts, Tensor target)
     {
-        var own = Chunk(flat, chunks, Rank);
-        var received = ExchangeTensors("reduce-scatter", p => Chunk(flat, chunks, p), _ => own);
+        var own = flats.Select(f => Runs(f, parts, Rank)).ToList();
+        var runs = own[0].Count;
+        var received = ExchangeTensors("reduce-scatter", p => [.. flats.SelectMany(f => Runs(f, parts, p))], p => [.. blocks.PiecesOf(p).SelectMany(_ => own[0])]);
         try
         {
-            SumInto(0, WorldSize, target, r => r == Rank ? own : received[r]!);
+            var at = 0L;
+            for (var i = 0; i < runs; i++)
+            {
+                var length = own[0][i].NumberOfElements;
+                SumInto(blocks, 0, blocks.Leaves, target.narrow(0, at, length), (r, k) => r == Rank ? own[k][i] : received[r]![k * runs + i]);
+                at += length;
+            }
         }
         finally
         {
@@ -111,29 +159,32 @@ public sealed partial class Communicator
         }
     }
 
+    /// <summary><paramref name="rank"/>'s runs of <paramref name="flat"/> in <paramref name="parts"/>, as views.</summary>
+    private static List<Tensor> Runs(Tensor flat, BufferParts parts, int rank) => [.. parts.Of(rank).Select(run => flat.narrow(0, run.Offset, run.Count))];
+
     /// <summary>
-    /// The pairwise tree over leaves [lo, hi) into <paramref name="target"/>, never into a leaf (leaves are the caller's or
-    /// lent): a right subtree of more than one leaf is summed into a scratch buffer of its depth first. Not
-    /// <see cref="PairwiseTree.ReduceInto"/>, whose leaves are computed into buffers: these exist already, so a single right
-    /// leaf is added where it lies instead of being copied into scratch first.
+    /// The pairwise tree over leaves [lo, hi) of <paramref name="blocks"/> into <paramref name="target"/>, never into a piece
+    /// (pieces are the caller's or lent): a right subtree that is not one piece is summed into a scratch buffer of its depth
+    /// first. The additions of <see cref="ReplicaBlocks.Reduce{T}"/>, node by node; not <see cref="PairwiseTree.ReduceInto"/>,
+    /// whose leaves are computed into buffers: these exist already, so a right piece is added where it lies.
     /// </summary>
-    private void SumInto(int lo, int hi, Tensor target, Func<int, Tensor> leaf, int depth = 0)
+    private void SumInto(ReplicaBlocks blocks, int lo, int hi, Tensor target, Func<int, int, Tensor> piece, int depth = 0)
     {
-        if (hi - lo == 1)
+        if (blocks.PieceAt(lo, hi - lo) is { } whole)
         {
-            target.copy_(leaf(lo));
+            target.copy_(piece(whole.Rank, whole.Index));
             return;
         }
         var mid = PairwiseTree.Split(lo, hi);
-        SumInto(lo, mid, target, leaf, depth + 1);
-        if (hi - mid == 1)
+        SumInto(blocks, lo, mid, target, piece, depth + 1);
+        if (blocks.PieceAt(mid, hi - mid) is { } right)
         {
-            target.add_(leaf(mid), alpha: One);
+            target.add_(piece(right.Rank, right.Index), alpha: One);
             return;
         }
-        var right = Kept(1 + depth, target);
-        SumInto(mid, hi, right, leaf, depth + 1);
-        target.add_(right, alpha: One);
+        var scratch = Kept(1 + depth, target);
+        SumInto(blocks, mid, hi, scratch, piece, depth + 1);
+        target.add_(scratch, alpha: One);
     }
 
     /// <summary>
@@ -152,28 +203,28 @@ public sealed partial class Communicator
     }
 
     /// <summary>
-    /// Sends <paramref name="outgoing"/>(p) to every peer p (it stays unchanged until <see cref="Consumed"/>) and receives from
-    /// each a tensor shaped like <paramref name="like"/>(p), on this rank's device, to read and not write.
+    /// Sends the tensors <paramref name="outgoing"/>(p) to every peer p (they stay unchanged until <see cref="Consumed"/>) and
+    /// receives from each tensors shaped like <paramref name="like"/>(p), on this rank's device, to read and not write.
     /// </summary>
-    private Tensor?[] ExchangeTensors(string collective, Func<int, Tensor> outgoing, Func<int, Tensor> like)
+    private Tensor[]?[] ExchangeTensors(string collective, Func<int, IReadOnlyList<Tensor>> outgoing, Func<int, IReadOnlyList<Tensor>> like)
     {
         // Frames for other processes are copied here, on the calling (device) thread; device threads of this process are lent views.
         var sends = Others().Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
         var incoming = new object?[WorldSize];
         var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink ? null : KeptFrame(p, outgoing: false, like(p)));
-        var receives = Others().Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensor(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
+        var receives = Others().Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensors(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
         try
         {
             Exchange(collective, [.. sends, .. receives]);
         }
         catch
         {
-            foreach (var tensor in incoming.OfType<Tensor>()) tensor.Dispose();
+            foreach (var tensor in incoming.OfType<Tensor?[]>().SelectMany(t => t)) tensor?.Dispose();
             throw;
         }
         return [.. Enumerable.Range(0, WorldSize).Select(p => incoming[p] switch
         {
-            Tensor tensor => OnDeviceOf(tensor, like(p)),
+            Tensor[] lent => [.. lent.Select((tensor, k) => OnDeviceOf(tensor, like(p)[k]))],
             byte[] bytes => FromHost(bytes, like(p)),
             _ => null,
         })];
@@ -183,9 +234,9 @@ public sealed partial class Communicator
     /// Lets go of what <see cref="ExchangeTensors"/> received and waits until every device thread this rank lent to is done
     /// reading (frames were copies: nothing to wait for), so the caller may change its tensors again.
     /// </summary>
-    private void Consumed(string collective, Tensor?[] received)
+    private void Consumed(string collective, Tensor[]?[] received)
     {
-        foreach (var tensor in received) tensor?.Dispose();
+        foreach (var tensor in received.SelectMany(r => r ?? [])) tensor.Dispose();
         var lenders = Others().Where(p => Link(p) is ITensorLink).ToArray();
         if (lenders.Length == 0) return;
         var done = lenders.ToDictionary(p => p, p => _sent[p]++);
@@ -201,43 +252,67 @@ public sealed partial class Communicator
         }))]);
     }
 
-    private Func<CancellationToken, Task> Lend(int peer, ITensorLink link, Tensor tensor)
+    private Func<CancellationToken, Task> Lend(int peer, ITensorLink link, IReadOnlyList<Tensor> tensors)
     {
         using var scope = NewDisposeScope();
-        link.Lend(_sent[peer]++, tensor.detach().DetachFromDisposeScope());
+        foreach (var tensor in tensors) link.Lend(_sent[peer]++, tensor.detach().DetachFromDisposeScope());
         return _ => Task.CompletedTask;
     }
 
-    private Func<CancellationToken, Task> Frame(int peer, Tensor tensor)
+    /// <summary>One frame for <paramref name="peer"/> with the tensors' bytes one after another.</summary>
+    private Func<CancellationToken, Task> Frame(int peer, IReadOnlyList<Tensor> tensors)
     {
         using var scope = NewDisposeScope();
-        var bytes = KeptFrame(peer, outgoing: true, tensor);
-        tensor.detach().cpu().contiguous().bytes.CopyTo(bytes);
+        var bytes = KeptFrame(peer, outgoing: true, tensors);
+        var at = 0;
+        foreach (var tensor in tensors)
+        {
+            var host = tensor.detach().cpu().contiguous().bytes;
+            host.CopyTo(bytes.AsSpan(at));
+            at += host.Length;
+        }
         return ct => SendFrame(peer, bytes, ct);
     }
 
     /// <summary>The frame kept for <paramref name="peer"/> in one direction, sized for <paramref name="like"/> (made on the calling thread).</summary>
-    private byte[] KeptFrame(int peer, bool outgoing, Tensor like)
+    private byte[] KeptFrame(int peer, bool outgoing, IReadOnlyList<Tensor> like)
     {
-        var length = like.NumberOfElements * like.ElementSize;
+        var length = like.Sum(t => t.NumberOfElements * t.ElementSize);
         if (_frames.TryGetValue((peer, outgoing), out var kept) && kept.LongLength == length) return kept;
         return _frames[(peer, outgoing)] = new byte[length];
     }
 
-    /// <summary>A lent tensor, or a frame's bytes in <paramref name="frame"/> (made into a tensor on the device thread afterwards).</summary>
-    private async Task<object> ReceiveTensor(int peer, Tensor like, byte[]? frame, CancellationToken cancellation)
+    /// <summary>The lent tensors, or a frame's bytes in <paramref name="frame"/> (made into tensors on the device thread afterwards).</summary>
+    private async Task<object> ReceiveTensors(int peer, IReadOnlyList<Tensor> like, byte[]? frame, CancellationToken cancellation)
     {
         if (Link(peer) is not ITensorLink link)
         {
             await ReceiveFrame(peer, frame!, cancellation).ConfigureAwait(false);
             return frame!;
         }
-        var (sequence, lent) = await link.ReceiveLentAsync(cancellation).ConfigureAwait(false);
-        var expected = _received[peer]++;
-        if (sequence == expected && lent is not null && lent.dtype == like.dtype && lent.shape.SequenceEqual(like.shape)) return lent;
-        var got = lent is null ? $"message {sequence}, that it was done reading" : $"message {sequence}, a {lent.dtype} tensor of [{string.Join(", ", lent.shape)}]";
-        lent?.Dispose();
-        throw new CollectiveException($"{Group}: rank {peer} sent {got}; rank {Rank} expected message {expected}, a {like.dtype} tensor of [{string.Join(", ", like.shape)}] (the ranks disagree on the sequence of collectives)");
+        var received = new Tensor[like.Count];
+        try
+        {
+            for (var k = 0; k < like.Count; k++)
+            {
+                var (sequence, lent) = await link.ReceiveLentAsync(cancellation).ConfigureAwait(false);
+                var expected = _received[peer]++;
+                if (sequence == expected && lent is not null && lent.dtype == like[k].dtype && lent.shape.SequenceEqual(like[k].shape))
+                {
+                    received[k] = lent;
+                    continue;
+                }
+                var got = lent is null ? $"message {sequence}, that it was done reading" : $"message {sequence}, a {lent.dtype} tensor of [{string.Join(", ", lent.shape)}]";
+                lent?.Dispose();
+                throw new CollectiveException($"{Group}: rank {peer} sent {got}; rank {Rank} expected message {expected}, a {like[k].dtype} tensor of [{string.Join(", ", like[k].shape)}] (the ranks disagree on the sequence of collectives)");
+            }
+            return received;
+        }
+        catch
+        {
+            foreach (var tensor in received) tensor?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A lent tensor on <paramref name="like"/>'s device: itself, or a copy there (its lent handle let go at once).</summary>
@@ -250,12 +325,19 @@ public sealed partial class Communicator
         return moved;
     }
 
-    private static Tensor FromHost(byte[] bytes, Tensor like)
+    /// <summary>A frame's tensors, shaped like <paramref name="like"/> one after another, on their devices.</summary>
+    private static Tensor[] FromHost(byte[] bytes, IReadOnlyList<Tensor> like)
     {
         using var scope = NewDisposeScope();
-        var host = empty(like.shape, dtype: like.dtype);
-        host.bytes = bytes;
-        return (like.device_type == DeviceType.CPU ? host : host.to(like.device)).DetachFromDisposeScope();
+        var at = 0;
+        return [.. like.Select(t =>
+        {
+            var host = empty(t.shape, dtype: t.dtype);
+            var length = (int)(t.NumberOfElements * t.ElementSize);
+            host.bytes = bytes.AsSpan(at, length);
+            at += length;
+            return (t.device_type == DeviceType.CPU ? host : host.to(t.device)).DetachFromDisposeScope();
+        })];
     }
 
     private static Tensor Flat(Tensor t) => t.detach().contiguous().reshape(-1);

@@ -126,7 +126,7 @@ public sealed partial class Communicator : IDisposable
         if (blocks.Ranks != WorldSize) throw new ArgumentException($"blocks of {blocks.Ranks} ranks in a group of {WorldSize}", nameof(blocks));
         if (pieces.Count != blocks.PiecesOf(Rank).Count)
             throw new ArgumentException($"rank {Rank} holds {blocks.PiecesOf(Rank).Count} piece(s) of its block, not {pieces.Count}", nameof(pieces));
-        foreach (var piece in pieces) CheckParts(piece, parts);
+        foreach (var piece in pieces) CheckParts(FloatCount(piece), parts);
         var mine = parts.Of(Rank);
         var received = Scratch(parts.CountOf(Rank) * sizeof(float), blocks);
         var packed = Packed(mine);
@@ -171,7 +171,7 @@ public sealed partial class Communicator : IDisposable
 
     private PeerOperation[] AllGatherOperations(Memory<byte> floats, BufferParts parts)
     {
-        CheckParts(floats, parts);
+        CheckParts(FloatCount(floats), parts);
         return Others().SelectMany(p => new PeerOperation[]
         {
             new(p, ct => SendRuns(p, floats, parts.Of(Rank), ct)),
@@ -240,10 +240,11 @@ public sealed partial class Communicator : IDisposable
 
     private IEnumerable<int> Others() => Enumerable.Range(0, WorldSize).Where(r => r != Rank);
 
-    private void CheckParts(Memory<byte> floats, BufferParts parts)
+    /// <summary>Parts for this group that fit a buffer of <paramref name="values"/> values.</summary>
+    private void CheckParts(long values, BufferParts parts)
     {
         if (parts.Ranks != WorldSize) throw new ArgumentException($"parts for {parts.Ranks} ranks in a group of {WorldSize}", nameof(parts));
-        if (parts.End > FloatCount(floats)) throw new ArgumentException($"parts reach value {parts.End} of a buffer of {FloatCount(floats)}", nameof(parts));
+        if (parts.End > values) throw new ArgumentException($"parts reach value {parts.End} of a buffer of {values}", nameof(parts));
     }
 
     /// <summary>The runs laid one after another from 0, as they are packed in a frame sequence.</summary>

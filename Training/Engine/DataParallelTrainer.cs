@@ -84,28 +84,27 @@ public sealed class DataParallelTrainer : IDisposable
             // Hosted experts' sums are the pieces of the expert group's block, which may be more.
             var groupPieces = _expertBlocks?.PiecesOf(Replica / _groups.Grid.Ep).Count ?? 0;
             for (var k = 0; k < Math.Max(pieces.Count, groupPieces); k++) sums.Add(Trainer.RentGradient());
-            IReadOnlyList<Memory<byte>> Own(IReadOnlyList<Memory<byte>> wires) => [.. wires.Take(pieces.Count)];
-            IReadOnlyList<Memory<byte>> Hosted(IReadOnlyList<Memory<byte>> wires) => [.. wires.Take(groupPieces)];
+            IReadOnlyList<TorchSharp.torch.Tensor> own = [.. sums.Take(pieces.Count)], hosted = [.. sums.Take(groupPieces)];
             var losses = Trainer.AccumulatePieces(step, pieces, sums, _padding).Select(loss => new[] { loss }).ToList();
             var sum = sums[0];
-            // ZeRO 2 reduces each part of the gradient to its owner only; otherwise every replica gets the whole sum.
+            // Collectives over the pieces themselves: device threads of one process read each other's where they lie. ZeRO 2
+            // reduces each part of the gradient to its owner only (dense and hosted experts' parts are apart); otherwise every
+            // replica gets the whole sum.
             if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
-                _wire.Run(sums, w =>
-                {
-                    _replicas.ReduceScatterSum(Own(w), _blocks, parts.Gradients);
-                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.ReduceScatterSum(Hosted(w), _expertBlocks!, experts.Gradients);
-                });
-            else if (_expertParts is { } spread) _wire.Run(sums, w => ReduceExpertsApart(Own(w), Hosted(w), spread));
-            else _wire.Run(sums, w => _replicas.AllReduceSum(w, _blocks));
+            {
+                _replicas.TensorReduceScatterSumInPlace(own, _blocks, parts.Gradients);
+                if (_zeroExpertParts is { } experts) _groups.ExpertData?.TensorReduceScatterSumInPlace(hosted, _expertBlocks!, experts.Gradients);
+            }
+            else if (_expertParts is { } spread) ReduceExpertsApart(own, hosted, spread);
+            else _replicas.TensorAllReduceSumInPlace(sums, _blocks);
             var loads = Trainer.PieceExpertLoads is { } pieceLoads ? _replicas.AllReduceSum(pieceLoads, _blocks) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
             if (_zeroParts is { } updated && Trainer.Zero!.Level < 3)
-                _wire.Run(Trainer.FlatParameters, w =>
-                {
-                    _replicas.AllGatherParts(w, updated.Parameters);
-                    if (_zeroExpertParts is { } experts) _groups.ExpertData?.AllGatherParts(w, experts.Parameters);
-                });
+            {
+                _replicas.TensorAllGatherParts(Trainer.FlatParameters, updated.Parameters);
+                if (_zeroExpertParts is { } experts) _groups.ExpertData?.TensorAllGatherParts(Trainer.FlatParameters, experts.Parameters);
+            }
             return result;
         }
         finally
@@ -119,17 +118,17 @@ public sealed class DataParallelTrainer : IDisposable
     /// hosted experts' (the pieces of its expert group's block) over the expert-data group (the replicas hosting the same
     /// experts), each in the canonical tree; both end in the first buffer.
     /// </summary>
-    private void ReduceExpertsApart(IReadOnlyList<Memory<byte>> dense, IReadOnlyList<Memory<byte>> experts, (BufferParts Dense, BufferParts Experts, Communicator? ExpertData) parts)
+    private void ReduceExpertsApart(IReadOnlyList<TorchSharp.torch.Tensor> dense, IReadOnlyList<TorchSharp.torch.Tensor> experts, (BufferParts Dense, BufferParts Experts, Communicator? ExpertData) parts)
     {
-        _replicas!.ReduceScatterSum(dense, _blocks, parts.Dense);
-        _replicas.AllGatherParts(dense[0], parts.Dense);
+        _replicas!.TensorReduceScatterSumInPlace(dense, _blocks, parts.Dense);
+        _replicas.TensorAllGatherParts(dense[0], parts.Dense);
         if (parts.ExpertData is not { } expertData) return;
-        expertData.ReduceScatterSum(experts, _expertBlocks!, parts.Experts);
-        expertData.AllGatherParts(experts[0], parts.Experts);
+        expertData.TensorReduceScatterSumInPlace(experts, _expertBlocks!, parts.Experts);
+        expertData.TensorAllGatherParts(experts[0], parts.Experts);
     }
 
-    /// <summary>What this rank holds by kind (<see cref="Trainer.Memory"/>), the wire buffers of its collectives as staging.</summary>
-    public DeviceMemory Memory() => Trainer.Memory(Replicas) with { Staging = _wire.Bytes };
+    /// <summary>What this rank holds by kind (<see cref="Trainer.Memory"/>), the buffers its collectives keep as staging.</summary>
+    public DeviceMemory Memory() => Trainer.Memory(Replicas) with { Staging = _wire.Bytes + (_replicas?.KeptBytes ?? 0) };
 
     /// <summary>Closes the group and hands the trainer (its state intact) to a replica of the next generation on the same device.</summary>
     public Trainer Detach()

@@ -61,12 +61,15 @@ public sealed class ReplicaBlocks
     /// <summary>The subtrees that make up <paramref name="rank"/>'s block, in micro-batch order.</summary>
     public IReadOnlyList<(int First, int Count)> PiecesOf(int rank) => _pieces[rank];
 
+    /// <summary>The rank and index of the piece that is exactly the leaves [<paramref name="first"/>, +<paramref name="count"/>); null when none is (a node above pieces).</summary>
+    public (int Rank, int Index)? PieceAt(int first, int count) => _owners.TryGetValue((first, count), out var owner) ? owner : null;
+
     /// <summary>Combines all pieces in the canonical tree; <paramref name="piece"/> gives a rank's piece by its index in <see cref="PiecesOf"/>.</summary>
     public T Reduce<T>(Func<int, int, T> piece, Func<T, T, T> combine)
     {
         T Node(int lo, int hi)
         {
-            if (_owners.TryGetValue((lo, hi - lo), out var owner)) return piece(owner.Rank, owner.Index);
+            if (PieceAt(lo, hi - lo) is { } owner) return piece(owner.Rank, owner.Index);
             var mid = PairwiseTree.Split(lo, hi);
             var left = Node(lo, mid);
             return combine(left, Node(mid, hi));

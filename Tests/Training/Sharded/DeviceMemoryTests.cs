@@ -55,7 +55,7 @@ public sealed class DeviceMemoryTests
         Assert.Equal(zero == 0 ? 4 * whole : whole, ranks.Sum(r => r.Memory.OptimizerState));
         // Balanced by whole parameters: the busiest replica within twice its share.
         Assert.All(ranks, r => Assert.True(r.Memory.OptimizerState <= 2 * whole * share, $"{r.Memory.OptimizerState} of {whole}"));
-        Assert.All(ranks, r => Assert.True(r.Memory.Staging > 0, "the all-reduce's wire buffer is staging"));
+        Assert.All(ranks, r => Assert.True(r.Memory.Staging > 0, "the buffers the all-reduce keeps are staging"));
         // ZeRO 3 keeps only a part of the parameters, plus the largest unit gathered and the next one on the wire.
         var parameters = 4L * ranks[0].Parameters;
         Assert.All(ranks, r => Assert.True(zero == 3 ? r.Memory.Parameters < parameters : r.Memory.Parameters == parameters, $"{r.Memory.Parameters} of {parameters}"));

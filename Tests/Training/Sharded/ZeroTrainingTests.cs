@@ -108,7 +108,9 @@ public sealed class ZeroTrainingTests
             return (Warm: warm, After: TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         });
 
-        Assert.All(counts, c => Assert.Equal(c.Warm, c.After));
+        // A rank lends views of its parts to its peers, which let go of them on their own threads: a rank that lends more runs
+        // than it receives counts them live and its peer counts them freed. Over all ranks nothing may be left.
+        Assert.Equal(counts.Sum(c => c.Warm), counts.Sum(c => c.After));
     }
 
     private static async Task<T[]> Train<T>(TrainingSpec spec, ParallelGrid grid, Func<DataParallelTrainer, T> work)
