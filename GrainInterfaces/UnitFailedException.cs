@@ -17,8 +17,15 @@ public sealed class UnitFailedException : Exception
     /// <summary>Whether <paramref name="e"/> is a collective that failed because a peer did (a consequence, not a cause).</summary>
     public static bool IsCollective(Exception e) => e is UnitFailedException { Message: var m } && m.StartsWith(CollectivePrefix, StringComparison.Ordinal);
 
-    /// <summary>Of the errors of units that worked together, the one that caused the others: the first that is not a collective's.</summary>
-    public static Exception Cause(IReadOnlyList<Exception> errors) => errors.FirstOrDefault(e => !IsCollective(e)) ?? errors[0];
+    /// <summary>
+    /// Of the calls of units that worked together, the error that caused the others: the first that is not a collective's;
+    /// null when none faulted (calls that were only cancelled, a link to their silo terminated, say so themselves).
+    /// </summary>
+    public static Exception? Cause(IEnumerable<Task> calls)
+    {
+        var errors = calls.Where(c => c.IsFaulted).Select(c => c.Exception!.GetBaseException()).ToList();
+        return errors.FirstOrDefault(e => !IsCollective(e)) ?? errors.FirstOrDefault();
+    }
 
     /// <summary>Keeps the first line of the message: libtorch appends its native stack frames to the rest.</summary>
     public static UnitFailedException From(Exception e)

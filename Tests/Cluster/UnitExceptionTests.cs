@@ -30,4 +30,17 @@ public sealed class UnitExceptionTests
         Assert.False(UnitExceptionFilter.Travels(native));
         Assert.Equal("ExternalException: Expected false to be true", UnitFailedException.From(native).Message);
     }
+
+    [Fact]
+    public void The_cause_among_units_calls_is_the_first_real_fault_and_none_when_calls_were_only_cancelled()
+    {
+        var timedOut = Task.FromException(UnitFailedException.From(new CollectiveException("rank 1 did not answer within 10 s")));
+        var real = Task.FromException(new InvalidOperationException("unit 1 is not prepared"));
+        var cancelled = Task.FromCanceled(new CancellationToken(canceled: true));
+
+        Assert.Equal("unit 1 is not prepared", UnitFailedException.Cause([timedOut, real, Task.CompletedTask])!.Message);
+        Assert.StartsWith(UnitFailedException.CollectivePrefix, UnitFailedException.Cause([timedOut, cancelled])!.Message);
+        // Found by the chaos soak: a link to the units' silo terminated and every call came back cancelled.
+        Assert.Null(UnitFailedException.Cause([cancelled, Task.CompletedTask]));
+    }
 }
