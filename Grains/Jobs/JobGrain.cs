@@ -135,9 +135,33 @@ public sealed partial class JobGrain(
         }
     }
 
+    /// <summary>The start under way: the grain is reentrant, and a retried submission can come while the first waits for the store.</summary>
+    private Task? _starting;
+
     public async Task Start(TrainingSpec spec, DateTimeOffset submittedAt, string tenant)
     {
+        // Found by the chaos soak: a retry that came during the first start's write started a second run of the job beside it.
+        if (_starting is { } starting)
+        {
+            await starting;
+            return;
+        }
         if (job.RecordExists) return;
+        _starting = StartOnce(spec, submittedAt, tenant);
+        try
+        {
+            await _starting;
+        }
+        catch
+        {
+            // Not written: a later retry starts afresh.
+            _starting = null;
+            throw;
+        }
+    }
+
+    private async Task StartOnce(TrainingSpec spec, DateTimeOffset submittedAt, string tenant)
+    {
         job.State = new JobRecord { Spec = spec, SubmittedAt = submittedAt, State = JobState.Pending, Tenant = tenant };
         Journal.Add(JobEventKinds.Submitted, $"{spec.Name}: {spec.Steps} steps, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, devices {spec.Devices.Min}..{spec.Devices.Max}");
         await Writer.WriteAsync(TimeSpan.Zero);

@@ -83,6 +83,29 @@ public sealed class JobStoreOutageTests : IDisposable
         Assert.Equal((JobState.Completed, 300L), (stored.State, StepLog.Count(stored)));
     }
 
+    [Fact]
+    public async Task A_start_that_comes_again_while_the_first_waits_for_the_store_starts_the_job_once()
+    {
+        // Found by the chaos soak: a submission retried as a paused silo came back reached the job grain while the first start
+        // still waited for the store, and the job ran twice beside itself (two plans at once) and ended with wrong losses.
+        await using var cluster = await StartCluster();
+        var spec = TestSpecs.Tiny(steps: 20) with { Devices = new DeviceSpec { Min = 2, Max = 2 } };
+        var reference = await TestSpecs.ReferenceDigest(spec);
+        var job = cluster.Cluster.Client.GetGrain<IJobGrain>("started-twice");
+        Assert.Null(await job.GetStatus()); // the silo makes its job store
+        Store.SlowRecords = true;
+
+        await Task.WhenAll(job.Start(spec, DateTimeOffset.UtcNow, Tenants.Default), job.Start(spec, DateTimeOffset.UtcNow, Tenants.Default));
+        Store.SlowRecords = false;
+        var ended = await cluster.Finish("started-twice");
+
+        Assert.True(ended.State == JobState.Completed, $"{ended.State}: {ended.Error}");
+        Assert.Equal(reference, ended.FinalParameterDigest);
+        var events = (await Store.ReadRecord("started-twice")).Events;
+        Assert.Single(events, e => e.Kind == JobEventKinds.Submitted);
+        Assert.Single(events, e => e.Kind == JobEventKinds.Planned);
+    }
+
     /// <summary>A one-silo cluster of two devices whose job store is <see cref="Store"/> over this test's folder.</summary>
     private Task<TestCluster> StartCluster() => TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, silo: silo =>
         silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.Jobs, (sp, _) =>
@@ -103,6 +126,8 @@ public sealed class JobStoreOutageTests : IDisposable
 
         public volatile bool Down;
         public volatile bool LoseNextReply;
+        /// <summary>Each write of a job record takes a second, as a store under load does.</summary>
+        public volatile bool SlowRecords;
         public int Writes => _writes;
         public int FailedWrites => _failed;
 
@@ -115,6 +140,7 @@ public sealed class JobStoreOutageTests : IDisposable
         public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
         {
             await Unavailable();
+            if (SlowRecords && grainState.State is JobRecord) await Task.Delay(1000);
             var etag = grainState.ETag;
             await inner.WriteStateAsync(stateName, grainId, grainState);
             Interlocked.Increment(ref _writes);
