@@ -45,7 +45,7 @@ public sealed partial class JobGrain(
     private JobRecordWriter? _writer;
     private JobJournal? _journal;
     private LayoutChooser? _chooser;
-    private readonly RepeatedFailures _failures = new();
+    private readonly RepeatedFailures _failures = new(options.Value.MaxStepFailures);
 
     private string JobId => this.GetPrimaryKeyString();
     private JobRecord Record => job.State;
@@ -276,15 +276,23 @@ public sealed partial class JobGrain(
                 {
                     _units = await Prepare(plan, adopt: new bool[plan.Dp], options.Value.JoinTimeout);
                 }
-                catch (Exception e) when (!Record.CancelRequested && !CoordinatorFence.Replaced(e) && ++failedPrepares < options.Value.MaxStepFailures)
+                catch (Exception e) when (!Record.CancelRequested && !CoordinatorFence.Replaced(e))
                 {
-                    // A unit that could not join (a peer's link down, a device not yet let go) is a fault of the moment: plan again.
-                    Journal.Add(JobEventKinds.ReplanFailed, $"preparing {plan} failed ({(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}); planning again");
+                    if (e is JobFailure failure && FollowsTheJob($"preparing {plan}", Committed + 1, plan, failure.Calls) is { } repeated)
+                    {
+                        outcome = new Outcome(JobState.Failed, JobEventKinds.Failed, repeated);
+                        break;
+                    }
+                    // A unit that could not join (a peer's link down, a device not yet let go, a silo gone) is a fault of the
+                    // moment, not the job's: it plans again, as a re-plan would, waiting longer each time it fails in a row.
+                    var pause = options.Value.CapacityPollInterval * Math.Min(++failedPrepares, 10);
+                    Journal.Add(JobEventKinds.ReplanFailed, $"preparing {plan} failed ({(e is JobFailure ? e.Message : $"{e.GetType().Name}: {e.Message}")}); planning again in {pause.TotalSeconds:0.#} s");
                     await OnCapacity(async c =>
                     {
                         await c.Release(JobId);
                         return true;
                     });
+                    await Task.Delay(pause, time);
                     continue;
                 }
                 failedPrepares = 0;
@@ -515,7 +523,7 @@ public sealed partial class JobGrain(
                 // Replicas that finished the step hold it (all of them the same bits): it counts. The rest re-plan.
                 var finished = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToArray();
                 if (finished.Length > 0) Journal.Commit(step, finished, time.GetElapsedTime(began).TotalSeconds);
-                if (FollowsTheJob(step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, JobEventKinds.Failed, repeated);
+                if (FollowsTheJob($"step {step}", step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, JobEventKinds.Failed, repeated);
                 if (_failures.FailedAgain(step) is var times && times >= options.Value.MaxStepFailures)
                     return new Outcome(JobState.Failed, JobEventKinds.Failed,
                         $"step {step} failed {times} times in a row, each time on a new plan: {failure.Message}; the job stops instead of re-planning forever");
@@ -547,15 +555,18 @@ public sealed partial class JobGrain(
     }
 
     /// <summary>
-    /// The engine error (not a collective's, which fails because a peer did) that has now failed this step on two silos:
-    /// it follows the job, so the job fails instead of moving to a third silo. Null while a re-plan may still help.
+    /// The engine error (not a collective's, which fails because a peer did) that has now failed <paramref name="what"/> at
+    /// <paramref name="step"/> on two silos, or as often as a job may fail in a row: it follows the job, so the job fails
+    /// instead of moving to another silo. Null while a re-plan may still help.
     /// </summary>
-    private string? FollowsTheJob(long step, ParallelPlan plan, Task<ShardStepResult>[] calls)
+    private string? FollowsTheJob(string what, long step, ParallelPlan plan, IReadOnlyList<Task> calls)
     {
         foreach (var (call, r) in calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted))
             if (call.Exception!.GetBaseException() is UnitFailedException { Message: var error } failure && !UnitFailedException.IsCollective(failure)
-                && _failures.Record(step, error, plan.DeviceOf(r).Silo.ToString()) is { } silos)
-                return $"step {step} failed the same way on {silos.Count} silos ({string.Join(", ", silos)}): {error}; the error follows the job, so it is not moved to another silo";
+                && _failures.Record(step, error, plan.DeviceOf(r).Silo.ToString()) is var (silos, times))
+                return silos.Count >= 2
+                    ? $"{what} failed the same way on {silos.Count} silos ({string.Join(", ", silos)}): {error}; the error follows the job, so it is not moved to another silo"
+                    : $"{what} failed the same way {times} times on {silos.Single()}: {error}; the error follows the job, so it is not tried again";
         return null;
     }
 

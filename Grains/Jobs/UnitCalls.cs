@@ -30,7 +30,7 @@ public static class UnitCalls
             if (calls.Select(c => c.Exception?.InnerException).OfType<CoordinatorFencedException>().FirstOrDefault() is { } fenced) throw fenced;
             var failures = calls.Select((call, r) => (call, r)).Where(c => c.call.IsFaulted)
                 .Select(c => $"unit {c.r} on {devices[c.r]}: {c.call.Exception!.InnerException!.Message}");
-            throw new JobFailure($"{what} failed: {string.Join("; ", failures)}");
+            throw new JobFailure($"{what} failed: {string.Join("; ", failures)}", calls);
         }
     }
 }
