@@ -217,6 +217,24 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task Steps_only_a_lost_replica_took_are_declared_lost_when_the_job_checkpoints_the_survivor_and_waits()
+    {
+        // Found by the chaos soak (chaos-2-16): replica b finished steps 6 and 7 (a step counts when some replica finishes it)
+        // and died; a, at step 5, was checkpointed and the committed count went from 7 back to 5 with no event saying so.
+        var job = new FakeReplanJob(Spec with { Devices = new DeviceSpec { Min = 2, Max = 4 } }, ["a", "b"], replicas: 2, committed: 7);
+        job.Units = [new FakeUnit(5), new FakeUnit(7) { Dead = true }];
+        job.Gone.Add("b");
+
+        Assert.False(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "silo b died")));
+
+        Assert.Equal(5, job.Journal.Committed);
+        var waiting = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Equal(2, waiting.Replan!.StepsLost);
+        Assert.Contains("2 committed step(s) after step 5 will be trained again", waiting.Message);
+        Assert.Contains("the job waits for devices", waiting.Message);
+    }
+
+    [Fact]
     public async Task With_every_holder_lost_and_no_layout_on_what_is_left_the_job_gives_its_devices_back_and_waits_saying_why()
     {
         var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
