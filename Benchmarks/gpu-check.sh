@@ -104,7 +104,13 @@ tp=$(spec tp fp32 "$steps" '"parallel": { "tensor": 2 }, "devices": { "min": 2, 
 t1=$(train t1 "$tp" --device "$device"); t2=$(train t2 "$tp" --device "$device" --devices 2)
 check "tp 2 on the GPU (tensor collectives) = the engine" "$t2" "$t1"
 
-# 7. The benchmarks: the engine against plain PyTorch on this card, fp32 and bf16; tensor links on CUDA.
+# 7. The NCCL binding on this card (the NcclTests need the SDK, which this machine lacks; the benchmark checks the same):
+#    every transfer's bits equal the sender's, and a join whose peer never comes is aborted at its timeout.
+bench nccl 2>&1 | tee "$out/nccl.log"
+check "NCCL through the binding: the sender's bits, and the bandwidth recorded" "$(grep -c '^recorded in' "$out/nccl.log")" "1"
+check "an NCCL join whose peer never comes is aborted at its timeout" "$(grep -o 'aborted join: ok' "$out/nccl.log")" "aborted join: ok"
+
+# 8. The benchmarks: the engine against plain PyTorch on this card, fp32 and bf16; tensor links on CUDA.
 if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
   bench gpu-vs-pytorch 20 16 2>&1 | tee "$out/gpu-vs-pytorch.log"
   bench adamw 12 768 2>&1 | tee "$out/adamw.log"
