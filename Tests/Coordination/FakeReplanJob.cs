@@ -177,9 +177,13 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
     private Task Alive() => Dead ? new TaskCompletionSource().Task : Task.CompletedTask;
 
     /// <summary>A unit that handed its state over or was released holds nothing: it says so, as a real one does.</summary>
+    /// <summary>How long it takes to answer how far it got (a unit still in a step its coordinator began answers when the step ends).</summary>
+    public TimeSpan AnswersAfter { get; init; }
+
     public async Task<long> CompletedSteps()
     {
         await Alive();
+        await Task.Delay(AnswersAfter);
         return HandedOver || Released ? throw new InvalidOperationException("this unit holds no state") : Steps;
     }
 

@@ -190,6 +190,24 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task A_coordinator_that_takes_over_waits_for_a_unit_still_in_its_predecessors_step_and_keeps_its_state()
+    {
+        // Found by the chaos soak: the coordinator and replica b's silo were lost mid-step; replica a, blocked in the step's
+        // collective with b, answered only when the step failed at the collective timeout, after the probe had given it up,
+        // and the job went back to its checkpoint with a unit of the plan alive.
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
+        job.Units = [new FakeUnit(5) { AnswersAfter = FakeReplanJob.Options.ProbeTimeout * 3 }, new FakeUnit(5) { Dead = true }];
+        job.Gone.Add("b");
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true }));
+
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Contains("state kept on their devices, at step 5;", replanned.Message);
+        Assert.Equal(0, replanned.Replan!.StepsLost);
+        Assert.Equal(5, job.Journal.Committed);
+    }
+
+    [Fact]
     public async Task State_parked_past_the_steps_on_record_is_not_trained_on_after_a_take_over()
     {
         // The lost coordinator parked the state after steps 6 and 7, which it never recorded and no unit can report now: training

@@ -99,7 +99,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
         var old = Record.Plan!;
         await job.Checkpoints.Settle();
 
-        var survivors = await Survivors.Probe(_holding, change.Leaving, options.ProbeTimeout);
+        var survivors = await Survivors.Probe(_holding, change.Leaving, ProbeTimeout(change));
         // A unit that is only slow still holds its device lease: tell it to let go, without waiting for it.
         _ = job.ReleaseQuietly([.. survivors.Lost.Select(h => survivors.Found[h].Unit).OfType<IReplicaGrain>()]);
         await CommitSurvivorsSteps(survivors);
@@ -137,6 +137,14 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
             (time.GetElapsedTime(started), handOver, prepared - handOver, time.GetElapsedTime(phases) - prepared));
         return true;
     }
+
+    /// <summary>
+    /// How long a unit may take to say how far it got. A coordinator that takes over may find a unit still in the step its
+    /// predecessor began, blocked in a collective with a peer that stopped: the unit answers once that step ends, done or
+    /// failed at the collective timeout, and is a survivor then (found by the fourth soak: take-overs went back to a
+    /// checkpoint with a unit of the plan alive). A unit on a silo that died fails sooner, once the cluster declares it dead.
+    /// </summary>
+    private TimeSpan ProbeTimeout(ReplanChange change) => change.TakeOver ? options.CollectiveTimeout + options.ProbeTimeout : options.ProbeTimeout;
 
     /// <summary>Survivors finished steps this coordinator has no record of (it took over from a lost one): they are committed first.</summary>
     private async Task CommitSurvivorsSteps(Survivors survivors)
