@@ -122,7 +122,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
     /// Loads a checkpoint into every replica. When its stored data is damaged (a replica names the chunk), the job
     /// falls back to the next older committed checkpoint, records why and how many steps it lost, and tries again.
     /// </summary>
-    public async Task Restore(ParallelPlan plan, IReplicaGrain[] replicas, string manifest)
+    public async Task<string> Restore(ParallelPlan plan, IReplicaGrain[] replicas, string manifest)
     {
         var layout = CheckpointLayout.ForJob(jobId);
         while (true)
@@ -136,7 +136,7 @@ public sealed class CheckpointCoordinator(IBlobStore store, string jobId, JobJou
                     await UnitCalls.OnAll(plan.ReplicaDevices(), calls, $"restoring {manifest}");
                     return true;
                 }, _ => calls.Where(c => c.IsFaulted).Select(c => c.Exception?.InnerException).ToList() is { Count: > 0 } failures && failures.All(f => f is StoreUnavailableException));
-                return;
+                return manifest;
             }
             catch (JobFailure) when (calls.Select(c => c.Exception?.InnerException).OfType<CheckpointUnreadableException>().FirstOrDefault() is { } damage)
             {

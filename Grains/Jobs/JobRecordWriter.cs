@@ -48,6 +48,37 @@ public sealed class JobRecordWriter(IPersistentState<JobRecord> state, Action<st
     }
 
     /// <summary>
+    /// Writes the record as this activation read it, before it serves anyone. A coordinator whose silo was declared dead may
+    /// still run (paused, or not yet told) and write the record; once this write lands, its next one fails and it stops, and
+    /// nobody is shown steps from a read the other's writes went past. A record that moved on since it was read is read
+    /// again and claimed instead, up to <paramref name="attempts"/> times. False when it was not claimed (the store did not
+    /// answer within <paramref name="patience"/>, or kept moving): the activation goes on with what it read, and its first
+    /// write fences instead.
+    /// </summary>
+    public async Task<bool> ClaimAsync(int attempts, TimeSpan patience)
+    {
+        for (var attempt = 1; attempt <= attempts; attempt++)
+        {
+            Stale = null;
+            try
+            {
+                await WriteAsync(patience);
+                return true;
+            }
+            catch (StaleCoordinatorException)
+            {
+                // The failed write read the newer record into the state: that one is claimed next.
+            }
+            catch (Exception e)
+            {
+                onFailure(e.Message);
+                return false;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
     /// Writes in the background as soon as the store takes it; several requests while one is in flight become one write. The
     /// write starts after the caller's turn, so a change made of several edits in one turn is written whole.
     /// </summary>

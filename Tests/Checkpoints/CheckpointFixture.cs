@@ -10,7 +10,7 @@ public sealed class CheckpointFixture(IBlobStore? store = null) : IDisposable
 {
     public string Folder { get; } = Directory.CreateTempSubdirectory("elastic-ckpt-").FullName;
     public IBlobStore Store => store ?? new LocalDirectoryStore(Folder);
-    public CheckpointLayout Layout { get; } = new("jobs/test");
+    public CheckpointLayout Layout { get; init; } = new("jobs/test");
 
     /// <summary>A float32 tensor whose element i holds i (so any misplaced byte shows).</summary>
     public static float[] Iota(long[] shape) => Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(i => (float)i).ToArray();

@@ -23,15 +23,17 @@ internal sealed class FakeReplanJob : IReplanJob
         Silos = silos.Select((name, i) => (name, SiloAddress.New(IPAddress.Loopback, 11000 + i, 1))).ToDictionary(s => s.name, s => s.Item2);
         _capacity = new FakeCapacity(this);
         var state = new MemoryState { State = new JobRecord { Spec = spec, State = JobState.Running, Generation = 1 } };
-        var store = new MemoryBlobStore();
-        Journal = new JobJournal(state, new StepLog(store, JobId), JobId, TimeProvider.System, NullLogger.Instance, recordChanged: () => { });
-        Checkpoints = new CheckpointCoordinator(store, JobId, Journal, () => { }, TimeProvider.System, TimeSpan.FromSeconds(5));
+        Journal = new JobJournal(state, new StepLog(Store, JobId), JobId, TimeProvider.System, NullLogger.Instance, recordChanged: () => { });
+        Checkpoints = new CheckpointCoordinator(Store, JobId, Journal, () => { }, TimeProvider.System, TimeSpan.FromSeconds(5));
         Chooser = new LayoutChooser(spec);
         var devices = silos.Take(replicas).Select(Device).ToList();
         Record.Plan = ParallelPlan.Of(1, new Layout(replicas), devices);
         Units = [.. devices.Select(_ => new FakeUnit(committed))];
         for (var step = 1; step <= committed; step++) Journal.Commit(step, [new ShardStepResult(step, 2.0, 1e-3, 1.0, null, 0.1)], 0.1);
     }
+
+    /// <summary>Where its checkpoints and step history are kept.</summary>
+    public MemoryBlobStore Store { get; } = new();
 
     public static JobOptions Options => new() { ProbeTimeout = TimeSpan.FromMilliseconds(200), JoinTimeout = TimeSpan.FromSeconds(1), CollectiveTimeout = TimeSpan.FromSeconds(1) };
 
@@ -242,11 +244,15 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
     public int StoreOutages { get; set; }
     public int Restores { get; private set; }
 
+    /// <summary>A manifest whose chunks this unit finds damaged.</summary>
+    public string? Damaged { get; set; }
+
     public async Task Restore(string manifest)
     {
         await Alive();
         Restores++;
         if (StoreOutages-- > 0) throw new StoreUnavailableException($"the checkpoint store did not answer while reading {manifest}: 503");
+        if (manifest == Damaged) throw new CheckpointUnreadableException($"a chunk of {manifest} fails its SHA-256 check");
     }
     public Task SaveModel(string directory) => throw new NotSupportedException();
 }

@@ -253,6 +253,29 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task Steps_a_damaged_checkpoints_fallback_loses_are_declared_by_the_fallback_not_counted_again_by_the_replan()
+    {
+        // Found by the fifth soak (chaos-0-26, chaos-2-11): no replica held the state, the checkpoint of step 7 was damaged and
+        // the restore fell back to step 5; its event declared the two steps, and the re-plan's counted them lost again while
+        // naming the damaged checkpoint as where the state came from.
+        var job = new FakeReplanJob(Spec, ["a", "b", "c"], replicas: 2, committed: 7);
+        foreach (var unit in job.Units.Cast<FakeUnit>()) unit.Dead = true;
+        using var checkpoints = new Checkpoints.CheckpointFixture(job.Store) { Layout = Elastic.Checkpoints.CheckpointLayout.ForJob(job.JobId) };
+        foreach (var step in new[] { 5L, 7L }) await checkpoints.Save("w", [1f, 2f], [2], Checkpoints.CheckpointFixture.Even([2], 0, 1), step);
+        job.Record.LastCheckpointStep = 7;
+        var damaged = Elastic.Checkpoints.CheckpointLayout.ForJob(job.JobId).Manifest(7, 1);
+        job.OnPrepare = (_, units) => { foreach (var unit in units) unit.Damaged = damaged; };
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "the replicas' silo died")));
+
+        Assert.Equal(5, job.Journal.Committed);
+        Assert.Contains("falling back to the checkpoint of step 5", Assert.Single(job.Events(JobEventKinds.CheckpointUnreadable)).Message);
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Equal(0, replanned.Replan!.StepsLost);
+        Assert.Contains($"from the checkpoint {Elastic.Checkpoints.CheckpointLayout.ForJob(job.JobId).Manifest(5, 1)}", replanned.Message);
+    }
+
+    [Fact]
     public async Task With_every_holder_lost_and_no_layout_on_what_is_left_the_job_gives_its_devices_back_and_waits_saying_why()
     {
         var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5);
