@@ -95,25 +95,24 @@ public sealed partial class JobGrain(
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (!job.RecordExists || Record.State.IsTerminal()) return;
         // Claimed before anything is served (found by the fifth soak: chaos-2-9 was shown 33, 30, 35 and 30 committed steps by
-        // this activation's read and a predecessor on a silo declared dead that still wrote).
-        // The store is given a moment only: an activation held back by its outage answers no one meanwhile.
-        if (job.RecordExists && !Record.State.IsTerminal()) await Writer.ClaimAsync(attempts: 5, TimeSpan.FromSeconds(2));
-        if (job.RecordExists && !Record.State.IsTerminal())
-        {
-            // The activation that drove this job went away: handed over by a silo that stopped gracefully, or lost with one that
-            // died. This one takes over: it adopts the replicas that survive (and the steps they finished), or comes back from
-            // the latest checkpoint.
-            var takeOver = Record.HandedOver is { } handedOver
-                ? new ReplanChange(ReplanCause.Leave, $"the coordinator moved: {handedOver}") { TakeOver = true }
-                : new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true };
-            Journal.Add(Record.HandedOver is null ? JobEventKinds.CoordinatorRecovered : JobEventKinds.CoordinatorMoved, Record.HandedOver is null
-                ? $"the job's coordinator was lost with its silo at step {Committed} ({Record.State}); a new one takes over"
-                : $"{Record.HandedOver}; a new one takes over");
-            Record.HandedOver = null;
-            _ = KeepAwake();
-            _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: takeOver) : Run(resumeFrom: null, comeBack: Committed > 0);
-        }
+        // this activation's read and a predecessor on a silo declared dead that still wrote). The store is given a moment
+        // only: an activation held back by its outage answers no one meanwhile. The record read again may have ended.
+        await Writer.ClaimAsync(attempts: 5, TimeSpan.FromSeconds(2));
+        if (Record.State.IsTerminal()) return;
+        // The activation that drove this job went away: handed over by a silo that stopped gracefully, or lost with one that
+        // died. This one takes over: it adopts the replicas that survive (and the steps they finished), or comes back from
+        // the latest checkpoint.
+        var takeOver = Record.HandedOver is { } handedOver
+            ? new ReplanChange(ReplanCause.Leave, $"the coordinator moved: {handedOver}") { TakeOver = true }
+            : new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true };
+        Journal.Add(Record.HandedOver is null ? JobEventKinds.CoordinatorRecovered : JobEventKinds.CoordinatorMoved, Record.HandedOver is null
+            ? $"the job's coordinator was lost with its silo at step {Committed} ({Record.State}); a new one takes over"
+            : $"{Record.HandedOver}; a new one takes over");
+        Record.HandedOver = null;
+        _ = KeepAwake();
+        _ = Record.Plan is not null ? Run(resumeFrom: null, adopt: takeOver) : Run(resumeFrom: null, comeBack: Committed > 0);
     }
 
     /// <summary>
