@@ -14,6 +14,8 @@ public static class JobEventKinds
     public const string ReplanRefused = "replan-refused";
     /// <summary>New devices could run a better layout, but the move was weighed and not worth it; the message says what was weighed.</summary>
     public const string ReplanDeclined = "replan-declined";
+    /// <summary>What a plan's groups that span GPUs of several processes send tensors over: NCCL where every rank has it, frames otherwise, and why.</summary>
+    public const string DeviceTransport = "device-transport";
     public const string CoordinatorMoved = "coordinator-moved";
     public const string CoordinatorRecovered = "coordinator-recovered";
     public const string CheckpointRequested = "checkpoint-requested";

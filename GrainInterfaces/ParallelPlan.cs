@@ -41,6 +41,14 @@ public sealed record ParallelPlan(
 
     public DeviceSlot DeviceOf(int replica, int stage = 0, int tensorRank = 0) => Devices[ToGrid().RankOf(new GridCoordinates(replica, stage, tensorRank))];
 
+    /// <summary>
+    /// The grid's groups whose ranks are on CUDA devices of more than one process (data-plane endpoint): those whose tensors a
+    /// device transport (NCCL) can carry between processes. None on CPU devices, or when a group's ranks share a process.
+    /// </summary>
+    public IReadOnlyList<GridGroup> DeviceGroupsAcrossProcesses() =>
+        Devices.Any(d => !d.Model.StartsWith("cuda", StringComparison.Ordinal)) ? []
+            : [.. ToGrid().Groups().Where(g => g.Ranks.Select(r => Devices[r].DataPlane).Distinct().Count() > 1)];
+
     public override string ToString() => $"generation {Generation}: {ToLayout()} on {Devices.Select(d => d.Silo).Distinct().Count()} silo(s)";
 
     /// <summary>Whether each replica holds only its part of the optimizer state (ZeRO over more than one replica).</summary>

@@ -145,5 +145,31 @@ public sealed record ParallelGrid
         return ($"ep[block{at.Data / Ep},pp{at.Pipeline},tp{at.Tensor}]", $"edp[ep{at.Data % Ep},pp{at.Pipeline},tp{at.Tensor}]");
     }
 
+    /// <summary>
+    /// The groups <paramref name="rank"/> belongs to, in the order every member joins them (so no two groups wait on each
+    /// other): each axis it shares with other ranks, outermost first, then with experts spread its expert group and, when
+    /// dp > ep, its expert-data group.
+    /// </summary>
+    public IReadOnlyList<GridGroup> GroupsOf(int rank)
+    {
+        var groups = GridAxes.All.Where(a => SizeOf(a) > 1).Select(a => new GridGroup(GroupName(a, rank), GroupOf(a, rank), Role(a))).ToList();
+        if (Ep == 1) return groups;
+        var (expert, expertData) = ExpertGroupNames(rank);
+        groups.Add(new GridGroup(expert, ExpertGroupOf(rank), GridGroupRole.Experts));
+        if (Dp > Ep) groups.Add(new GridGroup(expertData, ExpertDataGroupOf(rank), GridGroupRole.ExpertData));
+        return groups;
+    }
+
+    /// <summary>Every group of the grid once, in the order of <see cref="GroupsOf"/> over the ranks.</summary>
+    public IReadOnlyList<GridGroup> Groups() =>
+        [.. Enumerable.Range(0, Size).SelectMany(GroupsOf).DistinctBy(g => g.Name)];
+
+    private static GridGroupRole Role(GridAxis axis) => axis switch
+    {
+        GridAxis.Data => GridGroupRole.Data,
+        GridAxis.Pipeline => GridGroupRole.Pipeline,
+        _ => GridGroupRole.Tensor,
+    };
+
     public override string ToString() => Ep > 1 ? $"dp={Dp} pp={Pp} tp={Tp} ep={Ep}" : $"dp={Dp} pp={Pp} tp={Tp}";
 }

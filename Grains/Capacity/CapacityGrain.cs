@@ -167,7 +167,8 @@ public sealed class CapacityGrain(
                 dataPlane,
                 values.GetValueOrDefault(SiloMetadataKeys.DeviceModel, "cpu"),
                 values.GetValueOrDefault(SiloMetadataKeys.Spot) == "true",
-                values.GetValueOrDefault(SiloMetadataKeys.Calibration, ""));
+                values.GetValueOrDefault(SiloMetadataKeys.Calibration, ""),
+                values.GetValueOrDefault(SiloMetadataKeys.DeviceTransport, ""));
         }
     }
 

@@ -12,6 +12,8 @@ public static class SiloMetadataKeys
     public const string DataPlane = "elastic.dataplane";
     /// <summary>What the silo measured of its devices and links when it started (DeviceMeasurement as JSON); absent when it did not.</summary>
     public const string Calibration = "elastic.calibration";
+    /// <summary>What carries the silo's tensors to other processes: NCCL and its version, or frames over the data plane and why.</summary>
+    public const string DeviceTransport = "elastic.device-transport";
     /// <summary>"true" on silos of spot (evictable) capacity: coordinators prefer the others.</summary>
     public const string Spot = "elastic.spot";
 }

@@ -474,7 +474,9 @@ public sealed partial class JobGrain(
     /// <summary>Prepares one replica per data-parallel rank; <paramref name="adopt"/>[r]: rank r takes over the state the previous generation left on its device.</summary>
     private async Task<IReplicaGrain[]> Prepare(ParallelPlan plan, bool[] adopt, TimeSpan joinTimeout)
     {
-        var assignment = Assignment(plan) with { JoinTimeout = joinTimeout };
+        var (deviceIds, transport) = await DeviceGroupIds.DrawAsync(GrainFactory, JobId, plan);
+        if (transport is not null) Journal.Add(JobEventKinds.DeviceTransport, transport);
+        var assignment = Assignment(plan) with { JoinTimeout = joinTimeout, DeviceGroupIds = deviceIds };
         var replicas = Enumerable.Range(0, plan.Dp)
             .Select(r => GrainFactory.GetGrain<IReplicaGrain>(UnitKeys.Replica(JobId, plan, r))).ToArray();
         var prepared = new Task<long>[plan.Dp];

@@ -9,6 +9,7 @@ using Elastic.Grains.Placement;
 using Elastic.Silo.Eviction;
 using Elastic.Training.Calibration;
 using Elastic.Training.Collectives;
+using Elastic.Training.Collectives.Nccl;
 using Elastic.Units.Devices;
 using Elastic.Units.Placement;
 using Elastic.Units.Replicas;
@@ -36,6 +37,7 @@ public static class ElasticSiloBuilderExtensions
         var dataPlane = new DataPlane(IPAddress.Parse(options.DataPlaneBind), options.DataPlanePort, options.DataPlaneHost,
             refused: message => dataPlaneLog?.LogWarning("{Refusal}", message), tls: options.DataPlaneTls, advertisedPort: options.DataPlaneAdvertisedPort);
         var devices = new SiloDevices(options.Devices, siloName);
+        var nccl = NcclSupport.Find(options.NcclPath);
         var inv = CultureInfo.InvariantCulture;
         var calibration = options.Calibrate && options.Devices.Count > 0 ? SiloCalibration.MeasureAsync(devices.TorchDevice(0), options.Devices.ThreadsPerDevice, dataPlane, options.DataPlaneTls).GetAwaiter().GetResult() : null;
         silo.UseSiloMetadata(new Dictionary<string, string>
@@ -48,6 +50,7 @@ public static class ElasticSiloBuilderExtensions
             [SiloMetadataKeys.ThreadsPerDevice] = options.Devices.ThreadsPerDevice.ToString(inv),
             [SiloMetadataKeys.DataPlane] = dataPlane.Endpoint,
             [SiloMetadataKeys.Spot] = options.Spot ? "true" : "false",
+            [SiloMetadataKeys.DeviceTransport] = options.Devices.Kind == "cuda" ? nccl.Describe() : "frames over the data plane (CPU devices)",
         });
         // Registered through factories so that the container disposes them when the silo stops: the
         // listener closes and peers' collectives fail fast instead of waiting for a timeout.
@@ -57,6 +60,7 @@ public static class ElasticSiloBuilderExtensions
             return dataPlane;
         });
         silo.Services.AddSingleton(_ => devices);
+        silo.Services.AddSingleton(nccl);
         silo.Services.AddSingleton<IBlobStore>(_ => (options.CheckpointConnectionString, options.CheckpointAccountUri) switch
         {
             ({ } connection, _) => AzureBlobStore.Connect(connection, options.CheckpointContainer),

@@ -34,6 +34,8 @@ public sealed record ElasticSiloOptions
     public bool Spot { get; init; }
     /// <summary>Measure the devices and the data plane's links at start (about a second, once per process) and advertise them to the planner; off: the published profiles' figures.</summary>
     public bool Calibrate { get; init; } = true;
+    /// <summary>The NCCL library GPU collectives between processes use; null: libnccl.so.2 as CUDA libtorch loads it. Without one they send frames over the data plane.</summary>
+    public string? NcclPath { get; init; }
     /// <summary>Watching Azure Scheduled Events for this VM's eviction.</summary>
     public EvictionOptions Eviction { get; init; } = new();
     /// <summary>How long a stopping or evicted silo waits for jobs to move off it before it stops anyway.</summary>

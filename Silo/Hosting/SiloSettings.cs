@@ -135,6 +135,7 @@ public sealed record SiloSettings
                 FastFailureDetection = Text("FastFailureDetection", "true") != "false",
                 Spot = Text("Spot", "false") == "true",
                 Calibrate = Text("Calibrate", "true") != "false",
+                NcclPath = section["Nccl:Path"] is { Length: > 0 } ncclPath ? ncclPath : null,
                 Eviction = new EvictionOptions
                 {
                     Watch = watch,

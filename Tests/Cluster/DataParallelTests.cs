@@ -1,5 +1,7 @@
 using Elastic.GrainInterfaces;
+using Elastic.Grains.Jobs;
 using Elastic.Jobs;
+using Elastic.Parallelism;
 using Elastic.Training.Engine;
 
 namespace Elastic.Tests.Cluster;
@@ -67,5 +69,25 @@ public sealed class DataParallelTests : IAsyncLifetime
         Assert.Equal(5, status.CommittedStep);
         Assert.Contains(jobId, (await _cluster.Client.ListAsync()).Select(j => j.JobId));
         Assert.All(await _cluster.Client.GetInventoryAsync(), silo => Assert.Equal(0, silo.DevicesInUse));
+    }
+
+    [Fact]
+    public async Task Silos_without_nccl_say_so_and_a_plan_across_gpus_of_two_silos_draws_no_ids_and_says_why()
+    {
+        var silos = await _cluster.Client.GetInventoryAsync();
+        Assert.All(silos, s => Assert.Equal("frames over the data plane (CPU devices)", s.DeviceTransport));
+        var devices = silos.SelectMany(s => Enumerable.Range(0, 2).Select(d => new DeviceSlot(s.Silo, d, s.DataPlane))).ToList();
+
+        // On CPU devices nothing is drawn and nothing said.
+        var cpu = ParallelPlan.Of(7, new Layout(2, 1, 2), devices);
+        Assert.Equal((null, null), await DeviceGroupIds.DrawAsync(_cluster.Cluster.Client, "draw-cpu", cpu));
+
+        // On GPUs every silo of the data groups (the tensor groups share a process) is asked whether it has NCCL: none has here.
+        var gpu = ParallelPlan.Of(7, new Layout(2, 1, 2), [.. devices.Select(d => d with { Model = "cuda: test" })]);
+        Assert.Equal(["dp[pp0,tp0]", "dp[pp0,tp1]"], gpu.DeviceGroupsAcrossProcesses().Select(g => g.Name).ToArray());
+        var (ids, text) = await DeviceGroupIds.DrawAsync(_cluster.Cluster.Client, "draw-gpu", gpu);
+        Assert.Null(ids);
+        Assert.StartsWith($"generation 7: tensors between processes go over frames on the data plane; frames in 2 group(s): silo {devices[0].Silo} has frames over the data plane (", text);
+        Assert.Contains($"; silo {devices[2].Silo} has frames over the data plane (", text);
     }
 }

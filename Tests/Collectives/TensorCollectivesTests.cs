@@ -7,12 +7,12 @@ namespace Elastic.Tests.Collectives;
 
 /// <summary>
 /// Tensor collectives over every transport: lent between device threads of one process, sent as frames over TCP between
-/// processes, and mixed. Each gives the bits of the canonical tree summed on one thread, in fp32 as the byte collectives
+/// processes, mixed, and mixed with a device transport between the processes (NCCL's part, played on CPU by mailboxes). Each gives the bits of the canonical tree summed on one thread, in fp32 as the byte collectives
 /// do and in bf16, which the byte collectives cannot carry.
 /// </summary>
 public sealed class TensorCollectivesTests : DataPlanesFixture
 {
-    public enum Transport { InProcess, Tcp, Mixed }
+    public enum Transport { InProcess, Tcp, Mixed, Device }
 
     private async Task<Communicator[]> Join(string group, int world, Transport transport)
     {
@@ -23,7 +23,19 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
             _ => r % 2 == 0 ? SiloA : SiloB,
         }).ToArray();
         var endpoints = planes.Select(p => p.Endpoint).ToArray();
-        return await Task.WhenAll(Enumerable.Range(0, world).Select(r => planes[r].JoinAsync($"{group}-{transport}", r, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(20))));
+        var ranks = await Task.WhenAll(Enumerable.Range(0, world).Select(r => planes[r].JoinAsync($"{group}-{transport}", r, endpoints, TestSpecs.Secret, TimeSpan.FromSeconds(20))));
+        if (transport == Transport.Device)
+        {
+            var boxes = new MailboxDeviceTransport.Mailboxes();
+            foreach (var c in ranks) c.CarryTensorsOver(new MailboxDeviceTransport(boxes, c.Rank));
+        }
+        return ranks;
+    }
+
+    /// <summary>With a device transport, nothing went as frames: every peer was lent the tensors or got them over the transport.</summary>
+    private static void AssertNoFrames(Transport transport, Communicator[] ranks)
+    {
+        if (transport == Transport.Device) Assert.All(ranks, c => Assert.Equal(0, c.BytesSent));
     }
 
     /// <summary>Values over six orders of magnitude, so that a different order of additions shows in the bits.</summary>
@@ -46,6 +58,7 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
                 cases.Add(world, transport, ScalarType.Float32);
         cases.Add(4, Transport.InProcess, ScalarType.BFloat16);
         cases.Add(4, Transport.Mixed, ScalarType.BFloat16);
+        cases.Add(4, Transport.Device, ScalarType.BFloat16);
         return cases;
     }
 
@@ -78,6 +91,7 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
             Assert.True(results[r].Rows.AsSpan().SequenceEqual(expected.AsSpan(r * rowBytes, rowBytes)), $"rank {r}'s reduce-scatter rows differ");
             Assert.Equal(expected, results[r].Gathered);
         }
+        AssertNoFrames(transport, ranks);
         // The inputs are the callers': no collective adds into them.
         Assert.All(Enumerable.Range(0, world), r => Assert.Equal(Bits(Input(r, shape, dtype)), Bits(inputs[r])));
         foreach (var c in ranks) c.Dispose();
@@ -140,6 +154,7 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
     [InlineData(Transport.Tcp, ScalarType.Float32)]
     [InlineData(Transport.Mixed, ScalarType.Float32)]
     [InlineData(Transport.Mixed, ScalarType.BFloat16)]
+    [InlineData(Transport.Device, ScalarType.BFloat16)]
     public async Task The_gradient_all_reduce_over_blocks_of_micro_batches_gives_the_bits_of_the_one_thread_tree_and_of_the_byte_collective(Transport transport, ScalarType dtype)
     {
         // 3 replicas over 8 micro-batches: blocks [0, 3), [3, 6), [6, 8); the first two are pieces of two subtrees each.
@@ -179,6 +194,7 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
     [Theory]
     [InlineData(Transport.InProcess)]
     [InlineData(Transport.Mixed)]
+    [InlineData(Transport.Device)]
     public async Task Zeros_reduce_scatter_and_all_gather_of_runs_match_the_byte_collectives_and_leave_what_no_rank_owns(Transport transport)
     {
         // The parts of two runs spread over 3 replicas (as ZeRO's whole parameters are): some ranks own pieces of both.

@@ -105,6 +105,42 @@ public sealed class ParallelGridTests
     }
 
     [Theory]
+    [InlineData("dp=2,pp=2,tp=2")]
+    [InlineData("dp=8,pp=2,tp=1,ep=4")]
+    [InlineData("dp=4,ep=4")]
+    [InlineData("dp=1,pp=1,tp=1")]
+    public void A_ranks_groups_are_its_axes_outermost_first_then_its_expert_groups_and_every_group_is_listed_once(string text)
+    {
+        var grid = ParallelGrid.Parse(text);
+        foreach (var rank in Enumerable.Range(0, grid.Size))
+        {
+            var groups = grid.GroupsOf(rank);
+            var axes = GridAxes.All.Where(a => grid.SizeOf(a) > 1).ToList();
+            Assert.Equal(axes.Cast<GridAxis?>(), groups.Take(axes.Count).Select(g => g.Axis));
+            foreach (var (group, axis) in groups.Zip(axes))
+            {
+                Assert.Equal(grid.GroupName(axis, rank), group.Name);
+                Assert.Equal(grid.CoordinatesOf(rank)[axis], group.IndexOf(rank));
+            }
+            var experts = groups.Skip(axes.Count).ToList();
+            Assert.Equal(grid.Ep == 1 ? 0 : grid.Dp > grid.Ep ? 2 : 1, experts.Count);
+            if (grid.Ep > 1)
+            {
+                Assert.Equal((GridGroupRole.Experts, grid.ExpertGroupNames(rank).Expert, grid.CoordinatesOf(rank).Data % grid.Ep), (experts[0].Role, experts[0].Name, experts[0].IndexOf(rank)));
+                if (experts.Count == 2) Assert.Equal(grid.ExpertDataGroupOf(rank), experts[1].Ranks);
+            }
+        }
+        // Listed once each: a group's members all list it, and no rank of another group does.
+        var all = grid.Groups();
+        Assert.Equal(all.Count, all.Select(g => g.Name).Distinct().Count());
+        foreach (var group in all)
+            Assert.All(Enumerable.Range(0, grid.Size), r => Assert.Equal(group.Ranks.Contains(r), grid.GroupsOf(r).Any(g => g.Name == group.Name && g.Ranks.SequenceEqual(group.Ranks))));
+        Assert.Equal(GridAxes.All.Sum(a => grid.SizeOf(a) > 1 ? grid.Size / grid.SizeOf(a) : 0)
+            + (grid.Ep > 1 ? grid.Size / grid.Ep + (grid.Dp > grid.Ep ? grid.Size / (grid.Dp / grid.Ep) : 0) : 0), all.Count);
+        if (all.Count > 0) Assert.Throws<ArgumentOutOfRangeException>(() => all[0].IndexOf(grid.Size));
+    }
+
+    [Theory]
     [InlineData("dp=2,tp=x", "plan 'dp=2,tp=x': tp: 'x' is not a whole number")]
     [InlineData("dp=2,xp=2", "plan 'dp=2,xp=2': 'xp=2': expected dp=N, pp=N, tp=N, ep=N or zero=N")]
     [InlineData("dp=6,ep=4", "plan 'dp=6,ep=4': ep: 4 does not divide dp 6 (expert groups are made of replicas)")]

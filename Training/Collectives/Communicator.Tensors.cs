@@ -8,9 +8,10 @@ namespace Elastic.Training.Collectives;
 /// <summary>
 /// Collectives over tensors of any dtype. A device thread of this process (<see cref="ITensorLink"/>) is lent the tensor
 /// where it lies and reads it in place (on CUDA across devices, one device-to-device copy), then says it is done: no host
-/// round-trip, no serialization, no copy on the sender. Another process gets it as host bytes in a frame. Either way the
-/// receiver adds in torch ops on its own device, in the canonical pairwise tree over the ranks, into buffers of its own,
-/// so every transport gives the same bits and no caller's tensor is written.
+/// round-trip, no serialization, no copy on the sender. Another process gets it over the group's device transport (NCCL)
+/// where it has one, else as host bytes in a frame. Either way the receiver adds in torch ops on its own device, in the
+/// canonical pairwise tree over the ranks, into buffers of its own, so every transport gives the same bits and no caller's
+/// tensor is written.
 /// </summary>
 public sealed partial class Communicator
 {
@@ -208,13 +209,18 @@ public sealed partial class Communicator
     /// </summary>
     private Tensor[]?[] ExchangeTensors(string collective, Func<int, IReadOnlyList<Tensor>> outgoing, Func<int, IReadOnlyList<Tensor>> like)
     {
-        // Frames for other processes are copied here, on the calling (device) thread; device threads of this process are lent views.
-        var sends = Others().Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
+        // Frames for other processes are copied here, on the calling (device) thread; device threads of this process are lent
+        // views. Lending never waits, so every rank reaches the device transport's exchange, which does wait, before any frames.
+        var overDevice = Others().Where(p => OverDevice(p, outgoing(p), like(p))).ToHashSet();
+        var sends = Others().Where(p => !overDevice.Contains(p))
+            .Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
         var incoming = new object?[WorldSize];
-        var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink ? null : KeptFrame(p, outgoing: false, like(p)));
-        var receives = Others().Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensors(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
+        var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink || overDevice.Contains(p) ? null : KeptFrame(p, outgoing: false, like(p)));
+        var receives = Others().Where(p => !overDevice.Contains(p))
+            .Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensors(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
         try
         {
+            if (overDevice.Count > 0) ExchangeOnDevice(overDevice, outgoing, like, incoming);
             Exchange(collective, [.. sends, .. receives]);
         }
         catch
@@ -228,6 +234,23 @@ public sealed partial class Communicator
             byte[] bytes => FromHost(bytes, like(p)),
             _ => null,
         })];
+    }
+
+    /// <summary>
+    /// Whether <paramref name="peer"/>'s tensors go over the device transport: a rank of another process, and every tensor either
+    /// way on the transport's device. Both ends decide alike, since every rank of a group keeps its tensors on its device.
+    /// </summary>
+    private bool OverDevice(int peer, IReadOnlyList<Tensor> outgoing, IReadOnlyList<Tensor> like) =>
+        _deviceTransport is { } transport && Link(peer) is not ITensorLink && outgoing.All(transport.Carries) && like.All(transport.Carries);
+
+    /// <summary>The device transport's part of an exchange: into fresh tensors on this rank's device, which are the receiver's to dispose.</summary>
+    private void ExchangeOnDevice(IReadOnlySet<int> peers, Func<int, IReadOnlyList<Tensor>> outgoing, Func<int, IReadOnlyList<Tensor>> like, object?[] incoming)
+    {
+        using var scope = NewDisposeScope();
+        var sends = peers.SelectMany(p => outgoing(p).Select(t => (p, t.detach().contiguous()))).ToList();
+        foreach (var p in peers) incoming[p] = like(p).Select(t => empty(t.shape, dtype: t.dtype, device: t.device).DetachFromDisposeScope()).ToArray();
+        var receives = peers.SelectMany(p => ((Tensor[])incoming[p]!).Select(into => (p, into))).ToList();
+        _deviceTransport!.Exchange(sends, receives, Timeout);
     }
 
     /// <summary>

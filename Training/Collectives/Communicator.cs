@@ -21,6 +21,7 @@ public sealed partial class Communicator : IDisposable
     // Posted sends per peer, each chained after the previous one so that frames leave in the order they were posted.
     private readonly Task?[] _posted;
     private long _bytesSent;
+    private IDeviceTransport? _deviceTransport;
 
     /// <param name="links">One link per rank, indexed by rank; null at this rank's own index.</param>
     public Communicator(string group, int rank, IPeerLink?[] links, TimeSpan timeout)
@@ -39,6 +40,19 @@ public sealed partial class Communicator : IDisposable
     public int Rank { get; }
     public int WorldSize => _links.Length;
     public TimeSpan Timeout { get; }
+
+    /// <summary>What moves tensors on the device to ranks in other processes (NCCL), or null: frames over the data plane.</summary>
+    public IDeviceTransport? DeviceTransport => _deviceTransport;
+
+    /// <summary>
+    /// From now on tensors that <paramref name="transport"/> carries go to ranks in other processes over it (this group owns it
+    /// and disposes it). Every rank of the group must call this at the same point of its sequence of collectives, or none.
+    /// </summary>
+    public void CarryTensorsOver(IDeviceTransport transport)
+    {
+        if (_deviceTransport is not null) throw new InvalidOperationException($"{Group}: rank {Rank} already carries tensors over {_deviceTransport.Name}");
+        _deviceTransport = transport;
+    }
 
     /// <summary>Bytes this rank has sent to its peers (frames and their headers), for communication-volume figures.</summary>
     public long BytesSent => Interlocked.Read(ref _bytesSent);
@@ -216,6 +230,7 @@ public sealed partial class Communicator : IDisposable
     public void Dispose()
     {
         CloseLinks();
+        _deviceTransport?.Dispose();
         foreach (var kept in _kept) kept?.Dispose();
         _kept.Clear();
     }

@@ -34,38 +34,39 @@ public sealed class ProcessGroups : IDisposable
     /// <summary>The communicator along <paramref name="axis"/>, or null when this rank is alone on it.</summary>
     public Communicator? Along(GridAxis axis) => _groups.GetValueOrDefault(axis);
 
+    /// <summary>What each group's tensors between processes go over ("NCCL 2.27.3", or frames and why), by group name.</summary>
+    public IReadOnlyDictionary<string, string> Transports { get; private init; } = new Dictionary<string, string>();
+
     /// <summary>
-    /// Joins every group of <paramref name="rank"/>, axis by axis in the grid's fixed order (every rank joins in the same order,
-    /// so no two groups wait on each other), named <c>{prefix}/{group name}</c>. <paramref name="endpoints"/> is by rank;
-    /// <paramref name="secret"/> is the generation's, which every rank was given with its assignment.
+    /// Joins every group of <paramref name="rank"/> in the grid's fixed order (<see cref="ParallelGrid.GroupsOf"/>: every rank
+    /// joins in the same order, so no two groups wait on each other), named <c>{prefix}/{group name}</c>, each with the device
+    /// transport <paramref name="device"/> offers it. <paramref name="endpoints"/> is by rank; <paramref name="secret"/> is the
+    /// generation's, which every rank was given with its assignment.
     /// </summary>
     public static async Task<ProcessGroups> JoinAsync(DataPlane plane, string prefix, ParallelGrid grid, int rank, IReadOnlyList<string> endpoints,
-        GroupSecret secret, TimeSpan timeout, TimeSpan? joinTimeout = null)
+        GroupSecret secret, TimeSpan timeout, TimeSpan? joinTimeout = null, DeviceTransportJoin? device = null)
     {
         if (endpoints.Count != grid.Size)
             throw new ArgumentException($"{grid} has {grid.Size} ranks but {endpoints.Count} endpoints were given", nameof(endpoints));
-        var groups = new Dictionary<GridAxis, Communicator>();
-        Communicator? experts = null, expertData = null;
+        var joined = new List<(GridGroup Group, Communicator Communicator)>();
+        var transports = new Dictionary<string, string>();
         try
         {
-            foreach (var axis in GridAxes.All.Where(a => grid.SizeOf(a) > 1))
-                groups[axis] = await plane.JoinAsync($"{prefix}/{grid.GroupName(axis, rank)}", grid.CoordinatesOf(rank)[axis],
-                    grid.GroupOf(axis, rank).Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
-            if (grid.Ep == 1) return new ProcessGroups(grid, rank, groups);
-            var (expertName, expertDataName) = grid.ExpertGroupNames(rank);
-            var data = grid.CoordinatesOf(rank).Data;
-            experts = await plane.JoinAsync($"{prefix}/{expertName}", data % grid.Ep, grid.ExpertGroupOf(rank).Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
-            if (grid.Dp > grid.Ep)
-                expertData = await plane.JoinAsync($"{prefix}/{expertDataName}", data / grid.Ep, grid.ExpertDataGroupOf(rank).Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
-            return new ProcessGroups(grid, rank, groups, experts, expertData);
+            foreach (var group in grid.GroupsOf(rank))
+            {
+                var communicator = await plane.JoinAsync($"{prefix}/{group.Name}", group.IndexOf(rank), group.Ranks.Select(r => endpoints[r]).ToArray(), secret, timeout, joinTimeout);
+                joined.Add((group, communicator));
+                transports[group.Name] = await (device ?? DeviceTransportJoin.None).TryAsync(group.Name, communicator);
+            }
         }
         catch
         {
-            foreach (var joined in groups.Values) joined.Dispose();
-            experts?.Dispose();
-            expertData?.Dispose();
+            foreach (var (_, communicator) in joined) communicator.Dispose();
             throw;
         }
+        Communicator? Of(GridGroupRole role) => joined.FirstOrDefault(j => j.Group.Role == role).Communicator;
+        var axes = joined.Where(j => j.Group.Axis is not null).ToDictionary(j => j.Group.Axis!.Value, j => j.Communicator);
+        return new ProcessGroups(grid, rank, axes, Of(GridGroupRole.Experts), Of(GridGroupRole.ExpertData)) { Transports = transports };
     }
 
     public void Dispose()

@@ -4,11 +4,13 @@ using Elastic.Checkpoints.Stores;
 using Elastic.GrainInterfaces;
 using Elastic.Grains.Jobs;
 using Elastic.Training.Collectives;
+using Elastic.Training.Collectives.Nccl;
 using Elastic.Training.Engine;
 using Elastic.Training.Model;
 using Elastic.Training.Parallel;
 using Elastic.Units.Devices;
 using Elastic.Units.Placement;
+using Microsoft.Extensions.Logging;
 using Orleans.GrainDirectory;
 using Orleans.Placement;
 
@@ -19,7 +21,8 @@ namespace Elastic.Units.Replicas;
 /// shard, but every tensor operation runs on the device's worker thread; this grain only schedules it.
 /// </summary>
 [DevicePlacement, Immovable, GrainDirectory(JobGrain.Directory)]
-public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo, IBlobStore checkpoints) : Grain, IShardGroupGrain
+public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, ILocalSiloDetails silo, IBlobStore checkpoints, NcclSupport nccl, ILogger<ShardGroupGrain> log)
+    : Grain, IShardGroupGrain
 {
     /// <summary>More than a job commits between two persists of its record (it persists at least every few steps and at every re-plan).</summary>
     private const int ResultsKept = 1024;
@@ -50,8 +53,13 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
         Trainer? adopted = null;
         try
         {
+            var device = devices.TorchDevice(assignment.Device.Device);
+            var deviceTransport = nccl.For(device.type == TorchSharp.DeviceType.CUDA ? device.index : null, assignment.DeviceGroupIds,
+                assignment.JoinTimeout ?? assignment.CollectiveTimeout);
             groups = await ProcessGroups.JoinAsync(dataPlane, assignment.GroupPrefix, assignment.Plan.ToGrid(), assignment.Rank, assignment.Endpoints,
-                GroupSecret.From(assignment.PeerSecret), assignment.CollectiveTimeout, assignment.JoinTimeout);
+                GroupSecret.From(assignment.PeerSecret), assignment.CollectiveTimeout, assignment.JoinTimeout, deviceTransport);
+            foreach (var (group, transport) in groups.Transports.Where(t => assignment.DeviceGroupIds?.ContainsKey(t.Key) == true))
+                log.LogInformation("{Unit}: group {Group} sends tensors between processes over {Transport}", key, group, transport);
             var spec = assignment.Spec;
             var threads = spec.Runtime.ThreadsPerDevice;
             adopted = assignment.AdoptState ? await devices.TakeOverAsync(assignment.Device.Device, assignment.JobId, threads) : null;
@@ -59,7 +67,6 @@ public sealed class ShardGroupGrain(SiloDevices devices, DataPlane dataPlane, IL
             if (!assignment.AdoptState) await devices.DiscardAsync(assignment.Device.Device, threads);
             if (assignment.AdoptState && adopted is null)
                 throw new InvalidOperationException($"{this.GetPrimaryKeyString()}: no state of job {assignment.JobId} was handed over on {assignment.Device}");
-            var device = devices.TorchDevice(assignment.Device.Device);
             _trainer = await _worker.Run(threads, () => RankEngine.Build(spec, device, groups, adopted));
             return _trainer.Trainer.Model.WholeParameterCount;
         }

@@ -10,10 +10,11 @@ internal static class ClusterCommand
         ClusterConnection.Command("cluster", "Show the cluster's silos and devices", [], async (_, console, client, cancellation) =>
         {
             var silos = await client.GetInventoryAsync(cancellation);
-            var table = new Table().AddColumns("silo", "address", "devices", "in use", "device", "memory/device", "threads/device", "data plane");
+            var table = new Table().AddColumns("silo", "address", "devices", "in use", "device", "memory/device", "threads/device", "data plane", "between processes");
             foreach (var s in silos)
                 table.AddRow(Markup.Escape(s.Name), Markup.Escape(s.Silo.ToString()), s.Devices.ToString(), s.DevicesInUse.ToString(),
-                    Markup.Escape(s.DeviceModel), $"{s.DeviceMemoryMiB} MiB", s.ThreadsPerDevice.ToString(), Markup.Escape(s.DataPlane));
+                    Markup.Escape(s.DeviceModel), $"{s.DeviceMemoryMiB} MiB", s.ThreadsPerDevice.ToString(), Markup.Escape(s.DataPlane),
+                    Markup.Escape(s.DeviceTransport));
             console.Ansi.Write(table);
             console.Plain.WriteLine($"{silos.Count} silo(s), {silos.Sum(s => s.Devices)} device(s), {silos.Sum(s => s.DevicesInUse)} in use");
             var jobs = await client.GetScheduleAsync(cancellation);

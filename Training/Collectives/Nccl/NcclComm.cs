@@ -10,7 +10,7 @@ namespace Elastic.Training.Collectives.Nccl;
 /// passed aborts the communicator, which ends its kernels, and fails the collective. A communicator that failed is not used
 /// again: the job re-plans into a new generation with new communicators.
 /// </summary>
-public sealed class NcclComm : IDisposable
+public sealed class NcclComm : IDeviceTransport
 {
     private readonly NcclLibrary _nccl;
     private readonly CudaRuntime _cuda;
@@ -23,6 +23,10 @@ public sealed class NcclComm : IDisposable
     public int Device { get; }
     public int Ranks { get; }
     public int Rank { get; }
+
+    public string Name => $"NCCL {_nccl.VersionText}";
+
+    public bool Carries(Tensor tensor) => tensor.device_type == TorchSharp.DeviceType.CUDA && tensor.device_index == Device;
 
     /// <summary>
     /// Joins communicator <paramref name="id"/> as <paramref name="rank"/> of <paramref name="ranks"/> on CUDA device
@@ -69,7 +73,7 @@ public sealed class NcclComm : IDisposable
     private void CheckPeer(int peer, Tensor tensor)
     {
         if (peer < 0 || peer >= Ranks) throw new ArgumentOutOfRangeException(nameof(peer), peer, $"{_group}: a rank of a group of {Ranks}");
-        if (tensor.device_type != TorchSharp.DeviceType.CUDA || tensor.device_index != Device)
+        if (!Carries(tensor))
             throw new ArgumentException($"{_group}: NCCL moves tensors on cuda:{Device}, not on {tensor.device}", nameof(tensor));
     }
 
