@@ -230,6 +230,24 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
     }
 
     [Fact]
+    public async Task A_rank_whose_in_process_peer_closed_its_links_fails_as_a_collective_and_its_other_peers_fail_at_once()
+    {
+        // A unit released beside a replica closes its links: lending to it must read as a lost peer (which re-plans the
+        // job), never as this rank's own error (which, seen on two silos, ends it; fifth soak, chaos-0-12).
+        var ranks = await Join("tensors-peer-gone", 3, Transport.InProcess);
+        ranks[2].Dispose();
+        var failures = await OnEachRank(ranks[..2], c =>
+        {
+            using var part = ones(4);
+            return Record.Exception(() => c.TensorAllGather(part).Dispose());
+        });
+        var lost = Assert.IsType<CollectiveException>(failures[0]);
+        Assert.Contains("the in-process peer closed its link", lost.Message);
+        Assert.IsType<CollectiveException>(failures[1]);
+        foreach (var c in ranks) c.Dispose();
+    }
+
+    [Fact]
     public async Task Ranks_that_disagree_on_a_tensor_fail_the_collective_naming_both_shapes_instead_of_adding_wrong_pieces()
     {
         var ranks = await Join("tensors-disagree", 2, Transport.InProcess);

@@ -99,6 +99,9 @@ internal sealed class FakeReplanJob : IReplanJob
     /// <summary>State a coordinator lost mid-re-plan left on a device, at its step: what the silo reports to the one that takes over.</summary>
     public Dictionary<DeviceSlot, long> ParkedOn { get; } = [];
 
+    /// <summary>How long a unit made to look for parked state takes to answer (its activation waiting on the grain directory).</summary>
+    public TimeSpan ParkedAnswersAfter { get; set; }
+
     public (IReplicaGrain Unit, ShardAssignment Assignment) ParkedState(ParallelPlan plan, int holder)
     {
         var dead = Killed.Any(k => plan.Devices.Any(d => d.Silo.Equals(Silos[k])));
@@ -106,6 +109,7 @@ internal sealed class FakeReplanJob : IReplanJob
         {
             Dead = dead,
             Parked = ParkedOn.ContainsKey(plan.Devices[0]),
+            AnswersAfter = ParkedAnswersAfter,
             OnStageParked = () => Unparked.Add(plan.Devices),
         };
         ParkedUnits.Add(unit);
@@ -219,6 +223,7 @@ internal sealed class FakeUnit(long steps) : IReplicaGrain
     public async Task<long> ParkedSteps(ShardAssignment assignment)
     {
         await Alive();
+        await Task.Delay(AnswersAfter);
         return Parked ? Steps : throw new InvalidOperationException("no state of the job is parked on these devices");
     }
     public async Task Handover()

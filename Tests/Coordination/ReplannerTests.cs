@@ -208,6 +208,24 @@ public sealed class ReplannerTests
     }
 
     [Fact]
+    public async Task A_coordinator_that_takes_over_waits_for_a_look_at_parked_state_that_answers_late_and_adopts_it()
+    {
+        // Found by the sixth soak (chaos-0-15): the look at state parked on a live silo activated while the grain directory
+        // waited out a dead silo's partition; given up after the 5 s probe, the job went back to its checkpoint (9 steps).
+        var job = new FakeReplanJob(Spec, ["a", "b"], replicas: 2, committed: 5) { ParkedAnswersAfter = FakeReplanJob.Options.ProbeTimeout * 3 };
+        foreach (var unit in job.Units.Cast<FakeUnit>()) unit.Released = true;
+        job.ParkedOn[job.Device("a")] = 5;
+        job.ParkedOn[job.Device("b")] = 5;
+
+        Assert.True(await new Replanner(job, FakeReplanJob.Options, TimeProvider.System).Replan(new ReplanChange(ReplanCause.Failure, "the coordinator was lost") { TakeOver = true }));
+
+        Assert.Equal([true, true], Assert.Single(job.Prepared).Adopt);
+        var replanned = Assert.Single(job.Events(JobEventKinds.Replanned));
+        Assert.Equal(0, replanned.Replan!.StepsLost);
+        Assert.Equal(5, job.Journal.Committed);
+    }
+
+    [Fact]
     public async Task State_parked_past_the_steps_on_record_is_not_trained_on_after_a_take_over()
     {
         // The lost coordinator parked the state after steps 6 and 7, which it never recorded and no unit can report now: training

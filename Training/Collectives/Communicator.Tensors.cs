@@ -212,20 +212,24 @@ public sealed partial class Communicator
         // Frames for other processes are copied here, on the calling (device) thread; device threads of this process are lent
         // views. Lending never waits, so every rank reaches the device transport's exchange, which does wait, before any frames.
         var overDevice = Others().Where(p => OverDevice(p, outgoing(p), like(p))).ToHashSet();
-        var sends = Others().Where(p => !overDevice.Contains(p))
-            .Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
         var incoming = new object?[WorldSize];
-        var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink || overDevice.Contains(p) ? null : KeptFrame(p, outgoing: false, like(p)));
-        var receives = Others().Where(p => !overDevice.Contains(p))
-            .Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensors(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
         try
         {
+            var sends = Others().Where(p => !overDevice.Contains(p))
+                .Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
+            var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink || overDevice.Contains(p) ? null : KeptFrame(p, outgoing: false, like(p)));
+            var receives = Others().Where(p => !overDevice.Contains(p))
+                .Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensors(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
             if (overDevice.Count > 0) ExchangeOnDevice(overDevice, outgoing, like, incoming);
             Exchange(collective, [.. sends, .. receives]);
         }
-        catch
+        catch (Exception e)
         {
             foreach (var tensor in incoming.OfType<Tensor?[]>().SelectMany(t => t)) tensor?.Dispose();
+            // As in Exchange: a group out of step is never used again, and its peers fail at once. A peer lost while this
+            // rank lent it tensors (its link closed) fails the collective like any lost peer, never as the rank's own error.
+            CloseLinks();
+            if (e is PeerLostException lost) throw new CollectiveException($"{Group}: {collective} on rank {Rank} failed: {lost.Message}", lost);
             throw;
         }
         return [.. Enumerable.Range(0, WorldSize).Select(p => incoming[p] switch

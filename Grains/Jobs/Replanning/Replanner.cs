@@ -36,7 +36,7 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     {
         var running = Record.Plan!;
         _holding = [.. job.Units.Select((u, r) => new HeldState(u, LiveHolder(running, r)))];
-        if (change.TakeOver) _holding = await WithParked(running, _holding);
+        if (change.TakeOver) _holding = await WithParked(running, _holding, ProbeTimeout(change));
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -68,14 +68,16 @@ public sealed class Replanner(IReplanJob job, JobOptions options, TimeProvider t
     /// chaos soak: a coordinator lost after the hand-over left the state on the kept devices, and the next one went back to the
     /// checkpoint). A new replica adopts only on its own devices, and the plan is recorded before its units exist, so parked
     /// state lies on the devices of a replica of the recorded plan (the old one or the new): a replica whose devices hold
-    /// some is that parked state, as far as its trainer got.
+    /// some is that parked state, as far as its trainer got. Each look waits as long as the take-over's probe of a live unit: a
+    /// look whose unit activates while the grain directory waits out a dead silo's partition answers only once the cluster
+    /// declares that silo dead (found by the sixth soak: a look given up after 5 s lost parked state on a live silo).
     /// </summary>
-    private async Task<List<HeldState>> WithParked(ParallelPlan plan, List<HeldState> holding)
+    private async Task<List<HeldState>> WithParked(ParallelPlan plan, List<HeldState> holding, TimeSpan patience)
     {
         var looks = Enumerable.Range(0, holding.Count).Select(r =>
         {
             var (unit, assignment) = job.ParkedState(Alone(plan, plan.ReplicaGroupOf(r)), r);
-            return unit.ParkedSteps(assignment).WaitAsync(options.ProbeTimeout);
+            return unit.ParkedSteps(assignment).WaitAsync(patience);
         }).ToArray();
         try
         {
