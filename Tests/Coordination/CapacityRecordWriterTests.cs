@@ -17,11 +17,7 @@ public sealed class CapacityRecordWriterTests
         var store = new FlakyState { FailuresLeft = 5 };
         var write = new CapacityRecordWriter(store, time).WriteAsync();
 
-        while (!write.IsCompleted)
-        {
-            time.Advance(TimeSpan.FromSeconds(1));
-            await Task.Yield();
-        }
+        await PaceRetries(write, store, time);
         await write;
         Assert.Equal((0, 1), (store.FailuresLeft, store.Writes));
     }
@@ -33,13 +29,7 @@ public sealed class CapacityRecordWriterTests
         var store = new FlakyState { FailuresLeft = int.MaxValue };
         var write = new CapacityRecordWriter(store, time).WriteAsync();
 
-        var waited = TimeSpan.Zero;
-        while (!write.IsCompleted && waited < TimeSpan.FromMinutes(5))
-        {
-            time.Advance(TimeSpan.FromSeconds(1));
-            waited += TimeSpan.FromSeconds(1);
-            await Task.Yield();
-        }
+        var waited = await PaceRetries(write, store, time);
         var error = await Assert.ThrowsAsync<OrleansException>(() => write);
         Assert.Contains("storage provider", error.Message);
         Assert.InRange(waited, CapacityRecordWriter.Patience - TimeSpan.FromSeconds(6), CapacityRecordWriter.Patience + TimeSpan.FromSeconds(1));
@@ -57,9 +47,29 @@ public sealed class CapacityRecordWriterTests
         Assert.True(store.Stored!.Claims.ContainsKey("job-a"), "our state, not the stored one, must be what is written");
     }
 
+    /// <summary>
+    /// Moves the fake clock on while <paramref name="write"/> runs, in steps of 100 ms but never more than 10 s (twice the
+    /// longest backoff) past the store's last attempt: a writer that lags the loop on a loaded machine (found in CI: the loop
+    /// ran two minutes ahead before the first retry) still sees the clock its own retries make. Returns the time moved on.
+    /// </summary>
+    private static async Task<TimeSpan> PaceRetries(Task write, FlakyState store, FakeTimeProvider time)
+    {
+        var start = time.GetUtcNow();
+        var (seen, lastAttempt) = (-1, start);
+        var limit = System.Diagnostics.Stopwatch.StartNew();
+        while (!write.IsCompleted)
+        {
+            Assert.True(limit.Elapsed < TimeSpan.FromMinutes(1), $"the write did not end within a minute ({store.Attempts} attempts)");
+            if (store.Attempts != seen) (seen, lastAttempt) = (store.Attempts, time.GetUtcNow());
+            if (time.GetUtcNow() - lastAttempt < TimeSpan.FromSeconds(10)) time.Advance(TimeSpan.FromMilliseconds(100));
+            await Task.Delay(1);
+        }
+        return time.GetUtcNow() - start;
+    }
+
     private sealed class FlakyState : IPersistentState<CapacityRecord>
     {
-        public int FailuresLeft, Conflicts, Writes, Reads;
+        public int FailuresLeft, Conflicts, Writes, Reads, Attempts;
         public CapacityRecord? Stored;
         public CapacityRecord State { get; set; } = new();
         public string? Etag { get; set; }
@@ -68,6 +78,7 @@ public sealed class CapacityRecordWriterTests
 
         public Task WriteStateAsync()
         {
+            Attempts++;
             if (FailuresLeft > 0)
             {
                 FailuresLeft--;
