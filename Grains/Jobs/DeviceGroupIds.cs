@@ -20,15 +20,15 @@ public static class DeviceGroupIds
         var silos = groups.SelectMany(g => g.Ranks).Select(SiloOf).Distinct().ToList();
         var asked = await Answers(silos, s => On(s).Draw(0));
         var without = asked.Where(a => a.Value.Answer is not { Nccl: true }).ToDictionary(a => a.Key, a => a.Value.Why);
-        var drawing = groups.Where(g => g.Ranks.All(r => !without.ContainsKey(SiloOf(r)))).GroupBy(g => SiloOf(g.Ranks[0])).ToList();
-        var drawn = await Answers(drawing.Select(d => d.Key).ToList(), s => On(s).Draw(drawing.Single(d => d.Key.Equals(s)).Count()));
+        var drawing = groups.Where(g => g.Ranks.All(r => !without.ContainsKey(SiloOf(r)))).GroupBy(g => SiloOf(g.Ranks[0])).ToDictionary(d => d.Key, d => d.ToList());
+        var drawn = await Answers([.. drawing.Keys], s => On(s).Draw(drawing[s].Count));
 
         var ids = new Dictionary<string, byte[]>();
-        foreach (var bySilo in drawing)
+        foreach (var (silo, ofSilo) in drawing)
         {
-            if (drawn[bySilo.Key].Answer is { } answer && answer.Ids.Count == bySilo.Count())
-                foreach (var (group, id) in bySilo.Zip(answer.Ids)) ids[group.Name] = id;
-            else without[bySilo.Key] = drawn[bySilo.Key].Why;
+            if (drawn[silo].Answer is { } answer && answer.Ids.Count == ofSilo.Count)
+                foreach (var (group, id) in ofSilo.Zip(answer.Ids)) ids[group.Name] = id;
+            else without[silo] = drawn[silo].Why;
         }
         var over = ids.Count > 0 ? $"{string.Join(", ", drawn.Values.Select(d => d.Answer?.Transport).OfType<string>().Distinct())} in {ids.Count} of {groups.Count} group(s) where every rank joins it" : "frames on the data plane";
         var frames = ids.Count < groups.Count ? $"; frames in {groups.Count - ids.Count} group(s): {string.Join("; ", without.Select(w => $"silo {w.Key} {w.Value}"))}" : "";

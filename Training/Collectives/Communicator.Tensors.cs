@@ -229,7 +229,7 @@ public sealed partial class Communicator
             // As in Exchange: a group out of step is never used again, and its peers fail at once. A peer lost while this
             // rank lent it tensors (its link closed) fails the collective like any lost peer, never as the rank's own error.
             CloseLinks();
-            if (e is PeerLostException lost) throw new CollectiveException($"{Group}: {collective} on rank {Rank} failed: {lost.Message}", lost);
+            if (e is PeerLostException) throw Failed(collective, e);
             throw;
         }
         return [.. Enumerable.Range(0, WorldSize).Select(p => incoming[p] switch

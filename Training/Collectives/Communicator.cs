@@ -342,10 +342,14 @@ public sealed partial class Communicator : IDisposable
             {
                 CollectiveException e => e,
                 null => new CollectiveException($"{Group}: {collective} on rank {Rank} did not complete within {Timeout.TotalSeconds:0.#} s; waiting on rank(s) {string.Join(", ", stalled)}"),
-                var e => new CollectiveException($"{Group}: {collective} on rank {Rank} failed: {e.Message}", e),
+                var e => Failed(collective, e),
             };
         }
     }
+
+    /// <summary>A peer's failure (a lost link, a socket error) as the collective's: the job re-plans for it, never blaming this rank.</summary>
+    private CollectiveException Failed(string collective, Exception e) =>
+        e as CollectiveException ?? new CollectiveException($"{Group}: {collective} on rank {Rank} failed: {e.Message}", e);
 
     private static async Task Guard(Func<CancellationToken, Task> operation, CancellationTokenSource deadline)
     {
