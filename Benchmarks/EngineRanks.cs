@@ -22,14 +22,17 @@ internal sealed class EngineRanks : IAsyncDisposable
     public ParallelGrid Grid { get; }
     public long ParametersPerDevice => _ranks[0].Trainer.Trainer.ParameterCount;
 
-    public static async Task<EngineRanks> StartAsync(DataPlane plane, TrainingSpec spec, TokenCorpus corpus, ParallelGrid grid, bool sequence, int threads, string name)
+    /// <param name="planes">Rank r joins over planes[r mod count]: one plane, device threads of one process; several, ranks that
+    /// are other processes to each other (frames over TCP).</param>
+    /// <param name="overlap">Reduce gradients during the backward where the layout allows (false: after it).</param>
+    public static async Task<EngineRanks> StartAsync(IReadOnlyList<DataPlane> planes, TrainingSpec spec, TokenCorpus corpus, ParallelGrid grid, bool sequence, int threads, string name, bool overlap = true)
     {
-        var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
+        var endpoints = Enumerable.Range(0, grid.Size).Select(r => planes[r % planes.Count].Endpoint).ToArray();
         var ranks = await Task.WhenAll(Enumerable.Range(0, grid.Size).Select(async rank =>
         {
-            var groups = await ProcessGroups.JoinAsync(plane, name, grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
+            var groups = await ProcessGroups.JoinAsync(planes[rank % planes.Count], name, grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
             var worker = new DeviceWorker($"{name}-{rank}");
-            var trainer = await worker.Run(threads, () => RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequence } }, CPU, groups, corpus: corpus));
+            var trainer = await worker.Run(threads, () => RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequence } }, CPU, groups, corpus: corpus, overlap: overlap));
             return (worker, trainer);
         }));
         return new EngineRanks(ranks, grid, threads);
@@ -100,6 +103,14 @@ internal sealed class EngineRanks : IAsyncDisposable
         (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Trainer.ExpertGradientBytes())))).MaxBy(b => b.InFlatBuffers + b.PerSource);
 
     public async Task<string> DigestAsync() => (await Task.WhenAll(_ranks.Select(r => r.Worker.Run(_threads, () => r.Trainer.Trainer.ParameterDigest()))))[0];
+
+    /// <summary>The digest every one of <paramref name="runs"/> ended with; throws, naming them all, when they differ.</summary>
+    public static async Task<string> SameDigestAsync(IReadOnlyList<EngineRanks> runs)
+    {
+        var digests = new List<string>();
+        foreach (var run in runs) digests.Add(await run.DigestAsync());
+        return digests.Distinct().Count() == 1 ? digests[0] : throw new InvalidOperationException($"the runs ended with different parameters: {string.Join(", ", digests)}");
+    }
 
     public async ValueTask DisposeAsync()
     {

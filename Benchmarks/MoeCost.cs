@@ -38,7 +38,7 @@ internal static class MoeCost
         await using var plane = new DataPlane(IPAddress.Loopback);
         var runs = new List<EngineRanks>();
         foreach (var (label, spec, grid) in layouts)
-            runs.Add(await EngineRanks.StartAsync(plane, spec, corpus, grid, sequence: true, threads: 1, $"bench-moe-{runs.Count}"));
+            runs.Add(await EngineRanks.StartAsync([plane], spec, corpus, grid, sequence: true, threads: 1, $"bench-moe-{runs.Count}"));
         var times = await EngineRanks.TimeAlternating(runs, rounds, stepsPerRound);
         var memory = new List<(long InFlatBuffers, long PerSource)>();
         var parameters = new List<long>();

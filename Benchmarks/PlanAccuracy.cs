@@ -65,7 +65,7 @@ internal static class PlanAccuracy
         var corpus = TokenCorpus.Load(dense);
         var runs = new List<EngineRanks>();
         foreach (var (spec, layout) in cases)
-            runs.Add(await EngineRanks.StartAsync(plane, SpecLayout.Resolve(spec, layout), corpus, layout.Grid, sequence: true, threads: 1, $"bench-plan-{runs.Count}"));
+            runs.Add(await EngineRanks.StartAsync([plane], SpecLayout.Resolve(spec, layout), corpus, layout.Grid, sequence: true, threads: 1, $"bench-plan-{runs.Count}"));
         var times = await EngineRanks.TimeAlternating(runs, rounds, stepsPerRound);
         foreach (var run in runs) await run.DisposeAsync();
 

@@ -15,6 +15,7 @@ var benchmarks = new Dictionary<string, Func<string[], Task<int>>>
     ["tensor-shards"] = TensorShardsCost.Run,
     ["tensor-parallel"] = TensorParallelStep.Run,
     ["tensor-links"] = TensorLinks.Run,
+    ["overlap"] = OverlapStep.Run,
     ["nccl"] = NcclBandwidth.Run,
     ["live-replan"] = LiveReplan.Run,
     ["pipeline"] = PipelineStages.Run,

@@ -15,7 +15,9 @@ namespace Elastic.Benchmarks;
 /// caller's own tensor as tensor parallelism sums (<see cref="Communicator.TensorAllReduceSumInPlace"/>), against the byte
 /// collective they used before, with its host round-trip (tensor -> host bytes -> frames copied through in-memory links ->
 /// host tensor -> device); and the data-parallel gradient all-reduce over the pieces of three replicas' blocks, through a
-/// host wire as before and over tensor links. Alternating rounds, medians; all give the same bits, which the run checks.
+/// host wire as before and over tensor links; and an all-reduce between ranks of two data planes (frames over TCP), the byte
+/// collective against the tensor collective's frames (on CUDA through kept page-locked copies). Alternating rounds, medians;
+/// all give the same bits, which the run checks.
 /// </summary>
 internal static class TensorLinks
 {
@@ -38,7 +40,7 @@ internal static class TensorLinks
         var rows = new List<string>();
         foreach (var mib in new[] { 16, 64 })
         {
-            var times = await OnThreads(plane, $"tensor-links-{mib}", Ranks, c => Time(c, mib, DeviceOf(c.Rank)));
+            var times = await OnThreads([.. Enumerable.Repeat(plane, Ranks)], $"tensor-links-{mib}", c => Time(c, mib, DeviceOf(c.Rank)));
             var (bytes, tensors, inPlace) = (Statistics.Median(times[0].Bytes), Statistics.Median(times[0].Tensors), Statistics.Median(times[0].InPlace));
             var bus = 2.0 * (Ranks - 1) / Ranks * mib * (1 << 20) / 1e9;
             rows.Add(string.Create(inv, $"| {mib} MiB | {bytes * 1e3:F1} | {tensors * 1e3:F1} ({bytes / tensors:F2}x) | {inPlace * 1e3:F1} ({bytes / inPlace:F2}x) | {bus / bytes:F2} -> {bus / inPlace:F2} |"));
@@ -47,9 +49,18 @@ internal static class TensorLinks
         foreach (var mib in new[] { 16, 64 })
         {
             var blocks = new ReplicaBlocks(MicroBatches, Replicas);
-            var times = await OnThreads(plane, $"tensor-links-blocks-{mib}", Replicas, c => TimeGradients(c, blocks, mib, DeviceOf(c.Rank)));
+            var times = await OnThreads([.. Enumerable.Repeat(plane, Replicas)], $"tensor-links-blocks-{mib}", c => TimeGradients(c, blocks, mib, DeviceOf(c.Rank)));
             var (wire, inPlace) = (Statistics.Median(times[0].Wire), Statistics.Median(times[0].InPlace));
             gradientRows.Add(string.Create(inv, $"| {mib} MiB | {string.Join(", ", Enumerable.Range(0, Replicas).Select(r => blocks.PiecesOf(r).Count))} | {wire * 1e3:F1} | {inPlace * 1e3:F1} ({wire / inPlace:F2}x) |"));
+        }
+        // Two ranks on two data planes: to the communicator, ranks of two processes, whose tensors go as frames over loopback TCP.
+        await using var apart = new DataPlane(IPAddress.Loopback);
+        var frameRows = new List<string>();
+        foreach (var mib in new[] { 16, 64 })
+        {
+            var times = await OnThreads([plane, apart], $"tensor-links-frames-{mib}", c => Time(c, mib, DeviceOf(c.Rank)));
+            var (bytes, tensors, inPlace) = (Statistics.Median(times[0].Bytes), Statistics.Median(times[0].Tensors), Statistics.Median(times[0].InPlace));
+            frameRows.Add(string.Create(inv, $"| {mib} MiB | {bytes * 1e3:F1} | {tensors * 1e3:F1} ({bytes / tensors:F2}x) | {inPlace * 1e3:F1} ({bytes / inPlace:F2}x) |"));
         }
         var table = string.Join("\n", new[]
         {
@@ -59,19 +70,22 @@ internal static class TensorLinks
             $"All-reduce among {Ranks} device threads of one process ({(onGpu ? $"CUDA, {cuda.device_count()} GPU(s)" : "CPU")}), fp32, {Rounds} alternating rounds after one untimed, medians of rank 0's times; bus bandwidth as nccl-tests counts it, 2(n-1)/n x size / time. All three give the bits of the canonical tree (checked every round)."))
             .Append("").Append("| gradient | pieces per replica | through a host wire, byte collective (ms) | tensor links, in place (ms) |").Append("|---|---|---:|---:|")
             .Concat(gradientRows).Append("").Append(string.Create(inv,
-            $"The data-parallel gradient all-reduce: {Replicas} replicas on device threads of one process over {MicroBatches} micro-batches, each holding its block as pieces of the canonical tree, summed over the blocks' leaves into the first piece: as replicas did before (each piece copied into one kept host wire, the byte collective over the wires, the sum copied back) and over tensor links as they do now (`TensorAllReduceSumInPlace` over the pieces). Same rounds and medians; the same bits, checked every round.")));
+            $"The data-parallel gradient all-reduce: {Replicas} replicas on device threads of one process over {MicroBatches} micro-batches, each holding its block as pieces of the canonical tree, summed over the blocks' leaves into the first piece: as replicas did before (each piece copied into one kept host wire, the byte collective over the wires, the sum copied back) and over tensor links as they do now (`TensorAllReduceSumInPlace` over the pieces). Same rounds and medians; the same bits, checked every round."))
+            .Append("").Append("| between processes | byte collective, pageable host copies (ms) | tensor frames, new result (ms) | tensor frames, in place (ms) |").Append("|---|---:|---:|---:|")
+            .Concat(frameRows).Append("").Append(string.Create(inv,
+            $"An all-reduce between 2 ranks on two data planes (to the communicator, two processes: frames over loopback TCP), fp32 on {(onGpu ? "the GPU(s)" : "the CPU")}: the byte collective with a pageable host copy each way against the tensor collective, whose frames {(onGpu ? "a device reaches through kept page-locked host copies" : "are the CPU tensors' own bytes")}. Same rounds and medians; the same bits, checked every round.")));
         Console.WriteLine(table);
         BenchmarkRecord.Write(onGpu ? "tensor-links-cuda" : "tensor-links", $"Tensor links between device threads{(onGpu ? " (CUDA)" : "")}",
             $"dotnet run -c Release --project Benchmarks -- tensor-links{(onGpu ? " cuda" : "")}", table);
         return 0;
     }
 
-    /// <summary>Joins <paramref name="ranks"/> ranks of one group on <paramref name="plane"/> and runs <paramref name="run"/> on a thread of each (a device thread's part).</summary>
-    private static async Task<T[]> OnThreads<T>(DataPlane plane, string group, int ranks, Func<Communicator, T> run)
+    /// <summary>Joins a group of one rank per plane in <paramref name="planes"/> and runs <paramref name="run"/> on a thread of each (a device thread's part).</summary>
+    private static async Task<T[]> OnThreads<T>(DataPlane[] planes, string group, Func<Communicator, T> run)
     {
-        var endpoints = Enumerable.Repeat(plane.Endpoint, ranks).ToArray();
+        var endpoints = planes.Select(p => p.Endpoint).ToArray();
         var secret = GroupSecret.New();
-        var joined = await Task.WhenAll(Enumerable.Range(0, ranks).Select(r => plane.JoinAsync(group, r, endpoints, secret, TimeSpan.FromSeconds(60))));
+        var joined = await Task.WhenAll(planes.Select((plane, r) => plane.JoinAsync(group, r, endpoints, secret, TimeSpan.FromSeconds(60))));
         try
         {
             return await Task.WhenAll(joined.Select(c => Task.Factory.StartNew(() => run(c), TaskCreationOptions.LongRunning)));

@@ -31,14 +31,12 @@ internal static class TensorParallelStep
         var layouts = new[] { (Tp: 1, Sequence: false), (Tp: 2, Sequence: true), (Tp: 2, Sequence: false) };
         var runs = new List<EngineRanks>();
         foreach (var (tp, sequence) in layouts)
-            runs.Add(await EngineRanks.StartAsync(plane, spec, corpus, ParallelGrid.Of(1, 1, tp), sequence, threads, $"bench-tp{tp}-{(sequence ? "sp" : "nosp")}"));
+            runs.Add(await EngineRanks.StartAsync([plane], spec, corpus, ParallelGrid.Of(1, 1, tp), sequence, threads, $"bench-tp{tp}-{(sequence ? "sp" : "nosp")}"));
         var times = await EngineRanks.TimeAlternating(runs, rounds, stepsPerRound);
-        var digests = new string[runs.Count];
-        for (var i = 0; i < runs.Count; i++) digests[i] = await runs[i].DigestAsync();
+        var digest = await EngineRanks.SameDigestAsync(runs);
         var activations = new long[runs.Count];
         for (var i = 0; i < runs.Count; i++) activations[i] = await runs[i].ActivationBytesAsync(spec);
         foreach (var run in runs) await run.DisposeAsync();
-        if (digests.Distinct().Count() != 1) throw new InvalidOperationException($"the layouts ended with different parameters: {string.Join(", ", digests)}");
 
         var baseline = Statistics.Median(times[0]);
         var m = spec.Model;
@@ -52,7 +50,7 @@ internal static class TensorParallelStep
         [
             "",
             string.Create(inv, $"Activations: the growth of the native heap (glibc mallinfo2) over one micro-batch's forward in training mode ({spec.Batch.Micro} sequences of {m.Context}), per device (the layout's total over tp), everything the forward holds until backward: the {m.Layers} blocks, embeddings, logits and loss. Beside it the paper's per-layer formula for its layout times {m.Layers} layers, at 4-byte activations (twice its fp16 bytes; its 1-byte dropout masks also doubled): sbh(34 + 5as/h) at tp = 1, sbh(10 + 24/t + 5as/(ht)) without and sbh(34/t + 5as/(ht)) with sequence parallelism; it leaves out embeddings and logits."),
-            string.Create(inv, $"GPT {m.Layers} layers, d {m.DModel}, {m.Heads} heads, context {m.Context}, S = {m.Shards}, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, dropout 0.1, fp32; {threads} intra-op thread(s) per device thread; {rounds} alternating rounds of {stepsPerRound} steps, medians. Every layout ended with the same digest ({digests[0][..12]}). Replicated parameters (LayerNorms, row-parallel biases, position embeddings) stay whole on every device; the rest split over tp."),
+            string.Create(inv, $"GPT {m.Layers} layers, d {m.DModel}, {m.Heads} heads, context {m.Context}, S = {m.Shards}, batch {spec.Batch.Global} = {spec.Batch.MicroBatchesPerStep} x {spec.Batch.Micro}, dropout 0.1, fp32; {threads} intra-op thread(s) per device thread; {rounds} alternating rounds of {stepsPerRound} steps, medians. Every layout ended with the same digest ({digest[..12]}). Replicated parameters (LayerNorms, row-parallel biases, position embeddings) stay whole on every device; the rest split over tp."),
         ]));
         Console.WriteLine(table);
         BenchmarkRecord.Write("tensor-parallel", "Tensor parallelism: tp = 2 against tp = 1",

@@ -34,7 +34,7 @@ internal static class ZeroMemory
         foreach (var (zero, dp) in layouts)
         {
             var spec = baseSpec with { Parallel = new ParallelSpec { Zero = zero } };
-            await using var ranks = await EngineRanks.StartAsync(plane, spec, corpus, ParallelGrid.Of(dp, 1, 1), sequence: true, threads: 1, $"bench-zero{zero}-dp{dp}");
+            await using var ranks = await EngineRanks.StartAsync([plane], spec, corpus, ParallelGrid.Of(dp, 1, 1), sequence: true, threads: 1, $"bench-zero{zero}-dp{dp}");
             var times = new List<double>();
             var sent = new List<double>();
             for (var step = 1; step <= spec.Steps; step++)

@@ -97,6 +97,37 @@ public sealed class TensorCollectivesTests : DataPlanesFixture
         foreach (var c in ranks) c.Dispose();
     }
 
+    [CudaFact]
+    public async Task Frames_carry_CUDA_tensors_through_kept_page_locked_copies_with_the_bits_of_the_one_thread_tree()
+    {
+        const int world = 2;
+        long[] shape = [world * 6, 1001];
+        var inputs = Enumerable.Range(0, world).Select(r => Input(r, shape, ScalarType.Float32)).ToArray();
+        var expected = Bits(PairwiseTree.Reduce(0, world, r => inputs[r].clone(), (a, b) => a.add_(b, alpha: One)));
+        var ranks = await Join("tensors-cuda-frames", world, Transport.Tcp);
+
+        var results = await OnEachRank(ranks, c =>
+        {
+            using var scope = NewDisposeScope();
+            var onDevice = inputs[c.Rank].to(new Device(TorchSharp.DeviceType.CUDA, 0));
+            var first = c.TensorAllReduceSum(onDevice);
+            var kept = c.KeptBytes;
+            var again = c.TensorAllReduceSum(onDevice);
+            return (First: Bits(first.cpu()), Again: Bits(again.cpu()), Device: first.device_type, Kept: kept, KeptAfter: c.KeptBytes);
+        });
+
+        Assert.All(results, r =>
+        {
+            Assert.Equal(TorchSharp.DeviceType.CUDA, r.Device);
+            Assert.True(r.First.AsSpan().SequenceEqual(expected), "a CUDA all-reduce over frames differs from the one-thread tree");
+            Assert.Equal(r.First, r.Again);
+            // The second round reused the frames and their page-locked copies: nothing more is kept.
+            Assert.Equal(r.Kept, r.KeptAfter);
+        });
+        Assert.True(ranks.Sum(c => c.BytesSent) > 0, "the ranks sent no frames");
+        foreach (var c in ranks) c.Dispose();
+    }
+
     [Fact]
     public async Task A_rank_that_writes_its_tensors_as_soon_as_a_collective_returns_never_changes_what_its_peers_read()
     {

@@ -21,8 +21,14 @@ public sealed partial class Communicator
     /// <summary>Host frames kept per peer and direction for peers in other processes: a step sends the same sizes every time.</summary>
     private readonly Dictionary<(int Peer, bool Outgoing), byte[]> _frames = [];
 
-    /// <summary>Bytes of the buffers this rank keeps from call to call for tensor collectives: sums and scratch on its device, host frames.</summary>
-    public long KeptBytes => _kept.Sum(t => t is null ? 0 : t.NumberOfElements * t.ElementSize) + _frames.Values.Sum(f => f.LongLength);
+    /// <summary>
+    /// Page-locked host copies of device tensors on their way into or out of a frame, one per dtype and size: a frame is
+    /// managed memory (a failing socket may still write into it), and the device reaches it through these by DMA.
+    /// </summary>
+    private readonly PinnedHostCopies<(ScalarType, long)> _pinned = new();
+
+    /// <summary>Bytes of the buffers this rank keeps from call to call for tensor collectives: sums and scratch on its device, host frames and their pinned copies.</summary>
+    public long KeptBytes => _kept.Sum(t => t is null ? 0 : t.NumberOfElements * t.ElementSize) + _frames.Values.Sum(f => f.LongLength) + _pinned.Bytes;
 
     /// <summary>The tree sum over the ranks of <paramref name="local"/> (one shape and dtype on every rank), whole on every rank.</summary>
     public Tensor TensorAllReduceSum(Tensor local)
@@ -217,7 +223,7 @@ public sealed partial class Communicator
         {
             var sends = Others().Where(p => !overDevice.Contains(p))
                 .Select(p => new PeerOperation(p, Link(p) is ITensorLink link ? Lend(p, link, outgoing(p)) : Frame(p, outgoing(p)))).ToArray();
-            var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink || overDevice.Contains(p) ? null : KeptFrame(p, outgoing: false, like(p)));
+            var frames = Others().ToDictionary(p => p, p => Link(p) is ITensorLink || overDevice.Contains(p) ? (Memory<byte>?)null : KeptFrame(p, outgoing: false, like(p)));
             var receives = Others().Where(p => !overDevice.Contains(p))
                 .Select(p => new PeerOperation(p, async ct => incoming[p] = await ReceiveTensors(p, like(p), frames[p], ct).ConfigureAwait(false))).ToArray();
             if (overDevice.Count > 0) ExchangeOnDevice(overDevice, outgoing, like, incoming);
@@ -235,7 +241,7 @@ public sealed partial class Communicator
         return [.. Enumerable.Range(0, WorldSize).Select(p => incoming[p] switch
         {
             Tensor[] lent => [.. lent.Select((tensor, k) => OnDeviceOf(tensor, like(p)[k]))],
-            byte[] bytes => FromHost(bytes, like(p)),
+            Memory<byte> bytes => FromHost(bytes, like(p)),
             _ => null,
         })];
     }
@@ -294,28 +300,31 @@ public sealed partial class Communicator
         var at = 0;
         foreach (var tensor in tensors)
         {
-            var host = tensor.detach().cpu().contiguous().bytes;
-            host.CopyTo(bytes.AsSpan(at));
+            var host = (tensor.device_type == DeviceType.CPU ? tensor.detach().contiguous() : _pinned.CopyOut((tensor.dtype, tensor.NumberOfElements), tensor)).bytes;
+            host.CopyTo(bytes.Span[at..]);
             at += host.Length;
         }
         return ct => SendFrame(peer, bytes, ct);
     }
 
-    /// <summary>The frame kept for <paramref name="peer"/> in one direction, sized for <paramref name="like"/> (made on the calling thread).</summary>
-    private byte[] KeptFrame(int peer, bool outgoing, IReadOnlyList<Tensor> like)
+    /// <summary>
+    /// A frame for <paramref name="peer"/> in one direction, sized for <paramref name="like"/>, at the start of a buffer kept at the
+    /// largest size so far (made on the calling thread): a step's collectives, the runs of a gradient among them, reuse it.
+    /// </summary>
+    private Memory<byte> KeptFrame(int peer, bool outgoing, IReadOnlyList<Tensor> like)
     {
-        var length = like.Sum(t => t.NumberOfElements * t.ElementSize);
-        if (_frames.TryGetValue((peer, outgoing), out var kept) && kept.LongLength == length) return kept;
-        return _frames[(peer, outgoing)] = new byte[length];
+        var length = checked((int)like.Sum(t => t.NumberOfElements * t.ElementSize));
+        if (!_frames.TryGetValue((peer, outgoing), out var kept) || kept.Length < length) _frames[(peer, outgoing)] = kept = new byte[length];
+        return kept.AsMemory(0, length);
     }
 
     /// <summary>The lent tensors, or a frame's bytes in <paramref name="frame"/> (made into tensors on the device thread afterwards).</summary>
-    private async Task<object> ReceiveTensors(int peer, IReadOnlyList<Tensor> like, byte[]? frame, CancellationToken cancellation)
+    private async Task<object> ReceiveTensors(int peer, IReadOnlyList<Tensor> like, Memory<byte>? frame, CancellationToken cancellation)
     {
         if (Link(peer) is not ITensorLink link)
         {
-            await ReceiveFrame(peer, frame!, cancellation).ConfigureAwait(false);
-            return frame!;
+            await ReceiveFrame(peer, frame!.Value, cancellation).ConfigureAwait(false);
+            return frame.Value;
         }
         var received = new Tensor[like.Count];
         try
@@ -352,19 +361,24 @@ public sealed partial class Communicator
         return moved;
     }
 
-    /// <summary>A frame's tensors, shaped like <paramref name="like"/> one after another, on their devices.</summary>
-    private static Tensor[] FromHost(byte[] bytes, IReadOnlyList<Tensor> like)
+    /// <summary>A frame's tensors, shaped like <paramref name="like"/> one after another, on their devices (a device's through its pinned copy).</summary>
+    private Tensor[] FromHost(Memory<byte> bytes, IReadOnlyList<Tensor> like)
     {
         using var scope = NewDisposeScope();
+        var tensors = new Tensor[like.Count];
         var at = 0;
-        return [.. like.Select(t =>
+        for (var k = 0; k < like.Count; k++)
         {
-            var host = empty(t.shape, dtype: t.dtype);
+            var t = like[k];
+            var onCpu = t.device_type == DeviceType.CPU;
+            var host = onCpu ? empty(t.shape, dtype: t.dtype) : _pinned.For((t.dtype, t.NumberOfElements), t);
             var length = (int)(t.NumberOfElements * t.ElementSize);
-            host.bytes = bytes.AsSpan(at, length);
+            host.bytes = bytes.Span.Slice(at, length);
             at += length;
-            return (t.device_type == DeviceType.CPU ? host : host.to(t.device)).DetachFromDisposeScope();
-        })];
+            // The copy to the device finishes before the next tensor reuses the pinned one (a blocking copy).
+            tensors[k] = (onCpu ? host : host.view(t.shape).to(t.device)).DetachFromDisposeScope();
+        }
+        return tensors;
     }
 
     private static Tensor Flat(Tensor t) => t.detach().contiguous().reshape(-1);

@@ -233,6 +233,7 @@ public sealed partial class Communicator : IDisposable
         _deviceTransport?.Dispose();
         foreach (var kept in _kept) kept?.Dispose();
         _kept.Clear();
+        _pinned.Dispose();
     }
 
     private void CloseLinks()

@@ -23,8 +23,7 @@ public sealed class CheckpointStaging : IDisposable
             if (!_pinned.TryGetValue(key, out var pinned) || !pinned.Fits(source))
             {
                 ((IDisposable?)pinned)?.Dispose();
-                using var pageable = empty(source.shape, dtype: source.dtype);
-                _pinned[key] = pinned = new TensorMemory(pageable.pin_memory().DetachFromDisposeScope());
+                _pinned[key] = pinned = new TensorMemory(Collectives.PinnedHost.Empty(source.shape, source.dtype));
             }
             pinned.Tensor.copy_(source.detach());
             return pinned.Memory;

@@ -7,7 +7,9 @@ namespace Elastic.Training.Engine;
 
 /// <summary>
 /// One data-parallel replica's step: forward/backward over its block of the step's micro-batches (<see cref="ReplicaBlocks"/>),
-/// then a tree-ordered all-reduce of the block's gradient sums (and losses) over the replicas, then the optimizer update.
+/// a tree-ordered all-reduce of the block's gradient sums (and losses) over the replicas, then the optimizer update. Where
+/// every replica takes the whole sum, the gradient is reduced run by run as the last backward finishes each unit
+/// (<see cref="OverlappedReduction"/>).
 /// Because a block is summed as subtrees of the canonical micro-batch tree and the all-reduce combines them in the same tree,
 /// every replica ends each step with exactly the bits of a single device, whatever dp is.
 /// Under ZeRO each replica updates only its part of the parameters (stage 2 reduces only that part of the gradient
@@ -25,10 +27,13 @@ public sealed class DataParallelTrainer : IDisposable
     private readonly int _padding;
     // Under expert parallelism, the expert-data group's blocks: each the union of an expert group's replicas' blocks.
     private readonly ReplicaBlocks? _expertBlocks;
+    // Where every replica takes the whole gradient sum (no ZeRO 2 or 3, no expert parallelism): reduced run by run during the backward.
+    private readonly OverlappedReduction? _overlap;
     private bool _detached;
 
     /// <param name="groups">The unit's process groups: the data-parallel one (rank = replica index) is used here; owned from now on.</param>
-    public DataParallelTrainer(Trainer trainer, ProcessGroups groups)
+    /// <param name="overlap">Reduce the gradient during the backward where the layout allows (the same bits either way).</param>
+    public DataParallelTrainer(Trainer trainer, ProcessGroups groups, bool overlap = true)
     {
         var dp = groups.Grid.Dp;
         var unit = MicroBatchSplit.Unit(trainer.MicroBatchesPerStep, groups.Grid.Pp, trainer.Stage.Schedule == Parallelism.Pipeline.PipelineSchedule.Interleaved);
@@ -64,6 +69,7 @@ public sealed class DataParallelTrainer : IDisposable
                 _zeroExpertParts = (Parts(experts.Ranks, experts.GradientRanges), Parts(experts.Ranks, experts.ParameterRanges));
             trainer.GatherOver(_replicas!, _wire);
         }
+        if (overlap && _replicas is not null && trainer.Zero is not { Level: >= 2 } && _expertParts is null) _overlap = new OverlappedReduction(_replicas, _blocks);
     }
 
     public Trainer Trainer { get; }
@@ -85,7 +91,10 @@ public sealed class DataParallelTrainer : IDisposable
             var groupPieces = _expertBlocks?.PiecesOf(Replica / _groups.Grid.Ep).Count ?? 0;
             for (var k = 0; k < Math.Max(pieces.Count, groupPieces); k++) sums.Add(Trainer.RentGradient());
             IReadOnlyList<TorchSharp.torch.Tensor> own = [.. sums.Take(pieces.Count)], hosted = [.. sums.Take(groupPieces)];
-            var losses = Trainer.AccumulatePieces(step, pieces, sums, _padding).Select(loss => new[] { loss }).ToList();
+            var pieceLosses = _overlap is { } overlap
+                ? overlap.During(own, () => Trainer.AccumulatePieces(step, pieces, own, ready: overlap.Ready))
+                : Trainer.AccumulatePieces(step, pieces, sums, _padding);
+            var losses = pieceLosses.Select(loss => new[] { loss }).ToList();
             var sum = sums[0];
             // Collectives over the pieces themselves: device threads of one process read each other's where they lie. ZeRO 2
             // reduces each part of the gradient to its owner only (dense and hosted experts' parts are apart); otherwise every
@@ -96,7 +105,7 @@ public sealed class DataParallelTrainer : IDisposable
                 if (_zeroExpertParts is { } experts) _groups.ExpertData?.TensorReduceScatterSumInPlace(hosted, _expertBlocks!, experts.Gradients);
             }
             else if (_expertParts is { } spread) ReduceExpertsApart(own, hosted, spread);
-            else _replicas.TensorAllReduceSumInPlace(sums, _blocks);
+            else if (_overlap is null) _replicas.TensorAllReduceSumInPlace(sums, _blocks);
             var loads = Trainer.PieceExpertLoads is { } pieceLoads ? _replicas.AllReduceSum(pieceLoads, _blocks) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
@@ -140,7 +149,9 @@ public sealed class DataParallelTrainer : IDisposable
 
     private void Close()
     {
+        // The groups first: a run still on the wire then fails at once.
         _groups.Dispose();
+        _overlap?.Dispose();
         _wire.Dispose();
     }
 

@@ -1,3 +1,4 @@
+using Elastic.Training.Collectives;
 using static TorchSharp.torch;
 
 namespace Elastic.Training.Engine;
@@ -12,7 +13,7 @@ namespace Elastic.Training.Engine;
 internal sealed class HostWire : IDisposable
 {
     private byte[] _wire = [];
-    private readonly Dictionary<long, Tensor> _staging = [];
+    private readonly PinnedHostCopies<long> _staging = new();
 
     /// <summary>Copies <paramref name="flat"/> out, runs <paramref name="collective"/> on the bytes, and copies the result back.</summary>
     public void Run(Tensor flat, Action<Memory<byte>> collective) => Run([flat], wires => collective(wires[0]));
@@ -29,32 +30,18 @@ internal sealed class HostWire : IDisposable
         var wires = flats.Select((flat, i) =>
         {
             var wire = _wire.AsMemory(i * length, length);
-            (flat.device_type == TorchSharp.DeviceType.CPU ? flat : Staged(flat)).bytes.CopyTo(wire.Span);
+            (flat.device_type == TorchSharp.DeviceType.CPU ? flat : _staging.CopyOut(flat.numel(), flat)).bytes.CopyTo(wire.Span);
             return wire;
         }).ToArray();
         collective(wires);
         var first = flats[0];
-        var host = first.device_type == TorchSharp.DeviceType.CPU ? first : _staging[first.numel()];
+        var host = first.device_type == TorchSharp.DeviceType.CPU ? first : _staging.For(first.numel(), first);
         wires[0].Span.CopyTo(host.bytes);
         if (!ReferenceEquals(host, first)) first.copy_(host);
     }
 
     /// <summary>Bytes of the wire buffer and the pinned copies.</summary>
-    public long Bytes => _wire.Length + _staging.Values.Sum(s => s.numel() * s.element_size());
+    public long Bytes => _wire.Length + _staging.Bytes;
 
-    private Tensor Staged(Tensor flat)
-    {
-        if (!_staging.TryGetValue(flat.numel(), out var staging))
-        {
-            using var pageable = empty(flat.shape, dtype: flat.dtype);
-            _staging[flat.numel()] = staging = pageable.pin_memory().DetachFromDisposeScope();
-        }
-        return staging.copy_(flat);
-    }
-
-    public void Dispose()
-    {
-        foreach (var staging in _staging.Values) staging.Dispose();
-        _staging.Clear();
-    }
+    public void Dispose() => _staging.Dispose();
 }

@@ -37,9 +37,13 @@ internal sealed class StageRunner(DecoderModel model, PipelineStage stage, Stage
     /// </summary>
     /// <param name="padding">Micro-batches run after the block, into gradients that are dropped, so that this replica runs as
     /// many as the longest block (collectives inside a step, ZeRO 3's gathers, pair up by order).</param>
-    public double[] Run(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0)
+    /// <param name="ready">Told each run (offset, length) of the stage's flat gradient as soon as every target's sum of it is
+    /// final: during each chunk's last backward of the block, a unit at a time as its backward finishes, and the chunk's rest
+    /// once that backward returns; every run once, in the same order on every replica (null: nobody asks).</param>
+    public double[] Run(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0, Action<long, long>? ready = null)
     {
         var (first, count, pieceOf) = Block(pieces, targets.Count);
+        if (ready is not null && padding > 0) throw new ArgumentException("gradients handed over during the backward take a block without padding", nameof(padding));
         // A padding micro-batch is one of the block's own again (any would do: its results are dropped).
         int Data(int micro) => first + micro % count;
         using var scope = NewDisposeScope();
@@ -58,7 +62,16 @@ internal sealed class StageRunner(DecoderModel model, PipelineStage stage, Stage
                 long started;
                 if (op.Kind == PipelineOpKind.Forward)
                 {
-                    (inFlight[(op.Micro, op.Chunk)], started) = Forward(chunks[local].Chunk, batch(step, Data(op.Micro)), losses, op.Micro);
+                    // The block's last micro-batch marks its units, so that its backward says when each unit's gradients are final.
+                    model.UnitDone = ready is not null && op.Micro == count - 1 ? OnUnitDone : null;
+                    try
+                    {
+                        (inFlight[(op.Micro, op.Chunk)], started) = Forward(chunks[local].Chunk, batch(step, Data(op.Micro)), losses, op.Micro);
+                    }
+                    finally
+                    {
+                        model.UnitDone = null;
+                    }
                     if (loads is not null)
                     {
                         var vector = Parallel.Experts.ExpertLoadVector.Of(model.Spec, model.TakeExpertLoads());
@@ -76,8 +89,16 @@ internal sealed class StageRunner(DecoderModel model, PipelineStage stage, Stage
                         var buffer = sum.Next == pieces[piece].First - first
                             ? targets[piece].narrow(0, chunks[local].Offset, chunks[local].Gradients.Length)
                             : chunks[local].Gradients.Rent();
-                        started = Backward(chunks[local], held, buffer);
-                        sum.Add(op.Micro, buffer);
+                        if (ready is not null && op.Micro == count - 1)
+                        {
+                            started = LastBackward(chunks[local], held, buffer, sum.AddsFor(op.Micro, buffer), ready);
+                            sum.Add(op.Micro, buffer, added: true);
+                        }
+                        else
+                        {
+                            started = Backward(chunks[local], held, buffer);
+                            sum.Add(op.Micro, buffer);
+                        }
                     }
                     else
                     {
@@ -191,6 +212,80 @@ internal sealed class StageRunner(DecoderModel model, PipelineStage stage, Stage
         finally
         {
             Free(held);
+        }
+    }
+
+    /// <summary>
+    /// A chunk's last backward of the block, whose runs are handed to <paramref name="ready"/> as they become final: a unit's as
+    /// its backward finishes (<see cref="OnUnitDone"/>), the rest after. A run's tree adds (<paramref name="adds"/>, the last
+    /// micro-batch's sum into its left siblings) are made before it is handed, the same adds the whole buffer would get.
+    /// </summary>
+    private long LastBackward(ChunkGradients chunk, Held held, Tensor buffer, IReadOnlyList<(Tensor Into, Tensor From)> adds, Action<long, long> ready)
+    {
+        var armed = new ArmedChunk(chunk, adds, ready);
+        _armed = armed;
+        try
+        {
+            var started = Backward(chunk, held, buffer);
+            if (armed.Error is { } error) throw new InvalidOperationException($"handing chunk {chunk.Chunk}'s gradients over during its backward failed: {error.Message}", error);
+            armed.Hand(chunk.Gradients.Slices.Select(s => (s.Offset, s.Length)));
+            return started;
+        }
+        finally
+        {
+            _armed = null;
+        }
+    }
+
+    private ArmedChunk? _armed;
+
+    /// <summary>Called by autograd (a marked unit's backward is done): hands the unit's runs of the armed chunk over.</summary>
+    private void OnUnitDone(string unit)
+    {
+        if (_armed is not { } armed) return;
+        try
+        {
+            armed.Hand(armed.Chunk.Gradients.Slices.Where(s => DecoderModel.Completes(unit, s.Name)).Select(s => (s.Offset, s.Length)));
+        }
+        catch (Exception e)
+        {
+            armed.Error ??= e;
+        }
+    }
+
+    /// <summary>A chunk in its last backward of the block: the adds each run gets before it is handed over, and the runs handed so far.</summary>
+    private sealed class ArmedChunk(ChunkGradients chunk, IReadOnlyList<(Tensor Into, Tensor From)> adds, Action<long, long> ready)
+    {
+        private readonly HashSet<long> _handed = [];
+
+        public ChunkGradients Chunk { get; } = chunk;
+
+        public Exception? Error { get; set; }
+
+        /// <summary>Makes the tree adds over the slices not handed yet and hands them over, coalesced into runs, in buffer order.</summary>
+        public void Hand(IEnumerable<(long Offset, long Length)> slices)
+        {
+            using var scope = NewDisposeScope();
+            foreach (var (offset, length) in Coalesce(slices.Where(s => _handed.Add(s.Offset)).OrderBy(s => s.Offset)))
+            {
+                foreach (var (into, from) in adds) into.narrow(0, offset, length).add_(from.narrow(0, offset, length), alpha: One);
+                ready(Chunk.Offset + offset, length);
+            }
+        }
+
+        private static IEnumerable<(long Offset, long Length)> Coalesce(IEnumerable<(long Offset, long Length)> slices)
+        {
+            (long Offset, long Length)? run = null;
+            foreach (var (offset, length) in slices)
+            {
+                if (run is { } r && r.Offset + r.Length == offset) run = (r.Offset, r.Length + length);
+                else
+                {
+                    if (run is { } done) yield return done;
+                    run = (offset, length);
+                }
+            }
+            if (run is { } last) yield return last;
         }
     }
 

@@ -198,10 +198,12 @@ public sealed partial class Trainer : IDisposable
     /// </summary>
     /// <param name="padding">Micro-batches run after the block into dropped gradients, so that this replica runs as many as the
     /// longest block (under ZeRO 3 every replica gathers each unit as often).</param>
-    public double[] AccumulatePieces(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0)
+    /// <param name="ready">Told each run (offset, length) of the flat gradient as soon as every target's sum of it is final, during
+    /// the backward (<see cref="StageRunner.Run"/>); null: nobody asks.</param>
+    public double[] AccumulatePieces(long step, IReadOnlyList<(int First, int Count)> pieces, IReadOnlyList<Tensor> targets, int padding = 0, Action<long, long>? ready = null)
     {
         FetchAhead(step, pieces);
-        var losses = _runner.Run(step, pieces, targets, padding);
+        var losses = _runner.Run(step, pieces, targets, padding, ready);
         // ZeRO 3: the data-parallel group is the gradient's next; no parameter gather may still be on it.
         _gather?.Drain();
         return losses;

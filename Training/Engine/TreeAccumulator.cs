@@ -21,8 +21,13 @@ public sealed class TreeAccumulator<T>(int lo, int hi, Action<T, T> addInto, Act
     /// <summary>The next leaf index expected.</summary>
     public int Next => _next;
 
-    /// <summary>Adds leaf <paramref name="index"/> (which must be <see cref="Next"/>); a right subtree's buffer is released once added into its left sibling.</summary>
-    public void Add(int index, T value)
+    /// <summary>
+    /// Adds leaf <paramref name="index"/> (which must be <see cref="Next"/>); a right subtree's buffer is released once added into
+    /// its left sibling.
+    /// </summary>
+    /// <param name="added">The caller has made the adds <see cref="AddsFor"/> listed (part by part, as parts of the leaf became
+    /// final): only the bookkeeping and the releases remain.</param>
+    public void Add(int index, T value, bool added = false)
     {
         if (index != _next) throw new InvalidOperationException($"leaf {index} arrived while leaf {_next} of [{_lo}, {hi}) was expected");
         _next++;
@@ -30,11 +35,27 @@ public sealed class TreeAccumulator<T>(int lo, int hi, Action<T, T> addInto, Act
         while (_done.TryPeek(out var left) && IsNode(left.Lo, node.Hi, _lo, hi))
         {
             _done.Pop();
-            addInto(left.Sum, node.Sum);
+            if (!added) addInto(left.Sum, node.Sum);
             release(node.Sum);
             node = (left.Lo, node.Hi, left.Sum);
         }
         _done.Push(node);
+    }
+
+    /// <summary>The adds <see cref="Add"/> makes for leaf <paramref name="index"/> holding <paramref name="value"/>, in order: each right sum into its left sibling.</summary>
+    public IReadOnlyList<(T Into, T From)> AddsFor(int index, T value)
+    {
+        if (index != _next) throw new InvalidOperationException($"leaf {index} is not next: leaf {_next} of [{_lo}, {hi}) is");
+        var adds = new List<(T Into, T From)>();
+        var node = (Lo: index, Hi: index + 1, Sum: value);
+        // Enumerated from the top, as Add pops.
+        foreach (var left in _done)
+        {
+            if (!IsNode(left.Lo, node.Hi, _lo, hi)) break;
+            adds.Add((left.Sum, node.Sum));
+            node = (left.Lo, node.Hi, left.Sum);
+        }
+        return adds;
     }
 
     private static bool IsNode(int a, int c, int lo, int hi)

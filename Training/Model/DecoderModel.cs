@@ -155,6 +155,18 @@ public sealed partial class DecoderModel : IDisposable
     /// </summary>
     public void GatherParametersWith(Func<string, string?, bool, IDisposable> gather) => _gather = gather;
 
+    /// <summary>
+    /// While set, a training forward marks each unit whose input takes a gradient (a layer, the head) so that its backward tells
+    /// this the unit's name once every gradient of the unit's parameters is final (<see cref="UnitBackwardDone"/>); the keys of
+    /// those gradients are the ones <see cref="Completes"/> names. Must not throw.
+    /// </summary>
+    public Action<string>? UnitDone { get; set; }
+
+    /// <summary>Whether the backward of <paramref name="unit"/> finishes the gradient named <paramref name="key"/> in a flat buffer.</summary>
+    public static bool Completes(string unit, string key) => unit == "head"
+        ? key.StartsWith("ln_f.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal) || key.StartsWith(TiedHeadPrefix, StringComparison.Ordinal)
+        : key.StartsWith(unit + ".", StringComparison.Ordinal);
+
     /// <summary>Every held parameter gathered at once (ZeRO 3; nothing otherwise), for digests and export.</summary>
     public IDisposable? GatherAll() => _gather is null ? null : Enter("*");
 
@@ -182,6 +194,7 @@ public sealed partial class DecoderModel : IDisposable
     /// <param name="owned">A tensor out of any dispose scope that <paramref name="piece"/> reads besides its input, disposed after the recomputation.</param>
     private Tensor Run(string unit, List<string> units, Func<Tensor, Tensor> piece, Tensor input, bool recompute, Tensor? owned = null)
     {
+        if (UnitDone is { } done && input.requires_grad && is_grad_enabled()) input = UnitBackwardDone.Apply(unit, done, input);
         if (_gather is not null)
         {
             var at = units.IndexOf(unit);
