@@ -112,6 +112,18 @@ public sealed class CollectivesTests : DataPlanesFixture
     }
 
     [Fact]
+    public void A_window_of_the_parts_keeps_what_each_rank_owns_inside_it_counted_from_the_window()
+    {
+        var parts = new BufferParts([[(0, 2), (7, 2)], [(2, 5)], []]);
+
+        var window = parts.Within(1, 7);
+
+        Assert.Equal([(0, 1), (6, 1)], window.Of(0));
+        Assert.Equal([(1, 5)], window.Of(1));
+        Assert.Empty(window.Of(2));
+    }
+
+    [Fact]
     public void Parts_that_overlap_are_refused_with_both_ranks_named()
     {
         var error = Assert.Throws<ArgumentException>(() => new BufferParts([[(0, 4)], [(3, 2)]]));

@@ -52,6 +52,13 @@ public sealed class BufferParts
         }).ToList());
     }
 
+    /// <summary>The parts of the window [<paramref name="offset"/>, +<paramref name="length"/>) of the buffer, as parts of the window itself.</summary>
+    public BufferParts Within(int offset, int length) =>
+        new(_runs.Select(runs => (IReadOnlyList<(int, int)>)runs
+            .Select(run => (From: Math.Max(run.Offset, offset), To: Math.Min(run.Offset + run.Count, offset + length)))
+            .Where(run => run.From < run.To)
+            .Select(run => (run.From - offset, run.To - run.From)).ToList()).ToList());
+
     public int Ranks => _runs.Length;
 
     public IReadOnlyList<(int Offset, int Count)> Of(int rank) => _runs[rank];

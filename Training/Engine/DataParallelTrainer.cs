@@ -7,8 +7,8 @@ namespace Elastic.Training.Engine;
 
 /// <summary>
 /// One data-parallel replica's step: forward/backward over its block of the step's micro-batches (<see cref="ReplicaBlocks"/>),
-/// a tree-ordered all-reduce of the block's gradient sums (and losses) over the replicas, then the optimizer update. Where
-/// every replica takes the whole sum, the gradient is reduced run by run as the last backward finishes each unit
+/// a tree-ordered all-reduce of the block's gradient sums (and losses) over the replicas, then the optimizer update. Without
+/// ZeRO 3 or expert parallelism the gradient is reduced run by run as the last backward finishes each unit
 /// (<see cref="OverlappedReduction"/>).
 /// Because a block is summed as subtrees of the canonical micro-batch tree and the all-reduce combines them in the same tree,
 /// every replica ends each step with exactly the bits of a single device, whatever dp is.
@@ -27,7 +27,7 @@ public sealed class DataParallelTrainer : IDisposable
     private readonly int _padding;
     // Under expert parallelism, the expert-data group's blocks: each the union of an expert group's replicas' blocks.
     private readonly ReplicaBlocks? _expertBlocks;
-    // Where every replica takes the whole gradient sum (no ZeRO 2 or 3, no expert parallelism): reduced run by run during the backward.
+    // Without ZeRO 3 or expert parallelism: the gradient reduced run by run during the backward.
     private readonly OverlappedReduction? _overlap;
     private bool _detached;
 
@@ -69,7 +69,9 @@ public sealed class DataParallelTrainer : IDisposable
                 _zeroExpertParts = (Parts(experts.Ranks, experts.GradientRanges), Parts(experts.Ranks, experts.ParameterRanges));
             trainer.GatherOver(_replicas!, _wire);
         }
-        if (overlap && _replicas is not null && trainer.Zero is not { Level: >= 2 } && _expertParts is null) _overlap = new OverlappedReduction(_replicas, _blocks);
+        // ZeRO 3 gathers parameters over the group during the backward; hosted experts' sums are written after it.
+        if (overlap && _replicas is not null && trainer.Zero is not { Level: >= 3 } && _expertParts is null && _zeroExpertParts is null)
+            _overlap = new OverlappedReduction(_replicas, _blocks, trainer.Zero is { Level: 2 } ? _zeroParts!.Value.Gradients : null);
     }
 
     public Trainer Trainer { get; }
@@ -96,16 +98,7 @@ public sealed class DataParallelTrainer : IDisposable
                 : Trainer.AccumulatePieces(step, pieces, sums, _padding);
             var losses = pieceLosses.Select(loss => new[] { loss }).ToList();
             var sum = sums[0];
-            // Collectives over the pieces themselves: device threads of one process read each other's where they lie. ZeRO 2
-            // reduces each part of the gradient to its owner only (dense and hosted experts' parts are apart); otherwise every
-            // replica gets the whole sum.
-            if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
-            {
-                _replicas.TensorReduceScatterSumInPlace(own, _blocks, parts.Gradients);
-                if (_zeroExpertParts is { } experts) _groups.ExpertData?.TensorReduceScatterSumInPlace(hosted, _expertBlocks!, experts.Gradients);
-            }
-            else if (_expertParts is { } spread) ReduceExpertsApart(own, hosted, spread);
-            else if (_overlap is null) _replicas.TensorAllReduceSumInPlace(sums, _blocks);
+            if (_overlap is null) ReduceAfterBackward(own, hosted);
             var loads = Trainer.PieceExpertLoads is { } pieceLoads ? _replicas.AllReduceSum(pieceLoads, _blocks) : null;
             var result = Trainer.ApplyUpdate(step, sum, _replicas.AllReduceSum(losses, _blocks)[0], _zeroParts is null ? null : _replicas, loads);
             // Under ZeRO 1 and 2 each replica updated its part of a whole copy: everyone takes the others' updated parts (ZeRO 3 keeps parts only).
@@ -120,6 +113,22 @@ public sealed class DataParallelTrainer : IDisposable
         {
             foreach (var sum in sums) Trainer.ReleaseGradient(sum);
         }
+    }
+
+    /// <summary>
+    /// The gradient reduction where it cannot run during the backward, over the pieces themselves (device threads of one process
+    /// read each other's where they lie): ZeRO 2 and 3 reduce each part of the gradient to its owner only (dense and hosted
+    /// experts' parts apart); otherwise every replica gets the whole sum.
+    /// </summary>
+    private void ReduceAfterBackward(IReadOnlyList<TorchSharp.torch.Tensor> own, IReadOnlyList<TorchSharp.torch.Tensor> hosted)
+    {
+        if (_zeroParts is { } parts && Trainer.Zero!.Level >= 2)
+        {
+            _replicas!.TensorReduceScatterSumInPlace(own, _blocks, parts.Gradients);
+            if (_zeroExpertParts is { } experts) _groups.ExpertData?.TensorReduceScatterSumInPlace(hosted, _expertBlocks!, experts.Gradients);
+        }
+        else if (_expertParts is { } spread) ReduceExpertsApart(own, hosted, spread);
+        else _replicas!.TensorAllReduceSumInPlace(own, _blocks);
     }
 
     /// <summary>

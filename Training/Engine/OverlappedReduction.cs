@@ -5,16 +5,18 @@ using static TorchSharp.torch;
 namespace Elastic.Training.Engine;
 
 /// <summary>
-/// The data-parallel gradient all-reduce overlapped with backward: each run of the stage's flat gradient is all-reduced over the
+/// The data-parallel gradient reduction overlapped with backward: each run of the stage's flat gradient is summed over the
 /// replicas, in the canonical tree over the blocks' leaves, on a thread of its own as soon as the backward hands it over
-/// (<see cref="Ready"/>), while the device thread goes on with the layers below. The tree is elementwise, so a run's sum has the
-/// bits of the whole buffer's; every replica hands the same runs in the same order (the same model and schedule), so the
-/// collectives pair up. While a step's runs are on it, the group is this thread's alone.
+/// (<see cref="Ready"/>), while the device thread goes on with the layers below: all-reduced, or under ZeRO 2 reduce-scattered
+/// to the ranks that own its values. The tree is elementwise, so a run's sum has the bits of the whole buffer's; every replica
+/// hands the same runs in the same order (the same model and schedule), so the collectives pair up. While a step's runs are on
+/// it, the group is this thread's alone.
 /// </summary>
 internal sealed class OverlappedReduction : IDisposable
 {
     private readonly Communicator _replicas;
     private readonly ReplicaBlocks _blocks;
+    private readonly BufferParts? _owners;
     private readonly Thread _thread;
     private readonly object _gate = new();
     private readonly Queue<(long Offset, long Length)> _queue = new();
@@ -24,10 +26,13 @@ internal sealed class OverlappedReduction : IDisposable
     private Exception? _error;
     private bool _dropping, _closed;
 
-    public OverlappedReduction(Communicator replicas, ReplicaBlocks blocks)
+    /// <param name="owners">Under ZeRO 2, which rank owns which values of the buffer (each run goes to its owners only); null:
+    /// every rank takes every run's sum.</param>
+    public OverlappedReduction(Communicator replicas, ReplicaBlocks blocks, BufferParts? owners = null)
     {
         _replicas = replicas;
         _blocks = blocks;
+        _owners = owners;
         _thread = new Thread(Work) { IsBackground = true, Name = $"{replicas.Group} rank {replicas.Rank}: gradient reduction" };
         _thread.Start();
     }
@@ -122,7 +127,9 @@ internal sealed class OverlappedReduction : IDisposable
     private void Reduce(IReadOnlyList<Tensor> pieces, (long Offset, long Length) run)
     {
         using var scope = NewDisposeScope();
-        _replicas.TensorAllReduceSumInPlace([.. pieces.Select(p => p.narrow(0, run.Offset, run.Length))], _blocks);
+        IReadOnlyList<Tensor> window = [.. pieces.Select(p => p.narrow(0, run.Offset, run.Length))];
+        if (_owners is null) _replicas.TensorAllReduceSumInPlace(window, _blocks);
+        else _replicas.TensorReduceScatterSumInPlace(window, _blocks, _owners.Within((int)run.Offset, (int)run.Length));
     }
 
     /// <summary>Ends the thread: runs still queued are dropped, and one on the wire fails at once if the group was closed first.</summary>
