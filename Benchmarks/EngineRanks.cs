@@ -24,15 +24,16 @@ internal sealed class EngineRanks : IAsyncDisposable
 
     /// <param name="planes">Rank r joins over planes[r mod count]: one plane, device threads of one process; several, ranks that
     /// are other processes to each other (frames over TCP).</param>
-    /// <param name="overlap">Reduce gradients during the backward where the layout allows (false: after it).</param>
-    public static async Task<EngineRanks> StartAsync(IReadOnlyList<DataPlane> planes, TrainingSpec spec, TokenCorpus corpus, ParallelGrid grid, bool sequence, int threads, string name, bool overlap = true)
+    /// <param name="bucketBytes">Where the layout allows, reduce gradients during the backward in buckets of this size; 0: after it.</param>
+    public static async Task<EngineRanks> StartAsync(IReadOnlyList<DataPlane> planes, TrainingSpec spec, TokenCorpus corpus, ParallelGrid grid, bool sequence, int threads, string name,
+        long bucketBytes = DataParallelTrainer.DefaultBucketBytes)
     {
         var endpoints = Enumerable.Range(0, grid.Size).Select(r => planes[r % planes.Count].Endpoint).ToArray();
         var ranks = await Task.WhenAll(Enumerable.Range(0, grid.Size).Select(async rank =>
         {
             var groups = await ProcessGroups.JoinAsync(planes[rank % planes.Count], name, grid, rank, endpoints, WorkerProcesses.Secret, TimeSpan.FromMinutes(2));
             var worker = new DeviceWorker($"{name}-{rank}");
-            var trainer = await worker.Run(threads, () => RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequence } }, CPU, groups, corpus: corpus, overlap: overlap));
+            var trainer = await worker.Run(threads, () => RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequence } }, CPU, groups, corpus: corpus, bucketBytes: bucketBytes));
             return (worker, trainer);
         }));
         return new EngineRanks(ranks, grid, threads);

@@ -112,15 +112,15 @@ public sealed class CollectivesTests : DataPlanesFixture
     }
 
     [Fact]
-    public void A_window_of_the_parts_keeps_what_each_rank_owns_inside_it_counted_from_the_window()
+    public void The_parts_within_some_runs_keep_what_each_rank_owns_inside_them()
     {
         var parts = new BufferParts([[(0, 2), (7, 2)], [(2, 5)], []]);
 
-        var window = parts.Within(1, 7);
+        var within = parts.Within([(1, 2), (6, 2)]);
 
-        Assert.Equal([(0, 1), (6, 1)], window.Of(0));
-        Assert.Equal([(1, 5)], window.Of(1));
-        Assert.Empty(window.Of(2));
+        Assert.Equal([(1, 1), (7, 1)], within.Of(0));
+        Assert.Equal([(2, 1), (6, 1)], within.Of(1));
+        Assert.Empty(within.Of(2));
     }
 
     [Fact]

@@ -26,8 +26,9 @@ internal static class EngineGrid
 
     /// <summary>Runs <paramref name="work"/> on every rank of <paramref name="grid"/> (groups named <paramref name="name"/>).</summary>
     /// <param name="corpus">The data (default: the bundled corpus in bytes, <see cref="TestSpecs.Corpus"/>).</param>
+    /// <param name="bucketBytes">The buckets of the gradient reduction during the backward (<see cref="DataParallelTrainer"/>).</param>
     public static async Task<T[]> Run<T>(DataPlane plane, TrainingSpec spec, ParallelGrid grid, bool sequenceParallel, Func<int, DataParallelTrainer, T> work,
-        string name = "engine-grid", Elastic.Data.TokenCorpus? corpus = null)
+        string name = "engine-grid", Elastic.Data.TokenCorpus? corpus = null, long bucketBytes = DataParallelTrainer.DefaultBucketBytes)
     {
         var endpoints = Enumerable.Repeat(plane.Endpoint, grid.Size).ToArray();
         var ranks = Enumerable.Range(0, grid.Size).Select(async rank =>
@@ -36,7 +37,7 @@ internal static class EngineGrid
             using var worker = new DeviceWorker($"{name}-rank-{rank}");
             return await worker.Run(1, () =>
             {
-                using var trainer = RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequenceParallel } }, CPU, groups, corpus: corpus ?? TestSpecs.Corpus(spec));
+                using var trainer = RankEngine.Build(spec with { Parallel = spec.Parallel with { Sequence = sequenceParallel } }, CPU, groups, corpus: corpus ?? TestSpecs.Corpus(spec), bucketBytes: bucketBytes);
                 return work(rank, trainer);
             });
         });

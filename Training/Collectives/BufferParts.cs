@@ -52,12 +52,13 @@ public sealed class BufferParts
         }).ToList());
     }
 
-    /// <summary>The parts of the window [<paramref name="offset"/>, +<paramref name="length"/>) of the buffer, as parts of the window itself.</summary>
-    public BufferParts Within(int offset, int length) =>
-        new(_runs.Select(runs => (IReadOnlyList<(int, int)>)runs
-            .Select(run => (From: Math.Max(run.Offset, offset), To: Math.Min(run.Offset + run.Count, offset + length)))
+    /// <summary>Each rank's part of <paramref name="runs"/> (disjoint, in buffer order) alone, in the buffer's own offsets.</summary>
+    public BufferParts Within(IReadOnlyList<(int Offset, int Count)> runs) =>
+        new(_runs.Select(mine => (IReadOnlyList<(int, int)>)mine
+            .SelectMany(run => runs.Select(window => (From: Math.Max(run.Offset, window.Offset), To: Math.Min(run.Offset + run.Count, window.Offset + window.Count))))
             .Where(run => run.From < run.To)
-            .Select(run => (run.From - offset, run.To - run.From)).ToList()).ToList());
+            .OrderBy(run => run.From)
+            .Select(run => (run.From, run.To - run.From)).ToList()).ToList());
 
     public int Ranks => _runs.Length;
 

@@ -32,8 +32,9 @@ public sealed class DataParallelTrainer : IDisposable
     private bool _detached;
 
     /// <param name="groups">The unit's process groups: the data-parallel one (rank = replica index) is used here; owned from now on.</param>
-    /// <param name="overlap">Reduce the gradient during the backward where the layout allows (the same bits either way).</param>
-    public DataParallelTrainer(Trainer trainer, ProcessGroups groups, bool overlap = true)
+    /// <param name="bucketBytes">Where the layout allows, reduce the gradient during the backward in buckets of at least this
+    /// size; 0: after the backward, in one piece (the same bits either way).</param>
+    public DataParallelTrainer(Trainer trainer, ProcessGroups groups, long bucketBytes = DefaultBucketBytes)
     {
         var dp = groups.Grid.Dp;
         var unit = MicroBatchSplit.Unit(trainer.MicroBatchesPerStep, groups.Grid.Pp, trainer.Stage.Schedule == Parallelism.Pipeline.PipelineSchedule.Interleaved);
@@ -70,9 +71,12 @@ public sealed class DataParallelTrainer : IDisposable
             trainer.GatherOver(_replicas!, _wire);
         }
         // ZeRO 3 gathers parameters over the group during the backward; hosted experts' sums are written after it.
-        if (overlap && _replicas is not null && trainer.Zero is not { Level: >= 3 } && _expertParts is null && _zeroExpertParts is null)
-            _overlap = new OverlappedReduction(_replicas, _blocks, trainer.Zero is { Level: 2 } ? _zeroParts!.Value.Gradients : null);
+        if (bucketBytes > 0 && _replicas is not null && trainer.Zero is not { Level: >= 3 } && _expertParts is null && _zeroExpertParts is null)
+            _overlap = new OverlappedReduction(_replicas, _blocks, trainer.Zero is { Level: 2 } ? _zeroParts!.Value.Gradients : null, bucketBytes);
     }
+
+    /// <summary>The bucket size of the reduction during the backward: PyTorch DDP's default (25 MB).</summary>
+    public const long DefaultBucketBytes = 25L << 20;
 
     public Trainer Trainer { get; }
     public int Replica => _replicas?.Rank ?? 0;

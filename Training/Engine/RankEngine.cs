@@ -21,8 +21,10 @@ public static class RankEngine
     /// Builds the rank on the calling thread (the device's worker thread); <paramref name="groups"/> are owned from now on. A new
     /// trainer reads <paramref name="corpus"/> (the spec's own, loaded, where none is given).
     /// </summary>
-    /// <param name="overlap">Reduce gradients during the backward where the layout allows (false: after it, as a benchmark's baseline).</param>
-    public static DataParallelTrainer Build(TrainingSpec spec, torch.Device device, ProcessGroups groups, Trainer? adopted = null, TokenCorpus? corpus = null, bool overlap = true)
+    /// <param name="bucketBytes">Where the layout allows, reduce gradients during the backward in buckets of at least this size;
+    /// 0: after it (<see cref="DataParallelTrainer"/>).</param>
+    public static DataParallelTrainer Build(TrainingSpec spec, torch.Device device, ProcessGroups groups, Trainer? adopted = null, TokenCorpus? corpus = null,
+        long bucketBytes = DataParallelTrainer.DefaultBucketBytes)
     {
         var tensor = new TensorParallelGroup(spec.Model.Shards, groups.Along(GridAxis.Tensor));
         var stage = new PipelineStage(spec, groups.Along(GridAxis.Pipeline));
@@ -30,9 +32,9 @@ public static class RankEngine
         if (adopted is not null)
         {
             adopted.Rejoin(tensor, stage, experts);
-            return new DataParallelTrainer(adopted, groups, overlap);
+            return new DataParallelTrainer(adopted, groups, bucketBytes);
         }
         var zero = ZeroShard.Of(spec.Parallel.Zero ?? 0, groups.Coordinates.Data, groups.Grid.Dp);
-        return new DataParallelTrainer(new Trainer(spec, corpus ?? TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage, zero, experts), groups, overlap);
+        return new DataParallelTrainer(new Trainer(spec, corpus ?? TokenCorpus.Load(spec), device, tensor, spec.Parallel.Sequence, stage, zero, experts), groups, bucketBytes);
     }
 }
