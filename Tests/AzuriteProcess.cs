@@ -46,10 +46,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts Azurite on <paramref name="port"/> (blob), port + 1 (queue) and port + 2 (table).</summary>
-    public static async Task<AzuriteProcess> StartAsync(int port) =>
-        await TryStartAsync(port) ?? throw new InvalidOperationException($"Azurite did not start on port {port}");
-
+    /// <summary>Starts Azurite on <paramref name="port"/> (blob), port + 1 (queue) and port + 2 (table); null if it did not start.</summary>
     private static async Task<AzuriteProcess?> TryStartAsync(int port)
     {
         var install = Process.Start(new ProcessStartInfo("bash") { ArgumentList = { Path.Combine(RepoPaths.Root, "infra", "local", "azurite.sh"), "bin" }, RedirectStandardOutput = true, RedirectStandardError = true })!;

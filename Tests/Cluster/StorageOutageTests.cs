@@ -17,9 +17,11 @@ public sealed class StorageOutageTests
     [Fact]
     public async Task With_storage_unreachable_training_continues_degraded_and_the_next_checkpoint_after_storage_returns_commits()
     {
-        var port = AzuriteProcess.FreePorts();
-        var storage = AzuriteProcess.ConnectionStringFor(port);
-        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, checkpointStorage: storage);
+        // Storage unreachable: every connection to it reset, until the proxy lets it through (no port left free to be taken meanwhile).
+        await using var azurite = await AzuriteProcess.StartAsync();
+        await using var proxy = new FaultProxy(azurite.Port);
+        proxy.Set(ProxyMode.Reset);
+        await using var cluster = await TestCluster.StartAsync(silos: 1, devicesPerSilo: 2, checkpointStorage: AzuriteProcess.ConnectionStringFor(proxy.Port));
         var spec = TestSpecs.Tiny(steps: 100_000) with
         {
             Devices = new DeviceSpec { Min = 2, Max = 2 },
@@ -37,7 +39,7 @@ public sealed class StorageOutageTests
         Assert.True(later.Degraded);
         Assert.Equal(JobState.Running, later.State);
 
-        await using var azurite = await AzuriteProcess.StartAsync(port);
+        proxy.Set(ProxyMode.Forward);
         var healed = await cluster.Until(jobId, s => !s.Degraded, timeout.Token);
         Assert.NotNull(healed.LastCheckpointStep);
         Assert.True(healed.LastCheckpointStep > later.CommittedStep - 4, $"checkpoint of step {healed.LastCheckpointStep} after storage returned at step {later.CommittedStep}");
@@ -45,7 +47,7 @@ public sealed class StorageOutageTests
         await cluster.Client.CancelAsync(jobId);
         var ended = await cluster.Finish(jobId);
 
-        var reader = new CheckpointReader(new AzureBlobStore(new BlobContainerClient(storage, "checkpoints")), CheckpointLayout.ForJob(jobId));
+        var reader = new CheckpointReader(new AzureBlobStore(new BlobContainerClient(azurite.ConnectionString, "checkpoints")), CheckpointLayout.ForJob(jobId));
         var latest = (await reader.LatestAsync())!;
         Assert.Equal(ended.LastCheckpointStep, latest.Step);
         var manifest = await reader.ReadManifestAsync(latest.Manifest);
