@@ -534,7 +534,7 @@ public sealed partial class JobGrain(
                 var finished = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToArray();
                 if (finished.Length > 0) Journal.Commit(step, finished, time.GetElapsedTime(began).TotalSeconds);
                 if (FollowsTheJob($"step {step}", step, plan, calls) is { } repeated) return new Outcome(JobState.Failed, JobEventKinds.Failed, repeated);
-                if (_failures.FailedAgain(step) is var times && times >= options.Value.MaxStepFailures)
+                if (_failures.FailedTooOftenInARow(step) is { } times)
                     return new Outcome(JobState.Failed, JobEventKinds.Failed,
                         $"step {step} failed {times} times in a row, each time on a new plan: {failure.Message}; the job stops instead of re-planning forever");
                 if (!await Replan(new ReplanChange(ReplanCause.Failure, failure.Message))) return null;

@@ -13,11 +13,14 @@ public sealed class RepeatedFailures(int limit)
     private readonly Dictionary<(long Step, string Error), (HashSet<string> Silos, int Times)> _seen = [];
     private (long Step, int Times) _inARow;
 
-    /// <summary>Counts a failure of <paramref name="step"/>; returns how many times in a row (with no other step failing between) it has failed.</summary>
-    public int FailedAgain(long step)
+    /// <summary>
+    /// Counts a failure of <paramref name="step"/>; once it has failed the limit's count of times in a row (with no other step
+    /// failing between) returns that count, else null.
+    /// </summary>
+    public int? FailedTooOftenInARow(long step)
     {
         _inARow = _inARow.Step == step ? (step, _inARow.Times + 1) : (step, 1);
-        return _inARow.Times;
+        return _inARow.Times >= limit ? _inARow.Times : null;
     }
 
     /// <summary>

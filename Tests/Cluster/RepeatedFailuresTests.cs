@@ -35,11 +35,13 @@ public sealed class RepeatedFailuresTests
     [Fact]
     public void Failures_of_one_step_are_counted_in_a_row_and_another_step_failing_starts_over()
     {
-        var failures = new RepeatedFailures(limit: 5);
-        Assert.Equal(1, failures.FailedAgain(7));
-        Assert.Equal(2, failures.FailedAgain(7));
-        Assert.Equal(1, failures.FailedAgain(8));
-        Assert.Equal(1, failures.FailedAgain(7));
-        Assert.Equal(2, failures.FailedAgain(7));
+        var failures = new RepeatedFailures(limit: 3);
+        Assert.Null(failures.FailedTooOftenInARow(7));
+        Assert.Null(failures.FailedTooOftenInARow(7));
+        Assert.Null(failures.FailedTooOftenInARow(8));
+        Assert.Null(failures.FailedTooOftenInARow(7));
+        Assert.Null(failures.FailedTooOftenInARow(7));
+        Assert.Equal(3, failures.FailedTooOftenInARow(7));
+        Assert.Equal(4, failures.FailedTooOftenInARow(7));
     }
 }
